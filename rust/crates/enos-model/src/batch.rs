@@ -1,0 +1,680 @@
+//! The telemetry batch: a compact, versioned, columnar binary encoding of many samples.
+//!
+//! The collector encodes a batch once; it travels over D-Bus as a byte array and rests in the
+//! uplink's cache as is, so the format here *is* the on-disk format of the cache and crosses A/B
+//! updates. Rules that keep it readable by an older release after a rollback:
+//! - byte 2 is the writer's format version, byte 3 the oldest reader version that can decode it;
+//!   a reader refuses (clearly, without deleting anything) only when `min_reader` is above its own;
+//! - additions go into the trailing extension section (tag, length, bytes), which readers skip.
+//!
+//! Layout (varint = LEB128, zz = zigzag):
+//! ```text
+//! "EB" version:u8 min_reader:u8 flags:u8
+//! n_strings:varint  { len:varint utf8 }*          dictionary of device and point names
+//! n_series:varint   { series }*
+//! n_ext:varint      { tag:varint len:varint bytes }*
+//! series := device:varint point:varint n:varint ts quality values
+//! ts      := 0 first:varint { zz(delta - prev_delta) }*(n-1)  |  1 same_as_series:varint
+//! quality := n_runs:varint { run:varint q:u8 }*
+//! values  := kind:u8 payload   (see `Kind`)
+//! ```
+//! Floats that are short decimals (231.4, 0.001) are stored as scaled integers with delta
+//! encoding, which is what makes a slowly changing analog value cost about one byte.
+
+use crate::value::{Quality, Value};
+use std::collections::HashMap;
+
+pub const MAGIC: &[u8; 2] = b"EB";
+/// The format version this release writes.
+pub const FORMAT_VERSION: u8 = 1;
+/// The newest `min_reader` this release can decode.
+pub const READER_VERSION: u8 = 1;
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum BatchError {
+    #[error("not a telemetry batch (bad magic)")]
+    BadMagic,
+    #[error("batch needs reader version {needed}, this release reads up to {have}")]
+    TooNew { needed: u8, have: u8 },
+    #[error("batch truncated while reading {0}")]
+    Truncated(&'static str),
+    #[error("batch corrupt: {0}")]
+    Corrupt(String),
+}
+
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    Decimal = 0,
+    XorFloat = 1,
+    Int = 2,
+    UInt = 3,
+    Bool = 4,
+    Str = 5,
+    Mixed = 6,
+}
+
+#[derive(Default)]
+struct SeriesBuf {
+    device: u32,
+    point: u32,
+    ts: Vec<u64>,
+    quality: Vec<Quality>,
+    values: Vec<Value>,
+}
+
+/// Accumulates samples (in any order of devices and points) and encodes them as one batch.
+#[derive(Default)]
+pub struct BatchBuilder {
+    dict: Vec<String>,
+    dict_index: HashMap<String, u32>,
+    series_index: HashMap<(u32, u32), usize>,
+    series: Vec<SeriesBuf>,
+    samples: usize,
+    min_ts: u64,
+}
+
+impl BatchBuilder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn intern(&mut self, s: &str) -> u32 {
+        if let Some(&i) = self.dict_index.get(s) {
+            return i;
+        }
+        let i = self.dict.len() as u32;
+        self.dict.push(s.to_owned());
+        self.dict_index.insert(s.to_owned(), i);
+        i
+    }
+
+    pub fn push(&mut self, device: &str, point: &str, ts_ms: u64, value: Value, quality: Quality) {
+        let d = self.intern(device);
+        let p = self.intern(point);
+        let idx = match self.series_index.get(&(d, p)) {
+            Some(&i) => i,
+            None => {
+                self.series.push(SeriesBuf { device: d, point: p, ..Default::default() });
+                self.series_index.insert((d, p), self.series.len() - 1);
+                self.series.len() - 1
+            }
+        };
+        let s = &mut self.series[idx];
+        s.ts.push(ts_ms);
+        s.quality.push(quality);
+        s.values.push(value);
+        if self.samples == 0 || ts_ms < self.min_ts {
+            self.min_ts = ts_ms;
+        }
+        self.samples += 1;
+    }
+
+    pub fn len(&self) -> usize {
+        self.samples
+    }
+    pub fn is_empty(&self) -> bool {
+        self.samples == 0
+    }
+    /// Acquisition time of the oldest sample, if any.
+    pub fn oldest_ts(&self) -> Option<u64> {
+        (self.samples > 0).then_some(self.min_ts)
+    }
+
+    /// Encodes and resets the builder (keeping the allocations of the dictionary map).
+    pub fn finish(&mut self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 + self.samples * 3);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&[FORMAT_VERSION, READER_VERSION, 0]);
+        put_varint(&mut out, self.dict.len() as u64);
+        for s in &self.dict {
+            put_varint(&mut out, s.len() as u64);
+            out.extend_from_slice(s.as_bytes());
+        }
+        put_varint(&mut out, self.series.len() as u64);
+        let mut last_explicit: Option<usize> = None;
+        for (i, s) in self.series.iter().enumerate() {
+            put_varint(&mut out, s.device as u64);
+            put_varint(&mut out, s.point as u64);
+            put_varint(&mut out, s.ts.len() as u64);
+            match last_explicit {
+                Some(j) if self.series[j].ts == s.ts => {
+                    out.push(1);
+                    put_varint(&mut out, j as u64);
+                }
+                _ => {
+                    out.push(0);
+                    encode_ts(&mut out, &s.ts);
+                    last_explicit = Some(i);
+                }
+            }
+            encode_quality(&mut out, &s.quality);
+            encode_values(&mut out, &s.values);
+        }
+        put_varint(&mut out, 0); // no extensions in format 1
+        self.dict.clear();
+        self.dict_index.clear();
+        self.series_index.clear();
+        self.series.clear();
+        self.samples = 0;
+        out
+    }
+}
+
+/// One decoded series: every sample of one point of one device in the batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub device: u32,
+    pub point: u32,
+    pub ts: Vec<u64>,
+    pub quality: Vec<Quality>,
+    pub values: Vec<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodedBatch {
+    pub version: u8,
+    pub dict: Vec<String>,
+    pub series: Vec<Series>,
+    /// Extension sections this release does not know, kept so a newer writer's data is not lost.
+    pub unknown_extensions: Vec<(u64, Vec<u8>)>,
+}
+
+/// Cheap facts about an encoded batch, for accounting without allocating the samples.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct BatchSummary {
+    pub samples: u64,
+    pub oldest_ts: u64,
+    pub newest_ts: u64,
+}
+
+impl DecodedBatch {
+    pub fn decode(buf: &[u8]) -> Result<DecodedBatch, BatchError> {
+        let mut r = Reader { buf, pos: 0 };
+        if r.take(2, "magic")? != MAGIC {
+            return Err(BatchError::BadMagic);
+        }
+        let version = r.u8("version")?;
+        let min_reader = r.u8("min_reader")?;
+        let _flags = r.u8("flags")?;
+        if min_reader > READER_VERSION {
+            return Err(BatchError::TooNew { needed: min_reader, have: READER_VERSION });
+        }
+        let n_strings = r.len("dictionary size")?;
+        let mut dict = Vec::with_capacity(n_strings);
+        for _ in 0..n_strings {
+            let l = r.len("string length")?;
+            let b = r.take(l, "string")?;
+            dict.push(
+                std::str::from_utf8(b)
+                    .map_err(|_| BatchError::Corrupt("name is not UTF-8".into()))?
+                    .to_owned(),
+            );
+        }
+        let n_series = r.len("series count")?;
+        let mut series: Vec<Series> = Vec::with_capacity(n_series);
+        for _ in 0..n_series {
+            let device = r.varint("device")? as u32;
+            let point = r.varint("point")? as u32;
+            if device as usize >= dict.len() || point as usize >= dict.len() {
+                return Err(BatchError::Corrupt("name index outside dictionary".into()));
+            }
+            let n = r.len("sample count")?;
+            let ts = match r.u8("ts mode")? {
+                0 => decode_ts(&mut r, n)?,
+                1 => {
+                    let j = r.varint("ts reference")? as usize;
+                    let other = series
+                        .get(j)
+                        .ok_or_else(|| BatchError::Corrupt("ts reference ahead".into()))?;
+                    if other.ts.len() != n {
+                        return Err(BatchError::Corrupt("ts reference length".into()));
+                    }
+                    other.ts.clone()
+                }
+                m => return Err(BatchError::Corrupt(format!("ts mode {m}"))),
+            };
+            let quality = decode_quality(&mut r, n)?;
+            let values = decode_values(&mut r, n)?;
+            series.push(Series { device, point, ts, quality, values });
+        }
+        let mut unknown_extensions = Vec::new();
+        let n_ext = r.len("extension count")?;
+        for _ in 0..n_ext {
+            let tag = r.varint("extension tag")?;
+            let l = r.len("extension length")?;
+            unknown_extensions.push((tag, r.take(l, "extension")?.to_vec()));
+        }
+        Ok(DecodedBatch { version, dict, series, unknown_extensions })
+    }
+
+    pub fn name(&self, idx: u32) -> &str {
+        &self.dict[idx as usize]
+    }
+
+    pub fn summary(&self) -> BatchSummary {
+        let mut s = BatchSummary { samples: 0, oldest_ts: u64::MAX, newest_ts: 0 };
+        for se in &self.series {
+            s.samples += se.ts.len() as u64;
+            for &t in &se.ts {
+                s.oldest_ts = s.oldest_ts.min(t);
+                s.newest_ts = s.newest_ts.max(t);
+            }
+        }
+        if s.samples == 0 {
+            s.oldest_ts = 0;
+        }
+        s
+    }
+
+    pub fn sample_count(&self) -> usize {
+        self.series.iter().map(|s| s.ts.len()).sum()
+    }
+}
+
+// ---- encoding helpers ----
+
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn zz(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+fn unzz(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+fn encode_ts(out: &mut Vec<u8>, ts: &[u64]) {
+    let mut prev = 0u64;
+    let mut prev_delta = 0i64;
+    for (i, &t) in ts.iter().enumerate() {
+        if i == 0 {
+            put_varint(out, t);
+        } else {
+            let delta = t.wrapping_sub(prev) as i64;
+            put_varint(out, zz(delta.wrapping_sub(prev_delta)));
+            prev_delta = delta;
+        }
+        prev = t;
+    }
+}
+
+fn encode_quality(out: &mut Vec<u8>, q: &[Quality]) {
+    let mut runs: Vec<(u64, u8)> = Vec::new();
+    for &x in q {
+        match runs.last_mut() {
+            Some((n, v)) if *v == x as u8 => *n += 1,
+            _ => runs.push((1, x as u8)),
+        }
+    }
+    put_varint(out, runs.len() as u64);
+    for (n, v) in runs {
+        put_varint(out, n);
+        out.push(v);
+    }
+}
+
+/// The smallest number of decimals (0..=6) that represents every value exactly, if any.
+fn decimal_scale(values: &[Value]) -> Option<u8> {
+    let mut k = 0u8;
+    for v in values {
+        let Value::Float(x) = v else { return None };
+        loop {
+            let m = 10f64.powi(k as i32);
+            let scaled = (x * m).round();
+            if scaled.abs() < 9.0e15 && (scaled / m).to_bits() == x.to_bits() {
+                break;
+            }
+            k += 1;
+            if k > 6 {
+                return None;
+            }
+        }
+    }
+    Some(k)
+}
+
+fn encode_values(out: &mut Vec<u8>, values: &[Value]) {
+    let all = |f: fn(&Value) -> bool| values.iter().all(f);
+    if all(|v| matches!(v, Value::Float(_))) {
+        if let Some(k) = decimal_scale(values) {
+            out.push(Kind::Decimal as u8);
+            out.push(k);
+            let m = 10f64.powi(k as i32);
+            let mut prev = 0i64;
+            for v in values {
+                let Value::Float(x) = v else { unreachable!() };
+                let i = (x * m).round() as i64;
+                put_varint(out, zz(i.wrapping_sub(prev)));
+                prev = i;
+            }
+        } else {
+            out.push(Kind::XorFloat as u8);
+            let mut prev = 0u64;
+            for v in values {
+                let Value::Float(x) = v else { unreachable!() };
+                put_varint(out, x.to_bits() ^ prev);
+                prev = x.to_bits();
+            }
+        }
+    } else if all(|v| matches!(v, Value::Int(_))) || all(|v| matches!(v, Value::UInt(_))) {
+        let uint = matches!(values.first(), Some(Value::UInt(_)));
+        out.push(if uint { Kind::UInt } else { Kind::Int } as u8);
+        let mut prev = 0i64;
+        for v in values {
+            let i = match v {
+                Value::Int(i) => *i,
+                Value::UInt(u) => *u as i64,
+                _ => unreachable!(),
+            };
+            put_varint(out, zz(i.wrapping_sub(prev)));
+            prev = i;
+        }
+    } else if all(|v| matches!(v, Value::Bool(_))) {
+        out.push(Kind::Bool as u8);
+        for chunk in values.chunks(8) {
+            let mut byte = 0u8;
+            for (i, v) in chunk.iter().enumerate() {
+                if matches!(v, Value::Bool(true)) {
+                    byte |= 1 << i;
+                }
+            }
+            out.push(byte);
+        }
+    } else if all(|v| matches!(v, Value::Str(_))) {
+        out.push(Kind::Str as u8);
+        for v in values {
+            let Value::Str(s) = v else { unreachable!() };
+            put_varint(out, s.len() as u64);
+            out.extend_from_slice(s.as_bytes());
+        }
+    } else {
+        out.push(Kind::Mixed as u8);
+        for v in values {
+            match v {
+                Value::Null => out.push(0),
+                Value::Bool(false) => out.push(1),
+                Value::Bool(true) => out.push(2),
+                Value::Int(i) => {
+                    out.push(3);
+                    put_varint(out, zz(*i));
+                }
+                Value::UInt(u) => {
+                    out.push(4);
+                    put_varint(out, *u);
+                }
+                Value::Float(f) => {
+                    out.push(5);
+                    out.extend_from_slice(&f.to_le_bytes());
+                }
+                Value::Str(s) => {
+                    out.push(6);
+                    put_varint(out, s.len() as u64);
+                    out.extend_from_slice(s.as_bytes());
+                }
+            }
+        }
+    }
+}
+
+// ---- decoding helpers ----
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], BatchError> {
+        let end = self.pos.checked_add(n).ok_or(BatchError::Truncated(what))?;
+        let s = self.buf.get(self.pos..end).ok_or(BatchError::Truncated(what))?;
+        self.pos = end;
+        Ok(s)
+    }
+    fn u8(&mut self, what: &'static str) -> Result<u8, BatchError> {
+        Ok(self.take(1, what)?[0])
+    }
+    fn varint(&mut self, what: &'static str) -> Result<u64, BatchError> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.u8(what)?;
+            v |= ((b & 0x7f) as u64) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(BatchError::Corrupt(format!("varint too long in {what}")))
+    }
+    /// A count or length, bounded by what is left so hostile input cannot make us allocate.
+    fn len(&mut self, what: &'static str) -> Result<usize, BatchError> {
+        let v = self.varint(what)?;
+        if v > (self.buf.len() - self.pos) as u64 * 8 + 8 {
+            return Err(BatchError::Corrupt(format!("{what} {v} larger than the batch")));
+        }
+        Ok(v as usize)
+    }
+}
+
+fn decode_ts(r: &mut Reader, n: usize) -> Result<Vec<u64>, BatchError> {
+    let mut ts = Vec::with_capacity(n);
+    let mut prev = 0u64;
+    let mut prev_delta = 0i64;
+    for i in 0..n {
+        let t = if i == 0 {
+            r.varint("timestamp")?
+        } else {
+            let delta = prev_delta.wrapping_add(unzz(r.varint("timestamp")?));
+            prev_delta = delta;
+            prev.wrapping_add(delta as u64)
+        };
+        ts.push(t);
+        prev = t;
+    }
+    Ok(ts)
+}
+
+fn decode_quality(r: &mut Reader, n: usize) -> Result<Vec<Quality>, BatchError> {
+    let runs = r.len("quality runs")?;
+    let mut q = Vec::with_capacity(n);
+    for _ in 0..runs {
+        let len = r.varint("quality run")? as usize;
+        let v = r.u8("quality")?;
+        let qv = Quality::from_u8(v).ok_or_else(|| BatchError::Corrupt(format!("quality {v}")))?;
+        if q.len() + len > n {
+            return Err(BatchError::Corrupt("quality runs exceed samples".into()));
+        }
+        q.extend(std::iter::repeat_n(qv, len));
+    }
+    if q.len() != n {
+        return Err(BatchError::Corrupt("quality runs short of samples".into()));
+    }
+    Ok(q)
+}
+
+fn decode_values(r: &mut Reader, n: usize) -> Result<Vec<Value>, BatchError> {
+    let kind = r.u8("value kind")?;
+    let mut out = Vec::with_capacity(n);
+    match kind {
+        k if k == Kind::Decimal as u8 => {
+            let scale = r.u8("decimal scale")?;
+            if scale > 6 {
+                return Err(BatchError::Corrupt(format!("decimal scale {scale}")));
+            }
+            let m = 10f64.powi(scale as i32);
+            let mut prev = 0i64;
+            for _ in 0..n {
+                prev = prev.wrapping_add(unzz(r.varint("value")?));
+                out.push(Value::Float(prev as f64 / m));
+            }
+        }
+        k if k == Kind::XorFloat as u8 => {
+            let mut prev = 0u64;
+            for _ in 0..n {
+                prev ^= r.varint("value")?;
+                out.push(Value::Float(f64::from_bits(prev)));
+            }
+        }
+        k if k == Kind::Int as u8 || k == Kind::UInt as u8 => {
+            let mut prev = 0i64;
+            for _ in 0..n {
+                prev = prev.wrapping_add(unzz(r.varint("value")?));
+                out.push(if k == Kind::Int as u8 { Value::Int(prev) } else { Value::UInt(prev as u64) });
+            }
+        }
+        k if k == Kind::Bool as u8 => {
+            let bytes = r.take(n.div_ceil(8), "bool values")?;
+            for i in 0..n {
+                out.push(Value::Bool(bytes[i / 8] & (1 << (i % 8)) != 0));
+            }
+        }
+        k if k == Kind::Str as u8 => {
+            for _ in 0..n {
+                let l = r.len("string value length")?;
+                out.push(Value::Str(utf8(r.take(l, "string value")?)?));
+            }
+        }
+        k if k == Kind::Mixed as u8 => {
+            for _ in 0..n {
+                out.push(match r.u8("value tag")? {
+                    0 => Value::Null,
+                    1 => Value::Bool(false),
+                    2 => Value::Bool(true),
+                    3 => Value::Int(unzz(r.varint("value")?)),
+                    4 => Value::UInt(r.varint("value")?),
+                    5 => {
+                        let b = r.take(8, "float value")?;
+                        Value::Float(f64::from_le_bytes(b.try_into().expect("8 bytes")))
+                    }
+                    6 => {
+                        let l = r.len("string value length")?;
+                        Value::Str(utf8(r.take(l, "string value")?)?)
+                    }
+                    t => return Err(BatchError::Corrupt(format!("value tag {t}"))),
+                });
+            }
+        }
+        k => return Err(BatchError::Corrupt(format!("value kind {k}"))),
+    }
+    Ok(out)
+}
+
+fn utf8(b: &[u8]) -> Result<String, BatchError> {
+    String::from_utf8(b.to_vec()).map_err(|_| BatchError::Corrupt("string value is not UTF-8".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(samples: &[(&str, &str, u64, Value, Quality)]) -> DecodedBatch {
+        let mut b = BatchBuilder::new();
+        for (d, p, t, v, q) in samples {
+            b.push(d, p, *t, v.clone(), *q);
+        }
+        let bytes = b.finish();
+        let dec = DecodedBatch::decode(&bytes).expect("decodes");
+        let mut got = Vec::new();
+        for s in &dec.series {
+            for i in 0..s.ts.len() {
+                got.push((dec.name(s.device).to_string(), dec.name(s.point).to_string(), s.ts[i], s.values[i].clone(), s.quality[i]));
+            }
+        }
+        let mut want: Vec<_> = samples.iter().map(|(d, p, t, v, q)| (d.to_string(), p.to_string(), *t, v.clone(), *q)).collect();
+        let key = |x: &(String, String, u64, Value, Quality)| (x.0.clone(), x.1.clone(), x.2);
+        got.sort_by_key(key);
+        want.sort_by_key(key);
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!((&g.0, &g.1, g.2, g.4), (&w.0, &w.1, w.2, w.4));
+            match (&g.3, &w.3) {
+                (Value::Float(a), Value::Float(b)) => assert_eq!(a.to_bits(), b.to_bits(), "float bits of {}", w.1),
+                (a, b) => assert_eq!(a, b),
+            }
+        }
+        dec
+    }
+
+    #[test]
+    fn every_value_kind_roundtrips_exactly() {
+        use Quality::*;
+        roundtrip(&[
+            ("d1", "dec", 1000, Value::Float(231.4), Good),
+            ("d1", "dec", 2000, Value::Float(-0.001), Good),
+            ("d1", "xor", 1000, Value::Float(std::f64::consts::PI), Good),
+            ("d1", "xor", 2000, Value::Float(-0.0), Good),
+            ("d1", "nan", 2000, Value::Float(f64::NAN), Good),
+            ("d1", "inf", 2000, Value::Float(f64::INFINITY), Good),
+            ("d1", "i", 1000, Value::Int(i64::MIN), Good),
+            ("d1", "i", 2000, Value::Int(i64::MAX), Good),
+            ("d1", "u", 1000, Value::UInt(u64::MAX), Good),
+            ("d1", "u", 2000, Value::UInt(0), Good),
+            ("d2", "b", 1000, Value::Bool(true), Good),
+            ("d2", "b", 1500, Value::Bool(false), Good),
+            ("d2", "s", 1000, Value::Str("héllo".into()), Good),
+            ("d2", "m", 1000, Value::Null, CommFailure),
+            ("d2", "m", 2000, Value::Float(1.5), Good),
+            ("d2", "m", 3000, Value::Null, DeviceException),
+        ]);
+    }
+
+    #[test]
+    fn shared_timestamps_and_decimals_make_a_float_point_cost_about_a_byte() {
+        let mut b = BatchBuilder::new();
+        let points: Vec<String> = (0..100).map(|i| format!("P{i}")).collect();
+        let mut n = 0;
+        for t in 0..50u64 {
+            for (i, p) in points.iter().enumerate() {
+                let raw = 2300 + ((t as i64 * 7 + i as i64) % 13);
+                b.push("inverter-01", p, 1_700_000_000_000 + t * 1000 + (t % 3), Value::Float(raw as f64 / 10.0), Quality::Good);
+                n += 1;
+            }
+        }
+        let bytes = b.finish();
+        let per_point = bytes.len() as f64 / n as f64;
+        assert!(per_point < 1.6, "{per_point} bytes per point");
+        let dec = DecodedBatch::decode(&bytes).unwrap();
+        assert_eq!(dec.sample_count(), n);
+    }
+
+    #[test]
+    fn garbage_and_truncation_are_errors_not_panics() {
+        let mut b = BatchBuilder::new();
+        b.push("d", "p", 5, Value::Str("x".repeat(40)), Quality::Good);
+        b.push("d", "q", 5, Value::Float(2.5), Quality::Good);
+        let bytes = b.finish();
+        for cut in 0..bytes.len() {
+            assert!(DecodedBatch::decode(&bytes[..cut]).is_err(), "prefix {cut} accepted");
+        }
+        assert_eq!(DecodedBatch::decode(b"XX\x01\x01\x00"), Err(BatchError::BadMagic));
+        // flip every byte once: must never panic
+        for i in 0..bytes.len() {
+            let mut c = bytes.clone();
+            c[i] ^= 0xff;
+            let _ = DecodedBatch::decode(&c);
+        }
+    }
+
+    #[test]
+    fn a_newer_writer_is_read_by_this_release_unless_it_says_otherwise() {
+        let mut b = BatchBuilder::new();
+        b.push("d", "p", 5, Value::Int(7), Quality::Good);
+        let mut bytes = b.finish();
+        // A hypothetical format 2 that adds an extension section but stays readable by 1.
+        bytes[2] = 2;
+        let last = bytes.len() - 1;
+        bytes.truncate(last);
+        bytes.extend_from_slice(&[1, 9, 3, b'a', b'b', b'c']);
+        let dec = DecodedBatch::decode(&bytes).expect("format 2 with min_reader 1 is readable");
+        assert_eq!(dec.version, 2);
+        assert_eq!(dec.unknown_extensions, vec![(9, b"abc".to_vec())]);
+        assert_eq!(dec.sample_count(), 1);
+        // One that declares it needs a newer reader is refused clearly.
+        bytes[3] = 2;
+        assert_eq!(DecodedBatch::decode(&bytes), Err(BatchError::TooNew { needed: 2, have: 1 }));
+    }
+}

@@ -1,0 +1,502 @@
+//! The collector's configuration: devices, their connections, poll groups and point tables.
+
+use super::{parse_toml, read_file, ConfigError, Invalid};
+use crate::points_csv;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::path::Path;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CollectorConfig {
+    #[serde(default)]
+    pub push: PushConfig,
+    #[serde(default, rename = "device")]
+    pub devices: Vec<DeviceConfig>,
+}
+
+/// How samples are handed to the uplink.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PushConfig {
+    /// A batch goes out at least this often when there is data.
+    pub interval_ms: u64,
+    /// ...or as soon as it holds this many samples.
+    pub max_samples: usize,
+    /// Samples kept in memory while the uplink is unreachable; beyond this the oldest are dropped
+    /// and counted.
+    pub buffer_max_samples: usize,
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        PushConfig { interval_ms: 200, max_samples: 20_000, buffer_max_samples: 5_000_000 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum Protocol {
+    ModbusTcp,
+    ModbusRtu,
+    ModbusRtuOverTcp,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SerialConfig {
+    pub port: String,
+    #[serde(default = "d_baud")]
+    pub baud: u32,
+    #[serde(default)]
+    pub parity: Parity,
+    #[serde(default = "d_data_bits")]
+    pub data_bits: u8,
+    #[serde(default = "d_stop_bits")]
+    pub stop_bits: u8,
+}
+fn d_baud() -> u32 {
+    9600
+}
+fn d_data_bits() -> u8 {
+    8
+}
+fn d_stop_bits() -> u8 {
+    1
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Parity {
+    #[default]
+    None,
+    Even,
+    Odd,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PollGroup {
+    pub name: String,
+    pub interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceConfig {
+    /// Stable id of the device on this gateway (used on D-Bus and mapped to EnOS keys by the uplink).
+    pub id: String,
+    pub protocol: Protocol,
+    /// `host:port` for TCP-based protocols.
+    #[serde(default)]
+    pub address: Option<String>,
+    #[serde(default)]
+    pub serial: Option<SerialConfig>,
+    #[serde(default = "d_unit")]
+    pub unit_id: u8,
+    #[serde(default = "d_timeout")]
+    pub timeout_ms: u64,
+    /// Extra attempts after a timeout before a request counts as failed.
+    #[serde(default = "d_retries")]
+    pub retries: u32,
+    /// Requests in flight on this device's connection (many devices allow only one).
+    #[serde(default = "d_in_flight")]
+    pub max_in_flight: usize,
+    /// Largest hole (in registers or bits) bridged when coalescing adjacent points into one read.
+    #[serde(default = "d_gap")]
+    pub max_gap: u16,
+    /// Most registers in one read (the protocol allows 125).
+    #[serde(default = "d_max_regs")]
+    pub max_registers: u16,
+    /// Consecutive failed poll cycles before the device is marked offline.
+    #[serde(default = "d_offline_after")]
+    pub offline_after: u32,
+    #[serde(default = "d_backoff_min")]
+    pub reconnect_min_ms: u64,
+    #[serde(default = "d_backoff_max")]
+    pub reconnect_max_ms: u64,
+    #[serde(default = "d_groups")]
+    pub poll_groups: Vec<PollGroup>,
+    /// A CSV point table (relative to the config file's directory); its points are added to `points`.
+    #[serde(default)]
+    pub points_csv: Option<String>,
+    #[serde(default, rename = "point")]
+    pub points: Vec<PointConfig>,
+    #[serde(default = "d_true")]
+    pub enabled: bool,
+}
+fn d_unit() -> u8 {
+    1
+}
+fn d_timeout() -> u64 {
+    1000
+}
+fn d_retries() -> u32 {
+    1
+}
+fn d_in_flight() -> usize {
+    1
+}
+fn d_gap() -> u16 {
+    8
+}
+fn d_max_regs() -> u16 {
+    125
+}
+fn d_offline_after() -> u32 {
+    3
+}
+fn d_backoff_min() -> u64 {
+    500
+}
+fn d_backoff_max() -> u64 {
+    30_000
+}
+fn d_true() -> bool {
+    true
+}
+fn d_groups() -> Vec<PollGroup> {
+    vec![PollGroup { name: "default".into(), interval_ms: 1000 }]
+}
+
+/// Modbus data areas.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Area {
+    /// Function code 1 (read), 5/15 (write).
+    Coil,
+    /// Function code 2, read only.
+    Discrete,
+    /// Function code 4, read only.
+    Input,
+    /// Function code 3 (read), 6/16 (write).
+    Holding,
+}
+
+impl Area {
+    pub fn is_bits(self) -> bool {
+        matches!(self, Area::Coil | Area::Discrete)
+    }
+    pub fn writable(self) -> bool {
+        matches!(self, Area::Coil | Area::Holding)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum DataType {
+    Bool,
+    U16,
+    I16,
+    U32,
+    I32,
+    U64,
+    I64,
+    F32,
+    F64,
+    /// One bit of a 16-bit register (`bit` = 0..15, 0 = least significant).
+    Bit,
+    /// `length` registers of text, two bytes per register.
+    String,
+}
+
+impl DataType {
+    /// Registers occupied (for register areas).
+    pub fn registers(self, length: Option<u16>) -> u16 {
+        match self {
+            DataType::Bool | DataType::U16 | DataType::I16 | DataType::Bit => 1,
+            DataType::U32 | DataType::I32 | DataType::F32 => 2,
+            DataType::U64 | DataType::I64 | DataType::F64 => 4,
+            DataType::String => length.unwrap_or(1),
+        }
+    }
+    pub fn is_integer(self) -> bool {
+        matches!(self, DataType::U16 | DataType::I16 | DataType::U32 | DataType::I32 | DataType::U64 | DataType::I64)
+    }
+}
+
+/// Byte and word order in the classic notation: the letters name the bytes of a 32-bit value
+/// from most to least significant as they appear on the wire. ABCD is big-endian (Modbus
+/// standard), CDAB swaps words, BADC swaps bytes in each word, DCBA is little-endian.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, Default)]
+pub enum ByteOrder {
+    #[default]
+    ABCD,
+    CDAB,
+    BADC,
+    DCBA,
+}
+
+impl ByteOrder {
+    pub fn swap_words(self) -> bool {
+        matches!(self, ByteOrder::CDAB | ByteOrder::DCBA)
+    }
+    pub fn swap_bytes(self) -> bool {
+        matches!(self, ByteOrder::BADC | ByteOrder::DCBA)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    #[default]
+    R,
+    Rw,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PointConfig {
+    pub name: String,
+    pub area: Area,
+    pub address: u16,
+    #[serde(rename = "type")]
+    pub data_type: DataType,
+    #[serde(default)]
+    pub order: ByteOrder,
+    #[serde(default)]
+    pub bit: Option<u8>,
+    #[serde(default)]
+    pub length: Option<u16>,
+    #[serde(default = "d_scale")]
+    pub scale: f64,
+    #[serde(default)]
+    pub offset: f64,
+    #[serde(default = "d_group")]
+    pub group: String,
+    #[serde(default)]
+    pub access: Access,
+    #[serde(default)]
+    pub min: Option<f64>,
+    #[serde(default)]
+    pub max: Option<f64>,
+    /// Decimals kept after scaling (default: the decimals of `scale` and `offset`).
+    #[serde(default)]
+    pub decimals: Option<u8>,
+    #[serde(default)]
+    pub unit: String,
+}
+fn d_scale() -> f64 {
+    1.0
+}
+fn d_group() -> String {
+    "default".into()
+}
+
+impl PointConfig {
+    pub fn registers(&self) -> u16 {
+        if self.area.is_bits() {
+            1
+        } else {
+            self.data_type.registers(self.length)
+        }
+    }
+
+    /// Checks one point on its own; `key` is the path used in messages.
+    pub fn validate(&self, key: &str) -> Result<(), Invalid> {
+        if self.name.is_empty() || self.name.len() > 64 || self.name.chars().any(|c| c.is_control() || c == '"') {
+            return Err(Invalid::new(format!("{key}.name"), "must be 1-64 printable characters without quotes"));
+        }
+        if self.area.is_bits() && self.data_type != DataType::Bool {
+            return Err(Invalid::new(
+                format!("{key}.type"),
+                format!("area {:?} holds single bits; the type must be bool", self.area).to_lowercase(),
+            ));
+        }
+        if !self.area.is_bits() && self.data_type == DataType::Bool {
+            return Err(Invalid::new(format!("{key}.type"), "bool is for coil/discrete areas; use bit with `bit` for a bit in a register"));
+        }
+        match (self.data_type, self.bit) {
+            (DataType::Bit, None) => return Err(Invalid::new(format!("{key}.bit"), "type bit needs `bit` (0-15)")),
+            (DataType::Bit, Some(b)) if b > 15 => {
+                return Err(Invalid::new(format!("{key}.bit"), format!("{b} is not a bit of a 16-bit register (0-15)")))
+            }
+            (t, Some(_)) if t != DataType::Bit => {
+                return Err(Invalid::new(format!("{key}.bit"), "only type bit takes `bit`"))
+            }
+            _ => {}
+        }
+        if self.data_type == DataType::String {
+            match self.length {
+                Some(l) if (1..=125).contains(&l) => {}
+                _ => return Err(Invalid::new(format!("{key}.length"), "type string needs `length` in registers (1-125)")),
+            }
+        }
+        if (self.address as u32) + (self.registers() as u32) > 65536 {
+            return Err(Invalid::new(format!("{key}.address"), "the point runs past register 65535"));
+        }
+        if !self.scale.is_finite() || self.scale == 0.0 {
+            return Err(Invalid::new(format!("{key}.scale"), "must be a finite, non-zero number"));
+        }
+        if !self.offset.is_finite() {
+            return Err(Invalid::new(format!("{key}.offset"), "must be a finite number"));
+        }
+        if self.access == Access::Rw && !self.area.writable() {
+            return Err(Invalid::new(format!("{key}.access"), format!("{:?} area is read-only", self.area).to_lowercase()));
+        }
+        if let (Some(lo), Some(hi)) = (self.min, self.max) {
+            if lo > hi {
+                return Err(Invalid::new(format!("{key}.min"), "min is greater than max"));
+            }
+        }
+        if matches!(self.decimals, Some(d) if d > 9) {
+            return Err(Invalid::new(format!("{key}.decimals"), "at most 9"));
+        }
+        Ok(())
+    }
+}
+
+impl DeviceConfig {
+    pub fn validate(&self, key: &str) -> Result<(), Invalid> {
+        if self.id.is_empty() || self.id.len() > 64 || !self.id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            return Err(Invalid::new(format!("{key}.id"), "must be 1-64 characters of A-Z a-z 0-9 - _ ."));
+        }
+        match self.protocol {
+            Protocol::ModbusTcp | Protocol::ModbusRtuOverTcp => {
+                let Some(a) = &self.address else {
+                    return Err(Invalid::new(format!("{key}.address"), "required for TCP protocols (host:port)"));
+                };
+                if a.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
+                    return Err(Invalid::new(format!("{key}.address"), format!("{a:?} is not host:port")));
+                }
+            }
+            Protocol::ModbusRtu => {
+                let Some(s) = &self.serial else {
+                    return Err(Invalid::new(format!("{key}.serial"), "required for modbus-rtu (port, baud, ...)"));
+                };
+                if !(5..=8).contains(&s.data_bits) {
+                    return Err(Invalid::new(format!("{key}.serial.data_bits"), "must be 5-8"));
+                }
+                if !(1..=2).contains(&s.stop_bits) {
+                    return Err(Invalid::new(format!("{key}.serial.stop_bits"), "must be 1 or 2"));
+                }
+            }
+        }
+        if self.timeout_ms == 0 || self.timeout_ms > 60_000 {
+            return Err(Invalid::new(format!("{key}.timeout_ms"), "must be 1-60000"));
+        }
+        if self.max_in_flight == 0 || self.max_in_flight > 64 {
+            return Err(Invalid::new(format!("{key}.max_in_flight"), "must be 1-64"));
+        }
+        if self.max_registers == 0 || self.max_registers > 125 {
+            return Err(Invalid::new(format!("{key}.max_registers"), "must be 1-125 (the Modbus limit)"));
+        }
+        if self.reconnect_min_ms == 0 || self.reconnect_min_ms > self.reconnect_max_ms {
+            return Err(Invalid::new(format!("{key}.reconnect_min_ms"), "must be > 0 and <= reconnect_max_ms"));
+        }
+        let mut groups = HashSet::new();
+        for (i, g) in self.poll_groups.iter().enumerate() {
+            if g.interval_ms < 10 {
+                return Err(Invalid::new(format!("{key}.poll_groups[{i}].interval_ms"), "must be at least 10"));
+            }
+            if !groups.insert(g.name.as_str()) {
+                return Err(Invalid::new(format!("{key}.poll_groups[{i}].name"), format!("duplicate group {:?}", g.name)));
+            }
+        }
+        let mut names = HashSet::new();
+        for (i, p) in self.points.iter().enumerate() {
+            let pk = format!("{key}.point[{i}]");
+            p.validate(&pk)?;
+            if !names.insert(p.name.as_str()) {
+                return Err(Invalid::new(format!("{pk}.name"), format!("duplicate point {:?}", p.name)));
+            }
+            if !groups.contains(p.group.as_str()) {
+                return Err(Invalid::new(format!("{pk}.group"), format!("no poll group {:?} on this device", p.group)));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn point(&self, name: &str) -> Option<&PointConfig> {
+        self.points.iter().find(|p| p.name == name)
+    }
+}
+
+impl CollectorConfig {
+    /// Reads, parses, merges CSV point tables and validates a collector config file.
+    pub fn load(file: &Path) -> Result<CollectorConfig, ConfigError> {
+        let text = read_file(file)?;
+        Self::from_str_at(file, &text)
+    }
+
+    pub fn from_str_at(file: &Path, text: &str) -> Result<CollectorConfig, ConfigError> {
+        let mut cfg: CollectorConfig = parse_toml(file, text)?;
+        let dir = file.parent().unwrap_or(Path::new("."));
+        for d in &mut cfg.devices {
+            if let Some(csv) = &d.points_csv {
+                let path = dir.join(csv);
+                let text = read_file(&path)?;
+                let pts = points_csv::parse(&text).map_err(|errors| ConfigError::PointTable { file: path.clone(), errors })?;
+                d.points.extend(pts);
+            }
+        }
+        cfg.validate().map_err(|e| e.in_file(file))?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<(), Invalid> {
+        if self.push.interval_ms == 0 || self.push.max_samples == 0 {
+            return Err(Invalid::new("push", "interval_ms and max_samples must be > 0"));
+        }
+        let mut ids = HashSet::new();
+        for (i, d) in self.devices.iter().enumerate() {
+            let key = format!("device[{i}]");
+            d.validate(&key)?;
+            if !ids.insert(d.id.as_str()) {
+                return Err(Invalid::new(format!("{key}.id"), format!("duplicate device {:?}", d.id)));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn device(&self, id: &str) -> Option<&DeviceConfig> {
+        self.devices.iter().find(|d| d.id == id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[[device]]
+id = "inv01"
+protocol = "modbus-tcp"
+address = "127.0.0.1:5020"
+poll_groups = [{ name = "fast", interval_ms = 100 }]
+
+[[device.point]]
+name = "P"
+area = "holding"
+address = 0
+type = "f32"
+order = "CDAB"
+group = "fast"
+"#;
+
+    #[test]
+    fn a_good_file_loads() {
+        let c = CollectorConfig::from_str_at(Path::new("c.toml"), GOOD).unwrap();
+        assert_eq!(c.devices[0].points[0].order, ByteOrder::CDAB);
+        assert_eq!(c.push, PushConfig::default());
+    }
+
+    #[test]
+    fn errors_name_the_file_the_key_and_the_reason() {
+        let bad = GOOD.replace("type = \"f32\"", "type = \"bit\"\nbit = 16");
+        let e = CollectorConfig::from_str_at(Path::new("/etc/enos/collector.toml"), &bad).unwrap_err().to_string();
+        assert_eq!(e, "/etc/enos/collector.toml: device[0].point[0].bit: 16 is not a bit of a 16-bit register (0-15)");
+
+        let typo = GOOD.replace("interval_ms = 100", "intervall_ms = 100");
+        let e = CollectorConfig::from_str_at(Path::new("c.toml"), &typo).unwrap_err().to_string();
+        assert!(e.starts_with("c.toml: ") && e.contains("intervall_ms") && e.contains("line"), "{e}");
+
+        let nogroup = GOOD.replace("group = \"fast\"", "group = \"slow\"");
+        let e = CollectorConfig::from_str_at(Path::new("c.toml"), &nogroup).unwrap_err().to_string();
+        assert_eq!(e, "c.toml: device[0].point[0].group: no poll group \"slow\" on this device");
+
+        let dup = format!("{GOOD}\n{}", &GOOD[GOOD.find("[[device.point]]").unwrap()..]);
+        let e = CollectorConfig::from_str_at(Path::new("c.toml"), &dup).unwrap_err().to_string();
+        assert!(e.contains("device[0].point[1].name: duplicate point \"P\""), "{e}");
+    }
+}

@@ -1,0 +1,272 @@
+//! The uplink's configuration: the cloud session, the cache bounds and the sending policy.
+
+use super::{parse_toml, read_file, ConfigError, Invalid};
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UplinkConfig {
+    pub cloud: CloudConfig,
+    #[serde(default)]
+    pub cache: CacheConfig,
+    #[serde(default)]
+    pub sender: SenderConfig,
+    #[serde(default)]
+    pub health: HealthConfig,
+    /// EnOS identities of the collector's devices, by collector device id.
+    #[serde(default, rename = "sub_device")]
+    pub sub_devices: Vec<SubDevice>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CloudConfig {
+    /// `ssl://host:18883` (TLS) or `tcp://host:11883` (plain, only with `allow_plain = true`).
+    pub uri: String,
+    #[serde(default)]
+    pub allow_plain: bool,
+    pub product_key: String,
+    pub device_key: String,
+    /// The gateway's device secret, inline or from `device_secret_file` (preferred: 0600 file).
+    #[serde(default)]
+    pub device_secret: Option<String>,
+    #[serde(default)]
+    pub device_secret_file: Option<PathBuf>,
+    /// CA bundle that signs the broker's certificate (system store when absent).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate and key for mutual TLS.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    #[serde(default = "d_true")]
+    pub verify_hostname: bool,
+    #[serde(default = "d_keepalive")]
+    pub keepalive_s: u64,
+    #[serde(default = "d_reconnect_min")]
+    pub reconnect_min_ms: u64,
+    #[serde(default = "d_reconnect_max")]
+    pub reconnect_max_ms: u64,
+    /// QoS 1 messages awaiting their reply at once (throughput on a WAN is window / RTT).
+    #[serde(default = "d_in_flight")]
+    pub max_in_flight: usize,
+    /// Firmware version reported with `ota.device.inform` (default: VERSION_ID of /etc/os-release).
+    #[serde(default)]
+    pub firmware_version: Option<String>,
+}
+fn d_true() -> bool {
+    true
+}
+fn d_keepalive() -> u64 {
+    60
+}
+fn d_reconnect_min() -> u64 {
+    1000
+}
+fn d_reconnect_max() -> u64 {
+    60_000
+}
+fn d_in_flight() -> usize {
+    64
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncPolicy {
+    /// fsync the write-ahead log before acknowledging a batch: survives a power cut.
+    #[default]
+    Always,
+    /// Leave flushing to the OS: survives a crash of the service, not a power cut.
+    Never,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    pub dir: PathBuf,
+    /// Upper bound of cached telemetry, in bytes as stored.
+    pub max_bytes: u64,
+    /// Data older than this is dropped (counted) even if there is room.
+    pub max_age_hours: u64,
+    pub sync: SyncPolicy,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig { dir: "/data/enos/cache".into(), max_bytes: 2 << 30, max_age_hours: 24 * 30, sync: SyncPolicy::Always }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum RejectPolicy {
+    /// After `max_attempts`, delete the batch from the cache (counted and logged).
+    Drop,
+    /// After `max_attempts`, move the batch to the dead-letter store for inspection.
+    #[default]
+    DeadLetter,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SenderConfig {
+    /// Data that waited in the cache longer than this goes out as `resume` (back-fill), not `post`.
+    pub resume_after_s: u64,
+    /// A publish without a `_reply` within this time is sent again.
+    pub reply_timeout_s: u64,
+    /// Upper bound of one MQTT payload (EnOS refuses more than 512 KB).
+    pub max_message_bytes: usize,
+    /// Attempts for a batch the cloud answers with a non-200 code.
+    pub max_attempts: u32,
+    pub on_reject: RejectPolicy,
+    /// Share of the in-flight window reserved for live data while a backlog drains.
+    pub live_share_percent: u8,
+}
+
+impl Default for SenderConfig {
+    fn default() -> Self {
+        SenderConfig {
+            resume_after_s: 60,
+            reply_timeout_s: 30,
+            max_message_bytes: 480 * 1024,
+            max_attempts: 5,
+            on_reject: RejectPolicy::DeadLetter,
+            live_share_percent: 25,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthConfig {
+    /// Period of the gateway's own measure points (cpu, memory, disk, cache); 0 turns them off.
+    pub interval_s: u64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig { interval_s: 60 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SubDevice {
+    /// The collector's device id.
+    pub device: String,
+    pub product_key: String,
+    pub device_key: String,
+    #[serde(default)]
+    pub device_secret: Option<String>,
+    #[serde(default)]
+    pub device_secret_file: Option<PathBuf>,
+}
+
+fn secret(inline: &Option<String>, file: &Option<PathBuf>, key: &str) -> Result<String, Invalid> {
+    match (inline, file) {
+        (Some(s), None) if !s.is_empty() => Ok(s.clone()),
+        (None, Some(f)) => std::fs::read_to_string(f)
+            .map(|s| s.trim().to_owned())
+            .map_err(|e| Invalid::new(format!("{key}_file"), format!("cannot read {}: {e}", f.display()))),
+        (Some(_), Some(_)) => Err(Invalid::new(key, format!("give either {key} or {key}_file, not both"))),
+        _ => Err(Invalid::new(key, format!("missing (set {key} or {key}_file)"))),
+    }
+}
+
+impl CloudConfig {
+    pub fn secret(&self) -> Result<String, Invalid> {
+        secret(&self.device_secret, &self.device_secret_file, "cloud.device_secret")
+    }
+    pub fn is_tls(&self) -> bool {
+        self.uri.starts_with("ssl://") || self.uri.starts_with("mqtts://")
+    }
+}
+
+impl SubDevice {
+    pub fn secret(&self, i: usize) -> Result<String, Invalid> {
+        secret(&self.device_secret, &self.device_secret_file, &format!("sub_device[{i}].device_secret"))
+    }
+}
+
+impl UplinkConfig {
+    pub fn load(file: &Path) -> Result<UplinkConfig, ConfigError> {
+        Self::from_str_at(file, &read_file(file)?)
+    }
+
+    pub fn from_str_at(file: &Path, text: &str) -> Result<UplinkConfig, ConfigError> {
+        let cfg: UplinkConfig = parse_toml(file, text)?;
+        cfg.validate().map_err(|e| e.in_file(file))?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let c = &self.cloud;
+        let scheme = c.uri.split("://").next().unwrap_or("");
+        match scheme {
+            "ssl" | "mqtts" => {}
+            "tcp" | "mqtt" if c.allow_plain => {}
+            "tcp" | "mqtt" => {
+                return Err(Invalid::new("cloud.uri", "plain TCP sends the session unencrypted; use ssl:// or set cloud.allow_plain = true"))
+            }
+            _ => return Err(Invalid::new("cloud.uri", format!("{:?} must start with ssl:// or tcp://", c.uri))),
+        }
+        if c.cert_file.is_some() != c.key_file.is_some() {
+            return Err(Invalid::new("cloud.cert_file", "mutual TLS needs both cert_file and key_file"));
+        }
+        for (k, v) in [("cloud.product_key", &c.product_key), ("cloud.device_key", &c.device_key)] {
+            if v.is_empty() || v.contains(['/', '+', '#', '&', '|']) {
+                return Err(Invalid::new(k, "must be non-empty and free of / + # & |"));
+            }
+        }
+        c.secret()?;
+        if !(10..=1200).contains(&c.keepalive_s) {
+            return Err(Invalid::new("cloud.keepalive_s", "must be 10-1200"));
+        }
+        if c.max_in_flight == 0 || c.max_in_flight > 1000 {
+            return Err(Invalid::new("cloud.max_in_flight", "must be 1-1000"));
+        }
+        if self.cache.max_bytes < 1 << 20 {
+            return Err(Invalid::new("cache.max_bytes", "must be at least 1 MiB"));
+        }
+        if self.sender.max_message_bytes < 4096 || self.sender.max_message_bytes > 512 * 1024 {
+            return Err(Invalid::new("sender.max_message_bytes", "must be 4096-524288 (EnOS refuses > 512 KB)"));
+        }
+        if self.sender.max_attempts == 0 {
+            return Err(Invalid::new("sender.max_attempts", "must be at least 1"));
+        }
+        if self.sender.reply_timeout_s == 0 {
+            return Err(Invalid::new("sender.reply_timeout_s", "must be at least 1"));
+        }
+        if self.sender.live_share_percent > 90 {
+            return Err(Invalid::new("sender.live_share_percent", "must be 0-90"));
+        }
+        let mut seen = HashSet::new();
+        for (i, s) in self.sub_devices.iter().enumerate() {
+            if !seen.insert(s.device.as_str()) {
+                return Err(Invalid::new(format!("sub_device[{i}].device"), format!("duplicate device {:?}", s.device)));
+            }
+            s.secret(i)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_tcp_must_be_asked_for() {
+        let t = "[cloud]\nuri = \"tcp://127.0.0.1:1883\"\nproduct_key = \"pk\"\ndevice_key = \"dk\"\ndevice_secret = \"s\"\n";
+        let e = UplinkConfig::from_str_at(Path::new("u.toml"), t).unwrap_err().to_string();
+        assert!(e.starts_with("u.toml: cloud.uri: plain TCP"), "{e}");
+        let ok = t.replace("[cloud]\n", "[cloud]\nallow_plain = true\n");
+        UplinkConfig::from_str_at(Path::new("u.toml"), &ok).unwrap();
+        let nosecret = ok.replace("device_secret = \"s\"\n", "");
+        let e = UplinkConfig::from_str_at(Path::new("u.toml"), &nosecret).unwrap_err().to_string();
+        assert_eq!(e, "u.toml: cloud.device_secret: missing (set cloud.device_secret or cloud.device_secret_file)");
+    }
+}
