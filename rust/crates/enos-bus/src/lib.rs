@@ -1,1 +1,60 @@
-pub fn x(){}
+//! The D-Bus contract of EnOS Edge: one well-known name, one object and one versioned interface
+//! per service, the proxies every caller uses, and the status documents they exchange.
+//!
+//! Hot-path telemetry is a byte array in the format of [`enos_model::batch`]; control and status
+//! calls carry small JSON documents whose Rust types live here, so the services, `enosctl` and
+//! the web center share one definition. Interfaces only grow: a breaking change becomes
+//! `...2`, served next to `...1` until every caller has moved.
+
+pub use enos_model::device::*;
+use zbus::proxy;
+
+pub const COLLECTOR_NAME: &str = "org.enos.Edge.Collector";
+pub const COLLECTOR_PATH: &str = "/org/enos/Edge/Collector";
+pub const UPLINK_NAME: &str = "org.enos.Edge.Uplink";
+pub const UPLINK_PATH: &str = "/org/enos/Edge/Uplink";
+
+/// Environment variable that points every service and tool at another bus (tests, development).
+pub const BUS_ADDRESS_ENV: &str = "ENOS_BUS_ADDRESS";
+
+/// Connects to the bus the services share: `ENOS_BUS_ADDRESS` if set, else the system bus.
+pub fn builder() -> zbus::connection::Builder<'static> {
+    match std::env::var(BUS_ADDRESS_ENV) {
+        Ok(addr) if !addr.is_empty() => zbus::connection::Builder::address(addr.as_str()),
+        _ => zbus::connection::Builder::system(),
+    }
+}
+
+pub async fn connect() -> zbus::Result<zbus::Connection> {
+    builder().build().await
+}
+
+/// `org.enos.Edge.Collector1`: field devices, their state, reads and writes.
+#[proxy(interface = "org.enos.Edge.Collector1", default_service = "org.enos.Edge.Collector", default_path = "/org/enos/Edge/Collector")]
+pub trait Collector {
+    /// Every configured device and its state, as JSON `[DeviceStatus]`.
+    fn list_devices(&self) -> zbus::Result<String>;
+    /// Reads points from the device now (not from the last poll); JSON `[PointReading]`.
+    fn read_points(&self, device: &str, points: &[&str]) -> zbus::Result<String>;
+    /// Writes one point; `value` is JSON (number, bool or string). The device's answer comes back
+    /// as JSON `WriteOutcome`; a refused write is an outcome, not a D-Bus error.
+    fn write_point(&self, device: &str, point: &str, value: &str) -> zbus::Result<String>;
+    /// Counters of the collector, JSON `CollectorStats`.
+    fn stats(&self) -> zbus::Result<String>;
+    /// A device went online or offline (`state`), with the reason.
+    #[zbus(signal)]
+    fn device_state_changed(&self, device: &str, state: &str, reason: &str) -> zbus::Result<()>;
+}
+
+/// `org.enos.Edge.Uplink1`: the cache and the cloud session.
+#[proxy(interface = "org.enos.Edge.Uplink1", default_service = "org.enos.Edge.Uplink", default_path = "/org/enos/Edge/Uplink")]
+pub trait Uplink {
+    /// Appends an encoded telemetry batch to the durable cache; returns once it is stored
+    /// (synced to disk per the cache's sync policy) with the cache sequence number.
+    fn push_telemetry(&self, batch: &[u8]) -> zbus::Result<u64>;
+    /// JSON `UplinkStatus`: cloud session, cache backlog, sender counters.
+    fn status(&self) -> zbus::Result<String>;
+    /// The cloud session changed state (`connected`, `connecting`, `disconnected`).
+    #[zbus(signal)]
+    fn cloud_state_changed(&self, state: &str, reason: &str) -> zbus::Result<()>;
+}

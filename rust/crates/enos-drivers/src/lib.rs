@@ -1,1 +1,79 @@
-pub fn x(){}
+//! Field-protocol drivers behind one trait.
+//!
+//! A driver owns the connections to a set of devices and runs as one task. It is handed a
+//! [`DriverContext`]: a sink for samples, a board for device state, and a queue of commands
+//! (on-demand reads and writes). The same shape fits both kinds of protocol the product needs:
+//! polled ones (Modbus: the driver schedules its own polls) and spontaneous ones (IEC 60870-5-104,
+//! DNP3 unsolicited responses, OPC UA subscriptions: the driver forwards what arrives). The
+//! engine above never knows which kind it runs.
+
+pub mod modbus;
+
+use enos_model::device::{DeviceStatus, PointReading, WriteOutcome};
+use enos_model::{Quality, Value};
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot};
+
+/// Samples of one device taken at one instant (one poll of a group, or one spontaneous report).
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub device: Arc<str>,
+    pub ts_ms: u64,
+    pub samples: Vec<(Arc<str>, Value, Quality)>,
+}
+
+/// A request from outside the driver (D-Bus, cloud commands, the web center).
+pub enum Command {
+    Read { device: String, points: Vec<String>, reply: oneshot::Sender<Result<Vec<PointReading>, String>> },
+    Write { device: String, point: String, value: serde_json::Value, reply: oneshot::Sender<WriteOutcome> },
+}
+
+/// A device changed state; the engine turns these into D-Bus signals.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceEvent {
+    pub device: String,
+    pub state: String,
+    pub reason: String,
+}
+
+/// Shared, always-current state of every device, read by D-Bus calls without asking drivers.
+#[derive(Default)]
+pub struct StatusBoard {
+    inner: Mutex<HashMap<String, DeviceStatus>>,
+}
+
+impl StatusBoard {
+    pub fn set(&self, s: DeviceStatus) {
+        self.inner.lock().expect("status board").insert(s.id.clone(), s);
+    }
+    pub fn update(&self, id: &str, f: impl FnOnce(&mut DeviceStatus)) {
+        if let Some(s) = self.inner.lock().expect("status board").get_mut(id) {
+            f(s)
+        }
+    }
+    pub fn all(&self) -> Vec<DeviceStatus> {
+        let mut v: Vec<_> = self.inner.lock().expect("status board").values().cloned().collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+}
+
+pub struct DriverContext {
+    pub frames: mpsc::Sender<Frame>,
+    pub events: mpsc::UnboundedSender<DeviceEvent>,
+    pub status: Arc<StatusBoard>,
+    pub commands: mpsc::Receiver<Command>,
+}
+
+pub type DriverFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// One protocol implementation serving one or more devices.
+pub trait Driver: Send {
+    /// The devices this instance serves (commands for them are routed here).
+    fn devices(&self) -> Vec<String>;
+    /// Runs until the task is dropped.
+    fn run(self: Box<Self>, ctx: DriverContext) -> DriverFuture;
+}

@@ -6,6 +6,7 @@
 
 pub mod batch;
 pub mod config;
+pub mod device;
 pub mod points_csv;
 pub mod value;
 

@@ -1,1 +1,62 @@
-pub fn x(){}
+//! What every EnOS Edge service does the same way: logging, readiness and watchdog.
+
+use std::time::Duration;
+
+/// Logs to the journal when systemd connected us to it, else to stderr (tests, development,
+/// CI machines without a journal socket). Level from `ENOS_LOG` (`info` by default).
+pub fn init_logging(service: &'static str) {
+    let level = std::env::var("ENOS_LOG").ok().and_then(|l| l.parse::<log::LevelFilter>().ok()).unwrap_or(log::LevelFilter::Info);
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        if let Ok(logger) = systemd_journal_logger::JournalLog::new() {
+            let logger = logger.with_syslog_identifier(service.to_string());
+            if logger.install().is_ok() {
+                log::set_max_level(level);
+                return;
+            }
+        }
+    }
+    let _ = env_logger::Builder::new()
+        .filter_level(level)
+        .format_target(false)
+        .format(move |buf, rec| {
+            use std::io::Write;
+            writeln!(buf, "{} {service} {}: {}", buf.timestamp_millis(), rec.level(), rec.args())
+        })
+        .try_init();
+}
+
+/// Tells systemd the service is ready and starts the watchdog pings when a watchdog is set.
+/// The pings come from the async runtime, so a wedged runtime stops them and systemd restarts us.
+pub fn notify_ready() {
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    let mut usec = 0u64;
+    if sd_notify::watchdog_enabled(false, &mut usec) && usec > 0 {
+        let period = Duration::from_micros(usec / 2);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            loop {
+                tick.tick().await;
+                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+            }
+        });
+    }
+}
+
+pub fn notify_status(text: &str) {
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Status(text)]);
+}
+
+pub fn notify_stopping() {
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+}
+
+/// Resolves when SIGTERM or SIGINT arrives.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

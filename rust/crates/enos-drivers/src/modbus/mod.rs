@@ -1,0 +1,51 @@
+//! Modbus TCP, RTU on a serial line, and RTU over TCP, with tokio-modbus.
+//!
+//! Devices that share an endpoint (a TCP gateway with several unit ids, or an RS-485 line) share
+//! one driver instance and its connections. tokio-modbus keeps one request in flight per
+//! connection, so a device's `max_in_flight` is realised as that many connections (TCP only; a
+//! serial line always has exactly one).
+
+pub mod codec;
+pub mod plan;
+mod link;
+mod poll;
+
+pub use link::{Endpoint, ReqError};
+
+use crate::{Driver, DriverContext, DriverFuture};
+use enos_model::config::{CollectorConfig, DeviceConfig, Protocol};
+use std::collections::BTreeMap;
+
+pub struct ModbusDriver {
+    endpoint: Endpoint,
+    devices: Vec<DeviceConfig>,
+}
+
+impl ModbusDriver {
+    pub fn new(endpoint: Endpoint, devices: Vec<DeviceConfig>) -> Self {
+        ModbusDriver { endpoint, devices }
+    }
+}
+
+impl Driver for ModbusDriver {
+    fn devices(&self) -> Vec<String> {
+        self.devices.iter().map(|d| d.id.clone()).collect()
+    }
+    fn run(self: Box<Self>, ctx: DriverContext) -> DriverFuture {
+        Box::pin(poll::run(self.endpoint, self.devices, ctx))
+    }
+}
+
+/// Groups the Modbus devices of a config by endpoint, one driver per endpoint.
+pub fn drivers(cfg: &CollectorConfig) -> Vec<Box<dyn Driver>> {
+    let mut by_ep: BTreeMap<String, (Endpoint, Vec<DeviceConfig>)> = BTreeMap::new();
+    for d in cfg.devices.iter().filter(|d| d.enabled) {
+        let ep = match d.protocol {
+            Protocol::ModbusTcp => Endpoint::Tcp(d.address.clone().unwrap_or_default()),
+            Protocol::ModbusRtuOverTcp => Endpoint::RtuOverTcp(d.address.clone().unwrap_or_default()),
+            Protocol::ModbusRtu => Endpoint::Serial(d.serial.clone().expect("validated: serial settings")),
+        };
+        by_ep.entry(ep.key()).or_insert_with(|| (ep, Vec::new())).1.push(d.clone());
+    }
+    by_ep.into_values().map(|(ep, devs)| Box::new(ModbusDriver::new(ep, devs)) as Box<dyn Driver>).collect()
+}

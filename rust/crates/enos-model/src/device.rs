@@ -1,0 +1,144 @@
+//! Device-facing documents every layer shares: device state, readings, write outcomes, and the
+//! status documents the services publish over D-Bus as JSON.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DeviceStatus {
+    pub id: String,
+    pub protocol: String,
+    /// `online`, `offline`, `connecting` or `disabled`.
+    pub state: String,
+    pub last_ok_ms: Option<u64>,
+    pub last_error: Option<String>,
+    pub polls_ok: u64,
+    pub polls_failed: u64,
+    pub points: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PointReading {
+    pub point: String,
+    pub value: crate::Value,
+    pub quality: crate::Quality,
+    pub ts_ms: u64,
+    /// Why the value is missing, in plain words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Why a write did not reach the device, with the code EnOS gets in the command reply (≥ 2000).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum WriteFailure {
+    UnknownDevice,
+    UnknownPoint,
+    ReadOnly,
+    BadValue,
+    OutOfRange,
+    DeviceException,
+    DeviceTimeout,
+    DeviceOffline,
+    Internal,
+}
+
+impl WriteFailure {
+    pub fn cloud_code(self) -> u32 {
+        match self {
+            WriteFailure::UnknownDevice => 2001,
+            WriteFailure::UnknownPoint => 2002,
+            WriteFailure::ReadOnly => 2003,
+            WriteFailure::BadValue => 2004,
+            WriteFailure::OutOfRange => 2005,
+            WriteFailure::DeviceException => 2006,
+            WriteFailure::DeviceTimeout => 2007,
+            WriteFailure::DeviceOffline => 2008,
+            WriteFailure::Internal => 2099,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WriteOutcome {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<WriteFailure>,
+    pub message: String,
+}
+
+impl WriteOutcome {
+    pub fn ok() -> Self {
+        WriteOutcome { ok: true, failure: None, message: "written".into() }
+    }
+    pub fn failed(failure: WriteFailure, message: impl Into<String>) -> Self {
+        WriteOutcome { ok: false, failure: Some(failure), message: message.into() }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CollectorStats {
+    pub devices: usize,
+    pub devices_online: usize,
+    pub samples_collected: u64,
+    pub batches_pushed: u64,
+    pub samples_pushed: u64,
+    pub push_failures: u64,
+    /// Samples held in memory while the uplink is unreachable.
+    pub samples_buffered: u64,
+    /// Samples dropped because that buffer was full.
+    pub samples_dropped: u64,
+    pub requests: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CloudStatus {
+    /// `connected`, `connecting`, `disconnected`.
+    pub state: String,
+    pub uri: String,
+    pub since_ms: u64,
+    pub last_error: Option<String>,
+    pub connects: u64,
+    pub sub_devices_logged_in: usize,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CacheStatus {
+    pub records: u64,
+    pub points: u64,
+    pub bytes: u64,
+    pub max_bytes: u64,
+    pub oldest_ts_ms: Option<u64>,
+    /// Points dropped because the cache was full or data was too old.
+    pub dropped_points: u64,
+    /// Bytes per second entering the cache (recent average).
+    pub ingest_bytes_per_s: f64,
+    pub ingest_points_per_s: f64,
+    /// How long an outage the free space holds at the current rate.
+    pub outage_hours_capacity: Option<f64>,
+    pub dead_letter_records: u64,
+    pub schema_version: u32,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SenderStatus {
+    pub messages_sent: u64,
+    pub messages_acked: u64,
+    pub points_acked: u64,
+    pub points_acked_live: u64,
+    pub points_acked_resume: u64,
+    pub timeouts: u64,
+    pub rejected: u64,
+    pub dead_lettered_points: u64,
+    pub dropped_rejected_points: u64,
+    pub unroutable_points: u64,
+    pub in_flight: usize,
+    pub commands_received: u64,
+    pub commands_failed: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct UplinkStatus {
+    pub cloud: CloudStatus,
+    pub cache: CacheStatus,
+    pub sender: SenderStatus,
+}
