@@ -213,17 +213,17 @@ mod tests {
 
     #[test]
     fn byte_and_word_orders_of_a_float() {
-        // 231.4f32 = 0x43675666
+        // -1234.5678f32 = 0xC49A522B
         let cases = [
-            (ByteOrder::ABCD, [0x4367, 0x5666]),
-            (ByteOrder::CDAB, [0x5666, 0x4367]),
-            (ByteOrder::BADC, [0x6743, 0x6656]),
-            (ByteOrder::DCBA, [0x6656, 0x6743]),
+            (ByteOrder::ABCD, [0xC49A, 0x522B]),
+            (ByteOrder::CDAB, [0x522B, 0xC49A]),
+            (ByteOrder::BADC, [0x9AC4, 0x2B52]),
+            (ByteOrder::DCBA, [0x2B52, 0x9AC4]),
         ];
         for (o, w) in cases {
             let p = pt(DataType::F32, o);
-            assert_eq!(decode(&p, &w, &[]).unwrap(), Value::Float(231.4), "{o:?}");
-            assert_eq!(encode(&p, &serde_json::json!(231.4)).unwrap(), WireWrite::Registers(w.to_vec()), "{o:?}");
+            assert_eq!(decode(&p, &w, &[]).unwrap(), Value::Float(-1234.5677), "{o:?}");
+            assert_eq!(encode(&p, &serde_json::json!(-1234.5677)).unwrap(), WireWrite::Registers(w.to_vec()), "{o:?}");
         }
     }
 
