@@ -1,0 +1,35 @@
+SUMMARY = "EnOS Edge gateway image: the complete A/B system"
+DESCRIPTION = "Read-only root file system with the EnOS Edge stack, written \
+into an A/B GPT disk image (boot, rootfs A, rootfs B, data). The update \
+bundle enos-edge-update carries the ext4 of this image."
+LICENSE = "MIT"
+
+inherit core-image
+
+IMAGE_FEATURES += "read-only-rootfs"
+# Optional features an OEM or the dev overlay may add with
+# EXTRA_IMAGE_FEATURES: "ssh-server-openssh" (remote maintenance),
+# "allow-empty-password allow-root-login empty-root-password" (lab only).
+
+IMAGE_INSTALL = " \
+    packagegroup-core-boot \
+    packagegroup-enos-edge \
+    ${CORE_IMAGE_EXTRA_INSTALL} \
+"
+IMAGE_LINGUAS = ""
+
+# Size budget: the rootfs must fit its 1 GiB slot with room for later
+# releases (slot sizes never change in the field). The build fails beyond
+# 512 MiB (KiB here); see docs/layer.md.
+IMAGE_ROOTFS_MAXSIZE = "524288"
+
+# The disk image (wic, with a bmap for bmaptool) and the ext4 that
+# enos-edge-update puts into the .swu. Set here, not in the distro, because
+# the machine configurations set their own defaults.
+IMAGE_FSTYPES = "wic.zst wic.bmap ext4.zst"
+# runqemu cannot boot a compressed disk image.
+IMAGE_FSTYPES:append:qemuall = " wic"
+WKS_FILE = "${ENOS_WKS_FILE}"
+# x86 EFI: what goes onto the ESP; other machines keep their own list.
+IMAGE_BOOT_FILES:x86-64 = "${ENOS_BOOT_FILES}"
+do_image_wic[depends] += "${ENOS_BOOT_DEPLOY_DEPENDS}"
