@@ -1,1 +1,359 @@
-pub fn x(){}
+//! The durable outbox of telemetry: RocksDB on the data partition.
+//!
+//! Each accepted batch becomes one record keyed by a monotonically increasing sequence number,
+//! so "oldest first" is key order. The batch bytes are stored as the collector encoded them
+//! (see `enos_model::batch`); a small versioned header in front carries what the sender and the
+//! bounds need without decoding (enqueue time, point count, time range).
+//!
+//! Crossing A/B updates: the database carries a schema version and the oldest schema a reader
+//! must understand (`compat`). A release opens any database whose `compat` it understands, so a
+//! rollback keeps reading what a newer release wrote; migrations run forward only, in order.
+
+use enos_model::batch::DecodedBatch;
+use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Schema this release writes.
+pub const SCHEMA_VERSION: u32 = 1;
+/// Oldest schema a reader must understand to read what this release writes.
+pub const SCHEMA_COMPAT: u32 = 1;
+
+const CF_OUTBOX: &str = "outbox";
+const CF_DEAD: &str = "dead_letter";
+const KEY_SCHEMA: &[u8] = b"schema_version";
+const KEY_COMPAT: &[u8] = b"schema_compat";
+const KEY_DROPPED: &[u8] = b"dropped_points";
+const HEADER_LEN: u8 = 30;
+const HEADER_VERSION: u8 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("cache {dir}: {source}")]
+    Db { dir: PathBuf, source: rocksdb::Error },
+    #[error("cache {dir}: written by schema {found} (needs a reader of schema {compat}); this release reads schema {ours}")]
+    TooNew { dir: PathBuf, found: u32, compat: u32, ours: u32 },
+    #[error("rejected batch: {0}")]
+    BadBatch(#[from] enos_model::BatchError),
+    #[error("rejected batch: it holds no samples")]
+    EmptyBatch,
+    #[error("cache record {seq} is corrupt: {reason}")]
+    Corrupt { seq: u64, reason: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sync {
+    Always,
+    Never,
+}
+
+/// What the index keeps of a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordMeta {
+    pub seq: u64,
+    pub bytes: u64,
+    pub points: u64,
+    pub enqueued_ms: u64,
+    pub oldest_ts: u64,
+    pub newest_ts: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CacheStats {
+    pub records: u64,
+    pub points: u64,
+    pub bytes: u64,
+    pub oldest_ts: Option<u64>,
+    pub dropped_points: u64,
+    pub dead_letter_records: u64,
+}
+
+struct State {
+    next_seq: u64,
+    index: BTreeMap<u64, RecordMeta>,
+    bytes: u64,
+    points: u64,
+    dropped_points: u64,
+    dead_records: u64,
+}
+
+pub struct Cache {
+    db: DB,
+    dir: PathBuf,
+    sync: Sync,
+    max_bytes: u64,
+    max_age_ms: u64,
+    state: Mutex<State>,
+}
+
+/// A forward migration from `from` to `from + 1`.
+type Migration = fn(&DB) -> Result<(), rocksdb::Error>;
+/// Migrations by the version they start from. Schema 1 is the first released schema.
+const MIGRATIONS: &[(u32, Migration)] = &[];
+
+impl Cache {
+    pub fn open(dir: &Path, max_bytes: u64, max_age_ms: u64, sync: Sync) -> Result<Cache, CacheError> {
+        let db_err = |source| CacheError::Db { dir: dir.to_owned(), source };
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_keep_log_file_num(3);
+        opts.set_max_total_wal_size(64 << 20);
+        let mut outbox = Options::default();
+        // Records are already compact; zstd on top still takes the repeated names.
+        outbox.set_compression_type(rocksdb::DBCompressionType::Zstd);
+        outbox.set_write_buffer_size(16 << 20);
+        let cfs = vec![ColumnFamilyDescriptor::new(CF_OUTBOX, outbox), ColumnFamilyDescriptor::new(CF_DEAD, Options::default())];
+        let db = DB::open_cf_descriptors(&opts, dir, cfs).map_err(db_err)?;
+        let read_u = |k: &[u8]| -> Result<Option<u64>, CacheError> {
+            Ok(db.get(k).map_err(db_err)?.and_then(|v| v.as_slice().try_into().ok().map(u64::from_le_bytes)))
+        };
+        let found = read_u(KEY_SCHEMA)?.map(|v| v as u32);
+        let compat = read_u(KEY_COMPAT)?.map(|v| v as u32).unwrap_or(found.unwrap_or(SCHEMA_VERSION));
+        match found {
+            None => {
+                let mut wb = WriteBatch::default();
+                wb.put(KEY_SCHEMA, (SCHEMA_VERSION as u64).to_le_bytes());
+                wb.put(KEY_COMPAT, (SCHEMA_COMPAT as u64).to_le_bytes());
+                db.write(wb).map_err(db_err)?;
+            }
+            Some(v) if v > SCHEMA_VERSION && compat > SCHEMA_VERSION => {
+                return Err(CacheError::TooNew { dir: dir.to_owned(), found: v, compat, ours: SCHEMA_VERSION })
+            }
+            Some(v) if v > SCHEMA_VERSION => {
+                log::info!("cache schema {v} is newer than ours ({SCHEMA_VERSION}) but readable (compat {compat}); leaving it as is");
+            }
+            Some(mut v) => {
+                while v < SCHEMA_VERSION {
+                    let m = MIGRATIONS.iter().find(|(from, _)| *from == v).map(|(_, m)| *m);
+                    let m = m.ok_or(CacheError::TooNew { dir: dir.to_owned(), found: v, compat, ours: SCHEMA_VERSION })?;
+                    log::info!("migrating cache schema {v} -> {}", v + 1);
+                    m(&db).map_err(db_err)?;
+                    v += 1;
+                    db.put(KEY_SCHEMA, (v as u64).to_le_bytes()).map_err(db_err)?;
+                }
+            }
+        }
+        let dropped_points = read_u(KEY_DROPPED)?.unwrap_or(0);
+        let cache = Cache {
+            dir: dir.to_owned(),
+            sync,
+            max_bytes,
+            max_age_ms,
+            state: Mutex::new(State { next_seq: 1, index: BTreeMap::new(), bytes: 0, points: 0, dropped_points, dead_records: 0 }),
+            db,
+        };
+        cache.load_index()?;
+        Ok(cache)
+    }
+
+    fn db_err(&self, source: rocksdb::Error) -> CacheError {
+        CacheError::Db { dir: self.dir.clone(), source }
+    }
+
+    fn load_index(&self) -> Result<(), CacheError> {
+        let cf = self.db.cf_handle(CF_OUTBOX).expect("outbox cf");
+        let mut st = self.state.lock().expect("cache state");
+        for item in self.db.iterator_cf(cf, IteratorMode::Start) {
+            let (k, v) = item.map_err(|e| self.db_err(e))?;
+            let seq = u64::from_be_bytes(k.as_ref().try_into().unwrap_or([0; 8]));
+            match parse_header(seq, &v) {
+                Ok(m) => {
+                    st.bytes += m.bytes;
+                    st.points += m.points;
+                    st.index.insert(seq, m);
+                }
+                Err(e) => log::error!("{e}; the record stays on disk untouched"),
+            }
+            st.next_seq = st.next_seq.max(seq + 1);
+        }
+        let dead = self.db.cf_handle(CF_DEAD).expect("dead cf");
+        st.dead_records = self.db.iterator_cf(dead, IteratorMode::Start).count() as u64;
+        if let Some(last) = self.db.iterator_cf(dead, IteratorMode::End).next() {
+            let (k, _) = last.map_err(|e| self.db_err(e))?;
+            st.next_seq = st.next_seq.max(u64::from_be_bytes(k.as_ref().try_into().unwrap_or([0; 8])) + 1);
+        }
+        Ok(())
+    }
+
+    fn write_opts(&self) -> WriteOptions {
+        let mut w = WriteOptions::default();
+        w.set_sync(self.sync == Sync::Always);
+        w
+    }
+
+    /// Validates and stores a batch; when this returns Ok the batch is on disk (synced per policy).
+    pub fn append(&self, batch: &[u8], now_ms: u64) -> Result<RecordMeta, CacheError> {
+        let decoded = DecodedBatch::decode(batch)?;
+        let s = decoded.summary();
+        if s.samples == 0 {
+            return Err(CacheError::EmptyBatch);
+        }
+        let mut value = Vec::with_capacity(HEADER_LEN as usize + batch.len());
+        value.push(HEADER_LEN);
+        value.push(HEADER_VERSION);
+        value.extend_from_slice(&now_ms.to_le_bytes());
+        value.extend_from_slice(&(s.samples as u32).to_le_bytes());
+        value.extend_from_slice(&s.oldest_ts.to_le_bytes());
+        value.extend_from_slice(&s.newest_ts.to_le_bytes());
+        debug_assert_eq!(value.len(), HEADER_LEN as usize);
+        value.extend_from_slice(batch);
+        let cf = self.db.cf_handle(CF_OUTBOX).expect("outbox cf");
+        let mut st = self.state.lock().expect("cache state");
+        let seq = st.next_seq;
+        self.db.put_cf_opt(cf, seq.to_be_bytes(), &value, &self.write_opts()).map_err(|e| self.db_err(e))?;
+        st.next_seq += 1;
+        let meta = RecordMeta { seq, bytes: value.len() as u64, points: s.samples, enqueued_ms: now_ms, oldest_ts: s.oldest_ts, newest_ts: s.newest_ts };
+        st.bytes += meta.bytes;
+        st.points += meta.points;
+        st.index.insert(seq, meta);
+        self.enforce_bounds(&mut st, now_ms)?;
+        Ok(meta)
+    }
+
+    /// Drops the oldest records while over the byte bound or past the age bound.
+    fn enforce_bounds(&self, st: &mut State, now_ms: u64) -> Result<(), CacheError> {
+        let mut victims = Vec::new();
+        let mut bytes = st.bytes;
+        for m in st.index.values() {
+            let too_old = self.max_age_ms > 0 && m.newest_ts + self.max_age_ms < now_ms;
+            if bytes <= self.max_bytes && !too_old {
+                break;
+            }
+            if st.index.len() - victims.len() <= 1 && !too_old {
+                break; // never drop the record just written for space
+            }
+            bytes -= m.bytes;
+            victims.push(*m);
+        }
+        if victims.is_empty() {
+            return Ok(());
+        }
+        let cf = self.db.cf_handle(CF_OUTBOX).expect("outbox cf");
+        let mut wb = WriteBatch::default();
+        let mut pts = 0;
+        for v in &victims {
+            wb.delete_cf(cf, v.seq.to_be_bytes());
+            pts += v.points;
+        }
+        let dropped = st.dropped_points + pts;
+        wb.put(KEY_DROPPED, dropped.to_le_bytes());
+        self.db.write_opt(wb, &self.write_opts()).map_err(|e| self.db_err(e))?;
+        for v in &victims {
+            st.index.remove(&v.seq);
+            st.bytes -= v.bytes;
+            st.points -= v.points;
+        }
+        st.dropped_points = dropped;
+        log::warn!("cache full or data too old: dropped {} oldest records ({pts} points, {} total dropped)", victims.len(), dropped);
+        Ok(())
+    }
+
+    /// Applies the age bound without a new append (call periodically).
+    pub fn expire(&self, now_ms: u64) -> Result<(), CacheError> {
+        let mut st = self.state.lock().expect("cache state");
+        self.enforce_bounds(&mut st, now_ms)
+    }
+
+    /// Up to `n` records in key order (oldest first) passing `filter`.
+    pub fn oldest(&self, n: usize, mut filter: impl FnMut(&RecordMeta) -> bool) -> Vec<RecordMeta> {
+        let st = self.state.lock().expect("cache state");
+        st.index.values().filter(|m| filter(m)).take(n).copied().collect()
+    }
+
+    /// Up to `n` records enqueued at or after `since_ms`, newest first, passing `filter`.
+    pub fn newest_since(&self, since_ms: u64, n: usize, mut filter: impl FnMut(&RecordMeta) -> bool) -> Vec<RecordMeta> {
+        let st = self.state.lock().expect("cache state");
+        st.index.values().rev().take_while(|m| m.enqueued_ms >= since_ms).filter(|m| filter(m)).take(n).copied().collect()
+    }
+
+    /// The batch bytes of a record.
+    pub fn read(&self, seq: u64) -> Result<Option<Vec<u8>>, CacheError> {
+        let cf = self.db.cf_handle(CF_OUTBOX).expect("outbox cf");
+        let v = self.db.get_cf(cf, seq.to_be_bytes()).map_err(|e| self.db_err(e))?;
+        Ok(v.map(|v| {
+            let h = v.first().copied().unwrap_or(HEADER_LEN) as usize;
+            v[h.min(v.len())..].to_vec()
+        }))
+    }
+
+    /// Deletes a delivered record.
+    pub fn remove(&self, seq: u64) -> Result<(), CacheError> {
+        let cf = self.db.cf_handle(CF_OUTBOX).expect("outbox cf");
+        let mut st = self.state.lock().expect("cache state");
+        // Delivery acks need no fsync: a lost delete only means a duplicate after a power cut.
+        self.db.delete_cf(cf, seq.to_be_bytes()).map_err(|e| self.db_err(e))?;
+        if let Some(m) = st.index.remove(&seq) {
+            st.bytes -= m.bytes;
+            st.points -= m.points;
+        }
+        Ok(())
+    }
+
+    /// Moves a record the cloud keeps refusing out of the outbox, keeping it for inspection.
+    pub fn dead_letter(&self, seq: u64) -> Result<(), CacheError> {
+        let cf = self.db.cf_handle(CF_OUTBOX).expect("outbox cf");
+        let dead = self.db.cf_handle(CF_DEAD).expect("dead cf");
+        let mut st = self.state.lock().expect("cache state");
+        let Some(v) = self.db.get_cf(cf, seq.to_be_bytes()).map_err(|e| self.db_err(e))? else { return Ok(()) };
+        let mut wb = WriteBatch::default();
+        wb.put_cf(dead, seq.to_be_bytes(), v);
+        wb.delete_cf(cf, seq.to_be_bytes());
+        self.db.write_opt(wb, &self.write_opts()).map_err(|e| self.db_err(e))?;
+        if let Some(m) = st.index.remove(&seq) {
+            st.bytes -= m.bytes;
+            st.points -= m.points;
+        }
+        st.dead_records += 1;
+        Ok(())
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        let st = self.state.lock().expect("cache state");
+        CacheStats {
+            records: st.index.len() as u64,
+            points: st.points,
+            bytes: st.bytes,
+            oldest_ts: st.index.values().map(|m| m.oldest_ts).min(),
+            dropped_points: st.dropped_points,
+            dead_letter_records: st.dead_records,
+        }
+    }
+
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    /// Bytes RocksDB really uses on disk for live data (SST files + memtables), for benchmarks.
+    pub fn disk_bytes(&self) -> u64 {
+        let p = |name: &str| self.db.property_int_value(name).ok().flatten().unwrap_or(0);
+        p("rocksdb.total-sst-files-size") + p("rocksdb.cur-size-all-mem-tables")
+    }
+
+    /// Flushes memtables to SST files (benchmarks measure compressed bytes on disk).
+    pub fn flush(&self) -> Result<(), CacheError> {
+        let cf = self.db.cf_handle(CF_OUTBOX).expect("outbox cf");
+        self.db.flush_cf(cf).map_err(|e| self.db_err(e))
+    }
+}
+
+fn parse_header(seq: u64, v: &[u8]) -> Result<RecordMeta, CacheError> {
+    let corrupt = |reason: &str| CacheError::Corrupt { seq, reason: reason.into() };
+    let h = *v.first().ok_or_else(|| corrupt("empty"))? as usize;
+    if h < HEADER_LEN as usize || v.len() < h {
+        return Err(corrupt("short header"));
+    }
+    let u64_at = |o: usize| u64::from_le_bytes(v[o..o + 8].try_into().expect("8 bytes"));
+    Ok(RecordMeta {
+        seq,
+        bytes: v.len() as u64,
+        enqueued_ms: u64_at(2),
+        points: u32::from_le_bytes(v[10..14].try_into().expect("4 bytes")) as u64,
+        oldest_ts: u64_at(14),
+        newest_ts: u64_at(22),
+    })
+}
+
+#[cfg(test)]
+mod tests;

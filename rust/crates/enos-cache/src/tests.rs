@@ -1,0 +1,107 @@
+use super::*;
+use enos_model::{BatchBuilder, Quality, Value};
+
+fn batch(device: &str, n: usize, t0: u64) -> Vec<u8> {
+    let mut b = BatchBuilder::new();
+    for i in 0..n {
+        b.push(device, &format!("p{}", i % 10), t0 + (i / 10) as u64 * 1000, Value::Float(i as f64 / 10.0), Quality::Good);
+    }
+    b.finish()
+}
+
+#[test]
+fn records_survive_reopen_in_order_and_removed_ones_stay_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let seqs: Vec<u64> = {
+        let c = Cache::open(dir.path(), 1 << 30, 0, Sync::Always).unwrap();
+        let s = (0..5).map(|i| c.append(&batch("d", 20, 1000 * i), 10 + i).unwrap().seq).collect();
+        c.remove(2).unwrap();
+        s
+    };
+    assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
+    let c = Cache::open(dir.path(), 1 << 30, 0, Sync::Always).unwrap();
+    let left: Vec<u64> = c.oldest(10, |_| true).iter().map(|m| m.seq).collect();
+    assert_eq!(left, vec![1, 3, 4, 5]);
+    assert_eq!(c.stats().points, 80);
+    let b = c.read(3).unwrap().unwrap();
+    assert_eq!(b, batch("d", 20, 2000));
+    // sequence numbers keep growing after a restart, so order is never confused
+    assert_eq!(c.append(&batch("d", 1, 0), 99).unwrap().seq, 6);
+    let newest: Vec<u64> = c.newest_since(14, 10, |_| true).iter().map(|m| m.seq).collect();
+    assert_eq!(newest, vec![6, 5]);
+}
+
+#[test]
+fn a_full_cache_drops_the_oldest_and_counts_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = batch("d", 100, 0).len() as u64 + HEADER_LEN as u64;
+    let c = Cache::open(dir.path(), one * 3 + one / 2, 0, Sync::Never).unwrap();
+    for i in 0..5 {
+        c.append(&batch("d", 100, i * 100_000), i).unwrap();
+    }
+    let s = c.stats();
+    assert_eq!(s.records, 3);
+    assert_eq!(s.dropped_points, 200);
+    assert_eq!(c.oldest(1, |_| true)[0].seq, 3);
+    drop(c);
+    let c = Cache::open(dir.path(), one * 3 + one / 2, 0, Sync::Never).unwrap();
+    assert_eq!(c.stats().dropped_points, 200, "the drop counter is persistent");
+}
+
+#[test]
+fn data_past_the_age_bound_goes_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Cache::open(dir.path(), 1 << 30, 60_000, Sync::Never).unwrap();
+    c.append(&batch("d", 10, 1_000), 1_000).unwrap();
+    c.append(&batch("d", 10, 100_000), 100_000).unwrap();
+    c.expire(120_000).unwrap();
+    assert_eq!(c.oldest(10, |_| true).iter().map(|m| m.seq).collect::<Vec<_>>(), vec![2]);
+    assert_eq!(c.stats().dropped_points, 10);
+}
+
+#[test]
+fn bad_batches_are_refused_and_nothing_stored_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Cache::open(dir.path(), 1 << 30, 0, Sync::Never).unwrap();
+    c.append(&batch("d", 10, 0), 1).unwrap();
+    let mut bad = batch("d", 10, 0);
+    bad.truncate(bad.len() / 2);
+    assert!(matches!(c.append(&bad, 2), Err(CacheError::BadBatch(_))));
+    assert!(matches!(c.append(b"hello", 2), Err(CacheError::BadBatch(_))));
+    assert!(matches!(c.append(&BatchBuilder::new().finish(), 2), Err(CacheError::EmptyBatch)));
+    assert_eq!(c.stats().records, 1);
+}
+
+#[test]
+fn a_newer_compatible_schema_is_read_and_an_incompatible_one_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let c = Cache::open(dir.path(), 1 << 30, 0, Sync::Always).unwrap();
+        c.append(&batch("d", 10, 0), 1).unwrap();
+        // What a future release (schema 2, still readable by schema 1 readers) leaves behind.
+        c.db.put(KEY_SCHEMA, 2u64.to_le_bytes()).unwrap();
+        // ...with a record whose header grew by 4 bytes the old reader must skip.
+        let mut v = vec![HEADER_LEN + 4, 2];
+        v.extend_from_slice(&7u64.to_le_bytes());
+        v.extend_from_slice(&10u32.to_le_bytes());
+        v.extend_from_slice(&0u64.to_le_bytes());
+        v.extend_from_slice(&9000u64.to_le_bytes());
+        v.extend_from_slice(&[0xAA; 4]);
+        v.extend_from_slice(&batch("d", 10, 0));
+        let cf = c.db.cf_handle(CF_OUTBOX).unwrap();
+        c.db.put_cf(cf, 2u64.to_be_bytes(), v).unwrap();
+    }
+    {
+        let c = Cache::open(dir.path(), 1 << 30, 0, Sync::Always).expect("schema 2 with compat 1 opens");
+        assert_eq!(c.stats().records, 2);
+        assert_eq!(c.read(2).unwrap().unwrap(), batch("d", 10, 0), "extended header skipped");
+        c.db.put(KEY_COMPAT, 2u64.to_le_bytes()).unwrap();
+    }
+    let e = Cache::open(dir.path(), 1 << 30, 0, Sync::Always).err().expect("compat 2 is refused");
+    assert!(e.to_string().contains("written by schema 2 (needs a reader of schema 2); this release reads schema 1"), "{e}");
+    // Nothing was deleted: restoring compat makes every record readable again.
+    let db = DB::open_cf(&Options::default(), dir.path(), [CF_OUTBOX, CF_DEAD]).unwrap();
+    db.put(KEY_COMPAT, 1u64.to_le_bytes()).unwrap();
+    drop(db);
+    assert_eq!(Cache::open(dir.path(), 1 << 30, 0, Sync::Always).unwrap().stats().records, 2);
+}
