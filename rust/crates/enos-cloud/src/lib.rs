@@ -1,1 +1,44 @@
-pub fn x(){}
+//! The EnOS device MQTT protocol as a gateway speaks it (../shared/protocol/enos-mqtt.md):
+//! the CONNECT sign, topics, request/reply envelopes, telemetry payloads built from cached
+//! batches, and parsing of cloud commands. No I/O here: the uplink owns the session.
+
+pub mod command;
+pub mod sign;
+pub mod telemetry;
+pub mod topics;
+
+use serde::{Deserialize, Serialize};
+
+/// Keys and secret of one EnOS device (the gateway or a sub-device).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Identity {
+    pub product_key: String,
+    pub device_key: String,
+    pub secret: String,
+}
+
+/// A reply from the cloud to one of our requests, or ours to a cloud command.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Reply {
+    pub id: String,
+    pub code: i64,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub data: serde_json::Value,
+}
+
+impl Reply {
+    pub fn parse(payload: &[u8]) -> Option<Reply> {
+        serde_json::from_slice(payload).ok()
+    }
+}
+
+/// `{"id":..,"version":"1.0","method":..,"params":..}` as bytes.
+pub fn request(id: u64, method: &str, params: serde_json::Value) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({"id": id.to_string(), "version": "1.0", "method": method, "params": params})).expect("json")
+}
+
+pub fn reply(id: &str, code: i64, message: &str, data: serde_json::Value) -> Vec<u8> {
+    serde_json::to_vec(&Reply { id: id.into(), code, message: message.into(), data }).expect("json")
+}

@@ -1,0 +1,198 @@
+//! Telemetry payloads: cached batches → `measurepoint/post/batch` or `resume/batch` messages
+//! under the size limit.
+
+use enos_model::batch::DecodedBatch;
+use enos_model::{Quality, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// `thing.measurepoint.post.batch`: current values, alerts and stream processing.
+    Live,
+    /// `thing.measurepoint.resume.batch`: back-fill of what waited in the cache.
+    Resume,
+}
+
+impl Stream {
+    pub fn topic_suffix(self) -> &'static str {
+        match self {
+            Stream::Live => crate::topics::POST_BATCH,
+            Stream::Resume => crate::topics::RESUME_BATCH,
+        }
+    }
+    pub fn method(self) -> &'static str {
+        match self {
+            Stream::Live => "thing.measurepoint.post.batch",
+            Stream::Resume => "thing.measurepoint.resume.batch",
+        }
+    }
+}
+
+/// EnOS keys for a collector device id; `None` for the gateway itself.
+pub trait KeyMap {
+    fn keys(&self, device: &str) -> Option<Option<(&str, &str)>>;
+}
+
+impl KeyMap for HashMap<String, Option<(String, String)>> {
+    fn keys(&self, device: &str) -> Option<Option<(&str, &str)>> {
+        self.get(device).map(|o| o.as_ref().map(|(p, d)| (p.as_str(), d.as_str())))
+    }
+}
+
+/// Counts of what went into messages and what could not.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Packed {
+    /// Complete JSON payloads, each under the size limit, with the number of points in each.
+    pub messages: Vec<(Vec<u8>, u64)>,
+    /// Points of devices with no EnOS identity configured.
+    pub unroutable: u64,
+}
+
+fn json_value(v: &Value, q: Quality, out: &mut String) {
+    let plain = |v: &Value, out: &mut String| match v {
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::UInt(u) => {
+            let _ = write!(out, "{u}");
+        }
+        Value::Float(f) if f.is_finite() => {
+            let _ = write!(out, "{f}");
+        }
+        Value::Float(_) | Value::Null => out.push_str("null"),
+        Value::Str(s) => out.push_str(&serde_json::to_string(s).expect("json string")),
+    };
+    if q.is_good() {
+        plain(v, out)
+    } else {
+        // The quality form of EnOS; the integer is our Quality code (docs/cloud-protocol.md).
+        out.push_str("{\"value\":");
+        plain(v, out);
+        let _ = write!(out, ",\"quality\":{}}}", q as u8);
+    }
+}
+
+/// Builds the messages for one or more decoded batches, regrouped per (device, timestamp) as
+/// EnOS wants them, each message under `max_bytes`.
+pub fn pack(batches: &[DecodedBatch], keys: &impl KeyMap, stream: Stream, ids: &mut impl FnMut() -> u64, max_bytes: usize) -> Packed {
+    let mut packed = Packed::default();
+    // (device name, ts) → list of (batch idx, series idx, sample idx)
+    let mut rows: BTreeMap<(u64, &str), Vec<(usize, usize, usize)>> = BTreeMap::new();
+    for (bi, b) in batches.iter().enumerate() {
+        for (si, s) in b.series.iter().enumerate() {
+            let dev = b.name(s.device);
+            if keys.keys(dev).is_none() {
+                packed.unroutable += s.ts.len() as u64;
+                continue;
+            }
+            for (i, &t) in s.ts.iter().enumerate() {
+                rows.entry((t, dev)).or_default().push((bi, si, i));
+            }
+        }
+    }
+    let head = |id: u64| {
+        format!(
+            "{{\"id\":\"{id}\",\"version\":\"1.0\",\"method\":\"{}\",\"allowOfflineSubDevice\":{},\"skipInvalidMeasurepoints\":{},\"params\":[",
+            stream.method(),
+            stream == Stream::Resume,
+            stream == Stream::Resume
+        )
+    };
+    let mut cur = String::new();
+    let mut cur_points = 0u64;
+    let mut entry = String::new();
+    for ((ts, dev), samples) in rows {
+        entry.clear();
+        entry.push('{');
+        if let Some(Some((pk, dk))) = keys.keys(dev) {
+            let _ = write!(entry, "\"productKey\":{},\"deviceKey\":{},", serde_json::to_string(pk).expect("s"), serde_json::to_string(dk).expect("s"));
+        }
+        entry.push_str("\"measurepoints\":{");
+        for (n, &(bi, si, i)) in samples.iter().enumerate() {
+            let b = &batches[bi];
+            let s = &b.series[si];
+            if n > 0 {
+                entry.push(',');
+            }
+            entry.push_str(&serde_json::to_string(b.name(s.point)).expect("s"));
+            entry.push(':');
+            json_value(&s.values[i], s.quality[i], &mut entry);
+        }
+        let _ = write!(entry, "}},\"time\":{ts}}}");
+        if !cur.is_empty() && cur.len() + entry.len() + 2 > max_bytes {
+            cur.push_str("]}");
+            packed.messages.push((std::mem::take(&mut cur).into_bytes(), cur_points));
+            cur_points = 0;
+        }
+        if cur.is_empty() {
+            cur = head(ids());
+        } else {
+            cur.push(',');
+        }
+        cur.push_str(&entry);
+        cur_points += samples.len() as u64;
+    }
+    if !cur.is_empty() {
+        cur.push_str("]}");
+        packed.messages.push((cur.into_bytes(), cur_points));
+    }
+    packed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use enos_model::BatchBuilder;
+
+    #[test]
+    fn rows_per_device_and_time_split_under_the_limit() {
+        let mut b = BatchBuilder::new();
+        for t in 0..100u64 {
+            for p in 0..20 {
+                b.push("inv01", &format!("P{p}"), 1_700_000_000_000 + t * 1000, Value::Float(p as f64 + 0.5), Quality::Good);
+            }
+            b.push("gw", "cpu", 1_700_000_000_000 + t * 1000, Value::Int(7), Quality::Good);
+            b.push("ghost", "x", 1_700_000_000_000 + t * 1000, Value::Int(1), Quality::Good);
+        }
+        b.push("inv01", "bad", 1_700_000_000_000, Value::Null, Quality::CommFailure);
+        let dec = DecodedBatch::decode(&b.finish()).unwrap();
+        let mut keys: HashMap<String, Option<(String, String)>> = HashMap::new();
+        keys.insert("inv01".into(), Some(("pkS".into(), "inv01".into())));
+        keys.insert("gw".into(), None);
+        let mut next = 0;
+        let p = pack(&[dec], &keys, Stream::Resume, &mut || {
+            next += 1;
+            next
+        }, 8192);
+        assert_eq!(p.unroutable, 100);
+        assert!(p.messages.len() > 2);
+        let mut points = 0;
+        let mut first = true;
+        for (m, n) in &p.messages {
+            assert!(m.len() <= 8192);
+            let v: serde_json::Value = serde_json::from_slice(m).unwrap();
+            assert_eq!(v["method"], "thing.measurepoint.resume.batch");
+            assert_eq!(v["skipInvalidMeasurepoints"], true);
+            let mut counted = 0;
+            for e in v["params"].as_array().unwrap() {
+                counted += e["measurepoints"].as_object().unwrap().len() as u64;
+                if first {
+                    // oldest first; the gateway's own entry has no keys
+                    assert_eq!(e["time"], 1_700_000_000_000u64);
+                    first = false;
+                }
+                if e.get("deviceKey").is_none() {
+                    assert_eq!(e["measurepoints"]["cpu"], 7);
+                }
+            }
+            assert_eq!(counted, *n);
+            points += n;
+        }
+        assert_eq!(points, 100 * 21 + 1);
+        let all: String = p.messages.iter().map(|(m, _)| String::from_utf8(m.clone()).unwrap()).collect();
+        assert!(all.contains("\"bad\":{\"value\":null,\"quality\":2}"));
+        assert!(all.contains("\"P3\":3.5"));
+    }
+}
