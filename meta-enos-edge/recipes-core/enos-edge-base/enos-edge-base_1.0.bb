@@ -1,23 +1,22 @@
 SUMMARY = "EnOS Edge base system integration: data and boot partitions, persistent journal"
-DESCRIPTION = "Mounts the data partition (PARTLABEL enos-data) at /data, grows \
-it to fill the disk on first boot, and keeps /var/log and the journal there \
-so the root file system can stay read-only."
+DESCRIPTION = "Mounts the data partition (PARTLABEL enos-data) at /data and the boot partition at /boot/efi, grows the data partition to fill the disk on first boot, and keeps /var/log and the journal on /data so the root file system can stay read-only."
 HOMEPAGE = "https://github.com/enos-edge/enos-edge"
+BUGTRACKER = "https://github.com/enos-edge/enos-edge/issues"
 SECTION = "base"
+CVE_PRODUCT = "enos-edge"
 LICENSE = "Apache-2.0"
 LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/Apache-2.0;md5=89aea4e17d99a7cacdbeed46a0096b10"
 
-SRC_URI = " \
-    file://data.mount \
-    file://boot-efi.mount \
-    file://enos-data-layout.service \
-    file://var-log.mount \
-    file://journald-enos-edge.conf \
-    file://repart-10-esp.conf \
-    file://repart-20-root-a.conf \
-    file://repart-30-root-b.conf \
-    file://repart-40-data.conf \
-"
+SRC_URI = "file://data.mount \
+           file://boot-efi.mount \
+           file://enos-data-layout.service \
+           file://var-log.mount \
+           file://journald-enos-edge.conf \
+           file://repart-10-esp.conf \
+           file://repart-20-root-a.conf \
+           file://repart-30-root-b.conf \
+           file://repart-40-data.conf \
+           "
 
 S = "${UNPACKDIR}"
 
@@ -42,14 +41,12 @@ do_install() {
     install -d ${D}/data ${D}/boot/efi
 }
 
-FILES:${PN} += " \
-    ${systemd_system_unitdir} \
-    ${systemd_unitdir}/journald.conf.d \
-    ${nonarch_libdir}/repart.d \
-    /data \
-    /boot/efi \
-"
+FILES:${PN} += "${systemd_system_unitdir} \
+                ${systemd_unitdir}/journald.conf.d \
+                ${nonarch_libdir}/repart.d \
+                /data \
+                /boot/efi"
 
 SYSTEMD_SERVICE:${PN} = "data.mount boot-efi.mount enos-data-layout.service var-log.mount"
 
-RDEPENDS:${PN} = "systemd e2fsprogs-resize2fs"
+RDEPENDS:${PN} = "e2fsprogs-resize2fs systemd"

@@ -1,7 +1,9 @@
 SUMMARY = "EnOS Edge gateway image: the complete A/B system"
-DESCRIPTION = "Read-only root file system with the EnOS Edge stack, written \
-into an A/B GPT disk image (boot, rootfs A, rootfs B, data). The update \
-bundle enos-edge-update carries the ext4 of this image."
+DESCRIPTION = "Read-only root file system with the EnOS Edge stack, written into an A/B GPT disk image (boot, rootfs A, rootfs B, data). The update bundle enos-edge-update carries the ext4 of this image."
+HOMEPAGE = "https://github.com/enos-edge/enos-edge"
+BUGTRACKER = "https://github.com/enos-edge/enos-edge/issues"
+SECTION = "image"
+CVE_PRODUCT = "enos-edge"
 LICENSE = "MIT"
 
 inherit core-image
@@ -11,11 +13,9 @@ IMAGE_FEATURES += "read-only-rootfs"
 # EXTRA_IMAGE_FEATURES: "ssh-server-openssh" (remote maintenance),
 # "allow-empty-password allow-root-login empty-root-password" (lab only).
 
-IMAGE_INSTALL = " \
-    packagegroup-core-boot \
-    packagegroup-enos-edge \
-    ${CORE_IMAGE_EXTRA_INSTALL} \
-"
+IMAGE_INSTALL = "packagegroup-core-boot \
+                 packagegroup-enos-edge \
+                 ${CORE_IMAGE_EXTRA_INSTALL}"
 IMAGE_LINGUAS = ""
 
 # Size budget: the rootfs must fit its 1 GiB slot with room for later
@@ -32,4 +32,5 @@ IMAGE_FSTYPES:append:qemuall = " wic"
 WKS_FILE = "${ENOS_WKS_FILE}"
 # x86 EFI: what goes onto the ESP; other machines keep their own list.
 IMAGE_BOOT_FILES:x86-64 = "${ENOS_BOOT_FILES}"
+# nooelint: oelint.vars.mispell.unknown - the wic image task of image_types_wic
 do_image_wic[depends] += "${ENOS_BOOT_DEPLOY_DEPENDS}"

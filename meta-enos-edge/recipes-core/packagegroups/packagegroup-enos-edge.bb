@@ -1,7 +1,8 @@
 SUMMARY = "EnOS Edge: the whole gateway stack"
-DESCRIPTION = "The EnOS Edge services, the A/B update agent (SWUpdate and \
-the slot tool), the bootloader environment tools, the base system \
-integration (data partition, persistent journal) and time keeping."
+DESCRIPTION = "The EnOS Edge services, the A/B update agent (SWUpdate and the slot tool), the bootloader environment tools, the base system integration (data partition, persistent journal) and time keeping."
+HOMEPAGE = "https://github.com/enos-edge/enos-edge"
+BUGTRACKER = "https://github.com/enos-edge/enos-edge/issues"
+SECTION = "base"
 LICENSE = "MIT"
 
 # The bootloader environment tools differ per machine (ENOS_BOOTENV_TOOLS).
@@ -9,14 +10,12 @@ PACKAGE_ARCH = "${MACHINE_ARCH}"
 
 inherit packagegroup
 
-RDEPENDS:${PN} = " \
-    enos-edge \
-    enos-edge-base \
-    enos-bootslot \
-    swupdate \
-    ${ENOS_BOOTENV_TOOLS} \
-    volatile-binds \
-    ca-certificates \
-    tzdata \
-    e2fsprogs-e2fsck \
-"
+RDEPENDS:${PN} = "${ENOS_BOOTENV_TOOLS} \
+                  ca-certificates \
+                  e2fsprogs-e2fsck \
+                  enos-bootslot \
+                  enos-edge \
+                  enos-edge-base \
+                  swupdate \
+                  tzdata \
+                  volatile-binds"
