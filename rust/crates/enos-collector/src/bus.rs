@@ -1,0 +1,87 @@
+//! `org.enos.Edge.Collector1` on the bus.
+
+use crate::pusher::Stats;
+use enos_bus::{CollectorStats, WriteFailure, WriteOutcome};
+use enos_drivers::{Command, DeviceEvent, StatusBoard};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+use zbus::fdo;
+
+pub struct Collector {
+    pub routes: HashMap<String, mpsc::Sender<Command>>,
+    pub status: Arc<StatusBoard>,
+    pub stats: Arc<Stats>,
+    pub devices: usize,
+}
+
+const MAX_VALUE_BYTES: usize = 4096;
+
+#[zbus::interface(name = "org.enos.Edge.Collector1")]
+impl Collector {
+    async fn list_devices(&self) -> fdo::Result<String> {
+        serde_json::to_string(&self.status.all()).map_err(|e| fdo::Error::Failed(e.to_string()))
+    }
+
+    async fn read_points(&self, device: &str, points: Vec<String>) -> fdo::Result<String> {
+        let route = self.routes.get(device).ok_or_else(|| fdo::Error::InvalidArgs(format!("no device {device:?}")))?;
+        let (reply, rx) = oneshot::channel();
+        route.send(Command::Read { device: device.into(), points, reply }).await.map_err(|_| fdo::Error::Failed("driver stopped".into()))?;
+        let readings = rx.await.map_err(|_| fdo::Error::Failed("driver stopped".into()))?.map_err(fdo::Error::InvalidArgs)?;
+        serde_json::to_string(&readings).map_err(|e| fdo::Error::Failed(e.to_string()))
+    }
+
+    async fn write_point(&self, device: &str, point: &str, value: &str) -> fdo::Result<String> {
+        let out = if value.len() > MAX_VALUE_BYTES {
+            WriteOutcome::failed(WriteFailure::BadValue, "value larger than 4 KiB")
+        } else {
+            match (self.routes.get(device), serde_json::from_str::<serde_json::Value>(value)) {
+                (None, _) => WriteOutcome::failed(WriteFailure::UnknownDevice, format!("no device {device:?}")),
+                (_, Err(e)) => WriteOutcome::failed(WriteFailure::BadValue, format!("value is not JSON: {e}")),
+                (Some(route), Ok(v)) => {
+                    let (reply, rx) = oneshot::channel();
+                    let cmd = Command::Write { device: device.into(), point: point.into(), value: v, reply };
+                    match route.send(cmd).await {
+                        Ok(()) => rx.await.unwrap_or_else(|_| WriteOutcome::failed(WriteFailure::Internal, "driver stopped")),
+                        Err(_) => WriteOutcome::failed(WriteFailure::Internal, "driver stopped"),
+                    }
+                }
+            }
+        };
+        log::info!("write {device}.{point} = {value}: {}", if out.ok { "ok".to_string() } else { out.message.clone() });
+        serde_json::to_string(&out).map_err(|e| fdo::Error::Failed(e.to_string()))
+    }
+
+    async fn stats(&self) -> fdo::Result<String> {
+        let s = &self.stats;
+        let devs = self.status.all();
+        let st = CollectorStats {
+            devices: self.devices,
+            devices_online: devs.iter().filter(|d| d.state == "online").count(),
+            samples_collected: s.samples_collected.load(Relaxed),
+            batches_pushed: s.batches_pushed.load(Relaxed),
+            samples_pushed: s.samples_pushed.load(Relaxed),
+            push_failures: s.push_failures.load(Relaxed),
+            samples_buffered: s.samples_buffered.load(Relaxed),
+            samples_dropped: s.samples_dropped.load(Relaxed),
+            requests: devs.iter().map(|d| d.polls_ok + d.polls_failed).sum(),
+        };
+        serde_json::to_string(&st).map_err(|e| fdo::Error::Failed(e.to_string()))
+    }
+
+    #[zbus(signal)]
+    async fn device_state_changed(emitter: &zbus::object_server::SignalEmitter<'_>, device: &str, state: &str, reason: &str) -> zbus::Result<()>;
+}
+
+pub async fn serve(c: Collector) -> zbus::Result<zbus::Connection> {
+    enos_bus::builder().name(enos_bus::COLLECTOR_NAME).serve_at(enos_bus::COLLECTOR_PATH, c).build().await
+}
+
+pub async fn forward_events(conn: zbus::Connection, mut rx: mpsc::UnboundedReceiver<DeviceEvent>) {
+    while let Some(e) = rx.recv().await {
+        let _ = conn
+            .emit_signal(None::<&str>, enos_bus::COLLECTOR_PATH, "org.enos.Edge.Collector1", "DeviceStateChanged", &(e.device.as_str(), e.state.as_str(), e.reason.as_str()))
+            .await;
+    }
+}

@@ -1,0 +1,40 @@
+//! `org.enos.Edge.Uplink1` on the bus.
+
+use crate::state::Shared;
+use std::sync::Arc;
+use zbus::fdo;
+
+struct Uplink {
+    shared: Arc<Shared>,
+}
+
+#[zbus::interface(name = "org.enos.Edge.Uplink1")]
+impl Uplink {
+    /// Stores a telemetry batch durably before answering.
+    async fn push_telemetry(&self, batch: Vec<u8>) -> fdo::Result<u64> {
+        let shared = self.shared.clone();
+        let len = batch.len() as u64;
+        let now = enos_model::now_ms();
+        let meta = tokio::task::spawn_blocking(move || shared.cache.append(&batch, now))
+            .await
+            .map_err(|e| fdo::Error::Failed(format!("cache task: {e}")))?
+            .map_err(|e| match e {
+                enos_cache::CacheError::BadBatch(_) | enos_cache::CacheError::EmptyBatch => fdo::Error::InvalidArgs(e.to_string()),
+                e => fdo::Error::IOError(e.to_string()),
+            })?;
+        self.shared.rate.lock().expect("rate").add(now, len, meta.points);
+        self.shared.new_data.notify_one();
+        Ok(meta.seq)
+    }
+
+    async fn status(&self) -> fdo::Result<String> {
+        serde_json::to_string(&self.shared.status()).map_err(|e| fdo::Error::Failed(e.to_string()))
+    }
+
+    #[zbus(signal)]
+    async fn cloud_state_changed(emitter: &zbus::object_server::SignalEmitter<'_>, state: &str, reason: &str) -> zbus::Result<()>;
+}
+
+pub async fn serve(shared: Arc<Shared>) -> zbus::Result<zbus::Connection> {
+    enos_bus::builder().name(enos_bus::UPLINK_NAME).serve_at(enos_bus::UPLINK_PATH, Uplink { shared }).build().await
+}

@@ -1,0 +1,78 @@
+//! Cloud → edge commands: parsed, routed over D-Bus to the collector, answered exactly once.
+
+use crate::state::{Shared, GATEWAY_DEVICE};
+use enos_bus::{CollectorProxy, WriteOutcome};
+use enos_cloud::command::{self, CommandKind};
+use paho_mqtt as mqtt;
+use std::sync::Arc;
+
+const MAX_COMMAND_BYTES: usize = 64 * 1024;
+
+pub async fn handle(shared: Arc<Shared>, cli: mqtt::AsyncClient, topic: String, payload: Vec<u8>) {
+    shared.sender_stats(|s| s.commands_received += 1);
+    let answer = |topic: &str, id: &str, code: i64, msg: &str| {
+        let _ = cli.publish(mqtt::Message::new(topic, enos_cloud::reply(id, code, msg, serde_json::json!({})), 1));
+        if code != 200 {
+            shared.sender_stats(|s| s.commands_failed += 1);
+            log::warn!("command on {topic} (id {id}) answered {code}: {msg}");
+        }
+    };
+    if payload.len() > MAX_COMMAND_BYTES {
+        answer(&enos_cloud::topics::reply_of(&topic), "", 1008, "command larger than 64 KiB");
+        return;
+    }
+    let cmd = match command::parse(&topic, &payload) {
+        Ok(Some(c)) => c,
+        Ok(None) => return,
+        Err(m) => {
+            if let Some(t) = &m.reply_topic {
+                answer(t, &m.id, m.code, &m.message);
+            }
+            return;
+        }
+    };
+    let Some(device) = shared.by_keys.get(&(cmd.product_key.clone(), cmd.device_key.clone())).cloned() else {
+        answer(&cmd.reply_topic, &cmd.id, 2001, "unknown device");
+        return;
+    };
+    let writes = match cmd.kind {
+        CommandKind::SetPoints(m) => m,
+        // A service call on a field device is a set of point writes named by its input parameters.
+        CommandKind::Service { params: serde_json::Value::Object(m), .. } if !m.is_empty() => m,
+        CommandKind::Service { service, .. } => {
+            answer(&cmd.reply_topic, &cmd.id, 1101, &format!("no handler for service {service:?} (expects point: value parameters)"));
+            return;
+        }
+        CommandKind::OtaUpgrade(_) => {
+            answer(&cmd.reply_topic, &cmd.id, 1101, "OTA is not installed on this gateway");
+            return;
+        }
+    };
+    if device == GATEWAY_DEVICE {
+        answer(&cmd.reply_topic, &cmd.id, 2002, "the gateway has no writable points");
+        return;
+    }
+    let Some(conn) = shared.bus() else {
+        answer(&cmd.reply_topic, &cmd.id, 2099, "bus not ready");
+        return;
+    };
+    let proxy = match CollectorProxy::new(conn).await {
+        Ok(p) => p,
+        Err(e) => {
+            answer(&cmd.reply_topic, &cmd.id, 2099, &format!("collector unreachable: {e}"));
+            return;
+        }
+    };
+    for (point, value) in writes {
+        let outcome = match proxy.write_point(&device, &point, &value.to_string()).await {
+            Ok(json) => serde_json::from_str::<WriteOutcome>(&json).unwrap_or_else(|e| WriteOutcome::failed(enos_bus::WriteFailure::Internal, e.to_string())),
+            Err(e) => WriteOutcome::failed(enos_bus::WriteFailure::Internal, format!("collector unreachable: {e}")),
+        };
+        if !outcome.ok {
+            let code = outcome.failure.map(|f| f.cloud_code()).unwrap_or(2099) as i64;
+            answer(&cmd.reply_topic, &cmd.id, code, &format!("{point}: {}", outcome.message));
+            return;
+        }
+    }
+    answer(&cmd.reply_topic, &cmd.id, 200, "");
+}

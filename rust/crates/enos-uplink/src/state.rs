@@ -1,0 +1,132 @@
+//! State shared by the bus interface, the session, the sender and the health reporter.
+
+use enos_bus::{CloudStatus, SenderStatus};
+use enos_cache::Cache;
+use enos_model::config::UplinkConfig;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use tokio::sync::Notify;
+
+pub struct Shared {
+    pub cfg: UplinkConfig,
+    pub cache: Arc<Cache>,
+    /// Woken when a batch enters the cache.
+    pub new_data: Notify,
+    pub cloud: Mutex<CloudStatus>,
+    pub sender: Mutex<SenderStatus>,
+    pub rate: Mutex<Rate>,
+    bus: OnceLock<zbus::Connection>,
+    /// collector device id → EnOS keys (None = the gateway itself).
+    pub keys: HashMap<String, Option<(String, String)>>,
+    /// (pk, dk) → collector device id, for commands.
+    pub by_keys: HashMap<(String, String), String>,
+}
+
+/// Ingest rate over a sliding window, for "how many hours of outage fit".
+#[derive(Default)]
+pub struct Rate {
+    window: std::collections::VecDeque<(u64, u64, u64)>, // (ms, bytes, points)
+}
+
+impl Rate {
+    pub fn add(&mut self, now: u64, bytes: u64, points: u64) {
+        self.window.push_back((now, bytes, points));
+        while self.window.front().is_some_and(|f| f.0 + 60_000 < now) {
+            self.window.pop_front();
+        }
+    }
+    /// (bytes/s, points/s) over the last minute.
+    pub fn per_second(&self, now: u64) -> (f64, f64) {
+        let Some(first) = self.window.front() else { return (0.0, 0.0) };
+        let span = ((now.saturating_sub(first.0)) as f64 / 1000.0).max(1.0);
+        let (b, p) = self.window.iter().fold((0u64, 0u64), |a, x| (a.0 + x.1, a.1 + x.2));
+        (b as f64 / span, p as f64 / span)
+    }
+}
+
+pub const GATEWAY_DEVICE: &str = "gateway";
+
+impl Shared {
+    pub fn new(cfg: UplinkConfig, cache: Arc<Cache>) -> Arc<Shared> {
+        let mut keys = HashMap::new();
+        let mut by_keys = HashMap::new();
+        keys.insert(GATEWAY_DEVICE.to_string(), None);
+        by_keys.insert((cfg.cloud.product_key.clone(), cfg.cloud.device_key.clone()), GATEWAY_DEVICE.to_string());
+        for s in &cfg.sub_devices {
+            keys.insert(s.device.clone(), Some((s.product_key.clone(), s.device_key.clone())));
+            by_keys.insert((s.product_key.clone(), s.device_key.clone()), s.device.clone());
+        }
+        Arc::new(Shared {
+            cloud: Mutex::new(CloudStatus { state: "disconnected".into(), uri: cfg.cloud.uri.clone(), ..Default::default() }),
+            sender: Mutex::new(SenderStatus::default()),
+            rate: Mutex::new(Rate::default()),
+            new_data: Notify::new(),
+            bus: OnceLock::new(),
+            keys,
+            by_keys,
+            cfg,
+            cache,
+        })
+    }
+
+    pub fn set_bus(&self, c: zbus::Connection) {
+        let _ = self.bus.set(c);
+    }
+    pub fn bus(&self) -> Option<&zbus::Connection> {
+        self.bus.get()
+    }
+
+    pub fn sender_stats(&self, f: impl FnOnce(&mut SenderStatus)) {
+        f(&mut self.sender.lock().expect("sender stats"))
+    }
+
+    pub fn set_cloud_state(&self, state: &str, reason: &str) {
+        {
+            let mut c = self.cloud.lock().expect("cloud status");
+            if c.state == state {
+                return;
+            }
+            c.state = state.into();
+            c.since_ms = enos_model::now_ms();
+            if state == "connected" {
+                c.connects += 1;
+                c.last_error = None;
+            } else if !reason.is_empty() {
+                c.last_error = Some(reason.into());
+            }
+        }
+        log::info!("cloud session {state}{}", if reason.is_empty() { String::new() } else { format!(": {reason}") });
+        if let Some(conn) = self.bus().cloned() {
+            let (s, r) = (state.to_string(), reason.to_string());
+            tokio::spawn(async move {
+                let _ = conn
+                    .emit_signal(None::<&str>, enos_bus::UPLINK_PATH, "org.enos.Edge.Uplink1", "CloudStateChanged", &(s.as_str(), r.as_str()))
+                    .await;
+            });
+        }
+    }
+
+    pub fn status(&self) -> enos_bus::UplinkStatus {
+        let now = enos_model::now_ms();
+        let st = self.cache.stats();
+        let (bps, pps) = self.rate.lock().expect("rate").per_second(now);
+        let free = self.cache.max_bytes().saturating_sub(st.bytes) as f64;
+        enos_bus::UplinkStatus {
+            cloud: self.cloud.lock().expect("cloud").clone(),
+            cache: enos_bus::CacheStatus {
+                records: st.records,
+                points: st.points,
+                bytes: st.bytes,
+                max_bytes: self.cache.max_bytes(),
+                oldest_ts_ms: st.oldest_ts,
+                dropped_points: st.dropped_points,
+                ingest_bytes_per_s: bps,
+                ingest_points_per_s: pps,
+                outage_hours_capacity: (bps > 0.0).then(|| free / bps / 3600.0),
+                dead_letter_records: st.dead_letter_records,
+                schema_version: enos_cache::SCHEMA_VERSION,
+            },
+            sender: self.sender.lock().expect("sender").clone(),
+        }
+    }
+}
