@@ -13,8 +13,10 @@ IMAGE_FEATURES += "read-only-rootfs"
 # EXTRA_IMAGE_FEATURES: "ssh-server-openssh" (remote maintenance),
 # "allow-empty-password allow-root-login empty-root-password" (lab only).
 
+# kernel-image: each slot boots its own kernel from its /boot.
 IMAGE_INSTALL = "packagegroup-core-boot \
                  packagegroup-enos-edge \
+                 kernel-image \
                  ${CORE_IMAGE_EXTRA_INSTALL}"
 IMAGE_LINGUAS = ""
 
@@ -30,7 +32,7 @@ IMAGE_FSTYPES = "wic.zst wic.bmap ext4.zst"
 # runqemu cannot boot a compressed disk image.
 IMAGE_FSTYPES:append:qemuall = " wic"
 WKS_FILE = "${ENOS_WKS_FILE}"
-# x86 EFI: what goes onto the ESP; other machines keep their own list.
-IMAGE_BOOT_FILES:x86-64 = "${ENOS_BOOT_FILES}"
+# What goes onto the boot partition (distro: ENOS_BOOT_FILES per machine).
+IMAGE_BOOT_FILES = "${ENOS_BOOT_FILES}"
 # nooelint: oelint.vars.mispell.unknown - the wic image task of image_types_wic
 do_image_wic[depends] += "${ENOS_BOOT_DEPLOY_DEPENDS}"

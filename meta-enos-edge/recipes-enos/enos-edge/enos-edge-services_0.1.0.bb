@@ -11,7 +11,7 @@ BUGTRACKER = "https://github.com/enos-edge/enos-edge/issues"
 SECTION = "net"
 CVE_PRODUCT = "enos-edge"
 # Our code is Apache-2.0; the crates it links are listed in
-# enos-edge-crates.inc with their own licenses (MIT/Apache-2.0 dual in the
+# enos-edge-services-crates.inc with their own licenses (MIT/Apache-2.0 dual in the
 # main), bundled RocksDB is Apache-2.0/GPL-2.0 dual, paho C is EPL-2.0/EDL.
 LICENSE = "Apache-2.0 & MIT & EPL-2.0"
 LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/Apache-2.0;md5=89aea4e17d99a7cacdbeed46a0096b10 \
@@ -105,7 +105,8 @@ USERADD_PARAM:${PN}-common = "--system --user-group --no-create-home --home-dir 
 
 PACKAGE_BEFORE_PN = "${PN}-common enos-collector enos-uplink enos-ota enos-web enosctl"
 
-# enos-edge itself is the whole stack.
+# enos-edge-services itself pulls in every service. (The recipe is not
+# called enos-edge: that is the distro, and so an override.)
 ALLOW_EMPTY:${PN} = "1"
 
 FILES:${PN}-common += "${nonarch_libdir}/tmpfiles.d/enos-edge.conf \
