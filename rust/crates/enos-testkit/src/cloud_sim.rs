@@ -1,0 +1,227 @@
+//! The EnOS cloud, simulated: a front that checks the CONNECT sign before passing the session to
+//! a real mosquitto, and a responder on that broker that answers logins and posts, records what
+//! it received, and sends commands.
+
+use enos_cloud::sign;
+use paho_mqtt as mqtt;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// One telemetry point as the cloud stored it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    pub product_key: Option<String>,
+    pub device_key: Option<String>,
+    pub point: String,
+    pub value: serde_json::Value,
+    pub time: u64,
+    pub resume: bool,
+}
+
+#[derive(Default)]
+pub struct Record {
+    pub points: Vec<Point>,
+    /// Every request received: (topic, payload JSON).
+    pub requests: Vec<(String, serde_json::Value)>,
+    /// Replies the gateway sent to our commands, by topic.
+    pub command_replies: Vec<(String, serde_json::Value)>,
+    pub connects_ok: u64,
+    pub connects_refused: u64,
+    /// Codes to answer the next telemetry messages with (front first); 200 when empty.
+    pub next_codes: Vec<i64>,
+    /// While true, telemetry requests get no reply at all.
+    pub silent: bool,
+    pub telemetry_messages: u64,
+}
+
+pub struct CloudSim {
+    pub record: Arc<Mutex<Record>>,
+    pub front_port: u16,
+    cli: mqtt::AsyncClient,
+}
+
+/// Secrets the cloud knows, by device key.
+pub type Secrets = HashMap<String, String>;
+
+impl CloudSim {
+    /// Starts the CONNECT-checking front on a free port, forwarding to mosquitto on `broker_port`,
+    /// and the responder connected to mosquitto directly.
+    pub async fn start(broker_port: u16, secrets: Secrets) -> CloudSim {
+        let record = Arc::new(Mutex::new(Record::default()));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind front");
+        let front_port = listener.local_addr().unwrap().port();
+        let (rec, sec) = (record.clone(), Arc::new(secrets));
+        tokio::spawn(async move {
+            while let Ok((sock, _)) = listener.accept().await {
+                tokio::spawn(front(sock, broker_port, sec.clone(), rec.clone()));
+            }
+        });
+        let cli = mqtt::CreateOptionsBuilder::new_v3()
+            .server_uri(format!("tcp://127.0.0.1:{broker_port}"))
+            .client_id(format!("cloud-sim-{front_port}"))
+            .persistence(mqtt::PersistenceType::None)
+            .create_client()
+            .expect("cloud client");
+        let rec = record.clone();
+        let c2 = cli.clone();
+        tokio::spawn(responder(c2, rec));
+        CloudSim { record, front_port, cli }
+    }
+
+    pub fn uri(&self) -> String {
+        format!("tcp://127.0.0.1:{}", self.front_port)
+    }
+
+    pub fn with<T>(&self, f: impl FnOnce(&mut Record) -> T) -> T {
+        f(&mut self.record.lock().unwrap())
+    }
+
+    /// Sends a command; the reply shows up in `command_replies`.
+    pub async fn command(&self, topic: &str, payload: &[u8]) {
+        for _ in 0..100 {
+            if self.cli.is_connected() {
+                let _ = self.cli.publish(mqtt::Message::new(topic, payload, 1)).await;
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("cloud simulator not connected to the broker");
+    }
+}
+
+/// Reads the CONNECT packet, checks the EnOS sign, then splices the connection to mosquitto.
+async fn front(mut sock: TcpStream, broker_port: u16, secrets: Arc<Secrets>, rec: Arc<Mutex<Record>>) {
+    let mut buf = vec![0u8; 5];
+    if sock.read_exact(&mut buf[..2]).await.is_err() || buf[0] != 0x10 {
+        return;
+    }
+    // remaining length varint
+    let mut len = (buf[1] & 0x7f) as usize;
+    let mut shift = 7;
+    let mut b = buf[1];
+    while b & 0x80 != 0 {
+        let mut one = [0u8];
+        if sock.read_exact(&mut one).await.is_err() {
+            return;
+        }
+        buf.push(one[0]);
+        b = one[0];
+        len |= ((b & 0x7f) as usize) << shift;
+        shift += 7;
+    }
+    let mut head: Vec<u8> = buf[..2].to_vec();
+    head.extend_from_slice(&buf[5..]);
+    let mut body = vec![0u8; len];
+    if sock.read_exact(&mut body).await.is_err() {
+        return;
+    }
+    let ok = check_connect(&body, &secrets).unwrap_or(false);
+    if !ok {
+        rec.lock().unwrap().connects_refused += 1;
+        let _ = sock.write_all(&[0x20, 0x02, 0x00, 0x05]).await; // not authorized
+        return;
+    }
+    let Ok(mut up) = TcpStream::connect(("127.0.0.1", broker_port)).await else { return };
+    rec.lock().unwrap().connects_ok += 1;
+    head.extend_from_slice(&body);
+    if up.write_all(&head).await.is_err() {
+        return;
+    }
+    let _ = tokio::io::copy_bidirectional(&mut sock, &mut up).await;
+}
+
+fn check_connect(body: &[u8], secrets: &Secrets) -> Option<bool> {
+    let rd = |o: usize| -> Option<(String, usize)> {
+        let l = u16::from_be_bytes([*body.get(o)?, *body.get(o + 1)?]) as usize;
+        Some((String::from_utf8(body.get(o + 2..o + 2 + l)?.to_vec()).ok()?, o + 2 + l))
+    };
+    let (proto, o) = rd(0)?;
+    if proto != "MQTT" || body.get(o)? != &4 {
+        return Some(false); // EnOS speaks MQTT 3.1.1 only
+    }
+    let flags = *body.get(o + 1)?;
+    let (client_id, mut o) = rd(o + 4)?;
+    if flags & 0x04 != 0 {
+        o = rd(o)?.1;
+        o = rd(o)?.1;
+    }
+    let (user, o) = if flags & 0x80 != 0 { rd(o)? } else { return Some(false) };
+    let (pass, _) = if flags & 0x40 != 0 { rd(o)? } else { return Some(false) };
+    let (id, mode, method, ts) = sign::parse_client_id(&client_id)?;
+    let (dk, pk) = user.split_once('&')?;
+    if mode != "2" || !(method == "sha256" || method == "hmacsha256") {
+        return Some(false);
+    }
+    let secret = secrets.get(dk)?;
+    let want = sign::sign(&[("clientId", &id), ("deviceKey", dk), ("productKey", pk), ("timestamp", &ts)], secret);
+    Some(want.eq_ignore_ascii_case(&pass))
+}
+
+async fn responder(cli: mqtt::AsyncClient, rec: Arc<Mutex<Record>>) {
+    let mut cli = cli;
+    let stream = cli.get_stream(100_000);
+    loop {
+        let opts = mqtt::ConnectOptionsBuilder::new_v3().clean_session(true).keep_alive_interval(Duration::from_secs(5)).finalize();
+        if cli.connect(opts).await.is_err() || cli.subscribe_many_same_qos(&["/sys/#", "/ext/session/#"], 1).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
+        while let Ok(Some(msg)) = stream.recv().await {
+            handle(&cli, &rec, msg.topic(), msg.payload());
+        }
+    }
+}
+
+fn handle(cli: &mqtt::AsyncClient, rec: &Arc<Mutex<Record>>, topic: &str, payload: &[u8]) {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) else { return };
+    let mut r = rec.lock().unwrap();
+    if topic.ends_with("_reply") {
+        if !topic.ends_with("/post/batch_reply") && !topic.ends_with("/resume/batch_reply") && !topic.contains("topo/add_reply") && !topic.contains("login/batch_reply") && !topic.contains("inform_reply") {
+            r.command_replies.push((topic.to_string(), v));
+        }
+        return;
+    }
+    let is_command = topic.contains("/thing/service/") || topic.ends_with("/ota/device/upgrade");
+    if is_command {
+        return; // ours, echoed by the broker
+    }
+    r.requests.push((topic.to_string(), v.clone()));
+    let id = v["id"].as_str().unwrap_or("").to_string();
+    let telemetry = topic.ends_with("/measurepoint/post/batch") || topic.ends_with("/measurepoint/resume/batch");
+    let mut code = 200;
+    let mut data = serde_json::json!({});
+    if telemetry {
+        if r.silent {
+            return;
+        }
+        r.telemetry_messages += 1;
+        if !r.next_codes.is_empty() {
+            code = r.next_codes.remove(0);
+        }
+        if code == 200 {
+            let resume = topic.ends_with("resume/batch");
+            for e in v["params"].as_array().into_iter().flatten() {
+                let time = e["time"].as_u64().unwrap_or(0);
+                for (k, val) in e["measurepoints"].as_object().into_iter().flatten() {
+                    r.points.push(Point {
+                        product_key: e["productKey"].as_str().map(String::from),
+                        device_key: e["deviceKey"].as_str().map(String::from),
+                        point: k.clone(),
+                        value: val.clone(),
+                        time,
+                        resume,
+                    });
+                }
+            }
+        }
+    } else if topic.ends_with("/combine/login/batch") {
+        let subs: Vec<serde_json::Value> = v["params"]["subDevices"].as_array().cloned().unwrap_or_default();
+        data = serde_json::json!({"loginedSubDevices": subs, "failedSubDevices": []});
+    }
+    drop(r);
+    let reply = serde_json::json!({"id": id, "code": code, "message": if code == 200 { "" } else { "refused by the simulator" }, "data": data});
+    let _ = cli.publish(mqtt::Message::new(format!("{topic}_reply"), serde_json::to_vec(&reply).unwrap(), 1));
+}

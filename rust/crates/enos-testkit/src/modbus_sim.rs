@@ -1,0 +1,152 @@
+//! A Modbus TCP field device: registers and coils in memory, counters that advance on every
+//! read (so a test knows exactly what was served), programmable exceptions, and unplugging.
+
+use std::collections::HashMap;
+use std::future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_modbus::prelude::*;
+use tokio_modbus::server::tcp::{accept_tcp_connection, Server};
+
+#[derive(Default)]
+pub struct State {
+    pub holding: HashMap<u16, u16>,
+    pub input: HashMap<u16, u16>,
+    pub coils: HashMap<u16, bool>,
+    /// Holding registers (pairs, big-endian u32) that count the reads covering them.
+    pub counters: Vec<u16>,
+    /// Every counter value served, in order, per counter address.
+    pub served: HashMap<u16, Vec<u32>>,
+    /// Reads or writes touching these holding addresses answer IllegalDataAddress.
+    pub forbidden: Vec<u16>,
+    /// Writes received: (address, words).
+    pub writes: Vec<(u16, Vec<u16>)>,
+    pub unit: u8,
+    pub requests: u64,
+}
+
+#[derive(Clone)]
+pub struct SimDevice {
+    pub state: Arc<Mutex<State>>,
+}
+
+impl tokio_modbus::server::Service for SimDevice {
+    type Request = SlaveRequest<'static>;
+    type Response = Option<Response>;
+    type Exception = ExceptionCode;
+    type Future = future::Ready<Result<Self::Response, Self::Exception>>;
+
+    fn call(&self, req: Self::Request) -> Self::Future {
+        let mut s = self.state.lock().unwrap();
+        s.requests += 1;
+        if req.slave != s.unit {
+            return future::ready(Ok(None)); // wrong unit id: silence, like a real RS-485 line
+        }
+        let hits = |s: &State, a: u16, n: u16| s.forbidden.iter().any(|&f| f >= a && f < a.saturating_add(n));
+        let r = match req.request {
+            Request::ReadHoldingRegisters(a, n) => {
+                if hits(&s, a, n) {
+                    return future::ready(Err(ExceptionCode::IllegalDataAddress));
+                }
+                let counters = s.counters.clone();
+                for c in counters {
+                    if c >= a && c + 1 < a + n {
+                        let v = ((*s.holding.get(&c).unwrap_or(&0) as u32) << 16 | *s.holding.get(&(c + 1)).unwrap_or(&0) as u32) + 1;
+                        s.holding.insert(c, (v >> 16) as u16);
+                        s.holding.insert(c + 1, v as u16);
+                        s.served.entry(c).or_default().push(v);
+                    }
+                }
+                Response::ReadHoldingRegisters((a..a + n).map(|i| *s.holding.get(&i).unwrap_or(&0)).collect())
+            }
+            Request::ReadInputRegisters(a, n) => Response::ReadInputRegisters((a..a + n).map(|i| *s.input.get(&i).unwrap_or(&0)).collect()),
+            Request::ReadCoils(a, n) => Response::ReadCoils((a..a + n).map(|i| *s.coils.get(&i).unwrap_or(&false)).collect()),
+            Request::ReadDiscreteInputs(a, n) => Response::ReadDiscreteInputs((a..a + n).map(|i| *s.coils.get(&(i + 10000)).unwrap_or(&false)).collect()),
+            Request::WriteSingleRegister(a, v) => {
+                if hits(&s, a, 1) {
+                    return future::ready(Err(ExceptionCode::IllegalDataAddress));
+                }
+                s.holding.insert(a, v);
+                s.writes.push((a, vec![v]));
+                Response::WriteSingleRegister(a, v)
+            }
+            Request::WriteMultipleRegisters(a, ref words) => {
+                let n = words.len() as u16;
+                if hits(&s, a, n) {
+                    return future::ready(Err(ExceptionCode::IllegalDataAddress));
+                }
+                for (i, w) in words.iter().enumerate() {
+                    s.holding.insert(a + i as u16, *w);
+                }
+                s.writes.push((a, words.to_vec()));
+                Response::WriteMultipleRegisters(a, n)
+            }
+            Request::WriteSingleCoil(a, on) => {
+                s.coils.insert(a, on);
+                s.writes.push((a, vec![on as u16]));
+                Response::WriteSingleCoil(a, on)
+            }
+            _ => return future::ready(Err(ExceptionCode::IllegalFunction)),
+        };
+        future::ready(Ok(Some(r)))
+    }
+}
+
+/// A simulated device listening on 127.0.0.1; `unplug` closes it, `plug` brings it back on the
+/// same port.
+pub struct SimServer {
+    pub dev: SimDevice,
+    pub addr: SocketAddr,
+    task: Option<JoinHandle<()>>,
+}
+
+impl SimServer {
+    pub async fn start(unit: u8) -> SimServer {
+        let state = State { unit, ..Default::default() };
+        let dev = SimDevice { state: Arc::new(Mutex::new(state)) };
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let mut s = SimServer { dev, addr, task: None };
+        s.serve(listener);
+        s
+    }
+
+    fn serve(&mut self, listener: TcpListener) {
+        let dev = self.dev.clone();
+        self.task = Some(tokio::spawn(async move {
+            let server = Server::new(listener);
+            let new_service = |_a| Ok(Some(dev.clone()));
+            let on_connected = |stream, a| async move { accept_tcp_connection(stream, a, new_service) };
+            let _ = server.serve(&on_connected, |_e| {}).await;
+        }));
+    }
+
+    /// The device disappears: the listener and every connection close.
+    pub fn unplug(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+
+    pub async fn plug(&mut self) {
+        let listener = loop {
+            match TcpListener::bind(self.addr).await {
+                Ok(l) => break l,
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            }
+        };
+        self.serve(listener);
+    }
+
+    pub fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        f(&mut self.dev.state.lock().unwrap())
+    }
+}
+
+impl Drop for SimServer {
+    fn drop(&mut self) {
+        self.unplug();
+    }
+}

@@ -1,0 +1,348 @@
+//! The data path end to end with real parts: the service binaries on a private dbus-daemon, a
+//! real mosquitto behind the cloud simulator, RocksDB in a temp dir, a simulated Modbus device.
+
+use enos_testkit::cloud_sim::CloudSim;
+use enos_testkit::harness::{run_tool, spawn_service, Bus, Mosquitto, Proc};
+use enos_testkit::modbus_sim::SimServer;
+use enos_testkit::wait_for;
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+
+const PK: &str = "pkGW";
+const GW: &str = "gw01";
+const SUB_PK: &str = "pkInv";
+
+struct Edge {
+    dir: tempfile::TempDir,
+    bus: Bus,
+    broker: Mosquitto,
+    cloud: CloudSim,
+    sim: SimServer,
+    collector: Proc,
+    uplink: Proc,
+}
+
+fn collector_toml(addr: &str) -> String {
+    format!(
+        r#"
+[push]
+interval_ms = 100
+
+[[device]]
+id = "inv01"
+protocol = "modbus-tcp"
+address = "{addr}"
+timeout_ms = 300
+retries = 0
+offline_after = 2
+reconnect_min_ms = 100
+reconnect_max_ms = 400
+poll_groups = [{{ name = "fast", interval_ms = 100 }}, {{ name = "slow", interval_ms = 300 }}]
+points_csv = "inv01.csv"
+"#
+    )
+}
+
+const POINTS_CSV: &str = "name,area,address,type,order,scale,group,access,min,max\n\
+counter,holding,0,u32,ABCD,,fast,r,,\n\
+power,holding,2,f32,CDAB,,fast,r,,\n\
+setpoint,holding,10,u16,,0.1,slow,rw,0,100\n\
+broken,holding,20,u16,,,slow,rw,,\n\
+switch,coil,0,bool,,,slow,rw,,\n";
+
+fn uplink_toml(uri: &str, cache: &std::path::Path) -> String {
+    format!(
+        r#"
+[cloud]
+uri = "{uri}"
+allow_plain = true
+product_key = "{PK}"
+device_key = "{GW}"
+device_secret = "gw-secret"
+reconnect_min_ms = 200
+reconnect_max_ms = 1000
+
+[cache]
+dir = "{}"
+
+[sender]
+resume_after_s = 2
+reply_timeout_s = 3
+max_attempts = 3
+
+[health]
+interval_s = 1
+
+[[sub_device]]
+device = "inv01"
+product_key = "{SUB_PK}"
+device_key = "inv01"
+device_secret = "inv-secret"
+"#,
+        cache.display()
+    )
+}
+
+impl Edge {
+    async fn start() -> Edge {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = Bus::start(dir.path());
+        let broker = Mosquitto::start(dir.path());
+        let cloud = CloudSim::start(broker.port, HashMap::from([(GW.to_string(), "gw-secret".to_string())])).await;
+        let sim = SimServer::start(1).await;
+        sim.with(|s| {
+            s.counters.push(0);
+            // power = 231.4 as f32, CDAB
+            s.holding.insert(2, 0x6666);
+            s.holding.insert(3, 0x4367);
+            s.forbidden.push(20);
+        });
+        std::fs::write(dir.path().join("collector.toml"), collector_toml(&sim.addr.to_string())).unwrap();
+        std::fs::write(dir.path().join("inv01.csv"), POINTS_CSV).unwrap();
+        std::fs::write(dir.path().join("uplink.toml"), uplink_toml(&cloud.uri(), &dir.path().join("cache"))).unwrap();
+        let mut e = Edge { collector: Proc { child: None, name: String::new() }, uplink: Proc { child: None, name: String::new() }, dir, bus, broker, cloud, sim };
+        e.start_uplink();
+        e.start_collector();
+        e
+    }
+    fn log(&self) -> PathBuf {
+        self.dir.path().join("services.log")
+    }
+    fn start_uplink(&mut self) {
+        self.uplink = spawn_service("enos-uplink", &self.dir.path().join("uplink.toml"), &self.bus.address, &self.log());
+    }
+    fn start_collector(&mut self) {
+        self.collector = spawn_service("enos-collector", &self.dir.path().join("collector.toml"), &self.bus.address, &self.log());
+    }
+    fn served(&self) -> Vec<u32> {
+        self.sim.with(|s| s.served.get(&0).cloned().unwrap_or_default())
+    }
+    /// Counter values the cloud stored (with duplicates).
+    fn received(&self) -> Vec<(u64, u64, bool)> {
+        self.cloud.with(|r| {
+            r.points
+                .iter()
+                .filter(|p| p.point == "counter" && p.device_key.as_deref() == Some("inv01") && p.product_key.as_deref() == Some(SUB_PK))
+                .filter_map(|p| p.value.as_u64().map(|v| (v, p.time, p.resume)))
+                .collect()
+        })
+    }
+    /// Stops the device so nothing new is served, then waits until the cloud has every value.
+    async fn settle(&mut self) -> (Vec<u32>, Vec<(u64, u64, bool)>) {
+        self.sim.unplug();
+        // let in-flight polls finish: the served list stops growing
+        let mut last = usize::MAX;
+        wait_for(10, "the device to go quiet", || {
+            let n = self.served().len();
+            let quiet = n == last;
+            last = n;
+            std::thread::sleep(std::time::Duration::from_millis(400));
+            quiet.then_some(())
+        })
+        .await;
+        let served = self.served();
+        let want: BTreeSet<u64> = served.iter().map(|&v| v as u64).collect();
+        let log = self.log();
+        wait_for(60, "every served counter value to reach the cloud", || {
+            let got: BTreeSet<u64> = self.received().iter().map(|r| r.0).collect();
+            if want.is_subset(&got) {
+                Some(())
+            } else {
+                let missing: Vec<_> = want.difference(&got).take(10).collect();
+                eprintln!("still missing {} values, e.g. {missing:?}; log {}", want.difference(&got).count(), log.display());
+                None
+            }
+        })
+        .await;
+        (served, self.received())
+    }
+}
+
+fn dupes(received: &[(u64, u64, bool)]) -> usize {
+    let set: BTreeSet<u64> = received.iter().map(|r| r.0).collect();
+    received.len() - set.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steady_flow_values_timestamps_devices_and_quality() {
+    let t0 = enos_model::now_ms();
+    let mut e = Edge::start().await;
+    wait_for(30, "20 counter values in the cloud", || (e.received().len() >= 20).then_some(())).await;
+    let (served, got) = e.settle().await;
+    assert!(served.len() >= 20);
+    assert_eq!(dupes(&got), 0, "no duplicates without faults");
+    // timestamps: acquisition times within the test, increasing with the counter
+    let mut by_val: Vec<_> = got.clone();
+    by_val.sort();
+    let now = enos_model::now_ms();
+    for w in by_val.windows(2) {
+        assert!(w[0].1 <= w[1].1, "timestamps follow the counter: {w:?}");
+    }
+    assert!(by_val.iter().all(|r| r.1 >= t0 && r.1 <= now));
+    let power: Vec<serde_json::Value> = e.cloud.with(|r| r.points.iter().filter(|p| p.point == "power").map(|p| p.value.clone()).collect());
+    assert!(power.iter().any(|v| v.as_f64() == Some(231.4)), "CDAB float decoded: {:?}", power.first());
+    // the exception point arrives with the exception quality, not as a broken link
+    let broken: Vec<serde_json::Value> = e.cloud.with(|r| r.points.iter().filter(|p| p.point == "broken").map(|p| p.value.clone()).collect());
+    assert!(broken.iter().any(|v| v["quality"] == 1 && v["value"].is_null()), "{:?}", broken.first());
+    // the gateway's own health points (no keys)
+    assert!(e.cloud.with(|r| r.points.iter().any(|p| p.device_key.is_none() && p.point == "cache_points")));
+    // the CONNECT sign was checked and accepted; sub-device logged in
+    assert!(e.cloud.with(|r| r.connects_ok) >= 1);
+    assert!(e.cloud.with(|r| r.requests.iter().any(|(t, _)| t.ends_with("/combine/login/batch"))));
+    assert!(e.cloud.with(|r| r.requests.iter().any(|(t, v)| t.ends_with("/ota/device/inform") && v["params"]["version"].is_string())));
+    // the device went offline when unplugged; plug back, it comes back on its own
+    let (ok, out, _) = run_tool("enosctl", &["devices"], &e.bus.address);
+    assert!(ok && out.contains("inv01") && out.contains("offline"), "{out}");
+    e.sim.plug().await;
+    wait_for(20, "the device back online", || {
+        let (_, out, _) = run_tool("enosctl", &["devices"], &e.bus.address);
+        out.contains("online").then_some(())
+    })
+    .await;
+    let (ok, out, err) = run_tool("enosctl", &["status"], &e.bus.address);
+    assert!(ok && out.contains("cloud       connected") && out.contains("hours of outage"), "{out}{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cloud_commands_write_devices_and_bad_ones_get_error_replies() {
+    let e = Edge::start().await;
+    wait_for(30, "the session up", || (e.received().len() >= 3).then_some(())).await;
+    let set = |id: &str, body: &str| format!(r#"{{"id":"{id}","version":"1.0","method":"thing.service.measurepoint.set","params":{body}}}"#);
+    let topic = format!("/sys/{SUB_PK}/inv01/thing/service/measurepoint/set");
+    e.cloud.command(&topic, set("1", r#"{"setpoint":42.5,"switch":true}"#).as_bytes()).await;
+    e.cloud.command(&topic, set("2", r#"{"broken":1}"#).as_bytes()).await;
+    e.cloud.command(&topic, set("3", r#"{"setpoint":101}"#).as_bytes()).await;
+    e.cloud.command(&topic, b"{this is not json").await;
+    e.cloud.command(&topic, set("5", r#"{"nosuch":1}"#).as_bytes()).await;
+    let replies = wait_for(20, "five command replies", || {
+        let r = e.cloud.with(|r| r.command_replies.clone());
+        (r.len() >= 5).then_some(r)
+    })
+    .await;
+    let code = |id: &str| replies.iter().find(|(_, v)| v["id"] == id).map(|(_, v)| v["code"].as_i64().unwrap()).unwrap_or_else(|| panic!("no reply {id}: {replies:?}"));
+    assert_eq!(code("1"), 200);
+    assert_eq!(code("2"), 2006, "a device exception is a field-side failure");
+    assert_eq!(code("3"), 2005, "out of the configured range");
+    assert_eq!(code(""), 1220, "malformed JSON");
+    assert_eq!(code("5"), 2002);
+    assert!(replies.iter().all(|(t, _)| t == &format!("{topic}_reply")));
+    // the device got exactly the valid writes: 42.5 / 0.1 = 425 and the coil
+    let writes = e.sim.with(|s| s.writes.clone());
+    assert_eq!(writes, vec![(10, vec![425]), (0, vec![1])]);
+    // enosctl writes too, and reports a refusal with a non-zero exit
+    let (ok, out, _) = run_tool("enosctl", &["write", "inv01", "setpoint", "7"], &e.bus.address);
+    assert!(ok, "{out}");
+    let (ok, _, err) = run_tool("enosctl", &["write", "inv01", "power", "7"], &e.bus.address);
+    assert!(!ok && err.contains("ReadOnly"), "{err}");
+    let (ok, out, _) = run_tool("enosctl", &["read", "inv01", "setpoint"], &e.bus.address);
+    assert!(ok && out.contains("0.7"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_outage_is_resumed_old_to_new_and_live_data_comes_first() {
+    let mut e = Edge::start().await;
+    wait_for(30, "live data", || (e.received().len() >= 10).then_some(())).await;
+    e.broker.stop();
+    let before = e.served().len();
+    wait_for(30, "data captured during the outage", || (e.served().len() >= before + 40).then_some(())).await;
+    let (ok, out, _) = run_tool("enosctl", &["status"], &e.bus.address);
+    assert!(ok && !out.contains("backlog     0 points"), "the cache holds the backlog: {out}");
+    let outage_max = *e.served().last().unwrap() as u64;
+    e.broker.restart();
+    let (served, got) = e.settle().await;
+    let resumed: Vec<&(u64, u64, bool)> = got.iter().filter(|r| r.2).collect();
+    assert!(resumed.len() >= 30, "outage data came through resume: {}", resumed.len());
+    // old to new: the resume stream delivers each point in increasing time order
+    let resumed_vals: Vec<u64> = resumed.iter().map(|r| r.0).collect();
+    let mut sorted = resumed_vals.clone();
+    sorted.sort();
+    sorted.dedup();
+    let mut firsts = resumed_vals.clone();
+    firsts.dedup();
+    assert_eq!(firsts.iter().filter(|v| **v <= outage_max).copied().collect::<BTreeSet<_>>().len(), sorted.iter().filter(|v| **v <= outage_max).count());
+    assert!(resumed_vals.windows(2).filter(|w| w[1] < w[0]).count() <= 2, "resume goes old to new: {resumed_vals:?}");
+    // live data after reconnect did not wait behind the backlog: some live value newer than the
+    // outage arrived before the last resumed value
+    let order: Vec<(u64, bool)> = e.cloud.with(|r| r.points.iter().filter(|p| p.point == "counter").map(|p| (p.value.as_u64().unwrap_or(0), p.resume)).collect());
+    let last_resume_pos = order.iter().rposition(|x| x.1).unwrap();
+    assert!(order[..last_resume_pos].iter().any(|x| !x.1 && x.0 > outage_max), "live data first");
+    assert!(served.len() as u64 >= outage_max);
+    eprintln!("outage: {} values resumed, {} duplicates", resumed.len(), dupes(&got));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_either_service_loses_nothing_acknowledged() {
+    let mut e = Edge::start().await;
+    wait_for(30, "data flowing", || (e.received().len() >= 10).then_some(())).await;
+    for _ in 0..2 {
+        let n = e.served().len();
+        e.uplink.kill9();
+        wait_for(20, "the collector polling on", || (e.served().len() >= n + 15).then_some(())).await;
+        e.start_uplink();
+        let m = e.received().len();
+        wait_for(30, "flow after the uplink restart", || (e.received().len() >= m + 10).then_some(())).await;
+    }
+    let (served, got) = e.settle().await;
+    let d = dupes(&got);
+    eprintln!("uplink kill -9 x2: {} values served, {} received, {d} duplicates", served.len(), got.len());
+    assert!(d <= 60, "duplicates are bounded: {d}");
+
+    // The collector: what it was answered for survives; what it held unanswered in memory at
+    // the kill is the only gap, bounded by one push interval of polls.
+    e.sim.plug().await;
+    wait_for(20, "polling again", || (e.served().len() >= served.len() + 10).then_some(())).await;
+    e.collector.kill9();
+    e.start_collector();
+    let n = e.served().len();
+    wait_for(20, "polling after the restart", || (e.served().len() >= n + 10).then_some(())).await;
+    let (served, got) = e.settle().await;
+    let got_set: BTreeSet<u64> = got.iter().map(|r| r.0).collect();
+    let lost: Vec<u32> = served.iter().copied().filter(|v| !got_set.contains(&(*v as u64))).collect();
+    assert!(lost.len() <= 5, "only the unanswered batch at the kill may be lost: {lost:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_and_unanswered_batches_are_retried_then_delivered() {
+    let mut e = Edge::start().await;
+    wait_for(30, "data flowing", || (e.received().len() >= 5).then_some(())).await;
+    e.cloud.with(|r| r.next_codes = vec![500, 429]);
+    let before = e.cloud.with(|r| r.telemetry_messages);
+    wait_for(20, "the refusals consumed", || (e.cloud.with(|r| r.next_codes.is_empty() && r.telemetry_messages > before + 4)).then_some(())).await;
+    // no reply at all for a while: the uplink must send again after reply_timeout_s
+    e.cloud.with(|r| r.silent = true);
+    let n = e.served().len();
+    wait_for(20, "data while the cloud is silent", || (e.served().len() >= n + 20).then_some(())).await;
+    e.cloud.with(|r| r.silent = false);
+    let (_served, _got) = e.settle().await;
+    let (ok, out, _) = run_tool("enosctl", &["--json", "status"], &e.bus.address);
+    assert!(ok);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v["uplink"]["sender"]["rejected"].as_u64().unwrap() >= 2, "{v}");
+    assert!(v["uplink"]["sender"]["timeouts"].as_u64().unwrap() >= 1, "{v}");
+}
+
+#[test]
+fn a_broken_config_names_file_key_and_reason_and_the_service_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("collector.toml");
+    std::fs::write(&cfg, collector_toml("127.0.0.1:1").replace("timeout_ms = 300", "timeout_ms = 0")).unwrap();
+    std::fs::write(dir.path().join("inv01.csv"), POINTS_CSV).unwrap();
+    let bin = enos_testkit::harness::bin_dir().join("enos-collector");
+    let out = std::process::Command::new(&bin).arg("--config").arg(&cfg).arg("--check").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains(&format!("{}: device[0].timeout_ms: must be 1-60000", cfg.display())), "{err}");
+
+    std::fs::write(&cfg, collector_toml("127.0.0.1:1")).unwrap();
+    std::fs::write(dir.path().join("inv01.csv"), format!("{POINTS_CSV}bad,holding,x,u16,,,slow,r,,\n")).unwrap();
+    let out = std::process::Command::new(&bin).arg("--config").arg(&cfg).arg("--check").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("inv01.csv: line 7, column \"address\": \"x\" is not a number"), "{err}");
+
+    let up = dir.path().join("uplink.toml");
+    std::fs::write(&up, uplink_toml("tcp://127.0.0.1:1", dir.path()).replace("allow_plain = true\n", "")).unwrap();
+    let bin = enos_testkit::harness::bin_dir().join("enos-uplink");
+    let out = std::process::Command::new(&bin).arg("--config").arg(&up).arg("--check").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("cloud.uri: plain TCP"), "{err}");
+}
