@@ -235,7 +235,8 @@ async fn cloud_commands_write_devices_and_bad_ones_get_error_replies() {
     let (ok, _, err) = run_tool("enosctl", &["write", "inv01", "power", "7"], &e.bus.address);
     assert!(!ok && err.contains("ReadOnly"), "{err}");
     let (ok, out, _) = run_tool("enosctl", &["read", "inv01", "setpoint"], &e.bus.address);
-    assert!(ok && out.contains("0.7"), "{out}");
+    assert!(ok && out.split_whitespace().nth(1) == Some("7"), "{out}");
+    assert_eq!(e.sim.with(|s| s.writes.last().cloned()), Some((10, vec![70])), "7 in engineering units is 70 raw");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -248,7 +249,9 @@ async fn broker_outage_is_resumed_old_to_new_and_live_data_comes_first() {
     let (ok, out, _) = run_tool("enosctl", &["status"], &e.bus.address);
     assert!(ok && !out.contains("backlog     0 points"), "the cache holds the backlog: {out}");
     let outage_max = *e.served().last().unwrap() as u64;
+    let requests_before = e.cloud.with(|r| r.requests.len());
     e.broker.restart();
+    wait_for(30, "live data newer than the outage", || e.received().iter().any(|r| !r.2 && r.0 > outage_max).then_some(())).await;
     let (served, got) = e.settle().await;
     let resumed: Vec<&(u64, u64, bool)> = got.iter().filter(|r| r.2).collect();
     assert!(resumed.len() >= 30, "outage data came through resume: {}", resumed.len());
@@ -261,11 +264,9 @@ async fn broker_outage_is_resumed_old_to_new_and_live_data_comes_first() {
     firsts.dedup();
     assert_eq!(firsts.iter().filter(|v| **v <= outage_max).copied().collect::<BTreeSet<_>>().len(), sorted.iter().filter(|v| **v <= outage_max).count());
     assert!(resumed_vals.windows(2).filter(|w| w[1] < w[0]).count() <= 2, "resume goes old to new: {resumed_vals:?}");
-    // live data after reconnect did not wait behind the backlog: some live value newer than the
-    // outage arrived before the last resumed value
-    let order: Vec<(u64, bool)> = e.cloud.with(|r| r.points.iter().filter(|p| p.point == "counter").map(|p| (p.value.as_u64().unwrap_or(0), p.resume)).collect());
-    let last_resume_pos = order.iter().rposition(|x| x.1).unwrap();
-    assert!(order[..last_resume_pos].iter().any(|x| !x.1 && x.0 > outage_max), "live data first");
+    // live data did not wait behind the backlog: the first telemetry after the reconnect is live
+    let first = e.cloud.with(|r| r.requests[requests_before..].iter().find(|(t, _)| t.contains("/measurepoint/")).map(|(t, _)| t.clone()));
+    assert!(first.as_deref().is_some_and(|t| t.ends_with("/post/batch")), "live first, got {first:?}");
     assert!(served.len() as u64 >= outage_max);
     eprintln!("outage: {} values resumed, {} duplicates", resumed.len(), dupes(&got));
 }
