@@ -204,7 +204,14 @@ impl Cache {
         let seq = st.next_seq;
         self.db.put_cf_opt(cf, seq.to_be_bytes(), &value, &self.write_opts()).map_err(|e| self.db_err(e))?;
         st.next_seq += 1;
-        let meta = RecordMeta { seq, bytes: value.len() as u64, points: s.samples, enqueued_ms: now_ms, oldest_ts: s.oldest_ts, newest_ts: s.newest_ts };
+        let meta = RecordMeta {
+            seq,
+            bytes: value.len() as u64,
+            points: s.samples,
+            enqueued_ms: now_ms,
+            oldest_ts: s.oldest_ts,
+            newest_ts: s.newest_ts,
+        };
         st.bytes += meta.bytes;
         st.points += meta.points;
         st.index.insert(seq, meta);

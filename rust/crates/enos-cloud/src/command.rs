@@ -34,7 +34,7 @@ pub struct Malformed {
 pub fn parse(topic: &str, payload: &[u8]) -> Result<Option<Command>, Malformed> {
     let parts: Vec<&str> = topic.split('/').collect();
     // /sys/{pk}/{dk}/rest...
-    if parts.len() < 5 || parts[0] != "" || parts[1] != "sys" || topic.ends_with("_reply") {
+    if parts.len() < 5 || !parts[0].is_empty() || parts[1] != "sys" || topic.ends_with("_reply") {
         return Ok(None);
     }
     let (pk, dk) = (parts[2], parts[3]);
@@ -99,7 +99,8 @@ mod tests {
         assert_eq!((e.code, e.id.as_str()), (1260, "8"));
         let e = parse(t, br#"{"id":"9","method":"thing.service.measurepoint.set","params":[]}"#).unwrap_err();
         assert_eq!(e.code, 460);
-        let s = parse("/sys/pk/inv01/thing/service/Reset", br#"{"id":1,"method":"thing.service.Reset","params":{"a":1}}"#).unwrap().unwrap();
+        let s =
+            parse("/sys/pk/inv01/thing/service/Reset", br#"{"id":1,"method":"thing.service.Reset","params":{"a":1}}"#).unwrap().unwrap();
         assert_eq!(s.kind, CommandKind::Service { service: "Reset".into(), params: serde_json::json!({"a":1}) });
         assert_eq!(parse("/sys/pk/gw/thing/measurepoint/post/batch_reply", b"{}").unwrap(), None);
     }

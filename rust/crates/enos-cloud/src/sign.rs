@@ -26,7 +26,8 @@ pub struct ConnectFields {
 pub fn connect_fields(id: &crate::Identity, timestamp_ms: u64) -> ConnectFields {
     let ts = timestamp_ms.to_string();
     let client = &id.device_key;
-    let password = sign(&[("clientId", client), ("deviceKey", &id.device_key), ("productKey", &id.product_key), ("timestamp", &ts)], &id.secret);
+    let password =
+        sign(&[("clientId", client), ("deviceKey", &id.device_key), ("productKey", &id.product_key), ("timestamp", &ts)], &id.secret);
     ConnectFields {
         client_id: format!("{client}|securemode=2,signmethod=sha256,timestamp={ts}|"),
         username: format!("{}&{}", id.device_key, id.product_key),

@@ -74,12 +74,15 @@ fn json_value(v: &Value, q: Quality, out: &mut String) {
     }
 }
 
+/// (batch, series, sample) indices of one sample.
+type SampleRef = (usize, usize, usize);
+
 /// Builds the messages for one or more decoded batches, regrouped per (device, timestamp) as
 /// EnOS wants them, each message under `max_bytes`.
 pub fn pack(batches: &[DecodedBatch], keys: &impl KeyMap, stream: Stream, ids: &mut impl FnMut() -> u64, max_bytes: usize) -> Packed {
     let mut packed = Packed::default();
     // (device name, ts) → list of (batch idx, series idx, sample idx)
-    let mut rows: BTreeMap<(u64, &str), Vec<(usize, usize, usize)>> = BTreeMap::new();
+    let mut rows: BTreeMap<(u64, &str), Vec<SampleRef>> = BTreeMap::new();
     for (bi, b) in batches.iter().enumerate() {
         for (si, s) in b.series.iter().enumerate() {
             let dev = b.name(s.device);
@@ -107,7 +110,12 @@ pub fn pack(batches: &[DecodedBatch], keys: &impl KeyMap, stream: Stream, ids: &
         entry.clear();
         entry.push('{');
         if let Some(Some((pk, dk))) = keys.keys(dev) {
-            let _ = write!(entry, "\"productKey\":{},\"deviceKey\":{},", serde_json::to_string(pk).expect("s"), serde_json::to_string(dk).expect("s"));
+            let _ = write!(
+                entry,
+                "\"productKey\":{},\"deviceKey\":{},",
+                serde_json::to_string(pk).expect("s"),
+                serde_json::to_string(dk).expect("s")
+            );
         }
         entry.push_str("\"measurepoints\":{");
         for (n, &(bi, si, i)) in samples.iter().enumerate() {
@@ -162,10 +170,16 @@ mod tests {
         keys.insert("inv01".into(), Some(("pkS".into(), "inv01".into())));
         keys.insert("gw".into(), None);
         let mut next = 0;
-        let p = pack(&[dec], &keys, Stream::Resume, &mut || {
-            next += 1;
-            next
-        }, 8192);
+        let p = pack(
+            &[dec],
+            &keys,
+            Stream::Resume,
+            &mut || {
+                next += 1;
+                next
+            },
+            8192,
+        );
         assert_eq!(p.unroutable, 100);
         assert!(p.messages.len() > 2);
         let mut points = 0;

@@ -27,7 +27,10 @@ impl Collector {
     async fn read_points(&self, device: &str, points: Vec<String>) -> fdo::Result<String> {
         let route = self.routes.get(device).ok_or_else(|| fdo::Error::InvalidArgs(format!("no device {device:?}")))?;
         let (reply, rx) = oneshot::channel();
-        route.send(Command::Read { device: device.into(), points, reply }).await.map_err(|_| fdo::Error::Failed("driver stopped".into()))?;
+        route
+            .send(Command::Read { device: device.into(), points, reply })
+            .await
+            .map_err(|_| fdo::Error::Failed("driver stopped".into()))?;
         let readings = rx.await.map_err(|_| fdo::Error::Failed("driver stopped".into()))?.map_err(fdo::Error::InvalidArgs)?;
         serde_json::to_string(&readings).map_err(|e| fdo::Error::Failed(e.to_string()))
     }
@@ -71,7 +74,12 @@ impl Collector {
     }
 
     #[zbus(signal)]
-    async fn device_state_changed(emitter: &zbus::object_server::SignalEmitter<'_>, device: &str, state: &str, reason: &str) -> zbus::Result<()>;
+    async fn device_state_changed(
+        emitter: &zbus::object_server::SignalEmitter<'_>,
+        device: &str,
+        state: &str,
+        reason: &str,
+    ) -> zbus::Result<()>;
 }
 
 pub async fn serve(c: Collector) -> zbus::Result<zbus::Connection> {
@@ -81,7 +89,13 @@ pub async fn serve(c: Collector) -> zbus::Result<zbus::Connection> {
 pub async fn forward_events(conn: zbus::Connection, mut rx: mpsc::UnboundedReceiver<DeviceEvent>) {
     while let Some(e) = rx.recv().await {
         let _ = conn
-            .emit_signal(None::<&str>, enos_bus::COLLECTOR_PATH, "org.enos.Edge.Collector1", "DeviceStateChanged", &(e.device.as_str(), e.state.as_str(), e.reason.as_str()))
+            .emit_signal(
+                None::<&str>,
+                enos_bus::COLLECTOR_PATH,
+                "org.enos.Edge.Collector1",
+                "DeviceStateChanged",
+                &(e.device.as_str(), e.state.as_str(), e.reason.as_str()),
+            )
             .await;
     }
 }

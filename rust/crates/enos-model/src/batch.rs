@@ -205,11 +205,7 @@ impl DecodedBatch {
         for _ in 0..n_strings {
             let l = r.len("string length")?;
             let b = r.take(l, "string")?;
-            dict.push(
-                std::str::from_utf8(b)
-                    .map_err(|_| BatchError::Corrupt("name is not UTF-8".into()))?
-                    .to_owned(),
-            );
+            dict.push(std::str::from_utf8(b).map_err(|_| BatchError::Corrupt("name is not UTF-8".into()))?.to_owned());
         }
         let n_series = r.len("series count")?;
         let mut series: Vec<Series> = Vec::with_capacity(n_series);
@@ -224,9 +220,7 @@ impl DecodedBatch {
                 0 => decode_ts(&mut r, n)?,
                 1 => {
                     let j = r.varint("ts reference")? as usize;
-                    let other = series
-                        .get(j)
-                        .ok_or_else(|| BatchError::Corrupt("ts reference ahead".into()))?;
+                    let other = series.get(j).ok_or_else(|| BatchError::Corrupt("ts reference ahead".into()))?;
                     if other.ts.len() != n {
                         return Err(BatchError::Corrupt("ts reference length".into()));
                     }

@@ -15,8 +15,5 @@ pub use value::{Quality, Sample, Value};
 
 /// Milliseconds since the Unix epoch, the timestamp unit of the whole product and of EnOS.
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }

@@ -26,8 +26,24 @@ impl fmt::Display for RowError {
     }
 }
 
-const COLUMNS: &[&str] =
-    &["name", "area", "address", "type", "order", "bit", "length", "scale", "offset", "group", "access", "min", "max", "decimals", "unit", "description"];
+const COLUMNS: &[&str] = &[
+    "name",
+    "area",
+    "address",
+    "type",
+    "order",
+    "bit",
+    "length",
+    "scale",
+    "offset",
+    "group",
+    "access",
+    "min",
+    "max",
+    "decimals",
+    "unit",
+    "description",
+];
 
 /// Parses a whole table; every bad row is reported, not just the first.
 pub fn parse(text: &str) -> Result<Vec<PointConfig>, Vec<RowError>> {

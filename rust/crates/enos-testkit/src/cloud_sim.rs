@@ -179,7 +179,12 @@ fn handle(cli: &mqtt::AsyncClient, rec: &Arc<Mutex<Record>>, topic: &str, payloa
     let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) else { return };
     let mut r = rec.lock().unwrap();
     if topic.ends_with("_reply") {
-        if !topic.ends_with("/post/batch_reply") && !topic.ends_with("/resume/batch_reply") && !topic.contains("topo/add_reply") && !topic.contains("login/batch_reply") && !topic.contains("inform_reply") {
+        if !topic.ends_with("/post/batch_reply")
+            && !topic.ends_with("/resume/batch_reply")
+            && !topic.contains("topo/add_reply")
+            && !topic.contains("login/batch_reply")
+            && !topic.contains("inform_reply")
+        {
             r.command_replies.push((topic.to_string(), v));
         }
         return;
@@ -222,6 +227,7 @@ fn handle(cli: &mqtt::AsyncClient, rec: &Arc<Mutex<Record>>, topic: &str, payloa
         data = serde_json::json!({"loginedSubDevices": subs, "failedSubDevices": []});
     }
     drop(r);
-    let reply = serde_json::json!({"id": id, "code": code, "message": if code == 200 { "" } else { "refused by the simulator" }, "data": data});
-    let _ = cli.publish(mqtt::Message::new(format!("{topic}_reply"), serde_json::to_vec(&reply).unwrap(), 1));
+    let reply =
+        serde_json::json!({"id": id, "code": code, "message": if code == 200 { "" } else { "refused by the simulator" }, "data": data});
+    drop(cli.publish(mqtt::Message::new(format!("{topic}_reply"), serde_json::to_vec(&reply).unwrap(), 1)));
 }

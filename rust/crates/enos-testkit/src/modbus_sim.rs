@@ -63,7 +63,9 @@ impl tokio_modbus::server::Service for SimDevice {
             }
             Request::ReadInputRegisters(a, n) => Response::ReadInputRegisters((a..a + n).map(|i| *s.input.get(&i).unwrap_or(&0)).collect()),
             Request::ReadCoils(a, n) => Response::ReadCoils((a..a + n).map(|i| *s.coils.get(&i).unwrap_or(&false)).collect()),
-            Request::ReadDiscreteInputs(a, n) => Response::ReadDiscreteInputs((a..a + n).map(|i| *s.coils.get(&(i + 10000)).unwrap_or(&false)).collect()),
+            Request::ReadDiscreteInputs(a, n) => {
+                Response::ReadDiscreteInputs((a..a + n).map(|i| *s.coils.get(&(i + 10000)).unwrap_or(&false)).collect())
+            }
             Request::WriteSingleRegister(a, v) => {
                 if hits(&s, a, 1) {
                     return future::ready(Err(ExceptionCode::IllegalDataAddress));

@@ -100,7 +100,15 @@ impl Edge {
         std::fs::write(dir.path().join("collector.toml"), collector_toml(&sim.addr.to_string())).unwrap();
         std::fs::write(dir.path().join("inv01.csv"), POINTS_CSV).unwrap();
         std::fs::write(dir.path().join("uplink.toml"), uplink_toml(&cloud.uri(), &dir.path().join("cache"))).unwrap();
-        let mut e = Edge { collector: Proc { child: None, name: String::new() }, uplink: Proc { child: None, name: String::new() }, dir, bus, broker, cloud, sim };
+        let mut e = Edge {
+            collector: Proc { child: None, name: String::new() },
+            uplink: Proc { child: None, name: String::new() },
+            dir,
+            bus,
+            broker,
+            cloud,
+            sim,
+        };
         e.start_uplink();
         e.start_collector();
         e
@@ -182,7 +190,8 @@ async fn steady_flow_values_timestamps_devices_and_quality() {
     let power: Vec<serde_json::Value> = e.cloud.with(|r| r.points.iter().filter(|p| p.point == "power").map(|p| p.value.clone()).collect());
     assert!(power.iter().any(|v| v.as_f64() == Some(231.4)), "CDAB float decoded: {:?}", power.first());
     // the exception point arrives with the exception quality, not as a broken link
-    let broken: Vec<serde_json::Value> = e.cloud.with(|r| r.points.iter().filter(|p| p.point == "broken").map(|p| p.value.clone()).collect());
+    let broken: Vec<serde_json::Value> =
+        e.cloud.with(|r| r.points.iter().filter(|p| p.point == "broken").map(|p| p.value.clone()).collect());
     assert!(broken.iter().any(|v| v["quality"] == 1 && v["value"].is_null()), "{:?}", broken.first());
     // the gateway's own health points (no keys)
     assert!(e.cloud.with(|r| r.points.iter().any(|p| p.device_key.is_none() && p.point == "cache_points")));
@@ -207,7 +216,8 @@ async fn steady_flow_values_timestamps_devices_and_quality() {
 async fn cloud_commands_write_devices_and_bad_ones_get_error_replies() {
     let e = Edge::start().await;
     wait_for(30, "the session up", || (e.received().len() >= 3).then_some(())).await;
-    let set = |id: &str, body: &str| format!(r#"{{"id":"{id}","version":"1.0","method":"thing.service.measurepoint.set","params":{body}}}"#);
+    let set =
+        |id: &str, body: &str| format!(r#"{{"id":"{id}","version":"1.0","method":"thing.service.measurepoint.set","params":{body}}}"#);
     let topic = format!("/sys/{SUB_PK}/inv01/thing/service/measurepoint/set");
     e.cloud.command(&topic, set("1", r#"{"setpoint":42.5,"switch":true}"#).as_bytes()).await;
     e.cloud.command(&topic, set("2", r#"{"broken":1}"#).as_bytes()).await;
@@ -219,7 +229,13 @@ async fn cloud_commands_write_devices_and_bad_ones_get_error_replies() {
         (r.len() >= 5).then_some(r)
     })
     .await;
-    let code = |id: &str| replies.iter().find(|(_, v)| v["id"] == id).map(|(_, v)| v["code"].as_i64().unwrap()).unwrap_or_else(|| panic!("no reply {id}: {replies:?}"));
+    let code = |id: &str| {
+        replies
+            .iter()
+            .find(|(_, v)| v["id"] == id)
+            .map(|(_, v)| v["code"].as_i64().unwrap())
+            .unwrap_or_else(|| panic!("no reply {id}: {replies:?}"))
+    };
     assert_eq!(code("1"), 200);
     assert_eq!(code("2"), 2006, "a device exception is a field-side failure");
     assert_eq!(code("3"), 2005, "out of the configured range");
@@ -262,7 +278,10 @@ async fn broker_outage_is_resumed_old_to_new_and_live_data_comes_first() {
     sorted.dedup();
     let mut firsts = resumed_vals.clone();
     firsts.dedup();
-    assert_eq!(firsts.iter().filter(|v| **v <= outage_max).copied().collect::<BTreeSet<_>>().len(), sorted.iter().filter(|v| **v <= outage_max).count());
+    assert_eq!(
+        firsts.iter().filter(|v| **v <= outage_max).copied().collect::<BTreeSet<_>>().len(),
+        sorted.iter().filter(|v| **v <= outage_max).count()
+    );
     assert!(resumed_vals.windows(2).filter(|w| w[1] < w[0]).count() <= 2, "resume goes old to new: {resumed_vals:?}");
     // live data did not wait behind the backlog: the first telemetry after the reconnect is live
     let first = e.cloud.with(|r| r.requests[requests_before..].iter().find(|(t, _)| t.contains("/measurepoint/")).map(|(t, _)| t.clone()));
@@ -308,7 +327,10 @@ async fn refused_and_unanswered_batches_are_retried_then_delivered() {
     wait_for(30, "data flowing", || (e.received().len() >= 5).then_some(())).await;
     e.cloud.with(|r| r.next_codes = vec![500, 429]);
     let before = e.cloud.with(|r| r.telemetry_messages);
-    wait_for(20, "the refusals consumed", || (e.cloud.with(|r| r.next_codes.is_empty() && r.telemetry_messages > before + 4)).then_some(())).await;
+    wait_for(20, "the refusals consumed", || {
+        (e.cloud.with(|r| r.next_codes.is_empty() && r.telemetry_messages > before + 4)).then_some(())
+    })
+    .await;
     // no reply at all for a while: the uplink must send again after reply_timeout_s
     e.cloud.with(|r| r.silent = true);
     let n = e.served().len();

@@ -11,7 +11,7 @@ const MAX_COMMAND_BYTES: usize = 64 * 1024;
 pub async fn handle(shared: Arc<Shared>, cli: mqtt::AsyncClient, topic: String, payload: Vec<u8>) {
     shared.sender_stats(|s| s.commands_received += 1);
     let answer = |topic: &str, id: &str, code: i64, msg: &str| {
-        let _ = cli.publish(mqtt::Message::new(topic, enos_cloud::reply(id, code, msg, serde_json::json!({})), 1));
+        drop(cli.publish(mqtt::Message::new(topic, enos_cloud::reply(id, code, msg, serde_json::json!({})), 1)));
         if code != 200 {
             shared.sender_stats(|s| s.commands_failed += 1);
             log::warn!("command on {topic} (id {id}) answered {code}: {msg}");
@@ -65,7 +65,8 @@ pub async fn handle(shared: Arc<Shared>, cli: mqtt::AsyncClient, topic: String, 
     };
     for (point, value) in writes {
         let outcome = match proxy.write_point(&device, &point, &value.to_string()).await {
-            Ok(json) => serde_json::from_str::<WriteOutcome>(&json).unwrap_or_else(|e| WriteOutcome::failed(enos_bus::WriteFailure::Internal, e.to_string())),
+            Ok(json) => serde_json::from_str::<WriteOutcome>(&json)
+                .unwrap_or_else(|e| WriteOutcome::failed(enos_bus::WriteFailure::Internal, e.to_string())),
             Err(e) => WriteOutcome::failed(enos_bus::WriteFailure::Internal, format!("collector unreachable: {e}")),
         };
         if !outcome.ok {

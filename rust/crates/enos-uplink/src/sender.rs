@@ -139,13 +139,22 @@ impl Sender<'_> {
         let (pk, dk) = (&self.cfg().cloud.product_key, &self.cfg().cloud.device_key);
         let topic = topics::sys(pk, dk, stream.topic_suffix());
         let mut ids = Vec::new();
-        let packed = pack(&batches, &self.shared.keys, stream, &mut || {
-            let id = next_id();
-            ids.push(id);
-            id
-        }, self.cfg().sender.max_message_bytes);
+        let packed = pack(
+            &batches,
+            &self.shared.keys,
+            stream,
+            &mut || {
+                let id = next_id();
+                ids.push(id);
+                id
+            },
+            self.cfg().sender.max_message_bytes,
+        );
         if packed.unroutable > 0 {
-            log::warn!("{} points belong to devices without an EnOS identity (add a [[sub_device]]); they are not uploaded", packed.unroutable);
+            log::warn!(
+                "{} points belong to devices without an EnOS identity (add a [[sub_device]]); they are not uploaded",
+                packed.unroutable
+            );
             self.shared.sender_stats(|s| s.unroutable_points += packed.unroutable);
         }
         if packed.messages.is_empty() {
@@ -161,14 +170,22 @@ impl Sender<'_> {
         }
         self.units.insert(unit, Unit { seqs, remaining: packed.messages.len(), stream });
         for ((payload, points), id) in packed.messages.into_iter().zip(ids) {
-            let m = Msg { unit, topic: topic.clone(), payload: Arc::new(payload), points, sent_at: Instant::now(), attempts: 0, retry_at: None };
+            let m = Msg {
+                unit,
+                topic: topic.clone(),
+                payload: Arc::new(payload),
+                points,
+                sent_at: Instant::now(),
+                attempts: 0,
+                retry_at: None,
+            };
             self.publish(&m);
             self.msgs.insert(id.to_string(), m);
         }
     }
 
     fn publish(&self, m: &Msg) {
-        let _ = self.cli.publish(mqtt::Message::new(m.topic.as_str(), m.payload.as_slice(), 1));
+        drop(self.cli.publish(mqtt::Message::new(m.topic.as_str(), m.payload.as_slice(), 1)));
         self.shared.sender_stats(|s| s.messages_sent += 1);
     }
 

@@ -105,7 +105,11 @@ async fn connect(shared: &Arc<Shared>, gw: &Identity) -> Result<Conn, String> {
     }
     let version = shared.cfg.cloud.firmware_version.clone().unwrap_or_else(os_version);
     let inform = topics::sys(pk, dk, topics::OTA_INFORM);
-    let _ = cli.publish(mqtt::Message::new(inform, enos_cloud::request(next_id(), "ota.device.inform", serde_json::json!({"version": version})), 1));
+    drop(cli.publish(mqtt::Message::new(
+        inform,
+        enos_cloud::request(next_id(), "ota.device.inform", serde_json::json!({"version": version})),
+        1,
+    )));
     shared.set_cloud_state("connected", "");
     Ok(Conn { cli, replies })
 }
@@ -136,7 +140,11 @@ fn connect_options(c: &enos_model::config::CloudConfig, f: &sign::ConnectFields)
 }
 
 /// Topology add, then a batch login, after every connect (logins do not survive a reconnect).
-async fn login_sub_devices(shared: &Arc<Shared>, cli: &mqtt::AsyncClient, replies: &mut mpsc::UnboundedReceiver<(String, Reply)>) -> Result<(), String> {
+async fn login_sub_devices(
+    shared: &Arc<Shared>,
+    cli: &mqtt::AsyncClient,
+    replies: &mut mpsc::UnboundedReceiver<(String, Reply)>,
+) -> Result<(), String> {
     let c = &shared.cfg.cloud;
     let ts = enos_model::now_ms().to_string();
     let mut topo = Vec::new();
@@ -144,14 +152,25 @@ async fn login_sub_devices(shared: &Arc<Shared>, cli: &mqtt::AsyncClient, replie
     for (i, s) in shared.cfg.sub_devices.iter().enumerate() {
         let secret = s.secret(i).map_err(|e| e.to_string())?;
         let client_id = format!("{}.{}.{ts}", s.product_key, s.device_key);
-        let four = |cid: &str| sign::sign(&[("clientId", cid), ("deviceKey", &s.device_key), ("productKey", &s.product_key), ("timestamp", &ts)], &secret);
+        let four = |cid: &str| {
+            sign::sign(&[("clientId", cid), ("deviceKey", &s.device_key), ("productKey", &s.product_key), ("timestamp", &ts)], &secret)
+        };
         topo.push(serde_json::json!({"productKey": s.product_key, "deviceKey": s.device_key, "clientId": client_id, "timestamp": ts, "signMethod": "sha256", "sign": four(&client_id)}));
-        subs.push(serde_json::json!({"productKey": s.product_key, "deviceKey": s.device_key, "secureMode": "2", "sign": four("login.batch")}));
+        subs.push(
+            serde_json::json!({"productKey": s.product_key, "deviceKey": s.device_key, "secureMode": "2", "sign": four("login.batch")}),
+        );
     }
     let topo_topic = topics::sys(&c.product_key, &c.device_key, topics::TOPO_ADD);
     call(cli, replies, &topo_topic, "thing.topo.add", serde_json::Value::Array(topo)).await?;
     let login_topic = topics::session(&c.product_key, &c.device_key, topics::LOGIN_BATCH);
-    let r = call(cli, replies, &login_topic, "combine.login.batch", serde_json::json!({"clientId": "login.batch", "timestamp": ts, "signMethod": "sha256", "subDevices": subs})).await?;
+    let r = call(
+        cli,
+        replies,
+        &login_topic,
+        "combine.login.batch",
+        serde_json::json!({"clientId": "login.batch", "timestamp": ts, "signMethod": "sha256", "subDevices": subs}),
+    )
+    .await?;
     let n = r.data.get("loginedSubDevices").and_then(|v| v.as_array()).map(|a| a.len()).unwrap_or(0);
     if let Some(failed) = r.data.get("failedSubDevices").and_then(|v| v.as_array()).filter(|a| !a.is_empty()) {
         log::warn!("sub-device login failed for {failed:?}");
@@ -160,7 +179,13 @@ async fn login_sub_devices(shared: &Arc<Shared>, cli: &mqtt::AsyncClient, replie
     Ok(())
 }
 
-async fn call(cli: &mqtt::AsyncClient, replies: &mut mpsc::UnboundedReceiver<(String, Reply)>, topic: &str, method: &str, params: serde_json::Value) -> Result<Reply, String> {
+async fn call(
+    cli: &mqtt::AsyncClient,
+    replies: &mut mpsc::UnboundedReceiver<(String, Reply)>,
+    topic: &str,
+    method: &str,
+    params: serde_json::Value,
+) -> Result<Reply, String> {
     let id = next_id();
     cli.publish(mqtt::Message::new(topic, enos_cloud::request(id, method, params), 1)).await.map_err(|e| format!("{method}: {e}"))?;
     let want = topics::reply_of(topic);

@@ -100,7 +100,13 @@ impl Shared {
             let (s, r) = (state.to_string(), reason.to_string());
             tokio::spawn(async move {
                 let _ = conn
-                    .emit_signal(None::<&str>, enos_bus::UPLINK_PATH, "org.enos.Edge.Uplink1", "CloudStateChanged", &(s.as_str(), r.as_str()))
+                    .emit_signal(
+                        None::<&str>,
+                        enos_bus::UPLINK_PATH,
+                        "org.enos.Edge.Uplink1",
+                        "CloudStateChanged",
+                        &(s.as_str(), r.as_str()),
+                    )
                     .await;
             });
         }

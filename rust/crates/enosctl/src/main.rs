@@ -68,7 +68,13 @@ async fn run() -> anyhow::Result<()> {
                 Ok(Ok(u)) => {
                     let cl = &u.cloud;
                     println!("uplink      running");
-                    println!("cloud       {} ({}) since {}{}", cl.state, cl.uri, ts(cl.since_ms), cl.last_error.as_ref().map(|e| format!(" — {e}")).unwrap_or_default());
+                    println!(
+                        "cloud       {} ({}) since {}{}",
+                        cl.state,
+                        cl.uri,
+                        ts(cl.since_ms),
+                        cl.last_error.as_ref().map(|e| format!(" — {e}")).unwrap_or_default()
+                    );
                     let ca = &u.cache;
                     println!(
                         "backlog     {} points, {} records, {} bytes of {} (oldest {})",
@@ -80,15 +86,27 @@ async fn run() -> anyhow::Result<()> {
                     );
                     println!(
                         "capacity    {} at {:.0} points/s ({:.0} bytes/s)",
-                        ca.outage_hours_capacity.map(|h| format!("{h:.1} hours of outage")).unwrap_or_else(|| "unknown (no data yet)".into()),
+                        ca.outage_hours_capacity
+                            .map(|h| format!("{h:.1} hours of outage"))
+                            .unwrap_or_else(|| "unknown (no data yet)".into()),
                         ca.ingest_points_per_s,
                         ca.ingest_bytes_per_s
                     );
-                    println!("dropped     {} points (cache full/too old), {} dead-letter records", ca.dropped_points, ca.dead_letter_records);
+                    println!(
+                        "dropped     {} points (cache full/too old), {} dead-letter records",
+                        ca.dropped_points, ca.dead_letter_records
+                    );
                     let s = &u.sender;
                     println!(
                         "sent        {} messages, {} acked ({} points: {} live, {} resume), {} timeouts, {} refused, {} in flight",
-                        s.messages_sent, s.messages_acked, s.points_acked, s.points_acked_live, s.points_acked_resume, s.timeouts, s.rejected, s.in_flight
+                        s.messages_sent,
+                        s.messages_acked,
+                        s.points_acked,
+                        s.points_acked_live,
+                        s.points_acked_resume,
+                        s.timeouts,
+                        s.rejected,
+                        s.in_flight
                     );
                 }
                 Ok(Err(e)) => println!("uplink      answered garbage: {e}"),
@@ -97,7 +115,10 @@ async fn run() -> anyhow::Result<()> {
             match c {
                 Ok(Ok(c)) => {
                     println!("collector   running: {}/{} devices online", c.devices_online, c.devices);
-                    println!("collected   {} samples, pushed {} in {} batches, {} buffered, {} dropped", c.samples_collected, c.samples_pushed, c.batches_pushed, c.samples_buffered, c.samples_dropped);
+                    println!(
+                        "collected   {} samples, pushed {} in {} batches, {} buffered, {} dropped",
+                        c.samples_collected, c.samples_pushed, c.batches_pushed, c.samples_buffered, c.samples_dropped
+                    );
                 }
                 Ok(Err(e)) => println!("collector   answered garbage: {e}"),
                 Err(e) => println!("collector   not reachable: {e}"),
@@ -111,7 +132,16 @@ async fn run() -> anyhow::Result<()> {
             }
             println!("{:<20} {:<16} {:<10} {:>7} {:>8} {:>8}  last error", "DEVICE", "PROTOCOL", "STATE", "POINTS", "POLLS", "FAILED");
             for d in devs {
-                println!("{:<20} {:<16} {:<10} {:>7} {:>8} {:>8}  {}", d.id, d.protocol, d.state, d.points, d.polls_ok, d.polls_failed, d.last_error.unwrap_or_default());
+                println!(
+                    "{:<20} {:<16} {:<10} {:>7} {:>8} {:>8}  {}",
+                    d.id,
+                    d.protocol,
+                    d.state,
+                    d.points,
+                    d.polls_ok,
+                    d.polls_failed,
+                    d.last_error.unwrap_or_default()
+                );
             }
         }
         Cmd::Read { device, points } => {
@@ -122,7 +152,13 @@ async fn run() -> anyhow::Result<()> {
                 return Ok(());
             }
             for p in r {
-                println!("{:<24} {:<16} {:?}{}", p.point, p.value.to_string(), p.quality, p.error.map(|e| format!("  {e}")).unwrap_or_default());
+                println!(
+                    "{:<24} {:<16} {:?}{}",
+                    p.point,
+                    p.value.to_string(),
+                    p.quality,
+                    p.error.map(|e| format!("  {e}")).unwrap_or_default()
+                );
             }
         }
         Cmd::Write { device, point, value } => {

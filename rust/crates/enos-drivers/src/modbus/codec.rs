@@ -80,13 +80,7 @@ fn scale(p: &PointConfig, raw: Value) -> Value {
     }
     let x = raw.as_f64().unwrap_or(f64::NAN);
     let y = x * p.scale + p.offset;
-    let decimals = p.decimals.unwrap_or_else(|| {
-        if p.data_type.is_integer() {
-            decimals_of(p.scale).max(decimals_of(p.offset))
-        } else {
-            9
-        }
-    });
+    let decimals = p.decimals.unwrap_or_else(|| if p.data_type.is_integer() { decimals_of(p.scale).max(decimals_of(p.offset)) } else { 9 });
     Value::Float(round_to(y, decimals))
 }
 
@@ -97,7 +91,10 @@ pub enum WireWrite {
     /// Registers from the point's address (FC6 when one, FC16 when more).
     Registers(Vec<u16>),
     /// Set or clear one bit of a register: read-modify-write.
-    RegisterBit { bit: u8, on: bool },
+    RegisterBit {
+        bit: u8,
+        on: bool,
+    },
 }
 
 /// Converts a value in engineering units to what is written, inverting scale and offset and

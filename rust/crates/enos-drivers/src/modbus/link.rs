@@ -103,7 +103,15 @@ impl Link {
         let rx = Arc::new(Mutex::new(rx));
         let workers = if ep.is_serial() { 1 } else { workers.max(1) };
         for _ in 0..workers {
-            let w = Worker { ep: ep.clone(), ctx: None, backoff_ms: backoff.0, backoff, next_try: Instant::now(), last_err: String::new(), requests: requests.clone() };
+            let w = Worker {
+                ep: ep.clone(),
+                ctx: None,
+                backoff_ms: backoff.0,
+                backoff,
+                next_try: Instant::now(),
+                last_err: String::new(),
+                requests: requests.clone(),
+            };
             tokio::spawn(w.run(rx.clone()));
         }
         Link { tx }
@@ -245,7 +253,9 @@ async fn call(ctx: &mut Context, op: &Op) -> tokio_modbus::Result<Answer> {
         Op::Read { area: Area::Coil, start, count } => ctx.read_coils(*start, *count).await?.map(Answer::Bits),
         Op::Read { area: Area::Discrete, start, count } => ctx.read_discrete_inputs(*start, *count).await?.map(Answer::Bits),
         Op::WriteCoil { addr, on } => ctx.write_single_coil(*addr, *on).await?.map(|_| Answer::Written),
-        Op::WriteRegisters { addr, words } if words.len() == 1 => ctx.write_single_register(*addr, words[0]).await?.map(|_| Answer::Written),
+        Op::WriteRegisters { addr, words } if words.len() == 1 => {
+            ctx.write_single_register(*addr, words[0]).await?.map(|_| Answer::Written)
+        }
         Op::WriteRegisters { addr, words } => ctx.write_multiple_registers(*addr, words).await?.map(|_| Answer::Written),
     })
 }

@@ -6,8 +6,8 @@
 //! serial line always has exactly one).
 
 pub mod codec;
-pub mod plan;
 mod link;
+pub mod plan;
 mod poll;
 
 pub use link::{Endpoint, ReqError};

@@ -154,7 +154,14 @@ pub(super) async fn run(ep: Endpoint, devices: Vec<DeviceConfig>, mut ctx: Drive
                 continue;
             }
             let blocks = plan(&dev.cfg.points, &which, dev.cfg.max_gap, dev.cfg.max_registers);
-            tokio::spawn(poll_group(dev.clone(), blocks, Duration::from_millis(g.interval_ms), ctx.frames.clone(), ctx.events.clone(), ctx.status.clone()));
+            tokio::spawn(poll_group(
+                dev.clone(),
+                blocks,
+                Duration::from_millis(g.interval_ms),
+                ctx.frames.clone(),
+                ctx.events.clone(),
+                ctx.status.clone(),
+            ));
         }
         by_id.insert(dev.cfg.id.clone(), dev);
     }
@@ -226,7 +233,10 @@ async fn on_demand_read(by_id: &HashMap<String, Arc<Device>>, device: &str, poin
     let blocks = plan(&dev.cfg.points, &which, dev.cfg.max_gap, dev.cfg.max_registers);
     let ts = now_ms();
     let (vals, _, _) = dev.read_points(&blocks).await;
-    Ok(vals.into_iter().map(|(i, value, quality, error)| PointReading { point: dev.cfg.points[i].name.clone(), value, quality, ts_ms: ts, error }).collect())
+    Ok(vals
+        .into_iter()
+        .map(|(i, value, quality, error)| PointReading { point: dev.cfg.points[i].name.clone(), value, quality, ts_ms: ts, error })
+        .collect())
 }
 
 fn failure_of(e: ReqError) -> WriteOutcome {

@@ -311,9 +311,7 @@ impl PointConfig {
             (DataType::Bit, Some(b)) if b > 15 => {
                 return Err(Invalid::new(format!("{key}.bit"), format!("{b} is not a bit of a 16-bit register (0-15)")))
             }
-            (t, Some(_)) if t != DataType::Bit => {
-                return Err(Invalid::new(format!("{key}.bit"), "only type bit takes `bit`"))
-            }
+            (t, Some(_)) if t != DataType::Bit => return Err(Invalid::new(format!("{key}.bit"), "only type bit takes `bit`")),
             _ => {}
         }
         if self.data_type == DataType::String {

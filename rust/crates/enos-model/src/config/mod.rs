@@ -49,10 +49,7 @@ impl fmt::Display for Invalid {
 
 /// Parses TOML text into `T`, with errors that carry the file name, line and key.
 pub fn parse_toml<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, ConfigError> {
-    toml::from_str(text).map_err(|e| ConfigError::Syntax {
-        file: file.to_owned(),
-        message: e.to_string().trim_end().replace('\n', " | "),
-    })
+    toml::from_str(text).map_err(|e| ConfigError::Syntax { file: file.to_owned(), message: e.to_string().trim_end().replace('\n', " | ") })
 }
 
 pub fn read_file(file: &Path) -> Result<String, ConfigError> {
@@ -62,9 +59,6 @@ pub fn read_file(file: &Path) -> Result<String, ConfigError> {
 /// Where a service looks for its config when none is given: the operator's copy on the data
 /// partition first, then the image's default.
 pub fn default_config_path(service: &str) -> PathBuf {
-    let candidates = [
-        PathBuf::from(format!("/data/enos/config/{service}.toml")),
-        PathBuf::from(format!("/etc/enos/{service}.toml")),
-    ];
+    let candidates = [PathBuf::from(format!("/data/enos/config/{service}.toml")), PathBuf::from(format!("/etc/enos/{service}.toml"))];
     candidates.iter().find(|p| p.exists()).cloned().unwrap_or_else(|| candidates[1].clone())
 }

@@ -209,7 +209,10 @@ impl UplinkConfig {
             "ssl" | "mqtts" => {}
             "tcp" | "mqtt" if c.allow_plain => {}
             "tcp" | "mqtt" => {
-                return Err(Invalid::new("cloud.uri", "plain TCP sends the session unencrypted; use ssl:// or set cloud.allow_plain = true"))
+                return Err(Invalid::new(
+                    "cloud.uri",
+                    "plain TCP sends the session unencrypted; use ssl:// or set cloud.allow_plain = true",
+                ))
             }
             _ => return Err(Invalid::new("cloud.uri", format!("{:?} must start with ssl:// or tcp://", c.uri))),
         }
