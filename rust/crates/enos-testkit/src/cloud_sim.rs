@@ -35,6 +35,14 @@ pub struct Record {
     /// While true, telemetry requests get no reply at all.
     pub silent: bool,
     pub telemetry_messages: u64,
+    /// Benchmarks: count points instead of keeping them.
+    pub drop_points: bool,
+    pub points_total: u64,
+    pub points_resume: u64,
+    /// Arrival time minus acquisition time (ms) of every 10th point.
+    pub latencies_ms: Vec<u64>,
+    /// (reply id, arrival ms) of command replies.
+    pub command_reply_ms: Vec<(String, u64)>,
 }
 
 pub struct CloudSim {
@@ -193,7 +201,9 @@ fn handle(cli: &mqtt::AsyncClient, rec: &Arc<Mutex<Record>>, topic: &str, payloa
     if is_command {
         return; // ours, echoed by the broker
     }
-    r.requests.push((topic.to_string(), v.clone()));
+    if !r.drop_points {
+        r.requests.push((topic.to_string(), v.clone()));
+    }
     let id = v["id"].as_str().unwrap_or("").to_string();
     let telemetry = topic.ends_with("/measurepoint/post/batch") || topic.ends_with("/measurepoint/resume/batch");
     let mut code = 200;
@@ -208,8 +218,21 @@ fn handle(cli: &mqtt::AsyncClient, rec: &Arc<Mutex<Record>>, topic: &str, payloa
         }
         if code == 200 {
             let resume = topic.ends_with("resume/batch");
+            let now = enos_model::now_ms();
             for e in v["params"].as_array().into_iter().flatten() {
                 let time = e["time"].as_u64().unwrap_or(0);
+                let n = e["measurepoints"].as_object().map(|m| m.len() as u64).unwrap_or(0);
+                let before = r.points_total;
+                r.points_total += n;
+                if resume {
+                    r.points_resume += n;
+                }
+                if before / 10 != r.points_total / 10 {
+                    r.latencies_ms.push(now.saturating_sub(time));
+                }
+                if r.drop_points {
+                    continue;
+                }
                 for (k, val) in e["measurepoints"].as_object().into_iter().flatten() {
                     r.points.push(Point {
                         product_key: e["productKey"].as_str().map(String::from),

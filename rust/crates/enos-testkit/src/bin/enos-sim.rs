@@ -42,7 +42,7 @@ async fn main() {
             s.holding.insert(3, bits as u16);
             s.holding.insert(4, 2300 + (t % 7) as u16);
         });
-        if t % 20 == 0 {
+        if t.is_multiple_of(20) {
             let (n, last) = cloud.with(|r| (r.points.len(), r.points.last().map(|p| format!("{}={}", p.point, p.value))));
             println!("cloud simulator: {n} points received, last {}", last.unwrap_or_default());
         }

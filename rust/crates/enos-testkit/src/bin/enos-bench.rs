@@ -1,0 +1,254 @@
+//! Benchmarks of the data path, printed as one table (not a test: nothing here asserts speed).
+//! Run through `scripts/bench`, which builds in release mode first.
+
+use clap::Parser;
+use enos_cache::{Cache, Sync};
+use enos_model::{BatchBuilder, Quality, Value};
+use enos_testkit::cloud_sim::CloudSim;
+use enos_testkit::harness::{spawn_service, Bus, Mosquitto, Proc};
+use enos_testkit::modbus_sim::SimServer;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+struct Args {
+    /// Field devices simulated (one Modbus TCP server each).
+    #[arg(long, default_value_t = 20)]
+    devices: usize,
+    /// Points per device (u16 registers with scale 0.1, and f32 pairs).
+    #[arg(long, default_value_t = 500)]
+    points: usize,
+    /// Poll interval.
+    #[arg(long, default_value_t = 100)]
+    interval_ms: u64,
+    /// Seconds of each measured phase.
+    #[arg(long, default_value_t = 20)]
+    seconds: u64,
+    /// Only the in-process figures (codec, cache).
+    #[arg(long)]
+    quick: bool,
+}
+
+struct Table(Vec<(String, String)>);
+impl Table {
+    fn row(&mut self, k: impl Into<String>, v: impl Into<String>) {
+        let (k, v) = (k.into(), v.into());
+        println!("  {k}: {v}");
+        self.0.push((k, v));
+    }
+}
+
+fn realistic_batch(series: usize, samples: usize, t0: u64, seed: u64) -> (Vec<u8>, usize) {
+    let mut b = BatchBuilder::new();
+    for s in 0..samples {
+        for p in 0..series {
+            let drift = ((seed + s as u64 * 7 + p as u64 * 13) % 5) as i64 - 2;
+            let v = if p % 2 == 0 {
+                Value::Float((2300 + (p as i64 % 50) + drift) as f64 / 10.0) // u16 x 0.1
+            } else {
+                let f = 230.0f32 + ((s as f32 + p as f32) / 30.0).sin() * 20.0; // f32 sensor
+                Value::Float(format!("{f}").parse().unwrap())
+            };
+            b.push(&format!("dev{:02}", p / 500), &format!("P{p:04}"), t0 + s as u64 * 100, v, Quality::Good);
+        }
+    }
+    let n = b.len();
+    (b.finish(), n)
+}
+
+fn proc_stat(p: &Proc) -> (u64, f64) {
+    let pid = p.child.as_ref().map(|c| c.id()).unwrap_or(0);
+    let rss_kb = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0);
+    let cpu_s = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let f: Vec<&str> = s.rsplit(')').next()?.split_whitespace().collect();
+            Some((f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?) / 100.0)
+        })
+        .unwrap_or(0.0);
+    (rss_kb, cpu_s)
+}
+
+fn pct(v: &mut [u64], p: f64) -> u64 {
+    if v.is_empty() {
+        return 0;
+    }
+    v.sort_unstable();
+    v[((v.len() - 1) as f64 * p) as usize]
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let a = Args::parse();
+    let mut t = Table(Vec::new());
+    println!("EnOS Edge benchmark on {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+
+    // --- in process: codec and cache ---
+    let (bytes, n) = realistic_batch(1000, 10, 1_700_000_000_000, 1);
+    t.row("batch encoding, realistic floats (1000 points x 10 polls)", format!("{:.2} bytes/point", bytes.len() as f64 / n as f64));
+    let dir = tempfile::tempdir().unwrap();
+    for (name, sync) in [("always", Sync::Always), ("never", Sync::Never)] {
+        let c = Cache::open(&dir.path().join(name), 8 << 30, 0, sync).unwrap();
+        let start = Instant::now();
+        let mut pts = 0;
+        let batches: Vec<(Vec<u8>, usize)> = (0..20).map(|i| realistic_batch(1000, 10, 1_700_000_000_000 + i * 1000, i)).collect();
+        for i in 0..200 {
+            let (b, n) = &batches[i % batches.len()];
+            c.append(b, i as u64).unwrap();
+            pts += n;
+        }
+        let el = start.elapsed().as_secs_f64();
+        t.row(
+            format!("cache append, sync={name} (10k-point batches)"),
+            format!("{:.0} points/s ({:.1} ms per batch)", pts as f64 / el, el * 1000.0 / 200.0),
+        );
+        if name == "always" {
+            c.flush().unwrap();
+            t.row("bytes per cached float point on disk (RocksDB SST, zstd)", format!("{:.2}", c.disk_bytes() as f64 / pts as f64));
+            let start = Instant::now();
+            let metas = c.oldest(usize::MAX, |_| true);
+            for m in &metas {
+                let b = c.read(m.seq).unwrap().unwrap();
+                let _ = enos_model::batch::DecodedBatch::decode(&b).unwrap();
+                c.remove(m.seq).unwrap();
+            }
+            t.row("cache drain (read + decode + delete)", format!("{:.0} points/s", pts as f64 / start.elapsed().as_secs_f64()));
+        }
+    }
+    if a.quick {
+        return print_table(&t);
+    }
+
+    // --- end to end ---
+    let dir = tempfile::tempdir().unwrap();
+    let bus = Bus::start(dir.path());
+    let mut broker = Mosquitto::start(dir.path());
+    let cloud = CloudSim::start(broker.port, HashMap::from([("gw".to_string(), "s".to_string())])).await;
+    cloud.with(|r| r.drop_points = true);
+    let mut sims = Vec::new();
+    let mut coll = String::from("[push]\ninterval_ms = 200\n");
+    let mut upl = format!(
+        "[cloud]\nuri = \"{}\"\nallow_plain = true\nproduct_key = \"pk\"\ndevice_key = \"gw\"\ndevice_secret = \"s\"\nmax_in_flight = 100\n[cache]\ndir = \"{}\"\n[sender]\nresume_after_s = 5\n[health]\ninterval_s = 0\n",
+        cloud.uri(),
+        dir.path().join("cache").display()
+    );
+    let regs = a.points; // one register per point: half u16, half... keep u16 scaled for volume
+    let mut csv = String::from("name,area,address,type,scale,group,access\n");
+    for p in 0..regs {
+        csv.push_str(&format!("P{p:04},holding,{p},u16,0.1,default,rw\n"));
+    }
+    std::fs::write(dir.path().join("points.csv"), csv).unwrap();
+    for d in 0..a.devices {
+        let sim = SimServer::start(1).await;
+        coll.push_str(&format!(
+            "[[device]]\nid = \"dev{d:02}\"\nprotocol = \"modbus-tcp\"\naddress = \"{}\"\npoll_groups = [{{ name = \"default\", interval_ms = {} }}]\npoints_csv = \"points.csv\"\nmax_gap = 0\n",
+            sim.addr, a.interval_ms
+        ));
+        upl.push_str(&format!(
+            "[[sub_device]]\ndevice = \"dev{d:02}\"\nproduct_key = \"pkD\"\ndevice_key = \"dev{d:02}\"\ndevice_secret = \"x\"\n"
+        ));
+        sims.push(sim);
+    }
+    std::fs::write(dir.path().join("collector.toml"), coll).unwrap();
+    std::fs::write(dir.path().join("uplink.toml"), upl).unwrap();
+    // the field moves: every register drifts a little every 100 ms
+    let states: Vec<_> = sims.iter().map(|s| s.dev.state.clone()).collect();
+    tokio::spawn(async move {
+        let mut k = 0u64;
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            k += 1;
+            for (d, st) in states.iter().enumerate() {
+                let mut s = st.lock().unwrap();
+                for p in 0..regs as u16 {
+                    let v = 2300 + ((k + p as u64 * 7 + d as u64) % 11) as u16;
+                    s.holding.insert(p, v);
+                }
+            }
+        }
+    });
+    let log = dir.path().join("services.log");
+    let (cfg_c, cfg_u) = (dir.path().join("collector.toml"), dir.path().join("uplink.toml"));
+    let mut uplink = spawn_service("enos-uplink", &cfg_u, &bus.address, &log);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (idle_u, _) = proc_stat(&uplink);
+    let collector = spawn_service("enos-collector", &cfg_c, &bus.address, &log);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (idle_c, _) = proc_stat(&collector);
+    t.row("RSS idle (collector / uplink)", format!("{} / {} KiB", idle_c, idle_u));
+    let target = a.devices * a.points * 1000 / a.interval_ms as usize;
+    t.row("offered load", format!("{} devices x {} points every {} ms = {target} points/s", a.devices, a.points, a.interval_ms));
+    tokio::time::sleep(Duration::from_secs(3)).await; // warm up
+    cloud.with(|r| r.latencies_ms.clear());
+    let (p0, c0, u0) = (cloud.with(|r| r.points_total), proc_stat(&collector).1, proc_stat(&uplink).1);
+    let start = Instant::now();
+    tokio::time::sleep(Duration::from_secs(a.seconds)).await;
+    let el = start.elapsed().as_secs_f64();
+    let (p1, (rss_c, c1), (rss_u, u1)) = (cloud.with(|r| r.points_total), proc_stat(&collector), proc_stat(&uplink));
+    let live_rate = (p1 - p0) as f64 / el;
+    t.row("end to end, live (points acknowledged by the cloud)", format!("{live_rate:.0} points/s"));
+    t.row("RSS under load (collector / uplink)", format!("{rss_c} / {rss_u} KiB (total {:.1} MiB)", (rss_c + rss_u) as f64 / 1024.0));
+    let cpu = (c1 - c0 + u1 - u0) / el;
+    t.row(
+        "CPU (collector + uplink)",
+        format!("{:.0}% of one core = {:.2} cores per 100k points/s", cpu * 100.0, cpu / (live_rate / 100_000.0)),
+    );
+    let mut lat = cloud.with(|r| std::mem::take(&mut r.latencies_ms));
+    t.row("acquisition -> cloud, p50 / p99", format!("{} / {} ms", pct(&mut lat, 0.5), pct(&mut lat, 0.99)));
+
+    // control while collecting
+    let mut ctl = Vec::new();
+    for i in 0..50 {
+        let id = format!("c{i}");
+        let t0 = enos_model::now_ms();
+        let body =
+            format!(r#"{{"id":"{id}","version":"1.0","method":"thing.service.measurepoint.set","params":{{"P0001":{}}}}}"#, 230 + i % 5);
+        cloud.command("/sys/pkD/dev03/thing/service/measurepoint/set", body.as_bytes()).await;
+        let t1 = enos_testkit::wait_for(10, "command reply", || cloud.with(|r| r.command_reply_ms.iter().find(|x| x.0 == id).map(|x| x.1)))
+            .await;
+        ctl.push(t1.saturating_sub(t0));
+    }
+    t.row("cloud measurepoint/set -> device write -> reply, p50 / p99", format!("{} / {} ms", pct(&mut ctl, 0.5), pct(&mut ctl, 0.99)));
+
+    // outage, then drain
+    broker.stop();
+    tokio::time::sleep(Duration::from_secs(a.seconds)).await;
+    let status = || -> enos_bus::UplinkStatus {
+        let (_, out, _) = enos_testkit::harness::run_tool("enosctl", &["--json", "status"], &bus.address);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+        serde_json::from_value(v["uplink"].clone()).unwrap_or_default()
+    };
+    let backlog = status().cache.points;
+    let cap = status().cache.outage_hours_capacity;
+    t.row(
+        "backlog after the outage",
+        format!("{backlog} points, capacity {} h at this rate (2 GiB cache)", cap.map(|h| format!("{h:.1}")).unwrap_or("-".into())),
+    );
+    let r0 = cloud.with(|r| r.points_resume);
+    broker.restart();
+    let start = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let resumed = cloud.with(|r| r.points_resume) - r0;
+        if resumed as f64 >= backlog as f64 * 0.95 || start.elapsed() > Duration::from_secs(300) {
+            let el = start.elapsed().as_secs_f64();
+            t.row(
+                "backlog drain (resume) while live continues",
+                format!("{:.0} points/s = {:.1}x the live rate", resumed as f64 / el, resumed as f64 / el / live_rate),
+            );
+            break;
+        }
+    }
+    uplink.terminate();
+    print_table(&t);
+}
+
+fn print_table(t: &Table) {
+    println!("\n| figure | value |\n|---|---|");
+    for (k, v) in &t.0 {
+        println!("| {k} | {v} |");
+    }
+}
