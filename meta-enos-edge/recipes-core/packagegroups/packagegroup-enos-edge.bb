@@ -14,8 +14,8 @@ RDEPENDS:${PN} = "${ENOS_BOOTENV_TOOLS} \
                   ca-certificates \
                   e2fsprogs-e2fsck \
                   enos-bootslot \
-                  enos-edge \
                   enos-edge-base \
+                  enos-edge-services \
                   swupdate \
                   tzdata \
                   volatile-binds"
