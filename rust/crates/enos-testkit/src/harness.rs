@@ -58,16 +58,125 @@ impl Bus {
 
 pub struct Mosquitto {
     pub port: u16,
+    /// A mutual-TLS listener, when started with `start_tls`.
+    pub tls_port: Option<u16>,
     conf: PathBuf,
     proc: Proc,
 }
 
+/// A throw-away PKI for TLS tests: CA, server certificate for 127.0.0.1, client certificate.
+pub struct Pki {
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+impl Pki {
+    pub fn create(dir: &Path) -> Pki {
+        let d = dir.join("pki");
+        std::fs::create_dir_all(&d).unwrap();
+        openssl(
+            &d,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=enos test CA",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+            ],
+        );
+        std::fs::write(d.join("san.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
+        for who in ["server", "client"] {
+            openssl(
+                &d,
+                &[
+                    "req",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-subj",
+                    &format!("/CN={who}"),
+                    "-keyout",
+                    &format!("{who}.key"),
+                    "-out",
+                    &format!("{who}.csr"),
+                ],
+            );
+            openssl(
+                &d,
+                &[
+                    "x509",
+                    "-req",
+                    "-in",
+                    &format!("{who}.csr"),
+                    "-CA",
+                    "ca.pem",
+                    "-CAkey",
+                    "ca.key",
+                    "-CAcreateserial",
+                    "-days",
+                    "2",
+                    "-extfile",
+                    "san.ext",
+                    "-out",
+                    &format!("{who}.pem"),
+                ],
+            );
+        }
+        Pki {
+            ca: d.join("ca.pem"),
+            server_cert: d.join("server.pem"),
+            server_key: d.join("server.key"),
+            client_cert: d.join("client.pem"),
+            client_key: d.join("client.key"),
+        }
+    }
+}
+
 impl Mosquitto {
     pub fn start(dir: &Path) -> Mosquitto {
+        Self::start_with(dir, None)
+    }
+
+    /// Plain listener plus a listener that requires a client certificate signed by the PKI's CA.
+    pub fn start_tls(dir: &Path, pki: &Pki) -> Mosquitto {
+        Self::start_with(dir, Some(pki))
+    }
+
+    fn start_with(dir: &Path, pki: Option<&Pki>) -> Mosquitto {
         let port = crate::free_port();
         let conf = dir.join("mosquitto.conf");
-        std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_inflight_messages 1000\nmax_queued_messages 100000\nlog_dest none\n")).unwrap();
-        let mut m = Mosquitto { port, conf, proc: Proc { child: None, name: "mosquitto".into() } };
+        // `user root`: when the tests run as root, mosquitto must not drop to a user that cannot read
+        // the temp dir holding its TLS keys.
+        let mut text = format!("user root\nlistener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_inflight_messages 1000\nmax_queued_messages 100000\nlog_dest none\n");
+        let mut tls_port = None;
+        if let Some(p) = pki {
+            let tp = crate::free_port();
+            text.push_str(&format!(
+                "listener {tp} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\n",
+                p.ca.display(),
+                p.server_cert.display(),
+                p.server_key.display()
+            ));
+            tls_port = Some(tp);
+        }
+        std::fs::write(&conf, text).unwrap();
+        let mut m = Mosquitto { port, tls_port, conf, proc: Proc { child: None, name: "mosquitto".into() } };
         m.restart();
         m
     }

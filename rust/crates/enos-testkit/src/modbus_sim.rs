@@ -96,6 +96,52 @@ impl tokio_modbus::server::Service for SimDevice {
     }
 }
 
+/// Several devices on one line (RS-485 multi-drop, or a TCP gateway), chosen by unit id; an
+/// unknown unit id gets silence.
+#[derive(Clone)]
+pub struct MultiDrop(pub Vec<SimDevice>);
+
+impl tokio_modbus::server::Service for MultiDrop {
+    type Request = SlaveRequest<'static>;
+    type Response = Option<Response>;
+    type Exception = ExceptionCode;
+    type Future = future::Ready<Result<Self::Response, Self::Exception>>;
+
+    fn call(&self, req: Self::Request) -> Self::Future {
+        match self.0.iter().find(|d| d.state.lock().unwrap().unit == req.slave) {
+            Some(d) => d.call(req),
+            None => future::ready(Ok(None)),
+        }
+    }
+}
+
+impl SimDevice {
+    pub fn new(unit: u8) -> SimDevice {
+        SimDevice { state: Arc::new(Mutex::new(State { unit, ..Default::default() })) }
+    }
+}
+
+/// Serves `line` as Modbus RTU on a serial device (one end of a socat PTY pair in tests).
+pub fn serve_rtu_serial(path: &str, line: MultiDrop) -> std::io::Result<JoinHandle<()>> {
+    let server = tokio_modbus::server::rtu::Server::new_from_path(path, 19200)?;
+    Ok(tokio::spawn(async move {
+        let _ = server.serve_forever(line).await;
+    }))
+}
+
+/// Serves `line` as Modbus RTU framing over TCP (serial-to-Ethernet converters) on 127.0.0.1.
+pub async fn serve_rtu_over_tcp(line: MultiDrop) -> (SocketAddr, JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        let server = tokio_modbus::server::rtu_over_tcp::Server::new(listener);
+        let new_service = |_a| Ok(Some(line.clone()));
+        let on_connected = |stream, a| async move { tokio_modbus::server::rtu_over_tcp::accept_tcp_connection(stream, a, new_service) };
+        let _ = server.serve(&on_connected, |_e| {}).await;
+    });
+    (addr, task)
+}
+
 /// A simulated device listening on 127.0.0.1; `unplug` closes it, `plug` brings it back on the
 /// same port.
 pub struct SimServer {

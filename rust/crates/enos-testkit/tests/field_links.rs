@@ -1,0 +1,114 @@
+//! Modbus RTU on a serial line (a socat PTY pair, as tokio-modbus tests it), RTU over TCP, and
+//! several unit ids on one line, read through the real collector over a private bus.
+
+use enos_testkit::harness::{run_tool, spawn_service, Bus, Proc};
+use enos_testkit::modbus_sim::{serve_rtu_over_tcp, serve_rtu_serial, MultiDrop, SimDevice};
+use enos_testkit::wait_for;
+use std::process::{Command, Stdio};
+
+fn socat_pair(dir: &std::path::Path) -> (Proc, String, String) {
+    let (a, b) = (dir.join("ttyA").display().to_string(), dir.join("ttyB").display().to_string());
+    let child = Command::new("socat")
+        .arg(format!("pty,raw,echo=0,link={a}"))
+        .arg(format!("pty,raw,echo=0,link={b}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("socat (apt install socat)");
+    for _ in 0..100 {
+        if std::path::Path::new(&a).exists() && std::path::Path::new(&b).exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    (Proc { child: Some(child), name: "socat".into() }, a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtu_serial_multi_drop_and_rtu_over_tcp() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = Bus::start(dir.path());
+    let (_socat, tty_collector, tty_devices) = socat_pair(dir.path());
+    let (d1, d2, d3) = (SimDevice::new(1), SimDevice::new(2), SimDevice::new(7));
+    d1.state.lock().unwrap().holding.insert(0, 1111);
+    d2.state.lock().unwrap().holding.insert(0, 2222);
+    d3.state.lock().unwrap().input.extend([(5, 0x4142), (6, 0x4300)]);
+    let _line = serve_rtu_serial(&tty_devices, MultiDrop(vec![d1.clone(), d2.clone()])).unwrap();
+    let (rtu_tcp, _t) = serve_rtu_over_tcp(MultiDrop(vec![d3.clone()])).await;
+    let cfg = format!(
+        r#"
+[[device]]
+id = "meter1"
+protocol = "modbus-rtu"
+serial = {{ port = "{tty_collector}", baud = 19200 }}
+unit_id = 1
+timeout_ms = 500
+[[device.point]]
+name = "v"
+area = "holding"
+address = 0
+type = "u16"
+access = "rw"
+
+[[device]]
+id = "meter2"
+protocol = "modbus-rtu"
+serial = {{ port = "{tty_collector}", baud = 19200 }}
+unit_id = 2
+timeout_ms = 500
+[[device.point]]
+name = "v"
+area = "holding"
+address = 0
+type = "u16"
+
+[[device]]
+id = "ghost"
+protocol = "modbus-rtu"
+serial = {{ port = "{tty_collector}", baud = 19200 }}
+unit_id = 9
+timeout_ms = 200
+retries = 0
+[[device.point]]
+name = "v"
+area = "holding"
+address = 0
+type = "u16"
+
+[[device]]
+id = "converter"
+protocol = "modbus-rtu-over-tcp"
+address = "{rtu_tcp}"
+unit_id = 7
+[[device.point]]
+name = "tag"
+area = "input"
+address = 5
+type = "string"
+length = 2
+"#
+    );
+    std::fs::write(dir.path().join("collector.toml"), cfg).unwrap();
+    let _c = spawn_service("enos-collector", &dir.path().join("collector.toml"), &bus.address, &dir.path().join("log"));
+    let read = |dev: &str| run_tool("enosctl", &["read", dev], &bus.address);
+    let (_, out, _) = wait_for(20, "meter1 on the serial line", || {
+        let r = read("meter1");
+        r.1.contains("1111").then_some(r)
+    })
+    .await;
+    assert!(out.contains("Good"), "{out}");
+    let (_, out, _) = read("meter2");
+    assert!(out.contains("2222") && out.contains("Good"), "two unit ids share one line: {out}");
+    let (_, out, _) = read("converter");
+    assert!(out.contains("\"ABC\""), "RTU over TCP: {out}");
+    let (_, out, _) = read("ghost");
+    assert!(out.contains("CommFailure") && out.contains("no answer (timeout)"), "a wrong unit id is a timeout in plain words: {out}");
+    let (ok, out, err) = run_tool("enosctl", &["write", "meter1", "v", "4321"], &bus.address);
+    assert!(ok, "{out}{err}");
+    assert_eq!(d1.state.lock().unwrap().writes, vec![(0, vec![4321])]);
+    wait_for(20, "the device with the wrong unit id marked offline", || {
+        let (_, out, _) = run_tool("enosctl", &["devices"], &bus.address);
+        out.lines().any(|l| l.starts_with("ghost") && l.contains("offline")).then_some(())
+    })
+    .await;
+}
