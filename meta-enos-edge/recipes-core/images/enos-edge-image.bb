@@ -32,6 +32,9 @@ IMAGE_FSTYPES = "wic.zst wic.bmap ext4.zst"
 # runqemu cannot boot a compressed disk image.
 IMAGE_FSTYPES:append:qemuall = " wic"
 WKS_FILE = "${ENOS_WKS_FILE}"
+# Only what the .wks needs (vfat boot partition, ext4 slots and data): no
+# syslinux, systemd-boot, ISO, btrfs, squashfs or erofs tools in the build.
+WKS_FILE_DEPENDS = "wic-native bmaptool-native e2fsprogs-native dosfstools-native mtools-native"
 # What goes onto the boot partition (distro: ENOS_BOOT_FILES per machine).
 IMAGE_BOOT_FILES = "${ENOS_BOOT_FILES}"
 # nooelint: oelint.vars.mispell.unknown - the wic image task of image_types_wic
