@@ -248,9 +248,11 @@ async fn cloud_commands_write_devices_and_bad_ones_get_error_replies() {
     e.cloud.command(&topic, set("3", r#"{"setpoint":101}"#).as_bytes()).await;
     e.cloud.command(&topic, b"{this is not json").await;
     e.cloud.command(&topic, set("5", r#"{"nosuch":1}"#).as_bytes()).await;
-    let replies = wait_for(20, "five command replies", || {
+    let huge = set("6", &format!(r#"{{"setpoint":"{}"}}"#, "9".repeat(70_000)));
+    e.cloud.command(&topic, huge.as_bytes()).await;
+    let replies = wait_for(20, "six command replies", || {
         let r = e.cloud.with(|r| r.command_replies.clone());
-        (r.len() >= 5).then_some(r)
+        (r.len() >= 6).then_some(r)
     })
     .await;
     let code = |id: &str| {
@@ -265,6 +267,7 @@ async fn cloud_commands_write_devices_and_bad_ones_get_error_replies() {
     assert_eq!(code("3"), 2005, "out of the configured range");
     assert_eq!(code(""), 1220, "malformed JSON");
     assert_eq!(code("5"), 2002);
+    assert_eq!(code("6"), 1008, "an oversized command is refused");
     assert!(replies.iter().all(|(t, _)| t == &format!("{topic}_reply")));
     // the device got exactly the valid writes: 42.5 / 0.1 = 425 and the coil
     let writes = e.sim.with(|s| s.writes.clone());

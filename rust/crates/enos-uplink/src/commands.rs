@@ -18,7 +18,10 @@ pub async fn handle(shared: Arc<Shared>, cli: mqtt::AsyncClient, topic: String, 
         }
     };
     if payload.len() > MAX_COMMAND_BYTES {
-        answer(&enos_cloud::topics::reply_of(&topic), "", 1008, "command larger than 64 KiB");
+        // Still echo the id when there is one, so the cloud can match the refusal.
+        let id =
+            serde_json::from_slice::<serde_json::Value>(&payload).ok().and_then(|v| v["id"].as_str().map(String::from)).unwrap_or_default();
+        answer(&enos_cloud::topics::reply_of(&topic), &id, 1008, "command larger than 64 KiB");
         return;
     }
     let cmd = match command::parse(&topic, &payload) {
