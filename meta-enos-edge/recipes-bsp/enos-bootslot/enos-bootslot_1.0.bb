@@ -1,10 +1,17 @@
 SUMMARY = "EnOS Edge A/B boot slot selection with boot counting"
 DESCRIPTION = "The bootloader side of the A/B scheme (GRUB grub.cfg with an environment block on \
-the ESP for x86-64, a U-Boot boot script with bootcount/bootlimit/altbootcmd for the Raspberry Pi) \
-and enos-bootslot, the tool that reads and arms slots from Linux (current, selected, set-next, \
-commit, rollback). Variables: docs/boot-slots.md."
+               the ESP for x86-64, a U-Boot boot script with bootcount/bootlimit/altbootcmd for the \
+               Raspberry Pi) and enos-bootslot, the tool that reads and arms slots from Linux \
+               (current, selected, set-next, commit, rollback). Variables: docs/boot-slots.md."
+HOMEPAGE = "https://github.com/enos-edge/enos-edge"
+BUGTRACKER = "https://github.com/enos-edge/enos-edge/issues"
+SECTION = "base"
+CVE_PRODUCT = "enos-edge"
 LICENSE = "Apache-2.0"
 LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/Apache-2.0;md5=89aea4e17d99a7cacdbeed46a0096b10"
+
+# boot.scr is compiled for every machine (it is small): the recipe needs no machine overrides.
+DEPENDS = "u-boot-mkimage-native"
 
 SRC_URI = " \
     file://enos-bootslot \
@@ -13,15 +20,13 @@ SRC_URI = " \
     file://fw_env.config \
     file://enos-bootcount.cfg \
 "
+
 S = "${UNPACKDIR}"
 
 inherit deploy
 
 # Trial boots of a new slot before the bootloader falls back to the other one.
 ENOS_BOOTLIMIT ??= "3"
-
-PACKAGE_ARCH = "${MACHINE_ARCH}"
-DEPENDS:append:rpi = " u-boot-mkimage-native"
 
 do_configure[noexec] = "1"
 
@@ -31,39 +36,34 @@ do_compile() {
     rm -f ${B}/grubenv
     ENOS_BOOTSLOT_BACKEND=grub ENOS_BOOTSLOT_GRUBENV=${B}/grubenv sh ${S}/enos-bootslot env-set \
         enos_slot=A upgrade_available=0 bootcount=0 bootlimit=${ENOS_BOOTLIMIT} enos_rollback=0
-}
 
-do_compile:append:rpi() {
-    # No uboot.env is deployed: it would replace U-Boot's whole default environment. boot.scr
-    # adds the EnOS variables to it on the first boot.
+    # U-Boot boot script. No uboot.env is built: it would replace U-Boot's whole default
+    # environment; boot.scr adds the EnOS variables to it on the first boot.
     sed -e 's/setenv bootlimit 3/setenv bootlimit ${ENOS_BOOTLIMIT}/' ${S}/boot.cmd > ${B}/boot.cmd
     uboot-mkimage -A arm64 -O linux -T script -C none -n "EnOS Edge A/B boot" -d ${B}/boot.cmd ${B}/boot.scr
 }
 
 do_install() {
     install -D -m 0755 ${S}/enos-bootslot ${D}${sbindir}/enos-bootslot
-}
-
-do_install:append:rpi() {
     install -D -m 0644 ${S}/fw_env.config ${D}${sysconfdir}/fw_env.config
 }
 
-# Deployed for the image's boot partition (ENOS_BOOT_FILES in the distro): enos-bootslot/grub.cfg
-# and enos-bootslot/grubenv on x86, enos-bootslot/boot.scr on the Raspberry Pi.
+# For the image's boot partition (ENOS_BOOT_FILES in the distro): enos-bootslot/grub.cfg and
+# enos-bootslot/grubenv on x86, enos-bootslot/boot.scr on U-Boot machines.
 do_deploy() {
     install -d ${DEPLOYDIR}/enos-bootslot
     install -m 0644 ${S}/grub.cfg ${DEPLOYDIR}/enos-bootslot/grub.cfg
     install -m 0644 ${B}/grubenv ${DEPLOYDIR}/enos-bootslot/grubenv
-}
-
-do_deploy:append:rpi() {
     install -m 0644 ${B}/boot.scr ${DEPLOYDIR}/enos-bootslot/boot.scr
 }
 
 addtask deploy after do_compile before do_build
 
-FILES:${PN} = "${sbindir}/enos-bootslot ${sysconfdir}/fw_env.config"
-CONFFILES:${PN} = "${sysconfdir}/fw_env.config"
-# The tool is POSIX shell with grep/sed/head/tr/mktemp/sync; U-Boot boards need fw_printenv/fw_setenv.
-RDEPENDS:${PN} = ""
-RDEPENDS:${PN}:append:rpi = " libubootenv-bin"
+PACKAGE_ARCH = "${MACHINE_ARCH}"
+
+# enos-bootslot: the tool (POSIX sh, grep, sed, head, tr, mktemp, sync), enough for GRUB machines.
+# enos-bootslot-uboot: what U-Boot machines add (the env location and libubootenv's tools).
+PACKAGES =+ "${PN}-uboot"
+FILES:${PN}-uboot += "${sysconfdir}/fw_env.config"
+CONFFILES:${PN}-uboot = "${sysconfdir}/fw_env.config"
+RDEPENDS:${PN}-uboot = "${PN} libubootenv-bin"

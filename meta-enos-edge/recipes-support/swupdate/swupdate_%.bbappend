@@ -1,4 +1,5 @@
 # EnOS Edge: SWUpdate as the A/B update engine (meta-swupdate recipe, our configuration).
+# Everything here applies with DISTRO = "enos-edge" only (Yocto layer compliance).
 #
 # - defconfig: CMS-signed images only, systemd, GRUB + U-Boot environments, raw/rawfile handlers,
 #   zstd; no web server, suricatta, downloader, scripts or Lua (see the file's header).
@@ -8,10 +9,12 @@
 #   the bundles (enos-edge-update uses ENOS_SIGNING_KEY + ENOS_SIGNING_CERT). Set both in the OEM's
 #   kas file or local.conf; scripts/oem-signing-key creates a pair. tests/system/keys/ holds a
 #   DEVELOPMENT ONLY pair for example builds; never ship it.
+# - ENOS_HW_BOARD / ENOS_HW_REVISION (default "enos-${MACHINE}" / "1.0") name the board in
+#   /etc/hwrevision; enos-edge-update puts the same values into sw-description.
 
-FILESEXTRAPATHS:prepend := "${THISDIR}/files:"
+FILESEXTRAPATHS:prepend:enos-edge := "${THISDIR}/files:"
 
-SRC_URI += " \
+SRC_URI:append:enos-edge = " \
     file://defconfig \
     file://swupdate.cfg \
     file://10-enos-args \
@@ -19,22 +22,17 @@ SRC_URI += " \
     file://hwrevision.in \
 "
 
-# Board name and revision checked against sw-description's hardware-compatibility.
-ENOS_HW_BOARD ??= "enos-${MACHINE}"
-ENOS_HW_REVISION ??= "1.0"
-ENOS_SIGNING_CERT ??= ""
-
-# The daemon calls enos-bootslot at start (10-enos-args) and the bootloader tools at run time.
-RDEPENDS:${PN} += "enos-bootslot"
-
-do_install:append() {
-    if [ -z "${ENOS_SIGNING_CERT}" ] || [ ! -r "${ENOS_SIGNING_CERT}" ]; then
-        bbfatal "ENOS_SIGNING_CERT must name the PEM certificate that verifies update bundles (got '${ENOS_SIGNING_CERT}'); scripts/oem-signing-key creates a key pair"
+do_install:append:enos-edge() {
+    cert="${ENOS_SIGNING_CERT}"
+    if [ -z "$cert" ] || [ ! -r "$cert" ]; then
+        bbfatal "ENOS_SIGNING_CERT must name the PEM certificate that verifies update bundles (got '$cert'); scripts/oem-signing-key creates a key pair"
     fi
+    board="${@d.getVar('ENOS_HW_BOARD') or 'enos-' + d.getVar('MACHINE')}"
+    revision="${@d.getVar('ENOS_HW_REVISION') or '1.0'}"
     install -d ${D}${sysconfdir}/swupdate
     install -m 0644 ${UNPACKDIR}/swupdate.cfg ${D}${sysconfdir}/swupdate.cfg
-    install -m 0644 ${ENOS_SIGNING_CERT} ${D}${sysconfdir}/swupdate/enos-signing.crt
-    sed -e 's/@@ENOS_HW_BOARD@@/${ENOS_HW_BOARD}/' -e 's/@@ENOS_HW_REVISION@@/${ENOS_HW_REVISION}/' \
+    install -m 0644 "$cert" ${D}${sysconfdir}/swupdate/enos-signing.crt
+    sed -e "s/@@ENOS_HW_BOARD@@/$board/" -e "s/@@ENOS_HW_REVISION@@/$revision/" \
         ${UNPACKDIR}/hwrevision.in > ${D}${sysconfdir}/hwrevision
     chmod 0644 ${D}${sysconfdir}/hwrevision
     install -d ${D}${libdir}/swupdate/conf.d
@@ -43,13 +41,16 @@ do_install:append() {
     install -m 0644 ${UNPACKDIR}/swupdate-enos.conf ${D}${systemd_system_unitdir}/swupdate.service.d/enos.conf
 }
 
-# A change of the trusted certificate must rebuild the package.
-do_install[file-checksums] += "${@'${ENOS_SIGNING_CERT}:True' if d.getVar('ENOS_SIGNING_CERT') else ''}"
+# A new trusted certificate must rebuild the package.
+do_install[file-checksums] += "${@'%s:True' % d.getVar('ENOS_SIGNING_CERT') if d.getVar('ENOS_SIGNING_CERT') else ''}"
 
-FILES:${PN} += " \
+FILES:${PN}:append:enos-edge = " \
     ${sysconfdir}/swupdate.cfg \
     ${sysconfdir}/swupdate/enos-signing.crt \
     ${sysconfdir}/hwrevision \
     ${systemd_system_unitdir}/swupdate.service.d/enos.conf \
 "
-CONFFILES:${PN} += "${sysconfdir}/swupdate.cfg"
+CONFFILES:${PN}:append:enos-edge = " ${sysconfdir}/swupdate.cfg"
+
+# The daemon calls enos-bootslot at start (10-enos-args) and the bootloader tools at run time.
+RDEPENDS:${PN}:append:enos-edge = " enos-bootslot"
