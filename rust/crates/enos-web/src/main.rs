@@ -1,0 +1,163 @@
+//! enos-web: the local Web Configuration Center. A hyper server that serves its pages from the
+//! binary and talks to the other services only over D-Bus.
+
+mod accounts;
+mod app;
+mod assets;
+mod auth;
+mod config;
+mod http;
+mod metrics;
+mod tls;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use config::WebConfig;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+
+#[derive(Parser)]
+#[command(version, about = "EnOS Edge web configuration center")]
+struct Args {
+    /// Config file (default: /data/enos/config/web.toml, else /etc/enos/web.toml; built-in
+    /// defaults when neither exists).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Check the config file and exit.
+    #[arg(long)]
+    check: bool,
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    enos_runtime::init_logging("enos-web");
+    if let Err(e) = run().await {
+        log::error!("{e:#}");
+        eprintln!("enos-web: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn load_config(path: Option<PathBuf>) -> anyhow::Result<(WebConfig, String)> {
+    match path {
+        Some(p) => Ok((WebConfig::load(&p)?, p.display().to_string())),
+        None => {
+            let p = enos_model::config::default_config_path("web");
+            if p.exists() {
+                Ok((WebConfig::load(&p)?, p.display().to_string()))
+            } else {
+                Ok((WebConfig::default(), "built-in defaults".into()))
+            }
+        }
+    }
+}
+
+/// The state directory, private to the service.
+fn prepare_state_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the state directory", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("{}: cannot set mode 0700", dir.display()))?;
+    Ok(())
+}
+
+/// Per-device provisioning: the first admin password from a file, used once.
+fn provision(cfg: &WebConfig, accts: &mut accounts::Accounts) -> anyhow::Result<()> {
+    let Some(file) = &cfg.auth.provisioning_file else { return Ok(()) };
+    if !accts.is_empty() || !file.exists() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(file).with_context(|| format!("{}: cannot read the provisioning file", file.display()))?;
+    let password = text.lines().next().unwrap_or("").to_string();
+    if let Err(e) = accounts::check_password(&password, cfg.auth.min_password_len) {
+        bail!("{}: the provisioned admin password is not acceptable: {e}", file.display());
+    }
+    accts.add("admin", accounts::Role::Admin, accounts::hash_password(&password)?).context("storing the provisioned admin account")?;
+    match std::fs::remove_file(file) {
+        Ok(()) => log::warn!("admin account created from the provisioning file {} (file removed)", file.display()),
+        Err(e) => log::warn!("admin account created from the provisioning file {}; it could not be removed: {e}", file.display()),
+    }
+    Ok(())
+}
+
+async fn run() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let (cfg, source) = load_config(args.config)?;
+    if args.check {
+        println!("{source}: ok (listen {}, {})", cfg.listen, if cfg.plain_http { "plain HTTP" } else { "HTTPS" });
+        return Ok(());
+    }
+    prepare_state_dir(&cfg.state_dir)?;
+    let mut accts = accounts::Accounts::open(&cfg.state_dir)?;
+    provision(&cfg, &mut accts)?;
+    if accts.is_empty() {
+        log::warn!("no account yet: the first visitor sets the admin password");
+    }
+    let tls = if cfg.plain_http { None } else { Some(tokio_rustls::TlsAcceptor::from(tls::server_config(&cfg)?)) };
+    let bus = enos_bus::connect().await.context("connecting to the bus (is dbus running? ENOS_BUS_ADDRESS?)")?;
+    let addr = cfg.listen_addr();
+    let listener = TcpListener::bind(addr).await.with_context(|| format!("listening on {addr}"))?;
+    let max_conn = cfg.limits.max_connections;
+    let app = Arc::new(app::App::new(cfg, tls.is_some(), accts, &bus).await?);
+    log::info!(
+        "serving on {}://{} ({} bytes of pages)",
+        if tls.is_some() { "https" } else { "http" },
+        listener.local_addr()?,
+        assets::total_bytes()
+    );
+    enos_runtime::notify_ready();
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_conn));
+    let shutdown = enos_runtime::shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            _ = &mut shutdown => break,
+            p = slots.clone().acquire_owned() => p.expect("semaphore open"),
+        };
+        let (stream, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            a = listener.accept() => match a {
+                Ok(a) => a,
+                Err(e) => {
+                    log::warn!("accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            match tls {
+                None => serve(app, peer, stream).await,
+                Some(acceptor) => match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+                    Ok(Ok(s)) => serve(app, peer, s).await,
+                    Ok(Err(e)) => log::debug!("{peer}: TLS handshake failed: {e}"),
+                    Err(_) => log::debug!("{peer}: TLS handshake timed out"),
+                },
+            }
+        });
+    }
+    enos_runtime::notify_stopping();
+    log::info!("stopping");
+    Ok(())
+}
+
+async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(app: Arc<app::App>, peer: std::net::SocketAddr, io: S) {
+    let svc = service_fn(move |req| app::handle(app.clone(), peer, req));
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(15))
+        .max_buf_size(16 * 1024)
+        .serve_connection(TokioIo::new(io), svc);
+    if let Err(e) = conn.await {
+        log::debug!("{peer}: {e}");
+    }
+}

@@ -1,0 +1,700 @@
+//! The web center's API against the real services: enos-web, enos-collector and enos-uplink on a
+//! private dbus-daemon, a simulated Modbus device, mosquitto behind the EnOS cloud simulator.
+//! Requests go over plain TCP sockets written by hand, so a test can send exactly the bytes an
+//! attacker would (raw paths, lying Content-Length, chunked bodies).
+
+use enos_testkit::cloud_sim::CloudSim;
+use enos_testkit::free_port;
+use enos_testkit::harness::{spawn_service, Bus, Mosquitto, Proc};
+use enos_testkit::modbus_sim::SimServer;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const PASSWORD: &str = "first-boot-secret";
+
+// ---- a tiny HTTP/1.1 client ----
+
+#[derive(Debug)]
+struct Resp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+fn parse_response(raw: &[u8]) -> Resp {
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or_else(|| panic!("no header end: {:?}", String::from_utf8_lossy(raw)));
+    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())).collect();
+    let body = raw[end + 4..].to_vec();
+    Resp { status, headers, body }
+}
+
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, request: &[u8]) -> Resp {
+    s.write_all(request).await.unwrap();
+    let mut buf = Vec::new();
+    let r = tokio::time::timeout(Duration::from_secs(60), s.read_to_end(&mut buf)).await.expect("answer within 60 s");
+    // The server may close while we still send a body it refused; what it answered counts.
+    if let Err(e) = r {
+        assert!(!buf.is_empty(), "read: {e}");
+    }
+    parse_response(&buf)
+}
+
+async fn raw(port: u16, request: &[u8]) -> Resp {
+    let s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    exchange(s, request).await
+}
+
+fn request(method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Vec<u8> {
+    let mut r = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        r.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if let Some(b) = body {
+        r.push_str(&format!("Content-Length: {}\r\n", b.len()));
+    }
+    r.push_str("\r\n");
+    let mut bytes = r.into_bytes();
+    if let Some(b) = body {
+        bytes.extend_from_slice(b);
+    }
+    bytes
+}
+
+/// A browser's view: the session cookie and the CSRF token it was given.
+#[derive(Clone)]
+struct Client {
+    port: u16,
+    cookie: Option<String>,
+    csrf: Option<String>,
+}
+
+impl Client {
+    fn new(port: u16) -> Client {
+        Client { port, cookie: None, csrf: None }
+    }
+
+    async fn send(&self, method: &str, path: &str, body: Option<&Value>, with_csrf: bool) -> Resp {
+        let mut h: Vec<(&str, &str)> = Vec::new();
+        if let Some(c) = &self.cookie {
+            h.push(("Cookie", c));
+        }
+        if with_csrf {
+            if let Some(t) = &self.csrf {
+                h.push(("X-CSRF-Token", t));
+            }
+        }
+        let b = body.map(|v| serde_json::to_vec(v).unwrap());
+        if b.is_some() {
+            h.push(("Content-Type", "application/json"));
+        }
+        raw(self.port, &request(method, path, &h, b.as_deref())).await
+    }
+
+    async fn get(&self, path: &str) -> Resp {
+        self.send("GET", path, None, false).await
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> Resp {
+        self.send("POST", path, Some(body), true).await
+    }
+
+    /// Takes the session from a sign-in answer.
+    fn adopt(&mut self, r: &Resp) {
+        let sc = r.header("set-cookie").unwrap_or_else(|| panic!("no cookie: {} {}", r.status, r.text()));
+        self.cookie = Some(sc.split(';').next().unwrap().to_string());
+        self.csrf = Some(r.json()["csrf"].as_str().unwrap().to_string());
+    }
+
+    async fn sign_in(port: u16, name: &str, password: &str) -> Client {
+        let mut c = Client::new(port);
+        let r = c.post("/api/login", &json!({ "name": name, "password": password })).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        c.adopt(&r);
+        c
+    }
+}
+
+// ---- the edge ----
+
+fn collector_toml(addr: &str) -> String {
+    format!(
+        r#"
+[push]
+interval_ms = 100
+
+[[device]]
+id = "inv01"
+protocol = "modbus-tcp"
+address = "{addr}"
+timeout_ms = 1000
+retries = 0
+offline_after = 2
+reconnect_min_ms = 100
+reconnect_max_ms = 400
+poll_groups = [{{ name = "fast", interval_ms = 200 }}]
+points_csv = "inv01.csv"
+"#
+    )
+}
+
+const POINTS_CSV: &str = "name,area,address,type,order,scale,group,access,min,max\n\
+counter,holding,0,u32,ABCD,,fast,r,,\n\
+power,holding,2,f32,CDAB,,fast,r,,\n\
+setpoint,holding,10,u16,,0.1,fast,rw,0,100\n\
+broken,holding,20,u16,,,fast,rw,,\n";
+
+fn uplink_toml(uri: &str, cache: &Path) -> String {
+    format!(
+        r#"
+[cloud]
+uri = "{uri}"
+allow_plain = true
+product_key = "pkGW"
+device_key = "gw01"
+device_secret = "gw-secret"
+reconnect_min_ms = 200
+reconnect_max_ms = 1000
+
+[cache]
+dir = "{}"
+
+[health]
+interval_s = 1
+
+[[sub_device]]
+device = "inv01"
+product_key = "pkInv"
+device_key = "inv01"
+device_secret = "inv-secret"
+"#,
+        cache.display()
+    )
+}
+
+struct Services {
+    _broker: Mosquitto,
+    _cloud: CloudSim,
+    sim: SimServer,
+    _collector: Proc,
+    _uplink: Proc,
+}
+
+struct Edge {
+    dir: tempfile::TempDir,
+    bus: Bus,
+    port: u16,
+    web: Proc,
+    services: Option<Services>,
+}
+
+impl Edge {
+    /// The web center alone on a private bus (the other services absent).
+    fn web_only(extra: &str) -> Edge {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = Bus::start(dir.path());
+        let mut e = Edge { port: 0, web: Proc { child: None, name: String::new() }, dir, bus, services: None };
+        e.start_web(extra);
+        e
+    }
+
+    /// The whole edge: simulated device, collector, uplink, broker, cloud simulator, web center.
+    async fn full(extra: &str) -> Edge {
+        let mut e = Edge::web_only(extra);
+        let d = e.dir.path().to_path_buf();
+        let broker = Mosquitto::start(&d);
+        let cloud = CloudSim::start(broker.port, HashMap::from([("gw01".to_string(), "gw-secret".to_string())])).await;
+        let sim = SimServer::start(1).await;
+        sim.with(|s| {
+            s.counters.push(0);
+            s.holding.insert(2, 0x6666); // power = 231.4 as f32, CDAB
+            s.holding.insert(3, 0x4367);
+            s.forbidden.push(20);
+        });
+        std::fs::write(d.join("collector.toml"), collector_toml(&sim.addr.to_string())).unwrap();
+        std::fs::write(d.join("inv01.csv"), POINTS_CSV).unwrap();
+        std::fs::write(d.join("uplink.toml"), uplink_toml(&cloud.uri(), &d.join("cache"))).unwrap();
+        let log = d.join("services.log");
+        let uplink = spawn_service("enos-uplink", &d.join("uplink.toml"), &e.bus.address, &log);
+        let collector = spawn_service("enos-collector", &d.join("collector.toml"), &e.bus.address, &log);
+        e.services = Some(Services { _broker: broker, _cloud: cloud, sim, _collector: collector, _uplink: uplink });
+        e
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("web-state")
+    }
+
+    /// Starts enos-web (again on the same port after the first start).
+    fn start_web(&mut self, extra: &str) {
+        if self.port == 0 {
+            self.port = free_port();
+        }
+        let cfg = self.dir.path().join("web.toml");
+        let plain = if extra.contains("plain_http") { "" } else { "plain_http = true\n" };
+        std::fs::write(
+            &cfg,
+            format!("listen = \"127.0.0.1:{}\"\nstate_dir = \"{}\"\n{plain}{extra}\n", self.port, self.state_dir().display()),
+        )
+        .unwrap();
+        self.web = spawn_service("enos-web", &cfg, &self.bus.address, &self.dir.path().join("web.log"));
+        for _ in 0..400 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            assert!(self.web.is_running(), "enos-web exited: {}", self.web_log());
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("enos-web did not listen: {}", self.web_log());
+    }
+
+    fn web_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("web.log")).unwrap_or_default()
+    }
+
+    fn sim(&self) -> &SimServer {
+        &self.services.as_ref().expect("full edge").sim
+    }
+
+    /// Claims the box: the first visit sets the admin password.
+    async fn admin(&self) -> Client {
+        let mut c = Client::new(self.port);
+        let r = c.post("/api/setup", &json!({ "password": PASSWORD })).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        c.adopt(&r);
+        c
+    }
+
+    async fn add_user(&self, admin: &Client, name: &str, role: &str) -> Client {
+        let pw = format!("{name}-password-1");
+        let r = admin.post("/api/users", &json!({ "name": name, "password": pw, "role": role })).await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        Client::sign_in(self.port, name, &pw).await
+    }
+}
+
+// ---- tests ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_boot_sets_the_admin_password_once() {
+    let e = Edge::web_only("");
+    let anon = Client::new(e.port);
+    let s = anon.get("/api/session").await.json();
+    assert_eq!(s["setup_required"], true);
+    assert_eq!(s["signed_in"], false);
+    assert!(s.get("csrf").is_none());
+
+    // no default account: nothing to sign in to
+    let r = anon.post("/api/login", &json!({ "name": "admin", "password": "admin" })).await;
+    assert_eq!(r.status, 409, "{}", r.text());
+    // the API is closed before setup too
+    assert_eq!(anon.get("/api/status").await.status, 401);
+    // a short password is refused, in words
+    let r = anon.post("/api/setup", &json!({ "password": "short" })).await;
+    assert_eq!(r.status, 400);
+    assert!(r.json()["error"].as_str().unwrap().contains("at least 10 characters"));
+    // a form post from elsewhere is refused (not JSON)
+    let r = raw(
+        e.port,
+        &request("POST", "/api/setup", &[("Content-Type", "application/x-www-form-urlencoded")], Some(b"password=0123456789ab")),
+    )
+    .await;
+    assert_eq!(r.status, 415, "{}", r.text());
+
+    let r = anon.post("/api/setup", &json!({ "password": PASSWORD })).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let cookie = r.header("set-cookie").unwrap().to_string();
+    assert!(cookie.starts_with("enos_session="), "{cookie}");
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && cookie.contains("Path=/"), "{cookie}");
+    assert!(!cookie.contains("Secure"), "plain HTTP (kiosk on loopback): no Secure flag");
+    let doc = r.json();
+    assert_eq!(doc["role"], "admin");
+    assert_eq!(doc["csrf"].as_str().unwrap().len(), 64);
+
+    // the box is claimed: a second setup is refused
+    let r = anon.post("/api/setup", &json!({ "password": "another-password" })).await;
+    assert_eq!(r.status, 409);
+    assert_eq!(anon.get("/api/session").await.json()["setup_required"], false);
+
+    // stored hashed, private, no plain text
+    let f = e.state_dir().join("accounts.json");
+    let text = std::fs::read_to_string(&f).unwrap();
+    assert!(text.contains("$argon2id$") && !text.contains(PASSWORD), "{text}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(!e.web_log().contains(PASSWORD), "the password is never logged");
+
+    // sign out ends the session; sign in again
+    let mut admin = Client::new(e.port);
+    admin.adopt(&r_setup_like(&cookie, &doc));
+    let r = admin.post("/api/logout", &json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.header("set-cookie").unwrap().contains("Max-Age=0"));
+    assert_eq!(admin.get("/api/devices").await.status, 401, "the old cookie is dead");
+    let admin = Client::sign_in(e.port, "admin", PASSWORD).await;
+    let s = admin.get("/api/session").await.json();
+    assert_eq!(s["user"], "admin");
+    assert_eq!(s["csrf"], admin.csrf.clone().unwrap());
+    // the collector is not running: said in words
+    let r = admin.get("/api/devices").await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.json()["error"], "the collector service is not running");
+    // the same survives a restart (accounts on disk, sessions not)
+    let mut e = e;
+    e.web.terminate();
+    e.start_web("");
+    assert_eq!(admin.get("/api/status").await.status, 401, "sessions end with the process");
+    Client::sign_in(e.port, "admin", PASSWORD).await;
+}
+
+/// A `Resp` carrying a cookie and session document, for `Client::adopt`.
+fn r_setup_like(cookie: &str, doc: &Value) -> Resp {
+    Resp { status: 200, headers: vec![("set-cookie".into(), cookie.into())], body: serde_json::to_vec(doc).unwrap() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_passwords_are_refused_then_locked_out() {
+    let e = Edge::web_only("[auth]\nmax_failed_signins = 3\nlockout_s = 2");
+    e.admin().await;
+    let anon = Client::new(e.port);
+    for i in 0..3 {
+        let r = anon.post("/api/login", &json!({ "name": "admin", "password": format!("wrong-{i}-password") })).await;
+        assert_eq!(r.status, 401, "{}", r.text());
+        assert_eq!(r.json()["error"], "wrong account name or password");
+        assert!(r.header("set-cookie").is_none());
+    }
+    // locked: even the right password is refused, with the time to wait
+    let r = anon.post("/api/login", &json!({ "name": "admin", "password": PASSWORD })).await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(r.header("retry-after").is_some());
+    assert!(r.json()["error"].as_str().unwrap().starts_with("too many failed sign-ins"));
+    // an unknown name from the same address is locked too (the address is)
+    let r = anon.post("/api/login", &json!({ "name": "nobody", "password": "whatever-it-is" })).await;
+    assert_eq!(r.status, 429);
+    // unknown names answer like wrong passwords once the lockout is over
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let r = anon.post("/api/login", &json!({ "name": "nobody", "password": "whatever-it-is" })).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["error"], "wrong account name or password");
+    Client::sign_in(e.port, "admin", PASSWORD).await;
+    let m = Client::sign_in(e.port, "admin", PASSWORD).await.get("/metrics").await.text();
+    assert!(m.contains("enos_web_lockouts_total 1"), "{m}");
+    assert!(e.web_log().contains("sign-in locked"), "{}", e.web_log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_change_needs_a_session_and_the_csrf_token() {
+    let e = Edge::full("").await;
+    let admin = e.admin().await;
+    let changes: Vec<(&str, String, Value)> = vec![
+        ("POST", "/api/logout".into(), json!({})),
+        ("POST", "/api/password".into(), json!({ "current": PASSWORD, "new": "new-password-123" })),
+        ("POST", "/api/users".into(), json!({ "name": "eve", "password": "eve-password-1", "role": "admin" })),
+        ("DELETE", "/api/users/admin".into(), json!({})),
+        ("POST", "/api/devices/inv01/read".into(), json!({})),
+        ("POST", "/api/devices/inv01/points/setpoint/write".into(), json!({ "value": 12.5 })),
+    ];
+    let anon = Client::new(e.port);
+    let mut wrong = admin.clone();
+    wrong.csrf = Some("0".repeat(64));
+    for (method, path, body) in &changes {
+        let r = anon.send(method, path, Some(body), false).await;
+        assert_eq!(r.status, 401, "{method} {path} without a session: {}", r.text());
+        let r = admin.send(method, path, Some(body), false).await;
+        assert_eq!(r.status, 403, "{method} {path} without the CSRF token: {}", r.text());
+        assert!(r.json()["error"].as_str().unwrap().contains("CSRF"));
+        let r = wrong.send(method, path, Some(body), true).await;
+        assert_eq!(r.status, 403, "{method} {path} with a wrong CSRF token: {}", r.text());
+        // right token, but the browser says the page is from another site
+        let mut h = vec![("Cookie", admin.cookie.as_deref().unwrap()), ("X-CSRF-Token", admin.csrf.as_deref().unwrap())];
+        h.push(("Origin", "https://evil.example"));
+        h.push(("Content-Type", "application/json"));
+        let b = serde_json::to_vec(body).unwrap();
+        let r = raw(e.port, &request(method, path, &h, Some(&b))).await;
+        assert_eq!(r.status, 403, "{method} {path} cross-origin: {}", r.text());
+    }
+    // nothing happened: no write reached the device, no account was made, the session lives
+    assert!(e.sim().with(|s| s.writes.is_empty()));
+    let users = admin.get("/api/users").await.json();
+    assert_eq!(users.as_array().unwrap().len(), 1, "{users}");
+    assert_eq!(admin.get("/api/status").await.status, 200);
+    // reads need a session too
+    for path in ["/api/status", "/api/devices", "/api/users", "/metrics"] {
+        assert_eq!(anon.get(path).await.status, 401, "{path}");
+    }
+    // and with the token, the same requests work (same origin stated is fine)
+    let h = [
+        ("Cookie", admin.cookie.as_deref().unwrap()),
+        ("X-CSRF-Token", admin.csrf.as_deref().unwrap()),
+        ("Origin", "http://127.0.0.1"),
+        ("Content-Type", "application/json"),
+    ];
+    let r = raw(e.port, &request("POST", "/api/devices/inv01/read", &h, Some(b"{}"))).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewers_read_operators_write_to_the_device() {
+    let e = Edge::full("").await;
+    let admin = e.admin().await;
+    let viewer = e.add_user(&admin, "vic", "viewer").await;
+    let operator = e.add_user(&admin, "olga", "operator").await;
+    // a viewer is not an admin
+    assert_eq!(viewer.get("/api/users").await.status, 403);
+    let r = viewer.post("/api/users", &json!({ "name": "x", "password": "x-password-1", "role": "admin" })).await;
+    assert_eq!(r.status, 403);
+
+    // the device comes online; the dashboard sees it
+    let mut online = false;
+    for _ in 0..150 {
+        let d = viewer.get("/api/devices").await.json();
+        if d[0]["state"] == "online" {
+            online = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(online, "inv01 never came online");
+
+    // communication test: values, quality, errors in words
+    let r = viewer.post("/api/devices/inv01/read", &json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let doc = r.json();
+    let by: HashMap<String, Value> =
+        doc["readings"].as_array().unwrap().iter().map(|p| (p["point"].as_str().unwrap().to_string(), p.clone())).collect();
+    assert_eq!(by["power"]["value"], 231.4);
+    assert_eq!(by["power"]["quality"], "good");
+    assert_eq!(by["broken"]["quality"], "device-exception");
+    assert!(by["broken"]["text"].as_str().unwrap().starts_with("the device answered with an error"), "{}", by["broken"]);
+    assert_eq!(doc["total"], 4);
+    let r = viewer.post("/api/devices/inv01/read", &json!({ "points": ["power"] })).await.json();
+    assert_eq!(r["readings"].as_array().unwrap().len(), 1);
+    let r = viewer.post("/api/devices/nosuch/read", &json!({})).await;
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert!(r.json()["error"].as_str().unwrap().contains("nosuch"));
+
+    // a viewer cannot write
+    let r = viewer.post("/api/devices/inv01/points/setpoint/write", &json!({ "value": 42.5 })).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.json()["error"].as_str().unwrap().contains("viewer"));
+    assert!(e.sim().with(|s| s.writes.is_empty()));
+
+    // an operator can: 42.5 in engineering units is 425 in the register (scale 0.1)
+    let r = operator.post("/api/devices/inv01/points/setpoint/write", &json!({ "value": 42.5 })).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let w = r.json();
+    assert_eq!(w["ok"], true, "{w}");
+    assert_eq!(w["code"], 200);
+    assert_eq!(e.sim().with(|s| s.writes.clone()), vec![(10u16, vec![425u16])]);
+    // the device's refusals come back as answers, with the cloud's codes
+    let w = operator.post("/api/devices/inv01/points/setpoint/write", &json!({ "value": 101 })).await.json();
+    assert_eq!((w["ok"].clone(), w["failure"].clone(), w["code"].clone()), (json!(false), json!("out-of-range"), json!(2005)), "{w}");
+    let w = operator.post("/api/devices/inv01/points/broken/write", &json!({ "value": 1 })).await.json();
+    assert_eq!((w["failure"].clone(), w["code"].clone()), (json!("device-exception"), json!(2006)), "{w}");
+    let w = operator.post("/api/devices/inv01/points/power/write", &json!({ "value": 1 })).await.json();
+    assert_eq!(w["failure"], "read-only", "{w}");
+    let r = operator.post("/api/devices/inv01/points/setpoint/write", &json!({ "value": [1] })).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(e.sim().with(|s| s.writes.len()), 1, "refused writes never reached the device");
+
+    // removing the operator ends their session
+    let r = admin.send("DELETE", "/api/users/olga", None, true).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(operator.get("/api/devices").await.status, 401);
+
+    // status and metrics carry the services' figures
+    let s = admin.get("/api/status").await.json();
+    assert_eq!(s["collector"]["devices_online"], 1, "{s}");
+    assert!(s["uplink"]["cache"].is_object(), "{s}");
+    let m = admin.get("/metrics").await;
+    assert!(m.header("content-type").unwrap().starts_with("text/plain; version=0.0.4"));
+    let m = m.text();
+    for needle in [
+        "enos_service_up{service=\"collector\"} 1",
+        "enos_devices_online 1",
+        "enos_device_online{device=\"inv01\"} 1",
+        "enos_cache_points ",
+        "enos_sender_points_acked_total{path=\"live\"}",
+        "enos_web_writes_total 4",
+    ] {
+        assert!(m.contains(needle), "{needle} missing in\n{m}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_embedded_pages_are_served() {
+    let e = Edge::web_only("");
+    let r = raw(e.port, &request("GET", "/", &[], None)).await;
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-type").unwrap().starts_with("text/html"));
+    assert!(r.header("content-security-policy").unwrap().contains("default-src 'none'"));
+    assert_eq!(r.header("x-frame-options"), Some("DENY"));
+    for p in ["/app.js", "/app.css", "/icon.svg"] {
+        assert_eq!(raw(e.port, &request("GET", p, &[], None)).await.status, 200, "{p}");
+    }
+    // the state dir holds the accounts; the source tree is next to the binary in a dev build
+    e.admin().await;
+    for p in [
+        "/../Cargo.toml",
+        "/../../../../etc/passwd",
+        "/%2e%2e/%2e%2e/etc/passwd",
+        "/%2E%2E%2F%2E%2E%2Fetc%2Fpasswd",
+        "/app.js/../../src/main.rs",
+        "//etc/passwd",
+        "/assets/..%2f..%2fCargo.toml",
+        "/web-state/accounts.json",
+        "/accounts.json",
+        "/..%5c..%5cCargo.toml",
+        "/api/../accounts.json",
+        "/app.js%00.html",
+        "/./app.js/.",
+    ] {
+        let r = raw(e.port, &request("GET", p, &[], None)).await;
+        assert!(r.status == 404 || r.status == 400, "{p}: {} {}", r.status, r.text());
+        let body = r.text();
+        assert!(!body.contains("root:") && !body.contains("argon2") && !body.contains("[package]"), "{p}: {body}");
+    }
+    // other methods on pages
+    assert_eq!(raw(e.port, &request("POST", "/", &[], Some(b"x"))).await.status, 405);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_bodies_are_refused() {
+    let e = Edge::web_only("[limits]\nmax_body_bytes = 4096");
+    let admin = e.admin().await;
+    let big = vec![b'a'; 100_000];
+    // by Content-Length, before the body is read, with and without a session
+    let r = raw(e.port, &request("POST", "/api/login", &[("Content-Type", "application/json")], Some(&big))).await;
+    assert_eq!(r.status, 413, "{}", r.text());
+    let h = [
+        ("Cookie", admin.cookie.as_deref().unwrap()),
+        ("X-CSRF-Token", admin.csrf.as_deref().unwrap()),
+        ("Content-Type", "application/json"),
+    ];
+    let r = raw(e.port, &request("POST", "/api/devices/inv01/points/setpoint/write", &h, Some(&big))).await;
+    assert_eq!(r.status, 413, "{}", r.text());
+    // chunked, no length announced: refused while reading
+    let mut req = b"POST /api/login HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..10 {
+        req.extend_from_slice(b"1000\r\n");
+        req.extend_from_slice(&[b' '; 0x1000]);
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"0\r\n\r\n");
+    let r = raw(e.port, &req).await;
+    assert_eq!(r.status, 413, "{}", r.text());
+    // a huge header is refused by the server too
+    let long = "x".repeat(100_000);
+    let r = raw(e.port, &request("GET", "/api/session", &[("X-Long", &long)], None)).await;
+    assert!(r.status == 431 || r.status == 400, "{}", r.status);
+    // a password longer than the limit is refused before hashing
+    let r = admin.post("/api/users", &json!({ "name": "long", "password": "p".repeat(300), "role": "viewer" })).await;
+    assert_eq!(r.status, 400);
+    // the server still serves
+    assert_eq!(admin.get("/api/session").await.json()["signed_in"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_with_a_certificate_made_on_first_start() {
+    let e = Edge::web_only("plain_http = false");
+    let cert = e.state_dir().join("tls/cert.pem");
+    assert!(cert.exists());
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_file_iter(&cert).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let https = |req: Vec<u8>| {
+        let connector = connector.clone();
+        let port = e.port;
+        async move {
+            let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            let tls = connector
+                .connect(rustls::pki_types::ServerName::try_from("localhost").unwrap(), tcp)
+                .await
+                .expect("TLS with the generated cert");
+            exchange(tls, &req).await
+        }
+    };
+    let body = serde_json::to_vec(&json!({ "password": PASSWORD })).unwrap();
+    let r = https(request("POST", "/api/setup", &[("Content-Type", "application/json")], Some(&body))).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let c = r.header("set-cookie").unwrap();
+    assert!(
+        c.starts_with("__Host-enos_session=") && c.contains("; Secure") && c.contains("HttpOnly") && c.contains("SameSite=Strict"),
+        "{c}"
+    );
+    // the session works over TLS
+    let cookie = c.split(';').next().unwrap().to_string();
+    let r = https(request("GET", "/api/session", &[("Cookie", &cookie)], None)).await;
+    assert_eq!(r.json()["signed_in"], true);
+    // plain HTTP to the TLS port gets nothing useful
+    let mut s = TcpStream::connect(("127.0.0.1", e.port)).await.unwrap();
+    s.write_all(&request("GET", "/api/session", &[], None)).await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(15), s.read_to_end(&mut buf)).await;
+    assert!(!String::from_utf8_lossy(&buf).contains("signed_in"));
+    // the certificate is kept across restarts
+    let before = std::fs::read(&cert).unwrap();
+    let mut e = e;
+    e.web.terminate();
+    e.start_web("plain_http = false");
+    assert_eq!(std::fs::read(&cert).unwrap(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provisioning_file_claims_the_box() {
+    let dir = tempfile::tempdir().unwrap();
+    let prov = dir.path().join("admin-password");
+    std::fs::write(&prov, "provisioned-secret-42\n").unwrap();
+    let e = Edge::web_only(&format!("[auth]\nprovisioning_file = \"{}\"", prov.display()));
+    assert!(!prov.exists(), "used once, then removed");
+    let anon = Client::new(e.port);
+    assert_eq!(anon.get("/api/session").await.json()["setup_required"], false);
+    assert_eq!(anon.post("/api/setup", &json!({ "password": "someone-else-1" })).await.status, 409);
+    Client::sign_in(e.port, "admin", "provisioned-secret-42").await;
+    assert!(!e.web_log().contains("provisioned-secret-42"));
+}
+
+#[test]
+fn a_bad_config_is_refused_with_file_key_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("web.toml");
+    std::fs::write(&cfg, "listen = \"0.0.0.0:8080\"\nplain_http = true\n").unwrap();
+    let out = std::process::Command::new(enos_testkit::harness::bin_dir().join("enos-web"))
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--check")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("web.toml: plain_http: plain HTTP is only allowed on a loopback address"), "{err}");
+}
