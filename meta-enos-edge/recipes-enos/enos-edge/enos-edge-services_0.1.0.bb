@@ -67,6 +67,9 @@ CXXFLAGS:append = " -include cstdint"
 # target's headers.
 export LIBCLANG_PATH = "${STAGING_LIBDIR_NATIVE}"
 export BINDGEN_EXTRA_CLANG_ARGS = "--sysroot=${STAGING_DIR_TARGET}"
+# swupdate-sys: libswupdate's headers and library from the target sysroot.
+export SWUPDATE_INCLUDE_DIR = "${STAGING_INCDIR}"
+export SWUPDATE_LIB_DIR = "${STAGING_LIBDIR}"
 
 do_install() {
     install -d ${D}${bindir}
