@@ -328,6 +328,7 @@ function deviceView(id) {
       writeOut.replaceChildren(banner('error', 'The write failed: ' + e.message));
     } finally {
       writeBtn.disabled = false;
+      writeOut.scrollIntoView({ block: 'nearest' });
     }
   });
 
@@ -344,7 +345,6 @@ function deviceView(id) {
     h('div', { class: 'toolbar' }, h('a', { class: 'button quiet', href: '#/devices', role: 'button' }, '‹ Devices'), h('h1', { class: 'grow' }, id)),
     h('div', { class: 'toolbar' }, readBtn, status),
     result,
-    writeCard ? h('div', { class: 'spacer' }, ' ') : null,
     writeCard);
 }
 

@@ -1,0 +1,200 @@
+// The web center in a real browser at the kiosk size (800x480, touch): first boot, dashboard,
+// devices, communication test, a write with its confirmation step, sign-out and sign-in.
+// Started by tests/browser/run, which brings up the edge and sets the environment below.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const URL = process.env.ENOS_WEB_URL;
+const OUT = process.env.ENOS_TEST_OUT;
+const PASSWORD = 'kiosk-first-boot-1';
+const KIOSK = { width: 800, height: 480 };
+assert.ok(URL && OUT, 'run through tests/browser/run');
+mkdirSync(OUT, { recursive: true });
+
+let context, page, profile;
+const figures = {};
+const problems = [];
+
+function rssKiB() {
+  const pid = process.env.ENOS_WEB_PID;
+  if (!pid) return null;
+  const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/^VmRSS:\s+(\d+) kB/m);
+  return m ? Number(m[1]) : null;
+}
+
+async function shot(name) {
+  await page.screenshot({ path: join(OUT, name + '.png') });
+}
+
+// Layout checks at the kiosk size: nothing wider than the screen, every control big enough to tap.
+async function checkKiosk(where) {
+  const r = await page.evaluate(() => {
+    const small = [];
+    for (const el of document.querySelectorAll('button, a.button, nav a, input, select')) {
+      const b = el.getBoundingClientRect();
+      if (b.width === 0 || b.height === 0) continue; // not shown
+      if (b.height < 44 || b.width < 44) small.push(`${el.tagName.toLowerCase()}#${el.id || ''} "${(el.textContent || '').trim()}" ${Math.round(b.width)}x${Math.round(b.height)}`);
+    }
+    return { overflow: document.documentElement.scrollWidth - window.innerWidth, small };
+  });
+  assert.ok(r.overflow <= 0, `${where}: ${r.overflow} px wider than the screen`);
+  assert.deepEqual(r.small, [], `${where}: controls smaller than 44 px`);
+}
+
+before(async () => {
+  profile = mkdtempSync(join(tmpdir(), 'enos-chromium-'));
+  // A fresh profile directory each run (launchPersistentContext passes it as --user-data-dir).
+  context = await chromium.launchPersistentContext(profile, {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+    viewport: KIOSK, hasTouch: true, isMobile: false, ignoreHTTPSErrors: true, locale: 'en-GB',
+  });
+  page = context.pages()[0] || await context.newPage();
+  page.on('pageerror', (e) => problems.push('page error: ' + e.message));
+  page.on('console', (m) => {
+    const t = m.text();
+    // 401/429 answers to wrong passwords are expected; anything else, CSP refusals above all, is not
+    if (m.type() === 'error' && !/status of (401|429)/.test(t)) problems.push('console: ' + t);
+  });
+});
+
+after(async () => {
+  writeFileSync(join(OUT, 'figures.json'), JSON.stringify(figures, null, 2) + '\n');
+  console.log('figures: ' + JSON.stringify(figures));
+  await context?.close();
+  if (profile) rmSync(profile, { recursive: true, force: true });
+});
+
+test('first boot: the first visit sets the admin password', async () => {
+  figures.rss_kib_idle_before_sign_in = rssKiB();
+  await page.goto(URL);
+  await page.locator('#password2').waitFor();
+  assert.match(await page.locator('h1').innerText(), /claim this gateway/);
+  await shot('01-first-boot');
+  await checkKiosk('first boot');
+  // a mismatch is caught in the page
+  await page.fill('#password', PASSWORD);
+  await page.fill('#password2', PASSWORD + 'x');
+  await page.click('#signin-button');
+  assert.match(await page.locator('#signin-error').innerText(), /differ/);
+  await page.fill('#password2', PASSWORD);
+  await page.click('#signin-button');
+  await page.locator('#dash .card').first().waitFor();
+  assert.match(await page.locator('#who').innerText(), /admin \(admin\)/);
+});
+
+test('dashboard: cloud state, backlog, outage hours, devices; refreshes by itself', async () => {
+  await page.locator('#cloud.ok').waitFor({ timeout: 30000 });
+  assert.equal(await page.locator('#cloud').innerText(), 'cloud connected');
+  await page.getByText('1 of 1 online').waitFor({ timeout: 30000 });
+  const text = await page.locator('#dash').innerText();
+  for (const want of ['Cloud connection', 'Backlog', 'Outage the cache can hold', 'Delivered to the cloud', 'inv01']) {
+    assert.ok(text.includes(want), `dashboard lacks "${want}":\n${text}`);
+  }
+  const t1 = await page.locator('#updated').innerText();
+  await page.waitForFunction((t) => document.querySelector('#updated')?.textContent !== t, t1, { timeout: 6000 });
+  await shot('02-dashboard');
+  await checkKiosk('dashboard');
+});
+
+test('page weight and time to first render of the dashboard at the kiosk size', async () => {
+  const p = await context.newPage();
+  await p.setViewportSize(KIOSK);
+  await p.goto(URL + '#/dashboard');
+  await p.locator('#dash .card.stat').first().waitFor();
+  const m = await p.evaluate(() => {
+    const nav = performance.getEntriesByType('navigation')[0];
+    const res = performance.getEntriesByType('resource');
+    const assets = res.filter((r) => !r.name.includes('/api/'));
+    const api = res.filter((r) => r.name.includes('/api/'));
+    const fcp = performance.getEntriesByName('first-contentful-paint')[0];
+    return {
+      page_bytes: nav.encodedBodySize + assets.reduce((s, r) => s + r.encodedBodySize, 0),
+      page_files: 1 + assets.length,
+      api_bytes_first_load: api.reduce((s, r) => s + r.encodedBodySize, 0),
+      first_contentful_paint_ms: fcp ? Math.round(fcp.startTime) : null,
+      dashboard_shown_ms: Math.round(performance.now()),
+    };
+  });
+  Object.assign(figures, m);
+  assert.ok(m.page_bytes < 100 * 1024, `the dashboard weighs ${m.page_bytes} bytes`);
+  await p.close();
+});
+
+test('devices: list and communication test', async () => {
+  await page.click('nav a[data-page="devices"]');
+  await page.locator('.list .row').first().waitFor();
+  assert.match(await page.locator('.list').innerText(), /inv01[\s\S]*online/);
+  await shot('03-devices');
+  await checkKiosk('devices');
+  await page.getByRole('button', { name: 'Test' }).first().click();
+  await page.locator('#readings table').waitFor({ timeout: 20000 });
+  const table = await page.locator('#readings table').innerText();
+  for (const p of ['counter', 'power_kw', 'voltage']) assert.ok(table.includes(p), table);
+  assert.match(table, /good/);
+  await shot('04-device-test');
+  await checkKiosk('device test');
+});
+
+test('write a point: confirmation first, then the device\'s answer', async () => {
+  await page.selectOption('#write-point', 'voltage');
+  await page.fill('#write-value', '231.5');
+  await page.click('#write-button');
+  await page.locator('#dialog').waitFor({ state: 'visible' });
+  assert.match(await page.locator('#dialog').innerText(), /inv01 · voltage = 231\.5/);
+  await shot('05-write-confirm');
+  await checkKiosk('write confirmation');
+  await page.click('#dialog-cancel');
+  await page.locator('#dialog').waitFor({ state: 'hidden' });
+  assert.equal(await page.locator('#write-result').innerText(), '', 'cancel sends nothing');
+  await page.click('#write-button');
+  await page.click('#dialog-ok');
+  await page.locator('#write-result .banner.info', { hasText: 'accepted' }).waitFor({ timeout: 20000 });
+  // out of range: the device's (collector's) refusal in words
+  await page.fill('#write-value', '999');
+  await page.click('#write-button');
+  await page.click('#dialog-ok');
+  await page.locator('#write-result .banner.error', { hasText: 'code 2005' }).waitFor({ timeout: 20000 });
+  await shot('06-write-result');
+});
+
+test('sign out, a wrong password, sign in again', async () => {
+  await page.click('#signout');
+  await page.locator('#signin-button', { hasText: 'Sign in' }).waitFor();
+  await page.fill('#password', 'not-the-password');
+  await page.click('#signin-button');
+  await page.locator('#signin-error', { hasText: 'wrong account name or password' }).waitFor();
+  await shot('07-sign-in');
+  await checkKiosk('sign-in');
+  await page.fill('#password', PASSWORD);
+  await page.click('#signin-button');
+  // back on the page that was open (the device test), signed in
+  await page.locator('#readings table').waitFor({ timeout: 20000 });
+  assert.match(await page.locator('#who').innerText(), /admin/);
+});
+
+test('five dashboards refreshing: the server stays small', async () => {
+  figures.rss_kib_signed_in = rssKiB();
+  const pages = [];
+  for (let i = 0; i < 5; i++) {
+    const p = await context.newPage();
+    await p.goto(URL + '#/dashboard');
+    await p.locator('#dash .card.stat').first().waitFor();
+    pages.push(p);
+  }
+  await new Promise((r) => setTimeout(r, 20000));
+  figures.rss_kib_5_dashboards_20s = rssKiB();
+  for (const p of pages) await p.close();
+  if (figures.rss_kib_5_dashboards_20s) assert.ok(figures.rss_kib_5_dashboards_20s < 64 * 1024, `RSS ${figures.rss_kib_5_dashboards_20s} KiB`);
+});
+
+test('no script errors and no CSP refusals on any page', () => {
+  assert.deepEqual(problems, []);
+});
