@@ -13,6 +13,8 @@ pub const COLLECTOR_NAME: &str = "org.enos.Edge.Collector";
 pub const COLLECTOR_PATH: &str = "/org/enos/Edge/Collector";
 pub const UPLINK_NAME: &str = "org.enos.Edge.Uplink";
 pub const UPLINK_PATH: &str = "/org/enos/Edge/Uplink";
+pub const OTA_NAME: &str = "org.enos.Edge.Ota";
+pub const OTA_PATH: &str = "/org/enos/Edge/Ota";
 
 /// Environment variable that points every service and tool at another bus (tests, development).
 pub const BUS_ADDRESS_ENV: &str = "ENOS_BUS_ADDRESS";
@@ -57,4 +59,27 @@ pub trait Uplink {
     /// The cloud session changed state (`connected`, `connecting`, `disconnected`).
     #[zbus(signal)]
     fn cloud_state_changed(&self, state: &str, reason: &str) -> zbus::Result<()>;
+}
+
+/// `org.enos.Edge.Ota1`: whole-system A/B updates.
+#[proxy(interface = "org.enos.Edge.Ota1", default_service = "org.enos.Edge.Ota", default_path = "/org/enos/Edge/Ota")]
+pub trait Ota {
+    /// Starts a job from the params of a cloud `ota.device.upgrade` (JSON: version, fileUrl,
+    /// fileSize, sign, signMethod). Returns the job id; refuses (InvalidArgs/Failed) with the reason.
+    fn start_job(&self, params: &str) -> zbus::Result<String>;
+    /// Installs a bundle already on this box (web upload, `enosctl ota install FILE`).
+    fn install_file(&self, path: &str) -> zbus::Result<String>;
+    /// JSON `OtaStatus`.
+    fn status(&self) -> zbus::Result<String>;
+    /// JSON `[OtaJob]`, newest last.
+    fn history(&self) -> zbus::Result<String>;
+    /// Boots the other slot (operator's decision); returns what will happen.
+    fn rollback(&self) -> zbus::Result<String>;
+    /// A step of the running job: percent 0..100, or a negative EnOS failure code
+    /// (-1 undefined, -2 download, -3 verification, -4 install, -5 declined).
+    #[zbus(signal)]
+    fn progress(&self, job: &str, step: i32, desc: &str) -> zbus::Result<()>;
+    /// The version the box runs changed (after a commit or a rollback).
+    #[zbus(signal)]
+    fn version_changed(&self, version: &str, reason: &str) -> zbus::Result<()>;
 }

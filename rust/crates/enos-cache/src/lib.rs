@@ -334,7 +334,8 @@ impl Cache {
 
     /// Bytes RocksDB really uses on disk for live data (SST files + memtables), for benchmarks.
     pub fn disk_bytes(&self) -> u64 {
-        let p = |name: &str| self.db.property_int_value(name).ok().flatten().unwrap_or(0);
+        let cf = self.db.cf_handle(CF_OUTBOX).expect("outbox cf");
+        let p = |name: &str| self.db.property_int_value_cf(cf, name).ok().flatten().unwrap_or(0);
         p("rocksdb.total-sst-files-size") + p("rocksdb.cur-size-all-mem-tables")
     }
 

@@ -142,3 +142,38 @@ pub struct UplinkStatus {
     pub cache: CacheStatus,
     pub sender: SenderStatus,
 }
+
+/// One update job, as the agent persists it and reports it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct OtaJob {
+    pub id: String,
+    /// `cloud` or `local`.
+    pub source: String,
+    pub version: String,
+    pub url: Option<String>,
+    pub file_size: Option<u64>,
+    pub sign_method: Option<String>,
+    pub sign: Option<String>,
+    /// `downloading`, `installing`, `rebooting`, `verifying`, `committed`, `rolled-back`, `failed`.
+    pub state: String,
+    /// Last progress step (0..100, negative = EnOS failure code).
+    pub step: i32,
+    pub desc: String,
+    pub from_version: String,
+    pub from_slot: String,
+    pub to_slot: String,
+    pub started_ms: u64,
+    pub updated_ms: u64,
+    /// Per phase, milliseconds: download, install, reboot, health.
+    #[serde(default)]
+    pub timings_ms: std::collections::BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct OtaStatus {
+    /// `idle` or the running job's state.
+    pub state: String,
+    pub version: String,
+    pub booted_slot: String,
+    pub job: Option<OtaJob>,
+}

@@ -220,6 +220,11 @@ pub fn bin_dir() -> PathBuf {
 }
 
 pub fn spawn_service(name: &str, config: &Path, bus: &str, log: &Path) -> Proc {
+    spawn_service_env(name, config, bus, log, &[])
+}
+
+/// As `spawn_service`, with extra environment (sockets dirs, tool paths of a test).
+pub fn spawn_service_env(name: &str, config: &Path, bus: &str, log: &Path, env: &[(&str, &str)]) -> Proc {
     let bin = bin_dir().join(name);
     assert!(bin.exists(), "{} not built (cargo build --workspace --bins)", bin.display());
     let logf = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
@@ -229,6 +234,7 @@ pub fn spawn_service(name: &str, config: &Path, bus: &str, log: &Path) -> Proc {
         .env("ENOS_BUS_ADDRESS", bus)
         .env("ENOS_LOG", std::env::var("ENOS_LOG").unwrap_or_else(|_| "info".into()))
         .env_remove("JOURNAL_STREAM")
+        .envs(env.iter().copied())
         .stdout(logf.try_clone().unwrap())
         .stderr(logf)
         .spawn()

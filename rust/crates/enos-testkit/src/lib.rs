@@ -4,7 +4,9 @@
 
 pub mod cloud_sim;
 pub mod harness;
+pub mod http_file;
 pub mod modbus_sim;
+pub mod swu;
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {

@@ -23,6 +23,8 @@ pub struct State {
     pub forbidden: Vec<u16>,
     /// Writes received: (address, words).
     pub writes: Vec<(u16, Vec<u16>)>,
+    /// When each write arrived (ms since the epoch), parallel to `writes`.
+    pub write_ms: Vec<u64>,
     pub unit: u8,
     pub requests: u64,
 }
@@ -72,6 +74,7 @@ impl tokio_modbus::server::Service for SimDevice {
                 }
                 s.holding.insert(a, v);
                 s.writes.push((a, vec![v]));
+                s.write_ms.push(enos_model::now_ms());
                 Response::WriteSingleRegister(a, v)
             }
             Request::WriteMultipleRegisters(a, ref words) => {

@@ -2,44 +2,8 @@
 //! privately with its sockets in a temp dir: a good bundle lands, a tampered payload and a
 //! bundle signed by a stranger are refused before anything is written.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-
-struct Daemon(Child);
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn sh(dir: &Path, cmd: &str) {
-    let out = Command::new("sh").arg("-c").arg(cmd).current_dir(dir).output().unwrap();
-    assert!(out.status.success(), "{cmd}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-fn key(dir: &Path, name: &str) {
-    sh(dir, &format!("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN={name} -addext keyUsage=digitalSignature -addext extendedKeyUsage=emailProtection -keyout {name}.key -out {name}.pem 2>/dev/null"));
-}
-
-/// A bundle whose one file goes to `target` with the rawfile handler.
-fn bundle(dir: &Path, name: &str, payload: &[u8], digest_of: &[u8], signer: &str, target: &Path) -> std::path::PathBuf {
-    use sha2::Digest;
-    let d = dir.join(name);
-    std::fs::create_dir_all(&d).unwrap();
-    std::fs::write(d.join("payload.bin"), payload).unwrap();
-    let sha = hex::encode(sha2::Sha256::digest(digest_of));
-    let desc = format!(
-        "software = {{\n  version = \"1.0.1\";\n  hardware-compatibility = [\"1.0\"];\n  files: (\n    {{ filename = \"payload.bin\"; path = \"{}\"; sha256 = \"{sha}\"; }}\n  );\n}}\n",
-        target.display()
-    );
-    std::fs::write(d.join("sw-description"), desc).unwrap();
-    sh(&d, &format!("openssl cms -sign -in sw-description -out sw-description.sig -signer ../{signer}.pem -inkey ../{signer}.key -outform DER -nosmimecap -binary"));
-    sh(&d, "printf '%s\\n' sw-description sw-description.sig payload.bin | cpio -o -H crc --quiet > ../bundle.tmp");
-    let out = dir.join(format!("{name}.swu"));
-    std::fs::rename(dir.join("bundle.tmp"), &out).unwrap();
-    out
-}
+use enos_testkit::swu::{bundle, signing_key, Daemon};
+use std::process::{Command, Stdio};
 
 #[test]
 fn a_signed_bundle_installs_and_tampered_or_foreign_ones_are_refused() {
@@ -48,27 +12,11 @@ fn a_signed_bundle_installs_and_tampered_or_foreign_ones_are_refused() {
     }
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    key(d, "signer");
-    key(d, "stranger");
+    let cert = signing_key(d, "signer");
+    signing_key(d, "stranger");
     // libswupdate and the daemon both place their sockets under $TMPDIR
     std::env::set_var("TMPDIR", d);
-    let log = std::fs::File::create(d.join("swupdate.log")).unwrap();
-    let _daemon = Daemon(
-        Command::new("swupdate")
-            .args(["-v", "-H", "enos-test:1.0", "-k"])
-            .arg(d.join("signer.pem"))
-            .env("TMPDIR", d)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
-    for _ in 0..200 {
-        if Path::new(&swupdate_client::ctrl_socket()).exists() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
+    let _daemon = Daemon::start(d, &cert);
     assert!(swupdate_client::ctrl_socket().starts_with(&d.display().to_string()));
 
     let payload: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();

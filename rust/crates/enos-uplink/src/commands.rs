@@ -46,8 +46,17 @@ pub async fn handle(shared: Arc<Shared>, cli: mqtt::AsyncClient, topic: String, 
             answer(&cmd.reply_topic, &cmd.id, 1101, &format!("no handler for service {service:?} (expects point: value parameters)"));
             return;
         }
-        CommandKind::OtaUpgrade(_) => {
-            answer(&cmd.reply_topic, &cmd.id, 1101, "OTA is not installed on this gateway");
+        CommandKind::OtaUpgrade(params) => {
+            match crate::ota::start(&shared, &params).await {
+                Ok(job) => {
+                    log::info!("OTA job {job} accepted");
+                    answer(&cmd.reply_topic, &cmd.id, 200, "");
+                }
+                Err(why) => {
+                    answer(&cmd.reply_topic, &cmd.id, 2010, &format!("update declined: {why}"));
+                    crate::ota::publish_progress(&shared, -5, &why);
+                }
+            }
             return;
         }
     };

@@ -4,6 +4,7 @@
 mod bus;
 mod commands;
 mod health;
+mod ota;
 mod sender;
 mod session;
 mod state;
@@ -57,6 +58,7 @@ async fn run() -> anyhow::Result<()> {
     shared.set_bus(conn.clone());
     tokio::spawn(session::run(shared.clone()));
     tokio::spawn(health::run(shared.clone()));
+    tokio::spawn(ota::relay(shared.clone()));
     enos_runtime::notify_ready();
     enos_runtime::shutdown_signal().await;
     enos_runtime::notify_stopping();

@@ -33,7 +33,9 @@ pub async fn run(shared: Arc<Shared>) {
         match connect(&shared, &gw).await {
             Ok(conn) => {
                 backoff = c.reconnect_min_ms;
+                *shared.mqtt.lock().expect("mqtt") = Some(conn.cli.clone());
                 let reason = sender::run(&shared, conn).await;
+                *shared.mqtt.lock().expect("mqtt") = None;
                 shared.set_cloud_state("disconnected", &reason);
             }
             Err(e) => {
@@ -103,7 +105,10 @@ async fn connect(shared: &Arc<Shared>, gw: &Identity) -> Result<Conn, String> {
     if !shared.cfg.sub_devices.is_empty() {
         login_sub_devices(shared, &cli, &mut replies).await?;
     }
-    let version = shared.cfg.cloud.firmware_version.clone().unwrap_or_else(os_version);
+    let version = match shared.cfg.cloud.firmware_version.clone() {
+        Some(v) => v,
+        None => crate::ota::running_version(shared).await.unwrap_or_else(os_version),
+    };
     let inform = topics::sys(pk, dk, topics::OTA_INFORM);
     drop(cli.publish(mqtt::Message::new(
         inform,

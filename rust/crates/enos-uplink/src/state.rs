@@ -16,6 +16,8 @@ pub struct Shared {
     pub sender: Mutex<SenderStatus>,
     pub rate: Mutex<Rate>,
     bus: OnceLock<zbus::Connection>,
+    /// The MQTT client while a session is up (for publishers outside the sender).
+    pub mqtt: Mutex<Option<paho_mqtt::AsyncClient>>,
     /// collector device id → EnOS keys (None = the gateway itself).
     pub keys: HashMap<String, Option<(String, String)>>,
     /// (pk, dk) → collector device id, for commands.
@@ -62,6 +64,7 @@ impl Shared {
             rate: Mutex::new(Rate::default()),
             new_data: Notify::new(),
             bus: OnceLock::new(),
+            mqtt: Mutex::new(None),
             keys,
             by_keys,
             cfg,

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use enos_bus::{CollectorProxy, DeviceStatus, PointReading, UplinkProxy, UplinkStatus, WriteOutcome};
+use enos_bus::{CollectorProxy, DeviceStatus, OtaJob, OtaProxy, OtaStatus, PointReading, UplinkProxy, UplinkStatus, WriteOutcome};
 
 #[derive(Parser)]
 #[command(version, about = "EnOS Edge control: status, devices, points, cache")]
@@ -26,6 +26,21 @@ enum Cmd {
     Write { device: String, point: String, value: String },
     /// Cache backlog and counters.
     Cache,
+    /// Whole-system updates.
+    #[command(subcommand)]
+    Ota(OtaCmd),
+}
+
+#[derive(Subcommand)]
+enum OtaCmd {
+    /// The running version and slot, and the job in progress.
+    Status,
+    /// Install a signed bundle (.swu) that is on this box.
+    Install { file: std::path::PathBuf },
+    /// Past jobs.
+    History,
+    /// Boot the other slot.
+    Rollback,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -159,6 +174,39 @@ async fn run() -> anyhow::Result<()> {
                     p.quality,
                     p.error.map(|e| format!("  {e}")).unwrap_or_default()
                 );
+            }
+        }
+        Cmd::Ota(c) => {
+            let p = OtaProxy::new(&conn).await?;
+            match c {
+                OtaCmd::Status => {
+                    let st: OtaStatus = serde_json::from_str(&p.status().await.context("update agent (enos-ota) not reachable")?)?;
+                    if args.json {
+                        println!("{}", serde_json::to_string_pretty(&st)?);
+                    } else {
+                        println!("version     {} (slot {})", st.version, st.booted_slot);
+                        println!("state       {}", st.state);
+                        if let Some(j) = st.job {
+                            println!("job         {} → {} ({}), step {}: {}", j.id, j.version, j.source, j.step, j.desc);
+                        }
+                    }
+                }
+                OtaCmd::Install { file } => {
+                    let abs = std::fs::canonicalize(&file).with_context(|| format!("{}", file.display()))?;
+                    let id = p.install_file(&abs.to_string_lossy()).await?;
+                    println!("job {id} started; follow it with `enosctl ota status`");
+                }
+                OtaCmd::History => {
+                    let h: Vec<OtaJob> = serde_json::from_str(&p.history().await?)?;
+                    if args.json {
+                        println!("{}", serde_json::to_string_pretty(&h)?);
+                    } else {
+                        for j in h {
+                            println!("{} {} {} → {} {}: {} {:?}", j.id, j.source, j.from_version, j.version, j.state, j.desc, j.timings_ms);
+                        }
+                    }
+                }
+                OtaCmd::Rollback => println!("{}", p.rollback().await?),
             }
         }
         Cmd::Write { device, point, value } => {

@@ -140,6 +140,11 @@ impl Progress {
             // SAFETY: as in ctrl_socket().
             return Err(Error::NotRunning(unsafe { cstr(sys::get_prog_socket()) }));
         }
+        // A silent daemon must not hang us: receive() gives up after this, wait() then asks the
+        // daemon for its last result.
+        // SAFETY: fd is an open socket owned by this Progress for its whole life.
+        let bfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let _ = nix::sys::socket::setsockopt(&bfd, nix::sys::socket::sockopt::ReceiveTimeout, &nix::sys::time::TimeVal::new(SILENCE_S, 0));
         Ok(Progress { fd })
     }
 
@@ -176,10 +181,25 @@ impl Progress {
 
     /// Reads until the install ends; `on` sees every message. Ok on SUCCESS, the daemon's last
     /// words on FAILURE.
+    ///
+    /// After `SILENCE_S` without a message it asks the daemon directly (an early refusal may end
+    /// without the START this waits for), at most `MAX_SILENCES` times.
     pub fn wait(&mut self, mut on: impl FnMut(&ProgressMsg)) -> Result<(), Error> {
         let mut started = false;
+        let mut silences = 0;
         loop {
-            let m = self.receive()?;
+            let m = match self.receive() {
+                Ok(m) => m,
+                Err(Error::ProgressLost) if silences < MAX_SILENCES => {
+                    silences += 1;
+                    match idle_result() {
+                        Some(true) => return Ok(()),
+                        Some(false) => return Err(Error::Failed(last_error().unwrap_or_else(|| "refused".into()))),
+                        None => continue,
+                    }
+                }
+                Err(e) => return Err(e),
+            };
             on(&m);
             match m.state {
                 State::Start | State::Run | State::Progress => started = true,
@@ -203,6 +223,22 @@ impl Drop for Progress {
 extern "C" {
     #[link_name = "close"]
     fn libc_close(fd: c_int) -> c_int;
+}
+
+const SILENCE_S: i64 = 30;
+const MAX_SILENCES: u32 = 20;
+
+/// When the daemon is idle: whether its last install succeeded.
+fn idle_result() -> Option<bool> {
+    let mut msg = sys::ipc_message::default();
+    // SAFETY: `msg` is a valid, owned buffer for one IPC answer.
+    if unsafe { sys::ipc_get_status_timeout(&mut msg, 1000) } < 0 {
+        return None;
+    }
+    // SAFETY: a GET_STATUS answer fills the `status` member of the union.
+    let (cur, last) = unsafe { (msg.data.status.current, msg.data.status.last_result) };
+    use sys::RECOVERY_STATUS as R;
+    (cur == R::IDLE as i32).then_some(last == R::SUCCESS as i32).filter(|_| last == R::SUCCESS as i32 || last == R::FAILURE as i32)
 }
 
 /// The daemon's description of the last error, if it has one.

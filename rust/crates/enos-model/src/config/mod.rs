@@ -4,9 +4,11 @@
 //! wrong, so a technician can fix a file without reading code.
 
 mod collector;
+mod ota;
 mod uplink;
 
 pub use collector::*;
+pub use ota::*;
 pub use uplink::*;
 
 use serde::de::DeserializeOwned;

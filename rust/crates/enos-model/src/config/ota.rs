@@ -1,0 +1,85 @@
+//! The update agent's configuration.
+
+use super::{parse_toml, read_file, ConfigError, Invalid};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtaConfig {
+    /// Downloads, job state and history (on the data partition: they cross the reboot).
+    pub dir: PathBuf,
+    /// Bundles larger than this are refused before download.
+    pub max_bundle_bytes: u64,
+    /// Plain `http://` downloads; only for tests and local networks (bundles are signed anyway).
+    pub allow_http: bool,
+    /// The slot tool of the layer (`enos-bootslot`).
+    pub bootslot: PathBuf,
+    /// What reboots the box.
+    pub reboot_command: Vec<String>,
+    /// Reboot right after a successful install; otherwise wait for `enosctl ota reboot`.
+    pub reboot_after_install: bool,
+    pub health: OtaHealth,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtaHealth {
+    /// Units that must be active after the boot into the new slot.
+    pub units: Vec<String>,
+    /// Require the cloud session to come up.
+    pub require_cloud: bool,
+    /// Require the collector to be collecting (samples increasing).
+    pub require_collecting: bool,
+    /// A command that must exit 0 (site-specific checks).
+    pub hook: Option<Vec<String>>,
+    /// Give up (and roll back) after this long.
+    pub timeout_s: u64,
+}
+
+impl Default for OtaConfig {
+    fn default() -> Self {
+        OtaConfig {
+            dir: "/data/enos/ota".into(),
+            max_bundle_bytes: 2 << 30,
+            allow_http: false,
+            bootslot: "/usr/sbin/enos-bootslot".into(),
+            reboot_command: vec!["systemctl".into(), "reboot".into()],
+            reboot_after_install: true,
+            health: OtaHealth::default(),
+        }
+    }
+}
+
+impl Default for OtaHealth {
+    fn default() -> Self {
+        OtaHealth {
+            units: vec!["enos-collector.service".into(), "enos-uplink.service".into()],
+            require_cloud: true,
+            require_collecting: true,
+            hook: None,
+            timeout_s: 300,
+        }
+    }
+}
+
+impl OtaConfig {
+    pub fn load(file: &Path) -> Result<OtaConfig, ConfigError> {
+        let cfg: OtaConfig = parse_toml(file, &read_file(file)?)?;
+        cfg.validate().map_err(|e| e.in_file(file))?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<(), Invalid> {
+        if self.reboot_command.is_empty() {
+            return Err(Invalid::new("reboot_command", "must name a command"));
+        }
+        if self.health.timeout_s < 10 {
+            return Err(Invalid::new("health.timeout_s", "must be at least 10"));
+        }
+        if matches!(&self.health.hook, Some(h) if h.is_empty()) {
+            return Err(Invalid::new("health.hook", "must name a command or be left out"));
+        }
+        Ok(())
+    }
+}

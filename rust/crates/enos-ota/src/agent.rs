@@ -1,0 +1,292 @@
+//! The job: download → verify → install (SWUpdate writes the inactive slot and arms the trial
+//! boot) → reboot → health check on the new slot → commit, or roll back. The job is persisted on
+//! the data partition at every step, so the agent picks it up again after the reboot.
+
+use crate::{bootslot, download, health};
+use enos_model::config::OtaConfig;
+use enos_model::device::{OtaJob, OtaStatus};
+use enos_model::now_ms;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+pub struct Agent {
+    pub cfg: OtaConfig,
+    job: Mutex<Option<OtaJob>>,
+    conn: OnceLock<zbus::Connection>,
+}
+
+fn os_version() -> String {
+    std::fs::read_to_string(std::env::var("ENOS_OS_RELEASE").unwrap_or_else(|_| "/etc/os-release".into()))
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("VERSION_ID=").map(|v| v.trim_matches('"').to_string())))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+impl Agent {
+    pub fn new(cfg: OtaConfig) -> Arc<Agent> {
+        let job = std::fs::read(cfg.dir.join("job.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        Arc::new(Agent { cfg, job: Mutex::new(job), conn: OnceLock::new() })
+    }
+
+    pub fn set_conn(&self, c: zbus::Connection) {
+        let _ = self.conn.set(c);
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.cfg.dir.join(name)
+    }
+
+    /// Saves the job atomically (temp + fsync + rename): a power cut leaves the old or the new.
+    fn save(&self, job: &OtaJob) {
+        let tmp = self.path("job.json.tmp");
+        let r = (|| -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&serde_json::to_vec_pretty(job).expect("json"))?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, self.path("job.json"))
+        })();
+        if let Err(e) = r {
+            log::error!("saving the job state: {e}");
+        }
+        *self.job.lock().expect("job") = Some(job.clone());
+    }
+
+    fn archive(&self, job: &OtaJob) {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(self.path("history.jsonl")) {
+            let _ = writeln!(f, "{}", serde_json::to_string(job).expect("json"));
+        }
+        let _ = std::fs::remove_file(self.path("job.json"));
+        *self.job.lock().expect("job") = None;
+    }
+
+    pub fn history(&self) -> Vec<OtaJob> {
+        std::fs::read_to_string(self.path("history.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    pub fn status(&self) -> OtaStatus {
+        let job = self.job.lock().expect("job").clone();
+        OtaStatus {
+            state: job.as_ref().map(|j| j.state.clone()).unwrap_or_else(|| "idle".into()),
+            version: os_version(),
+            booted_slot: bootslot::run(&self.cfg.bootslot, &["current"]).unwrap_or_else(|e| format!("unknown ({e})")),
+            job,
+        }
+    }
+
+    async fn progress(&self, job: &mut OtaJob, step: i32, desc: &str) {
+        job.step = step;
+        job.desc = desc.to_string();
+        job.updated_ms = now_ms();
+        self.save(job);
+        log::info!("job {} ({}): step {step}: {desc}", job.id, job.version);
+        if let Some(c) = self.conn.get() {
+            let _ = c.emit_signal(None::<&str>, enos_bus::OTA_PATH, "org.enos.Edge.Ota1", "Progress", &(job.id.as_str(), step, desc)).await;
+        }
+    }
+
+    async fn version_changed(&self, version: &str, reason: &str) {
+        if let Some(c) = self.conn.get() {
+            let _ = c.emit_signal(None::<&str>, enos_bus::OTA_PATH, "org.enos.Edge.Ota1", "VersionChanged", &(version, reason)).await;
+        }
+    }
+
+    /// Accepts a job if none is running.
+    pub fn accept(&self, mut job: OtaJob) -> Result<OtaJob, String> {
+        let mut cur = self.job.lock().expect("job");
+        if let Some(j) = cur.as_ref() {
+            return Err(format!("job {} ({}) is {}; one update at a time", j.id, j.version, j.state));
+        }
+        job.id = format!("{}", now_ms());
+        job.state = "downloading".into();
+        job.from_version = os_version();
+        job.from_slot = bootslot::run(&self.cfg.bootslot, &["current"]).map_err(|e| format!("cannot tell the running slot: {e}"))?;
+        job.to_slot = bootslot::run(&self.cfg.bootslot, &["other"]).map_err(|e| format!("cannot tell the inactive slot: {e}"))?;
+        job.started_ms = now_ms();
+        job.updated_ms = job.started_ms;
+        *cur = Some(job.clone());
+        Ok(job)
+    }
+
+    /// Runs an accepted job up to the reboot.
+    pub async fn run(self: Arc<Self>, mut job: OtaJob, local_file: Option<PathBuf>) {
+        std::fs::create_dir_all(&self.cfg.dir).ok();
+        self.save(&job);
+        let bundle = match local_file {
+            Some(p) => p,
+            None => {
+                let dest = self.path(&format!("bundle-{}.swu", sanitize(&job.version)));
+                let t0 = now_ms();
+                self.progress(&mut job, 0, "downloading").await;
+                let lim = download::Limits {
+                    expected: job.file_size,
+                    max: self.cfg.max_bundle_bytes,
+                    allow_http: self.cfg.allow_http,
+                    attempts: 8,
+                };
+                let mut last_pct = 0;
+                let url = job.url.clone().unwrap_or_default();
+                let r = download::fetch(&url, &dest, &lim, |got, total| {
+                    if let Some(t) = total.filter(|t| *t > 0) {
+                        last_pct = (got * 40 / t) as i32;
+                    }
+                })
+                .await;
+                if let Err(e) = r {
+                    return self.fail(job, -2, &format!("download failed: {e}")).await;
+                }
+                let _ = last_pct;
+                job.timings_ms.insert("download".into(), now_ms() - t0);
+                if let (Some(m), Some(s)) = (job.sign_method.clone(), job.sign.clone()) {
+                    if let Err(e) = download::verify_digest(&dest, &m, &s) {
+                        let _ = std::fs::remove_file(&dest);
+                        return self.fail(job, -3, &format!("verification failed: {e}")).await;
+                    }
+                }
+                self.progress(&mut job, 40, "downloaded and verified").await;
+                dest
+            }
+        };
+        job.state = "installing".into();
+        let msg = format!("installing into slot {}", job.to_slot);
+        self.progress(&mut job, 45, &msg).await;
+        let t0 = now_ms();
+        let path = bundle.clone();
+        let info = format!("enos-ota job {} version {}", job.id, job.version);
+        let r = tokio::task::spawn_blocking(move || {
+            let mut f = std::fs::File::open(&path).map_err(|e| swupdate_client::Error::Failed(format!("{}: {e}", path.display())))?;
+            swupdate_client::install(&mut f, &info, |m| log::debug!("swupdate: {:?} {}% {}", m.state, m.cur_percent, m.info))
+        })
+        .await
+        .unwrap_or_else(|e| Err(swupdate_client::Error::Failed(e.to_string())));
+        if job.url.is_some() {
+            let _ = std::fs::remove_file(&bundle);
+        }
+        if let Err(e) = r {
+            // SWUpdate checks the signature and every digest before writing: a refused bundle
+            // left the inactive slot untouched and the boot selection unchanged.
+            let code = if e.to_string().contains("ignature") || e.to_string().contains("hash") { -3 } else { -4 };
+            return self.fail(job, code, &format!("install refused: {e}")).await;
+        }
+        job.timings_ms.insert("install".into(), now_ms() - t0);
+        match bootslot::status(&self.cfg.bootslot) {
+            Ok(s) if s.get("selected") == Some(&job.to_slot) && s.get("upgrade_available").map(String::as_str) == Some("1") => {}
+            Ok(s) => {
+                let msg = format!("the install did not arm slot {} (bootloader says {s:?})", job.to_slot);
+                return self.fail(job, -4, &msg).await;
+            }
+            Err(e) => return self.fail(job, -4, &e).await,
+        }
+        job.state = "rebooting".into();
+        job.timings_ms.insert("reboot_started_ms".into(), now_ms());
+        let msg = format!("installed; rebooting into slot {}", job.to_slot);
+        self.progress(&mut job, 90, &msg).await;
+        if self.cfg.reboot_after_install {
+            self.reboot();
+        }
+    }
+
+    pub fn reboot(&self) {
+        log::info!("rebooting: {}", self.cfg.reboot_command.join(" "));
+        let _ = std::process::Command::new(&self.cfg.reboot_command[0]).args(&self.cfg.reboot_command[1..]).spawn();
+    }
+
+    async fn fail(&self, mut job: OtaJob, step: i32, why: &str) {
+        log::error!("job {} ({}): {why}", job.id, job.version);
+        job.state = "failed".into();
+        self.progress(&mut job, step, why).await;
+        self.archive(&job);
+    }
+
+    /// After a boot: finish what the previous boot started.
+    pub async fn resume(self: Arc<Self>) {
+        let Some(mut job) = self.job.lock().expect("job").clone() else { return };
+        match job.state.as_str() {
+            "rebooting" | "verifying" => {}
+            "downloading" | "installing" => {
+                // Cut short (power loss, crash) before the slot was armed: the old slot runs on.
+                return self
+                    .fail(job, -1, "interrupted before the install completed; the running slot is unchanged, the job can be sent again")
+                    .await;
+            }
+            _ => return,
+        }
+        let st = match bootslot::status(&self.cfg.bootslot) {
+            Ok(s) => s,
+            Err(e) => return self.fail(job, -1, &e).await,
+        };
+        if let Some(t) = job.timings_ms.remove("reboot_started_ms") {
+            job.timings_ms.insert("reboot".into(), now_ms().saturating_sub(t));
+        }
+        let current = st.get("current").cloned().unwrap_or_default();
+        if current != job.to_slot {
+            // The bootloader gave up on the new slot (panic, hang, no kernel) and came back.
+            let why = if job.step < 0 {
+                format!("{}; back on slot {current}", job.desc)
+            } else {
+                format!("the new slot {} did not boot; the bootloader returned to slot {current}", job.to_slot)
+            };
+            let _ = bootslot::run(&self.cfg.bootslot, &["commit"]);
+            job.state = "rolled-back".into();
+            self.progress(&mut job, -4, &why).await;
+            self.version_changed(&os_version(), &why).await;
+            return self.archive(&job);
+        }
+        job.state = "verifying".into();
+        self.progress(&mut job, 95, "booted the new slot; checking health").await;
+        let t0 = now_ms();
+        let conn = self.conn.get().cloned();
+        let mut verdict = match &conn {
+            Some(c) => health::check(&self.cfg.health, c).await,
+            None => Err("no bus".into()),
+        };
+        if verdict.is_ok() && os_version() != job.version {
+            verdict = Err(format!("the new slot runs version {}, the job asked for {}", os_version(), job.version));
+        }
+        job.timings_ms.insert("health".into(), now_ms() - t0);
+        match verdict {
+            Ok(()) => match bootslot::run(&self.cfg.bootslot, &["commit"]) {
+                Ok(_) => {
+                    job.state = "committed".into();
+                    let msg = format!("running version {} in slot {}", job.version, job.to_slot);
+                    self.progress(&mut job, 100, &msg).await;
+                    self.version_changed(&job.version, "update committed").await;
+                    self.archive(&job);
+                }
+                Err(e) => self.rollback_now(job, &format!("commit failed: {e}")).await,
+            },
+            Err(why) => self.rollback_now(job, &format!("health check failed: {why}")).await,
+        }
+    }
+
+    async fn rollback_now(&self, mut job: OtaJob, why: &str) {
+        log::error!("job {}: {why}; rolling back to slot {}", job.id, job.from_slot);
+        if let Err(e) = bootslot::run(&self.cfg.bootslot, &["rollback"]) {
+            log::error!("rollback: {e}; the bootloader's counter will bring the old slot back");
+        }
+        job.state = "rebooting".into();
+        job.desc = why.to_string();
+        self.save(&job);
+        self.progress(&mut job, -4, why).await;
+        self.reboot();
+    }
+
+    /// Operator's rollback: boot the other slot.
+    pub fn operator_rollback(&self) -> Result<String, String> {
+        if let Some(j) = self.job.lock().expect("job").as_ref() {
+            return Err(format!("job {} is {}; wait for it", j.id, j.state));
+        }
+        let out = bootslot::run(&self.cfg.bootslot, &["rollback"])?;
+        self.reboot();
+        Ok(format!("rebooting into the other slot ({out})"))
+    }
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || ".-_".contains(c) { c } else { '_' }).collect()
+}

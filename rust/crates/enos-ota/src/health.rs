@@ -1,0 +1,67 @@
+//! Is the new slot good? The data-path services run, the cloud session is up, the collector is
+//! collecting, and the site's hook agrees.
+
+use enos_bus::{CollectorProxy, CollectorStats, UplinkProxy, UplinkStatus};
+use enos_model::config::OtaHealth;
+use std::time::Duration;
+
+/// Ok when every check passed before the timeout; else the checks that did not.
+pub async fn check(cfg: &OtaHealth, conn: &zbus::Connection) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(cfg.timeout_s);
+    let mut first_samples = None;
+    loop {
+        let mut failing = Vec::new();
+        for unit in &cfg.units {
+            let ok = tokio::process::Command::new("systemctl")
+                .args(["is-active", "--quiet", unit])
+                .status()
+                .await
+                .map(|s| s.success())
+                .unwrap_or(false);
+            if !ok {
+                failing.push(format!("{unit} is not active"));
+            }
+        }
+        if cfg.require_cloud {
+            let st = async {
+                serde_json::from_str::<UplinkStatus>(&UplinkProxy::new(conn).await?.status().await?)
+                    .map_err(|e| zbus::Error::Failure(e.to_string()))
+            }
+            .await;
+            match st {
+                Ok(s) if s.cloud.state == "connected" => {}
+                Ok(s) => failing.push(format!("cloud session {}", s.cloud.state)),
+                Err(e) => failing.push(format!("uplink not answering: {e}")),
+            }
+        }
+        if cfg.require_collecting {
+            let st = async {
+                serde_json::from_str::<CollectorStats>(&CollectorProxy::new(conn).await?.stats().await?)
+                    .map_err(|e| zbus::Error::Failure(e.to_string()))
+            }
+            .await;
+            match (st, first_samples) {
+                (Ok(s), None) => {
+                    first_samples = Some(s.samples_collected);
+                    failing.push("collector: waiting for samples".into());
+                }
+                (Ok(s), Some(n)) if s.samples_collected > n => {}
+                (Ok(_), Some(_)) => failing.push("collector is not collecting".into()),
+                (Err(e), _) => failing.push(format!("collector not answering: {e}")),
+            }
+        }
+        if let Some(hook) = &cfg.hook {
+            let ok = tokio::process::Command::new(&hook[0]).args(&hook[1..]).status().await.map(|s| s.success()).unwrap_or(false);
+            if !ok {
+                failing.push(format!("health hook {} failed", hook.join(" ")));
+            }
+        }
+        if failing.is_empty() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(failing.join("; "));
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}

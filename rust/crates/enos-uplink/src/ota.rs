@@ -1,0 +1,65 @@
+//! Between the cloud and the update agent: upgrade jobs go to `enos-ota`; its progress and
+//! version changes come back as signals and go out as `ota.device.progress` / `inform`.
+
+use crate::session::next_id;
+use crate::state::Shared;
+use enos_bus::OtaProxy;
+use enos_cloud::topics;
+use futures::StreamExt;
+use paho_mqtt as mqtt;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub async fn start(shared: &Arc<Shared>, params: &serde_json::Value) -> Result<String, String> {
+    let conn = shared.bus().ok_or("bus not ready")?;
+    let p = OtaProxy::new(conn).await.map_err(|e| e.to_string())?;
+    p.start_job(&params.to_string()).await.map_err(|e| match e {
+        zbus::Error::MethodError(_, Some(m), _) => m,
+        e => format!("update agent unreachable: {e}"),
+    })
+}
+
+/// The version the update agent reports (what the box really runs).
+pub async fn running_version(shared: &Arc<Shared>) -> Option<String> {
+    let p = OtaProxy::new(shared.bus()?).await.ok()?;
+    let st: enos_bus::OtaStatus = serde_json::from_str(&tokio::time::timeout(Duration::from_secs(2), p.status()).await.ok()?.ok()?).ok()?;
+    (st.version != "unknown").then_some(st.version)
+}
+
+fn publish(shared: &Arc<Shared>, suffix: &str, method: &str, params: serde_json::Value) {
+    let c = &shared.cfg.cloud;
+    if let Some(cli) = shared.mqtt.lock().expect("mqtt").as_ref() {
+        drop(cli.publish(mqtt::Message::new(
+            topics::sys(&c.product_key, &c.device_key, suffix),
+            enos_cloud::request(next_id(), method, params),
+            1,
+        )));
+    } else {
+        log::warn!("{method} not sent: no cloud session (the next connect reports the version)");
+    }
+}
+
+pub fn publish_progress(shared: &Arc<Shared>, step: i32, desc: &str) {
+    publish(shared, "ota/device/progress", "ota.device.progress", serde_json::json!({"step": step.to_string(), "desc": desc}));
+}
+
+/// Forwards the agent's signals for as long as the uplink runs.
+pub async fn relay(shared: Arc<Shared>) {
+    let Some(conn) = shared.bus().cloned() else { return };
+    let Ok(p) = OtaProxy::new(&conn).await else { return };
+    let (Ok(mut progress), Ok(mut versions)) = (p.receive_progress().await, p.receive_version_changed().await) else {
+        log::warn!("cannot follow the update agent's signals");
+        return;
+    };
+    loop {
+        tokio::select! {
+            Some(s) = progress.next() => if let Ok(a) = s.args() {
+                publish_progress(&shared, a.step, a.desc);
+            },
+            Some(s) = versions.next() => if let Ok(a) = s.args() {
+                publish(&shared, topics::OTA_INFORM, "ota.device.inform", serde_json::json!({"version": a.version}));
+            },
+            else => return,
+        }
+    }
+}
