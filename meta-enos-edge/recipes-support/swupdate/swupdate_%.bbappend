@@ -14,8 +14,8 @@
 
 FILESEXTRAPATHS:prepend:enos-edge := "${THISDIR}/files:"
 
+# meta-swupdate's SRC_URI already lists file://defconfig: FILESEXTRAPATHS makes it ours.
 SRC_URI:append:enos-edge = " \
-    file://defconfig \
     file://swupdate.cfg \
     file://10-enos-args \
     file://swupdate-enos.conf \
