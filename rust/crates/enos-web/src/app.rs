@@ -32,8 +32,6 @@ pub struct Counters {
 
 pub struct App {
     pub cfg: WebConfig,
-    /// Served over TLS (cookies get `Secure` and the `__Host-` prefix).
-    pub tls: bool,
     pub accounts: tokio::sync::Mutex<Accounts>,
     pub sessions: Mutex<Sessions>,
     pub limiter: Mutex<Limiter>,
@@ -46,7 +44,7 @@ pub struct App {
 }
 
 impl App {
-    pub async fn new(cfg: WebConfig, tls: bool, accounts: Accounts, bus: &zbus::Connection) -> anyhow::Result<App> {
+    pub async fn new(cfg: WebConfig, accounts: Accounts, bus: &zbus::Connection) -> anyhow::Result<App> {
         let collector = CollectorProxy::builder(bus).cache_properties(zbus::proxy::CacheProperties::No).build().await?;
         let uplink = UplinkProxy::builder(bus).cache_properties(zbus::proxy::CacheProperties::No).build().await?;
         let a = &cfg.auth;
@@ -62,31 +60,12 @@ impl App {
             uplink,
             counters: Counters::default(),
             started: Instant::now(),
-            tls,
             cfg,
         })
     }
 
-    pub fn cookie_name(&self) -> &'static str {
-        if self.tls {
-            "__Host-enos_session"
-        } else {
-            "enos_session"
-        }
-    }
-
-    fn set_cookie(&self, token: &str) -> HeaderValue {
-        let secure = if self.tls { "; Secure" } else { "" };
-        HeaderValue::from_str(&format!("{}={token}; Path=/; HttpOnly; SameSite=Strict{secure}", self.cookie_name())).expect("hex token")
-    }
-
-    fn clear_cookie(&self) -> HeaderValue {
-        let secure = if self.tls { "; Secure" } else { "" };
-        HeaderValue::from_str(&format!("{}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict{secure}", self.cookie_name())).expect("ascii")
-    }
-
     fn session_of(&self, req: &Request<Incoming>) -> Option<(String, Session)> {
-        let token = cookie(req.headers(), self.cookie_name())?;
+        let token = cookie(req.headers(), cookie_name(conn(req).tls))?;
         if token.len() != 64 {
             return None;
         }
@@ -131,6 +110,35 @@ impl App {
     }
 }
 
+/// The connection a request came on, put into its extensions by `handle`.
+#[derive(Debug, Clone, Copy)]
+pub struct Conn {
+    /// Over TLS: the session cookie gets `Secure` and the `__Host-` prefix.
+    pub tls: bool,
+}
+
+fn conn(req: &Request<Incoming>) -> Conn {
+    *req.extensions().get::<Conn>().expect("set by handle")
+}
+
+pub fn cookie_name(tls: bool) -> &'static str {
+    if tls {
+        "__Host-enos_session"
+    } else {
+        "enos_session"
+    }
+}
+
+fn set_cookie(tls: bool, token: &str) -> HeaderValue {
+    let secure = if tls { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!("{}={token}; Path=/; HttpOnly; SameSite=Strict{secure}", cookie_name(tls))).expect("hex token")
+}
+
+fn clear_cookie(tls: bool) -> HeaderValue {
+    let secure = if tls { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!("{}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict{secure}", cookie_name(tls))).expect("ascii")
+}
+
 /// A state-changing request from a page of another site is refused even before the CSRF check:
 /// the browser says where it comes from in `Origin` / `Sec-Fetch-Site`.
 fn same_origin(req: &Request<Incoming>) -> Result<(), ApiError> {
@@ -148,10 +156,11 @@ fn same_origin(req: &Request<Incoming>) -> Result<(), ApiError> {
 }
 
 /// Every request enters here.
-pub async fn handle(app: Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> Result<Resp, std::convert::Infallible> {
+pub async fn handle(app: Arc<App>, peer: SocketAddr, tls: bool, mut req: Request<Incoming>) -> Result<Resp, std::convert::Infallible> {
     app.counters.requests.fetch_add(1, Ordering::Relaxed);
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    req.extensions_mut().insert(Conn { tls });
     let mut resp = match route(&app, peer.ip(), req).await {
         Ok(r) => r,
         Err(e) => e.response(),
@@ -254,27 +263,28 @@ fn admin_name() -> String {
     "admin".into()
 }
 
-fn session_doc(app: &App, s: &Session) -> serde_json::Value {
+fn session_doc(app: &App, tls: bool, s: &Session) -> serde_json::Value {
     serde_json::json!({
         "setup_required": false,
         "signed_in": true,
         "user": s.user,
         "role": s.role,
         "csrf": s.csrf,
-        "tls": app.tls,
+        "tls": tls,
         "min_password_len": app.cfg.auth.min_password_len,
     })
 }
 
 async fn session_info(app: &App, req: &Request<Incoming>) -> ApiResult {
+    let tls = conn(req).tls;
     if let Some((_, s)) = app.session_of(req) {
-        return ok(&session_doc(app, &s));
+        return ok(&session_doc(app, tls, &s));
     }
     let setup_required = app.accounts.lock().await.is_empty();
     ok(&serde_json::json!({
         "setup_required": setup_required,
         "signed_in": false,
-        "tls": app.tls,
+        "tls": tls,
         "min_password_len": app.cfg.auth.min_password_len,
     }))
 }
@@ -293,10 +303,10 @@ async fn verify(app: &App, password: String, hash: String) -> bool {
     tokio::task::spawn_blocking(move || accounts::verify_password(&password, &hash)).await.unwrap_or(false)
 }
 
-fn signed_in(app: &App, user: &str, role: Role) -> Resp {
+fn signed_in(app: &App, tls: bool, user: &str, role: Role) -> Resp {
     let (token, s) = app.sessions.lock().unwrap().create(user, role, Instant::now());
-    let mut r = json(StatusCode::OK, &session_doc(app, &s));
-    r.headers_mut().insert(hyper::header::SET_COOKIE, app.set_cookie(&token));
+    let mut r = json(StatusCode::OK, &session_doc(app, tls, &s));
+    r.headers_mut().insert(hyper::header::SET_COOKIE, set_cookie(tls, &token));
     r
 }
 
@@ -313,6 +323,7 @@ fn invalid(e: accounts::AccountError) -> ApiError {
 /// First visit on an unclaimed box: sets the admin password and signs in.
 async fn setup(app: &App, peer: IpAddr, req: Request<Incoming>) -> ApiResult {
     same_origin(&req)?;
+    let tls = conn(&req).tls;
     let c: Credentials = read_json(req, app.body_limit()).await?;
     let mut accts = app.accounts.lock().await;
     if !accts.is_empty() {
@@ -323,11 +334,12 @@ async fn setup(app: &App, peer: IpAddr, req: Request<Incoming>) -> ApiResult {
     let h = hash(app, c.password).await?;
     accts.add(&c.name, Role::Admin, h).map_err(invalid)?;
     log::warn!("first admin account {:?} created from {peer}", c.name);
-    Ok(signed_in(app, &c.name, Role::Admin))
+    Ok(signed_in(app, tls, &c.name, Role::Admin))
 }
 
 async fn login(app: &App, peer: IpAddr, req: Request<Incoming>) -> ApiResult {
     same_origin(&req)?;
+    let tls = conn(&req).tls;
     let c: Credentials = read_json(req, app.body_limit()).await?;
     let now = Instant::now();
     if let Some(left) = app.limiter.lock().unwrap().locked(&c.name, peer, now) {
@@ -364,7 +376,7 @@ async fn login(app: &App, peer: IpAddr, req: Request<Incoming>) -> ApiResult {
     app.limiter.lock().unwrap().succeeded(&c.name, peer);
     app.counters.signins_ok.fetch_add(1, Ordering::Relaxed);
     log::info!("{shown:?} signed in from {peer}");
-    Ok(signed_in(app, &c.name, role.expect("checked")))
+    Ok(signed_in(app, tls, &c.name, role.expect("checked")))
 }
 
 fn logout(app: &App, req: Request<Incoming>) -> ApiResult {
@@ -372,7 +384,7 @@ fn logout(app: &App, req: Request<Incoming>) -> ApiResult {
     app.sessions.lock().unwrap().remove(&token);
     log::info!("{:?} signed out", s.user);
     let mut r = json(StatusCode::OK, &serde_json::json!({ "ok": true }));
-    r.headers_mut().insert(hyper::header::SET_COOKIE, app.clear_cookie());
+    r.headers_mut().insert(hyper::header::SET_COOKIE, clear_cookie(conn(&req).tls));
     Ok(r)
 }
 
@@ -386,6 +398,7 @@ struct PasswordChange {
 /// Changes the caller's own password; every other session of the account ends.
 async fn change_password(app: &App, peer: IpAddr, req: Request<Incoming>) -> ApiResult {
     let (_, s) = app.require(&req, Role::Viewer, true)?;
+    let tls = conn(&req).tls;
     let p: PasswordChange = read_json(req, app.body_limit()).await?;
     if let Some(left) = app.limiter.lock().unwrap().locked(&s.user, peer, Instant::now()) {
         return Err(ApiError {
@@ -405,7 +418,7 @@ async fn change_password(app: &App, peer: IpAddr, req: Request<Incoming>) -> Api
     app.accounts.lock().await.set_password(&s.user, h).map_err(invalid)?;
     app.sessions.lock().unwrap().remove_user(&s.user);
     log::info!("{:?} changed their password", s.user);
-    Ok(signed_in(app, &s.user, s.role))
+    Ok(signed_in(app, tls, &s.user, s.role))
 }
 
 async fn list_users(app: &App, req: Request<Incoming>) -> ApiResult {

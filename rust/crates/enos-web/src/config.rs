@@ -18,6 +18,10 @@ pub struct WebConfig {
     /// on the box itself), because the session cookie would otherwise cross the network in clear.
     #[serde(default)]
     pub plain_http: bool,
+    /// A second listener, plain HTTP on a loopback address, for the kiosk browser on the box
+    /// itself (e.g. `127.0.0.1:8080`) next to HTTPS for the network.
+    #[serde(default)]
+    pub kiosk_listen: Option<String>,
     /// Accounts, the generated TLS certificate and other state that must survive updates.
     #[serde(default = "d_state_dir")]
     pub state_dir: PathBuf,
@@ -107,6 +111,7 @@ impl Default for WebConfig {
         WebConfig {
             listen: d_listen(),
             plain_http: false,
+            kiosk_listen: None,
             state_dir: d_state_dir(),
             metrics_public: false,
             tls: TlsConfig::default(),
@@ -132,6 +137,10 @@ impl WebConfig {
         self.listen.parse().expect("validated")
     }
 
+    pub fn kiosk_addr(&self) -> Option<SocketAddr> {
+        self.kiosk_listen.as_ref().map(|k| k.parse().expect("validated"))
+    }
+
     pub fn validate(&self) -> Result<(), Invalid> {
         let addr: SocketAddr =
             self.listen.parse().map_err(|_| Invalid::new("listen", format!("{:?} is not ip:port (e.g. 0.0.0.0:443)", self.listen)))?;
@@ -140,6 +149,19 @@ impl WebConfig {
                 "plain_http",
                 format!("plain HTTP is only allowed on a loopback address (the kiosk on the box itself), not on {addr}"),
             ));
+        }
+        if let Some(k) = &self.kiosk_listen {
+            let kaddr: SocketAddr =
+                k.parse().map_err(|_| Invalid::new("kiosk_listen", format!("{k:?} is not ip:port (e.g. 127.0.0.1:8080)")))?;
+            if !kaddr.ip().is_loopback() {
+                return Err(Invalid::new(
+                    "kiosk_listen",
+                    format!("the kiosk listener serves plain HTTP, so only on a loopback address, not on {kaddr}"),
+                ));
+            }
+            if kaddr.port() == addr.port() && (kaddr.ip() == addr.ip() || addr.ip().is_unspecified()) {
+                return Err(Invalid::new("kiosk_listen", format!("{kaddr} is already `listen`")));
+            }
         }
         if self.state_dir.as_os_str().is_empty() || self.state_dir.is_relative() {
             return Err(Invalid::new("state_dir", "must be an absolute path"));
@@ -235,6 +257,12 @@ max_body_bytes = 8192
         let e = parse("listen = \"0.0.0.0:80\"\nplain_http = true").unwrap_err();
         assert!(e.contains("plain_http: plain HTTP is only allowed on a loopback address"), "{e}");
         assert!(parse("listen = \"127.0.0.1:8080\"\nplain_http = true").is_ok());
+
+        let e = parse("listen = \"0.0.0.0:443\"\nkiosk_listen = \"0.0.0.0:8080\"").unwrap_err();
+        assert!(e.contains("kiosk_listen: the kiosk listener serves plain HTTP, so only on a loopback address"), "{e}");
+        let e = parse("listen = \"0.0.0.0:443\"\nkiosk_listen = \"127.0.0.1:443\"").unwrap_err();
+        assert!(e.contains("kiosk_listen: 127.0.0.1:443 is already `listen`"), "{e}");
+        assert_eq!(parse("listen = \"0.0.0.0:443\"\nkiosk_listen = \"127.0.0.1:8080\"").unwrap().kiosk_addr().unwrap().port(), 8080);
 
         let e = parse("[tls]\ncert_file = \"/a.pem\"").unwrap_err();
         assert!(e.contains("tls.key_file: missing"), "{e}");

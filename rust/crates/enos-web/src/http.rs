@@ -8,6 +8,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub type Body = Full<Bytes>;
+
+/// Longest time a request body may take to arrive.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 pub type Resp = Response<Body>;
 
 /// An API failure: an HTTP status and a sentence for the technician (`{"error": "..."}`).
@@ -109,10 +112,13 @@ pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Option<(H
         }
     }
     let (parts, body) = req.into_parts();
-    let bytes = match Limited::new(body, limit).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
-        Err(_) => return Err(ApiError::bad_request("the request body could not be read")),
+    // A body trickling in byte by byte must not hold a connection slot for ever.
+    let read = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, limit).collect()).await;
+    let bytes = match read {
+        Err(_) => return Err(ApiError::new(StatusCode::REQUEST_TIMEOUT, "the request body did not arrive in time")),
+        Ok(Ok(c)) => c.to_bytes(),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
+        Ok(Err(_)) => return Err(ApiError::bad_request("the request body could not be read")),
     };
     if bytes.is_empty() {
         Ok(None)

@@ -113,37 +113,52 @@ async fn run() -> anyhow::Result<()> {
     if accts.is_empty() {
         log::warn!("no account yet: the first visitor sets the admin password");
     }
+    // Made now, so that the first sign-in with an unknown name takes no longer than the others.
+    tokio::task::spawn_blocking(accounts::dummy_hash).await?;
     let tls = if cfg.plain_http { None } else { Some(tokio_rustls::TlsAcceptor::from(tls::server_config(&cfg)?)) };
     let bus = enos_bus::connect().await.context("connecting to the bus (is dbus running? ENOS_BUS_ADDRESS?)")?;
     let addr = cfg.listen_addr();
     let listener = TcpListener::bind(addr).await.with_context(|| format!("listening on {addr}"))?;
-    let max_conn = cfg.limits.max_connections;
-    let app = Arc::new(app::App::new(cfg, tls.is_some(), accts, &bus).await?);
+    let kiosk = match cfg.kiosk_addr() {
+        Some(k) => Some(TcpListener::bind(k).await.with_context(|| format!("listening on {k} (kiosk_listen)"))?),
+        None => None,
+    };
+    let slots = Arc::new(tokio::sync::Semaphore::new(cfg.limits.max_connections));
+    let app = Arc::new(app::App::new(cfg, accts, &bus).await?);
     log::info!(
         "serving on {}://{} ({} bytes of pages)",
         if tls.is_some() { "https" } else { "http" },
         listener.local_addr()?,
         assets::total_bytes()
     );
+    tokio::spawn(accept_loop(listener, tls, app.clone(), slots.clone()));
+    if let Some(k) = kiosk {
+        log::info!("serving the kiosk on http://{}", k.local_addr()?);
+        tokio::spawn(accept_loop(k, None, app.clone(), slots));
+    }
     enos_runtime::notify_ready();
-    let slots = Arc::new(tokio::sync::Semaphore::new(max_conn));
-    let shutdown = enos_runtime::shutdown_signal();
-    tokio::pin!(shutdown);
+    enos_runtime::shutdown_signal().await;
+    enos_runtime::notify_stopping();
+    log::info!("stopping");
+    Ok(())
+}
+
+/// Accepts connections for ever; at most `slots` are served at once (over all listeners).
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    app: Arc<app::App>,
+    slots: Arc<tokio::sync::Semaphore>,
+) {
     loop {
-        let permit = tokio::select! {
-            _ = &mut shutdown => break,
-            p = slots.clone().acquire_owned() => p.expect("semaphore open"),
-        };
-        let (stream, peer) = tokio::select! {
-            _ = &mut shutdown => break,
-            a = listener.accept() => match a {
-                Ok(a) => a,
-                Err(e) => {
-                    log::warn!("accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+        let permit = slots.clone().acquire_owned().await.expect("semaphore open");
+        let (stream, peer) = match listener.accept().await {
+            Ok(a) => a,
+            Err(e) => {
+                log::warn!("accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
@@ -151,22 +166,19 @@ async fn run() -> anyhow::Result<()> {
         tokio::spawn(async move {
             let _permit = permit;
             match tls {
-                None => serve(app, peer, stream).await,
+                None => serve(app, peer, false, stream).await,
                 Some(acceptor) => match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
-                    Ok(Ok(s)) => serve(app, peer, s).await,
+                    Ok(Ok(s)) => serve(app, peer, true, s).await,
                     Ok(Err(e)) => log::debug!("{peer}: TLS handshake failed: {e}"),
                     Err(_) => log::debug!("{peer}: TLS handshake timed out"),
                 },
             }
         });
     }
-    enos_runtime::notify_stopping();
-    log::info!("stopping");
-    Ok(())
 }
 
-async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(app: Arc<app::App>, peer: std::net::SocketAddr, io: S) {
-    let svc = service_fn(move |req| app::handle(app.clone(), peer, req));
+async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(app: Arc<app::App>, peer: std::net::SocketAddr, tls: bool, io: S) {
+    let svc = service_fn(move |req| app::handle(app.clone(), peer, tls, req));
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(15))

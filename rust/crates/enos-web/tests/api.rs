@@ -631,9 +631,10 @@ async fn https_with_a_certificate_made_on_first_start() {
         .with_root_certificates(roots)
         .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let web_port = e.port;
     let https = |req: Vec<u8>| {
         let connector = connector.clone();
-        let port = e.port;
+        let port = web_port;
         async move {
             let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
             let tls = connector
@@ -661,12 +662,19 @@ async fn https_with_a_certificate_made_on_first_start() {
     let mut buf = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(15), s.read_to_end(&mut buf)).await;
     assert!(!String::from_utf8_lossy(&buf).contains("signed_in"));
-    // the certificate is kept across restarts
+    // the certificate is kept across restarts; a kiosk listener adds plain HTTP on loopback
     let before = std::fs::read(&cert).unwrap();
     let mut e = e;
     e.web.terminate();
-    e.start_web("plain_http = false");
+    let kiosk = free_port();
+    e.start_web(&format!("plain_http = false\nkiosk_listen = \"127.0.0.1:{kiosk}\""));
     assert_eq!(std::fs::read(&cert).unwrap(), before);
+    let k = Client::sign_in(kiosk, "admin", PASSWORD).await;
+    let c = k.cookie.clone().unwrap();
+    assert!(c.starts_with("enos_session="), "{c}");
+    assert_eq!(k.get("/api/session").await.json()["tls"], false);
+    let r = https(request("GET", "/api/session", &[], None)).await;
+    assert_eq!(r.json()["tls"], true);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
