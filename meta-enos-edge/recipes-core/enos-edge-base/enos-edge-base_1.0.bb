@@ -12,7 +12,6 @@ SRC_URI = "file://data.mount \
            file://enos-data-layout.service \
            file://var-log.mount \
            file://journald-enos-edge.conf \
-           file://repart-10-esp.conf \
            file://repart-20-root-a.conf \
            file://repart-30-root-b.conf \
            file://repart-40-data.conf \
@@ -33,7 +32,7 @@ do_install() {
     install -m 0644 ${UNPACKDIR}/journald-enos-edge.conf ${D}${systemd_unitdir}/journald.conf.d/50-enos-edge.conf
 
     install -d ${D}${nonarch_libdir}/repart.d
-    for p in 10-esp 20-root-a 30-root-b 40-data; do
+    for p in 20-root-a 30-root-b 40-data; do
         install -m 0644 ${UNPACKDIR}/repart-$p.conf ${D}${nonarch_libdir}/repart.d/$p.conf
     done
 
