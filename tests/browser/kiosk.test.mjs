@@ -180,6 +180,36 @@ test('sign out, a wrong password, sign in again', async () => {
   assert.match(await page.locator('#who').innerText(), /admin/);
 });
 
+test('accounts: the admin adds a viewer, who sees values but no write controls', async () => {
+  await page.click('nav a[data-page="accounts"]');
+  await page.locator('#add-account').waitFor();
+  await page.fill('#new-name', 'vic');
+  await page.selectOption('#new-role', 'viewer');
+  await page.fill('#new-password', 'viewer-password-1');
+  await page.click('#add-account');
+  await page.locator('#accounts-result .banner.info', { hasText: 'Added vic (viewer)' }).waitFor();
+  assert.match(await page.locator('#accounts').innerText(), /vic[\s\S]*viewer/);
+  await page.locator('h1').scrollIntoViewIfNeeded();
+  await shot('08-accounts');
+  await checkKiosk('accounts');
+  await page.click('#signout');
+  await page.locator('#signin-button', { hasText: 'Sign in' }).waitFor();
+  await page.fill('#name', 'vic');
+  await page.fill('#password', 'viewer-password-1');
+  await page.click('#signin-button');
+  await page.locator('#who', { hasText: 'vic (viewer)' }).waitFor();
+  await page.goto(URL + '#/device/inv01');
+  await page.locator('#readings table').waitFor({ timeout: 20000 });
+  assert.equal(await page.locator('#write-card').count(), 0, 'no write controls for a viewer');
+  await shot('09-viewer-device');
+  await page.click('#signout');
+  await page.locator('#signin-button', { hasText: 'Sign in' }).waitFor();
+  await page.fill('#name', 'admin');
+  await page.fill('#password', PASSWORD);
+  await page.click('#signin-button');
+  await page.locator('#readings table').waitFor({ timeout: 20000 });
+});
+
 test('five dashboards refreshing: the server stays small', async () => {
   figures.rss_kib_signed_in = rssKiB();
   const pages = [];

@@ -357,6 +357,86 @@ function readingsTable(rows) {
       h('td', { class: 'words' }, pill(p.quality, p.quality === 'good' ? 'ok' : 'bad'), ' ', p.quality === 'good' ? clock(p.ts_ms) : p.text)))));
 }
 
+// ---- accounts ----
+
+function field(id, label, attrs) {
+  return [h('label', { for: id }, label), h('input', Object.assign({ id, autocomplete: 'off' }, attrs || {}))];
+}
+
+function accountsView() {
+  const min = session.min_password_len || 10;
+  const isAdmin = session.role === 'admin';
+  const pwOut = h('div', { role: 'status', id: 'password-result' });
+  const [lCur, cur] = field('pw-current', 'Current password', { type: 'password', autocomplete: 'current-password' });
+  const [lNew, nw] = field('pw-new', 'New password', { type: 'password', autocomplete: 'new-password' });
+  const [lNew2, nw2] = field('pw-new2', 'The new password again', { type: 'password', autocomplete: 'new-password' });
+  const pwBtn = h('button', { type: 'button', class: 'primary', id: 'pw-change' }, 'Change my password');
+  pwBtn.addEventListener('click', async () => {
+    if (nw.value !== nw2.value) { pwOut.replaceChildren(banner('error', 'The two new passwords differ.')); return; }
+    if (nw.value.length < min) { pwOut.replaceChildren(banner('error', 'The new password must have at least ' + min + ' characters.')); return; }
+    pwBtn.disabled = true;
+    try {
+      session = await api('POST', '/api/password', { current: cur.value, new: nw.value });
+      cur.value = nw.value = nw2.value = '';
+      pwOut.replaceChildren(banner('info', 'Password changed. Other sessions of this account have ended.'));
+    } catch (e) {
+      pwOut.replaceChildren(banner('error', e.message));
+    } finally {
+      pwBtn.disabled = false;
+    }
+  });
+  const own = h('div', { class: 'card' }, h('h2', {}, 'My password (' + session.user + ')'),
+    h('div', { class: 'row' }, h('div', { class: 'grow' }, lCur, cur)),
+    h('div', { class: 'row' }, h('div', { class: 'grow' }, lNew, nw), h('div', { class: 'grow' }, lNew2, nw2)),
+    h('div', { class: 'toolbar' }, h('span', { class: 'grow' }), pwBtn), pwOut);
+  if (!isAdmin) return h('section', {}, h('h1', {}, 'Account'), own);
+
+  const list = h('div', { class: 'list', id: 'accounts' });
+  const out = h('div', { role: 'status', id: 'accounts-result' });
+  async function load() {
+    const users = await api('GET', '/api/users');
+    list.replaceChildren(...users.map((u) => h('div', { class: 'card row' },
+      h('div', { class: 'grow' }, h('div', { class: 'name' }, u.name), h('div', { class: 'hint' }, 'since ' + new Date(u.created_ms).toLocaleDateString())),
+      pill(u.role, u.role === 'admin' ? 'warn' : 'off'),
+      u.name === session.user ? h('span', { class: 'hint' }, 'you') : h('button', { type: 'button', class: 'quiet', onclick: () => remove(u.name) }, 'Remove'))));
+  }
+  async function remove(name) {
+    if (!await confirmDialog('Remove the account?', h('p', { class: 'big' }, name), 'Remove', 'danger')) return;
+    try {
+      await api('DELETE', '/api/users/' + encodeURIComponent(name));
+      out.replaceChildren(banner('info', 'Removed ' + name + '.'));
+    } catch (e) {
+      out.replaceChildren(banner('error', e.message));
+    }
+    load().catch((e) => out.replaceChildren(banner('error', e.message)));
+  }
+  const [lName, name] = field('new-name', 'Account name', { autocapitalize: 'none', spellcheck: 'false' });
+  const role = h('select', { id: 'new-role' }, ['viewer', 'operator', 'admin'].map((r) => h('option', { value: r }, r)));
+  const [lPw, pw] = field('new-password', 'Password', { type: 'password', autocomplete: 'new-password' });
+  const addBtn = h('button', { type: 'button', class: 'primary', id: 'add-account' }, 'Add account');
+  addBtn.addEventListener('click', async () => {
+    addBtn.disabled = true;
+    try {
+      await api('POST', '/api/users', { name: name.value.trim(), password: pw.value, role: role.value });
+      out.replaceChildren(banner('info', 'Added ' + name.value.trim() + ' (' + role.value + ').'));
+      name.value = pw.value = '';
+      await load();
+    } catch (e) {
+      out.replaceChildren(banner('error', e.message));
+    } finally {
+      addBtn.disabled = false;
+      out.scrollIntoView({ block: 'nearest' });
+    }
+  });
+  load().catch((e) => out.replaceChildren(banner('error', e.message)));
+  const add = h('div', { class: 'card' }, h('h2', {}, 'Add an account'),
+    h('p', { class: 'hint' }, 'viewer: sees everything, tests communication · operator: also writes points · admin: also manages accounts'),
+    h('div', { class: 'row' }, h('div', { class: 'grow' }, lName, name), h('div', { class: 'grow' }, h('label', { for: 'new-role' }, 'Role'), role)),
+    h('div', { class: 'row' }, h('div', { class: 'grow' }, lPw, pw)),
+    h('div', { class: 'toolbar' }, h('span', { class: 'grow' }), addBtn), out);
+  return h('section', { class: 'stack' }, h('h1', {}, 'Accounts'), list, add, own);
+}
+
 // ---- routing ----
 
 function route() {
@@ -368,6 +448,7 @@ function route() {
   let page = parts[0];
   let view;
   if (page === 'devices') view = devicesView();
+  else if (page === 'accounts') view = accountsView();
   else if (page === 'device' && parts[1]) { view = deviceView(decodeURIComponent(parts.slice(1).join('/'))); page = 'devices'; }
   else { page = 'dashboard'; view = dashboardView(); }
   document.querySelectorAll('#nav a').forEach((a) => a.classList.toggle('active', a.dataset.page === page));
