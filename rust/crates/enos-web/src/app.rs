@@ -41,6 +41,10 @@ pub struct App {
     pub uplink: UplinkProxy<'static>,
     pub counters: Counters,
     pub started: Instant,
+    /// Names the box answers to besides IP addresses (lower case): `localhost`, its host name
+    /// (and `<name>.local`), `tls.hostnames`. Other `Host` headers are refused: that stops DNS
+    /// rebinding, where a page of another site reaches the box under that site's name.
+    pub host_names: Vec<String>,
 }
 
 impl App {
@@ -48,7 +52,15 @@ impl App {
         let collector = CollectorProxy::builder(bus).cache_properties(zbus::proxy::CacheProperties::No).build().await?;
         let uplink = UplinkProxy::builder(bus).cache_properties(zbus::proxy::CacheProperties::No).build().await?;
         let a = &cfg.auth;
+        let mut host_names = vec!["localhost".to_string()];
+        if let Some(h) = crate::tls::host_name() {
+            host_names.push(format!("{h}.local"));
+            host_names.push(h);
+        }
+        host_names.extend(cfg.tls.hostnames.iter().filter(|h| h.parse::<IpAddr>().is_err()).cloned());
+        host_names.iter_mut().for_each(|h| h.make_ascii_lowercase());
         Ok(App {
+            host_names,
             sessions: Mutex::new(Sessions::new(
                 Duration::from_secs(a.session_idle_minutes * 60),
                 Duration::from_secs(a.session_max_hours * 3600),
@@ -95,6 +107,25 @@ impl App {
             )));
         }
         Ok((token, s))
+    }
+
+    /// Whether the `Host` header names this box: an IP address, or one of `host_names`.
+    pub fn host_allowed(&self, host: Option<&str>) -> bool {
+        let Some(host) = host else { return false };
+        let name = if let Some(rest) = host.strip_prefix('[') {
+            return rest.split_once(']').is_some_and(|(ip, port)| {
+                ip.parse::<std::net::Ipv6Addr>().is_ok()
+                    && (port.is_empty() || port.strip_prefix(':').is_some_and(|p| p.parse::<u16>().is_ok()))
+            });
+        } else {
+            match host.rsplit_once(':') {
+                Some((n, port)) if port.parse::<u16>().is_ok() => n,
+                Some(_) => return false,
+                None => host,
+            }
+        };
+        let name = name.strip_suffix('.').unwrap_or(name);
+        name.parse::<std::net::Ipv4Addr>().is_ok() || self.host_names.iter().any(|n| n.eq_ignore_ascii_case(name))
     }
 
     fn bus_timeout(&self) -> Duration {
@@ -171,6 +202,13 @@ pub async fn handle(app: Arc<App>, peer: SocketAddr, tls: bool, mut req: Request
 }
 
 async fn route(app: &App, peer: IpAddr, req: Request<Incoming>) -> ApiResult {
+    if !app.host_allowed(header(req.headers(), "host")) {
+        let shown: String = header(req.headers(), "host").unwrap_or("").chars().take(64).filter(|c| !c.is_control()).collect();
+        return Err(ApiError::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            format!("this gateway does not answer to the name {shown:?}: use its address, or add the name to tls.hostnames in web.toml"),
+        ));
+    }
     let path = req.uri().path().to_string();
     let m = req.method().clone();
     let seg: Vec<&str> = path.trim_start_matches('/').split('/').collect();

@@ -15,7 +15,7 @@ pub fn generated_paths(state_dir: &Path) -> (PathBuf, PathBuf) {
     (d.join("cert.pem"), d.join("key.pem"))
 }
 
-fn host_name() -> Option<String> {
+pub fn host_name() -> Option<String> {
     let h = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
     let h = h.trim();
     (!h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))).then(|| h.to_string())

@@ -576,6 +576,19 @@ async fn only_the_embedded_pages_are_served() {
     }
     // other methods on pages
     assert_eq!(raw(e.port, &request("POST", "/", &[], Some(b"x"))).await.status, 405);
+    // DNS rebinding: a page of another site reaching the box under that site's name is refused;
+    // addresses and localhost are fine
+    let host = |h: &str| format!("GET /api/session HTTP/1.1\r\nHost: {h}\r\nConnection: close\r\n\r\n").into_bytes();
+    for bad in ["evil.example", "evil.example:80", "localhost.evil.example", "127.0.0.1.nip.io", "[::1", "127.0.0.1:x"] {
+        let r = raw(e.port, &host(bad)).await;
+        assert_eq!(r.status, 421, "{bad}: {}", r.text());
+    }
+    for good in ["127.0.0.1", "localhost", "LOCALHOST:8443", "[::1]:8443", "192.168.1.20"] {
+        let r = raw(e.port, &host(good)).await;
+        assert_eq!(r.status, 200, "{good}: {}", r.text());
+    }
+    let r = raw(e.port, b"GET /api/session HTTP/1.0\r\n\r\n").await;
+    assert_eq!(r.status, 421, "no Host at all");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
