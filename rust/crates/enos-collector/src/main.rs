@@ -26,11 +26,7 @@ struct Args {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     enos_runtime::init_logging("enos-collector");
-    if let Err(e) = run().await {
-        log::error!("{e:#}");
-        eprintln!("enos-collector: {e:#}");
-        std::process::exit(1);
-    }
+    enos_runtime::exit_on_error("enos-collector", run().await);
 }
 
 async fn run() -> anyhow::Result<()> {

@@ -151,39 +151,28 @@ async fn backoff(attempt: u32) {
 
 /// The digest the cloud announced, checked case-insensitively.
 pub fn verify_digest(path: &Path, method: &str, expected: &str) -> Result<(), String> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut buf = vec![0u8; 1 << 20];
     let hexdigest = match method.to_ascii_lowercase().as_str() {
-        "md5" => {
-            use md5::Digest;
-            let mut h = md5::Md5::new();
-            loop {
-                let n = f.read(&mut buf).map_err(|e| e.to_string())?;
-                if n == 0 {
-                    break;
-                }
-                h.update(&buf[..n]);
-            }
-            hex::encode(h.finalize())
-        }
-        "sha256" => {
-            use sha2::Digest;
-            let mut h = sha2::Sha256::new();
-            loop {
-                let n = f.read(&mut buf).map_err(|e| e.to_string())?;
-                if n == 0 {
-                    break;
-                }
-                h.update(&buf[..n]);
-            }
-            hex::encode(h.finalize())
-        }
+        "md5" => hash_file::<md5::Md5>(path)?,
+        "sha256" => hash_file::<sha2::Sha256>(path)?,
         other => return Err(format!("unsupported signMethod {other:?} (md5, sha256)")),
     };
     if hexdigest.eq_ignore_ascii_case(expected.trim()) {
         Ok(())
     } else {
         Err(format!("{method} of the download is {hexdigest}, the job says {expected}"))
+    }
+}
+
+fn hash_file<D: sha2::Digest>(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut h = D::new();
+    loop {
+        let n = f.read(&mut buf).map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Ok(hex::encode(h.finalize()));
+        }
+        h.update(&buf[..n]);
     }
 }

@@ -60,3 +60,13 @@ pub async fn shutdown_signal() {
         _ = int.recv() => {}
     }
 }
+
+/// The end of every service's `main`: log the error with its causes, say it on stderr too (for
+/// `--check` and for systemd's status), and exit non-zero.
+pub fn exit_on_error<E: std::fmt::Debug + std::fmt::Display>(service: &str, r: Result<(), E>) {
+    if let Err(e) = r {
+        log::error!("{e:#}");
+        eprintln!("{service}: {e:#}");
+        std::process::exit(1);
+    }
+}

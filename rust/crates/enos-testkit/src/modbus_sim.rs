@@ -27,6 +27,8 @@ pub struct State {
     pub write_ms: Vec<u64>,
     pub unit: u8,
     pub requests: u64,
+    /// Like devices that implement only FC15/FC16: FC5/FC6 answer IllegalFunction.
+    pub multiple_only: bool,
 }
 
 #[derive(Clone)]
@@ -68,6 +70,8 @@ impl tokio_modbus::server::Service for SimDevice {
             Request::ReadDiscreteInputs(a, n) => {
                 Response::ReadDiscreteInputs((a..a + n).map(|i| *s.coils.get(&(i + 10000)).unwrap_or(&false)).collect())
             }
+            Request::WriteSingleRegister(_, _) if s.multiple_only => return future::ready(Err(ExceptionCode::IllegalFunction)),
+            Request::WriteSingleCoil(_, _) if s.multiple_only => return future::ready(Err(ExceptionCode::IllegalFunction)),
             Request::WriteSingleRegister(a, v) => {
                 if hits(&s, a, 1) {
                     return future::ready(Err(ExceptionCode::IllegalDataAddress));
@@ -86,11 +90,21 @@ impl tokio_modbus::server::Service for SimDevice {
                     s.holding.insert(a + i as u16, *w);
                 }
                 s.writes.push((a, words.to_vec()));
+                s.write_ms.push(enos_model::now_ms());
                 Response::WriteMultipleRegisters(a, n)
+            }
+            Request::WriteMultipleCoils(a, ref coils) => {
+                for (i, on) in coils.iter().enumerate() {
+                    s.coils.insert(a + i as u16, *on);
+                }
+                s.writes.push((a, coils.iter().map(|&c| c as u16).collect()));
+                s.write_ms.push(enos_model::now_ms());
+                Response::WriteMultipleCoils(a, coils.len() as u16)
             }
             Request::WriteSingleCoil(a, on) => {
                 s.coils.insert(a, on);
                 s.writes.push((a, vec![on as u16]));
+                s.write_ms.push(enos_model::now_ms());
                 Response::WriteSingleCoil(a, on)
             }
             _ => return future::ready(Err(ExceptionCode::IllegalFunction)),

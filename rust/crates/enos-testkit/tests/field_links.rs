@@ -33,6 +33,7 @@ async fn rtu_serial_multi_drop_and_rtu_over_tcp() {
     d1.state.lock().unwrap().holding.insert(0, 1111);
     d2.state.lock().unwrap().holding.insert(0, 2222);
     d3.state.lock().unwrap().input.extend([(5, 0x4142), (6, 0x4300)]);
+    d3.state.lock().unwrap().multiple_only = true; // a device that knows FC15/FC16 only
     let _line = serve_rtu_serial(&tty_devices, MultiDrop(vec![d1.clone(), d2.clone()])).unwrap();
     let (rtu_tcp, _t) = serve_rtu_over_tcp(MultiDrop(vec![d3.clone()])).await;
     let cfg = format!(
@@ -80,12 +81,25 @@ id = "converter"
 protocol = "modbus-rtu-over-tcp"
 address = "{rtu_tcp}"
 unit_id = 7
+multiple_writes_only = true
 [[device.point]]
 name = "tag"
 area = "input"
 address = 5
 type = "string"
 length = 2
+[[device.point]]
+name = "sp"
+area = "holding"
+address = 8
+type = "u16"
+access = "rw"
+[[device.point]]
+name = "relay"
+area = "coil"
+address = 3
+type = "bool"
+access = "rw"
 "#
     );
     std::fs::write(dir.path().join("collector.toml"), cfg).unwrap();
@@ -106,6 +120,11 @@ length = 2
     let (ok, out, err) = run_tool("enosctl", &["write", "meter1", "v", "4321"], &bus.address);
     assert!(ok, "{out}{err}");
     assert_eq!(d1.state.lock().unwrap().writes, vec![(0, vec![4321])]);
+    for (p, v) in [("sp", "5"), ("relay", "true")] {
+        let (ok, out, err) = run_tool("enosctl", &["write", "converter", p, v], &bus.address);
+        assert!(ok, "FC15/FC16 for a single value: {out}{err}");
+    }
+    assert_eq!(d3.state.lock().unwrap().writes, vec![(8, vec![5]), (3, vec![1])]);
     wait_for(20, "the device with the wrong unit id marked offline", || {
         let (_, out, _) = run_tool("enosctl", &["devices"], &bus.address);
         out.lines().any(|l| l.starts_with("ghost") && l.contains("offline")).then_some(())

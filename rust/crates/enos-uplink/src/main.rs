@@ -30,11 +30,7 @@ struct Args {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     enos_runtime::init_logging("enos-uplink");
-    if let Err(e) = run().await {
-        log::error!("{e:#}");
-        eprintln!("enos-uplink: {e:#}");
-        std::process::exit(1);
-    }
+    enos_runtime::exit_on_error("enos-uplink", run().await);
 }
 
 async fn run() -> anyhow::Result<()> {

@@ -25,7 +25,15 @@ pub struct Conn {
 
 pub async fn run(shared: Arc<Shared>) {
     let c = &shared.cfg.cloud;
-    let secret = c.secret().expect("validated at load");
+    let secret = match c.secret() {
+        Ok(s) => s,
+        Err(e) => {
+            // Not provisioned: telemetry keeps going into the cache; a restart with credentials
+            // (web center, provisioning) starts the session and drains it.
+            shared.set_cloud_state("unconfigured", &e.to_string());
+            return;
+        }
+    };
     let gw = Identity { product_key: c.product_key.clone(), device_key: c.device_key.clone(), secret };
     let mut backoff = c.reconnect_min_ms;
     loop {

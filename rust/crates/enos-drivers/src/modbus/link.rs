@@ -70,9 +70,23 @@ fn exception_code(e: ExceptionCode) -> u8 {
 
 #[derive(Debug)]
 pub enum Op {
-    Read { area: Area, start: u16, count: u16 },
-    WriteCoil { addr: u16, on: bool },
-    WriteRegisters { addr: u16, words: Vec<u16> },
+    Read {
+        area: Area,
+        start: u16,
+        count: u16,
+    },
+    /// FC5, or FC15 when `multiple`.
+    WriteCoil {
+        addr: u16,
+        on: bool,
+        multiple: bool,
+    },
+    /// FC6 for one register, FC16 for more or when `multiple`.
+    WriteRegisters {
+        addr: u16,
+        words: Vec<u16>,
+        multiple: bool,
+    },
 }
 
 #[derive(Debug, PartialEq)]
@@ -252,10 +266,11 @@ async fn call(ctx: &mut Context, op: &Op) -> tokio_modbus::Result<Answer> {
         Op::Read { area: Area::Input, start, count } => ctx.read_input_registers(*start, *count).await?.map(Answer::Words),
         Op::Read { area: Area::Coil, start, count } => ctx.read_coils(*start, *count).await?.map(Answer::Bits),
         Op::Read { area: Area::Discrete, start, count } => ctx.read_discrete_inputs(*start, *count).await?.map(Answer::Bits),
-        Op::WriteCoil { addr, on } => ctx.write_single_coil(*addr, *on).await?.map(|_| Answer::Written),
-        Op::WriteRegisters { addr, words } if words.len() == 1 => {
+        Op::WriteCoil { addr, on, multiple: false } => ctx.write_single_coil(*addr, *on).await?.map(|_| Answer::Written),
+        Op::WriteCoil { addr, on, multiple: true } => ctx.write_multiple_coils(*addr, &[*on]).await?.map(|_| Answer::Written),
+        Op::WriteRegisters { addr, words, multiple: false } if words.len() == 1 => {
             ctx.write_single_register(*addr, words[0]).await?.map(|_| Answer::Written)
         }
-        Op::WriteRegisters { addr, words } => ctx.write_multiple_registers(*addr, words).await?.map(|_| Answer::Written),
+        Op::WriteRegisters { addr, words, .. } => ctx.write_multiple_registers(*addr, words).await?.map(|_| Answer::Written),
     })
 }

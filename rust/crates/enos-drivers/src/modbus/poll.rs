@@ -260,9 +260,10 @@ async fn write(dev: &Device, point: &str, value: &serde_json::Value) -> WriteOut
         Err((false, m)) => return WriteOutcome::failed(WriteFailure::BadValue, m),
     };
     let (unit, tmo, retries) = (dev.cfg.unit_id, dev.tmo(), 0); // writes are not retried blindly
+    let multiple = dev.cfg.multiple_writes_only;
     let op = match wire {
-        WireWrite::Coil(on) => Op::WriteCoil { addr: p.address, on },
-        WireWrite::Registers(words) => Op::WriteRegisters { addr: p.address, words },
+        WireWrite::Coil(on) => Op::WriteCoil { addr: p.address, on, multiple },
+        WireWrite::Registers(words) => Op::WriteRegisters { addr: p.address, words, multiple },
         WireWrite::RegisterBit { bit, on } => {
             let cur = match dev.link.call(unit, Op::Read { area: Area::Holding, start: p.address, count: 1 }, tmo, dev.cfg.retries).await {
                 Ok(Answer::Words(w)) if !w.is_empty() => w[0],
@@ -270,7 +271,7 @@ async fn write(dev: &Device, point: &str, value: &serde_json::Value) -> WriteOut
                 Err(e) => return failure_of(e),
             };
             let words = vec![if on { cur | (1 << bit) } else { cur & !(1 << bit) }];
-            Op::WriteRegisters { addr: p.address, words }
+            Op::WriteRegisters { addr: p.address, words, multiple }
         }
     };
     match dev.link.call(unit, op, tmo, retries).await {

@@ -115,6 +115,9 @@ pub struct DeviceConfig {
     pub reconnect_min_ms: u64,
     #[serde(default = "d_backoff_max")]
     pub reconnect_max_ms: u64,
+    /// Write with FC15/FC16 even for one coil or one register (devices without FC5/FC6).
+    #[serde(default)]
+    pub multiple_writes_only: bool,
     #[serde(default = "d_groups")]
     pub poll_groups: Vec<PollGroup>,
     /// A CSV point table (relative to the config file's directory); its points are added to `points`.
