@@ -234,6 +234,9 @@ function dashboardCards(st) {
     cards.push(stat('Devices', col.devices_online + ' of ' + col.devices + ' online',
       off ? off + ' not answering' : 'all answering', null));
   }
+  const svc = (name, up) => h('div', { class: 'svc' }, h('span', {}, name), pill(up ? 'running' : 'not answering', up ? 'ok' : 'bad'));
+  cards.push(h('div', { class: 'card stat' }, h('div', { class: 'label' }, 'Services'),
+    svc('collector', !!st.collector), svc('uplink', !!st.uplink)));
   const grid = h('div', { class: 'grid' }, cards);
   // widths via CSSOM (the CSP allows no inline style attributes)
   grid.querySelectorAll('[data-w]').forEach((el) => { el.style.width = el.getAttribute('data-w') + '%'; });

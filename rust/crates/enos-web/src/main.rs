@@ -104,7 +104,8 @@ async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     let (cfg, source) = load_config(args.config)?;
     if args.check {
-        println!("{source}: ok (listen {}, {})", cfg.listen, if cfg.plain_http { "plain HTTP" } else { "HTTPS" });
+        let kiosk = cfg.kiosk_listen.as_ref().map(|k| format!(", kiosk {k} plain HTTP")).unwrap_or_default();
+        println!("{source}: ok (listen {}, {}{kiosk})", cfg.listen, if cfg.plain_http { "plain HTTP" } else { "HTTPS" });
         return Ok(());
     }
     prepare_state_dir(&cfg.state_dir)?;

@@ -373,6 +373,28 @@ fn r_setup_like(cookie: &str, doc: &Value) -> Resp {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_change_ends_the_other_sessions() {
+    let e = Edge::web_only("");
+    let admin = e.admin().await;
+    let other = Client::sign_in(e.port, "admin", PASSWORD).await;
+    let r = admin.post("/api/password", &json!({ "current": "not-it-at-all", "new": "changed-password-1" })).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    let r = admin.post("/api/password", &json!({ "current": PASSWORD, "new": "short" })).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    let r = admin.post("/api/password", &json!({ "current": PASSWORD, "new": "changed-password-1" })).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let mut admin = admin;
+    let old_csrf = admin.csrf.clone();
+    admin.adopt(&r);
+    assert_ne!(admin.csrf, old_csrf, "a new session, a new CSRF token");
+    assert_eq!(admin.get("/api/users").await.status, 200, "the new session works");
+    assert_eq!(other.get("/api/users").await.status, 401, "the other session has ended");
+    let r = Client::new(e.port).post("/api/login", &json!({ "name": "admin", "password": PASSWORD })).await;
+    assert_eq!(r.status, 401, "the old password is gone");
+    Client::sign_in(e.port, "admin", "changed-password-1").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_passwords_are_refused_then_locked_out() {
     let e = Edge::web_only("[auth]\nmax_failed_signins = 3\nlockout_s = 2");
     e.admin().await;
