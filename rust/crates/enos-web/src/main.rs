@@ -51,11 +51,7 @@ fn main() {
 
 async fn async_main() {
     enos_runtime::init_logging("enos-web");
-    if let Err(e) = run().await {
-        log::error!("{e:#}");
-        eprintln!("enos-web: {e:#}");
-        std::process::exit(1);
-    }
+    enos_runtime::exit_on_error("enos-web", run().await);
 }
 
 fn load_config(path: Option<PathBuf>) -> anyhow::Result<(WebConfig, String)> {
