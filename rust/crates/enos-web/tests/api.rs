@@ -373,6 +373,24 @@ fn r_setup_like(cookie: &str, doc: &Value) -> Resp {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_first_visits_at_once_only_one_claims_the_box() {
+    let e = Edge::web_only("metrics_public = true");
+    let (alice, bob) = (Client::new(e.port), Client::new(e.port));
+    let (ja, jb) = (json!({ "name": "alice", "password": "alice-password-1" }), json!({ "name": "bob", "password": "bob-password-1" }));
+    let (a, b) = tokio::join!(alice.post("/api/setup", &ja), bob.post("/api/setup", &jb));
+    let mut codes = [a.status, b.status];
+    codes.sort();
+    assert_eq!(codes, [200, 409], "{} / {}", a.text(), b.text());
+    let winner = if a.status == 200 { "alice" } else { "bob" };
+    Client::sign_in(e.port, winner, &format!("{winner}-password-1")).await;
+    // metrics_public: a scraper needs no session (and gets no account data)
+    let m = Client::new(e.port).get("/metrics").await;
+    assert_eq!(m.status, 200);
+    assert!(m.text().contains("enos_web_signins_total 1"), "{}", m.text());
+    assert_eq!(Client::new(e.port).get("/api/status").await.status, 401, "the API still needs one");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_password_change_ends_the_other_sessions() {
     let e = Edge::web_only("");
     let admin = e.admin().await;
