@@ -30,6 +30,8 @@ pub async fn check(cfg: &OtaHealth, conn: &zbus::Connection) -> Result<(), Strin
             .await;
             match st {
                 Ok(s) if s.cloud.state == "connected" => {}
+                // A box not provisioned yet has no session to wait for; it must not roll back.
+                Ok(s) if s.cloud.state == "unconfigured" => {}
                 Ok(s) => failing.push(format!("cloud session {}", s.cloud.state)),
                 Err(e) => failing.push(format!("uplink not answering: {e}")),
             }
@@ -41,6 +43,8 @@ pub async fn check(cfg: &OtaHealth, conn: &zbus::Connection) -> Result<(), Strin
             }
             .await;
             match (st, first_samples) {
+                // No devices configured: nothing to collect, nothing to hold against the update.
+                (Ok(s), _) if s.devices == 0 => {}
                 (Ok(s), None) => {
                     first_samples = Some(s.samples_collected);
                     failing.push("collector: waiting for samples".into());
