@@ -241,6 +241,7 @@ async fn main() {
         "backlog after the outage",
         format!("{backlog} points, capacity {} h at this rate (2 GiB cache)", cap.map(|h| format!("{h:.1}")).unwrap_or("-".into())),
     );
+    let (u_cpu0, c_cpu0) = (proc_stat(&uplink).1, proc_stat(&collector).1);
     broker.restart();
     // Drained when what is left in the cache is no more than a second of live data.
     let start = Instant::now();
@@ -254,6 +255,8 @@ async fn main() {
                 "backlog drain (cache emptied while live data continues)",
                 format!("{:.0} points/s on top of live = {:.1}x the live rate ({el:.1} s for {backlog} points)", rate, rate / live_rate),
             );
+            let (u, c) = ((proc_stat(&uplink).1 - u_cpu0) / el, (proc_stat(&collector).1 - c_cpu0) / el);
+            t.row("CPU while draining (uplink / collector)", format!("{:.0}% / {:.0}% of one core", u * 100.0, c * 100.0));
             break;
         }
     }
