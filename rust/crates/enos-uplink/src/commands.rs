@@ -11,7 +11,15 @@ const MAX_COMMAND_BYTES: usize = 64 * 1024;
 pub async fn handle(shared: Arc<Shared>, cli: mqtt::AsyncClient, topic: String, payload: Vec<u8>) {
     shared.sender_stats(|s| s.commands_received += 1);
     let answer = |topic: &str, id: &str, code: i64, msg: &str| {
-        drop(cli.publish(mqtt::Message::new(topic, enos_cloud::reply(id, code, msg, serde_json::json!({})), 1)));
+        // The cloud waits for this answer (and holds later commands behind it): a failed publish
+        // must be visible, not lost with a dropped token.
+        let tok = cli.publish(mqtt::Message::new(topic, enos_cloud::reply(id, code, msg, serde_json::json!({})), 1));
+        let (t, i) = (topic.to_string(), id.to_string());
+        tokio::spawn(async move {
+            if let Err(e) = tok.await {
+                log::error!("reply to command {i} on {t} not delivered: {e}");
+            }
+        });
         if code != 200 {
             shared.sender_stats(|s| s.commands_failed += 1);
             log::warn!("command on {topic} (id {id}) answered {code}: {msg}");

@@ -243,7 +243,13 @@ async fn main() {
     );
     let (u_cpu0, c_cpu0) = (proc_stat(&uplink).1, proc_stat(&collector).1);
     broker.restart();
-    // Drained when what is left in the cache is no more than a second of live data.
+    let restarted = Instant::now();
+    while status().cloud.state != "connected" && restarted.elapsed() < Duration::from_secs(120) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    t.row("broker back -> session up again (reconnect backoff)", format!("{:.1} s", restarted.elapsed().as_secs_f64()));
+    // Drained when what is left in the cache is no more than a second of live data; the clock
+    // starts with the session, so reconnect time is not counted as drain time.
     let start = Instant::now();
     loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
