@@ -8,6 +8,14 @@
 //! Crossing A/B updates: the database carries a schema version and the oldest schema a reader
 //! must understand (`compat`). A release opens any database whose `compat` it understands, so a
 //! rollback keeps reading what a newer release wrote; migrations run forward only, in order.
+//!
+//! Schema history:
+//! - 1: records in `outbox` keyed by big-endian sequence number, header v1 (30 bytes).
+//! - 2: the next sequence number is persisted (`next_seq`, written with every record), so a
+//!   sequence number is never handed out twice, not even after the outbox emptied and the
+//!   service restarted: logs, dead letters and the fault-injection audit ("every sequence number
+//!   `PushTelemetry` returned was delivered") can name a record unambiguously. Schema 1 readers
+//!   ignore the key, so compat stays 1.
 
 use enos_model::batch::DecodedBatch;
 use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
@@ -16,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 /// Schema this release writes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 /// Oldest schema a reader must understand to read what this release writes.
 pub const SCHEMA_COMPAT: u32 = 1;
 
@@ -25,6 +33,7 @@ const CF_DEAD: &str = "dead_letter";
 const KEY_SCHEMA: &[u8] = b"schema_version";
 const KEY_COMPAT: &[u8] = b"schema_compat";
 const KEY_DROPPED: &[u8] = b"dropped_points";
+const KEY_NEXT_SEQ: &[u8] = b"next_seq";
 const HEADER_LEN: u8 = 30;
 const HEADER_VERSION: u8 = 1;
 
@@ -90,7 +99,20 @@ pub struct Cache {
 /// A forward migration from `from` to `from + 1`.
 type Migration = fn(&DB) -> Result<(), rocksdb::Error>;
 /// Migrations by the version they start from. Schema 1 is the first released schema.
-const MIGRATIONS: &[(u32, Migration)] = &[];
+const MIGRATIONS: &[(u32, Migration)] = &[(1, persist_next_seq)];
+
+/// 1 → 2: remembers the next sequence number, from the highest one still on disk.
+fn persist_next_seq(db: &DB) -> Result<(), rocksdb::Error> {
+    let mut next = 1u64;
+    for cf in [CF_OUTBOX, CF_DEAD] {
+        let cf = db.cf_handle(cf).expect("cache column family");
+        if let Some(last) = db.iterator_cf(cf, IteratorMode::End).next() {
+            let (k, _) = last?;
+            next = next.max(u64::from_be_bytes(k.as_ref().try_into().unwrap_or([0; 8])) + 1);
+        }
+    }
+    db.put(KEY_NEXT_SEQ, next.to_le_bytes())
+}
 
 impl Cache {
     pub fn open(dir: &Path, max_bytes: u64, max_age_ms: u64, sync: Sync) -> Result<Cache, CacheError> {
@@ -136,12 +158,13 @@ impl Cache {
             }
         }
         let dropped_points = read_u(KEY_DROPPED)?.unwrap_or(0);
+        let next_seq = read_u(KEY_NEXT_SEQ)?.unwrap_or(1).max(1);
         let cache = Cache {
             dir: dir.to_owned(),
             sync,
             max_bytes,
             max_age_ms,
-            state: Mutex::new(State { next_seq: 1, index: BTreeMap::new(), bytes: 0, points: 0, dropped_points, dead_records: 0 }),
+            state: Mutex::new(State { next_seq, index: BTreeMap::new(), bytes: 0, points: 0, dropped_points, dead_records: 0 }),
             db,
         };
         cache.load_index()?;
@@ -202,7 +225,10 @@ impl Cache {
         let cf = self.db.cf_handle(CF_OUTBOX).expect("outbox cf");
         let mut st = self.state.lock().expect("cache state");
         let seq = st.next_seq;
-        self.db.put_cf_opt(cf, seq.to_be_bytes(), &value, &self.write_opts()).map_err(|e| self.db_err(e))?;
+        let mut wb = WriteBatch::default();
+        wb.put_cf(cf, seq.to_be_bytes(), &value);
+        wb.put(KEY_NEXT_SEQ, (seq + 1).to_le_bytes());
+        self.db.write_opt(wb, &self.write_opts()).map_err(|e| self.db_err(e))?;
         st.next_seq += 1;
         let meta = RecordMeta {
             seq,

@@ -78,8 +78,8 @@ fn a_newer_compatible_schema_is_read_and_an_incompatible_one_refused_untouched()
     {
         let c = Cache::open(dir.path(), 1 << 30, 0, Sync::Always).unwrap();
         c.append(&batch("d", 10, 0), 1).unwrap();
-        // What a future release (schema 2, still readable by schema 1 readers) leaves behind.
-        c.db.put(KEY_SCHEMA, 2u64.to_le_bytes()).unwrap();
+        // What a future release (schema 3, still readable by schema 1 readers) leaves behind.
+        c.db.put(KEY_SCHEMA, 3u64.to_le_bytes()).unwrap();
         // ...with a record whose header grew by 4 bytes the old reader must skip.
         let mut v = vec![HEADER_LEN + 4, 2];
         v.extend_from_slice(&7u64.to_le_bytes());
@@ -92,16 +92,84 @@ fn a_newer_compatible_schema_is_read_and_an_incompatible_one_refused_untouched()
         c.db.put_cf(cf, 2u64.to_be_bytes(), v).unwrap();
     }
     {
-        let c = Cache::open(dir.path(), 1 << 30, 0, Sync::Always).expect("schema 2 with compat 1 opens");
+        let c = Cache::open(dir.path(), 1 << 30, 0, Sync::Always).expect("schema 3 with compat 1 opens");
         assert_eq!(c.stats().records, 2);
         assert_eq!(c.read(2).unwrap().unwrap(), batch("d", 10, 0), "extended header skipped");
-        c.db.put(KEY_COMPAT, 2u64.to_le_bytes()).unwrap();
+        c.db.put(KEY_COMPAT, 3u64.to_le_bytes()).unwrap();
     }
-    let e = Cache::open(dir.path(), 1 << 30, 0, Sync::Always).err().expect("compat 2 is refused");
-    assert!(e.to_string().contains("written by schema 2 (needs a reader of schema 2); this release reads schema 1"), "{e}");
+    let e = Cache::open(dir.path(), 1 << 30, 0, Sync::Always).err().expect("compat 3 is refused");
+    assert!(e.to_string().contains("written by schema 3 (needs a reader of schema 3); this release reads schema 2"), "{e}");
     // Nothing was deleted: restoring compat makes every record readable again.
     let db = DB::open_cf(&Options::default(), dir.path(), [CF_OUTBOX, CF_DEAD]).unwrap();
     db.put(KEY_COMPAT, 1u64.to_le_bytes()).unwrap();
     drop(db);
     assert_eq!(Cache::open(dir.path(), 1 << 30, 0, Sync::Always).unwrap().stats().records, 2);
+}
+
+/// What schema 1 left on disk: records, no `next_seq`.
+fn downgrade_to_schema_1(c: &Cache) {
+    c.db.put(KEY_SCHEMA, 1u64.to_le_bytes()).unwrap();
+    c.db.put(KEY_COMPAT, 1u64.to_le_bytes()).unwrap();
+    c.db.delete(KEY_NEXT_SEQ).unwrap();
+}
+
+#[test]
+fn migration_1_to_2_remembers_the_next_sequence_number() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let c = Cache::open(dir.path(), 1 << 30, 0, Sync::Always).unwrap();
+        for i in 0..5 {
+            c.append(&batch("d", 10, i * 1000), i).unwrap();
+        }
+        c.remove(1).unwrap();
+        c.remove(2).unwrap();
+        c.dead_letter(3).unwrap();
+        downgrade_to_schema_1(&c);
+    }
+    {
+        let c = Cache::open(dir.path(), 1 << 30, 0, Sync::Always).unwrap();
+        assert_eq!(read_u64(&c, KEY_SCHEMA), Some(2), "migrated");
+        assert_eq!(read_u64(&c, KEY_COMPAT), Some(1), "schema 1 releases still read it (rollback)");
+        assert_eq!(read_u64(&c, KEY_NEXT_SEQ), Some(6), "from the highest record on disk");
+        let left: Vec<u64> = c.oldest(10, |_| true).iter().map(|m| m.seq).collect();
+        assert_eq!(left, vec![4, 5], "records untouched by the migration");
+        assert_eq!(c.read(4).unwrap().unwrap(), batch("d", 10, 3000));
+        c.remove(4).unwrap();
+        c.remove(5).unwrap();
+    }
+    // The outbox is empty now; schema 1 would have started again at 1.
+    let c = Cache::open(dir.path(), 1 << 30, 0, Sync::Always).unwrap();
+    assert_eq!(c.stats().records, 0);
+    assert_eq!(c.append(&batch("d", 1, 0), 9).unwrap().seq, 6);
+}
+
+#[test]
+fn sequence_numbers_are_never_reused_after_the_outbox_empties() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut seen = Vec::new();
+    for _restart in 0..3 {
+        let c = Cache::open(dir.path(), 1 << 30, 0, Sync::Always).unwrap();
+        for i in 0..3 {
+            let seq = c.append(&batch("d", 5, i * 1000), i).unwrap().seq;
+            seen.push(seq);
+            c.remove(seq).unwrap();
+        }
+    }
+    assert_eq!(seen, (1..=9).collect::<Vec<u64>>());
+}
+
+#[test]
+fn a_schema_1_database_without_records_migrates_and_starts_at_1() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let c = Cache::open(dir.path(), 1 << 30, 0, Sync::Always).unwrap();
+        downgrade_to_schema_1(&c);
+    }
+    let c = Cache::open(dir.path(), 1 << 30, 0, Sync::Always).unwrap();
+    assert_eq!(read_u64(&c, KEY_SCHEMA), Some(2));
+    assert_eq!(c.append(&batch("d", 1, 0), 1).unwrap().seq, 1);
+}
+
+fn read_u64(c: &Cache, k: &[u8]) -> Option<u64> {
+    c.db.get(k).unwrap().map(|v| u64::from_le_bytes(v.as_slice().try_into().unwrap()))
 }

@@ -29,7 +29,7 @@ pub struct Stats {
 
 pub async fn run(conn: zbus::Connection, cfg: PushConfig, mut frames: mpsc::Receiver<Frame>, stats: Arc<Stats>) {
     let mut builder = BatchBuilder::new();
-    let mut pending: VecDeque<(Vec<u8>, u64)> = VecDeque::new();
+    let mut pending: VecDeque<(Vec<u8>, u64, u64)> = VecDeque::new();
     let mut pending_samples = 0u64;
     let mut tick = tokio::time::interval(Duration::from_millis(cfg.interval_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -54,10 +54,11 @@ pub async fn run(conn: zbus::Connection, cfg: PushConfig, mut frames: mpsc::Rece
         }
         if !builder.is_empty() {
             let n = builder.len() as u64;
-            pending.push_back((builder.finish(), n));
+            let oldest = builder.oldest_ts().unwrap_or(0);
+            pending.push_back((builder.finish(), n, oldest));
             pending_samples += n;
             while pending_samples > cfg.buffer_max_samples as u64 && pending.len() > 1 {
-                let (_, n) = pending.pop_front().expect("non-empty");
+                let (_, n, _) = pending.pop_front().expect("non-empty");
                 pending_samples -= n;
                 stats.samples_dropped.fetch_add(n, Relaxed);
                 log::warn!("uplink unreachable and the buffer is full: dropped {n} oldest samples");
@@ -67,13 +68,14 @@ pub async fn run(conn: zbus::Connection, cfg: PushConfig, mut frames: mpsc::Rece
             stats.samples_buffered.store(pending_samples, Relaxed);
             continue;
         }
-        while let Some((batch, n)) = pending.front() {
+        while let Some((batch, n, oldest)) = pending.front() {
             if proxy.is_none() {
                 proxy = UplinkProxy::new(&conn).await.ok();
             }
             let Some(p) = &proxy else { break };
             match p.push_telemetry(batch).await {
-                Ok(_) => {
+                Ok(seq) => {
+                    log::debug!("pushed {n} samples (oldest ts {oldest}): cache record {seq}");
                     stats.batches_pushed.fetch_add(1, Relaxed);
                     stats.samples_pushed.fetch_add(*n, Relaxed);
                     pending_samples -= *n;

@@ -134,6 +134,10 @@ pub struct SenderStatus {
     pub in_flight: usize,
     pub commands_received: u64,
     pub commands_failed: u64,
+    /// Publishes the MQTT client refused at once (its in-flight window full, a dropped link);
+    /// tried again shortly.
+    #[serde(default)]
+    pub publish_refused: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

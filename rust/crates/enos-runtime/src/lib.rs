@@ -3,26 +3,50 @@
 use std::time::Duration;
 
 /// Logs to the journal when systemd connected us to it, else to stderr (tests, development,
-/// CI machines without a journal socket). Level from `ENOS_LOG` (`info` by default).
+/// CI machines without a journal socket). Level from `ENOS_LOG` (`info` by default); it applies to
+/// the EnOS crates only, libraries stay at `info` (paho's and zbus's debug output would drown ours).
 pub fn init_logging(service: &'static str) {
     let level = std::env::var("ENOS_LOG").ok().and_then(|l| l.parse::<log::LevelFilter>().ok()).unwrap_or(log::LevelFilter::Info);
+    let others = level.min(log::LevelFilter::Info);
     if std::env::var_os("JOURNAL_STREAM").is_some() {
         if let Ok(logger) = systemd_journal_logger::JournalLog::new() {
-            let logger = logger.with_syslog_identifier(service.to_string());
-            if logger.install().is_ok() {
+            let logger = OursAt { inner: logger.with_syslog_identifier(service.to_string()), ours: level, others };
+            if log::set_boxed_logger(Box::new(logger)).is_ok() {
                 log::set_max_level(level);
                 return;
             }
         }
     }
     let _ = env_logger::Builder::new()
-        .filter_level(level)
+        .filter_level(others)
+        .filter_module("enos", level)
         .format_target(false)
         .format(move |buf, rec| {
             use std::io::Write;
             writeln!(buf, "{} {service} {}: {}", buf.timestamp_millis(), rec.level(), rec.args())
         })
         .try_init();
+}
+
+/// The journal logger with one level for our crates (`enos_*`, `enosctl`) and another for libraries.
+struct OursAt<L> {
+    inner: L,
+    ours: log::LevelFilter,
+    others: log::LevelFilter,
+}
+
+impl<L: log::Log> log::Log for OursAt<L> {
+    fn enabled(&self, m: &log::Metadata) -> bool {
+        m.level() <= if m.target().starts_with("enos") { self.ours } else { self.others }
+    }
+    fn log(&self, r: &log::Record) {
+        if self.enabled(r.metadata()) {
+            self.inner.log(r);
+        }
+    }
+    fn flush(&self) {
+        self.inner.flush();
+    }
 }
 
 /// Tells systemd the service is ready and starts the watchdog pings when a watchdog is set.

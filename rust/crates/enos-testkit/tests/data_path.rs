@@ -182,6 +182,9 @@ impl Edge {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
             let tail: Vec<&str> = text.lines().rev().take(80).collect::<Vec<_>>().into_iter().rev().collect();
             eprintln!("---- services.log (last 80 lines) ----\n{}", tail.join("\n"));
+            let keep = std::env::temp_dir().join(format!("enos-data-path-{}.log", std::process::id()));
+            let _ = std::fs::copy(&log, &keep);
+            eprintln!("---- the whole log is kept in {} ----", keep.display());
         }
         wait_for(1, "every served counter value to reach the cloud", || {
             let got: BTreeSet<u64> = self.received().iter().map(|r| r.0).collect();
@@ -349,14 +352,14 @@ async fn kill_9_of_either_service_loses_nothing_acknowledged() {
         let m = e.received().len();
         wait_for(30, "flow after the uplink restart", || (e.received().len() >= m + 10).then_some(())).await;
     }
-    // KNOWN DEFECT, under investigation: about one run in five on a quiet machine, one counter
-    // value served around an uplink kill -9 never reaches the cloud (no failed poll accounts for
-    // it). Tolerated here so it is measured, not hidden: the test prints what went missing.
-    let (served, got) = e.settle_allowing(1).await;
+    // Every served value arrives, except one per failed poll (a read the collector gave up on,
+    // e.g. a timeout on a loaded machine: the device counted it, the collector never got it).
+    let failed = e.failed_polls();
+    let (served, got) = e.settle().await;
     let got_set: BTreeSet<u64> = got.iter().map(|r| r.0).collect();
-    let unexplained: Vec<u32> = served.iter().copied().filter(|v| !got_set.contains(&(*v as u64))).collect();
-    if !unexplained.is_empty() {
-        eprintln!("KNOWN DEFECT: values missing after uplink kill -9: {unexplained:?}");
+    let not_collected: Vec<u32> = served.iter().copied().filter(|v| !got_set.contains(&(*v as u64))).collect();
+    if !not_collected.is_empty() {
+        eprintln!("not collected: {not_collected:?}, failed polls: {failed}");
     }
     let d = dupes(&got);
     eprintln!("uplink kill -9 x2: {} values served, {} received, {d} duplicates", served.len(), got.len());
@@ -366,14 +369,21 @@ async fn kill_9_of_either_service_loses_nothing_acknowledged() {
     // the kill is the only gap, bounded by one push interval of polls.
     e.sim.plug().await;
     wait_for(20, "polling again", || (e.served().len() >= served.len() + 10).then_some(())).await;
+    let before_kill = e.served();
     e.collector.kill9();
+    let at_kill = e.served().len();
     e.start_collector();
     let n = e.served().len();
     wait_for(20, "polling after the restart", || (e.served().len() >= n + 10).then_some(())).await;
-    let (served, got) = e.settle().await;
+    // The failed polls of the killed process are gone with it; the window below bounds the loss.
+    let (served, got) = e.settle_allowing(5).await;
     let got_set: BTreeSet<u64> = got.iter().map(|r| r.0).collect();
     let lost: Vec<u32> = served.iter().copied().filter(|v| !got_set.contains(&(*v as u64))).collect();
-    assert!(lost.len() <= 5, "only the unanswered batch at the kill may be lost: {lost:?}");
+    // What the old process had answered by the uplink is all there; at most the samples of the
+    // last push interval (one or two polls) and a read in flight at the kill are gone.
+    let window: BTreeSet<u32> = served[before_kill.len().saturating_sub(5)..at_kill].iter().copied().collect();
+    eprintln!("collector kill -9: lost {lost:?} (allowed: some of {window:?})");
+    assert!(lost.iter().all(|v| window.contains(v)), "lost {lost:?}, but only values of {window:?} (the kill's push interval) may be");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

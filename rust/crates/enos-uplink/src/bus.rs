@@ -22,6 +22,7 @@ impl Uplink {
                 enos_cache::CacheError::BadBatch(_) | enos_cache::CacheError::EmptyBatch => fdo::Error::InvalidArgs(e.to_string()),
                 e => fdo::Error::IOError(e.to_string()),
             })?;
+        log::debug!("stored {} samples (oldest ts {}) as record {}", meta.points, meta.oldest_ts, meta.seq);
         self.shared.rate.lock().expect("rate").add(now, len, meta.points);
         self.shared.new_data.notify_one();
         Ok(meta.seq)

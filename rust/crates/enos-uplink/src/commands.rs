@@ -7,19 +7,16 @@ use paho_mqtt as mqtt;
 use std::sync::Arc;
 
 const MAX_COMMAND_BYTES: usize = 64 * 1024;
+/// How long a command's answer is offered to a busy MQTT client before it is given up (logged).
+const REPLY_RETRY_S: u64 = 10;
 
 pub async fn handle(shared: Arc<Shared>, cli: mqtt::AsyncClient, topic: String, payload: Vec<u8>) {
     shared.sender_stats(|s| s.commands_received += 1);
     let answer = |topic: &str, id: &str, code: i64, msg: &str| {
         // The cloud waits for this answer (and holds later commands behind it): a failed publish
         // must be visible, not lost with a dropped token.
-        let tok = cli.publish(mqtt::Message::new(topic, enos_cloud::reply(id, code, msg, serde_json::json!({})), 1));
-        let (t, i) = (topic.to_string(), id.to_string());
-        tokio::spawn(async move {
-            if let Err(e) = tok.await {
-                log::error!("reply to command {i} on {t} not delivered: {e}");
-            }
-        });
+        let m = mqtt::Message::new(topic, enos_cloud::reply(id, code, msg, serde_json::json!({})), 1);
+        tokio::spawn(publish_reply(cli.clone(), m, id.to_string()));
         if code != 200 {
             shared.sender_stats(|s| s.commands_failed += 1);
             log::warn!("command on {topic} (id {id}) answered {code}: {msg}");
@@ -96,4 +93,26 @@ pub async fn handle(shared: Arc<Shared>, cli: mqtt::AsyncClient, topic: String, 
         }
     }
     answer(&cmd.reply_topic, &cmd.id, 200, "");
+}
+
+/// Publishes a command's answer. Paho refuses a publish at once while its in-flight window is
+/// full (the sender's telemetry under heavy load): the answer is offered again for a while
+/// rather than lost.
+async fn publish_reply(cli: mqtt::AsyncClient, m: mqtt::Message, id: String) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(REPLY_RETRY_S);
+    loop {
+        let err = match cli.try_publish(m.clone()) {
+            Ok(tok) => match tok.await {
+                Ok(()) => return,
+                Err(e) => e,
+            },
+            Err(e) => e,
+        };
+        if tokio::time::Instant::now() >= deadline || !cli.is_connected() {
+            log::error!("reply to command {id} on {} not delivered: {err}", m.topic());
+            return;
+        }
+        log::debug!("reply to command {id} refused by the MQTT client ({err}); trying again");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }

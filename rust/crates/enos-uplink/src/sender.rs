@@ -19,6 +19,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
+const PUBLISH_RETRY_MS: u64 = 200;
+
 struct Unit {
     seqs: Vec<u64>,
     remaining: usize,
@@ -170,7 +172,7 @@ impl Sender<'_> {
         }
         self.units.insert(unit, Unit { seqs, remaining: packed.messages.len(), stream });
         for ((payload, points), id) in packed.messages.into_iter().zip(ids) {
-            let m = Msg {
+            let mut m = Msg {
                 unit,
                 topic: topic.clone(),
                 payload: Arc::new(payload),
@@ -179,14 +181,27 @@ impl Sender<'_> {
                 attempts: 0,
                 retry_at: None,
             };
-            self.publish(&m);
+            log::debug!("message {id} ({stream:?}, unit {unit}) carries records {:?}", self.units[&unit].seqs);
+            self.publish(&mut m);
             self.msgs.insert(id.to_string(), m);
         }
     }
 
-    fn publish(&self, m: &Msg) {
-        drop(self.cli.publish(mqtt::Message::new(m.topic.as_str(), m.payload.as_slice(), 1)));
-        self.shared.sender_stats(|s| s.messages_sent += 1);
+    /// Hands the message to paho. Paho refuses at once when its in-flight window is full or the
+    /// connection just dropped; the message is then tried again shortly instead of waiting out
+    /// a whole reply timeout for an answer to something never sent.
+    fn publish(&self, m: &mut Msg) {
+        match self.cli.try_publish(mqtt::Message::new(m.topic.as_str(), m.payload.as_slice(), 1)) {
+            Ok(tok) => {
+                drop(tok);
+                self.shared.sender_stats(|s| s.messages_sent += 1);
+            }
+            Err(e) => {
+                log::debug!("publish refused by the MQTT client ({e}); trying again shortly");
+                m.retry_at = Some(Instant::now() + Duration::from_millis(PUBLISH_RETRY_MS));
+                self.shared.sender_stats(|s| s.publish_refused += 1);
+            }
+        }
     }
 
     fn on_reply(&mut self, topic: &str, reply: enos_cloud::Reply) {
@@ -216,6 +231,7 @@ impl Sender<'_> {
             if done {
                 let u = self.units.remove(&m.unit).expect("unit");
                 for s in u.seqs {
+                log::debug!("message {} acked: records {:?} delivered", reply.id, u.seqs);
                     if let Err(e) = self.shared.cache.remove(s) {
                         log::error!("removing delivered record {s}: {e}");
                     }
@@ -273,13 +289,15 @@ impl Sender<'_> {
                     m.sent_at = now;
                     resend.push(id.clone());
                     self.shared.sender_stats(|s| s.timeouts += 1);
+                    log::debug!("message {id}: no reply in time, sent again");
                 }
                 _ => {}
             }
         }
         for id in resend {
-            if let Some(m) = self.msgs.get(&id) {
-                self.publish(m);
+            if let Some(mut m) = self.msgs.remove(&id) {
+                self.publish(&mut m);
+                self.msgs.insert(id, m);
             }
         }
     }

@@ -226,6 +226,24 @@ async fn main() {
         ctl.push(t1.saturating_sub(t0));
     }
     t.row("cloud measurepoint/set -> write at the device, p50 / p99", format!("{} / {} ms", pct(&mut ctl, 0.5), pct(&mut ctl, 0.99)));
+    // Every command must be answered, also under load (the answer shares paho's window with telemetry).
+    let answered = || {
+        cloud.with(|r| {
+            let ids: std::collections::HashSet<String> = r
+                .command_replies
+                .iter()
+                .filter(|(_, v)| v["code"] == 200)
+                .filter_map(|(_, v)| v["id"].as_str().map(String::from))
+                .filter(|id| id.starts_with('c'))
+                .collect();
+            ids.len()
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while answered() < 50 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    t.row("command replies (code 200) received by the cloud", format!("{} / 50", answered()));
 
     // outage, then drain
     broker.stop();
