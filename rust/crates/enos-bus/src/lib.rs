@@ -43,6 +43,24 @@ pub trait Collector {
     fn write_point(&self, device: &str, point: &str, value: &str) -> zbus::Result<String>;
     /// Counters of the collector, JSON `CollectorStats`.
     fn stats(&self) -> zbus::Result<String>;
+    /// The running configuration, JSON `enos_model::config::CollectorConfig` (points inline).
+    fn get_config(&self) -> zbus::Result<String>;
+    /// Every finding of a configuration document: JSON `{"ok", "errors": [config_edit::Finding]}`.
+    fn validate_config(&self, config: &str) -> zbus::Result<String>;
+    /// Validates the whole document, writes it atomically to the config file and applies it
+    /// without a restart (only the changed devices' drivers restart). JSON
+    /// `{"ok": true, "file", "started", "restarted", "stopped", "unchanged", "note"}` or
+    /// `{"ok": false, "errors": [Finding]}` (then nothing changed).
+    fn apply_config(&self, config: &str) -> zbus::Result<String>;
+    /// The device-model library: JSON `{"dir", "models": [config_edit::DeviceModel], "errors"}`.
+    fn list_device_models(&self) -> zbus::Result<String>;
+    /// Raw-register communication test: `request` is JSON `raw_read::RawRead`, the answer JSON
+    /// `raw_read::RawAnswer` (a failed read is an answer with `failure` and `message`).
+    fn read_raw(&self, device: &str, request: &str) -> zbus::Result<String>;
+    /// The device's recent polled values with a short history newer than `since_ms` (starts or
+    /// extends a 60 s watch; history is kept only while watched). JSON
+    /// `{"device", "time_ms", "points": [{"point", "value", "quality", "ts_ms", "history": [[ts, v]]}]}`.
+    fn live_values(&self, device: &str, since_ms: u64) -> zbus::Result<String>;
     /// A device went online or offline (`state`), with the reason.
     #[zbus(signal)]
     fn device_state_changed(&self, device: &str, state: &str, reason: &str) -> zbus::Result<()>;
@@ -59,6 +77,16 @@ pub trait Uplink {
     /// The cloud session changed state (`connected`, `connecting`, `disconnected`).
     #[zbus(signal)]
     fn cloud_state_changed(&self, state: &str, reason: &str) -> zbus::Result<()>;
+}
+
+/// `org.enos.Edge.UplinkInspect1`, on the uplink's object next to `Uplink1`: views for
+/// engineering tools (the web center's live page).
+#[proxy(interface = "org.enos.Edge.UplinkInspect1", default_service = "org.enos.Edge.Uplink", default_path = "/org/enos/Edge/Uplink")]
+pub trait UplinkInspect {
+    /// The device's values the cloud last acknowledged: JSON `{"device", "routed", "product_key",
+    /// "device_key", "points": [{"point", "value", "ts_ms", "acked_ms"}]}`. A call starts (or
+    /// extends) a 60 s watch; only watched devices are recorded, so the first answer is empty.
+    fn last_sent(&self, device: &str) -> zbus::Result<String>;
 }
 
 /// `org.enos.Edge.Ota1`: whole-system A/B updates.

@@ -1,19 +1,24 @@
 //! `org.enos.Edge.Collector1` on the bus.
 
+use crate::config_api::ConfigApi;
 use crate::pusher::Stats;
 use enos_bus::{CollectorStats, WriteFailure, WriteOutcome};
-use enos_drivers::{Command, DeviceEvent, StatusBoard};
-use std::collections::HashMap;
+use enos_drivers::{Command, DeviceEvent};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use zbus::fdo;
 
 pub struct Collector {
-    pub routes: HashMap<String, mpsc::Sender<Command>>,
-    pub status: Arc<StatusBoard>,
+    /// The running drivers (replaced in part by ApplyConfig) and the configuration calls.
+    pub api: Arc<ConfigApi>,
     pub stats: Arc<Stats>,
-    pub devices: usize,
+}
+
+impl Collector {
+    fn route(&self, device: &str) -> Option<mpsc::Sender<Command>> {
+        self.api.engine.lock().expect("engine").route(device)
+    }
 }
 
 const MAX_VALUE_BYTES: usize = 4096;
@@ -21,11 +26,12 @@ const MAX_VALUE_BYTES: usize = 4096;
 #[zbus::interface(name = "org.enos.Edge.Collector1")]
 impl Collector {
     async fn list_devices(&self) -> fdo::Result<String> {
-        serde_json::to_string(&self.status.all()).map_err(|e| fdo::Error::Failed(e.to_string()))
+        let all = self.api.engine.lock().expect("engine").statuses();
+        serde_json::to_string(&all).map_err(|e| fdo::Error::Failed(e.to_string()))
     }
 
     async fn read_points(&self, device: &str, points: Vec<String>) -> fdo::Result<String> {
-        let route = self.routes.get(device).ok_or_else(|| fdo::Error::InvalidArgs(format!("no device {device:?}")))?;
+        let route = self.route(device).ok_or_else(|| fdo::Error::InvalidArgs(format!("no device {device:?}")))?;
         let (reply, rx) = oneshot::channel();
         route
             .send(Command::Read { device: device.into(), points, reply })
@@ -39,7 +45,7 @@ impl Collector {
         let out = if value.len() > MAX_VALUE_BYTES {
             WriteOutcome::failed(WriteFailure::BadValue, "value larger than 4 KiB")
         } else {
-            match (self.routes.get(device), serde_json::from_str::<serde_json::Value>(value)) {
+            match (self.route(device), serde_json::from_str::<serde_json::Value>(value)) {
                 (None, _) => WriteOutcome::failed(WriteFailure::UnknownDevice, format!("no device {device:?}")),
                 (_, Err(e)) => WriteOutcome::failed(WriteFailure::BadValue, format!("value is not JSON: {e}")),
                 (Some(route), Ok(v)) => {
@@ -58,9 +64,12 @@ impl Collector {
 
     async fn stats(&self) -> fdo::Result<String> {
         let s = &self.stats;
-        let devs = self.status.all();
+        let (devs, devices) = {
+            let e = self.api.engine.lock().expect("engine");
+            (e.statuses(), e.device_count())
+        };
         let st = CollectorStats {
-            devices: self.devices,
+            devices,
             devices_online: devs.iter().filter(|d| d.state == "online").count(),
             samples_collected: s.samples_collected.load(Relaxed),
             batches_pushed: s.batches_pushed.load(Relaxed),
@@ -71,6 +80,36 @@ impl Collector {
             requests: devs.iter().map(|d| d.polls_ok + d.polls_failed).sum(),
         };
         serde_json::to_string(&st).map_err(|e| fdo::Error::Failed(e.to_string()))
+    }
+
+    /// The running configuration as JSON (`CollectorConfig`, points inline).
+    async fn get_config(&self) -> fdo::Result<String> {
+        self.api.get_config()
+    }
+
+    /// Every finding of a configuration document: `{"ok", "errors": [Finding]}`.
+    async fn validate_config(&self, config: &str) -> fdo::Result<String> {
+        self.api.validate(config)
+    }
+
+    /// Validates, writes atomically and applies a configuration without a restart.
+    async fn apply_config(&self, config: &str) -> fdo::Result<String> {
+        self.api.apply(config).await
+    }
+
+    /// The device-model library: `{"dir", "models": [DeviceModel], "errors"}`.
+    async fn list_device_models(&self) -> fdo::Result<String> {
+        self.api.device_models()
+    }
+
+    /// Raw-register communication test (`enos_model::raw_read`).
+    async fn read_raw(&self, device: &str, request: &str) -> fdo::Result<String> {
+        self.api.read_raw(device, request).await
+    }
+
+    /// The device's recent values (a watch of 60 s starts or is extended).
+    async fn live_values(&self, device: &str, since_ms: u64) -> fdo::Result<String> {
+        self.api.live_values(device, since_ms)
     }
 
     #[zbus(signal)]

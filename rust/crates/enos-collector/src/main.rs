@@ -1,15 +1,15 @@
 //! enos-collector: polls field devices and hands telemetry batches to the uplink.
 
 mod bus;
+mod config_api;
 mod pusher;
+mod reload;
 
 use anyhow::Context;
 use clap::Parser;
-use enos_drivers::{Command, DriverContext, StatusBoard};
 use enos_model::config::CollectorConfig;
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 #[derive(Parser)]
@@ -21,6 +21,10 @@ struct Args {
     /// Check the config file (and its CSV point tables) and exit.
     #[arg(long)]
     check: bool,
+    /// The device-model library offered as templates (else $ENOS_DEVICE_MODELS, else
+    /// /usr/share/enos/device-models).
+    #[arg(long)]
+    device_models: Option<PathBuf>,
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -31,6 +35,8 @@ async fn main() {
 
 async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
+    // ApplyConfig writes the file given, else the operator's copy on the data partition.
+    let writes = args.config.clone().unwrap_or_else(|| PathBuf::from("/data/enos/config/collector.toml"));
     let path = args.config.unwrap_or_else(|| enos_model::config::default_config_path("collector"));
     let cfg = CollectorConfig::load(&path)?;
     if args.check {
@@ -38,26 +44,21 @@ async fn run() -> anyhow::Result<()> {
         println!("{}: ok ({} devices, {points} points)", path.display(), cfg.devices.len());
         return Ok(());
     }
-    let status = Arc::new(StatusBoard::default());
     let (frames_tx, frames_rx) = mpsc::channel(4096);
     let (events_tx, events_rx) = mpsc::unbounded_channel();
-    let mut routes: HashMap<String, mpsc::Sender<Command>> = HashMap::new();
-    for driver in enos_drivers::modbus::drivers(&cfg) {
-        let (cmd_tx, cmd_rx) = mpsc::channel(64);
-        for d in driver.devices() {
-            routes.insert(d, cmd_tx.clone());
-        }
-        let ctx = DriverContext { frames: frames_tx.clone(), events: events_tx.clone(), status: status.clone(), commands: cmd_rx };
-        tokio::spawn(driver.run(ctx));
-    }
-    drop(frames_tx);
+    let devices = cfg.devices.len();
+    let push = cfg.push.clone();
+    let engine = Arc::new(Mutex::new(reload::Engine::start(cfg, frames_tx, events_tx)));
+    let models_dir = args
+        .device_models
+        .or_else(|| std::env::var_os("ENOS_DEVICE_MODELS").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("/usr/share/enos/device-models"));
+    let api = Arc::new(config_api::ConfigApi { engine, file: writes, models_dir, applying: Default::default() });
     let stats = Arc::new(pusher::Stats::default());
-    let conn = bus::serve(bus::Collector { routes, status: status.clone(), stats: stats.clone(), devices: cfg.devices.len() })
-        .await
-        .context("registering org.enos.Edge.Collector on the bus")?;
+    let conn = bus::serve(bus::Collector { api, stats: stats.clone() }).await.context("registering org.enos.Edge.Collector on the bus")?;
     tokio::spawn(bus::forward_events(conn.clone(), events_rx));
-    tokio::spawn(pusher::run(conn.clone(), cfg.push.clone(), frames_rx, stats));
-    log::info!("collecting from {} devices", cfg.devices.len());
+    tokio::spawn(pusher::run(conn.clone(), push, frames_rx, stats));
+    log::info!("collecting from {devices} devices");
     enos_runtime::notify_ready();
     enos_runtime::shutdown_signal().await;
     enos_runtime::notify_stopping();

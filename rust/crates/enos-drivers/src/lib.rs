@@ -27,8 +27,23 @@ pub struct Frame {
 
 /// A request from outside the driver (D-Bus, cloud commands, the web center).
 pub enum Command {
-    Read { device: String, points: Vec<String>, reply: oneshot::Sender<Result<Vec<PointReading>, String>> },
-    Write { device: String, point: String, value: serde_json::Value, reply: oneshot::Sender<WriteOutcome> },
+    Read {
+        device: String,
+        points: Vec<String>,
+        reply: oneshot::Sender<Result<Vec<PointReading>, String>>,
+    },
+    Write {
+        device: String,
+        point: String,
+        value: serde_json::Value,
+        reply: oneshot::Sender<WriteOutcome>,
+    },
+    /// The raw-register communication test (`enos_model::raw_read`); the answer says any failure.
+    RawRead {
+        device: String,
+        request: enos_model::raw_read::RawRead,
+        reply: oneshot::Sender<Result<enos_model::raw_read::RawAnswer, String>>,
+    },
 }
 
 /// A device changed state; the engine turns these into D-Bus signals.

@@ -6,8 +6,10 @@
 
 pub mod batch;
 pub mod config;
+pub mod config_edit;
 pub mod device;
 pub mod points_csv;
+pub mod raw_read;
 pub mod value;
 
 pub use batch::{BatchBuilder, BatchError, DecodedBatch, Series};

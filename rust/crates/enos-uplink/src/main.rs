@@ -4,6 +4,7 @@
 mod bus;
 mod commands;
 mod health;
+mod last_sent;
 mod ota;
 mod sender;
 mod session;
@@ -51,6 +52,7 @@ async fn run() -> anyhow::Result<()> {
     log::info!("cache {}: {} records, {} points, {} bytes waiting", cfg.cache.dir.display(), st.records, st.points, st.bytes);
     let shared = state::Shared::new(cfg, cache);
     let conn = bus::serve(shared.clone()).await.context("registering org.enos.Edge.Uplink on the bus")?;
+    last_sent::serve(&conn, shared.clone()).await.context("registering org.enos.Edge.UplinkInspect1 on the bus")?;
     shared.set_bus(conn.clone());
     tokio::spawn(session::run(shared.clone()));
     tokio::spawn(health::run(shared.clone()));

@@ -212,6 +212,7 @@ impl Sender<'_> {
         }
         let mut m = self.msgs.remove(&reply.id).expect("present");
         if reply.code == 200 {
+            crate::last_sent::acked(&m.payload);
             let stream = self.units.get(&m.unit).map(|u| u.stream);
             self.shared.sender_stats(|s| {
                 s.messages_acked += 1;

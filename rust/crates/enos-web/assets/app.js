@@ -45,11 +45,13 @@ async function api(method, path, body) {
   try { doc = await r.json(); } catch (e) { /* not JSON */ }
   if (!r.ok) {
     const msg = (doc && doc.error) || ('HTTP ' + r.status);
+    const err = new ApiError(r.status, msg);
+    err.errors = (doc && doc.errors) || null;
     if (r.status === 401 && !path.startsWith('/api/login') && !path.startsWith('/api/setup')) {
       session = null;
       showSignIn('Your session has ended: sign in again.');
     }
-    throw new ApiError(r.status, msg);
+    throw err;
   }
   return doc;
 }
@@ -256,7 +258,8 @@ function deviceRow(d) {
         ' · ' + count(d.polls_ok) + ' polls ok, ' + count(d.polls_failed) + ' failed'),
       d.last_error && d.state !== 'online' ? h('div', { class: 'hint error' }, d.last_error) : null),
     pill(d.state),
-    h('a', { class: 'button', href: '#/device/' + encodeURIComponent(d.id), role: 'button' }, 'Test'));
+    h('a', { class: 'button', href: '#/device/' + encodeURIComponent(d.id), role: 'button' }, 'Test'),
+    session.role === 'admin' ? h('a', { class: 'button quiet', href: '#/device-edit/' + encodeURIComponent(d.id), role: 'button' }, 'Edit') : null);
 }
 
 function devicesView() {
@@ -270,7 +273,8 @@ function devicesView() {
       throw e;
     }
   });
-  return h('section', {}, h('h1', {}, 'Devices'), body);
+  const add = session.role === 'admin' ? h('a', { class: 'button primary', id: 'add-device', href: '#/device-edit/', role: 'button' }, '+ Add device') : null;
+  return h('section', {}, h('div', { class: 'toolbar' }, h('h1', { class: 'grow' }, 'Devices'), add), body);
 }
 
 function deviceView(id) {
@@ -344,10 +348,12 @@ function deviceView(id) {
     writeOut) : null;
 
   setTimeout(read, 0);
-  return h('section', {},
-    h('div', { class: 'toolbar' }, h('a', { class: 'button quiet', href: '#/devices', role: 'button' }, '‹ Devices'), h('h1', { class: 'grow' }, id)),
-    h('div', { class: 'toolbar' }, readBtn, status),
-    result,
+  const edit = session.role === 'admin' ? h('a', { class: 'button', href: '#/device-edit/' + encodeURIComponent(id), role: 'button', id: 'edit-device' }, 'Edit') : null;
+  return h('section', { class: 'stack' },
+    h('div', { class: 'toolbar' }, h('a', { class: 'button quiet', href: '#/devices', role: 'button' }, '‹ Devices'), h('h1', { class: 'grow' }, id), edit),
+    liveCard(id),
+    h('div', { class: 'card' }, h('h2', {}, 'Communication test'), h('div', { class: 'toolbar' }, readBtn, status), result),
+    rawCard(id),
     writeCard);
 }
 
@@ -358,6 +364,303 @@ function readingsTable(rows) {
       h('td', {}, p.point),
       h('td', { class: 'num' }, value(p.value)),
       h('td', { class: 'words' }, pill(p.quality, p.quality === 'good' ? 'ok' : 'bad'), ' ', p.quality === 'good' ? clock(p.ts_ms) : p.text)))));
+}
+
+
+// ---- device configuration (admin) ----
+
+const PROTOCOLS = ['modbus-tcp', 'modbus-rtu', 'modbus-rtu-over-tcp'];
+const enc = encodeURIComponent;
+
+function problemList(errors) {
+  return h('ul', { class: 'problems', id: 'edit-problems' }, (errors || []).map((e) => h('li', {},
+    e.text ? e.text : ((e.device ? 'device ' + e.device + ', ' : '') + (e.point ? 'point ' + e.point + ', ' : '') + (e.field || e.key) + ': ' + e.reason))));
+}
+
+function groupsText(groups) { return (groups || []).map((g) => g.name + '=' + g.interval_ms).join(', '); }
+function parseGroups(text) {
+  const out = [];
+  for (const part of text.split(',').map((x) => x.trim()).filter(Boolean)) {
+    const m = /^([^=\s]+)\s*=\s*(\d+)$/.exec(part);
+    if (!m) throw new Error('Poll groups: "' + part + '" is not name=milliseconds');
+    out.push({ name: m[1], interval_ms: Number(m[2]) });
+  }
+  if (!out.length) throw new Error('Poll groups: give at least one, e.g. default=1000');
+  return out;
+}
+
+function deviceEditView(id) {
+  const isNew = !id;
+  let base = { protocol: 'modbus-tcp', unit_id: 1, timeout_ms: 1000, poll_groups: [{ name: 'default', interval_ms: 1000 }], enabled: true };
+  const out = h('div', { id: 'edit-result', role: 'status' });
+  const [lId, idIn] = field('dev-id', 'Device id (A-Z a-z 0-9 - _ .)', { autocapitalize: 'none', spellcheck: 'false', readonly: !isNew });
+  const proto = h('select', { id: 'dev-protocol' }, PROTOCOLS.map((p) => h('option', { value: p }, p)));
+  const [lAddr, addr] = field('dev-address', 'Address (host:port)', { autocapitalize: 'none', spellcheck: 'false', placeholder: '192.168.1.10:502' });
+  const [lPort, port] = field('dev-port', 'Serial port', { placeholder: '/dev/ttyS1' });
+  const [lBaud, baud] = field('dev-baud', 'Baud rate', { inputmode: 'numeric' });
+  const parity = h('select', { id: 'dev-parity' }, ['none', 'even', 'odd'].map((p) => h('option', { value: p }, p)));
+  const [lUnit, unit] = field('dev-unit', 'Unit id', { inputmode: 'numeric' });
+  const [lTmo, tmo] = field('dev-timeout', 'Timeout (ms)', { inputmode: 'numeric' });
+  const [lGroups, groups] = field('dev-groups', 'Poll groups (name=ms, …)', { spellcheck: 'false' });
+  const enabled = h('select', { id: 'dev-enabled' }, h('option', { value: 'yes' }, 'yes'), h('option', { value: 'no' }, 'no (kept, not polled)'));
+  const csv = h('textarea', { id: 'points-csv', rows: 8, spellcheck: 'false', autocapitalize: 'none' });
+  const file = h('input', { id: 'csv-file', type: 'file', accept: '.csv,text/csv', class: 'file' });
+  const importBtn = h('button', { type: 'button', id: 'csv-import' }, 'Import CSV file…');
+  const exportLink = isNew ? null : h('a', { class: 'button', id: 'csv-export', href: '/api/devices/' + enc(id) + '/points.csv', download: id + '-points.csv', role: 'button' }, 'Export CSV');
+  const saveBtn = h('button', { type: 'button', class: 'primary', id: 'save-device' }, isNew ? 'Add device' : 'Save');
+  const delBtn = isNew ? null : h('button', { type: 'button', class: 'danger', id: 'delete-device' }, 'Remove…');
+  const tmpl = h('select', { id: 'dev-template' }, h('option', { value: '' }, '— none —'));
+  const tcpBox = h('div', { class: 'row' }, h('div', { class: 'grow' }, lAddr, addr));
+  const serialBox = h('div', { class: 'row' }, h('div', { class: 'grow' }, lPort, port), h('div', { class: 'grow' }, lBaud, baud),
+    h('div', { class: 'grow' }, h('label', { for: 'dev-parity' }, 'Parity'), parity));
+  let models = [];
+
+  function showProto() {
+    const serial = proto.value === 'modbus-rtu';
+    tcpBox.hidden = serial;
+    serialBox.hidden = !serial;
+  }
+  proto.addEventListener('change', showProto);
+
+  function fill(d, keepId) {
+    base = Object.assign({}, d);
+    if (!keepId) idIn.value = d.id || '';
+    proto.value = d.protocol || 'modbus-tcp';
+    addr.value = d.address || '';
+    port.value = (d.serial && d.serial.port) || '';
+    baud.value = (d.serial && d.serial.baud) || 9600;
+    parity.value = (d.serial && d.serial.parity) || 'none';
+    unit.value = d.unit_id === undefined ? 1 : d.unit_id;
+    tmo.value = d.timeout_ms || 1000;
+    groups.value = groupsText(d.poll_groups || [{ name: 'default', interval_ms: 1000 }]);
+    enabled.value = d.enabled === false ? 'no' : 'yes';
+    csv.value = pointsCsv(d.point || []);
+    showProto();
+  }
+
+  tmpl.addEventListener('change', () => {
+    const m = models.find((x) => x.id === tmpl.value);
+    if (m) { fill(m.device, true); out.replaceChildren(banner('info', 'Filled in from "' + m.name + '": set the id and the address.')); }
+  });
+  importBtn.addEventListener('click', () => file.click());
+  file.addEventListener('change', async () => {
+    const f = file.files[0];
+    if (!f) return;
+    if (f.size > 2 * 1024 * 1024) { out.replaceChildren(banner('error', 'That file is larger than 2 MiB.')); return; }
+    csv.value = await f.text();
+    file.value = '';
+    await checkCsv();
+  });
+
+  async function checkCsv() {
+    if (!csv.value.trim()) return [];
+    try {
+      const r = await api('POST', '/api/points-csv', { csv: csv.value });
+      out.replaceChildren(banner('info', 'The point table reads well: ' + r.points.length + ' points.'));
+      return r.points;
+    } catch (e) {
+      out.replaceChildren(banner('error', e.message), problemList(e.errors));
+      return null;
+    }
+  }
+
+  saveBtn.addEventListener('click', async () => {
+    out.replaceChildren();
+    const devId = idIn.value.trim();
+    if (!devId) { out.replaceChildren(banner('error', 'Give the device an id.')); return; }
+    let pg;
+    try { pg = parseGroups(groups.value); } catch (e) { out.replaceChildren(banner('error', e.message)); return; }
+    saveBtn.disabled = true;
+    try {
+      const points = await checkCsv();
+      if (points === null) return;
+      const d = Object.assign({}, base, {
+        id: devId, protocol: proto.value, unit_id: Number(unit.value), timeout_ms: Number(tmo.value),
+        poll_groups: pg, enabled: enabled.value === 'yes', point: points, points_csv: null,
+      });
+      if (proto.value === 'modbus-rtu') {
+        d.address = null;
+        d.serial = Object.assign({ data_bits: 8, stop_bits: 1 }, base.serial || {}, { port: port.value.trim(), baud: Number(baud.value), parity: parity.value });
+      } else {
+        d.address = addr.value.trim();
+        d.serial = null;
+      }
+      const r = await api('PUT', '/api/devices/' + enc(devId) + '/config', d);
+      const a = r.applied;
+      const what = [['started', a.started], ['restarted', a.restarted], ['left running', a.unchanged]].filter(([, l]) => l && l.length).map(([k, l]) => k + ': ' + l.join(', ')).join('; ');
+      out.replaceChildren(banner('info', (r.created ? 'Added ' : 'Saved ') + devId + '. ' + what + (a.note ? ' (' + a.note + ')' : '')),
+        h('a', { class: 'button', href: '#/device/' + enc(devId), role: 'button', id: 'go-test' }, 'Test ' + devId + ' ›'));
+      if (isNew) { idIn.readOnly = true; base = d; }
+    } catch (e) {
+      out.replaceChildren(banner('error', e.message), problemList(e.errors));
+    } finally {
+      saveBtn.disabled = false;
+      out.scrollIntoView({ block: 'nearest' });
+    }
+  });
+
+  if (delBtn) delBtn.addEventListener('click', async () => {
+    if (!await confirmDialog('Remove the device?', [h('p', {}, 'Its polling stops now; data already collected stays in the cache.'), h('p', { class: 'big' }, id)], 'Remove', 'danger')) return;
+    try {
+      await api('DELETE', '/api/devices/' + enc(id) + '/config');
+      location.hash = '#/devices';
+    } catch (e) {
+      out.replaceChildren(banner('error', e.message));
+    }
+  });
+
+  const token = pageToken;
+  (async () => {
+    try {
+      if (isNew) {
+        fill(base, false);
+        const lib = await api('GET', '/api/device-models');
+        models = lib.models || [];
+        tmpl.append(...models.map((m) => h('option', { value: m.id }, m.name)));
+      } else {
+        const d = await api('GET', '/api/devices/' + enc(id) + '/config');
+        if (token === pageToken) fill(d, false);
+      }
+    } catch (e) {
+      out.replaceChildren(banner('error', e.message));
+    }
+  })();
+
+  return h('section', { class: 'stack' },
+    h('div', { class: 'toolbar' }, h('a', { class: 'button quiet', href: '#/devices', role: 'button' }, '‹ Devices'),
+      h('h1', { class: 'grow' }, isNew ? 'Add a device' : 'Edit ' + id), delBtn),
+    h('div', { class: 'card' },
+      isNew ? h('div', {}, h('label', { for: 'dev-template' }, 'Start from a device model'), tmpl) : null,
+      h('div', { class: 'row' }, h('div', { class: 'grow' }, lId, idIn), h('div', { class: 'grow' }, h('label', { for: 'dev-protocol' }, 'Protocol'), proto)),
+      tcpBox, serialBox,
+      h('div', { class: 'row' }, h('div', { class: 'grow' }, lUnit, unit), h('div', { class: 'grow' }, lTmo, tmo),
+        h('div', { class: 'grow' }, h('label', { for: 'dev-enabled' }, 'Enabled'), enabled)),
+      h('div', { class: 'row' }, h('div', { class: 'grow' }, lGroups, groups))),
+    h('div', { class: 'card' },
+      h('h2', {}, 'Point table (CSV)'),
+      h('p', { class: 'hint' }, 'name,area,address,type,order,bit,length,scale,offset,group,access,min,max,decimals,unit — addresses 0-based.'),
+      csv, file,
+      h('div', { class: 'toolbar' }, importBtn, exportLink, h('span', { class: 'grow' }))),
+    h('div', { class: 'toolbar' }, h('span', { class: 'grow' }), saveBtn),
+    out);
+}
+
+// The point table as CSV, the same columns the server writes (enos_model::points_csv).
+function pointsCsv(points) {
+  const cols = ['name', 'area', 'address', 'type', 'order', 'bit', 'length', 'scale', 'offset', 'group', 'access', 'min', 'max', 'decimals', 'unit'];
+  const cell = (v) => {
+    if (v === null || v === undefined) return '';
+    const t = String(v);
+    return /[",\n]/.test(t) ? '"' + t.replace(/"/g, '""') + '"' : t;
+  };
+  return [cols.join(',')].concat(points.map((p) => cols.map((c) => cell(p[c])).join(','))).join('\n') + '\n';
+}
+
+// ---- live values and raw registers (device page) ----
+
+function sparkline(hist, now) {
+  const NS = 'http://www.w3.org/2000/svg';
+  const W = 140, H = 40, SPAN = 300000;
+  const svg = document.createElementNS(NS, 'svg');
+  svg.setAttribute('viewBox', '0 0 ' + W + ' ' + H);
+  svg.setAttribute('width', W);
+  svg.setAttribute('height', H);
+  svg.setAttribute('class', 'spark');
+  const pts = hist.filter(([t, v]) => v !== null && t >= now - SPAN);
+  if (pts.length < 2) return svg;
+  let lo = Math.min(...pts.map((p) => p[1])), hi = Math.max(...pts.map((p) => p[1]));
+  if (hi === lo) { hi += 1; lo -= 1; }
+  const xy = pts.map(([t, v]) => ((W * (t - (now - SPAN)) / SPAN).toFixed(1) + ',' + (H - 3 - (H - 6) * (v - lo) / (hi - lo)).toFixed(1)));
+  const line = document.createElementNS(NS, 'polyline');
+  line.setAttribute('points', xy.join(' '));
+  line.setAttribute('fill', 'none');
+  line.setAttribute('stroke', '#2b5689');
+  line.setAttribute('stroke-width', '2');
+  svg.append(line);
+  return svg;
+}
+
+function liveCard(id) {
+  const body = h('div', { id: 'live' }, h('p', { class: 'hint' }, 'Waiting for the next poll…'));
+  const when = h('span', { class: 'updated', id: 'live-updated' }, '');
+  const hist = new Map();
+  let since = 0;
+  let ticks = 0;
+  let sent = new Map();      // point -> what the cloud last acknowledged
+  let sentNote = '';
+  every(1000, async () => {
+    if (ticks++ % 3 === 0) {
+      try {
+        const ls = await api('GET', '/api/devices/' + enc(id) + '/last-sent');
+        sent = new Map(ls.points.map((p) => [p.point, p]));
+        sentNote = ls.routed ? '' : ls.note;
+      } catch (e) { sentNote = 'cloud side: ' + e.message; }
+    }
+    const r = await api('GET', '/api/devices/' + enc(id) + '/live?since_ms=' + since);
+    for (const p of r.points) {
+      const arr = (hist.get(p.point) || []).concat(p.history).filter(([t]) => t >= r.time_ms - 300000);
+      hist.set(p.point, arr);
+      for (const [t] of p.history) since = Math.max(since, t);
+    }
+    if (!r.points.length) return;
+    body.replaceChildren(h('table', {},
+      h('thead', {}, h('tr', {}, h('th', {}, 'Point'), h('th', {}, 'Value'), h('th', {}, 'Quality, time'), h('th', {}, 'Last 5 min'))),
+      h('tbody', {}, r.points.map((p) => h('tr', {},
+        h('td', {}, p.point),
+        h('td', {}, h('div', { class: 'num live-value' }, value(p.value)),
+          h('div', { class: 'hint sent' }, sent.has(p.point) ? 'cloud got ' + value(sent.get(p.point).value) + ', ' + ago(sent.get(p.point).acked_ms) : 'cloud: –')),
+        h('td', { class: 'words' }, pill(p.quality, p.quality === 'good' ? 'ok' : 'bad'), ' ', clock(p.ts_ms)),
+        h('td', {}, sparkline(hist.get(p.point) || [], r.time_ms)))))));
+    if (sentNote) body.append(h('p', { class: 'hint' }, sentNote));
+    when.textContent = 'updated ' + clock(r.time_ms);
+  });
+  return h('div', { class: 'card' }, h('div', { class: 'toolbar' }, h('h2', { class: 'grow' }, 'Live values'), when), body);
+}
+
+function rawCard(id) {
+  const fn = h('select', { id: 'raw-function' },
+    h('option', { value: 3 }, '3 holding registers'), h('option', { value: 4 }, '4 input registers'),
+    h('option', { value: 1 }, '1 coils'), h('option', { value: 2 }, '2 discrete inputs'));
+  const [lA, a] = field('raw-address', 'Address (0-based)', { inputmode: 'numeric', value: '0' });
+  const [lN, n] = field('raw-count', 'Count', { inputmode: 'numeric', value: '4' });
+  const [lU, u] = field('raw-unit', 'Unit id (empty: the device\'s)', { inputmode: 'numeric' });
+  const type = h('select', { id: 'raw-type' }, ['u16', 'i16', 'u32', 'i32', 'f32', 'u64', 'i64', 'f64'].map((t) => h('option', { value: t }, t)));
+  const order = h('select', { id: 'raw-order' }, ['ABCD', 'CDAB', 'BADC', 'DCBA'].map((t) => h('option', { value: t }, t)));
+  const btn = h('button', { type: 'button', class: 'primary', id: 'raw-read' }, 'Read registers');
+  const res = h('div', { id: 'raw-result', role: 'status' });
+  btn.addEventListener('click', async () => {
+    const req = { function: Number(fn.value), address: Number(a.value), count: Number(n.value), type: type.value, order: order.value };
+    if (u.value.trim() !== '') req.unit_id = Number(u.value);
+    if (![req.address, req.count].every(Number.isInteger) || (req.unit_id !== undefined && !Number.isInteger(req.unit_id))) {
+      res.replaceChildren(banner('error', 'Address, count and unit id are whole numbers.'));
+      return;
+    }
+    btn.disabled = true;
+    res.replaceChildren(banner('info', 'Reading…'));
+    try {
+      const r = await api('POST', '/api/devices/' + enc(id) + '/raw-read', req);
+      if (!r.ok) {
+        res.replaceChildren(banner('error', (r.failure === 'timeout' ? 'Timeout: ' : r.failure === 'exception' ? 'Exception: ' : 'Failed: ') + r.message));
+        return;
+      }
+      const vals = new Map((r.values || []).map((v) => [v.offset, v.value]));
+      const rows = r.words.length
+        ? r.words.map((w, i) => h('tr', {}, h('td', {}, r.address + i), h('td', { class: 'num' }, w), h('td', { class: 'num' }, '0x' + w.toString(16).padStart(4, '0')),
+          h('td', { class: 'num' }, vals.has(i) ? value(vals.get(i)) : '')))
+        : r.bits.map((b, i) => h('tr', {}, h('td', {}, r.address + i), h('td', { class: 'num' }, b ? '1' : '0'), h('td', {}, ''), h('td', {}, '')));
+      res.replaceChildren(h('p', { class: 'hint' }, 'unit ' + r.unit_id + ', function ' + r.function + ': ' + r.message + ', ' + r.took_ms + ' ms'),
+        h('table', { id: 'raw-table' }, h('thead', {}, h('tr', {}, h('th', {}, 'Address'), h('th', {}, r.words.length ? 'Word' : 'Bit'), h('th', {}, 'Hex'), h('th', {}, 'As ' + type.value + ' ' + order.value))),
+          h('tbody', {}, rows)));
+    } catch (e) {
+      res.replaceChildren(banner('error', e.message));
+    } finally {
+      btn.disabled = false;
+    }
+  });
+  return h('div', { class: 'card', id: 'raw-card' }, h('h2', {}, 'Raw registers'),
+    h('div', { class: 'row' }, h('div', { class: 'grow' }, h('label', { for: 'raw-function' }, 'Function'), fn), h('div', { class: 'grow' }, lA, a), h('div', { class: 'grow' }, lN, n)),
+    h('div', { class: 'row' }, h('div', { class: 'grow' }, lU, u), h('div', { class: 'grow' }, h('label', { for: 'raw-type' }, 'Decode as'), type), h('div', { class: 'grow' }, h('label', { for: 'raw-order' }, 'Byte order'), order)),
+    h('div', { class: 'toolbar' }, h('span', { class: 'grow' }), btn), res);
 }
 
 // ---- accounts ----
@@ -453,6 +756,7 @@ function route() {
   if (page === 'devices') view = devicesView();
   else if (page === 'accounts') view = accountsView();
   else if (page === 'device' && parts[1]) { view = deviceView(decodeURIComponent(parts.slice(1).join('/'))); page = 'devices'; }
+  else if (page === 'device-edit') { view = deviceEditView(parts[1] ? decodeURIComponent(parts.slice(1).join('/')) : null); page = 'devices'; }
   else { page = 'dashboard'; view = dashboardView(); }
   document.querySelectorAll('#nav a').forEach((a) => a.classList.toggle('active', a.dataset.page === page));
   render(view);

@@ -8,7 +8,7 @@ use crate::http::{
     self, add_security_headers, cookie, decode_segment, header, json, ok, read_json, read_json_opt, ApiError, ApiResult, Resp,
 };
 use crate::metrics;
-use enos_bus::{CollectorProxy, CollectorStats, DeviceStatus, PointReading, UplinkProxy, UplinkStatus, WriteOutcome};
+use enos_bus::{CollectorProxy, CollectorStats, DeviceStatus, PointReading, UplinkInspectProxy, UplinkProxy, UplinkStatus, WriteOutcome};
 use hyper::body::Incoming;
 use hyper::header::HeaderValue;
 use hyper::{Method, Request, StatusCode};
@@ -39,18 +39,22 @@ pub struct App {
     pub hashing: tokio::sync::Semaphore,
     pub collector: CollectorProxy<'static>,
     pub uplink: UplinkProxy<'static>,
+    pub inspect: UplinkInspectProxy<'static>,
     pub counters: Counters,
     pub started: Instant,
     /// Names the box answers to besides IP addresses (lower case): `localhost`, its host name
     /// (and `<name>.local`), `tls.hostnames`. Other `Host` headers are refused: that stops DNS
     /// rebinding, where a page of another site reaches the box under that site's name.
     pub host_names: Vec<String>,
+    /// Device changes are read-modify-write of the collector's configuration: one at a time.
+    pub config_edit: tokio::sync::Mutex<()>,
 }
 
 impl App {
     pub async fn new(cfg: WebConfig, accounts: Accounts, bus: &zbus::Connection) -> anyhow::Result<App> {
         let collector = CollectorProxy::builder(bus).cache_properties(zbus::proxy::CacheProperties::No).build().await?;
         let uplink = UplinkProxy::builder(bus).cache_properties(zbus::proxy::CacheProperties::No).build().await?;
+        let inspect = UplinkInspectProxy::builder(bus).cache_properties(zbus::proxy::CacheProperties::No).build().await?;
         let a = &cfg.auth;
         let mut host_names = vec!["localhost".to_string()];
         if let Some(h) = crate::tls::host_name() {
@@ -70,7 +74,9 @@ impl App {
             accounts: tokio::sync::Mutex::new(accounts),
             collector,
             uplink,
+            inspect,
             counters: Counters::default(),
+            config_edit: tokio::sync::Mutex::new(()),
             started: Instant::now(),
             cfg,
         })
@@ -87,7 +93,7 @@ impl App {
 
     /// The caller's session, with at least `role`; for a change (`change = true`) also the
     /// session's CSRF token in `X-CSRF-Token` and no cross-site origin.
-    fn require(&self, req: &Request<Incoming>, role: Role, change: bool) -> Result<(String, Session), ApiError> {
+    pub(crate) fn require(&self, req: &Request<Incoming>, role: Role, change: bool) -> Result<(String, Session), ApiError> {
         let Some((token, s)) = self.session_of(req) else {
             return Err(ApiError::new(StatusCode::UNAUTHORIZED, "sign in first (no session, or it has expired)"));
         };
@@ -128,15 +134,15 @@ impl App {
         name.parse::<std::net::Ipv4Addr>().is_ok() || self.host_names.iter().any(|n| n.eq_ignore_ascii_case(name))
     }
 
-    fn bus_timeout(&self) -> Duration {
+    pub(crate) fn bus_timeout(&self) -> Duration {
         Duration::from_secs(self.cfg.limits.bus_timeout_s)
     }
 
-    fn device_timeout(&self) -> Duration {
+    pub(crate) fn device_timeout(&self) -> Duration {
         Duration::from_secs(self.cfg.limits.device_timeout_s)
     }
 
-    fn body_limit(&self) -> usize {
+    pub(crate) fn body_limit(&self) -> usize {
         self.cfg.limits.max_body_bytes
     }
 }
@@ -271,6 +277,49 @@ async fn route(app: &App, peer: IpAddr, req: Request<Incoming>) -> ApiResult {
             let point = decode_segment(point).ok_or_else(ApiError::not_found)?;
             write_point(app, req, &id, &point).await
         }
+        ["api", "config"] => {
+            is(&Method::GET)?;
+            crate::devcfg::get_config(app, req).await
+        }
+        ["api", "device-models"] => {
+            is(&Method::GET)?;
+            crate::devcfg::device_models(app, req).await
+        }
+        ["api", "points-csv"] => {
+            is(&Method::POST)?;
+            crate::devcfg::parse_csv(app, req).await
+        }
+        ["api", "devices", id, "config"] => {
+            let id = decode_segment(id).ok_or_else(ApiError::not_found)?;
+            match m {
+                Method::PUT => crate::devcfg::put_device(app, req, &id).await,
+                Method::DELETE => crate::devcfg::delete_device(app, req, &id).await,
+                _ => {
+                    is(&Method::GET)?;
+                    crate::devcfg::get_device(app, req, &id).await
+                }
+            }
+        }
+        ["api", "devices", id, "points.csv"] => {
+            is(&Method::GET)?;
+            let id = decode_segment(id).ok_or_else(ApiError::not_found)?;
+            crate::devcfg::export_csv(app, req, &id).await
+        }
+        ["api", "devices", id, "raw-read"] => {
+            is(&Method::POST)?;
+            let id = decode_segment(id).ok_or_else(ApiError::not_found)?;
+            crate::devcfg::raw_read(app, req, &id).await
+        }
+        ["api", "devices", id, "last-sent"] => {
+            is(&Method::GET)?;
+            let id = decode_segment(id).ok_or_else(ApiError::not_found)?;
+            crate::devcfg::last_sent(app, req, &id).await
+        }
+        ["api", "devices", id, "live"] => {
+            is(&Method::GET)?;
+            let id = decode_segment(id).ok_or_else(ApiError::not_found)?;
+            crate::devcfg::live(app, req, &id).await
+        }
         ["api", ..] => Err(ApiError::not_found()),
         ["metrics"] => {
             is(&Method::GET)?;
@@ -386,6 +435,7 @@ async fn login(app: &App, peer: IpAddr, req: Request<Incoming>) -> ApiResult {
             status: StatusCode::TOO_MANY_REQUESTS,
             message: format!("too many failed sign-ins: try again in {left} s"),
             retry_after: Some(left),
+            details: None,
         });
     }
     let (hash, role) = {
@@ -443,6 +493,7 @@ async fn change_password(app: &App, peer: IpAddr, req: Request<Incoming>) -> Api
             status: StatusCode::TOO_MANY_REQUESTS,
             message: format!("too many wrong passwords: try again in {left} s"),
             retry_after: Some(left),
+            details: None,
         });
     }
     accounts::check_password(&p.new, app.cfg.auth.min_password_len).map_err(invalid)?;
@@ -511,7 +562,7 @@ async fn delete_user(app: &App, req: Request<Incoming>, name: &str) -> ApiResult
 // ---- the services over D-Bus ----
 
 /// A D-Bus call with a deadline, its failure in plain words.
-async fn call<F>(what: &'static str, timeout: Duration, fut: F) -> Result<String, ApiError>
+pub(crate) async fn call<F>(what: &'static str, timeout: Duration, fut: F) -> Result<String, ApiError>
 where
     F: std::future::Future<Output = zbus::Result<String>>,
 {
@@ -547,7 +598,7 @@ fn bus_error(what: &str, e: zbus::Error) -> ApiError {
     }
 }
 
-fn parse<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Result<T, ApiError> {
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Result<T, ApiError> {
     serde_json::from_str(s)
         .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, format!("the {what} service answered something unexpected: {e}")))
 }

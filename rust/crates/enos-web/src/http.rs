@@ -19,11 +19,13 @@ pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
     pub retry_after: Option<u64>,
+    /// Itemised problems (`errors` in the answer), e.g. each bad row of a point table.
+    pub details: Option<serde_json::Value>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
-        ApiError { status, message: message.into(), retry_after: None }
+        ApiError { status, message: message.into(), retry_after: None, details: None }
     }
     pub fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, message)
@@ -34,8 +36,16 @@ impl ApiError {
     pub fn not_found() -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "no such page or API")
     }
+    pub fn with_details(mut self, details: serde_json::Value) -> ApiError {
+        self.details = Some(details);
+        self
+    }
     pub fn response(&self) -> Resp {
-        let mut r = json(self.status, &serde_json::json!({ "error": self.message }));
+        let mut doc = serde_json::json!({ "error": self.message });
+        if let Some(d) = &self.details {
+            doc["errors"] = d.clone();
+        }
+        let mut r = json(self.status, &doc);
         if let Some(s) = self.retry_after {
             r.headers_mut().insert("retry-after", HeaderValue::from(s));
         }

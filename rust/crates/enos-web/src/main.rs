@@ -6,6 +6,7 @@ mod app;
 mod assets;
 mod auth;
 mod config;
+mod devcfg;
 mod http;
 mod metrics;
 mod tls;

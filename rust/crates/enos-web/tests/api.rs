@@ -5,7 +5,7 @@
 
 use enos_testkit::cloud_sim::CloudSim;
 use enos_testkit::free_port;
-use enos_testkit::harness::{spawn_service, Bus, Mosquitto, Proc};
+use enos_testkit::harness::{spawn_service, spawn_service_env, Bus, Mosquitto, Proc};
 use enos_testkit::modbus_sim::SimServer;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -236,7 +236,15 @@ impl Edge {
         std::fs::write(d.join("uplink.toml"), uplink_toml(&cloud.uri(), &d.join("cache"))).unwrap();
         let log = d.join("services.log");
         let uplink = spawn_service("enos-uplink", &d.join("uplink.toml"), &e.bus.address, &log);
-        let collector = spawn_service("enos-collector", &d.join("collector.toml"), &e.bus.address, &log);
+        let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../meta-enos-edge/recipes-enos/enos-edge/files/device-models");
+        let models = models.to_string_lossy().into_owned();
+        let collector = spawn_service_env(
+            "enos-collector",
+            &d.join("collector.toml"),
+            &e.bus.address,
+            &log,
+            &[("ENOS_DEVICE_MODELS", models.as_str())],
+        );
         e.services = Some(Services { _broker: broker, _cloud: cloud, sim, _collector: collector, _uplink: uplink });
         e
     }
@@ -453,6 +461,10 @@ async fn every_change_needs_a_session_and_the_csrf_token() {
         ("DELETE", "/api/users/admin".into(), json!({})),
         ("POST", "/api/devices/inv01/read".into(), json!({})),
         ("POST", "/api/devices/inv01/points/setpoint/write".into(), json!({ "value": 12.5 })),
+        ("PUT", "/api/devices/inv02/config".into(), json!({ "id": "inv02", "protocol": "modbus-tcp", "address": "127.0.0.1:1" })),
+        ("DELETE", "/api/devices/inv01/config".into(), json!({})),
+        ("POST", "/api/points-csv".into(), json!({ "csv": "name,area,address,type\nx,holding,0,u16\n" })),
+        ("POST", "/api/devices/inv01/raw-read".into(), json!({ "function": 3, "address": 0, "count": 1 })),
     ];
     let anon = Client::new(e.port);
     let mut wrong = admin.clone();
@@ -477,6 +489,9 @@ async fn every_change_needs_a_session_and_the_csrf_token() {
     assert!(e.sim().with(|s| s.writes.is_empty()));
     let users = admin.get("/api/users").await.json();
     assert_eq!(users.as_array().unwrap().len(), 1, "{users}");
+    let devs: Vec<String> =
+        admin.get("/api/config").await.json()["device"].as_array().unwrap().iter().map(|d| d["id"].to_string()).collect();
+    assert_eq!(devs, ["\"inv01\""], "the device configuration is as it was");
     assert_eq!(admin.get("/api/status").await.status, 200);
     // reads need a session too
     for path in ["/api/status", "/api/devices", "/api/users", "/metrics"] {
@@ -758,4 +773,270 @@ fn a_bad_config_is_refused_with_file_key_and_reason() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("web.toml: plain_http: plain HTTP is only allowed on a loopback address"), "{err}");
+}
+
+/// Polls `f` every 100 ms until it returns `Some`, or panics with `what` after `secs`.
+async fn until<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{what}: not within {secs} s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn device_state(list: &Value, id: &str) -> Option<Value> {
+    list.as_array()?.iter().find(|d| d["id"] == id).cloned()
+}
+
+const METER_CSV: &str = "name,area,address,type,order,scale,unit\nvoltage,holding,0,u16,,0.1,V\nenergy,holding,2,u32,ABCD,,kWh\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_are_added_edited_and_removed_without_a_restart() {
+    let e = Edge::full("").await;
+    let admin = e.admin().await;
+    let viewer = e.add_user(&admin, "vic", "viewer").await;
+    let operator = e.add_user(&admin, "olga", "operator").await;
+    until(30, "inv01 online", || async {
+        device_state(&viewer.get("/api/devices").await.json(), "inv01").filter(|d| d["state"] == "online")
+    })
+    .await;
+    let cfg_file = e.dir.path().join("collector.toml");
+    let original = std::fs::read_to_string(&cfg_file).unwrap();
+
+    // the running configuration, points inline
+    let cfg = viewer.get("/api/config").await.json();
+    assert_eq!(cfg["device"][0]["id"], "inv01");
+    assert_eq!(cfg["device"][0]["point"].as_array().unwrap().len(), 4, "{cfg}");
+    assert_eq!(cfg["device"][0]["points_csv"], Value::Null);
+    // the device-model library
+    let lib = viewer.get("/api/device-models").await.json();
+    let ids: Vec<&str> = lib["models"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&"pv-inverter-sunspec") && ids.contains(&"energy-meter-3ph"), "{lib}");
+
+    // a point table with mistakes: each row and column named
+    let bad = "name,area,address,type\nv,holding,0,u16\nw,holding,40001x,u16\nx,coil,1,f32\n";
+    let r = admin.post("/api/points-csv", &json!({ "csv": bad })).await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    let errs = r.json()["errors"].clone();
+    assert_eq!(errs.as_array().unwrap().len(), 2, "{errs}");
+    assert_eq!((errs[0]["line"].clone(), errs[0]["column"].clone()), (json!(3), json!("address")));
+    assert_eq!((errs[1]["line"].clone(), errs[1]["column"].clone()), (json!(4), json!("type")));
+    let points = admin.post("/api/points-csv", &json!({ "csv": METER_CSV })).await.json()["points"].clone();
+    assert_eq!(points.as_array().unwrap().len(), 2);
+
+    // a second device on its own simulator
+    let sim2 = SimServer::start(3).await;
+    sim2.with(|s| {
+        s.holding.insert(0, 2314);
+        s.holding.insert(3, 77);
+    });
+    let meter = json!({ "id": "meter02", "protocol": "modbus-tcp", "address": sim2.addr.to_string(), "unit_id": 3,
+        "timeout_ms": 500, "retries": 0, "poll_groups": [{ "name": "default", "interval_ms": 200 }], "point": points });
+    // refused without a session, without CSRF, and for a viewer or an operator
+    assert_eq!(Client::new(e.port).send("PUT", "/api/devices/meter02/config", Some(&meter), false).await.status, 401);
+    assert_eq!(admin.send("PUT", "/api/devices/meter02/config", Some(&meter), false).await.status, 403);
+    for who in [&viewer, &operator] {
+        let r = who.send("PUT", "/api/devices/meter02/config", Some(&meter), true).await;
+        assert_eq!(r.status, 403, "{}", r.text());
+    }
+    assert_eq!(std::fs::read_to_string(&cfg_file).unwrap(), original, "nothing written");
+    let polls_before = device_state(&admin.get("/api/devices").await.json(), "inv01").unwrap()["polls_ok"].as_u64().unwrap();
+    let r = admin.send("PUT", "/api/devices/meter02/config", Some(&meter), true).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let applied = r.json()["applied"].clone();
+    assert_eq!(applied["started"], json!(["meter02"]), "{applied}");
+    assert_eq!(applied["unchanged"], json!(["inv01"]), "{applied}");
+    let m = until(30, "meter02 online", || async {
+        device_state(&viewer.get("/api/devices").await.json(), "meter02").filter(|d| d["state"] == "online")
+    })
+    .await;
+    assert_eq!(m["points"], 2);
+    let r = viewer.post("/api/devices/meter02/read", &json!({})).await.json();
+    assert_eq!(r["readings"][0]["value"], 231.4, "{r}");
+    assert_eq!(r["readings"][1]["value"], 77, "{r}");
+    // inv01 kept running (its counters went on), the file holds both and loads
+    // (a restarted driver would count from zero again)
+    let inv = device_state(&admin.get("/api/devices").await.json(), "inv01").unwrap();
+    assert!(inv["polls_ok"].as_u64().unwrap() >= polls_before, "inv01 was restarted: {inv} (had {polls_before} polls)");
+    until(10, "inv01 polls on", || async {
+        device_state(&admin.get("/api/devices").await.json(), "inv01").filter(|d| d["polls_ok"].as_u64().unwrap() > polls_before)
+    })
+    .await;
+    let on_disk = enos_model::config::CollectorConfig::load(&cfg_file).unwrap();
+    assert_eq!(on_disk.devices.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["inv01", "meter02"]);
+    assert_eq!(on_disk.devices[0].points.len(), 4, "the CSV points are inline now");
+
+    // a bad value is refused whole: nothing written, nothing applied, every problem named
+    let mut broken = meter.clone();
+    broken["timeout_ms"] = json!(0);
+    broken["point"][1]["scale"] = json!(0.0);
+    broken["point"][0]["group"] = json!("nosuch");
+    let written = std::fs::read_to_string(&cfg_file).unwrap();
+    let r = admin.send("PUT", "/api/devices/meter02/config", Some(&broken), true).await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    let errs = r.json()["errors"].clone();
+    let named: Vec<(Value, Value, Value)> =
+        errs.as_array().unwrap().iter().map(|f| (f["device"].clone(), f["point"].clone(), f["field"].clone())).collect();
+    assert_eq!(
+        named,
+        vec![
+            (json!("meter02"), Value::Null, json!("timeout_ms")),
+            (json!("meter02"), json!("voltage"), json!("group")),
+            (json!("meter02"), json!("energy"), json!("scale")),
+        ],
+        "{errs}"
+    );
+    assert_eq!(std::fs::read_to_string(&cfg_file).unwrap(), written);
+    assert_eq!(admin.get("/api/devices/meter02/config").await.json()["timeout_ms"], 500);
+    let r = admin.send("PUT", "/api/devices/meter02/config", Some(&json!({ "id": "other", "protocol": "modbus-tcp" })), true).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    let r = admin.send("PUT", "/api/devices/meter02/config", Some(&json!({ "id": "meter02", "protocol": "bacnet" })), true).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+
+    // an edit restarts only that device
+    let mut faster = admin.get("/api/devices/inv01/config").await.json();
+    faster["poll_groups"][0]["interval_ms"] = json!(300);
+    let r = admin.send("PUT", "/api/devices/inv01/config", Some(&faster), true).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["applied"]["restarted"], json!(["inv01"]));
+    assert_eq!(r.json()["applied"]["unchanged"], json!(["meter02"]));
+
+    // the point table exported as CSV imports back to the same points
+    let r = viewer.get("/api/devices/meter02/points.csv").await;
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-type").unwrap().starts_with("text/csv"));
+    assert!(r.header("content-disposition").unwrap().contains("meter02-points.csv"));
+    let back = admin.post("/api/points-csv", &json!({ "csv": r.text() })).await.json()["points"].clone();
+    assert_eq!(back, points);
+
+    // removed: polling stops, the file no longer has it
+    assert_eq!(viewer.send("DELETE", "/api/devices/meter02/config", None, true).await.status, 403);
+    assert_eq!(admin.send("DELETE", "/api/devices/meter02/config", None, false).await.status, 403);
+    let r = admin.send("DELETE", "/api/devices/meter02/config", None, true).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["applied"]["stopped"], json!(["meter02"]));
+    assert!(device_state(&admin.get("/api/devices").await.json(), "meter02").is_none());
+    let served = sim2.with(|s| s.requests);
+    until(5, "polling of meter02 stops", || async {
+        let a = sim2.with(|s| s.requests);
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        (sim2.with(|s| s.requests) == a).then_some(())
+    })
+    .await;
+    assert!(served > 0);
+    assert_eq!(admin.send("DELETE", "/api/devices/meter02/config", None, true).await.status, 404);
+    assert!(!std::fs::read_to_string(&cfg_file).unwrap().contains("meter02"));
+    assert!(e.web_log().contains("\"admin\" removed device \"meter02\""), "{}", e.web_log());
+
+    // names that are paths are not devices
+    for path in ["/api/devices/..%2f..%2fetc/config", "/api/devices/%2e%2e/config", "/api/devices/a%2fb/points.csv"] {
+        if path.ends_with("/config") {
+            assert_eq!(admin.send("PUT", path, Some(&meter), true).await.status, 404, "{path}");
+        }
+        assert_eq!(admin.get(path).await.status, 404, "{path}");
+    }
+    // a table larger than the limit is refused before it is read
+    let h = [
+        ("Cookie", admin.cookie.as_deref().unwrap()),
+        ("X-CSRF-Token", admin.csrf.as_deref().unwrap()),
+        ("Content-Type", "application/json"),
+        ("Content-Length", "5242880"),
+    ];
+    let r = raw(e.port, &request("PUT", "/api/devices/x/config", &h, None)).await;
+    assert_eq!(r.status, 413, "{}", r.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_registers_and_live_values() {
+    let e = Edge::full("").await;
+    let admin = e.admin().await;
+    let viewer = e.add_user(&admin, "vic", "viewer").await;
+    until(30, "inv01 online", || async {
+        device_state(&viewer.get("/api/devices").await.json(), "inv01").filter(|d| d["state"] == "online")
+    })
+    .await;
+    let path = "/api/devices/inv01/raw-read";
+    assert_eq!(Client::new(e.port).post(path, &json!({ "function": 3, "address": 2, "count": 2 })).await.status, 401);
+    assert_eq!(viewer.send("POST", path, Some(&json!({ "function": 3, "address": 2, "count": 2 })), false).await.status, 403);
+
+    // the words as they came, and decoded
+    let r = viewer.post(path, &json!({ "function": 3, "address": 2, "count": 2, "type": "f32", "order": "CDAB" })).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let a = r.json();
+    assert_eq!(a["ok"], true, "{a}");
+    assert_eq!(a["words"], json!([0x6666, 0x4367]));
+    assert_eq!(a["values"][0]["value"], 231.4);
+    assert_eq!(a["unit_id"], 1);
+    // a register the device refuses: the exception and its meaning
+    let a = viewer.post(path, &json!({ "function": 3, "address": 18, "count": 4 })).await.json();
+    assert_eq!((a["ok"].clone(), a["failure"].clone(), a["exception_code"].clone()), (json!(false), json!("exception"), json!(2)), "{a}");
+    assert!(a["message"].as_str().unwrap().contains("illegal data address"), "{a}");
+    // another unit id: the device stays silent, said in words
+    let a = viewer.post(path, &json!({ "function": 3, "address": 0, "count": 1, "unit_id": 7 })).await.json();
+    assert_eq!(a["failure"], "timeout", "{a}");
+    assert!(a["message"].as_str().unwrap().contains("unit id 7"), "{a}");
+    // coils
+    e.sim().with(|s| {
+        s.coils.insert(1, true);
+    });
+    let a = viewer.post(path, &json!({ "function": 1, "address": 0, "count": 3 })).await.json();
+    assert_eq!(a["bits"], json!([false, true, false]), "{a}");
+    // requests that are not reads are refused before the bus
+    for bad in [
+        json!({ "function": 5, "address": 0, "count": 1 }),
+        json!({ "function": 3, "address": 0, "count": 126 }),
+        json!({ "function": 3, "address": 65535, "count": 2 }),
+    ] {
+        let r = viewer.post(path, &bad).await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.text());
+    }
+    assert_eq!(viewer.post("/api/devices/nosuch/raw-read", &json!({ "function": 3, "address": 0, "count": 1 })).await.status, 404);
+    // the device is still polled after the tests (the timeout dropped the connection only)
+    until(10, "inv01 online", || async {
+        device_state(&viewer.get("/api/devices").await.json(), "inv01").filter(|d| d["state"] == "online")
+    })
+    .await;
+
+    // live values: the counter moves, its history grows
+    let first = until(10, "live values", || async {
+        let v = viewer.get("/api/devices/inv01/live").await.json();
+        let p = v["points"].as_array()?.iter().find(|p| p["point"] == "counter")?.clone();
+        (p["history"].as_array()?.len() >= 2).then_some(p)
+    })
+    .await;
+    assert_eq!(first["quality"], "good");
+    let ts = first["ts_ms"].as_u64().unwrap();
+    let later = until(10, "a newer counter value", || async {
+        let v = viewer.get(&format!("/api/devices/inv01/live?since_ms={ts}")).await.json();
+        let p = v["points"].as_array()?.iter().find(|p| p["point"] == "counter")?.clone();
+        (p["ts_ms"].as_u64()? > ts).then_some(p)
+    })
+    .await;
+    assert!(later["value"].as_u64().unwrap() > first["value"].as_u64().unwrap());
+    assert!(later["history"].as_array().unwrap().iter().all(|h| h[0].as_u64().unwrap() > ts), "since_ms filters the history");
+    assert_eq!(viewer.get("/api/devices/inv01/live?since_ms=x").await.status, 400);
+
+    // what the cloud acknowledged: recorded once someone asks, newer values follow
+    let sent = until(20, "a value the cloud acknowledged", || async {
+        let v = viewer.get("/api/devices/inv01/last-sent").await.json();
+        assert_eq!(v["routed"], true, "{v}");
+        v["points"].as_array()?.iter().find(|p| p["point"] == "counter").cloned()
+    })
+    .await;
+    let got = sent["value"].as_u64().unwrap();
+    assert!(e.sim().with(|s| s.served[&0].contains(&(got as u32))), "the cloud got a value the device served: {sent}");
+    until(20, "a newer acknowledged value", || async {
+        let v = viewer.get("/api/devices/inv01/last-sent").await.json();
+        v["points"].as_array()?.iter().find(|p| p["point"] == "counter" && p["value"].as_u64().unwrap() > got).cloned()
+    })
+    .await;
+    assert_eq!(Client::new(e.port).get("/api/devices/inv01/last-sent").await.status, 401);
+    assert_eq!(viewer.get("/api/devices/nosuch/live").await.status, 404);
 }

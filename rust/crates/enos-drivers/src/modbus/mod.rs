@@ -9,6 +9,7 @@ pub mod codec;
 mod link;
 pub mod plan;
 mod poll;
+mod raw;
 
 pub use link::{Endpoint, ReqError};
 

@@ -130,6 +130,8 @@ pub(super) async fn run(ep: Endpoint, devices: Vec<DeviceConfig>, mut ctx: Drive
     let backoff = devices.first().map(|d| (d.reconnect_min_ms, d.reconnect_max_ms)).unwrap_or((500, 30_000));
     let link = Link::start(ep.clone(), workers, backoff, requests);
     let mut by_id: HashMap<String, Arc<Device>> = HashMap::new();
+    // The poll groups end with this task (a JoinSet aborts its tasks when dropped).
+    let mut groups = tokio::task::JoinSet::new();
     for cfg in devices {
         ctx.status.set(DeviceStatus {
             id: cfg.id.clone(),
@@ -154,7 +156,7 @@ pub(super) async fn run(ep: Endpoint, devices: Vec<DeviceConfig>, mut ctx: Drive
                 continue;
             }
             let blocks = plan(&dev.cfg.points, &which, dev.cfg.max_gap, dev.cfg.max_registers);
-            tokio::spawn(poll_group(
+            groups.spawn(poll_group(
                 dev.clone(),
                 blocks,
                 Duration::from_millis(g.interval_ms),
@@ -177,6 +179,13 @@ pub(super) async fn run(ep: Endpoint, devices: Vec<DeviceConfig>, mut ctx: Drive
                     let out = match by_id.get(&device) {
                         Some(d) => write(d, &point, &value).await,
                         None => WriteOutcome::failed(WriteFailure::UnknownDevice, format!("no device {device:?}")),
+                    };
+                    let _ = reply.send(out);
+                }
+                Command::RawRead { device, request, reply } => {
+                    let out = match by_id.get(&device) {
+                        Some(d) => Ok(super::raw::read(&d.link, &d.cfg, &request).await),
+                        None => Err(format!("no device {device:?}")),
                     };
                     let _ = reply.send(out);
                 }

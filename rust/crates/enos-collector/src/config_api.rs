@@ -1,0 +1,184 @@
+//! The configuration calls of `org.enos.Edge.Collector1` (GetConfig, ValidateConfig,
+//! ApplyConfig, ListDeviceModels) and the engineering calls (ReadRaw, LiveValues).
+//!
+//! ApplyConfig validates the whole document first (every finding, by device, point and field);
+//! only a clean document is written, atomically (temp file, fsync, rename, directory fsync, the
+//! previous file kept as `<name>.previous`), and only a written document is applied. A refused
+//! document changes nothing, on disk or running.
+
+use crate::reload::Engine;
+use enos_drivers::Command;
+use enos_model::config::CollectorConfig;
+use enos_model::config_edit::{self, Finding};
+use enos_model::raw_read::RawRead;
+use serde_json::json;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
+use zbus::fdo;
+
+pub struct ConfigApi {
+    pub engine: Arc<Mutex<Engine>>,
+    /// Where ApplyConfig writes: the `--config` file, else `/data/enos/config/collector.toml`.
+    pub file: PathBuf,
+    /// The device-model library (`--device-models`, default `/usr/share/enos/device-models`).
+    pub models_dir: PathBuf,
+    /// One apply at a time.
+    pub applying: tokio::sync::Mutex<()>,
+}
+
+const MAX_DOC_BYTES: usize = 4 << 20;
+
+fn to_json(v: &serde_json::Value) -> fdo::Result<String> {
+    serde_json::to_string(v).map_err(|e| fdo::Error::Failed(e.to_string()))
+}
+
+/// The document, or its one finding when it is not a configuration at all.
+fn parse_doc(doc: &str) -> Result<CollectorConfig, Vec<Finding>> {
+    let whole = |reason: String| vec![Finding { key: "(document)".into(), device: None, point: None, field: String::new(), reason }];
+    if doc.len() > MAX_DOC_BYTES {
+        return Err(whole(format!("larger than {} MiB", MAX_DOC_BYTES >> 20)));
+    }
+    serde_json::from_str(doc).map_err(|e| whole(format!("not a collector configuration: {e}")))
+}
+
+/// Writes `text` to `file` so that a crash or power cut leaves either the old or the new file.
+pub fn write_atomic(file: &Path, text: &str) -> std::io::Result<()> {
+    let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("collector.toml");
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let res = (|| {
+        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        if file.exists() {
+            // the file before this change, for a technician who wants it back
+            let _ = std::fs::copy(file, dir.join(format!("{name}.previous")));
+        }
+        std::fs::rename(&tmp, file)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res
+}
+
+impl ConfigApi {
+    pub fn get_config(&self) -> fdo::Result<String> {
+        let mut cfg = self.engine.lock().expect("engine").config().clone();
+        for d in &mut cfg.devices {
+            d.points_csv = None; // the points are inline in the document
+        }
+        to_json(&serde_json::to_value(&cfg).map_err(|e| fdo::Error::Failed(e.to_string()))?)
+    }
+
+    pub fn validate(&self, doc: &str) -> fdo::Result<String> {
+        let errors = match parse_doc(doc) {
+            Ok(cfg) => config_edit::validate_all(&cfg),
+            Err(e) => e,
+        };
+        to_json(&json!({ "ok": errors.is_empty(), "errors": errors }))
+    }
+
+    pub async fn apply(&self, doc: &str) -> fdo::Result<String> {
+        let _one = self.applying.lock().await;
+        let cfg = match parse_doc(doc) {
+            Ok(c) => c,
+            Err(errors) => return to_json(&json!({ "ok": false, "errors": errors })),
+        };
+        let errors = config_edit::validate_all(&cfg);
+        if !errors.is_empty() {
+            log::info!("configuration refused: {}", errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "));
+            return to_json(&json!({ "ok": false, "errors": errors }));
+        }
+        let text = config_edit::to_toml(&cfg).map_err(fdo::Error::Failed)?;
+        let file = self.file.clone();
+        let written =
+            tokio::task::spawn_blocking(move || write_atomic(&file, &text)).await.map_err(|e| fdo::Error::Failed(e.to_string()))?;
+        if let Err(e) = written {
+            let reason = format!("cannot write {}: {e} (nothing was changed)", self.file.display());
+            log::error!("{reason}");
+            let f = Finding { key: "(file)".into(), device: None, point: None, field: String::new(), reason };
+            return to_json(&json!({ "ok": false, "errors": [f] }));
+        }
+        let mut engine = self.engine.lock().expect("engine");
+        let push_changed = engine.config().push != cfg.push;
+        let applied = engine.apply(cfg);
+        drop(engine);
+        log::info!(
+            "configuration applied from the bus and written to {}: started {:?}, restarted {:?}, stopped {:?}, unchanged {:?}",
+            self.file.display(),
+            applied.started,
+            applied.restarted,
+            applied.stopped,
+            applied.unchanged
+        );
+        to_json(&json!({
+            "ok": true,
+            "file": self.file,
+            "started": applied.started,
+            "restarted": applied.restarted,
+            "stopped": applied.stopped,
+            "unchanged": applied.unchanged,
+            "note": if push_changed { Some("the [push] settings take effect at the next start of the collector") } else { None },
+        }))
+    }
+
+    pub fn device_models(&self) -> fdo::Result<String> {
+        let (models, errors) = config_edit::load_models(&self.models_dir);
+        to_json(&json!({ "dir": self.models_dir, "models": models, "errors": errors }))
+    }
+
+    pub async fn read_raw(&self, device: &str, request: &str) -> fdo::Result<String> {
+        let req: RawRead = serde_json::from_str(request).map_err(|e| fdo::Error::InvalidArgs(format!("bad request: {e}")))?;
+        let route = self.engine.lock().expect("engine").route(device);
+        let route = route.ok_or_else(|| fdo::Error::InvalidArgs(format!("no device {device:?} (or it is disabled)")))?;
+        let (reply, rx) = oneshot::channel();
+        route
+            .send(Command::RawRead { device: device.into(), request: req, reply })
+            .await
+            .map_err(|_| fdo::Error::Failed("driver stopped".into()))?;
+        let ans = rx.await.map_err(|_| fdo::Error::Failed("driver stopped".into()))?.map_err(fdo::Error::InvalidArgs)?;
+        log::info!("raw read {device} unit {} fc{} @{}: {}", ans.unit_id, ans.function, ans.address, ans.message);
+        to_json(&serde_json::to_value(&ans).map_err(|e| fdo::Error::Failed(e.to_string()))?)
+    }
+
+    pub fn live_values(&self, device: &str, since_ms: u64) -> fdo::Result<String> {
+        let engine = self.engine.lock().expect("engine");
+        if engine.config().device(device).is_none() {
+            return Err(fdo::Error::InvalidArgs(format!("no device {device:?}")));
+        }
+        let live = engine.live.clone();
+        drop(engine);
+        to_json(
+            &json!({ "device": device, "time_ms": enos_model::now_ms(), "points": live.values(device, since_ms).iter().map(|p| p.to_json()).collect::<Vec<_>>() }),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_keeps_the_previous_file() {
+        let d = tempfile_dir();
+        let f = d.join("collector.toml");
+        write_atomic(&f, "a = 1\n").unwrap();
+        write_atomic(&f, "a = 2\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), "a = 2\n");
+        assert_eq!(std::fs::read_to_string(d.join("collector.toml.previous")).unwrap(), "a = 1\n");
+        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 2, "no temp file left");
+        let e = write_atomic(&d.join("missing/collector.toml"), "x").unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("enos-collector-test-{}-{}", std::process::id(), enos_model::now_ms()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+}

@@ -1,0 +1,282 @@
+//! The running drivers and how a new configuration replaces them without a restart of the
+//! process: devices are grouped by endpoint (one driver task each, as at start); a group whose
+//! devices are exactly as before keeps running untouched (its connections, counters and poll
+//! phase), any other group is stopped and started again with the new settings. Samples already
+//! handed on are never lost: a stopped driver's frames still drain to the pusher.
+//!
+//! It also keeps the recent values of the devices someone is watching (the web center's live
+//! page): a driver's frames pass through a small forwarder that copies them only while a watch
+//! is on, so an unwatched device costs one atomic load per frame.
+
+use enos_drivers::modbus::{Endpoint, ModbusDriver};
+use enos_drivers::{Command, DeviceEvent, Driver, DriverContext, Frame, StatusBoard};
+use enos_model::config::{CollectorConfig, DeviceConfig, Protocol};
+use enos_model::device::DeviceStatus;
+use enos_model::{Quality, Value};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// One driver task and what it serves.
+struct Running {
+    key: String,
+    devices: Vec<DeviceConfig>,
+    commands: mpsc::Sender<Command>,
+    status: Arc<StatusBoard>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // Ends the driver and its poll groups; its connections close when the last request ends.
+        self.task.abort();
+    }
+}
+
+pub struct Engine {
+    cfg: CollectorConfig,
+    drivers: Vec<Running>,
+    frames: mpsc::Sender<Frame>,
+    events: mpsc::UnboundedSender<DeviceEvent>,
+    pub live: Arc<Live>,
+}
+
+/// What an apply did, by device id.
+#[derive(Debug, Default, PartialEq)]
+pub struct Applied {
+    pub started: Vec<String>,
+    pub restarted: Vec<String>,
+    pub stopped: Vec<String>,
+    pub unchanged: Vec<String>,
+}
+
+fn endpoint(d: &DeviceConfig) -> Endpoint {
+    match d.protocol {
+        Protocol::ModbusTcp => Endpoint::Tcp(d.address.clone().unwrap_or_default()),
+        Protocol::ModbusRtuOverTcp => Endpoint::RtuOverTcp(d.address.clone().unwrap_or_default()),
+        Protocol::ModbusRtu => Endpoint::Serial(d.serial.clone().expect("validated: serial settings")),
+    }
+}
+
+/// The enabled devices of a config grouped by endpoint, as the drivers serve them.
+fn groups(cfg: &CollectorConfig) -> BTreeMap<String, (Endpoint, Vec<DeviceConfig>)> {
+    let mut by_ep: BTreeMap<String, (Endpoint, Vec<DeviceConfig>)> = BTreeMap::new();
+    for d in cfg.devices.iter().filter(|d| d.enabled) {
+        let ep = endpoint(d);
+        by_ep.entry(ep.key()).or_insert_with(|| (ep, Vec::new())).1.push(d.clone());
+    }
+    by_ep
+}
+
+impl Engine {
+    pub fn start(cfg: CollectorConfig, frames: mpsc::Sender<Frame>, events: mpsc::UnboundedSender<DeviceEvent>) -> Engine {
+        let mut e = Engine {
+            cfg: CollectorConfig { push: cfg.push.clone(), devices: Vec::new() },
+            drivers: Vec::new(),
+            frames,
+            events,
+            live: Arc::default(),
+        };
+        e.apply(cfg);
+        e
+    }
+
+    pub fn config(&self) -> &CollectorConfig {
+        &self.cfg
+    }
+
+    fn spawn(&self, key: String, ep: Endpoint, devices: Vec<DeviceConfig>) -> Running {
+        let (cmd_tx, cmd_rx) = mpsc::channel(64);
+        let (ftx, frx) = mpsc::channel(1024);
+        let status = Arc::new(StatusBoard::default());
+        let driver = Box::new(ModbusDriver::new(ep, devices.clone()));
+        let ctx = DriverContext { frames: ftx, events: self.events.clone(), status: status.clone(), commands: cmd_rx };
+        let task = tokio::spawn(driver.run(ctx));
+        tokio::spawn(forward(frx, self.frames.clone(), self.live.clone()));
+        Running { key, devices, commands: cmd_tx, status, task }
+    }
+
+    /// Replaces the running configuration by `cfg` (already validated), restarting only the
+    /// driver groups that changed.
+    pub fn apply(&mut self, mut cfg: CollectorConfig) -> Applied {
+        // The points of a CSV table were merged at load: the running config has them inline.
+        for d in &mut cfg.devices {
+            d.points_csv = None;
+        }
+        let mut want = groups(&cfg);
+        let mut out = Applied::default();
+        for r in std::mem::take(&mut self.drivers) {
+            if want.get(&r.key).is_some_and(|(_, devs)| *devs == r.devices) {
+                out.unchanged.extend(r.devices.iter().map(|d| d.id.clone()));
+                want.remove(&r.key);
+                self.drivers.push(r);
+            }
+            // any other driver ends here (dropped)
+        }
+        let was_enabled = |id: &str| self.cfg.device(id).is_some_and(|o| o.enabled);
+        for (_, (_, devs)) in want.iter() {
+            for d in devs {
+                if was_enabled(&d.id) {
+                    out.restarted.push(d.id.clone());
+                } else {
+                    out.started.push(d.id.clone());
+                }
+            }
+        }
+        out.stopped =
+            self.cfg.devices.iter().filter(|d| d.enabled && !cfg.device(&d.id).is_some_and(|n| n.enabled)).map(|d| d.id.clone()).collect();
+        for (key, (ep, devs)) in want {
+            let r = self.spawn(key, ep, devs);
+            self.drivers.push(r);
+        }
+        for v in [&mut out.started, &mut out.restarted, &mut out.stopped, &mut out.unchanged] {
+            v.sort();
+        }
+        self.cfg = cfg;
+        out
+    }
+
+    pub fn route(&self, device: &str) -> Option<mpsc::Sender<Command>> {
+        self.drivers.iter().find(|r| r.devices.iter().any(|d| d.id == device)).map(|r| r.commands.clone())
+    }
+
+    pub fn device_count(&self) -> usize {
+        self.cfg.devices.len()
+    }
+
+    /// Every configured device and its state (disabled ones too).
+    pub fn statuses(&self) -> Vec<DeviceStatus> {
+        let mut all: Vec<DeviceStatus> = self.drivers.iter().flat_map(|r| r.status.all()).collect();
+        for d in self.cfg.devices.iter().filter(|d| !d.enabled) {
+            all.push(DeviceStatus {
+                id: d.id.clone(),
+                protocol: format!("{:?}", d.protocol),
+                state: "disabled".into(),
+                last_ok_ms: None,
+                last_error: None,
+                polls_ok: 0,
+                polls_failed: 0,
+                points: d.points.len(),
+            });
+        }
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        all
+    }
+}
+
+async fn forward(mut rx: mpsc::Receiver<Frame>, to: mpsc::Sender<Frame>, live: Arc<Live>) {
+    while let Some(f) = rx.recv().await {
+        if live.watching.load(Ordering::Relaxed) > 0 {
+            live.record(&f);
+        }
+        if to.send(f).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// How long a watch lasts after the last `LiveValues` call.
+const WATCH_FOR: Duration = Duration::from_secs(60);
+/// Recent values kept per point while watched.
+const KEEP: Duration = Duration::from_secs(600);
+const KEEP_MAX: usize = 600;
+
+#[derive(Default)]
+pub struct Live {
+    watching: AtomicUsize,
+    inner: Mutex<HashMap<String, Watched>>,
+}
+
+struct Watched {
+    until: Instant,
+    points: BTreeMap<String, VecDeque<(u64, Value, Quality)>>,
+}
+
+pub struct LivePoint {
+    pub point: String,
+    pub value: Value,
+    pub quality: Quality,
+    pub ts_ms: u64,
+    /// `[ts_ms, number or null]`, oldest first, newer than the `since_ms` asked for.
+    pub history: Vec<(u64, Option<f64>)>,
+}
+
+impl LivePoint {
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({ "point": self.point, "value": self.value, "quality": self.quality, "ts_ms": self.ts_ms, "history": self.history })
+    }
+}
+
+impl Live {
+    fn record(&self, f: &Frame) {
+        let mut m = self.inner.lock().expect("live");
+        let Some(w) = m.get_mut(&*f.device) else { return };
+        let cutoff = f.ts_ms.saturating_sub(KEEP.as_millis() as u64);
+        for (name, v, q) in &f.samples {
+            let h = w.points.entry(name.to_string()).or_default();
+            h.push_back((f.ts_ms, v.clone(), *q));
+            while h.len() > KEEP_MAX || h.front().is_some_and(|x| x.0 < cutoff) {
+                h.pop_front();
+            }
+        }
+    }
+
+    /// The device's recent values (starting a watch of it, or extending it).
+    pub fn values(&self, device: &str, since_ms: u64) -> Vec<LivePoint> {
+        let now = Instant::now();
+        let mut m = self.inner.lock().expect("live");
+        m.retain(|_, w| w.until > now);
+        let w = m.entry(device.to_string()).or_insert_with(|| Watched { until: now, points: BTreeMap::new() });
+        w.until = now + WATCH_FOR;
+        let out = w
+            .points
+            .iter()
+            .filter_map(|(name, h)| {
+                let (ts, v, q) = h.back()?;
+                Some(LivePoint {
+                    point: name.clone(),
+                    value: v.clone(),
+                    quality: *q,
+                    ts_ms: *ts,
+                    history: h
+                        .iter()
+                        .filter(|x| x.0 > since_ms)
+                        .map(|(t, v, q)| (*t, if q.is_good() { v.as_f64() } else { None }))
+                        .collect(),
+                })
+            })
+            .collect();
+        self.watching.store(m.len(), Ordering::Relaxed);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_watched_devices_are_kept_and_history_is_bounded() {
+        let live = Live::default();
+        let frame = |d: &str, ts: u64, v: f64| Frame {
+            device: Arc::from(d),
+            ts_ms: ts,
+            samples: vec![(Arc::from("P"), Value::Float(v), Quality::Good)],
+        };
+        live.record(&frame("a", 1, 1.0));
+        assert!(live.values("a", 0).is_empty(), "nothing recorded before the watch");
+        for i in 0..(KEEP_MAX as u64 + 10) {
+            live.record(&frame("a", 1_000_000 + i, i as f64));
+            live.record(&frame("b", 1_000_000 + i, i as f64));
+        }
+        let v = live.values("a", 0);
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].history.len(), KEEP_MAX);
+        assert_eq!(v[0].value, Value::Float((KEEP_MAX + 9) as f64));
+        assert_eq!(live.values("a", 1_000_000 + KEEP_MAX as u64 + 7)[0].history.len(), 2, "since_ms");
+        assert!(!live.inner.lock().unwrap().contains_key("b"));
+    }
+}

@@ -1,0 +1,187 @@
+//! Device configuration and engineering calls: devices added, edited and removed through the
+//! collector's `GetConfig`/`ApplyConfig`, point tables as CSV (`enos_model::points_csv`, parsed
+//! and written here so the format has one home), the device-model library, raw-register reads
+//! and live values. See `docs/web-api.md`.
+
+use crate::accounts::Role;
+use crate::app::{call, parse, App};
+use crate::http::{ok, read_json, ApiError, ApiResult};
+use enos_model::config::{CollectorConfig, DeviceConfig};
+use enos_model::points_csv;
+use enos_model::raw_read::RawRead;
+use hyper::body::Incoming;
+use hyper::header::HeaderValue;
+use hyper::{Request, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+
+/// Larger than `limits.max_body_bytes`: a device with a thousand points is ~200 KB of JSON.
+pub const CONFIG_BODY_MAX: usize = 4 << 20;
+
+async fn running_config(app: &App) -> Result<CollectorConfig, ApiError> {
+    let s = call("collector", app.bus_timeout(), app.collector.get_config()).await?;
+    parse("collector", &s)
+}
+
+fn unprocessable(message: impl Into<String>, errors: serde_json::Value) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message).with_details(errors)
+}
+
+/// `GET /api/config`: the collector's running configuration.
+pub async fn get_config(app: &App, req: Request<Incoming>) -> ApiResult {
+    app.require(&req, Role::Viewer, false)?;
+    ok(&running_config(app).await?)
+}
+
+/// `GET /api/devices/{id}/config`.
+pub async fn get_device(app: &App, req: Request<Incoming>, id: &str) -> ApiResult {
+    app.require(&req, Role::Viewer, false)?;
+    let cfg = running_config(app).await?;
+    let d = cfg.device(id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no device {id:?} is configured")))?;
+    ok(d)
+}
+
+/// Applies `cfg` through the collector; its findings become a `422` with `errors`.
+async fn apply(app: &App, cfg: &CollectorConfig) -> Result<serde_json::Value, ApiError> {
+    let doc = serde_json::to_string(cfg).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let s = call("collector", app.bus_timeout(), app.collector.apply_config(&doc)).await?;
+    let r: serde_json::Value = parse("collector", &s)?;
+    if r["ok"] != true {
+        let errors = r["errors"].clone();
+        let first = errors.get(0).and_then(|e| e["reason"].as_str()).unwrap_or("refused").to_string();
+        let n = errors.as_array().map(|a| a.len()).unwrap_or(0);
+        return Err(unprocessable(
+            format!("the configuration was refused ({n} problem{}): {first}", if n == 1 { "" } else { "s" }),
+            errors,
+        ));
+    }
+    Ok(r)
+}
+
+/// `PUT /api/devices/{id}/config`: adds the device or replaces its settings and points.
+pub async fn put_device(app: &App, req: Request<Incoming>, id: &str) -> ApiResult {
+    let (_, s) = app.require(&req, Role::Admin, true)?;
+    let dev: DeviceConfig = read_json(req, CONFIG_BODY_MAX).await?;
+    if dev.id != id {
+        return Err(ApiError::bad_request(format!("the body is for device {:?}, the path for {id:?}", dev.id)));
+    }
+    let _one = app.config_edit.lock().await;
+    let mut cfg = running_config(app).await?;
+    let created = match cfg.devices.iter_mut().find(|d| d.id == id) {
+        Some(d) => {
+            *d = dev;
+            false
+        }
+        None => {
+            cfg.devices.push(dev);
+            true
+        }
+    };
+    let r = apply(app, &cfg).await.inspect_err(|e| log::info!("{:?}: device {id:?} not saved: {}", s.user, e.message))?;
+    log::info!(
+        "{:?} {} device {id:?}; restarted {}, started {}",
+        s.user,
+        if created { "added" } else { "changed" },
+        r["restarted"],
+        r["started"]
+    );
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok(crate::http::json(status, &json!({ "device": id, "created": created, "applied": r })))
+}
+
+/// `DELETE /api/devices/{id}/config`.
+pub async fn delete_device(app: &App, req: Request<Incoming>, id: &str) -> ApiResult {
+    let (_, s) = app.require(&req, Role::Admin, true)?;
+    let _one = app.config_edit.lock().await;
+    let mut cfg = running_config(app).await?;
+    let before = cfg.devices.len();
+    cfg.devices.retain(|d| d.id != id);
+    if cfg.devices.len() == before {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no device {id:?} is configured")));
+    }
+    let r = apply(app, &cfg).await?;
+    log::info!("{:?} removed device {id:?}", s.user);
+    ok(&json!({ "device": id, "removed": true, "applied": r }))
+}
+
+/// `GET /api/devices/{id}/points.csv`: the point table in the CSV format it can be imported in.
+pub async fn export_csv(app: &App, req: Request<Incoming>, id: &str) -> ApiResult {
+    app.require(&req, Role::Viewer, false)?;
+    let cfg = running_config(app).await?;
+    let d = cfg.device(id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no device {id:?} is configured")))?;
+    let mut r = crate::http::text(StatusCode::OK, "text/csv; charset=utf-8", points_csv::write(&d.points));
+    let fname: String = id.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
+    let cd = HeaderValue::from_str(&format!("attachment; filename=\"{fname}-points.csv\"")).expect("ascii");
+    r.headers_mut().insert("content-disposition", cd);
+    r.headers_mut().insert("cache-control", HeaderValue::from_static("no-store"));
+    Ok(r)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CsvBody {
+    csv: String,
+}
+
+/// `POST /api/points-csv`: parses a point table; every bad row and column is reported.
+pub async fn parse_csv(app: &App, req: Request<Incoming>) -> ApiResult {
+    app.require(&req, Role::Admin, true)?;
+    let b: CsvBody = read_json(req, CONFIG_BODY_MAX).await?;
+    match points_csv::parse(&b.csv) {
+        Ok(points) => ok(&json!({ "points": points })),
+        Err(errors) => {
+            let list: Vec<_> =
+                errors.iter().map(|e| json!({ "line": e.line, "column": e.column, "reason": e.reason, "text": e.to_string() })).collect();
+            let first = errors.first().map(|e| e.to_string()).unwrap_or_default();
+            Err(unprocessable(
+                format!("the point table has {} problem{}: {first}", errors.len(), if errors.len() == 1 { "" } else { "s" }),
+                json!(list),
+            ))
+        }
+    }
+}
+
+/// `GET /api/device-models`: the library shipped with the image.
+pub async fn device_models(app: &App, req: Request<Incoming>) -> ApiResult {
+    app.require(&req, Role::Viewer, false)?;
+    let s = call("collector", app.bus_timeout(), app.collector.list_device_models()).await?;
+    let v: serde_json::Value = parse("collector", &s)?;
+    ok(&v)
+}
+
+/// `POST /api/devices/{id}/raw-read`: chosen registers from the device now.
+pub async fn raw_read(app: &App, req: Request<Incoming>, id: &str) -> ApiResult {
+    let (_, s) = app.require(&req, Role::Viewer, true)?;
+    let r: RawRead = read_json(req, app.body_limit()).await?;
+    r.check().map_err(ApiError::bad_request)?;
+    let body = serde_json::to_string(&r).expect("request");
+    let out = call("collector", app.device_timeout(), app.collector.read_raw(id, &body)).await?;
+    let v: serde_json::Value = parse("collector", &out)?;
+    log::info!("raw read by {:?}: {id} fc{} @{} x{}: {}", s.user, r.function, r.address, r.count, v["message"].as_str().unwrap_or(""));
+    ok(&v)
+}
+
+/// `GET /api/devices/{id}/live?since_ms=N`: recent polled values and their history.
+pub async fn live(app: &App, req: Request<Incoming>, id: &str) -> ApiResult {
+    app.require(&req, Role::Viewer, false)?;
+    let since = req
+        .uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("since_ms="))
+        .map(|v| v.parse::<u64>().map_err(|_| ApiError::bad_request("since_ms must be a number")))
+        .transpose()?
+        .unwrap_or(0);
+    let s = call("collector", app.bus_timeout(), app.collector.live_values(id, since)).await?;
+    let v: serde_json::Value = parse("collector", &s)?;
+    ok(&v)
+}
+
+/// `GET /api/devices/{id}/last-sent`: what the cloud last acknowledged for the device.
+pub async fn last_sent(app: &App, req: Request<Incoming>, id: &str) -> ApiResult {
+    app.require(&req, Role::Viewer, false)?;
+    let s = call("uplink", app.bus_timeout(), app.inspect.last_sent(id)).await?;
+    let v: serde_json::Value = parse("uplink", &s)?;
+    ok(&v)
+}
