@@ -46,6 +46,7 @@ SRC_URI = "file://rust/Cargo.toml \
            file://web.toml \
            file://enos-edge.tmpfiles \
            file://enos-edge.sysusers \
+           file://50-enos-web.rules \
            file://device-models/pv-inverter-sunspec.toml \
            file://device-models/energy-meter-3ph.toml \
            "
@@ -94,6 +95,10 @@ do_install() {
         install -m 0644 ${UNPACKDIR}/$c.toml ${D}${sysconfdir}/enos/$c.toml
     done
 
+    # polkit: enos-web may restart the EnOS services and reboot, nothing else.
+    install -d ${D}${datadir}/polkit-1/rules.d
+    install -m 0644 ${UNPACKDIR}/50-enos-web.rules ${D}${datadir}/polkit-1/rules.d/50-enos-web.rules
+
     # The device-model library the web center offers as templates (ListDeviceModels).
     install -d ${D}${datadir}/enos/device-models
     for m in pv-inverter-sunspec energy-meter-3ph; do
@@ -139,6 +144,7 @@ FILES:enos-ota += "${bindir}/enos-ota \
 FILES:enos-web += "${bindir}/enos-web \
                    ${systemd_system_unitdir}/enos-web.service \
                    ${datadir}/dbus-1/system.d/org.enos.Edge.Web.conf \
+                   ${datadir}/polkit-1/rules.d/50-enos-web.rules \
                    ${sysconfdir}/enos/web.toml"
 FILES:enosctl += "${bindir}/enosctl"
 

@@ -193,11 +193,14 @@ function dashboardView() {
   const updated = h('span', { class: 'updated', id: 'updated' }, '');
   const body = h('div', { id: 'dash' }, h('p', { class: 'loading' }, 'Loading…'));
   const root = h('section', {}, h('div', { class: 'toolbar' }, h('h1', { class: 'grow' }, 'Dashboard'), updated), body);
+  let sys = null;
+  let n = 0;
   every(2000, async () => {
     try {
       const st = await api('GET', '/api/status');
+      if (n++ % 3 === 0) sys = await api('GET', '/api/system').catch(() => sys);
       cloudPill(st);
-      body.replaceChildren(...dashboardCards(st));
+      body.replaceChildren(...dashboardCards(st, sys));
       updated.textContent = 'updated ' + clock(st.time_ms);
     } catch (e) {
       updated.textContent = '';
@@ -208,7 +211,7 @@ function dashboardView() {
   return root;
 }
 
-function dashboardCards(st) {
+function dashboardCards(st, sys) {
   const out = [];
   for (const [what, msg] of Object.entries(st.errors || {})) {
     if (what !== 'devices' || !st.errors.collector) out.push(banner('error', msg));
@@ -237,8 +240,10 @@ function dashboardCards(st) {
       off ? off + ' not answering' : 'all answering', null));
   }
   const svc = (name, up) => h('div', { class: 'svc' }, h('span', {}, name), pill(up ? 'running' : 'not answering', up ? 'ok' : 'bad'));
+  const otaUp = sys ? sys.services.some((x) => x.service === 'enos-ota' && x.state === 'running') : null;
   cards.push(h('div', { class: 'card stat' }, h('div', { class: 'label' }, 'Services'),
-    svc('collector', !!st.collector), svc('uplink', !!st.uplink)));
+    svc('collector', !!st.collector), svc('uplink', !!st.uplink), otaUp === null ? null : svc('ota', otaUp)));
+  if (sys) cards.push(...systemCards(sys));
   const grid = h('div', { class: 'grid' }, cards);
   // widths via CSSOM (the CSP allows no inline style attributes)
   grid.querySelectorAll('[data-w]').forEach((el) => { el.style.width = el.getAttribute('data-w') + '%'; });
@@ -560,7 +565,10 @@ function pointsCsv(points) {
 
 function sparkline(hist, now) {
   const NS = 'http://www.w3.org/2000/svg';
-  const W = 140, H = 40, SPAN = 300000;
+  const W = 140, H = 40;
+  const first = hist.find(([, v]) => v !== null);
+  // the last 5 minutes, or what there is of them (at least 30 s)
+  const SPAN = Math.min(300000, Math.max(30000, first ? now - first[0] : 0));
   const svg = document.createElementNS(NS, 'svg');
   svg.setAttribute('viewBox', '0 0 ' + W + ' ' + H);
   svg.setAttribute('width', W);
@@ -663,6 +671,125 @@ function rawCard(id) {
     h('div', { class: 'toolbar' }, h('span', { class: 'grow' }), btn), res);
 }
 
+
+// ---- system: update, logs, services, diagnostics ----
+
+function systemCards(sys) {
+  const o = sys.ota;
+  const mem = sys.memory, disk = sys.disk;
+  const cards = [];
+  cards.push(stat('Software', o ? (o.version || 'unknown') : '–', o ? 'slot ' + (o.booted_slot || '?') + ' · update ' + o.state : (sys.errors && sys.errors.ota) || ''));
+  cards.push(stat('CPU · memory', (sys.cpu_percent === null ? '–' : sys.cpu_percent + ' %'),
+    mem ? bytes(mem.total_bytes - mem.available_bytes) + ' of ' + bytes(mem.total_bytes) + ' memory used' : ''));
+  if (disk) {
+    const used = disk.total_bytes ? 100 * (disk.total_bytes - disk.free_bytes) / disk.total_bytes : 0;
+    cards.push(stat('Data partition', bytes(disk.free_bytes) + ' free', 'of ' + bytes(disk.total_bytes) + (sys.uptime_s ? ' · up ' + hours(sys.uptime_s / 3600) : ''),
+      h('div', { class: 'meter', role: 'meter', 'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': Math.round(used) }, h('div', { 'data-w': used }))));
+  }
+  return cards;
+}
+
+function systemView() {
+  const isAdmin = session.role === 'admin';
+  const info = h('div', { id: 'sys-info' }, h('p', { class: 'loading' }, 'Loading…'));
+  const svcBox = h('div', { class: 'list', id: 'services' });
+  const out = h('div', { id: 'sys-result', role: 'status' });
+  const upOut = h('div', { id: 'update-result', role: 'status' });
+  const hist = h('div', { id: 'update-history' });
+
+  async function restart(name) {
+    if (!await confirmDialog('Restart ' + name + '?', h('p', {}, 'The service stops for a few seconds; nothing it has stored is lost.'), 'Restart', 'danger')) return;
+    try {
+      await api('POST', '/api/services/' + enc(name) + '/restart');
+      out.replaceChildren(banner('info', name + ' is restarting.'));
+    } catch (e) { out.replaceChildren(banner('error', 'Cannot restart ' + name + ': ' + e.message)); }
+  }
+  let follow = false;
+  every(2000, async () => {
+    try {
+      const sys = await api('GET', '/api/system');
+      const grid = h('div', { class: 'grid' }, systemCards(sys));
+      grid.querySelectorAll('[data-w]').forEach((el) => { el.style.width = el.getAttribute('data-w') + '%'; });
+      info.replaceChildren(grid);
+      svcBox.replaceChildren(...sys.services.map((s) => h('div', { class: 'card row' },
+        h('div', { class: 'grow name' }, s.service), pill(s.state, s.state === 'running' ? 'ok' : 'bad'),
+        isAdmin ? h('button', { type: 'button', class: 'quiet restart', 'data-svc': s.service, onclick: () => restart(s.service) }, 'Restart…') : null)));
+    } catch (e) { info.replaceChildren(banner('error', e.message)); }
+    try {
+      const u = await api('GET', '/api/update');
+      const j = u.status.job;
+      if (follow && j) upOut.replaceChildren(banner(j.step < 0 || j.state === 'failed' ? 'error' : 'info', 'Update ' + j.version + ': ' + j.state + (j.step >= 0 ? ' (' + j.step + ' %)' : '') + (j.desc ? ' — ' + j.desc : '')));
+      hist.replaceChildren(u.history.length ? h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Version'), h('th', {}, 'Result'), h('th', {}, 'When'))),
+        h('tbody', {}, u.history.slice(-5).reverse().map((x) => h('tr', {}, h('td', {}, x.version || '–'), h('td', { class: 'words' }, x.state + (x.desc ? ': ' + x.desc : '')), h('td', {}, ago(x.updated_ms))))))
+        : h('p', { class: 'hint' }, 'No update yet.'));
+    } catch (e) { hist.replaceChildren(banner('error', e.message)); }
+  });
+
+  const file = h('input', { id: 'bundle-file', type: 'file', accept: '.swu', class: 'file' });
+  const pick = h('button', { type: 'button', id: 'bundle-pick' }, 'Choose bundle…');
+  const chosen = h('span', { class: 'hint grow', id: 'bundle-name' }, 'no file chosen');
+  const upBtn = h('button', { type: 'button', class: 'primary', id: 'bundle-upload', disabled: true }, 'Upload and install');
+  pick.addEventListener('click', () => file.click());
+  file.addEventListener('change', () => {
+    const f = file.files[0];
+    chosen.textContent = f ? f.name + ' (' + bytes(f.size) + ')' : 'no file chosen';
+    upBtn.disabled = !f;
+  });
+  upBtn.addEventListener('click', async () => {
+    const f = file.files[0];
+    if (!f) return;
+    if (!await confirmDialog('Install this update?', [h('p', { class: 'big' }, f.name), h('p', {}, 'The gateway installs it into the other slot and restarts; it returns to this version by itself if the new one does not come up healthy.')], 'Install', 'danger')) return;
+    upBtn.disabled = true;
+    upOut.replaceChildren(banner('info', 'Uploading…'));
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', '/api/update/upload');
+    xhr.setRequestHeader('Content-Type', 'application/octet-stream');
+    xhr.setRequestHeader('X-CSRF-Token', session.csrf);
+    xhr.upload.onprogress = (ev) => { if (ev.lengthComputable) upOut.replaceChildren(banner('info', 'Uploading… ' + Math.round(100 * ev.loaded / ev.total) + ' %')); };
+    xhr.onload = () => {
+      let doc = null;
+      try { doc = JSON.parse(xhr.responseText); } catch (e) { /* not JSON */ }
+      if (xhr.status === 202) { follow = true; upOut.replaceChildren(banner('info', 'Uploaded (' + bytes(doc.bytes) + '); installing as job ' + doc.job + '…')); }
+      else upOut.replaceChildren(banner('error', 'The update was not started: ' + ((doc && doc.error) || 'HTTP ' + xhr.status)));
+      upBtn.disabled = false;
+    };
+    xhr.onerror = () => { upOut.replaceChildren(banner('error', 'The upload broke off (network).')); upBtn.disabled = false; };
+    xhr.send(f);
+  });
+
+  const svcSel = h('select', { id: 'log-service' }, h('option', { value: 'all' }, 'all services'), ['enos-collector', 'enos-uplink', 'enos-ota', 'enos-web'].map((x) => h('option', { value: x }, x)));
+  const lvlSel = h('select', { id: 'log-level' }, ['info', 'notice', 'warning', 'err', 'debug'].map((x) => h('option', { value: x }, x)));
+  const logBtn = h('button', { type: 'button', class: 'primary', id: 'log-show' }, 'Show logs');
+  const logOut = h('div', { id: 'log-result' });
+  logBtn.addEventListener('click', async () => {
+    logBtn.disabled = true;
+    try {
+      const r = await api('GET', '/api/logs?service=' + enc(svcSel.value) + '&level=' + enc(lvlSel.value) + '&lines=200');
+      logOut.replaceChildren(r.entries.length ? h('pre', { class: 'log' }, r.entries.map((e) => (e.ts_ms ? new Date(e.ts_ms).toLocaleTimeString() : '') + ' ' + (e.unit || '') + ' ' + e.message).join('\n'))
+        : banner('info', 'Nothing at this level.'));
+    } catch (e) { logOut.replaceChildren(banner('error', e.message)); }
+    finally { logBtn.disabled = false; }
+  });
+  const rebootBtn = h('button', { type: 'button', class: 'danger', id: 'reboot' }, 'Reboot…');
+  rebootBtn.addEventListener('click', async () => {
+    if (!await confirmDialog('Reboot the gateway?', h('p', {}, 'Collection stops for about a minute; the cache keeps what it holds.'), 'Reboot', 'danger')) return;
+    try { await api('POST', '/api/system/reboot'); out.replaceChildren(banner('info', 'Rebooting…')); }
+    catch (e) { out.replaceChildren(banner('error', 'Cannot reboot: ' + e.message)); }
+  });
+
+  return h('section', { class: 'stack' },
+    h('div', { class: 'toolbar' }, h('h1', { class: 'grow' }, 'System'), isAdmin ? rebootBtn : null),
+    out, info,
+    h('div', { class: 'card' }, h('h2', {}, 'Services'), svcBox),
+    h('div', { class: 'card', id: 'update-card' }, h('h2', {}, 'Update'),
+      isAdmin ? h('div', { class: 'toolbar' }, file, pick, chosen, upBtn) : null, upOut, hist),
+    isAdmin ? h('div', { class: 'card' }, h('h2', {}, 'Logs'),
+      h('div', { class: 'row' }, h('div', { class: 'grow' }, h('label', { for: 'log-service' }, 'Service'), svcSel), h('div', { class: 'grow' }, h('label', { for: 'log-level' }, 'At least'), lvlSel)),
+      h('div', { class: 'toolbar' }, h('span', { class: 'grow' }), logBtn), logOut) : null,
+    isAdmin ? h('div', { class: 'card' }, h('h2', {}, 'Diagnostics'), h('p', { class: 'hint' }, 'Status, configuration without secrets and recent logs, as one .tar.gz for support.'),
+      h('a', { class: 'button', href: '/api/diagnostics', download: 'enos-diagnostics.tar.gz', role: 'button', id: 'diagnostics' }, 'Download diagnostics')) : null);
+}
+
 // ---- accounts ----
 
 function field(id, label, attrs) {
@@ -755,6 +882,7 @@ function route() {
   let view;
   if (page === 'devices') view = devicesView();
   else if (page === 'accounts') view = accountsView();
+  else if (page === 'system') view = systemView();
   else if (page === 'device' && parts[1]) { view = deviceView(decodeURIComponent(parts.slice(1).join('/'))); page = 'devices'; }
   else if (page === 'device-edit') { view = deviceEditView(parts[1] ? decodeURIComponent(parts.slice(1).join('/')) : null); page = 'devices'; }
   else { page = 'dashboard'; view = dashboardView(); }

@@ -8,7 +8,9 @@ use crate::http::{
     self, add_security_headers, cookie, decode_segment, header, json, ok, read_json, read_json_opt, ApiError, ApiResult, Resp,
 };
 use crate::metrics;
-use enos_bus::{CollectorProxy, CollectorStats, DeviceStatus, PointReading, UplinkInspectProxy, UplinkProxy, UplinkStatus, WriteOutcome};
+use enos_bus::{
+    CollectorProxy, CollectorStats, DeviceStatus, OtaProxy, PointReading, UplinkInspectProxy, UplinkProxy, UplinkStatus, WriteOutcome,
+};
 use hyper::body::Incoming;
 use hyper::header::HeaderValue;
 use hyper::{Method, Request, StatusCode};
@@ -40,6 +42,11 @@ pub struct App {
     pub collector: CollectorProxy<'static>,
     pub uplink: UplinkProxy<'static>,
     pub inspect: UplinkInspectProxy<'static>,
+    pub ota: OtaProxy<'static>,
+    /// The bus connection (systemd and logind calls, name owners).
+    pub bus: zbus::Connection,
+    /// `/proc/stat` totals at the previous `GET /api/system` (CPU use in between).
+    pub cpu_last: Mutex<Option<(u64, u64)>>,
     pub counters: Counters,
     pub started: Instant,
     /// Names the box answers to besides IP addresses (lower case): `localhost`, its host name
@@ -55,6 +62,7 @@ impl App {
         let collector = CollectorProxy::builder(bus).cache_properties(zbus::proxy::CacheProperties::No).build().await?;
         let uplink = UplinkProxy::builder(bus).cache_properties(zbus::proxy::CacheProperties::No).build().await?;
         let inspect = UplinkInspectProxy::builder(bus).cache_properties(zbus::proxy::CacheProperties::No).build().await?;
+        let ota = OtaProxy::builder(bus).cache_properties(zbus::proxy::CacheProperties::No).build().await?;
         let a = &cfg.auth;
         let mut host_names = vec!["localhost".to_string()];
         if let Some(h) = crate::tls::host_name() {
@@ -75,6 +83,9 @@ impl App {
             collector,
             uplink,
             inspect,
+            ota,
+            bus: bus.clone(),
+            cpu_last: Mutex::new(None),
             counters: Counters::default(),
             config_edit: tokio::sync::Mutex::new(()),
             started: Instant::now(),
@@ -319,6 +330,35 @@ async fn route(app: &App, peer: IpAddr, req: Request<Incoming>) -> ApiResult {
             is(&Method::GET)?;
             let id = decode_segment(id).ok_or_else(ApiError::not_found)?;
             crate::devcfg::live(app, req, &id).await
+        }
+        ["api", "update"] => {
+            is(&Method::GET)?;
+            crate::maint::update_status(app, req).await
+        }
+        ["api", "update", "upload"] => {
+            is(&Method::POST)?;
+            crate::maint::upload(app, req).await
+        }
+        ["api", "logs"] => {
+            is(&Method::GET)?;
+            crate::maint::logs(app, req).await
+        }
+        ["api", "services", name, "restart"] => {
+            is(&Method::POST)?;
+            let name = decode_segment(name).ok_or_else(ApiError::not_found)?;
+            crate::maint::restart(app, req, &name).await
+        }
+        ["api", "system"] => {
+            is(&Method::GET)?;
+            crate::maint::system(app, req).await
+        }
+        ["api", "system", "reboot"] => {
+            is(&Method::POST)?;
+            crate::maint::reboot(app, req).await
+        }
+        ["api", "diagnostics"] => {
+            is(&Method::GET)?;
+            crate::maint::diagnostics(app, req).await
         }
         ["api", ..] => Err(ApiError::not_found()),
         ["metrics"] => {

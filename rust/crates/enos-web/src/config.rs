@@ -25,6 +25,10 @@ pub struct WebConfig {
     /// Accounts, the generated TLS certificate and other state that must survive updates.
     #[serde(default = "d_state_dir")]
     pub state_dir: PathBuf,
+    /// Where uploaded update bundles are stored for enos-ota to read (default `<state_dir>/upload`;
+    /// the image uses `/data/enos/upload`, readable by the OTA agent).
+    #[serde(default)]
+    pub upload_dir: Option<PathBuf>,
     /// Answer `GET /metrics` without a session (for a local Prometheus scraper).
     #[serde(default)]
     pub metrics_public: bool,
@@ -91,11 +95,13 @@ pub struct LimitsConfig {
     /// timeout on top, up to `device_timeout_s`).
     pub bus_timeout_s: u64,
     pub device_timeout_s: u64,
+    /// Largest update bundle accepted by `POST /api/update/upload` (streamed to the data partition).
+    pub max_upload_bytes: u64,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        LimitsConfig { max_body_bytes: 64 * 1024, max_connections: 64, bus_timeout_s: 5, device_timeout_s: 30 }
+        LimitsConfig { max_body_bytes: 64 * 1024, max_connections: 64, bus_timeout_s: 5, device_timeout_s: 30, max_upload_bytes: 1 << 30 }
     }
 }
 
@@ -113,6 +119,7 @@ impl Default for WebConfig {
             plain_http: false,
             kiosk_listen: None,
             state_dir: d_state_dir(),
+            upload_dir: None,
             metrics_public: false,
             tls: TlsConfig::default(),
             auth: AuthConfig::default(),
@@ -166,6 +173,9 @@ impl WebConfig {
         if self.state_dir.as_os_str().is_empty() || self.state_dir.is_relative() {
             return Err(Invalid::new("state_dir", "must be an absolute path"));
         }
+        if self.upload_dir.as_ref().is_some_and(|d| d.is_relative()) {
+            return Err(Invalid::new("upload_dir", "must be an absolute path"));
+        }
         match (&self.tls.cert_file, &self.tls.key_file) {
             (Some(_), None) => return Err(Invalid::new("tls.key_file", "missing: cert_file and key_file go together")),
             (None, Some(_)) => return Err(Invalid::new("tls.cert_file", "missing: cert_file and key_file go together")),
@@ -193,6 +203,9 @@ impl WebConfig {
         let l = &self.limits;
         if !(1024..=16 << 20).contains(&l.max_body_bytes) {
             return Err(Invalid::new("limits.max_body_bytes", "must be between 1024 and 16777216"));
+        }
+        if !(1 << 20..=16 << 30).contains(&l.max_upload_bytes) {
+            return Err(Invalid::new("limits.max_upload_bytes", "must be between 1 MiB and 16 GiB"));
         }
         if l.max_connections == 0 {
             return Err(Invalid::new("limits.max_connections", "must be at least 1"));

@@ -8,7 +8,9 @@ mod auth;
 mod config;
 mod devcfg;
 mod http;
+mod maint;
 mod metrics;
+mod tarball;
 mod tls;
 
 use anyhow::{bail, Context};

@@ -465,6 +465,9 @@ async fn every_change_needs_a_session_and_the_csrf_token() {
         ("DELETE", "/api/devices/inv01/config".into(), json!({})),
         ("POST", "/api/points-csv".into(), json!({ "csv": "name,area,address,type\nx,holding,0,u16\n" })),
         ("POST", "/api/devices/inv01/raw-read".into(), json!({ "function": 3, "address": 0, "count": 1 })),
+        ("POST", "/api/update/upload".into(), json!({})),
+        ("POST", "/api/services/enos-uplink/restart".into(), json!({})),
+        ("POST", "/api/system/reboot".into(), json!({})),
     ];
     let anon = Client::new(e.port);
     let mut wrong = admin.clone();
@@ -1039,4 +1042,124 @@ async fn raw_registers_and_live_values() {
     .await;
     assert_eq!(Client::new(e.port).get("/api/devices/inv01/last-sent").await.status, 401);
     assert_eq!(viewer.get("/api/devices/nosuch/live").await.status, 404);
+}
+
+/// A body that starts like a SWUpdate bundle (cpio, new ASCII format).
+fn fake_bundle(len: usize) -> Vec<u8> {
+    let mut b = b"070701".to_vec();
+    b.resize(len, b'0');
+    b
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_says_plainly_what_is_not_there() {
+    let e = Edge::web_only("[limits]\nmax_upload_bytes = 2097152");
+    let admin = e.admin().await;
+    let viewer = e.add_user(&admin, "vic", "viewer").await;
+    let upload = |c: &Client, ct: &str, body: Vec<u8>, csrf: bool| {
+        let mut h: Vec<(String, String)> = vec![("Content-Type".into(), ct.into())];
+        if let Some(k) = &c.cookie {
+            h.push(("Cookie".into(), k.clone()));
+        }
+        if csrf {
+            h.push(("X-CSRF-Token".into(), c.csrf.clone().unwrap_or_default()));
+        }
+        let port = c.port;
+        async move {
+            let hr: Vec<(&str, &str)> = h.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+            raw(port, &request("POST", "/api/update/upload", &hr, Some(&body))).await
+        }
+    };
+    let octet = "application/octet-stream";
+    assert_eq!(upload(&Client::new(e.port), octet, fake_bundle(1000), false).await.status, 401);
+    assert_eq!(upload(&admin, octet, fake_bundle(1000), false).await.status, 403, "no CSRF token");
+    assert_eq!(upload(&viewer, octet, fake_bundle(1000), true).await.status, 403, "a viewer");
+    assert_eq!(upload(&admin, "application/json", fake_bundle(1000), true).await.status, 415);
+    let r = upload(&admin, octet, b"PK\x03\x04 a zip file".to_vec(), true).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.json()["error"].as_str().unwrap().contains("not a SWUpdate bundle"));
+    // larger than the limit: refused by its length before a byte is read
+    let h = [
+        ("Cookie", admin.cookie.as_deref().unwrap()),
+        ("X-CSRF-Token", admin.csrf.as_deref().unwrap()),
+        ("Content-Type", octet),
+        ("Content-Length", "3000000"),
+    ];
+    let r = raw(e.port, &request("POST", "/api/update/upload", &h, None)).await;
+    assert_eq!(r.status, 413, "{}", r.text());
+    // and while streaming when no length is announced
+    let mut req = format!(
+        "POST /api/update/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nCookie: {}\r\nX-CSRF-Token: {}\r\nContent-Type: {octet}\r\nTransfer-Encoding: chunked\r\n\r\n",
+        admin.cookie.as_deref().unwrap(),
+        admin.csrf.as_deref().unwrap()
+    )
+    .into_bytes();
+    for _ in 0..40 {
+        req.extend_from_slice(b"10000\r\n");
+        req.extend_from_slice(&fake_bundle(0x10000));
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"0\r\n\r\n");
+    let r = raw(e.port, &req).await;
+    assert_eq!(r.status, 413, "{}", r.text());
+    // a good bundle with no enos-ota on the bus: said so, and the file is not left behind
+    let r = upload(&admin, octet, fake_bundle(100_000), true).await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.json()["error"].as_str().unwrap().contains("update service (enos-ota) is not running"), "{}", r.text());
+    let left: Vec<_> = std::fs::read_dir(e.state_dir().join("upload")).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+    let r = viewer.get("/api/update").await;
+    assert_eq!(r.status, 503);
+
+    // no systemd on a private bus: restart and reboot say they are not available
+    let r = admin.post("/api/services/enos-collector/restart", &json!({})).await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.json()["error"].as_str().unwrap().contains("not available here"), "{}", r.text());
+    assert_eq!(admin.post("/api/system/reboot", &json!({})).await.status, 503);
+    assert_eq!(admin.post("/api/services/sshd/restart", &json!({})).await.status, 404);
+    assert_eq!(admin.post("/api/services/..%2f..%2fsshd/restart", &json!({})).await.status, 404);
+    assert_eq!(viewer.post("/api/services/enos-web/restart", &json!({})).await.status, 403);
+    assert_eq!(viewer.post("/api/system/reboot", &json!({})).await.status, 403);
+    assert!(e.web_log().contains("\"admin\" reboots the gateway"), "{}", e.web_log());
+
+    // logs: fixed services and levels only
+    for q in ["service=sshd", "service=enos-web;rm", "level=loud", "lines=0", "lines=99999"] {
+        assert_eq!(admin.get(&format!("/api/logs?{q}")).await.status, 400, "{q}");
+    }
+    let r = admin.get("/api/logs?service=enos-web&level=warning&lines=5").await;
+    assert!(r.status == 200 || r.status == 503 || r.status == 502, "{} {}", r.status, r.text());
+    assert_eq!(viewer.get("/api/logs").await.status, 403);
+
+    // the box's figures; the missing OTA agent named
+    let s = viewer.get("/api/system").await.json();
+    assert!(s["errors"]["ota"].as_str().unwrap().contains("enos-ota"), "{s}");
+    assert!(s["memory"]["total_bytes"].as_u64().unwrap() > 0, "{s}");
+    assert!(s["disk"]["free_bytes"].as_u64().is_some(), "{s}");
+    let states: Vec<(String, String)> = s["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| (x["service"].as_str().unwrap().into(), x["state"].as_str().unwrap().into()))
+        .collect();
+    assert!(
+        states.contains(&("enos-collector".into(), "not running".into())) && states.contains(&("enos-web".into(), "running".into())),
+        "{s}"
+    );
+
+    // diagnostics: a tar.gz without secrets
+    assert_eq!(viewer.get("/api/diagnostics").await.status, 403);
+    let r = admin.get("/api/diagnostics").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/gzip"));
+    assert_eq!(&r.body[..2], &[0x1f, 0x8b]);
+    let f = e.dir.path().join("diag.tar.gz");
+    std::fs::write(&f, &r.body).unwrap();
+    let out = std::process::Command::new("tar").arg("tzf").arg(&f).output().unwrap();
+    assert!(out.status.success());
+    let list = String::from_utf8_lossy(&out.stdout);
+    for name in ["status.json", "system.json", "collector-config.json", "accounts.txt", "journal.txt"] {
+        assert!(list.contains(name), "{name} missing: {list}");
+    }
+    let text = String::from_utf8_lossy(&r.body);
+    assert!(text.contains("vic viewer") && !text.contains("argon2") && !text.contains(PASSWORD), "secrets in the bundle");
 }

@@ -1,0 +1,410 @@
+//! Maintenance: update bundles uploaded and installed through `org.enos.Edge.Ota1`, update
+//! status and history, service logs from the journal, restart of a service and reboot through
+//! systemd/logind on the bus, a diagnostics bundle, and the box's own figures for the dashboard.
+//! See `docs/web-api.md`.
+
+use crate::accounts::Role;
+use crate::app::{call, parse, status, App};
+use crate::http::{header, ok, ApiError, ApiResult};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::{Request, StatusCode};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+
+/// The services a technician may see the logs of and restart.
+pub const SERVICES: &[&str] = &["enos-collector", "enos-uplink", "enos-ota", "enos-web"];
+
+/// A body that stops arriving for this long ends the upload.
+const UPLOAD_IDLE: Duration = Duration::from_secs(60);
+
+fn query<'a>(req: &'a Request<Incoming>, key: &str) -> Option<&'a str> {
+    req.uri().query()?.split('&').find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+}
+
+fn upload_dir(app: &App) -> PathBuf {
+    app.cfg.upload_dir.clone().unwrap_or_else(|| app.cfg.state_dir.join("upload"))
+}
+
+/// Free bytes of the file system holding `path`.
+fn free_bytes(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a properly sized out-parameter.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    Some((st.f_blocks as u64 * st.f_frsize as u64, st.f_bavail as u64 * st.f_frsize as u64))
+}
+
+fn ota_unavailable(e: ApiError) -> ApiError {
+    if e.status == StatusCode::SERVICE_UNAVAILABLE {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the update service (enos-ota) is not running: updates cannot be installed now")
+    } else {
+        e
+    }
+}
+
+/// `POST /api/update/upload`: the body is the bundle (`application/octet-stream`), streamed to
+/// the data partition, then handed to `Ota1.InstallFile`.
+pub async fn upload(app: &App, req: Request<Incoming>) -> ApiResult {
+    let (_, s) = app.require(&req, Role::Admin, true)?;
+    let limit = app.cfg.limits.max_upload_bytes;
+    let ct = header(req.headers(), CONTENT_TYPE.as_str()).unwrap_or("");
+    if !ct.eq_ignore_ascii_case("application/octet-stream") {
+        return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "send the bundle as application/octet-stream"));
+    }
+    let announced = match header(req.headers(), CONTENT_LENGTH.as_str()).map(str::parse::<u64>) {
+        Some(Ok(n)) => Some(n),
+        Some(Err(_)) => return Err(ApiError::bad_request("bad Content-Length")),
+        None => None,
+    };
+    let too_large =
+        || ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("the bundle is larger than {} MiB (limits.max_upload_bytes)", limit >> 20));
+    if announced.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    // one update at a time: a running job keeps its file
+    if let Ok(st) = call("ota", app.bus_timeout(), app.ota.status()).await {
+        let st: serde_json::Value = parse("ota", &st)?;
+        let state = st["state"].as_str().unwrap_or("idle");
+        if !matches!(state, "idle" | "committed" | "rolled-back" | "failed") {
+            return Err(ApiError::new(StatusCode::CONFLICT, format!("an update is in progress ({state}): wait until it ends")));
+        }
+    }
+    let dir = upload_dir(app);
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{}: {e}", dir.display())))?;
+    if let (Some(n), Some((_, free))) = (announced, free_bytes(&dir)) {
+        if n + (16 << 20) > free {
+            return Err(ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                format!("not enough space on the data partition ({} MiB free)", free >> 20),
+            ));
+        }
+    }
+    // older uploads go: only the bundle being installed is kept
+    if let Ok(mut rd) = tokio::fs::read_dir(&dir).await {
+        while let Ok(Some(e)) = rd.next_entry().await {
+            let _ = tokio::fs::remove_file(e.path()).await;
+        }
+    }
+    let path = dir.join(format!("bundle-{}.swu", enos_model::now_ms()));
+    let written = receive(req.into_body(), &path, limit).await;
+    let bytes = match written {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&path).await;
+            return Err(if e.status == StatusCode::PAYLOAD_TOO_LARGE { too_large() } else { e });
+        }
+    };
+    let job = call("ota", app.bus_timeout(), app.ota.install_file(&path.to_string_lossy())).await.map_err(ota_unavailable);
+    let job = match job {
+        Ok(j) => j,
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&path).await;
+            log::warn!("{:?} uploaded an update bundle ({bytes} bytes), not installed: {}", s.user, e.message);
+            return Err(e);
+        }
+    };
+    log::warn!("{:?} uploaded an update bundle ({bytes} bytes): job {job}", s.user);
+    Ok(crate::http::json(StatusCode::ACCEPTED, &json!({ "job": job, "bytes": bytes, "file": path })))
+}
+
+async fn receive(mut body: Incoming, path: &Path, limit: u64) -> Result<u64, ApiError> {
+    let io = |e: std::io::Error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot store the bundle: {e}"));
+    let mut f = tokio::fs::OpenOptions::new().write(true).create_new(true).open(path).await.map_err(io)?;
+    let mut n = 0u64;
+    let mut head = Vec::new();
+    loop {
+        let frame = match tokio::time::timeout(UPLOAD_IDLE, body.frame()).await {
+            Err(_) => return Err(ApiError::new(StatusCode::REQUEST_TIMEOUT, "the upload stalled")),
+            Ok(None) => break,
+            Ok(Some(Err(_))) => return Err(ApiError::bad_request("the upload broke off")),
+            Ok(Some(Ok(fr))) => fr,
+        };
+        let Ok(data) = frame.into_data() else { continue };
+        n += data.len() as u64;
+        if n > limit {
+            return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too large"));
+        }
+        if head.len() < 6 {
+            head.extend_from_slice(&data[..data.len().min(6 - head.len())]);
+        }
+        f.write_all(&data).await.map_err(io)?;
+    }
+    // a SWUpdate bundle is a cpio archive (new ASCII format, with or without CRC)
+    if !(head.starts_with(b"070701") || head.starts_with(b"070702")) {
+        return Err(ApiError::bad_request("this is not a SWUpdate bundle (.swu): it does not start like a cpio archive"));
+    }
+    // group-readable: the OTA agent reads it through the directory's group (no CAP_DAC_OVERRIDE)
+    use std::os::unix::fs::PermissionsExt;
+    f.set_permissions(std::fs::Permissions::from_mode(0o640)).await.map_err(io)?;
+    f.sync_all().await.map_err(io)?;
+    Ok(n)
+}
+
+/// `GET /api/update`: the running version and slot, the current job, the history.
+pub async fn update_status(app: &App, req: Request<Incoming>) -> ApiResult {
+    app.require(&req, Role::Viewer, false)?;
+    let t = app.bus_timeout();
+    let (st, hist) = tokio::join!(call("ota", t, app.ota.status()), call("ota", t, app.ota.history()));
+    let st: serde_json::Value = parse("ota", &st.map_err(ota_unavailable)?)?;
+    let hist: serde_json::Value = hist.and_then(|h| parse("ota", &h)).unwrap_or(json!([]));
+    ok(&json!({ "status": st, "history": hist }))
+}
+
+fn priority(level: &str) -> Option<u8> {
+    Some(match level {
+        "emerg" => 0,
+        "alert" => 1,
+        "crit" => 2,
+        "err" | "error" => 3,
+        "warning" => 4,
+        "notice" => 5,
+        "info" => 6,
+        "debug" => 7,
+        _ => return None,
+    })
+}
+
+/// Runs `journalctl` with a fixed argument list (no shell); JSON lines parsed.
+async fn journal(units: &[&str], prio: u8, lines: u32, json_out: bool) -> Result<String, ApiError> {
+    let mut cmd = tokio::process::Command::new("journalctl");
+    cmd.arg("--no-pager").arg("-o").arg(if json_out { "json" } else { "short-iso" }).arg("-n").arg(lines.to_string());
+    cmd.arg("-p").arg(prio.to_string());
+    for u in units {
+        cmd.arg("-u").arg(format!("{u}.service"));
+    }
+    cmd.stdin(std::process::Stdio::null()).kill_on_drop(true);
+    let out = match tokio::time::timeout(Duration::from_secs(15), cmd.output()).await {
+        Err(_) => return Err(ApiError::new(StatusCode::GATEWAY_TIMEOUT, "the journal did not answer within 15 s")),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the system journal is not available here (no journalctl)"))
+        }
+        Ok(Err(e)) => return Err(ApiError::new(StatusCode::BAD_GATEWAY, format!("journalctl: {e}"))),
+        Ok(Ok(o)) => o,
+    };
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr).lines().next().unwrap_or("").to_string();
+        return Err(ApiError::new(StatusCode::BAD_GATEWAY, format!("journalctl failed: {err}")));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `GET /api/logs?service=enos-collector&level=warning&lines=200`.
+pub async fn logs(app: &App, req: Request<Incoming>) -> ApiResult {
+    app.require(&req, Role::Admin, false)?;
+    let units: Vec<&str> = match query(&req, "service") {
+        None | Some("") | Some("all") => SERVICES.to_vec(),
+        Some(s) => vec![*SERVICES
+            .iter()
+            .find(|x| **x == s)
+            .ok_or_else(|| ApiError::bad_request(format!("service must be one of {}", SERVICES.join(", "))))?],
+    };
+    let prio = match query(&req, "level") {
+        None | Some("") => 6,
+        Some(l) => priority(l).ok_or_else(|| ApiError::bad_request("level must be one of err, warning, notice, info, debug"))?,
+    };
+    let lines = match query(&req, "lines") {
+        None => 200,
+        Some(n) => n.parse::<u32>().ok().filter(|n| (1..=5000).contains(n)).ok_or_else(|| ApiError::bad_request("lines must be 1-5000"))?,
+    };
+    let text = journal(&units, prio, lines, true).await?;
+    let entries: Vec<_> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|e| {
+            let msg = match &e["MESSAGE"] {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Array(b) => {
+                    String::from_utf8_lossy(&b.iter().filter_map(|x| x.as_u64()).map(|x| x as u8).collect::<Vec<_>>()).into_owned()
+                }
+                _ => String::new(),
+            };
+            let ts = e["__REALTIME_TIMESTAMP"].as_str().and_then(|t| t.parse::<u64>().ok()).map(|us| us / 1000);
+            json!({
+                "ts_ms": ts,
+                "unit": e["_SYSTEMD_UNIT"].as_str().or(e["SYSLOG_IDENTIFIER"].as_str()),
+                "priority": e["PRIORITY"].as_str().and_then(|p| p.parse::<u8>().ok()),
+                "message": msg,
+            })
+        })
+        .collect();
+    ok(&json!({ "services": units, "entries": entries }))
+}
+
+/// A call to systemd or logind on the bus; their absence said plainly.
+async fn system_call(
+    app: &App,
+    dest: &str,
+    path: &str,
+    iface: &str,
+    method: &str,
+    body: &(impl serde::Serialize + zbus::zvariant::DynamicType),
+) -> Result<(), ApiError> {
+    // not by activation: on a bus without systemd (tests, a container) say so at once
+    if !name_has_owner(app, dest).await {
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("not available here: {dest} (systemd) is not on this bus")));
+    }
+    let r = tokio::time::timeout(app.bus_timeout(), app.bus.call_method(Some(dest), path, Some(iface), method, body)).await;
+    match r {
+        Err(_) => Err(ApiError::new(StatusCode::GATEWAY_TIMEOUT, format!("{dest} did not answer"))),
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => {
+            let text = e.to_string();
+            if text.contains("ServiceUnknown") || text.contains("NameHasNoOwner") || text.contains("was not provided") {
+                Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("not available here: {dest} (systemd) is not on this bus")))
+            } else if text.contains("AccessDenied") || text.contains("InteractiveAuthorizationRequired") {
+                Err(ApiError::new(StatusCode::BAD_GATEWAY, format!("{dest} refused: the polkit rule for enos-web is missing ({text})")))
+            } else {
+                Err(ApiError::new(StatusCode::BAD_GATEWAY, format!("{dest}: {text}")))
+            }
+        }
+    }
+}
+
+/// `POST /api/services/{name}/restart`.
+pub async fn restart(app: &App, req: Request<Incoming>, name: &str) -> ApiResult {
+    let (_, s) = app.require(&req, Role::Admin, true)?;
+    if !SERVICES.contains(&name) {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no service {name:?} (one of {})", SERVICES.join(", "))));
+    }
+    let unit = format!("{name}.service");
+    log::warn!("{:?} restarts {unit}", s.user);
+    system_call(
+        app,
+        "org.freedesktop.systemd1",
+        "/org/freedesktop/systemd1",
+        "org.freedesktop.systemd1.Manager",
+        "RestartUnit",
+        &(unit.as_str(), "replace"),
+    )
+    .await?;
+    ok(&json!({ "service": name, "restarting": true }))
+}
+
+/// `POST /api/system/reboot`.
+pub async fn reboot(app: &App, req: Request<Incoming>) -> ApiResult {
+    let (_, s) = app.require(&req, Role::Admin, true)?;
+    log::warn!("{:?} reboots the gateway", s.user);
+    system_call(app, "org.freedesktop.login1", "/org/freedesktop/login1", "org.freedesktop.login1.Manager", "Reboot", &(false,)).await?;
+    ok(&json!({ "rebooting": true }))
+}
+
+fn read_proc(path: &str) -> Option<String> {
+    std::fs::read_to_string(path).ok()
+}
+
+/// CPU use since the previous call (whole box), from `/proc/stat`.
+fn cpu_percent(app: &App) -> Option<f64> {
+    let stat = read_proc("/proc/stat")?;
+    let cpu: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    let total: u64 = cpu.iter().sum();
+    let idle = cpu.get(3)? + cpu.get(4).unwrap_or(&0);
+    let mut last = app.cpu_last.lock().unwrap();
+    let (t0, i0) = last.replace((total, idle)).unwrap_or((0, 0));
+    if total <= t0 || t0 == 0 {
+        return None;
+    }
+    Some((100.0 * (1.0 - (idle - i0) as f64 / (total - t0) as f64) * 10.0).round() / 10.0)
+}
+
+fn meminfo() -> Option<(u64, u64)> {
+    let m = read_proc("/proc/meminfo")?;
+    let get =
+        |k: &str| m.lines().find(|l| l.starts_with(k)).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()).map(|kb| kb * 1024);
+    Some((get("MemTotal:")?, get("MemAvailable:")?))
+}
+
+async fn name_has_owner(app: &App, name: &str) -> bool {
+    let Ok(p) = zbus::fdo::DBusProxy::new(&app.bus).await else { return false };
+    let Ok(n) = zbus::names::BusName::try_from(name) else { return false };
+    tokio::time::timeout(app.bus_timeout(), p.name_has_owner(n)).await.ok().and_then(Result::ok).unwrap_or(false)
+}
+
+/// The box itself: version and slot (Ota1.Status), services, CPU, memory, disk, uptime.
+pub async fn system_doc(app: &App) -> serde_json::Value {
+    let ota =
+        call("ota", app.bus_timeout(), app.ota.status()).await.map_err(ota_unavailable).and_then(|s| parse::<serde_json::Value>("ota", &s));
+    let mut services = Vec::new();
+    for (svc, name) in
+        [("enos-collector", enos_bus::COLLECTOR_NAME), ("enos-uplink", enos_bus::UPLINK_NAME), ("enos-ota", enos_bus::OTA_NAME)]
+    {
+        services.push(json!({ "service": svc, "state": if name_has_owner(app, name).await { "running" } else { "not running" } }));
+    }
+    services.push(json!({ "service": "enos-web", "state": "running" }));
+    let disk_path = if Path::new("/data").is_dir() { PathBuf::from("/data") } else { app.cfg.state_dir.clone() };
+    let disk = free_bytes(&disk_path).map(|(t, f)| json!({ "path": disk_path, "total_bytes": t, "free_bytes": f }));
+    let mem = meminfo().map(|(t, a)| json!({ "total_bytes": t, "available_bytes": a }));
+    let uptime = read_proc("/proc/uptime").and_then(|u| u.split_whitespace().next()?.parse::<f64>().ok()).map(|s| s as u64);
+    let mut errors = serde_json::Map::new();
+    if let Err(e) = &ota {
+        errors.insert("ota".into(), e.message.clone().into());
+    }
+    json!({
+        "ota": ota.ok(),
+        "services": services,
+        "cpu_percent": cpu_percent(app),
+        "memory": mem,
+        "disk": disk,
+        "uptime_s": uptime,
+        "errors": errors,
+    })
+}
+
+/// `GET /api/system`.
+pub async fn system(app: &App, req: Request<Incoming>) -> ApiResult {
+    app.require(&req, Role::Viewer, false)?;
+    ok(&system_doc(app).await)
+}
+
+/// `GET /api/diagnostics`: a `.tar.gz` of status, configuration without secrets, recent logs.
+pub async fn diagnostics(app: &App, req: Request<Incoming>) -> ApiResult {
+    let (_, s) = app.require(&req, Role::Admin, false)?;
+    let now = enos_model::now_ms();
+    let st = serde_json::to_vec_pretty(&status(app).await).unwrap_or_default();
+    let sys = serde_json::to_vec_pretty(&system_doc(app).await).unwrap_or_default();
+    let collector = match call("collector", app.bus_timeout(), app.collector.get_config()).await {
+        Ok(c) => {
+            serde_json::from_str::<serde_json::Value>(&c).and_then(|v| serde_json::to_vec_pretty(&v)).unwrap_or_else(|_| c.into_bytes())
+        }
+        Err(e) => format!("not available: {}\n", e.message).into_bytes(),
+    };
+    let hist = match call("ota", app.bus_timeout(), app.ota.history()).await {
+        Ok(h) => h.into_bytes(),
+        Err(e) => format!("not available: {}\n", ota_unavailable(e).message).into_bytes(),
+    };
+    let accounts: String = app.accounts.lock().await.list().iter().map(|a| format!("{} {}\n", a.name, a.role.as_str())).collect();
+    let web = format!(
+        "listen = {:?}\nkiosk_listen = {:?}\nplain_http = {}\nmetrics_public = {}\ntls.cert_file = {:?}\ntls.hostnames = {:?}\n",
+        app.cfg.listen, app.cfg.kiosk_listen, app.cfg.plain_http, app.cfg.metrics_public, app.cfg.tls.cert_file, app.cfg.tls.hostnames
+    );
+    let logs = match journal(SERVICES, 7, 3000, false).await {
+        Ok(t) => t,
+        Err(e) => format!("not available: {}\n", e.message),
+    };
+    let base = format!("enos-diagnostics-{now}");
+    let entries = vec![
+        (format!("{base}/README.txt"), b"EnOS Edge diagnostics: status.json (services, cloud, cache, devices), system.json (version, slot, CPU, memory, disk), collector-config.json, ota-history.json, web.txt, accounts.txt (names and roles only), journal.txt. No secrets: no passwords, keys or device secrets.\n".to_vec()),
+        (format!("{base}/status.json"), st),
+        (format!("{base}/system.json"), sys),
+        (format!("{base}/collector-config.json"), collector),
+        (format!("{base}/ota-history.json"), hist),
+        (format!("{base}/web.txt"), web.into_bytes()),
+        (format!("{base}/accounts.txt"), accounts.into_bytes()),
+        (format!("{base}/journal.txt"), logs.into_bytes()),
+    ];
+    let gz = crate::tarball::tar_gz(&entries, now / 1000);
+    log::info!("{:?} downloaded a diagnostics bundle ({} bytes)", s.user, gz.len());
+    let mut r = crate::http::text(StatusCode::OK, "application/gzip", gz);
+    r.headers_mut()
+        .insert("content-disposition", HeaderValue::from_str(&format!("attachment; filename=\"{base}.tar.gz\"")).expect("ascii"));
+    r.headers_mut().insert("cache-control", HeaderValue::from_static("no-store"));
+    Ok(r)
+}
