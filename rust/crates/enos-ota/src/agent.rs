@@ -69,11 +69,18 @@ impl Agent {
             .collect()
     }
 
+    /// `version` is the committed release: during the trial boot of a new slot (job state
+    /// `rebooting` / `verifying`) it is still the version the job started from, so the uplink's
+    /// `inform` on connect does not announce the new version before the health check committed it.
     pub fn status(&self) -> OtaStatus {
         let job = self.job.lock().expect("job").clone();
+        let version = match &job {
+            Some(j) if matches!(j.state.as_str(), "rebooting" | "verifying") && !j.from_version.is_empty() => j.from_version.clone(),
+            _ => os_version(),
+        };
         OtaStatus {
             state: job.as_ref().map(|j| j.state.clone()).unwrap_or_else(|| "idle".into()),
-            version: os_version(),
+            version,
             booted_slot: bootslot::run(&self.cfg.bootslot, &["current"]).unwrap_or_else(|e| format!("unknown ({e})")),
             job,
         }
@@ -85,8 +92,12 @@ impl Agent {
         job.updated_ms = now_ms();
         self.save(job);
         log::info!("job {} ({}): step {step}: {desc}", job.id, job.version);
+        self.signal_progress(&job.id, step, desc).await;
+    }
+
+    async fn signal_progress(&self, job: &str, step: i32, desc: &str) {
         if let Some(c) = self.conn.get() {
-            let _ = c.emit_signal(None::<&str>, enos_bus::OTA_PATH, "org.enos.Edge.Ota1", "Progress", &(job.id.as_str(), step, desc)).await;
+            let _ = c.emit_signal(None::<&str>, enos_bus::OTA_PATH, "org.enos.Edge.Ota1", "Progress", &(job, step, desc)).await;
         }
     }
 
@@ -158,22 +169,69 @@ impl Agent {
         let t0 = now_ms();
         let path = bundle.clone();
         let info = format!("enos-ota job {} version {}", job.id, job.version);
-        let r = tokio::task::spawn_blocking(move || {
+        // The daemon's progress: every 10 % of a handler's write goes to the journal and to the
+        // cloud (steps 45..89), so a long install is visibly alive.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u32, String)>();
+        let install = tokio::task::spawn_blocking(move || {
             let mut f = std::fs::File::open(&path).map_err(|e| swupdate_client::Error::Failed(format!("{}: {e}", path.display())))?;
-            swupdate_client::install(&mut f, &info, |m| log::debug!("swupdate: {:?} {}% {}", m.state, m.cur_percent, m.info))
-        })
-        .await
-        .unwrap_or_else(|e| Err(swupdate_client::Error::Failed(e.to_string())));
+            swupdate_client::install(&mut f, &info, |m| {
+                log::debug!("swupdate: {:?} {}% {} {}", m.state, m.cur_percent, m.handler, m.info);
+                if !m.handler.is_empty() {
+                    let _ = tx.send((m.cur_percent, m.handler.clone()));
+                }
+            })
+            .map_err(|e| {
+                // The outcome names only the daemon's first notification ("Software Update
+                // started !"); its reason (signature, hash mismatch ...) is further down the
+                // queue that each status request pops.
+                let why: Vec<String> = daemon_notifications()
+                    .into_iter()
+                    .filter(|m| {
+                        let l = m.to_ascii_lowercase();
+                        ["error", "fail", "mismatch", "signature", "verif", "refused"].iter().any(|w| l.contains(w))
+                    })
+                    .collect();
+                if why.is_empty() {
+                    e
+                } else {
+                    swupdate_client::Error::Failed(format!("{e}; the daemon says: {}", why.join("; ")))
+                }
+            })
+        });
+        let follow = async {
+            let mut last = None;
+            while let Some((pct, hnd)) = rx.recv().await {
+                if last == Some(pct / 10) {
+                    continue;
+                }
+                last = Some(pct / 10);
+                log::info!("ENOS-OTA: PROGRESS install pct={pct} hnd={hnd}");
+                let step = 45 + (pct.min(100) as i32) * 44 / 100;
+                self.signal_progress(&job.id, step, &format!("writing slot {}: {pct} %", job.to_slot)).await;
+            }
+        };
+        let (r, ()) = tokio::join!(install, follow);
+        let r = r.unwrap_or_else(|e| Err(swupdate_client::Error::Failed(e.to_string())));
         if job.url.is_some() {
             let _ = std::fs::remove_file(&bundle);
         }
         if let Err(e) = r {
             // SWUpdate checks the signature and every digest before writing: a refused bundle
             // left the inactive slot untouched and the boot selection unchanged.
-            let code = if e.to_string().contains("ignature") || e.to_string().contains("hash") { -3 } else { -4 };
+            let text = e.to_string().to_ascii_lowercase();
+            let refused = ["signature", "hash", "verif", "authenticat", "sha256", "digest"];
+            let code = if refused.iter().any(|w| text.contains(w)) { -3 } else { -4 };
             return self.fail(job, code, &format!("install refused: {e}")).await;
         }
         job.timings_ms.insert("install".into(), now_ms() - t0);
+        let (rss, peak) = memory_kib();
+        log::info!(
+            "ENOS-OTA: INSTALLED job={} version={} download_ms={} install_ms={} rss_kib={rss} peak_rss_kib={peak}",
+            job.id,
+            job.version,
+            job.timings_ms.get("download").copied().unwrap_or(0),
+            job.timings_ms["install"]
+        );
         match bootslot::status(&self.cfg.bootslot) {
             Ok(s) if s.get("selected") == Some(&job.to_slot) && s.get("upgrade_available").map(String::as_str) == Some("1") => {}
             Ok(s) => {
@@ -199,8 +257,18 @@ impl Agent {
     async fn fail(&self, mut job: OtaJob, step: i32, why: &str) {
         log::error!("job {} ({}): {why}", job.id, job.version);
         job.state = "failed".into();
-        self.progress(&mut job, step, why).await;
+        self.end(job, step, why).await;
+    }
+
+    /// Ends the job: into the history first, then the last progress goes out, so a cloud that
+    /// answers a final step with the next job finds the agent free.
+    async fn end(&self, mut job: OtaJob, step: i32, desc: &str) {
+        job.step = step;
+        job.desc = desc.to_string();
+        job.updated_ms = now_ms();
+        log::info!("job {} ({}): {}: step {step}: {desc}", job.id, job.version, job.state);
         self.archive(&job);
+        self.signal_progress(&job.id, step, desc).await;
     }
 
     /// After a boot: finish what the previous boot started.
@@ -209,6 +277,18 @@ impl Agent {
         // One `ENOS-HEALTH:` line per boot: the system tests (and a technician reading the
         // journal) see the verdict on the boot without asking over D-Bus.
         let Some(mut job) = self.job.lock().expect("job").clone() else {
+            // No job of ours, yet the bootloader (or an operator's rollback) came back to this
+            // slot: say so, then clear the flag (the contract of docs/boot-slots.md).
+            if bootslot::status(&self.cfg.bootslot).is_ok_and(|s| s.get("rollback").map(String::as_str) == Some("1")) {
+                let why = format!("the bootloader returned to slot {} (no update job was running)", slot());
+                log::warn!("ENOS-HEALTH: ROLLED-BACK slot={} version={} ({why})", slot(), os_version());
+                if let Err(e) = bootslot::run(&self.cfg.bootslot, &["commit"]) {
+                    log::error!("clearing the rollback flag: {e}");
+                }
+                self.wait_cloud().await;
+                self.version_changed(&os_version(), &why).await;
+                return;
+            }
             log::info!("ENOS-HEALTH: OK slot={} version={}", slot(), os_version());
             return;
         };
@@ -216,11 +296,16 @@ impl Agent {
             "rebooting" | "verifying" => {}
             "downloading" | "installing" => {
                 // Cut short (power loss, crash) before the slot was armed: the old slot runs on.
+                log::warn!("ENOS-HEALTH: OK slot={} version={} (an update was interrupted: job {} failed)", slot(), os_version(), job.id);
+                self.wait_cloud().await;
                 return self
                     .fail(job, -1, "interrupted before the install completed; the running slot is unchanged, the job can be sent again")
                     .await;
             }
-            _ => return,
+            _ => {
+                log::info!("ENOS-HEALTH: OK slot={} version={} (job {} is {})", slot(), os_version(), job.id, job.state);
+                return;
+            }
         }
         let st = match bootslot::status(&self.cfg.bootslot) {
             Ok(s) => s,
@@ -240,13 +325,17 @@ impl Agent {
             let _ = bootslot::run(&self.cfg.bootslot, &["commit"]);
             job.state = "rolled-back".into();
             log::warn!("ENOS-HEALTH: ROLLED-BACK slot={current} version={} ({why})", os_version());
-            self.progress(&mut job, -4, &why).await;
-            self.version_changed(&os_version(), &why).await;
-            return self.archive(&job);
+            // Right after the boot the uplink has no session yet: a progress sent now would be
+            // dropped, and the cloud would never learn why its job failed.
+            self.wait_cloud().await;
+            self.end(job, -4, &why).await;
+            return self.version_changed(&os_version(), &why).await;
         }
         job.state = "verifying".into();
-        self.progress(&mut job, 95, "booted the new slot; checking health").await;
+        self.save(&job);
         let t0 = now_ms();
+        self.wait_cloud().await;
+        self.progress(&mut job, 95, "booted the new slot; checking health").await;
         let conn = self.conn.get().cloned();
         let mut verdict = match &conn {
             Some(c) => health::check(&self.cfg.health, c).await,
@@ -260,16 +349,46 @@ impl Agent {
             Ok(()) => match bootslot::run(&self.cfg.bootslot, &["commit"]) {
                 Ok(_) => {
                     log::info!("ENOS-HEALTH: COMMIT slot={} version={}", job.to_slot, job.version);
+                    let t = |k: &str| job.timings_ms.get(k).copied().unwrap_or(0);
+                    log::info!(
+                        "ENOS-OTA: TIMINGS job={} version={} download_ms={} install_ms={} reboot_ms={} health_ms={}",
+                        job.id,
+                        job.version,
+                        t("download"),
+                        t("install"),
+                        t("reboot"),
+                        t("health")
+                    );
                     job.state = "committed".into();
                     let msg = format!("running version {} in slot {}", job.version, job.to_slot);
-                    self.progress(&mut job, 100, &msg).await;
-                    self.version_changed(&job.version, "update committed").await;
-                    self.archive(&job);
+                    let version = job.version.clone();
+                    self.end(job, 100, &msg).await;
+                    self.version_changed(&version, "update committed").await;
                 }
                 Err(e) => self.rollback_now(job, &format!("commit failed: {e}")).await,
             },
             Err(why) => self.rollback_now(job, &format!("health check failed: {why}")).await,
         }
+    }
+
+    /// Waits (bounded by the health timeout) until the uplink's cloud session is up, so that what
+    /// the agent reports right after a boot reaches the cloud. Gives up silently: the health
+    /// check, not this wait, decides about the slot.
+    async fn wait_cloud(&self) {
+        let Some(conn) = self.conn.get() else { return };
+        if !self.cfg.health.require_cloud {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(self.cfg.health.timeout_s);
+        while tokio::time::Instant::now() < deadline {
+            if let Some(state) = health::cloud_state(conn).await {
+                if state == "connected" || state == "unconfigured" {
+                    return;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+        log::warn!("no cloud session after {} s; reporting anyway", self.cfg.health.timeout_s);
     }
 
     async fn rollback_now(&self, mut job: OtaJob, why: &str) {
@@ -294,6 +413,28 @@ impl Agent {
         self.reboot();
         Ok(format!("rebooting into the other slot ({out})"))
     }
+}
+
+/// What the swupdate daemon still has queued for status requests (oldest first), at most 256.
+fn daemon_notifications() -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    // Each request pops one message; an empty queue answers without a description (None).
+    // Repeated messages ("Found file" per file) are kept once.
+    for _ in 0..256 {
+        match swupdate_client::last_error() {
+            Some(m) if out.contains(&m) => {}
+            Some(m) => out.push(m),
+            None => break,
+        }
+    }
+    out
+}
+
+/// (VmRSS, VmHWM) of this process in KiB: what an install costs the agent in memory.
+fn memory_kib() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let get = |k: &str| status.lines().find_map(|l| l.strip_prefix(k)).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0);
+    (get("VmRSS:"), get("VmHWM:"))
 }
 
 fn sanitize(s: &str) -> String {

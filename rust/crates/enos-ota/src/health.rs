@@ -5,6 +5,13 @@ use enos_bus::{CollectorProxy, CollectorStats, UplinkProxy, UplinkStatus};
 use enos_model::config::OtaHealth;
 use std::time::Duration;
 
+/// The uplink's cloud session state, if the uplink answers.
+pub async fn cloud_state(conn: &zbus::Connection) -> Option<String> {
+    let p = UplinkProxy::new(conn).await.ok()?;
+    let s = tokio::time::timeout(Duration::from_secs(5), p.status()).await.ok()?.ok()?;
+    serde_json::from_str::<UplinkStatus>(&s).ok().map(|s| s.cloud.state)
+}
+
 /// Ok when every check passed before the timeout; else the checks that did not.
 pub async fn check(cfg: &OtaHealth, conn: &zbus::Connection) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(cfg.timeout_s);

@@ -15,6 +15,11 @@ pub async fn start(shared: &Arc<Shared>, params: &serde_json::Value) -> Result<S
     let p = OtaProxy::new(conn).await.map_err(|e| e.to_string())?;
     p.start_job(&params.to_string()).await.map_err(|e| match e {
         zbus::Error::MethodError(_, Some(m), _) => m,
+        // the agent's own refusal (one job at a time, bad parameters), not an unreachable agent
+        zbus::Error::FDO(e) => match *e {
+            zbus::fdo::Error::Failed(m) | zbus::fdo::Error::InvalidArgs(m) | zbus::fdo::Error::NotSupported(m) => m,
+            e => e.to_string(),
+        },
         e => format!("update agent unreachable: {e}"),
     })
 }
