@@ -322,6 +322,36 @@ test('system: an update bundle uploaded; with no enos-ota on the bus the page sa
   await page.locator('#dash .stat', { hasText: 'Data partition' }).waitFor({ timeout: 20000 });
 });
 
+test('cloud settings: test the connection (a wrong secret refused), save, the session comes back', async () => {
+  await page.click('nav a[data-page="system"]');
+  await page.locator('#cloud-card').scrollIntoViewIfNeeded();
+  await page.waitForFunction(() => document.querySelector('#cloud-uri')?.value.startsWith('tcp://'), null, { timeout: 20000 });
+  assert.match(await page.getAttribute('#cloud-secret', 'placeholder'), /^set/);
+  assert.equal(await page.inputValue('#cloud-secret'), '', 'the secret is never shown');
+  await page.fill('#cloud-secret', 'not-the-secret');
+  await page.click('#cloud-test');
+  await page.locator('#cloud-result .banner.error', { hasText: 'refused the sign-in' }).waitFor({ timeout: 30000 });
+  await page.fill('#cloud-secret', '');
+  await page.click('#cloud-test');
+  await page.locator('#cloud-result .banner.info', { hasText: 'Works' }).waitFor({ timeout: 30000 });
+  await shot('20-cloud-settings');
+  await checkKiosk('cloud settings');
+  await page.fill('#cloud-secret', 'local-dev-secret');
+  const savedAt = Date.now();
+  await page.click('#cloud-save');
+  await page.click('#dialog-ok');
+  await page.locator('#cloud-result .banner.info', { hasText: 'reconnecting' }).waitFor({ timeout: 20000 });
+  // a new session (connected after the save) that delivers again; polled with a deadline
+  const deadline = Date.now() + 30000;
+  for (;;) {
+    const st = await page.evaluate(() => fetch('/api/status').then((r) => r.json()));
+    const u = st.uplink;
+    if (u && u.cloud.state === 'connected' && u.cloud.since_ms >= savedAt - 1000 && u.sender.points_acked > 0) break;
+    assert.ok(Date.now() < deadline, 'no new delivering session after the change: ' + JSON.stringify(u && u.cloud));
+    await page.waitForTimeout(250);
+  }
+});
+
 test('five dashboards refreshing: the server stays small', async () => {
   figures.rss_kib_signed_in = rssKiB();
   const pages = [];

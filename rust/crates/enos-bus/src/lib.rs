@@ -89,6 +89,18 @@ pub trait UplinkInspect {
     fn last_sent(&self, device: &str) -> zbus::Result<String>;
 }
 
+/// `org.enos.Edge.UplinkSettings1`, on the uplink's object: the cloud settings.
+#[proxy(interface = "org.enos.Edge.UplinkSettings1", default_service = "org.enos.Edge.Uplink", default_path = "/org/enos/Edge/Uplink")]
+pub trait UplinkSettings {
+    /// JSON `enos_model::cloud_edit::CloudView` plus `file` and `state` (never the secret).
+    fn get_cloud_settings(&self) -> zbus::Result<String>;
+    /// `change`: JSON `cloud_edit::CloudChange`. `{"ok": true, "file"}` once validated and written
+    /// (the session then starts again; the cache is untouched) or `{"ok": false, "error"}`.
+    fn set_cloud_settings(&self, change: &str) -> zbus::Result<String>;
+    /// A CONNECT with these settings, apart from the running session: `{"ok", "message", "took_ms"}`.
+    fn test_connection(&self, change: &str) -> zbus::Result<String>;
+}
+
 /// `org.enos.Edge.Ota1`: whole-system A/B updates.
 #[proxy(interface = "org.enos.Edge.Ota1", default_service = "org.enos.Edge.Ota", default_path = "/org/enos/Edge/Ota")]
 pub trait Ota {

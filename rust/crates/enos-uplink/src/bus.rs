@@ -39,3 +39,10 @@ impl Uplink {
 pub async fn serve(shared: Arc<Shared>) -> zbus::Result<zbus::Connection> {
     enos_bus::builder().name(enos_bus::UPLINK_NAME).serve_at(enos_bus::UPLINK_PATH, Uplink { shared }).build().await
 }
+
+/// Serves `shared` from now on (the session started again with new cloud settings).
+pub async fn replace(conn: &zbus::Connection, shared: Arc<Shared>) -> zbus::Result<()> {
+    let iface = conn.object_server().interface::<_, Uplink>(enos_bus::UPLINK_PATH).await?;
+    iface.get_mut().await.shared = shared;
+    Ok(())
+}

@@ -98,6 +98,13 @@ impl Inspect {
     }
 }
 
+/// Points the interface at the new state after the session started again.
+pub async fn replace(conn: &zbus::Connection, shared: Arc<Shared>) -> zbus::Result<()> {
+    let iface = conn.object_server().interface::<_, Inspect>(enos_bus::UPLINK_PATH).await?;
+    iface.get_mut().await.shared = shared;
+    Ok(())
+}
+
 /// Serves the interface next to `org.enos.Edge.Uplink1` on the same object.
 pub async fn serve(conn: &zbus::Connection, shared: Arc<Shared>) -> zbus::Result<()> {
     conn.object_server().at(enos_bus::UPLINK_PATH, Inspect { shared }).await.map(|_| ())

@@ -2,6 +2,7 @@
 //! routing of cloud commands to the collector.
 
 mod bus;
+mod cloud_settings;
 mod commands;
 mod health;
 mod last_sent;
@@ -36,6 +37,8 @@ async fn main() {
 
 async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
+    // SetCloudSettings writes the file given, else the operator's copy on the data partition.
+    let writes = args.config.clone().unwrap_or_else(|| PathBuf::from("/data/enos/config/uplink.toml"));
     let path = args.config.unwrap_or_else(|| enos_model::config::default_config_path("uplink"));
     let cfg = UplinkConfig::load(&path)?;
     if args.check {
@@ -50,15 +53,48 @@ async fn run() -> anyhow::Result<()> {
     let cache = Arc::new(Cache::open(&cfg.cache.dir, cfg.cache.max_bytes, cfg.cache.max_age_hours * 3_600_000, sync)?);
     let st = cache.stats();
     log::info!("cache {}: {} records, {} points, {} bytes waiting", cfg.cache.dir.display(), st.records, st.points, st.bytes);
-    let shared = state::Shared::new(cfg, cache);
+    let mut shared = state::Shared::new(cfg, cache.clone());
     let conn = bus::serve(shared.clone()).await.context("registering org.enos.Edge.Uplink on the bus")?;
     last_sent::serve(&conn, shared.clone()).await.context("registering org.enos.Edge.UplinkInspect1 on the bus")?;
+    let settings = Arc::new(cloud_settings::Settings::new(shared.clone(), path, writes));
+    cloud_settings::serve(&conn, settings.clone()).await.context("registering org.enos.Edge.UplinkSettings1 on the bus")?;
     shared.set_bus(conn.clone());
-    tokio::spawn(session::run(shared.clone()));
-    tokio::spawn(health::run(shared.clone()));
-    tokio::spawn(ota::relay(shared.clone()));
+    let spawn = |shared: &Arc<state::Shared>| {
+        vec![
+            tokio::spawn(session::run(shared.clone())),
+            tokio::spawn(health::run(shared.clone())),
+            tokio::spawn(ota::relay(shared.clone())),
+        ]
+    };
+    let mut tasks = spawn(&shared);
     enos_runtime::notify_ready();
-    enos_runtime::shutdown_signal().await;
+    let shutdown = enos_runtime::shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = settings.reload.notified() => {
+                // New cloud settings: the session starts again from the file; the cache stays open.
+                let cfg = match UplinkConfig::load(&settings.file) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        log::error!("{e}; the session keeps its settings");
+                        continue;
+                    }
+                };
+                tasks.drain(..).for_each(|t| t.abort());
+                if let Some(c) = shared.mqtt.lock().expect("mqtt").take() {
+                    drop(c.disconnect(None));
+                }
+                shared = state::Shared::new(cfg, cache.clone());
+                shared.set_bus(conn.clone());
+                bus::replace(&conn, shared.clone()).await?;
+                last_sent::replace(&conn, shared.clone()).await?;
+                settings.set_current(shared.clone());
+                tasks = spawn(&shared);
+            }
+        }
+    }
     enos_runtime::notify_stopping();
     log::info!("stopping");
     Ok(())

@@ -129,7 +129,7 @@ async fn connect(shared: &Arc<Shared>, gw: &Identity) -> Result<Conn, String> {
 
 /// Built in a plain function: paho's option builders hold raw pointers and must not live
 /// across an await.
-fn connect_options(c: &enos_model::config::CloudConfig, f: &sign::ConnectFields) -> Result<mqtt::ConnectOptions, String> {
+pub(crate) fn connect_options(c: &enos_model::config::CloudConfig, f: &sign::ConnectFields) -> Result<mqtt::ConnectOptions, String> {
     let mut opts = mqtt::ConnectOptionsBuilder::new_v3();
     opts.keep_alive_interval(Duration::from_secs(c.keepalive_s))
         .clean_session(true)

@@ -689,6 +689,61 @@ function systemCards(sys) {
   return cards;
 }
 
+
+function cloudCard() {
+  const isAdmin = session.role === 'admin';
+  const out = h('div', { id: 'cloud-result', role: 'status' });
+  const [lUri, uri] = field('cloud-uri', 'Broker (ssl://host:port)', { autocapitalize: 'none', spellcheck: 'false' });
+  const [lPk, pk] = field('cloud-pk', 'Product key', { autocapitalize: 'none', spellcheck: 'false' });
+  const [lDk, dk] = field('cloud-dk', 'Device key', { autocapitalize: 'none', spellcheck: 'false' });
+  const [lSec, sec] = field('cloud-secret', 'Device secret', { type: 'password', autocomplete: 'new-password' });
+  const plain = h('select', { id: 'cloud-plain' }, h('option', { value: 'no' }, 'no'), h('option', { value: 'yes' }, 'yes (test brokers only)'));
+  const [lCa, ca] = field('cloud-ca', 'CA file (empty: system store)', { spellcheck: 'false' });
+  const [lCert, cert] = field('cloud-cert', 'Client certificate file (mutual TLS)', { spellcheck: 'false' });
+  const [lKey, key] = field('cloud-key', 'Client key file', { spellcheck: 'false' });
+  const testBtn = h('button', { type: 'button', id: 'cloud-test' }, 'Test connection');
+  const saveBtn = h('button', { type: 'button', class: 'primary', id: 'cloud-save' }, 'Save and reconnect');
+  const body = () => ({ uri: uri.value.trim(), product_key: pk.value.trim(), device_key: dk.value.trim(), device_secret: sec.value || null,
+    allow_plain: plain.value === 'yes', ca_file: ca.value.trim() || null, cert_file: cert.value.trim() || null, key_file: key.value.trim() || null });
+  async function load() {
+    const c = await api('GET', '/api/cloud');
+    uri.value = c.uri; pk.value = c.product_key; dk.value = c.device_key;
+    sec.value = '';
+    sec.placeholder = c.secret_set ? 'set (leave empty to keep it)' : 'not set';
+    plain.value = c.allow_plain ? 'yes' : 'no';
+    ca.value = c.ca_file || ''; cert.value = c.cert_file || ''; key.value = c.key_file || '';
+  }
+  testBtn.addEventListener('click', async () => {
+    testBtn.disabled = true;
+    out.replaceChildren(banner('info', 'Connecting…'));
+    try {
+      const r = await api('POST', '/api/cloud/test', body());
+      out.replaceChildren(banner(r.ok ? 'info' : 'error', (r.ok ? 'Works: ' : 'Failed: ') + r.message + ' (' + r.took_ms + ' ms)'));
+    } catch (e) { out.replaceChildren(banner('error', e.message)); }
+    finally { testBtn.disabled = false; }
+  });
+  saveBtn.addEventListener('click', async () => {
+    if (!await confirmDialog('Change the cloud settings?', h('p', {}, 'The cloud session starts again with them; data waiting in the cache stays and is sent once connected.'), 'Save', 'danger')) return;
+    saveBtn.disabled = true;
+    try {
+      await api('POST', '/api/cloud', body());
+      out.replaceChildren(banner('info', 'Saved: the session is reconnecting.'));
+      await load();
+    } catch (e) { out.replaceChildren(banner('error', 'Not saved: ' + e.message)); }
+    finally { saveBtn.disabled = false; }
+  });
+  load().catch((e) => out.replaceChildren(banner('error', e.message)));
+  const dis = (el) => { if (!isAdmin) el.disabled = true; return el; };
+  [uri, pk, dk, sec, plain, ca, cert, key].forEach(dis);
+  return h('div', { class: 'card', id: 'cloud-card' }, h('h2', {}, 'Cloud connection'),
+    h('div', { class: 'row' }, h('div', { class: 'grow' }, lUri, uri)),
+    h('div', { class: 'row' }, h('div', { class: 'grow' }, lPk, pk), h('div', { class: 'grow' }, lDk, dk)),
+    h('div', { class: 'row' }, h('div', { class: 'grow' }, lSec, sec), h('div', { class: 'grow' }, h('label', { for: 'cloud-plain' }, 'Allow plain TCP'), plain)),
+    h('div', { class: 'row' }, h('div', { class: 'grow' }, lCa, ca)),
+    h('div', { class: 'row' }, h('div', { class: 'grow' }, lCert, cert), h('div', { class: 'grow' }, lKey, key)),
+    isAdmin ? h('div', { class: 'toolbar' }, h('span', { class: 'grow' }), testBtn, saveBtn) : null, out);
+}
+
 function systemView() {
   const isAdmin = session.role === 'admin';
   const info = h('div', { id: 'sys-info' }, h('p', { class: 'loading' }, 'Loading…'));
@@ -781,6 +836,7 @@ function systemView() {
     h('div', { class: 'toolbar' }, h('h1', { class: 'grow' }, 'System'), isAdmin ? rebootBtn : null),
     out, info,
     h('div', { class: 'card' }, h('h2', {}, 'Services'), svcBox),
+    cloudCard(),
     h('div', { class: 'card', id: 'update-card' }, h('h2', {}, 'Update'),
       isAdmin ? h('div', { class: 'toolbar' }, file, pick, chosen, upBtn) : null, upOut, hist),
     isAdmin ? h('div', { class: 'card' }, h('h2', {}, 'Logs'),

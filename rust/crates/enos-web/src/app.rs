@@ -9,7 +9,8 @@ use crate::http::{
 };
 use crate::metrics;
 use enos_bus::{
-    CollectorProxy, CollectorStats, DeviceStatus, OtaProxy, PointReading, UplinkInspectProxy, UplinkProxy, UplinkStatus, WriteOutcome,
+    CollectorProxy, CollectorStats, DeviceStatus, OtaProxy, PointReading, UplinkInspectProxy, UplinkProxy, UplinkSettingsProxy,
+    UplinkStatus, WriteOutcome,
 };
 use hyper::body::Incoming;
 use hyper::header::HeaderValue;
@@ -43,6 +44,7 @@ pub struct App {
     pub uplink: UplinkProxy<'static>,
     pub inspect: UplinkInspectProxy<'static>,
     pub ota: OtaProxy<'static>,
+    pub cloud: UplinkSettingsProxy<'static>,
     /// The bus connection (systemd and logind calls, name owners).
     pub bus: zbus::Connection,
     /// `/proc/stat` totals at the previous `GET /api/system` (CPU use in between).
@@ -63,6 +65,7 @@ impl App {
         let uplink = UplinkProxy::builder(bus).cache_properties(zbus::proxy::CacheProperties::No).build().await?;
         let inspect = UplinkInspectProxy::builder(bus).cache_properties(zbus::proxy::CacheProperties::No).build().await?;
         let ota = OtaProxy::builder(bus).cache_properties(zbus::proxy::CacheProperties::No).build().await?;
+        let cloud = UplinkSettingsProxy::builder(bus).cache_properties(zbus::proxy::CacheProperties::No).build().await?;
         let a = &cfg.auth;
         let mut host_names = vec!["localhost".to_string()];
         if let Some(h) = crate::tls::host_name() {
@@ -84,6 +87,7 @@ impl App {
             uplink,
             inspect,
             ota,
+            cloud,
             bus: bus.clone(),
             cpu_last: Mutex::new(None),
             counters: Counters::default(),
@@ -330,6 +334,15 @@ async fn route(app: &App, peer: IpAddr, req: Request<Incoming>) -> ApiResult {
             is(&Method::GET)?;
             let id = decode_segment(id).ok_or_else(ApiError::not_found)?;
             crate::devcfg::live(app, req, &id).await
+        }
+        ["api", "cloud"] if m == Method::POST => crate::maint::set_cloud(app, req).await,
+        ["api", "cloud"] => {
+            is(&Method::GET)?;
+            crate::maint::get_cloud(app, req).await
+        }
+        ["api", "cloud", "test"] => {
+            is(&Method::POST)?;
+            crate::maint::test_cloud(app, req).await
         }
         ["api", "update"] => {
             is(&Method::GET)?;

@@ -5,7 +5,7 @@
 
 use crate::accounts::Role;
 use crate::app::{call, parse, status, App};
-use crate::http::{header, ok, ApiError, ApiResult};
+use crate::http::{header, ok, read_json, ApiError, ApiResult};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
@@ -407,4 +407,47 @@ pub async fn diagnostics(app: &App, req: Request<Incoming>) -> ApiResult {
         .insert("content-disposition", HeaderValue::from_str(&format!("attachment; filename=\"{base}.tar.gz\"")).expect("ascii"));
     r.headers_mut().insert("cache-control", HeaderValue::from_static("no-store"));
     Ok(r)
+}
+
+/// `GET /api/cloud`: the uplink's cloud settings (the secret only as `secret_set`).
+pub async fn get_cloud(app: &App, req: Request<Incoming>) -> ApiResult {
+    app.require(&req, Role::Viewer, false)?;
+    let s = call("uplink", app.bus_timeout(), app.cloud.get_cloud_settings()).await?;
+    ok(&parse::<serde_json::Value>("uplink", &s)?)
+}
+
+/// `POST /api/cloud`: validated and written by the uplink, which then reconnects.
+pub async fn set_cloud(app: &App, req: Request<Incoming>) -> ApiResult {
+    let (_, s) = app.require(&req, Role::Admin, true)?;
+    let change: enos_model::cloud_edit::CloudChange = read_json(req, app.body_limit()).await?;
+    change.check().map_err(ApiError::bad_request)?;
+    let body = serde_json::to_string(&change).expect("change");
+    let r = call("uplink", app.bus_timeout(), app.cloud.set_cloud_settings(&body)).await?;
+    let v: serde_json::Value = parse("uplink", &r)?;
+    if v["ok"] != true {
+        let why = v["error"].as_str().unwrap_or("refused").to_string();
+        log::info!("{:?}: cloud settings refused: {why}", s.user);
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, why));
+    }
+    log::warn!(
+        "{:?} changed the cloud settings: {} {}/{}{}",
+        s.user,
+        change.uri,
+        change.product_key,
+        change.device_key,
+        if change.device_secret.as_deref().is_some_and(|x| !x.is_empty()) { ", new secret" } else { "" }
+    );
+    ok(&v)
+}
+
+/// `POST /api/cloud/test`: a CONNECT with the given settings, apart from the running session.
+pub async fn test_cloud(app: &App, req: Request<Incoming>) -> ApiResult {
+    let (_, s) = app.require(&req, Role::Admin, true)?;
+    let change: enos_model::cloud_edit::CloudChange = read_json(req, app.body_limit()).await?;
+    change.check().map_err(ApiError::bad_request)?;
+    let body = serde_json::to_string(&change).expect("change");
+    let r = call("uplink", Duration::from_secs(30), app.cloud.test_connection(&body)).await?;
+    let v: serde_json::Value = parse("uplink", &r)?;
+    log::info!("{:?} tested the cloud connection to {}: {}", s.user, change.uri, v["message"].as_str().unwrap_or(""));
+    ok(&v)
 }

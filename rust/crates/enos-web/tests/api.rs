@@ -468,6 +468,8 @@ async fn every_change_needs_a_session_and_the_csrf_token() {
         ("POST", "/api/update/upload".into(), json!({})),
         ("POST", "/api/services/enos-uplink/restart".into(), json!({})),
         ("POST", "/api/system/reboot".into(), json!({})),
+        ("POST", "/api/cloud".into(), json!({ "uri": "tcp://127.0.0.1:1", "product_key": "p", "device_key": "d" })),
+        ("POST", "/api/cloud/test".into(), json!({ "uri": "tcp://127.0.0.1:1", "product_key": "p", "device_key": "d" })),
     ];
     let anon = Client::new(e.port);
     let mut wrong = admin.clone();
@@ -1162,4 +1164,76 @@ async fn maintenance_says_plainly_what_is_not_there() {
     }
     let text = String::from_utf8_lossy(&r.body);
     assert!(text.contains("vic viewer") && !text.contains("argon2") && !text.contains(PASSWORD), "secrets in the bundle");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cloud_settings_are_tested_changed_and_the_session_reconnects_without_losing_the_cache() {
+    let e = Edge::full("").await;
+    let admin = e.admin().await;
+    let viewer = e.add_user(&admin, "vic", "viewer").await;
+    let connected = || async {
+        let s = admin.get("/api/status").await.json();
+        (s["uplink"]["cloud"]["state"] == "connected").then_some(s)
+    };
+    until(30, "cloud connected", connected).await;
+    let c = viewer.get("/api/cloud").await;
+    assert_eq!(c.status, 200, "{}", c.text());
+    let cur = c.json();
+    assert_eq!(cur["device_key"], "gw01");
+    assert_eq!(cur["secret_set"], true);
+    assert!(!c.text().contains("gw-secret"), "the secret is never shown: {}", c.text());
+    let uri = cur["uri"].as_str().unwrap().to_string();
+    let base = json!({ "uri": uri, "product_key": "pkGW", "device_key": "gw01", "allow_plain": true });
+
+    // tests: a wrong secret is refused by the cloud, the one set works
+    let mut wrong = base.clone();
+    wrong["device_secret"] = json!("not-the-secret");
+    assert_eq!(viewer.post("/api/cloud/test", &wrong).await.status, 403);
+    let r = admin.post("/api/cloud/test", &wrong).await.json();
+    assert_eq!(r["ok"], false, "{r}");
+    assert!(r["message"].as_str().unwrap().contains("refused the sign-in"), "{r}");
+    let mut nowhere = base.clone();
+    nowhere["uri"] = json!(format!("tcp://127.0.0.1:{}", free_port()));
+    let r = admin.post("/api/cloud/test", &nowhere).await.json();
+    assert!(r["ok"] == false && r["message"].as_str().unwrap().contains("could not be reached"), "{r}");
+    let r = admin.post("/api/cloud/test", &base).await.json();
+    assert_eq!(r["ok"], true, "{r}");
+    // refused changes leave everything as it was
+    let cfg_file = e.dir.path().join("uplink.toml");
+    let before = std::fs::read_to_string(&cfg_file).unwrap();
+    let mut plain = base.clone();
+    plain["allow_plain"] = json!(false);
+    let r = admin.post("/api/cloud", &plain).await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(r.json()["error"].as_str().unwrap().contains("cloud.uri"), "{}", r.text());
+    let mut traversal = base.clone();
+    traversal["ca_file"] = json!("../../etc/shadow");
+    assert_eq!(admin.post("/api/cloud", &traversal).await.status, 400);
+    assert_eq!(viewer.post("/api/cloud", &base).await.status, 403);
+    assert_eq!(std::fs::read_to_string(&cfg_file).unwrap(), before);
+
+    // a change: the secret goes to its own 0600 file, the session starts again, the data flows on
+    let acked_before = admin.get("/api/status").await.json()["uplink"]["sender"]["points_acked"].as_u64().unwrap();
+    let mut change = base.clone();
+    change["device_secret"] = json!("gw-secret");
+    let r = admin.post("/api/cloud", &change).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = std::fs::read_to_string(&cfg_file).unwrap();
+    assert!(!text.contains("gw-secret") && text.contains("device_secret_file"), "{text}");
+    assert!(text.contains("[[sub_device]]") && text.contains("[cache]"), "the rest of the file stays: {text}");
+    let sf = e.dir.path().join("gateway.secret");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&sf).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::read_to_string(&sf).unwrap(), "gw-secret");
+    // the new session: counters start again, delivery goes on
+    until(30, "a new session delivering", || async {
+        let s = admin.get("/api/status").await.json();
+        let acked = s["uplink"]["sender"]["points_acked"].as_u64()?;
+        (s["uplink"]["cloud"]["state"] == "connected" && acked > 0 && acked < acked_before + 1_000_000).then_some(())
+    })
+    .await;
+    let s = admin.get("/api/status").await.json();
+    assert_eq!(s["uplink"]["cache"]["dropped_points"], 0, "{s}");
+    assert!(e.web_log().contains("\"admin\" changed the cloud settings"), "{}", e.web_log());
+    assert!(!e.web_log().contains("gw-secret"), "no secret in the log");
 }

@@ -1,0 +1,203 @@
+//! `org.enos.Edge.UplinkSettings1`: the cloud settings seen and changed from the web center.
+//!
+//! `SetCloudSettings` validates the change as the uplink would load it, writes the secret (to its
+//! own 0600 file) and `uplink.toml` atomically, then asks `main` to start the session again with
+//! the new file: the cache stays open and nothing in it is touched; only the MQTT session (and the
+//! sender's counters) start over. `TestConnection` tries a CONNECT with given settings, apart from
+//! the running session. The secret is never answered, only whether one is set.
+
+use crate::state::Shared;
+use enos_cloud::{sign, Identity};
+use enos_model::cloud_edit::{self, CloudChange, CloudView};
+use paho_mqtt as mqtt;
+use serde_json::json;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+use zbus::fdo;
+
+pub struct Settings {
+    current: Mutex<Arc<Shared>>,
+    /// The file the uplink loaded (the starting point of a change).
+    loaded: PathBuf,
+    /// Where a change is written: `--config`, else `/data/enos/config/uplink.toml`.
+    pub file: PathBuf,
+    /// Told when a change is written: `main` starts the session again from `file`.
+    pub reload: Notify,
+    applying: tokio::sync::Mutex<()>,
+}
+
+impl Settings {
+    pub fn new(shared: Arc<Shared>, loaded: PathBuf, file: PathBuf) -> Settings {
+        Settings { current: Mutex::new(shared), loaded, file, reload: Notify::new(), applying: Default::default() }
+    }
+
+    pub fn set_current(&self, shared: Arc<Shared>) {
+        *self.current.lock().expect("settings") = shared;
+    }
+
+    fn shared(&self) -> Arc<Shared> {
+        self.current.lock().expect("settings").clone()
+    }
+
+    fn secret_file(&self) -> PathBuf {
+        self.file.parent().unwrap_or(Path::new(".")).join("gateway.secret")
+    }
+}
+
+fn write_atomic(file: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(".{}.tmp-{}", file.file_name().and_then(|n| n.to_str()).unwrap_or("file"), std::process::id()));
+    let res = (|| {
+        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, file)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res
+}
+
+fn refused(msg: impl Into<String>) -> fdo::Result<String> {
+    Ok(json!({ "ok": false, "error": msg.into() }).to_string())
+}
+
+impl Settings {
+    /// JSON `cloud_edit::CloudView` plus `file`: the running cloud settings, the secret as `secret_set`.
+    async fn get_cloud_settings(&self) -> fdo::Result<String> {
+        let shared = self.shared();
+        let mut v = serde_json::to_value(CloudView::of(&shared.cfg.cloud)).map_err(|e| fdo::Error::Failed(e.to_string()))?;
+        v["file"] = json!(self.file);
+        v["state"] = json!(shared.cloud.lock().expect("cloud").state.clone());
+        Ok(v.to_string())
+    }
+
+    /// `change` is JSON `cloud_edit::CloudChange`. Answers `{"ok": true, "file"}` once written
+    /// (the session then reconnects), or `{"ok": false, "error"}` and nothing changed.
+    async fn set_cloud_settings(&self, change: &str) -> fdo::Result<String> {
+        let _one = self.applying.lock().await;
+        let ch: CloudChange = match serde_json::from_str(change) {
+            Ok(c) => c,
+            Err(e) => return refused(format!("not cloud settings: {e}")),
+        };
+        if let Err(e) = ch.check() {
+            return refused(e);
+        }
+        let cur = self.shared().cfg.cloud.clone();
+        let secret_file = self.secret_file();
+        let new_secret = ch.device_secret.clone().filter(|s| !s.is_empty());
+        let cloud = ch.applied_to(&cur, &secret_file);
+        let base = std::fs::read_to_string(&self.file).or_else(|_| std::fs::read_to_string(&self.loaded));
+        let base = match base {
+            Ok(b) => b,
+            Err(e) => return refused(format!("cannot read {}: {e}", self.loaded.display())),
+        };
+        let text = match cloud_edit::replace_cloud(&base, &cloud) {
+            Ok(t) => t,
+            Err(e) => return refused(e),
+        };
+        if let Err(e) = cloud_edit::check_file(&self.file, &text) {
+            return refused(e);
+        }
+        let (file, text2) = (self.file.clone(), text.clone());
+        let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            if let Some(s) = new_secret {
+                write_atomic(&secret_file, s.as_bytes(), 0o600)?;
+            }
+            write_atomic(&file, text2.as_bytes(), 0o640)
+        })
+        .await
+        .map_err(|e| fdo::Error::Failed(e.to_string()))?;
+        if let Err(e) = written {
+            return refused(format!("cannot write {}: {e} (nothing was changed)", self.file.display()));
+        }
+        log::info!("cloud settings changed (uri {}, {}/{}); the session starts again", cloud.uri, cloud.product_key, cloud.device_key);
+        self.reload.notify_one();
+        Ok(json!({ "ok": true, "file": self.file }).to_string())
+    }
+
+    /// Tries a CONNECT with these settings (the secret defaults to the one set), apart from the
+    /// running session: `{"ok", "message", "took_ms"}`.
+    async fn test_connection(&self, change: &str) -> fdo::Result<String> {
+        let ch: CloudChange = serde_json::from_str(change).map_err(|e| fdo::Error::InvalidArgs(format!("not cloud settings: {e}")))?;
+        ch.check().map_err(fdo::Error::InvalidArgs)?;
+        let cur = self.shared().cfg.cloud.clone();
+        let mut c = ch.applied_to(&cur, &self.secret_file());
+        let secret = match ch.device_secret.clone().filter(|s| !s.is_empty()) {
+            Some(s) => s,
+            None => match cur.secret() {
+                Ok(s) => s,
+                Err(_) => return Ok(json!({ "ok": false, "message": "no device secret is set: enter it" }).to_string()),
+            },
+        };
+        c.device_secret = Some(secret.clone());
+        c.device_secret_file = None;
+        if !c.is_tls() && !c.allow_plain {
+            return Ok(
+                json!({ "ok": false, "message": "plain TCP is refused: use ssl:// (or allow plain TCP for a test broker)" }).to_string()
+            );
+        }
+        let gw = Identity { product_key: c.product_key.clone(), device_key: c.device_key.clone(), secret };
+        let t0 = Instant::now();
+        let r = tokio::time::timeout(Duration::from_secs(20), try_connect(&c, &gw)).await;
+        let took_ms = t0.elapsed().as_millis() as u64;
+        let (ok, message) = match r {
+            Err(_) => (false, format!("no answer from {} within 20 s", c.uri)),
+            Ok(Err(e)) => (false, e),
+            Ok(Ok(())) => (true, format!("connected to {} and signed in as {}/{}", c.uri, c.product_key, c.device_key)),
+        };
+        log::info!("connection test to {}: {message}", c.uri);
+        Ok(json!({ "ok": ok, "message": message, "took_ms": took_ms }).to_string())
+    }
+}
+
+async fn try_connect(c: &enos_model::config::CloudConfig, gw: &Identity) -> Result<(), String> {
+    let f = sign::connect_fields(gw, enos_model::now_ms());
+    let cli = mqtt::CreateOptionsBuilder::new_v3()
+        .server_uri(c.uri.replace("mqtts://", "ssl://").replace("mqtt://", "tcp://"))
+        .client_id(&f.client_id)
+        .persistence(mqtt::PersistenceType::None)
+        .create_client()
+        .map_err(|e| format!("creating MQTT client: {e}"))?;
+    let opts = crate::session::connect_options(c, &f)?;
+    cli.connect(opts).await.map_err(|e| {
+        let e = e.to_string();
+        if e.contains("password") || e.contains("authori") || e.trim() == "(0)" || e.is_empty() {
+            format!("the cloud refused the sign-in: check the product key, device key and secret ({e})")
+        } else {
+            format!("the broker could not be reached or refused: {e}")
+        }
+    })?;
+    let _ = cli.disconnect(None).await;
+    Ok(())
+}
+
+/// The interface object (the settings are shared with `main`).
+struct Iface(Arc<Settings>);
+
+#[zbus::interface(name = "org.enos.Edge.UplinkSettings1")]
+impl Iface {
+    /// JSON `cloud_edit::CloudView` plus `file` and `state`; never the secret.
+    async fn get_cloud_settings(&self) -> fdo::Result<String> {
+        self.0.get_cloud_settings().await
+    }
+    /// JSON `cloud_edit::CloudChange` → `{"ok": true, "file"}` (the session then reconnects) or
+    /// `{"ok": false, "error"}` (nothing changed).
+    async fn set_cloud_settings(&self, change: &str) -> fdo::Result<String> {
+        self.0.set_cloud_settings(change).await
+    }
+    /// A CONNECT with these settings apart from the session: `{"ok", "message", "took_ms"}`.
+    async fn test_connection(&self, change: &str) -> fdo::Result<String> {
+        self.0.test_connection(change).await
+    }
+}
+
+pub async fn serve(conn: &zbus::Connection, s: Arc<Settings>) -> zbus::Result<()> {
+    conn.object_server().at(enos_bus::UPLINK_PATH, Iface(s)).await.map(|_| ())
+}
