@@ -231,8 +231,8 @@ impl Sender<'_> {
             };
             if done {
                 let u = self.units.remove(&m.unit).expect("unit");
-                for s in u.seqs {
                 log::debug!("message {} acked: records {:?} delivered", reply.id, u.seqs);
+                for s in u.seqs {
                     if let Err(e) = self.shared.cache.remove(s) {
                         log::error!("removing delivered record {s}: {e}");
                     }
