@@ -192,10 +192,13 @@ impl Agent {
                     })
                     .collect();
                 if why.is_empty() {
-                    e
-                } else {
-                    swupdate_client::Error::Failed(format!("{e}; the daemon says: {}", why.join("; ")))
+                    return e;
                 }
+                let first = match e {
+                    swupdate_client::Error::Failed(m) => m,
+                    e => e.to_string(),
+                };
+                swupdate_client::Error::Failed(format!("{first}; the daemon says: {}", why.join("; ")))
             })
         });
         let follow = async {
