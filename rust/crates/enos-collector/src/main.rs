@@ -27,10 +27,8 @@ struct Args {
     device_models: Option<PathBuf>,
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    enos_runtime::init_logging("enos-collector");
-    enos_runtime::exit_on_error("enos-collector", run().await);
+fn main() {
+    enos_runtime::run_service("enos-collector", run);
 }
 
 async fn run() -> anyhow::Result<()> {

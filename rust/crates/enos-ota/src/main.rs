@@ -22,10 +22,8 @@ struct Args {
     check: bool,
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    enos_runtime::init_logging("enos-ota");
-    enos_runtime::exit_on_error("enos-ota", run().await);
+fn main() {
+    enos_runtime::run_service("enos-ota", run);
 }
 
 async fn run() -> anyhow::Result<()> {

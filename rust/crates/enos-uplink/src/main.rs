@@ -29,10 +29,8 @@ struct Args {
     check: bool,
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    enos_runtime::init_logging("enos-uplink");
-    enos_runtime::exit_on_error("enos-uplink", run().await);
+fn main() {
+    enos_runtime::run_service("enos-uplink", run);
 }
 
 async fn run() -> anyhow::Result<()> {

@@ -289,8 +289,8 @@ impl Sender<'_> {
                 None if m.sent_at + timeout <= now => {
                     m.sent_at = now;
                     resend.push(id.clone());
-                    self.shared.sender_stats(|s| s.timeouts += 1);
                     log::debug!("message {id}: no reply in time, sent again");
+                    self.shared.sender_stats(|s| s.timeouts += 1);
                 }
                 _ => {}
             }

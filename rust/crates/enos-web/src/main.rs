@@ -53,7 +53,7 @@ fn main() {
 }
 
 async fn async_main() {
-    enos_runtime::init_logging("enos-web");
+    enos_runtime::start("enos-web");
     enos_runtime::exit_on_error("enos-web", run().await);
 }
 

@@ -118,6 +118,52 @@ async fn main() {
             t.row("cache drain (read + decode + delete)", format!("{:.0} points/s", pts as f64 / start.elapsed().as_secs_f64()));
         }
     }
+    // CPU per point of each stage the data passes, on one core: where a ceiling would come from.
+    let stage = |n: usize, f: &mut dyn FnMut()| {
+        let start = Instant::now();
+        f();
+        n as f64 / start.elapsed().as_secs_f64()
+    };
+    let (sample, n) = realistic_batch(1000, 10, 1_700_000_000_000, 3);
+    let names: Vec<(String, String)> = (0..1000).map(|p| (format!("dev{:02}", p / 500), format!("P{p:04}"))).collect();
+    let build = stage(1000 * 10 * 20, &mut || {
+        for _ in 0..20 {
+            let mut b = BatchBuilder::new();
+            for s in 0..10u64 {
+                for (p, (d, name)) in names.iter().enumerate() {
+                    b.push(d, name, 1_700_000_000_000 + s * 100, Value::Float(230.0 + p as f64 / 10.0), Quality::Good);
+                }
+            }
+            std::hint::black_box(b.finish());
+        }
+    });
+    let decoded = enos_model::batch::DecodedBatch::decode(&sample).unwrap();
+    let decode = stage(n * 200, &mut || {
+        for _ in 0..200 {
+            std::hint::black_box(enos_model::batch::DecodedBatch::decode(&sample).unwrap());
+        }
+    });
+    let keys: HashMap<String, Option<(String, String)>> =
+        (0..2).map(|d| (format!("dev{d:02}"), Some(("pk".into(), format!("dev{d:02}"))))).collect();
+    let mut id = 0;
+    let pack = stage(n * 50, &mut || {
+        for _ in 0..50 {
+            let p = enos_cloud::telemetry::pack(
+                std::slice::from_ref(&decoded),
+                &keys,
+                enos_cloud::telemetry::Stream::Live,
+                &mut || {
+                    id += 1;
+                    id
+                },
+                480 * 1024,
+            );
+            std::hint::black_box(p);
+        }
+    });
+    t.row("stage: build + encode a batch (collector pusher)", format!("{build:.0} points/s on one core"));
+    t.row("stage: decode a batch (uplink sender)", format!("{decode:.0} points/s on one core"));
+    t.row("stage: pack EnOS JSON (uplink sender)", format!("{pack:.0} points/s on one core"));
     if a.quick {
         return print_table(&t);
     }
