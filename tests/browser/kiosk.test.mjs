@@ -300,7 +300,13 @@ test('system: an update bundle uploaded; with no enos-ota on the bus the page sa
   assert.match(await page.locator('#services').innerText(), /enos-collector[\s\S]*running/);
   await shot('17-system');
   await checkKiosk('system');
-  const bundle = Buffer.concat([Buffer.from('070701'), Buffer.alloc(256 * 1024, 0x30)]);
+  // a cpio (new ASCII) archive starting with a sw-description, as a SWUpdate bundle does
+  const desc = 'software = {\n  version = "2.0.0";\n}\n';
+  const name = 'sw-description\0';
+  const hex = (n) => n.toString(16).padStart(8, '0');
+  const head = '070701' + [1, 0o100644, 0, 0, 1, 0, desc.length, 0, 0, 0, 0, name.length, 0].map(hex).join('') + name;
+  const pad = (t) => t + '\0'.repeat((4 - (t.length % 4)) % 4);
+  const bundle = Buffer.concat([Buffer.from(pad(pad(head) + desc)), Buffer.alloc(256 * 1024, 0x30)]);
   await page.setInputFiles('#bundle-file', { name: 'enos-update.swu', mimeType: 'application/octet-stream', buffer: bundle });
   assert.match(await page.locator('#bundle-name').innerText(), /enos-update\.swu/);
   await page.click('#bundle-upload');

@@ -145,16 +145,35 @@ impl Settings {
         }
         let gw = Identity { product_key: c.product_key.clone(), device_key: c.device_key.clone(), secret };
         let t0 = Instant::now();
-        let r = tokio::time::timeout(Duration::from_secs(20), try_connect(&c, &gw)).await;
+        // No timeout around it here: dropping a connecting client early is what deadlocks paho
+        // (see GRAVEYARD); paho's own connect timeout (15 s) ends it.
+        let r = try_connect(&c, &gw).await;
         let took_ms = t0.elapsed().as_millis() as u64;
         let (ok, message) = match r {
-            Err(_) => (false, format!("no answer from {} within 20 s", c.uri)),
-            Ok(Err(e)) => (false, e),
-            Ok(Ok(())) => (true, format!("connected to {} and signed in as {}/{}", c.uri, c.product_key, c.device_key)),
+            Err(e) => (false, e),
+            Ok(()) => (true, format!("connected to {} and signed in as {}/{}", c.uri, c.product_key, c.device_key)),
         };
         log::info!("connection test to {}: {message}", c.uri);
         Ok(json!({ "ok": ok, "message": message, "took_ms": took_ms }).to_string())
     }
+}
+
+/// Test clients, kept until paho is surely done with them. Paho destroys a client when its last
+/// reference goes; if that last reference is the one a connect callback holds, the destroy runs
+/// on paho's own receive thread, which holds paho's global lock: a deadlock that stops every
+/// client of the process (seen with gdb: `MQTTAsync_destroy` in `MQTTAsync_rcv`). So a test
+/// client is never dropped at once: it waits here and goes on a later test, from our thread.
+static GRAVEYARD: Mutex<Vec<(Instant, mqtt::AsyncClient)>> = Mutex::new(Vec::new());
+
+pub fn bury(cli: mqtt::AsyncClient) {
+    let old: Vec<_> = {
+        let mut g = GRAVEYARD.lock().expect("graveyard");
+        let (old, keep): (Vec<_>, Vec<_>) = g.drain(..).partition(|(t, _)| t.elapsed() > Duration::from_secs(60));
+        *g = keep;
+        g.push((Instant::now(), cli));
+        old
+    };
+    drop(old);
 }
 
 async fn try_connect(c: &enos_model::config::CloudConfig, gw: &Identity) -> Result<(), String> {
@@ -166,16 +185,19 @@ async fn try_connect(c: &enos_model::config::CloudConfig, gw: &Identity) -> Resu
         .create_client()
         .map_err(|e| format!("creating MQTT client: {e}"))?;
     let opts = crate::session::connect_options(c, &f)?;
-    cli.connect(opts).await.map_err(|e| {
+    let r = cli.connect(opts).await;
+    if r.is_ok() {
+        let _ = cli.disconnect(None).await;
+    }
+    bury(cli);
+    r.map(|_| ()).map_err(|e| {
         let e = e.to_string();
         if e.contains("password") || e.contains("authori") || e.trim() == "(0)" || e.is_empty() {
             format!("the cloud refused the sign-in: check the product key, device key and secret ({e})")
         } else {
             format!("the broker could not be reached or refused: {e}")
         }
-    })?;
-    let _ = cli.disconnect(None).await;
-    Ok(())
+    })
 }
 
 /// The interface object (the settings are shared with `main`).

@@ -81,8 +81,9 @@ async fn run() -> anyhow::Result<()> {
                     }
                 };
                 tasks.drain(..).for_each(|t| t.abort());
+                // the old client is kept (not dropped) until paho is surely done with it
                 if let Some(c) = shared.mqtt.lock().expect("mqtt").take() {
-                    drop(c.disconnect(None));
+                    cloud_settings::bury(c);
                 }
                 shared = state::Shared::new(cfg, cache.clone());
                 shared.set_bus(conn.clone());

@@ -94,15 +94,29 @@ pub async fn upload(app: &App, req: Request<Incoming>) -> ApiResult {
             let _ = tokio::fs::remove_file(e.path()).await;
         }
     }
-    let path = dir.join(format!("bundle-{}.swu", enos_model::now_ms()));
-    let written = receive(req.into_body(), &path, limit).await;
+    let part = dir.join(format!("upload-{}.part", enos_model::now_ms()));
+    let written = receive(req.into_body(), &part, limit).await;
     let bytes = match written {
         Ok(n) => n,
         Err(e) => {
-            let _ = tokio::fs::remove_file(&path).await;
+            let _ = tokio::fs::remove_file(&part).await;
             return Err(if e.status == StatusCode::PAYLOAD_TOO_LARGE { too_large() } else { e });
         }
     };
+    // The agent takes a local bundle's version from its file name (and checks it against the
+    // booted VERSION_ID after the reboot): name the file after the bundle's own sw-description.
+    let version = match bundle_version(&part) {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&part).await;
+            return Err(ApiError::bad_request(e));
+        }
+    };
+    let path = dir.join(format!("{version}.swu"));
+    if let Err(e) = tokio::fs::rename(&part, &path).await {
+        let _ = tokio::fs::remove_file(&part).await;
+        return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot store the bundle: {e}")));
+    }
     let job = call("ota", app.bus_timeout(), app.ota.install_file(&path.to_string_lossy())).await.map_err(ota_unavailable);
     let job = match job {
         Ok(j) => j,
@@ -112,8 +126,44 @@ pub async fn upload(app: &App, req: Request<Incoming>) -> ApiResult {
             return Err(e);
         }
     };
-    log::warn!("{:?} uploaded an update bundle ({bytes} bytes): job {job}", s.user);
-    Ok(crate::http::json(StatusCode::ACCEPTED, &json!({ "job": job, "bytes": bytes, "file": path })))
+    log::warn!("{:?} uploaded an update bundle, version {version} ({bytes} bytes): job {job}", s.user);
+    Ok(crate::http::json(StatusCode::ACCEPTED, &json!({ "job": job, "version": version, "bytes": bytes, "file": path })))
+}
+
+/// The `version` of the bundle's `sw-description` (the first member of its cpio archive).
+fn bundle_version(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(256 * 1024).read_to_end(&mut head))
+        .map_err(|e| format!("cannot read the bundle: {e}"))?;
+    let field = |at: usize| -> Option<usize> { usize::from_str_radix(std::str::from_utf8(head.get(at..at + 8)?).ok()?, 16).ok() };
+    let bad = || "this is not a SWUpdate bundle: its first member is not a readable sw-description".to_string();
+    let (size, namesize) = (field(54).ok_or_else(bad)?, field(94).ok_or_else(bad)?);
+    let name_end = 110 + namesize;
+    let name = head.get(110..name_end.saturating_sub(1)).ok_or_else(bad)?;
+    if name != b"sw-description" {
+        return Err(bad());
+    }
+    let data_at = name_end.div_ceil(4) * 4;
+    let desc = head.get(data_at..data_at + size).ok_or_else(bad)?;
+    let text = String::from_utf8_lossy(desc);
+    let version = text
+        .split("version")
+        .skip(1)
+        .find_map(|rest| {
+            let rest = rest.trim_start().strip_prefix('=')?.trim_start().strip_prefix('"')?;
+            rest.split_once('"').map(|(v, _)| v.to_string())
+        })
+        .ok_or_else(|| "the bundle's sw-description names no version".to_string())?;
+    if version.is_empty()
+        || version.len() > 64
+        || !version.chars().all(|c| c.is_ascii_alphanumeric() || "._+-~".contains(c))
+        || version.starts_with('.')
+    {
+        return Err(format!("the bundle's version {version:?} is not a plain version string"));
+    }
+    Ok(version)
 }
 
 async fn receive(mut body: Incoming, path: &Path, limit: u64) -> Result<u64, ApiError> {

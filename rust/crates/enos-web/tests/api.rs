@@ -1046,11 +1046,38 @@ async fn raw_registers_and_live_values() {
     assert_eq!(viewer.get("/api/devices/nosuch/live").await.status, 404);
 }
 
-/// A body that starts like a SWUpdate bundle (cpio, new ASCII format).
-fn fake_bundle(len: usize) -> Vec<u8> {
-    let mut b = b"070701".to_vec();
-    b.resize(len, b'0');
+/// A cpio (new ASCII) archive whose first member is a sw-description of `version`, padded to
+/// `len` bytes: what the web center checks before it hands a bundle to the agent.
+fn bundle_of(version: &str, len: usize) -> Vec<u8> {
+    let desc = format!("software = {{\n  version = \"{version}\";\n}}\n");
+    let name = "sw-description\0";
+    let mut b = format!(
+        "070701{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
+        1,
+        0o100644,
+        0,
+        0,
+        1,
+        0,
+        desc.len(),
+        0,
+        0,
+        0,
+        0,
+        name.len(),
+        0
+    )
+    .into_bytes();
+    b.extend_from_slice(name.as_bytes());
+    b.resize(b.len().div_ceil(4) * 4, 0);
+    b.extend_from_slice(desc.as_bytes());
+    b.resize(b.len().div_ceil(4) * 4, 0);
+    b.resize(len.max(b.len()), b'0');
     b
+}
+
+fn fake_bundle(len: usize) -> Vec<u8> {
+    bundle_of("2.0.0", len)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1080,6 +1107,11 @@ async fn maintenance_says_plainly_what_is_not_there() {
     let r = upload(&admin, octet, b"PK\x03\x04 a zip file".to_vec(), true).await;
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(r.json()["error"].as_str().unwrap().contains("not a SWUpdate bundle"));
+    let r = upload(&admin, octet, b"070701 but not an archive".to_vec(), true).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    let r = upload(&admin, octet, bundle_of("../../etc/x", 1000), true).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.json()["error"].as_str().unwrap().contains("not a plain version"), "{}", r.text());
     // larger than the limit: refused by its length before a byte is read
     let h = [
         ("Cookie", admin.cookie.as_deref().unwrap()),
@@ -1236,4 +1268,92 @@ async fn cloud_settings_are_tested_changed_and_the_session_reconnects_without_lo
     assert_eq!(s["uplink"]["cache"]["dropped_points"], 0, "{s}");
     assert!(e.web_log().contains("\"admin\" changed the cloud settings"), "{}", e.web_log());
     assert!(!e.web_log().contains("gw-secret"), "no secret in the log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uploaded_bundle_is_installed_by_enos_ota_and_a_real_swupdate() {
+    use enos_testkit::swu::{bundle, signing_key, Daemon};
+    let e = Edge::web_only("");
+    let admin = e.admin().await;
+    let d = e.dir.path().to_path_buf();
+    std::fs::create_dir_all(d.join("swu")).unwrap();
+    let cert = signing_key(&d, "signer");
+    let _daemon = Daemon::start(&d.join("swu"), &cert);
+    // enos-ota below the bootloader as in enos-testkit/tests/ota.rs: the layer's enos-bootslot on
+    // a GRUB environment block in a file, the reboot a `touch`
+    let tool = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../meta-enos-edge/recipes-bsp/enos-bootslot/files/enos-bootslot");
+    let env = [
+        ("TMPDIR".to_string(), format!("{}/swu", d.display())),
+        ("ENOS_BOOTSLOT_BACKEND".to_string(), "grub".to_string()),
+        ("ENOS_BOOTSLOT_GRUBENV".to_string(), format!("{}/grubenv", d.display())),
+        ("ENOS_BOOTSLOT_CMDLINE".to_string(), format!("{}/cmdline", d.display())),
+        ("ENOS_OS_RELEASE".to_string(), format!("{}/os-release", d.display())),
+    ];
+    let slot_tool = |args: &[&str], grubenv: &Path| {
+        let out = std::process::Command::new("sh")
+            .arg(&tool)
+            .args(args)
+            .envs(env.iter().cloned())
+            .env("ENOS_BOOTSLOT_GRUBENV", grubenv)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "enos-bootslot {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    std::fs::write(d.join("cmdline"), "BOOT_IMAGE=/boot/vmlinuz root=PARTLABEL=enos-root-a ro\n").unwrap();
+    std::fs::write(d.join("os-release"), "ID=enos\nVERSION_ID=\"1.0.0\"\n").unwrap();
+    slot_tool(&["env-set", "enos_slot=A", "upgrade_available=0", "bootcount=0", "bootlimit=3", "enos_rollback=0"], &d.join("grubenv"));
+    slot_tool(&["env-set", "enos_slot=B", "upgrade_available=1", "bootcount=0", "bootlimit=3", "enos_rollback=0"], &d.join("armed-B"));
+    let armed = std::fs::read(d.join("armed-B")).unwrap();
+    let swu = bundle(&d, "to-b", &armed, &armed, "signer", &d.join("grubenv"));
+    std::fs::write(
+        d.join("ota.toml"),
+        format!(
+            "dir = \"{p}/ota\"\nbootslot = \"{t}\"\nreboot_command = [\"touch\", \"{p}/rebooted\"]\n[health]\nunits = []\nrequire_cloud = false\nrequire_collecting = false\ntimeout_s = 10\n",
+            p = d.display(),
+            t = tool.display()
+        ),
+    )
+    .unwrap();
+    let envs: Vec<(&str, &str)> = env.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let _ota = spawn_service_env("enos-ota", &d.join("ota.toml"), &e.bus.address, &d.join("ota.log"), &envs);
+    let st = until(20, "enos-ota on the bus", || async {
+        let r = admin.get("/api/update").await;
+        (r.status == 200).then(|| r.json())
+    })
+    .await;
+    assert_eq!(st["status"]["state"], "idle", "{st}");
+
+    // the upload: streamed, named after the bundle's version, installed by the daemon
+    let h = [
+        ("Cookie", admin.cookie.as_deref().unwrap()),
+        ("X-CSRF-Token", admin.csrf.as_deref().unwrap()),
+        ("Content-Type", "application/octet-stream"),
+    ];
+    let r = raw(e.port, &request("POST", "/api/update/upload", &h, Some(&std::fs::read(&swu).unwrap()))).await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    assert_eq!(r.json()["version"], "1.0.1");
+    // a second upload while the job runs is refused
+    let again = raw(e.port, &request("POST", "/api/update/upload", &h, Some(&std::fs::read(&swu).unwrap()))).await;
+    assert!(again.status == 409 || again.status == 202, "{}", again.text());
+    let steps = std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let (a, dd, steps_ref) = (&admin, &d, &steps);
+    let job = until(90, "the install and the reboot", || async move {
+        let u = a.get("/api/update").await.json();
+        if let Some(s) = u["status"]["job"]["step"].as_i64() {
+            steps_ref.lock().unwrap().insert(s);
+        }
+        let last = u["history"].as_array().and_then(|h| h.last().cloned());
+        if let Some(j) = last.filter(|j| j["state"] == "failed") {
+            panic!("the install failed: {j}\n{}", std::fs::read_to_string(dd.join("ota.log")).unwrap_or_default());
+        }
+        (dd.join("rebooted").exists() && u["status"]["state"] == "rebooting").then_some(u)
+    })
+    .await;
+    let steps = steps.into_inner().unwrap();
+    assert_eq!(job["status"]["job"]["version"], "1.0.1", "{job}");
+    assert!(steps.iter().any(|s| *s > 0 && *s < 100), "progress was followed: {steps:?}");
+    let st = slot_tool(&["status"], &d.join("grubenv"));
+    assert!(st.contains("selected=B") && st.contains("upgrade_available=1"), "the other slot is armed: {st}");
+    assert!(e.web_log().contains("uploaded an update bundle, version 1.0.1"), "{}", e.web_log());
 }
