@@ -218,6 +218,7 @@ test('devices: add a device from a model, then with an imported CSV point table'
   await page.selectOption('#dev-template', 'pv-inverter-sunspec');
   assert.match(await page.inputValue('#points-csv'), /ac_power,holding,40092,f32/);
   assert.equal(await page.inputValue('#dev-groups'), 'fast=1000, slow=60000');
+  assert.equal(await page.locator('#points-preview tbody tr').count(), 15, 'the model\'s points shown as a table');
   await shot('10-device-add-template');
   await checkKiosk('add device');
   // a CSV file with mistakes: each row and column named, nothing saved
@@ -236,6 +237,13 @@ test('devices: add a device from a model, then with an imported CSV point table'
   const good = 'name,area,address,type,order,scale,unit\nline_voltage,holding,4,u16,,0.1,V\npower,holding,2,f32,,,kW\n';
   await page.setInputFiles('#csv-file', { name: 'meter.csv', mimeType: 'text/csv', buffer: Buffer.from(good) });
   await page.locator('#edit-result .banner.info', { hasText: '2 points' }).waitFor();
+  assert.equal(await page.locator('#points-preview tbody tr').count(), 2);
+  // a row removed in the table leaves the CSV text, then comes back with the file
+  await page.locator('#points-preview tbody tr', { hasText: 'power' }).getByRole('button', { name: 'Remove' }).click();
+  assert.equal(await page.locator('#points-preview tbody tr').count(), 1);
+  assert.doesNotMatch(await page.inputValue('#points-csv'), /power/);
+  await page.setInputFiles('#csv-file', { name: 'meter.csv', mimeType: 'text/csv', buffer: Buffer.from(good) });
+  await page.locator('#points-preview tbody tr', { hasText: 'power' }).waitFor();
   await page.click('#save-device');
   await page.locator('#edit-result .banner.info', { hasText: 'Added meter02' }).waitFor({ timeout: 20000 });
   await shot('12-device-added');

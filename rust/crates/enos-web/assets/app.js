@@ -415,6 +415,16 @@ function deviceEditView(id) {
   const saveBtn = h('button', { type: 'button', class: 'primary', id: 'save-device' }, isNew ? 'Add device' : 'Save');
   const delBtn = isNew ? null : h('button', { type: 'button', class: 'danger', id: 'delete-device' }, 'Remove…');
   const tmpl = h('select', { id: 'dev-template' }, h('option', { value: '' }, '— none —'));
+  const preview = h('div', { id: 'points-preview', class: 'scroll' });
+  // The table as the collector will read it; a row's Remove takes it out of the CSV text.
+  function showPoints(points) {
+    preview.replaceChildren(points.length ? h('table', {},
+      h('thead', {}, h('tr', {}, ['Name', 'Area', 'Address', 'Type', 'Scale', 'Unit', 'Access', ''].map((t) => h('th', {}, t)))),
+      h('tbody', {}, points.map((p, i) => h('tr', {},
+        h('td', {}, p.name), h('td', {}, p.area), h('td', { class: 'num' }, p.address), h('td', {}, p.type + (p.type === 'bit' ? ' ' + p.bit : '')),
+        h('td', { class: 'num' }, p.scale), h('td', {}, p.unit), h('td', {}, p.access),
+        h('td', {}, h('button', { type: 'button', class: 'quiet', onclick: () => { points.splice(i, 1); csv.value = pointsCsv(points); showPoints(points); } }, 'Remove')))))) : null);
+  }
   const tcpBox = h('div', { class: 'row' }, h('div', { class: 'grow' }, lAddr, addr));
   const serialBox = h('div', { class: 'row' }, h('div', { class: 'grow' }, lPort, port), h('div', { class: 'grow' }, lBaud, baud),
     h('div', { class: 'grow' }, h('label', { for: 'dev-parity' }, 'Parity'), parity));
@@ -440,6 +450,7 @@ function deviceEditView(id) {
     groups.value = groupsText(d.poll_groups || [{ name: 'default', interval_ms: 1000 }]);
     enabled.value = d.enabled === false ? 'no' : 'yes';
     csv.value = pointsCsv(d.point || []);
+    showPoints(d.point || []);
     showProto();
   }
 
@@ -462,6 +473,7 @@ function deviceEditView(id) {
     try {
       const r = await api('POST', '/api/points-csv', { csv: csv.value });
       out.replaceChildren(banner('info', 'The point table reads well: ' + r.points.length + ' points.'));
+      showPoints(r.points);
       return r.points;
     } catch (e) {
       out.replaceChildren(banner('error', e.message), problemList(e.errors));
@@ -545,7 +557,8 @@ function deviceEditView(id) {
       h('h2', {}, 'Point table (CSV)'),
       h('p', { class: 'hint' }, 'name,area,address,type,order,bit,length,scale,offset,group,access,min,max,decimals,unit — addresses 0-based.'),
       csv, file,
-      h('div', { class: 'toolbar' }, importBtn, exportLink, h('span', { class: 'grow' }))),
+      h('div', { class: 'toolbar' }, importBtn, exportLink, h('span', { class: 'grow' }), h('button', { type: 'button', id: 'csv-check', onclick: checkCsv }, 'Check table')),
+      preview),
     h('div', { class: 'toolbar' }, h('span', { class: 'grow' }), saveBtn),
     out);
 }
