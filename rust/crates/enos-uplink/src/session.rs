@@ -68,7 +68,11 @@ async fn connect(shared: &Arc<Shared>, gw: &Identity) -> Result<Conn, String> {
         .map_err(|e| format!("creating MQTT client: {e}"))?;
     let stream = cli.get_stream(10_000);
     let opts = connect_options(c, &f)?;
-    cli.connect(opts).await.map_err(|e| format!("connect to {}: {e}", c.uri))?;
+    if let Err(e) = cli.connect(opts).await {
+        // not dropped here: paho may still hold it in a callback (see cloud_settings::GRAVEYARD)
+        crate::cloud_settings::bury(cli);
+        return Err(format!("connect to {}: {e}", c.uri));
+    }
 
     // Replies and commands: replies go to whoever waits (login, then the sender), commands are
     // handled on their own tasks so a slow device never holds up the data flow.
