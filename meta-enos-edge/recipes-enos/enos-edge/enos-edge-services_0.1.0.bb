@@ -157,7 +157,8 @@ RDEPENDS:${PN} = "enos-collector enos-ota enos-uplink enos-web enosctl"
 RDEPENDS:enos-collector = "${PN}-common dbus"
 RDEPENDS:enos-uplink = "${PN}-common ca-certificates dbus"
 RDEPENDS:enos-ota = "${PN}-common dbus swupdate"
-RDEPENDS:enos-web = "${PN}-common dbus"
+# polkit applies 50-enos-web.rules (restart the EnOS services, reboot).
+RDEPENDS:enos-web = "${PN}-common dbus polkit"
 
 SYSTEMD_PACKAGES = "enos-collector enos-uplink enos-ota enos-web"
 SYSTEMD_SERVICE:enos-collector = "enos-collector.service"
