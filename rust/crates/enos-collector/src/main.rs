@@ -55,10 +55,13 @@ async fn run() -> anyhow::Result<()> {
     let stats = Arc::new(pusher::Stats::default());
     let conn = bus::serve(bus::Collector { api, stats: stats.clone() }).await.context("registering org.enos.Edge.Collector on the bus")?;
     tokio::spawn(bus::forward_events(conn.clone(), events_rx));
-    tokio::spawn(pusher::run(conn.clone(), push, frames_rx, stats));
+    let (stop_pusher, stop) = tokio::sync::oneshot::channel();
+    let pusher = tokio::spawn(pusher::run(conn.clone(), push, frames_rx, stats, stop));
     log::info!("collecting from {devices} devices");
     enos_runtime::notify_ready();
     enos_runtime::shutdown_signal().await;
     enos_runtime::notify_stopping();
+    let _ = stop_pusher.send(());
+    let _ = pusher.await;
     Ok(())
 }
