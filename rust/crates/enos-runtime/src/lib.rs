@@ -2,13 +2,7 @@
 
 use std::time::Duration;
 
-/// What every service does first: the allocator set-up below, then logging.
-pub fn start(service: &'static str) {
-    limit_malloc_arenas();
-    init_logging(service);
-}
-
-/// A service's `main`: process set-up (`start`) before any thread exists, a tokio runtime with
+/// A service's `main`: the allocator set-up below and logging before any thread exists, a tokio runtime with
 /// two workers (the boards have 1-4 cores; the services are I/O bound), then `run` to its end;
 /// an error is logged and the process exits 1 (systemd restarts it per its unit).
 pub fn run_service<F, E>(service: &'static str, run: impl FnOnce() -> F)
@@ -16,7 +10,8 @@ where
     F: std::future::Future<Output = Result<(), E>>,
     E: std::fmt::Debug + std::fmt::Display,
 {
-    start(service);
+    limit_malloc_arenas();
+    init_logging(service);
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return exit_on_error(service, Err(format!("starting the async runtime: {e}"))),
@@ -42,7 +37,7 @@ fn limit_malloc_arenas() {
 /// Logs to the journal when systemd connected us to it, else to stderr (tests, development,
 /// CI machines without a journal socket). Level from `ENOS_LOG` (`info` by default); it applies to
 /// the EnOS crates only, libraries stay at `info` (paho's and zbus's debug output would drown ours).
-pub fn init_logging(service: &'static str) {
+fn init_logging(service: &'static str) {
     let level = std::env::var("ENOS_LOG").ok().and_then(|l| l.parse::<log::LevelFilter>().ok()).unwrap_or(log::LevelFilter::Info);
     let others = level.min(log::LevelFilter::Info);
     if std::env::var_os("JOURNAL_STREAM").is_some() {

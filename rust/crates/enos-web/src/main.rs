@@ -49,12 +49,7 @@ fn return_big_blocks_to_the_kernel() {
 
 fn main() {
     return_big_blocks_to_the_kernel();
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime").block_on(async_main());
-}
-
-async fn async_main() {
-    enos_runtime::start("enos-web");
-    enos_runtime::exit_on_error("enos-web", run().await);
+    enos_runtime::run_service("enos-web", run);
 }
 
 fn load_config(path: Option<PathBuf>) -> anyhow::Result<(WebConfig, String)> {
