@@ -4,7 +4,9 @@
 # - defconfig: CMS-signed images only, systemd, GRUB + U-Boot environments, raw/rawfile handlers,
 #   zstd; no web server, suricatta, downloader, scripts or Lua (see the file's header).
 # - swupdate.cfg, the conf.d snippet that starts the daemon with the software set of the inactive
-#   slot, a systemd drop-in ordering it after the ESP mount, /etc/hwrevision.
+#   slot, /etc/hwrevision; systemd drop-ins: the daemon sandboxed and ordered after the ESP mount,
+#   its IPC sockets in /run/swupdate, 0600 root (meta-swupdate's socket unit puts them in /tmp
+#   with the default mode 0666).
 # - the certificate the daemon trusts: ENOS_SIGNING_CERT, the public half of the pair that signs
 #   the bundles (enos-edge-update uses ENOS_SIGNING_KEY + ENOS_SIGNING_CERT). Set both in the OEM's
 #   kas file or local.conf; scripts/oem-signing-key creates a pair. tests/system/keys/ holds a
@@ -19,6 +21,7 @@ SRC_URI:append:enos-edge = " \
     file://swupdate.cfg \
     file://10-enos-args \
     file://swupdate-enos.conf \
+    file://swupdate-socket-enos.conf \
     file://hwrevision.in \
 "
 
@@ -39,6 +42,8 @@ do_install:append:enos-edge() {
     install -m 0644 ${UNPACKDIR}/10-enos-args ${D}${libdir}/swupdate/conf.d/10-enos-args
     install -d ${D}${systemd_system_unitdir}/swupdate.service.d
     install -m 0644 ${UNPACKDIR}/swupdate-enos.conf ${D}${systemd_system_unitdir}/swupdate.service.d/enos.conf
+    install -d ${D}${systemd_system_unitdir}/swupdate.socket.d
+    install -m 0644 ${UNPACKDIR}/swupdate-socket-enos.conf ${D}${systemd_system_unitdir}/swupdate.socket.d/enos.conf
 }
 
 # A new trusted certificate must rebuild the package.
@@ -49,6 +54,7 @@ FILES:${PN}:append:enos-edge = " \
     ${sysconfdir}/swupdate/enos-signing.crt \
     ${sysconfdir}/hwrevision \
     ${systemd_system_unitdir}/swupdate.service.d/enos.conf \
+    ${systemd_system_unitdir}/swupdate.socket.d/enos.conf \
 "
 CONFFILES:${PN}:append:enos-edge = " ${sysconfdir}/swupdate.cfg"
 

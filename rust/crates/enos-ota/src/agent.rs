@@ -254,7 +254,14 @@ impl Agent {
 
     pub fn reboot(&self) {
         log::info!("rebooting: {}", self.cfg.reboot_command.join(" "));
-        let _ = std::process::Command::new(&self.cfg.reboot_command[0]).args(&self.cfg.reboot_command[1..]).spawn();
+        match crate::trusted::command("reboot_command", &self.cfg.reboot_command) {
+            Ok(mut cmd) => {
+                if let Err(e) = cmd.spawn() {
+                    log::error!("reboot_command {}: {e}", self.cfg.reboot_command[0]);
+                }
+            }
+            Err(e) => log::error!("not rebooting: {e}"),
+        }
     }
 
     async fn fail(&self, mut job: OtaJob, step: i32, why: &str) {

@@ -2,10 +2,10 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::Command;
 
 pub fn run(tool: &Path, args: &[&str]) -> Result<String, String> {
-    let out = Command::new(tool).args(args).output().map_err(|e| format!("{}: {e}", tool.display()))?;
+    let mut cmd = crate::trusted::command("bootslot", &[tool.as_os_str()]).map_err(|e| e.to_string())?;
+    let out = cmd.args(args).output().map_err(|e| format!("{}: {e}", tool.display()))?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     } else {

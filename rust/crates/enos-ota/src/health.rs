@@ -62,9 +62,14 @@ pub async fn check(cfg: &OtaHealth, conn: &zbus::Connection) -> Result<(), Strin
             }
         }
         if let Some(hook) = &cfg.hook {
-            let ok = tokio::process::Command::new(&hook[0]).args(&hook[1..]).status().await.map(|s| s.success()).unwrap_or(false);
-            if !ok {
-                failing.push(format!("health hook {} failed", hook.join(" ")));
+            match crate::trusted::command("health.hook", hook) {
+                Ok(cmd) => {
+                    let ok = tokio::process::Command::from(cmd).status().await.map(|s| s.success()).unwrap_or(false);
+                    if !ok {
+                        failing.push(format!("health hook {} failed", hook.join(" ")));
+                    }
+                }
+                Err(e) => failing.push(e.to_string()),
             }
         }
         if failing.is_empty() {

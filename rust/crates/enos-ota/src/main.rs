@@ -6,6 +6,7 @@ mod bootslot;
 mod bus;
 mod download;
 mod health;
+mod trusted;
 
 use anyhow::Context;
 use clap::Parser;
@@ -15,7 +16,8 @@ use std::path::PathBuf;
 #[derive(Parser)]
 #[command(version, about = "EnOS Edge update agent")]
 struct Args {
-    /// Config file (default: /data/enos/config/ota.toml, else /etc/enos/ota.toml; built-in defaults when neither exists).
+    /// Config file (default: /etc/enos/ota.toml, built-in defaults when it does not exist). Never
+    /// one on /data: the agent runs as root and takes its configuration only from root.
     #[arg(long)]
     config: Option<PathBuf>,
     #[arg(long)]
@@ -28,8 +30,15 @@ fn main() {
 
 async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
-    let path = args.config.unwrap_or_else(|| enos_model::config::default_config_path("ota"));
-    let cfg = if path.exists() { OtaConfig::load(&path)? } else { OtaConfig::default() };
+    let path = args.config.unwrap_or_else(|| trusted::CONFIG_FILE.into());
+    let cfg = if path.exists() {
+        trusted::config_file(&path)?;
+        OtaConfig::load(&path)?
+    } else {
+        OtaConfig::default()
+    };
+    // Refused at start, with the reason, rather than at the reboot of an update.
+    trusted::config_programs(&cfg).with_context(|| format!("{}", path.display()))?;
     if args.check {
         println!("{}: ok", path.display());
         return Ok(());

@@ -1,0 +1,1 @@
+# meta-enos-edge's Python helpers (made importable by `addpylib` in conf/layer.conf).
