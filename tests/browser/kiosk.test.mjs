@@ -60,8 +60,8 @@ before(async () => {
   page.on('pageerror', (e) => problems.push('page error: ' + e.message));
   page.on('console', (m) => {
     const t = m.text();
-    // 401/429 answers to wrong passwords, 422 to a bad point table, 503 for what this test bus lacks (enos-ota, systemd) are expected; anything else, CSP refusals above all, is not
-    if (m.type() === 'error' && !/status of (401|422|429|503)/.test(t)) problems.push('console: ' + t);
+    // 401/429 answers to wrong passwords, 403 to a wrong setup code, 422 to a bad point table, 503 for what this test bus lacks (enos-ota, systemd) are expected; anything else, CSP refusals above all, is not
+    if (m.type() === 'error' && !/status of (401|403|422|429|503)/.test(t)) problems.push('console: ' + t);
   });
 });
 
@@ -85,6 +85,14 @@ test('first boot: the first visit sets the admin password', async () => {
   await page.click('#signin-button');
   assert.match(await page.locator('#signin-error').innerText(), /differ/);
   await page.fill('#password2', PASSWORD);
+  // over HTTPS (the network) the box asks for its one-time setup code, shows the certificate's
+  // fingerprint, and refuses a wrong code in words
+  assert.match(await page.locator('#tls-fingerprint').innerText(), /([0-9A-F]{2}:){31}[0-9A-F]{2}/);
+  await page.fill('#setup-code', 'AAAA-AAAA-AAAA');
+  await page.click('#signin-button');
+  await page.locator('#signin-error', { hasText: 'setup code' }).waitFor();
+  await shot('01b-first-boot-wrong-code');
+  await page.fill('#setup-code', readFileSync(join(process.env.ENOS_WEB_STATE, 'setup-code'), 'utf8').trim());
   await page.click('#signin-button');
   await page.locator('#dash .card').first().waitFor();
   assert.match(await page.locator('#who').innerText(), /admin \(admin\)/);

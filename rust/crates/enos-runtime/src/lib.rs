@@ -12,12 +12,27 @@ where
 {
     limit_malloc_arenas();
     init_logging(service);
+    end_on_panic(service);
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return exit_on_error(service, Err(format!("starting the async runtime: {e}"))),
     };
     let r = rt.block_on(run());
     exit_on_error(service, r);
+}
+
+/// A panic anywhere ends the whole process, so that systemd starts it again from a clean state.
+/// Left alone, a panic ends only its task or thread: the process would live on half-dead (a
+/// poisoned `std::sync::Mutex`, a lost worker) while the watchdog task keeps pinging systemd.
+fn end_on_panic(service: &'static str) {
+    let print = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        log::error!("internal error, the service stops so that systemd starts it again: {info}");
+        log::logger().flush();
+        print(info);
+        eprintln!("{service}: stopping after an internal error");
+        std::process::abort();
+    }));
 }
 
 /// glibc gives every thread that allocates its own malloc arena (up to 8 per core), and memory

@@ -131,17 +131,24 @@ function signInView(setup, message) {
   const name = h('input', { id: 'name', name: 'username', autocomplete: 'username', autocapitalize: 'none', spellcheck: 'false', value: 'admin', required: true });
   const pw = h('input', { id: 'password', name: 'password', type: 'password', autocomplete: setup ? 'new-password' : 'current-password', required: true });
   const pw2 = setup ? h('input', { id: 'password2', type: 'password', autocomplete: 'new-password', required: true }) : null;
+  const needCode = setup && session && session.setup_code_required;
+  const code = needCode ? h('input', { id: 'setup-code', autocomplete: 'off', autocapitalize: 'characters', spellcheck: 'false',
+    placeholder: 'XXXX-XXXX-XXXX', required: true }) : null;
+  const print = session && session.tls_fingerprint
+    ? h('p', { class: 'hint', id: 'tls-fingerprint' }, 'Certificate fingerprint (SHA-256): ' + session.tls_fingerprint +
+      '. Compare it with what your browser shows for this page before you enter a password.') : null;
   const btn = h('button', { type: 'submit', class: 'primary', id: 'signin-button' }, setup ? 'Set the admin password' : 'Sign in');
   const form = h('form', { class: 'card', novalidate: true },
     h('h1', {}, setup ? 'Welcome: claim this gateway' : 'Sign in'),
-    setup ? h('p', { class: 'hint' }, 'This gateway has no account yet. Choose the admin password now; there is no default password. ' +
-      'Anyone who reaches this page before you could do the same, so do it before connecting the gateway to a shared network.') : null,
+    setup ? h('p', { class: 'hint' }, 'This gateway has no account yet. Choose the admin password now; there is no default password.' +
+      (needCode ? ' Over the network you also need the gateway\'s one-time setup code: it is on the gateway\'s label or screen.' : '')) : null,
     info,
     h('label', { for: 'name' }, setup ? 'Admin account name' : 'Account name'), name,
     h('label', { for: 'password' }, setup ? 'New password' : 'Password'), pw,
     setup ? h('p', { class: 'hint' }, 'At least ' + min + ' characters.') : null,
     setup ? h('label', { for: 'password2' }, 'The same password again') : null, pw2,
-    err, btn);
+    needCode ? h('label', { for: 'setup-code' }, 'Setup code') : null, code,
+    err, btn, print);
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     err.textContent = '';
@@ -150,7 +157,9 @@ function signInView(setup, message) {
     btn.disabled = true;
     btn.textContent = setup ? 'Saving…' : 'Signing in…';
     try {
-      session = await api('POST', setup ? '/api/setup' : '/api/login', { name: name.value.trim(), password: pw.value });
+      const body = { name: name.value.trim(), password: pw.value };
+      if (needCode) body.setup_code = code.value.trim();
+      session = await api('POST', setup ? '/api/setup' : '/api/login', body);
       pw.value = '';
       start();
     } catch (e) {

@@ -2,12 +2,13 @@
 //! interfaces. See `docs/web-api.md` for the contract.
 
 use crate::accounts::{self, Accounts, Role};
-use crate::auth::{secret_eq, Limiter, Session, Sessions};
+use crate::auth::{secret_eq, Limiter, Refused, Session, Sessions};
 use crate::config::WebConfig;
 use crate::http::{
     self, add_security_headers, cookie, decode_segment, header, json, ok, read_json, read_json_opt, ApiError, ApiResult, Resp,
 };
 use crate::metrics;
+use crate::setup_code::SetupCode;
 use enos_bus::{
     CollectorProxy, CollectorStats, DeviceStatus, OtaProxy, PointReading, UplinkInspectProxy, UplinkProxy, UplinkSettingsProxy,
     UplinkStatus, WriteOutcome,
@@ -57,10 +58,20 @@ pub struct App {
     pub host_names: Vec<String>,
     /// Device changes are read-modify-write of the collector's configuration: one at a time.
     pub config_edit: tokio::sync::Mutex<()>,
+    /// While the box is unclaimed: the code a setup over the network must carry.
+    pub setup_code: Mutex<Option<SetupCode>>,
+    /// Of the HTTPS certificate, shown on the sign-in page (the kiosk) to compare with the browser's.
+    pub tls_fingerprint: Option<String>,
 }
 
 impl App {
-    pub async fn new(cfg: WebConfig, accounts: Accounts, bus: &zbus::Connection) -> anyhow::Result<App> {
+    pub async fn new(
+        cfg: WebConfig,
+        accounts: Accounts,
+        setup_code: Option<SetupCode>,
+        tls_fingerprint: Option<String>,
+        bus: &zbus::Connection,
+    ) -> anyhow::Result<App> {
         let collector = CollectorProxy::builder(bus).cache_properties(zbus::proxy::CacheProperties::No).build().await?;
         let uplink = UplinkProxy::builder(bus).cache_properties(zbus::proxy::CacheProperties::No).build().await?;
         let inspect = UplinkInspectProxy::builder(bus).cache_properties(zbus::proxy::CacheProperties::No).build().await?;
@@ -92,6 +103,8 @@ impl App {
             cpu_last: Mutex::new(None),
             counters: Counters::default(),
             config_edit: tokio::sync::Mutex::new(()),
+            setup_code: Mutex::new(setup_code),
+            tls_fingerprint,
             started: Instant::now(),
             cfg,
         })
@@ -167,6 +180,10 @@ impl App {
 pub struct Conn {
     /// Over TLS: the session cookie gets `Secure` and the `__Host-` prefix.
     pub tls: bool,
+    /// On a listener only the box itself reaches (the kiosk, or plain HTTP on loopback): the
+    /// person is at the box, so claiming it needs no setup code and sign-in failures of the
+    /// network never lock them out.
+    pub local: bool,
 }
 
 fn conn(req: &Request<Incoming>) -> Conn {
@@ -208,11 +225,11 @@ fn same_origin(req: &Request<Incoming>) -> Result<(), ApiError> {
 }
 
 /// Every request enters here.
-pub async fn handle(app: Arc<App>, peer: SocketAddr, tls: bool, mut req: Request<Incoming>) -> Result<Resp, std::convert::Infallible> {
+pub async fn handle(app: Arc<App>, peer: SocketAddr, conn: Conn, mut req: Request<Incoming>) -> Result<Resp, std::convert::Infallible> {
     app.counters.requests.fetch_add(1, Ordering::Relaxed);
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    req.extensions_mut().insert(Conn { tls });
+    req.extensions_mut().insert(conn);
     let mut resp = match route(&app, peer.ip(), req).await {
         Ok(r) => r,
         Err(e) => e.response(),
@@ -403,6 +420,29 @@ fn admin_name() -> String {
     "admin".into()
 }
 
+/// `POST /api/setup`: the first admin account; over the network also the box's setup code.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetupRequest {
+    #[serde(default = "admin_name")]
+    name: String,
+    password: String,
+    #[serde(default)]
+    setup_code: Option<String>,
+}
+
+/// A sign-in (or setup) refused by the limiter, in words, with Retry-After.
+fn refused(app: &App, r: Refused) -> ApiError {
+    app.counters.signins_failed.fetch_add(1, Ordering::Relaxed);
+    let (left, message) = match r {
+        Refused::LockedOut(s) => (s, format!("too many failed sign-ins: try again in {s} s")),
+        Refused::Busy(s) => {
+            (s, format!("too many failed sign-ins from many addresses: sign-in over the network pauses; try again in {s} s"))
+        }
+    };
+    ApiError { status: StatusCode::TOO_MANY_REQUESTS, message, retry_after: Some(left), details: None }
+}
+
 fn session_doc(app: &App, tls: bool, s: &Session) -> serde_json::Value {
     serde_json::json!({
         "setup_required": false,
@@ -423,8 +463,11 @@ async fn session_info(app: &App, req: &Request<Incoming>) -> ApiResult {
     let setup_required = app.accounts.lock().await.is_empty();
     ok(&serde_json::json!({
         "setup_required": setup_required,
+        // over the network, claiming the box needs the one-time code from its label or console
+        "setup_code_required": setup_required && !conn(req).local,
         "signed_in": false,
         "tls": tls,
+        "tls_fingerprint": app.tls_fingerprint,
         "min_password_len": app.cfg.auth.min_password_len,
     }))
 }
@@ -460,37 +503,55 @@ fn invalid(e: accounts::AccountError) -> ApiError {
     }
 }
 
-/// First visit on an unclaimed box: sets the admin password and signs in.
+/// First visit on an unclaimed box: sets the admin password and signs in. On the box's own
+/// listener (kiosk) that is all; over the network the request must carry the setup code.
 async fn setup(app: &App, peer: IpAddr, req: Request<Incoming>) -> ApiResult {
     same_origin(&req)?;
-    let tls = conn(&req).tls;
-    let c: Credentials = read_json(req, app.body_limit()).await?;
+    let Conn { tls, local } = conn(&req);
+    let c: SetupRequest = read_json(req, app.body_limit()).await?;
     let mut accts = app.accounts.lock().await;
     if !accts.is_empty() {
         return Err(ApiError::new(StatusCode::CONFLICT, "this box has an admin account already: sign in"));
+    }
+    if !local {
+        let now = Instant::now();
+        app.limiter.lock().unwrap().check("(setup)", peer, false, now).map_err(|r| refused(app, r))?;
+        let good = match (app.setup_code.lock().unwrap().as_ref(), c.setup_code.as_deref()) {
+            (Some(code), Some(given)) => code.matches(given),
+            _ => false,
+        };
+        if !good {
+            app.counters.signins_failed.fetch_add(1, Ordering::Relaxed);
+            app.limiter.lock().unwrap().failed("(setup)", peer, now);
+            log::warn!(
+                "setup of the first admin account from {peer} refused: {} setup code",
+                if c.setup_code.is_some() { "wrong" } else { "no" }
+            );
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "to claim this box over the network, enter its one-time setup code (on the box's label, its screen \
+                 or the web center's log); or set the password on the box's own screen",
+            ));
+        }
     }
     accounts::check_name(&c.name).map_err(invalid)?;
     accounts::check_password(&c.password, app.cfg.auth.min_password_len).map_err(invalid)?;
     let h = hash(app, c.password).await?;
     accts.add(&c.name, Role::Admin, h).map_err(invalid)?;
-    log::warn!("first admin account {:?} created from {peer}", c.name);
+    if let Some(code) = app.setup_code.lock().unwrap().take() {
+        code.spent();
+    }
+    let how = if local { "on the box itself" } else { "over the network with the setup code" };
+    log::warn!("first admin account {:?} created from {peer} ({how})", c.name);
     Ok(signed_in(app, tls, &c.name, Role::Admin))
 }
 
 async fn login(app: &App, peer: IpAddr, req: Request<Incoming>) -> ApiResult {
     same_origin(&req)?;
-    let tls = conn(&req).tls;
+    let Conn { tls, local } = conn(&req);
     let c: Credentials = read_json(req, app.body_limit()).await?;
     let now = Instant::now();
-    if let Some(left) = app.limiter.lock().unwrap().locked(&c.name, peer, now) {
-        app.counters.signins_failed.fetch_add(1, Ordering::Relaxed);
-        return Err(ApiError {
-            status: StatusCode::TOO_MANY_REQUESTS,
-            message: format!("too many failed sign-ins: try again in {left} s"),
-            retry_after: Some(left),
-            details: None,
-        });
-    }
+    app.limiter.lock().unwrap().check(&c.name, peer, local, now).map_err(|r| refused(app, r))?;
     let (hash, role) = {
         let accts = app.accounts.lock().await;
         if accts.is_empty() {
@@ -539,16 +600,9 @@ struct PasswordChange {
 /// Changes the caller's own password; every other session of the account ends.
 async fn change_password(app: &App, peer: IpAddr, req: Request<Incoming>) -> ApiResult {
     let (_, s) = app.require(&req, Role::Viewer, true)?;
-    let tls = conn(&req).tls;
+    let Conn { tls, local } = conn(&req);
     let p: PasswordChange = read_json(req, app.body_limit()).await?;
-    if let Some(left) = app.limiter.lock().unwrap().locked(&s.user, peer, Instant::now()) {
-        return Err(ApiError {
-            status: StatusCode::TOO_MANY_REQUESTS,
-            message: format!("too many wrong passwords: try again in {left} s"),
-            retry_after: Some(left),
-            details: None,
-        });
-    }
+    app.limiter.lock().unwrap().check(&s.user, peer, local, Instant::now()).map_err(|r| refused(app, r))?;
     accounts::check_password(&p.new, app.cfg.auth.min_password_len).map_err(invalid)?;
     let current = app.accounts.lock().await.get(&s.user).map(|a| a.password_hash.clone());
     let Some(current) = current else { return Err(ApiError::new(StatusCode::UNAUTHORIZED, "the account no longer exists")) };

@@ -5,8 +5,9 @@
 //!   sessions by the SHA-256 of the token, so a lookup never compares secrets byte by byte.
 //! - Each session has its own 256-bit CSRF token that every state-changing request must echo in
 //!   `X-CSRF-Token`; it is compared in constant time.
-//! - Failed sign-ins are counted per account name and per client address; past the limit, that
-//!   name or address is locked out for `lockout_s` (even the right password is refused then).
+//! - Failed sign-ins are counted per (account name, client address) and per client address; past
+//!   the limit that pair or address is locked out for `lockout_s` (even the right password is
+//!   refused then). See `Limiter` for why an account is never locked out as such.
 
 use crate::accounts::Role;
 use sha2::{Digest, Sha256};
@@ -102,7 +103,9 @@ impl Sessions {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Who {
-    Name(u64),
+    /// One account name tried from one address.
+    Pair(u64, IpAddr),
+    /// One address, whatever names it tries.
     Addr(IpAddr),
 }
 
@@ -113,11 +116,28 @@ struct Failures {
     locked_until: Option<Instant>,
 }
 
-/// Counts failed sign-ins by account name and by client address.
+/// Why a sign-in is refused before the password is even checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// This address, or this name from this address, failed too often: seconds left.
+    LockedOut(u64),
+    /// The table of failures is full of live lockouts (many addresses failing at once): new
+    /// addresses of the network wait rather than go uncounted.
+    Busy(u64),
+}
+
+/// Counts failed sign-ins per (account, address) and per address.
+///
+/// There is no lockout of an account as such: that would let anyone on the network keep `admin`
+/// locked out from everywhere, the kiosk included. Guessing one account from many addresses is
+/// bounded per address and slowed by Argon2; the kiosk's (local) sign-ins are never refused for
+/// what the network did. When the table is full of live entries it fails closed for new network
+/// addresses instead of no longer counting.
 pub struct Limiter {
     entries: HashMap<Who, Failures>,
     max_failed: u32,
     lockout: Duration,
+    capacity: usize,
 }
 
 fn name_key(name: &str) -> u64 {
@@ -127,13 +147,27 @@ fn name_key(name: &str) -> u64 {
 
 impl Limiter {
     pub fn new(max_failed: u32, lockout: Duration) -> Limiter {
-        Limiter { entries: HashMap::new(), max_failed, lockout }
+        Limiter::with_capacity(max_failed, lockout, MAX_LIMITER_ENTRIES)
     }
 
-    /// `Some(seconds left)` when this name or address is locked out now.
-    pub fn locked(&mut self, name: &str, addr: IpAddr, now: Instant) -> Option<u64> {
+    fn with_capacity(max_failed: u32, lockout: Duration, capacity: usize) -> Limiter {
+        Limiter { entries: HashMap::new(), max_failed, lockout, capacity }
+    }
+
+    fn keys(name: &str, addr: IpAddr) -> [Who; 2] {
+        [Who::Pair(name_key(name), addr), Who::Addr(addr)]
+    }
+
+    /// Entries that no longer matter: not locked, last failure long ago.
+    fn purge(&mut self, now: Instant) {
+        let stale = self.lockout * 4;
+        self.entries.retain(|_, f| f.locked_until.is_some_and(|t| t > now) || now.duration_since(f.last) < stale);
+    }
+
+    /// Refused now (before checking the password)? `local`: on the box's own listener.
+    pub fn check(&mut self, name: &str, addr: IpAddr, local: bool, now: Instant) -> Result<(), Refused> {
         let mut left: Option<Duration> = None;
-        for who in [Who::Name(name_key(name)), Who::Addr(addr)] {
+        for who in Self::keys(name, addr) {
             if let Some(f) = self.entries.get_mut(&who) {
                 match f.locked_until {
                     Some(t) if t > now => left = Some(left.unwrap_or_default().max(t - now)),
@@ -142,19 +176,35 @@ impl Limiter {
                 }
             }
         }
-        left.map(|d| d.as_secs().max(1))
+        if let Some(d) = left {
+            return Err(Refused::LockedOut(d.as_secs().max(1)));
+        }
+        if !local && self.entries.len() >= self.capacity && !self.entries.contains_key(&Who::Addr(addr)) {
+            self.purge(now);
+            if self.entries.len() >= self.capacity {
+                return Err(Refused::Busy(self.lockout.as_secs().max(1)));
+            }
+        }
+        Ok(())
     }
 
     /// Records a failure; returns `Some(seconds)` when it started a lockout.
     pub fn failed(&mut self, name: &str, addr: IpAddr, now: Instant) -> Option<u64> {
-        if self.entries.len() >= MAX_LIMITER_ENTRIES {
-            let lockout = self.lockout;
-            self.entries.retain(|_, f| f.locked_until.is_some_and(|t| t > now) || now.duration_since(f.last) < lockout);
+        if self.entries.len() + 2 > self.capacity {
+            self.purge(now);
         }
         let mut started = None;
-        for who in [Who::Name(name_key(name)), Who::Addr(addr)] {
-            if self.entries.len() >= MAX_LIMITER_ENTRIES && !self.entries.contains_key(&who) {
-                continue;
+        for who in Self::keys(name, addr) {
+            if self.entries.len() >= self.capacity && !self.entries.contains_key(&who) {
+                // Full of live entries: make room by dropping the oldest that is not locked;
+                // when every entry is a live lockout, `check` refuses new addresses instead.
+                let oldest = self.entries.iter().filter(|(_, f)| f.locked_until.is_none()).min_by_key(|(_, f)| f.last).map(|(k, _)| *k);
+                match oldest {
+                    Some(k) => {
+                        self.entries.remove(&k);
+                    }
+                    None => continue,
+                }
             }
             let f = self.entries.entry(who).or_insert(Failures { count: 0, last: now, locked_until: None });
             // Failures long ago do not add up to a lockout today.
@@ -172,10 +222,11 @@ impl Limiter {
         started
     }
 
-    /// A successful sign-in clears the account's and the address's failures.
+    /// A successful sign-in clears the account's failures from that address, and the address's.
     pub fn succeeded(&mut self, name: &str, addr: IpAddr) {
-        self.entries.remove(&Who::Name(name_key(name)));
-        self.entries.remove(&Who::Addr(addr));
+        for who in Self::keys(name, addr) {
+            self.entries.remove(&who);
+        }
     }
 }
 
@@ -213,24 +264,46 @@ mod tests {
     }
 
     #[test]
-    fn limiter_locks_name_and_address() {
+    fn limiter_locks_an_address_and_a_name_from_it_but_never_the_name_everywhere() {
         let mut l = Limiter::new(3, Duration::from_secs(300));
         let t0 = Instant::now();
-        let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        let ip2: IpAddr = "127.0.0.2".parse().unwrap();
+        let ip: IpAddr = "192.0.2.10".parse().unwrap();
+        let ip2: IpAddr = "192.0.2.11".parse().unwrap();
+        let kiosk: IpAddr = "127.0.0.1".parse().unwrap();
         assert_eq!(l.failed("admin", ip, t0), None);
         assert_eq!(l.failed("admin", ip, t0), None);
         assert_eq!(l.failed("admin", ip, t0), Some(300));
-        assert!(l.locked("admin", ip, t0).is_some());
-        assert!(l.locked("admin", ip2, t0).is_some(), "the name is locked from any address");
-        assert!(l.locked("other", ip, t0).is_some(), "the address is locked for any name");
-        assert!(l.locked("other", ip2, t0).is_none());
-        assert!(l.locked("admin", ip, t0 + Duration::from_secs(301)).is_none());
+        assert_eq!(l.check("admin", ip, false, t0), Err(Refused::LockedOut(300)));
+        assert_eq!(l.check("other", ip, false, t0), Err(Refused::LockedOut(300)), "the address is locked for any name");
+        assert_eq!(l.check("admin", ip2, false, t0), Ok(()), "admin from elsewhere is not locked out");
+        assert_eq!(l.check("admin", kiosk, true, t0), Ok(()), "nor on the kiosk");
+        assert_eq!(l.check("admin", ip, false, t0 + Duration::from_secs(301)), Ok(()));
         l.failed("x", ip2, t0);
         l.succeeded("x", ip2);
         l.failed("x", ip2, t0);
         l.failed("x", ip2, t0);
-        assert!(l.locked("x", ip2, t0).is_none(), "success reset the count");
+        assert_eq!(l.check("x", ip2, false, t0), Ok(()), "success reset the count");
+    }
+
+    #[test]
+    fn a_full_limiter_refuses_new_network_addresses_instead_of_forgetting() {
+        let mut l = Limiter::with_capacity(1, Duration::from_secs(60), 8);
+        let t0 = Instant::now();
+        // four addresses locked out: 8 live entries (pair + address each)
+        for i in 0..4 {
+            let ip: IpAddr = format!("192.0.2.{i}").parse().unwrap();
+            assert_eq!(l.failed("admin", ip, t0), Some(60));
+        }
+        let fresh: IpAddr = "192.0.2.99".parse().unwrap();
+        assert_eq!(l.check("admin", fresh, false, t0), Err(Refused::Busy(60)), "fails closed, not open");
+        assert_eq!(l.check("admin", "127.0.0.1".parse().unwrap(), true, t0), Ok(()), "the kiosk still gets in");
+        // the locked ones are still locked: nothing was forgotten to make room
+        for i in 0..4 {
+            let ip: IpAddr = format!("192.0.2.{i}").parse().unwrap();
+            assert!(matches!(l.check("admin", ip, false, t0), Err(Refused::LockedOut(_))));
+        }
+        // once the lockouts run out, room again
+        assert_eq!(l.check("admin", fresh, false, t0 + Duration::from_secs(61 + 240)), Ok(()));
     }
 
     #[test]

@@ -69,6 +69,10 @@ pub struct AuthConfig {
     /// Per-device provisioning: a file holding the first admin password (one line). Used once,
     /// when no account exists yet; then the web center tries to delete it.
     pub provisioning_file: Option<PathBuf>,
+    /// Per-device provisioning: a file holding this box's one-time setup code (as printed on its
+    /// label), needed to claim the box over the network. Without it the web center makes a code
+    /// on the first start (`<state_dir>/setup-code`, and in its log).
+    pub setup_code_file: Option<PathBuf>,
 }
 
 impl Default for AuthConfig {
@@ -80,6 +84,7 @@ impl Default for AuthConfig {
             lockout_s: 300,
             min_password_len: 10,
             provisioning_file: None,
+            setup_code_file: None,
         }
     }
 }
@@ -89,8 +94,14 @@ impl Default for AuthConfig {
 pub struct LimitsConfig {
     /// Largest request body of the JSON API.
     pub max_body_bytes: usize,
-    /// Connections served at once; more wait in the kernel's backlog.
+    /// Connections served at once on `listen` (the network); more wait in the kernel's backlog.
     pub max_connections: usize,
+    /// Connections served at once on `kiosk_listen`, apart from the network's: however busy the
+    /// network listener is kept, the screen on the box still gets in.
+    pub kiosk_connections: usize,
+    /// An upload stops (and its part is removed) when the data partition would keep less than
+    /// this free: a bundle never fills the partition the cache and the services need.
+    pub min_free_bytes: u64,
     /// Time for a D-Bus call to the services (device reads and writes get the device's own
     /// timeout on top, up to `device_timeout_s`).
     pub bus_timeout_s: u64,
@@ -101,7 +112,15 @@ pub struct LimitsConfig {
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        LimitsConfig { max_body_bytes: 64 * 1024, max_connections: 64, bus_timeout_s: 5, device_timeout_s: 30, max_upload_bytes: 1 << 30 }
+        LimitsConfig {
+            max_body_bytes: 64 * 1024,
+            max_connections: 64,
+            kiosk_connections: 8,
+            min_free_bytes: 64 << 20,
+            bus_timeout_s: 5,
+            device_timeout_s: 30,
+            max_upload_bytes: 1 << 30,
+        }
     }
 }
 
@@ -209,6 +228,9 @@ impl WebConfig {
         }
         if l.max_connections == 0 {
             return Err(Invalid::new("limits.max_connections", "must be at least 1"));
+        }
+        if l.kiosk_connections == 0 {
+            return Err(Invalid::new("limits.kiosk_connections", "must be at least 1"));
         }
         if l.bus_timeout_s == 0 || l.device_timeout_s == 0 {
             return Err(Invalid::new(

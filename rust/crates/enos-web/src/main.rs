@@ -10,6 +10,7 @@ mod devcfg;
 mod http;
 mod maint;
 mod metrics;
+mod setup_code;
 mod tarball;
 mod tls;
 
@@ -105,12 +106,27 @@ async fn run() -> anyhow::Result<()> {
     prepare_state_dir(&cfg.state_dir)?;
     let mut accts = accounts::Accounts::open(&cfg.state_dir)?;
     provision(&cfg, &mut accts)?;
-    if accts.is_empty() {
-        log::warn!("no account yet: the first visitor sets the admin password");
-    }
+    let setup = if accts.is_empty() {
+        let code = setup_code::SetupCode::prepare(cfg.auth.setup_code_file.as_deref(), &cfg.state_dir)?;
+        let kiosk = if cfg.kiosk_listen.is_some() { "on the kiosk screen, or " } else { "" };
+        log::warn!(
+            "no account yet: set the admin password {kiosk}over the network with the one-time setup code {} (from {})",
+            code.shown(),
+            code.source
+        );
+        Some(code)
+    } else {
+        None
+    };
     // Made now, so that the first sign-in with an unknown name takes no longer than the others.
     tokio::task::spawn_blocking(accounts::dummy_hash).await?;
-    let tls = if cfg.plain_http { None } else { Some(tokio_rustls::TlsAcceptor::from(tls::server_config(&cfg)?)) };
+    let (tls, fingerprint) = if cfg.plain_http {
+        (None, None)
+    } else {
+        let (sc, print) = tls::server_config(&cfg)?;
+        log::info!("TLS certificate SHA-256 fingerprint {print}");
+        (Some(tokio_rustls::TlsAcceptor::from(sc)), Some(print))
+    };
     let bus = enos_bus::connect().await.context("connecting to the bus (is dbus running? ENOS_BUS_ADDRESS?)")?;
     let addr = cfg.listen_addr();
     let listener = TcpListener::bind(addr).await.with_context(|| format!("listening on {addr}"))?;
@@ -119,17 +135,20 @@ async fn run() -> anyhow::Result<()> {
         None => None,
     };
     let slots = Arc::new(tokio::sync::Semaphore::new(cfg.limits.max_connections));
-    let app = Arc::new(app::App::new(cfg, accts, &bus).await?);
+    let kiosk_slots = Arc::new(tokio::sync::Semaphore::new(cfg.limits.kiosk_connections));
+    // Plain HTTP is only ever on loopback (validated): whoever reaches it is on the box itself.
+    let local = tls.is_none();
+    let app = Arc::new(app::App::new(cfg, accts, setup, fingerprint, &bus).await?);
     log::info!(
         "serving on {}://{} ({} bytes of pages)",
         if tls.is_some() { "https" } else { "http" },
         listener.local_addr()?,
         assets::total_bytes()
     );
-    tokio::spawn(accept_loop(listener, tls, app.clone(), slots.clone()));
+    tokio::spawn(accept_loop(listener, tls, local, app.clone(), slots));
     if let Some(k) = kiosk {
         log::info!("serving the kiosk on http://{}", k.local_addr()?);
-        tokio::spawn(accept_loop(k, None, app.clone(), slots));
+        tokio::spawn(accept_loop(k, None, true, app.clone(), kiosk_slots));
     }
     enos_runtime::notify_ready();
     enos_runtime::shutdown_signal().await;
@@ -138,10 +157,12 @@ async fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Accepts connections for ever; at most `slots` are served at once (over all listeners).
+/// Accepts connections for ever; at most `slots` are served at once (each listener has its own).
+/// `local`: the listener is reachable from the box itself only (loopback, plain HTTP).
 async fn accept_loop(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    local: bool,
     app: Arc<app::App>,
     slots: Arc<tokio::sync::Semaphore>,
 ) {
@@ -161,9 +182,9 @@ async fn accept_loop(
         tokio::spawn(async move {
             let _permit = permit;
             match tls {
-                None => serve(app, peer, false, stream).await,
+                None => serve(app, peer, app::Conn { tls: false, local }, stream).await,
                 Some(acceptor) => match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
-                    Ok(Ok(s)) => serve(app, peer, true, s).await,
+                    Ok(Ok(s)) => serve(app, peer, app::Conn { tls: true, local }, s).await,
                     Ok(Err(e)) => log::debug!("{peer}: TLS handshake failed: {e}"),
                     Err(_) => log::debug!("{peer}: TLS handshake timed out"),
                 },
@@ -172,8 +193,8 @@ async fn accept_loop(
     }
 }
 
-async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(app: Arc<app::App>, peer: std::net::SocketAddr, tls: bool, io: S) {
-    let svc = service_fn(move |req| app::handle(app.clone(), peer, tls, req));
+async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(app: Arc<app::App>, peer: std::net::SocketAddr, conn: app::Conn, io: S) {
+    let svc = service_fn(move |req| app::handle(app.clone(), peer, conn, req));
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(15))

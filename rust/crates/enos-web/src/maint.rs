@@ -80,12 +80,10 @@ pub async fn upload(app: &App, req: Request<Incoming>) -> ApiResult {
     tokio::fs::create_dir_all(&dir)
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{}: {e}", dir.display())))?;
+    let keep_free = app.cfg.limits.min_free_bytes;
     if let (Some(n), Some((_, free))) = (announced, free_bytes(&dir)) {
-        if n + (16 << 20) > free {
-            return Err(ApiError::new(
-                StatusCode::INSUFFICIENT_STORAGE,
-                format!("not enough space on the data partition ({} MiB free)", free >> 20),
-            ));
+        if n + keep_free > free {
+            return Err(no_space(free, keep_free));
         }
     }
     // older uploads go: only the bundle being installed is kept
@@ -95,7 +93,7 @@ pub async fn upload(app: &App, req: Request<Incoming>) -> ApiResult {
         }
     }
     let part = dir.join(format!("upload-{}.part", enos_model::now_ms()));
-    let written = receive(req.into_body(), &part, limit).await;
+    let written = receive(req.into_body(), &part, limit, keep_free).await;
     let bytes = match written {
         Ok(n) => n,
         Err(e) => {
@@ -166,10 +164,28 @@ fn bundle_version(path: &Path) -> Result<String, String> {
     Ok(version)
 }
 
-async fn receive(mut body: Incoming, path: &Path, limit: u64) -> Result<u64, ApiError> {
+fn no_space(free: u64, keep_free: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::INSUFFICIENT_STORAGE,
+        format!(
+            "not enough space on the data partition for this bundle: {} MiB free, and {} MiB must stay free for the cache and the services",
+            free >> 20,
+            keep_free >> 20
+        ),
+    )
+}
+
+/// How often (in bytes received) an upload looks at the free space again.
+const SPACE_CHECK_EVERY: u64 = 4 << 20;
+
+/// Streams the body to `path`. Bounded by `limit` and, as it streams (a chunked upload announces
+/// no length), by the free space: it stops before the partition keeps less than `keep_free`.
+async fn receive(mut body: Incoming, path: &Path, limit: u64, keep_free: u64) -> Result<u64, ApiError> {
     let io = |e: std::io::Error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot store the bundle: {e}"));
     let mut f = tokio::fs::OpenOptions::new().write(true).create_new(true).open(path).await.map_err(io)?;
+    let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
     let mut n = 0u64;
+    let mut next_check = 0u64;
     let mut head = Vec::new();
     loop {
         let frame = match tokio::time::timeout(UPLOAD_IDLE, body.frame()).await {
@@ -182,6 +198,15 @@ async fn receive(mut body: Incoming, path: &Path, limit: u64) -> Result<u64, Api
         n += data.len() as u64;
         if n > limit {
             return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too large"));
+        }
+        if n >= next_check {
+            // what is still in this chunk and a margin for the next ones must fit too
+            if let Some((_, free)) = free_bytes(&dir) {
+                if free < keep_free + data.len() as u64 + SPACE_CHECK_EVERY {
+                    return Err(no_space(free, keep_free));
+                }
+            }
+            next_check = n + SPACE_CHECK_EVERY;
         }
         if head.len() < 6 {
             head.extend_from_slice(&data[..data.len().min(6 - head.len())]);

@@ -58,7 +58,15 @@ pub fn ensure_self_signed(cfg: &WebConfig) -> anyhow::Result<(PathBuf, PathBuf)>
     Ok((cert, key))
 }
 
-pub fn server_config(cfg: &WebConfig) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+/// SHA-256 of a certificate, as browsers show it (`AB:CD:...`), so that a technician on the LAN
+/// can compare what the browser got with what the box's screen and log show.
+pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(cert.as_ref()).iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+}
+
+/// The server's TLS configuration and its certificate's fingerprint.
+pub fn server_config(cfg: &WebConfig) -> anyhow::Result<(Arc<rustls::ServerConfig>, String)> {
     let (cert_file, key_file) = match (&cfg.tls.cert_file, &cfg.tls.key_file) {
         (Some(c), Some(k)) => (c.clone(), k.clone()),
         _ => ensure_self_signed(cfg)?,
@@ -70,6 +78,7 @@ pub fn server_config(cfg: &WebConfig) -> anyhow::Result<Arc<rustls::ServerConfig
     if certs.is_empty() {
         bail!("{}: no certificate in the file", cert_file.display());
     }
+    let print = fingerprint(&certs[0]);
     let key = PrivateKeyDer::from_pem_file(&key_file).with_context(|| format!("{}: not a PEM private key", key_file.display()))?;
     let mut sc = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
@@ -78,7 +87,7 @@ pub fn server_config(cfg: &WebConfig) -> anyhow::Result<Arc<rustls::ServerConfig
         .with_single_cert(certs, key)
         .with_context(|| format!("{} and {} do not make a usable certificate and key", cert_file.display(), key_file.display()))?;
     sc.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(sc))
+    Ok((Arc::new(sc), print))
 }
 
 #[cfg(test)]
@@ -90,7 +99,8 @@ mod tests {
     fn generates_once_and_loads() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = WebConfig { state_dir: dir.path().to_path_buf(), ..Default::default() };
-        server_config(&cfg).unwrap();
+        let (_, print) = server_config(&cfg).unwrap();
+        assert_eq!(print.len(), 32 * 3 - 1, "{print}");
         let (cert, key) = generated_paths(dir.path());
         assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
         let first = std::fs::read(&cert).unwrap();

@@ -717,9 +717,33 @@ async fn https_with_a_certificate_made_on_first_start() {
             exchange(tls, &req).await
         }
     };
-    let body = serde_json::to_vec(&json!({ "password": PASSWORD })).unwrap();
-    let r = https(request("POST", "/api/setup", &[("Content-Type", "application/json")], Some(&body))).await;
+    // Over the network (HTTPS) an unclaimed box asks for its one-time setup code, and shows the
+    // certificate's fingerprint so the browser's can be compared.
+    let s = https(request("GET", "/api/session", &[], None)).await.json();
+    assert_eq!(s["setup_required"], true);
+    assert_eq!(s["setup_code_required"], true);
+    let der = rustls::pki_types::CertificateDer::pem_file_iter(&cert).unwrap().next().unwrap().unwrap();
+    let want: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest(der.as_ref()).iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+    };
+    assert_eq!(s["tls_fingerprint"], want.as_str());
+    assert!(e.web_log().contains(&want), "the fingerprint is in the log: {}", e.web_log());
+    let code_file = e.state_dir().join("setup-code");
+    let code = std::fs::read_to_string(&code_file).unwrap().trim().to_string();
+    assert!(e.web_log().contains(&code), "the code is in the log (the console): {}", e.web_log());
+    let setup = |body: Value| {
+        let body = serde_json::to_vec(&body).unwrap();
+        https(request("POST", "/api/setup", &[("Content-Type", "application/json")], Some(&body)))
+    };
+    let r = setup(json!({ "password": PASSWORD })).await;
+    assert_eq!(r.status, 403, "no code: {}", r.text());
+    assert!(r.json()["error"].as_str().unwrap().contains("one-time setup code"), "{}", r.text());
+    let r = setup(json!({ "password": PASSWORD, "setup_code": "AAAA-AAAA-AAAA" })).await;
+    assert_eq!(r.status, 403, "a wrong code: {}", r.text());
+    let r = setup(json!({ "password": PASSWORD, "setup_code": code.to_lowercase() })).await;
     assert_eq!(r.status, 200, "{}", r.text());
+    assert!(!code_file.exists(), "the code is spent");
     let c = r.header("set-cookie").unwrap();
     assert!(
         c.starts_with("__Host-enos_session=") && c.contains("; Secure") && c.contains("HttpOnly") && c.contains("SameSite=Strict"),
@@ -1356,4 +1380,108 @@ async fn an_uploaded_bundle_is_installed_by_enos_ota_and_a_real_swupdate() {
     let st = slot_tool(&["status"], &d.join("grubenv"));
     assert!(st.contains("selected=B") && st.contains("upgrade_available=1"), "the other slot is armed: {st}");
     assert!(e.web_log().contains("uploaded an update bundle, version 1.0.1"), "{}", e.web_log());
+}
+
+/// Plain HTTP from a chosen loopback source address (127.0.0.2, ...): several "clients" of the
+/// network while every packet stays on this machine's loopback.
+async fn raw_from(src: &str, port: u16, request: &[u8]) -> Resp {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(format!("{src}:0").parse().unwrap()).unwrap();
+    let s = sock.connect(format!("127.0.0.1:{port}").parse().unwrap()).await.unwrap();
+    exchange(s, request).await
+}
+
+async fn sign_in_from(src: &str, port: u16, name: &str, password: &str) -> Resp {
+    let body = serde_json::to_vec(&json!({ "name": name, "password": password })).unwrap();
+    raw_from(src, port, &request("POST", "/api/login", &[("Content-Type", "application/json")], Some(&body))).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kiosk_claims_a_fresh_box_without_the_code() {
+    let kiosk = free_port();
+    let e = Edge::web_only(&format!("plain_http = false\nkiosk_listen = \"127.0.0.1:{kiosk}\""));
+    let k = Client::new(kiosk);
+    let s = k.get("/api/session").await.json();
+    assert_eq!(s["setup_required"], true);
+    assert_eq!(s["setup_code_required"], false, "the person at the box needs no code");
+    let r = k.post("/api/setup", &json!({ "password": PASSWORD })).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(!e.state_dir().join("setup-code").exists(), "the code is spent once the box is claimed");
+    assert!(e.web_log().contains("on the box itself"), "{}", e.web_log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_sign_ins_from_one_address_do_not_lock_the_account_out_elsewhere() {
+    let e = Edge::web_only("[auth]\nmax_failed_signins = 3\nlockout_s = 600");
+    e.admin().await;
+    for _ in 0..3 {
+        assert_eq!(sign_in_from("127.0.0.2", e.port, "admin", "not-the-password").await.status, 401);
+    }
+    let r = sign_in_from("127.0.0.2", e.port, "admin", PASSWORD).await;
+    assert_eq!(r.status, 429, "the guessing address is locked out, even with the right password: {}", r.text());
+    assert!(r.header("retry-after").is_some());
+    assert_eq!(sign_in_from("127.0.0.2", e.port, "someone", "x-password-1").await.status, 429, "for any name");
+    let r = sign_in_from("127.0.0.3", e.port, "admin", PASSWORD).await;
+    assert_eq!(r.status, 200, "admin from another address still signs in: {}", r.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_network_listener_leaves_room_for_the_kiosk() {
+    let kiosk = free_port();
+    let e = Edge::web_only(&format!("kiosk_listen = \"127.0.0.1:{kiosk}\"\n[limits]\nmax_connections = 2"));
+    // idle connections take every slot of the network listener, one more waits in the backlog
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(TcpStream::connect(("127.0.0.1", e.port)).await.unwrap());
+    }
+    // the kiosk is served meanwhile, again and again (with one shared cap, a slot freed by the
+    // kiosk went to the waiting network connection, and the kiosk's next request waited)
+    for _ in 0..3 {
+        let s = Client::new(kiosk).get("/api/session").await;
+        assert_eq!(s.status, 200);
+    }
+    // and the idle ones were not dropped to make room: they still get their answer
+    let r = exchange(idle.remove(0), &request("GET", "/api/session", &[], None)).await;
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_without_a_length_stops_before_the_data_partition_fills() {
+    // keep-free is set just below what is free now, so a 32 MiB upload must stop part way
+    let probe = tempfile::tempdir().unwrap();
+    let free = {
+        let c = std::ffi::CString::new(probe.path().to_str().unwrap()).unwrap();
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut st) }, 0);
+        st.f_bavail as u64 * st.f_frsize as u64
+    };
+    let keep_free = free - (12 << 20);
+    let e = Edge::web_only(&format!("[limits]\nmin_free_bytes = {keep_free}\nmax_upload_bytes = 1073741824"));
+    let admin = e.admin().await;
+    let mut req = format!(
+        "POST /api/update/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nCookie: {}\r\nX-CSRF-Token: {}\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n",
+        admin.cookie.as_deref().unwrap(),
+        admin.csrf.as_deref().unwrap()
+    )
+    .into_bytes();
+    for _ in 0..1024 {
+        req.extend_from_slice(b"10000\r\n");
+        req.extend_from_slice(&fake_bundle(0x10000));
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"0\r\n\r\n");
+    // 64 MiB: the server answers and closes long before it is all sent, so send without caring
+    let s = TcpStream::connect(("127.0.0.1", e.port)).await.unwrap();
+    let (mut rd, mut wr) = s.into_split();
+    let sending = tokio::spawn(async move {
+        let _ = wr.write_all(&req).await;
+    });
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(60), rd.read_to_end(&mut buf)).await.expect("an answer within 60 s");
+    sending.abort();
+    let r = parse_response(&buf);
+    assert_eq!(r.status, 507, "{}", r.text());
+    assert!(r.json()["error"].as_str().unwrap().contains("must stay free"), "{}", r.text());
+    let left: Vec<_> = std::fs::read_dir(e.state_dir().join("upload")).unwrap().collect();
+    assert!(left.is_empty(), "the part is removed: {left:?}");
 }
