@@ -110,9 +110,9 @@ access = "rw"
         r.1.contains("1111").then_some(r)
     })
     .await;
-    assert!(out.contains("Good"), "{out}");
+    assert!(out.contains(" good"), "{out}");
     let (_, out, _) = read("meter2");
-    assert!(out.contains("2222") && out.contains("Good"), "two unit ids share one line: {out}");
+    assert!(out.contains("2222") && out.contains(" good"), "two unit ids share one line: {out}");
     let (_, out, _) = read("converter");
     assert!(out.contains("\"ABC\""), "RTU over TCP: {out}");
     let (_, out, _) = read("ghost");

@@ -168,7 +168,7 @@ async fn run() -> anyhow::Result<()> {
             }
             for p in r {
                 println!(
-                    "{:<24} {:<16} {:?}{}",
+                    "{:<24} {:<16} {}{}",
                     p.point,
                     p.value.to_string(),
                     p.quality,
