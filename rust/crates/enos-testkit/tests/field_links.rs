@@ -116,7 +116,7 @@ access = "rw"
     let (_, out, _) = read("converter");
     assert!(out.contains("\"ABC\""), "RTU over TCP: {out}");
     let (_, out, _) = read("ghost");
-    assert!(out.contains("CommFailure") && out.contains("no answer (timeout)"), "a wrong unit id is a timeout in plain words: {out}");
+    assert!(out.contains("comm-failure") && out.contains("no answer (timeout)"), "a wrong unit id is a timeout in plain words: {out}");
     let (ok, out, err) = run_tool("enosctl", &["write", "meter1", "v", "4321"], &bus.address);
     assert!(ok, "{out}{err}");
     assert_eq!(d1.state.lock().unwrap().writes, vec![(0, vec![4321])]);

@@ -73,8 +73,15 @@ async fn a_stalled_uplink_sheds_oldest_within_the_limit_shows_overload_and_the_s
     .unwrap();
     let log = dir.path().join("services.log");
     let uplink = spawn_service("enos-uplink", &dir.path().join("uplink.toml"), &bus.address, &log);
-    let mut collector = spawn_service("enos-collector", &dir.path().join("collector.toml"), &bus.address, &log);
     let conn = zbus::connection::Builder::address(bus.address.as_str()).build().await.unwrap();
+    // The uplink answers before the collector starts, so no batch waits at the start (that
+    // would rightly count as overload for a while).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while enos_bus::UplinkProxy::new(&conn).await.unwrap().status().await.is_err() {
+        assert!(Instant::now() < deadline, "the uplink never answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut collector = spawn_service("enos-collector", &dir.path().join("collector.toml"), &bus.address, &log);
     let wait_collector = async {
         for _ in 0..200 {
             if enos_bus::CollectorProxy::new(&conn).await.unwrap().stats().await.is_ok() {
