@@ -64,6 +64,12 @@ fn json_value(v: &Value, q: Quality, out: &mut String) {
         Value::Float(_) | Value::Null => out.push_str("null"),
         Value::Str(s) => out.push_str(&serde_json::to_string(s).expect("json string")),
     };
+    // A NaN or infinity has no JSON number; sent plain it would be `null` looking good. Drivers
+    // report them as decode errors; this keeps a driver that does not from lying to the cloud.
+    let q = match v {
+        Value::Float(f) if q.is_good() && !f.is_finite() => Quality::DecodeError,
+        _ => q,
+    };
     if q.is_good() {
         plain(v, out)
     } else {
@@ -165,6 +171,7 @@ mod tests {
             b.push("ghost", "x", 1_700_000_000_000 + t * 1000, Value::Int(1), Quality::Good);
         }
         b.push("inv01", "bad", 1_700_000_000_000, Value::Null, Quality::CommFailure);
+        b.push("inv01", "nan", 1_700_000_000_000, Value::Float(f64::NAN), Quality::Good);
         let dec = DecodedBatch::decode(&b.finish()).unwrap();
         let mut keys: HashMap<String, Option<(String, String)>> = HashMap::new();
         keys.insert("inv01".into(), Some(("pkS".into(), "inv01".into())));
@@ -204,9 +211,11 @@ mod tests {
             assert_eq!(counted, *n);
             points += n;
         }
-        assert_eq!(points, 100 * 21 + 1);
+        assert_eq!(points, 100 * 21 + 2);
         let all: String = p.messages.iter().map(|(m, _)| String::from_utf8(m.clone()).unwrap()).collect();
         assert!(all.contains("\"bad\":{\"value\":null,\"quality\":2}"));
         assert!(all.contains("\"P3\":3.5"));
+        // a NaN that a driver let through as good still goes in the quality form, as a decode error
+        assert!(all.contains("\"nan\":{\"value\":null,\"quality\":3}"), "{all}");
     }
 }

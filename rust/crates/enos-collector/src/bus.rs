@@ -78,6 +78,8 @@ impl Collector {
             samples_buffered: s.samples_buffered.load(Relaxed),
             samples_dropped: s.samples_dropped.load(Relaxed),
             requests: devs.iter().map(|d| d.polls_ok + d.polls_failed).sum(),
+            state: s.state().into(),
+            buffer_max_samples: s.buffer_max_samples.load(Relaxed),
         };
         serde_json::to_string(&st).map_err(|e| fdo::Error::Failed(e.to_string()))
     }

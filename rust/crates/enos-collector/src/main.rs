@@ -42,7 +42,7 @@ async fn run() -> anyhow::Result<()> {
         println!("{}: ok ({} devices, {points} points)", path.display(), cfg.devices.len());
         return Ok(());
     }
-    let (frames_tx, frames_rx) = mpsc::channel(4096);
+    let (frames_tx, frames_rx) = mpsc::channel(pusher::FRAME_QUEUE);
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let devices = cfg.devices.len();
     let push = cfg.push.clone();

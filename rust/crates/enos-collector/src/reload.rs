@@ -90,7 +90,8 @@ impl Engine {
 
     fn spawn(&self, key: String, ep: Endpoint, devices: Vec<DeviceConfig>) -> Running {
         let (cmd_tx, cmd_rx) = mpsc::channel(64);
-        let (ftx, frx) = mpsc::channel(1024);
+        // Small: frames waiting here are outside the pusher's buffer limit (one per driver).
+        let (ftx, frx) = mpsc::channel(16);
         let status = Arc::new(StatusBoard::default());
         let driver = Box::new(ModbusDriver::new(ep, devices.clone()));
         let ctx = DriverContext { frames: ftx, events: self.events.clone(), status: status.clone(), commands: cmd_rx };

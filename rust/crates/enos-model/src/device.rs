@@ -83,11 +83,17 @@ pub struct CollectorStats {
     pub batches_pushed: u64,
     pub samples_pushed: u64,
     pub push_failures: u64,
-    /// Samples held in memory while the uplink is unreachable.
+    /// Samples held in memory, not yet answered by the uplink (at most `buffer_max_samples`).
     pub samples_buffered: u64,
-    /// Samples dropped because that buffer was full.
+    /// Samples shed, oldest first, because that buffer was full (or refused by the uplink).
     pub samples_dropped: u64,
     pub requests: u64,
+    /// The hand-off to the uplink: `ok`, `overloaded` (the uplink answers but does not keep
+    /// up: batches wait, samples may be shed) or `uplink-unreachable`.
+    #[serde(default)]
+    pub state: String,
+    #[serde(default)]
+    pub buffer_max_samples: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -72,6 +72,22 @@ impl Quality {
     pub fn is_good(self) -> bool {
         self == Quality::Good
     }
+    /// The word people and JSON see (`decode-error`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Quality::Good => "good",
+            Quality::DeviceException => "device-exception",
+            Quality::CommFailure => "comm-failure",
+            Quality::DecodeError => "decode-error",
+            Quality::Offline => "offline",
+        }
+    }
+}
+
+impl fmt::Display for Quality {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One point's value at one instant.
@@ -82,4 +98,17 @@ pub struct Sample {
     pub ts_ms: u64,
     pub value: Value,
     pub quality: Quality,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Quality;
+
+    #[test]
+    fn quality_words_match_the_json_names() {
+        for v in 0..=4 {
+            let q = Quality::from_u8(v).unwrap();
+            assert_eq!(serde_json::to_string(&q).unwrap(), format!("\"{q}\""));
+        }
+    }
 }

@@ -247,6 +247,15 @@ function dashboardCards(st, sys) {
     const off = col.devices - col.devices_online;
     cards.push(stat('Devices', col.devices_online + ' of ' + col.devices + ' online',
       off ? off + ' not answering' : 'all answering', null));
+    // The collector's hand-off to the uplink: overload means samples wait or are shed.
+    if (col.state && col.state !== 'ok') {
+      out.push(banner('error', col.state === 'overloaded'
+        ? 'The collector reads more than the uplink takes: ' + count(col.samples_buffered) + ' samples wait, ' + count(col.samples_dropped) + ' oldest shed so far.'
+        : 'The collector cannot reach the uplink: ' + count(col.samples_buffered) + ' samples wait in memory.'));
+    }
+    cards.push(stat('Collector hand-off', pill(col.state || 'ok', col.state && col.state !== 'ok' ? 'bad' : 'ok'),
+      count(col.samples_buffered) + ' of ' + count(col.buffer_max_samples || 0) + ' samples waiting' +
+      (col.samples_dropped ? ', ' + count(col.samples_dropped) + ' shed' : ''), null));
   }
   const svc = (name, up) => h('div', { class: 'svc' }, h('span', {}, name), pill(up ? 'running' : 'not answering', up ? 'ok' : 'bad'));
   const otaUp = sys ? sys.services.some((x) => x.service === 'enos-ota' && x.state === 'running') : null;

@@ -101,8 +101,14 @@ pub fn render(app: &App, st: &Status) -> String {
         o.one("enos_devices_online", "gauge", "Devices answering.", c.devices_online as f64);
         o.one("enos_samples_collected_total", "counter", "Samples read from devices.", c.samples_collected as f64);
         o.one("enos_samples_pushed_total", "counter", "Samples handed to the uplink.", c.samples_pushed as f64);
-        o.one("enos_samples_buffered", "gauge", "Samples held while the uplink is unreachable.", c.samples_buffered as f64);
-        o.one("enos_samples_dropped_total", "counter", "Samples dropped because that buffer was full.", c.samples_dropped as f64);
+        o.one("enos_samples_buffered", "gauge", "Samples waiting for the uplink in the collector's memory.", c.samples_buffered as f64);
+        o.one(
+            "enos_samples_dropped_total",
+            "counter",
+            "Samples shed, oldest first, because that buffer was full.",
+            c.samples_dropped as f64,
+        );
+        o.one("enos_collector_overloaded", "gauge", "1 while the uplink does not keep up with the collector.", up(c.state == "overloaded"));
     }
     if let Ok(devs) = &st.devices {
         let l = |d: &enos_bus::DeviceStatus| format!("{{device=\"{}\"}}", label(&d.id));

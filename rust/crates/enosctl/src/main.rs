@@ -129,10 +129,15 @@ async fn run() -> anyhow::Result<()> {
             }
             match c {
                 Ok(Ok(c)) => {
-                    println!("collector   running: {}/{} devices online", c.devices_online, c.devices);
+                    println!("collector   {}: {}/{} devices online", c.state, c.devices_online, c.devices);
                     println!(
-                        "collected   {} samples, pushed {} in {} batches, {} buffered, {} dropped",
-                        c.samples_collected, c.samples_pushed, c.batches_pushed, c.samples_buffered, c.samples_dropped
+                        "collected   {} samples, pushed {} in {} batches, {} buffered (limit {}), {} shed",
+                        c.samples_collected,
+                        c.samples_pushed,
+                        c.batches_pushed,
+                        c.samples_buffered,
+                        c.buffer_max_samples,
+                        c.samples_dropped
                     );
                 }
                 Ok(Err(e)) => println!("collector   answered garbage: {e}"),
@@ -168,7 +173,7 @@ async fn run() -> anyhow::Result<()> {
             }
             for p in r {
                 println!(
-                    "{:<24} {:<16} {:?}{}",
+                    "{:<24} {:<16} {}{}",
                     p.point,
                     p.value.to_string(),
                     p.quality,

@@ -68,7 +68,34 @@ pub fn decode(p: &PointConfig, words: &[u16], bits: &[bool]) -> Result<Value, St
         }
         DataType::F64 => Value::Float(f64::from_bits(be_u64(&w))),
     };
-    Ok(scale(p, raw))
+    // NaN and ±infinity are a device's way of saying "no valid reading": not a good value, and
+    // JSON has no number for them. The sample gets the decode-error quality and these words.
+    if let Value::Float(f) = raw {
+        if !f.is_finite() {
+            return Err(format!("{} (registers {})", not_finite(f), hex_words(&words[..need])));
+        }
+    }
+    match scale(p, raw) {
+        Value::Float(f) if !f.is_finite() => {
+            Err(format!("{} after scale and offset (registers {})", not_finite(f), hex_words(&words[..need])))
+        }
+        v => Ok(v),
+    }
+}
+
+fn not_finite(f: f64) -> &'static str {
+    if f.is_nan() {
+        "not a number (NaN)"
+    } else if f > 0.0 {
+        "not a finite number (+infinity)"
+    } else {
+        "not a finite number (-infinity)"
+    }
+}
+
+/// Register words as the device sent them, e.g. `7FC0 0000`.
+fn hex_words(words: &[u16]) -> String {
+    words.iter().map(|w| format!("{w:04X}")).collect::<Vec<_>>().join(" ")
 }
 
 fn scale(p: &PointConfig, raw: Value) -> Value {
@@ -258,5 +285,23 @@ mod tests {
         assert!(encode(&r, &serde_json::json!(101)).unwrap_err().1.contains("above the maximum 100"));
         assert!(!encode(&r, &serde_json::json!("x")).unwrap_err().0);
         assert!(decode(&pt(DataType::U32, ByteOrder::ABCD), &[1], &[]).is_err());
+    }
+
+    #[test]
+    fn nan_and_infinity_are_decode_errors_naming_the_words() {
+        let f32p = pt(DataType::F32, ByteOrder::ABCD);
+        let e = decode(&f32p, &[0x7FC0, 0x0000], &[]).unwrap_err();
+        assert_eq!(e, "not a number (NaN) (registers 7FC0 0000)");
+        let e = decode(&f32p, &[0x7F80, 0x0000], &[]).unwrap_err();
+        assert_eq!(e, "not a finite number (+infinity) (registers 7F80 0000)");
+        let e = decode(&pt(DataType::F32, ByteOrder::CDAB), &[0x0000, 0xFF80], &[]).unwrap_err();
+        assert_eq!(e, "not a finite number (-infinity) (registers 0000 FF80)");
+        let e = decode(&pt(DataType::F64, ByteOrder::ABCD), &[0x7FF8, 0, 0, 0], &[]).unwrap_err();
+        assert!(e.starts_with("not a number (NaN)"), "{e}");
+        // a finite value that scaling pushes past f64
+        let mut big = pt(DataType::F64, ByteOrder::ABCD);
+        big.scale = 10.0;
+        let e = decode(&big, &[0x7FEF, 0xFFFF, 0xFFFF, 0xFFFF], &[]).unwrap_err();
+        assert!(e.contains("+infinity) after scale and offset"), "{e}");
     }
 }

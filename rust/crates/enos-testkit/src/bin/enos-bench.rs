@@ -27,6 +27,11 @@ struct Args {
     /// Only the in-process figures (codec, cache).
     #[arg(long)]
     quick: bool,
+    /// Instead of the end-to-end table: the collector's ceiling. Offered load steps up (the poll
+    /// interval shortened from --interval-ms) until the collector no longer hands everything to
+    /// the uplink; then 1.5x the highest rate handed on in full, with its RSS over time.
+    #[arg(long)]
+    ceiling: bool,
 }
 
 struct Table(Vec<(String, String)>);
@@ -198,7 +203,7 @@ async fn main() {
         ));
         sims.push(sim);
     }
-    std::fs::write(dir.path().join("collector.toml"), coll).unwrap();
+    std::fs::write(dir.path().join("collector.toml"), &coll).unwrap();
     std::fs::write(dir.path().join("uplink.toml"), upl).unwrap();
     // the field moves: every register drifts a little every 100 ms
     let states: Vec<_> = sims.iter().map(|s| s.dev.state.clone()).collect();
@@ -218,6 +223,13 @@ async fn main() {
     });
     let log = dir.path().join("services.log");
     let (cfg_c, cfg_u) = (dir.path().join("collector.toml"), dir.path().join("uplink.toml"));
+    if a.ceiling {
+        let uplink = spawn_service("enos-uplink", &cfg_u, &bus.address, &log);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        ceiling(&a, &mut t, &coll, &cfg_c, &bus.address, &log).await;
+        drop(uplink);
+        return print_table(&t);
+    }
     let mut uplink = spawn_service("enos-uplink", &cfg_u, &bus.address, &log);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (idle_u, _) = proc_stat(&uplink);
@@ -332,6 +344,112 @@ async fn main() {
     }
     uplink.terminate();
     print_table(&t);
+}
+
+/// The collector's counters (`enosctl --json status`).
+fn collector_stats(bus: &str) -> enos_bus::CollectorStats {
+    let (_, out, _) = enos_testkit::harness::run_tool("enosctl", &["--json", "status"], bus);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+    serde_json::from_value(v["collector"].clone()).unwrap_or_default()
+}
+
+/// One phase at a poll interval: (offered, read, handed on per s, shed, buffered at the end,
+/// state, RSS KiB samples every 500 ms).
+struct Phase {
+    offered: f64,
+    read: f64,
+    handed: f64,
+    shed: u64,
+    buffered_max: u64,
+    state: String,
+    rss: Vec<u64>,
+}
+
+async fn phase(a: &Args, coll: &str, interval_ms: u64, cfg: &std::path::Path, bus: &str, log: &std::path::Path) -> Phase {
+    let base = format!("interval_ms = {} }}]", a.interval_ms);
+    std::fs::write(cfg, coll.replace(&base, &format!("interval_ms = {interval_ms} }}]"))).unwrap();
+    let mut c = spawn_service("enos-collector", cfg, bus, log);
+    tokio::time::sleep(Duration::from_secs(3)).await; // warm up
+    let s0 = collector_stats(bus);
+    let start = Instant::now();
+    let (mut rss, mut buffered_max, mut state) = (Vec::new(), 0, String::new());
+    while start.elapsed() < Duration::from_secs(a.seconds) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        rss.push(proc_stat(&c).0);
+        let s = collector_stats(bus);
+        buffered_max = buffered_max.max(s.samples_buffered);
+        if s.state != "ok" || state.is_empty() {
+            state = s.state;
+        }
+    }
+    let s1 = collector_stats(bus);
+    let el = start.elapsed().as_secs_f64();
+    c.terminate();
+    Phase {
+        offered: (a.devices * a.points) as f64 * 1000.0 / interval_ms as f64,
+        read: (s1.samples_collected - s0.samples_collected) as f64 / el,
+        handed: (s1.samples_pushed - s0.samples_pushed) as f64 / el,
+        shed: s1.samples_dropped - s0.samples_dropped,
+        buffered_max,
+        state,
+        rss,
+    }
+}
+
+/// Steps the offered load up until the collector no longer hands on everything it is offered.
+async fn ceiling(a: &Args, t: &mut Table, coll: &str, cfg: &std::path::Path, bus: &str, log: &std::path::Path) {
+    t.row("ceiling: what is measured", "samples the collector handed to the uplink (answered = stored in the cache), not the cloud");
+    let mut best: Option<(u64, f64)> = None;
+    // The collector accepts poll intervals down to 10 ms; beyond that, more devices or points.
+    for div in [1u64, 2, 3, 4, 5, 6, 8, 10] {
+        let interval = a.interval_ms / div;
+        if interval < 10 {
+            break;
+        }
+        let p = phase(a, coll, interval, cfg, bus, log).await;
+        // In full: at least 97 % of the offered load read and handed on, nothing shed.
+        let full = p.handed >= 0.97 * p.offered && p.shed == 0;
+        t.row(
+            format!("ceiling: offered {:.0} points/s (poll every {interval} ms)", p.offered),
+            format!(
+                "read {:.0}/s, handed on {:.0}/s, shed {}, max buffered {}, state {}, RSS max {} KiB{}",
+                p.read,
+                p.handed,
+                p.shed,
+                p.buffered_max,
+                p.state,
+                p.rss.iter().max().unwrap_or(&0),
+                if full { "" } else { " — not in full" }
+            ),
+        );
+        if !full {
+            break;
+        }
+        best = Some((interval, p.offered));
+    }
+    let Some((interval, rate)) = best else {
+        t.row("ceiling: highest offered rate handed on in full", "none (lower --interval-ms or fewer devices)");
+        return;
+    };
+    t.row("ceiling: highest offered rate handed on in full", format!("{rate:.0} points/s"));
+    let over = ((interval as f64) / 1.5).round().max(10.0) as u64;
+    let p = phase(a, coll, over, cfg, bus, log).await;
+    let half = p.rss.len() / 2;
+    let max = |v: &[u64]| v.iter().copied().max().unwrap_or(0);
+    t.row(
+        format!("overload: offered {:.0} points/s ({:.2}x, poll every {over} ms)", p.offered, p.offered / rate),
+        format!(
+            "read {:.0}/s, handed on {:.0}/s, shed {}, max buffered {} (limit 5000000), state {}; RSS max {} KiB in the first half, {} KiB in the second, {} KiB at the end",
+            p.read,
+            p.handed,
+            p.shed,
+            p.buffered_max,
+            p.state,
+            max(&p.rss[..half]),
+            max(&p.rss[half..]),
+            p.rss.last().unwrap_or(&0)
+        ),
+    );
 }
 
 fn print_table(t: &Table) {
