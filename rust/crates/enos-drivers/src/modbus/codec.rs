@@ -199,6 +199,7 @@ mod tests {
             length: None,
             scale: 1.0,
             offset: 0.0,
+            new_block: false,
             group: "default".into(),
             access: Access::Rw,
             min: None,

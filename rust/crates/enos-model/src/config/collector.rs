@@ -42,6 +42,17 @@ pub enum Protocol {
     ModbusRtuOverTcp,
 }
 
+impl Protocol {
+    /// The name used in configuration files and shown to people.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::ModbusTcp => "modbus-tcp",
+            Protocol::ModbusRtu => "modbus-rtu",
+            Protocol::ModbusRtuOverTcp => "modbus-rtu-over-tcp",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SerialConfig {
@@ -265,6 +276,10 @@ pub struct PointConfig {
     pub scale: f64,
     #[serde(default)]
     pub offset: f64,
+    /// A read never reaches across to this point from the points before it: it starts a new
+    /// block (a hole in the device's register map, or a range it serves separately).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub new_block: bool,
     #[serde(default = "d_group")]
     pub group: String,
     #[serde(default)]
