@@ -86,7 +86,7 @@ function value(v) {
   if (typeof v === 'string') return '"' + v + '"';
   return String(v);
 }
-const stateClass = { online: 'ok', connected: 'ok', good: 'ok', connecting: 'warn', offline: 'bad', disconnected: 'bad', disabled: 'off' };
+const stateClass = { online: 'ok', connected: 'ok', good: 'ok', connecting: 'warn', refusing: 'bad', failed: 'bad', offline: 'bad', disconnected: 'bad', disabled: 'off' };
 function pill(text, cls) { return h('span', { class: 'pill ' + (cls || stateClass[text] || 'warn') }, text); }
 
 function stat(label, val, sub, extra) {
@@ -261,7 +261,9 @@ function deviceRow(d) {
       h('div', { class: 'name' }, d.id),
       h('div', { class: 'hint' }, d.protocol + ' · ' + d.points + ' points · last answer ' + ago(d.last_ok_ms) +
         ' · ' + count(d.polls_ok) + ' polls ok, ' + count(d.polls_failed) + ' failed'),
-      d.last_error && d.state !== 'online' ? h('div', { class: 'hint error' }, d.last_error) : null),
+      d.last_error ? h('div', { class: 'hint error' }, d.last_error) : null,
+      // reads the device kept refusing as one block, split for the life of the driver
+      (d.split_reads || []).map((t) => h('div', { class: 'hint' }, 'Split: ' + t))),
     pill(d.state),
     h('a', { class: 'button', href: '#/device/' + encodeURIComponent(d.id), role: 'button' }, 'Test'),
     session.role === 'admin' ? h('a', { class: 'button quiet', href: '#/device-edit/' + encodeURIComponent(d.id), role: 'button' }, 'Edit') : null);

@@ -36,8 +36,8 @@ impl Endpoint {
 pub enum ReqError {
     /// The device answered with this exception code.
     Exception(u8),
-    /// No answer in time.
-    Timeout,
+    /// No answer in time; with what arrived instead and was discarded, if anything.
+    Timeout(Option<String>),
     /// Could not connect, or the connection broke.
     Link(String),
 }
@@ -46,7 +46,8 @@ impl std::fmt::Display for ReqError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ReqError::Exception(c) => write!(f, "device exception {c:#04x} ({})", frame::exception_text(*c)),
-            ReqError::Timeout => write!(f, "no answer (timeout)"),
+            ReqError::Timeout(None) => write!(f, "no answer (timeout)"),
+            ReqError::Timeout(Some(other)) => write!(f, "no answer to the request (timeout); the device sent {other}, which was discarded"),
             ReqError::Link(m) => write!(f, "link: {m}"),
         }
     }
@@ -177,13 +178,16 @@ impl Worker {
 
     async fn execute(&mut self, job: &Job) -> Result<Answer, ReqError> {
         let mut attempt = 0;
+        // What arrived instead of the answer, for the timeout's message.
+        let mut instead = None;
         loop {
             self.connect(job.timeout).await?;
             let conn = self.conn.as_mut().expect("connected");
             self.requests.fetch_add(1, Ordering::Relaxed);
             let mut discarded = Vec::new();
             let r = conn.exchange(job.unit, &job.op, Instant::now() + job.timeout, &mut discarded).await;
-            if !discarded.is_empty() {
+            if let Some(last) = discarded.last() {
+                instead = Some(last.clone());
                 job.discarded.fetch_add(discarded.len() as u64, Ordering::Relaxed);
                 log::debug!("{}: discarded {}", self.ep.key(), discarded.join("; "));
             }
@@ -199,7 +203,7 @@ impl Worker {
                     }
                 }
                 // The connection stays: a late answer is told apart and discarded (transport.rs).
-                Err(Failed::Timeout) if attempt >= job.retries => return Err(ReqError::Timeout),
+                Err(Failed::Timeout) if attempt >= job.retries => return Err(ReqError::Timeout(instead)),
                 Err(Failed::Timeout) => {}
             }
             attempt += 1;

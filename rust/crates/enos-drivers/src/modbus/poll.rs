@@ -379,7 +379,7 @@ async fn on_demand_read(by_id: &HashMap<String, Arc<Device>>, device: &str, poin
 fn failure_of(e: ReqError) -> WriteOutcome {
     match e {
         ReqError::Exception(..) => WriteOutcome::failed(WriteFailure::DeviceException, e.to_string()),
-        ReqError::Timeout => WriteOutcome::failed(WriteFailure::DeviceTimeout, e.to_string()),
+        ReqError::Timeout(_) => WriteOutcome::failed(WriteFailure::DeviceTimeout, e.to_string()),
         ReqError::Link(_) => WriteOutcome::failed(WriteFailure::DeviceOffline, e.to_string()),
     }
 }

@@ -80,7 +80,14 @@ pub async fn read(link: &Link, dev: &DeviceConfig, discarded: &Arc<AtomicU64>, r
             ans.failure = Some("link".into());
             ans.message = "the device answered a read with a write acknowledgement".into();
         }
-        Err(ReqError::Timeout) => {
+        Err(ReqError::Timeout(Some(other))) => {
+            ans.failure = Some("timeout".into());
+            ans.message = format!(
+                "no answer to the request within {} ms from unit id {unit}: the device sent {other}, which was discarded",
+                dev.timeout_ms
+            );
+        }
+        Err(ReqError::Timeout(None)) => {
             ans.failure = Some("timeout".into());
             ans.message = format!(
                 "no answer within {} ms from unit id {unit}: check the unit id (a device ignores requests for another unit id), \

@@ -139,9 +139,9 @@ impl Conn {
             let f: Vec<u8> = self.buf.drain(..len + 3).collect();
             let (body, crc) = f.split_at(len + 1);
             if frame::crc16(body).to_le_bytes() != [crc[0], crc[1]] {
-                // Framing is lost with a bad CRC: drop everything received so far.
+                // Dropped as long as its own header says it is; if that was damaged too, what
+                // follows does not parse and is dropped as well.
                 discarded.push("a frame with a wrong CRC (a damaged or misaligned answer)".into());
-                self.buf.clear();
                 continue;
             }
             if body[0] != unit {
@@ -225,6 +225,86 @@ fn serial(s: &SerialConfig) -> Result<tokio_serial::SerialStream, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::modbus::link::{Answer, ReqError};
+    use enos_model::config::Area;
+    use tokio::net::TcpListener;
+
+    /// A device on a real local socket that answers each request with the given frames.
+    async fn device(answers: Vec<Vec<Vec<u8>>>) -> String {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            for frames in answers {
+                let mut req = [0u8; 64];
+                let _ = s.read(&mut req).await.unwrap();
+                for f in frames {
+                    s.write_all(&f).await.unwrap();
+                }
+            }
+            let _ = s.read(&mut [0u8; 1]).await;
+        });
+        addr
+    }
+
+    fn read(start: u16, count: u16) -> Op {
+        Op::Read { area: Area::Holding, start, count }
+    }
+
+    #[tokio::test]
+    async fn tcp_answers_of_another_transaction_or_unit_are_discarded() {
+        let pdu = |v: u16| [vec![3, 2], v.to_be_bytes().to_vec()].concat();
+        let addr = device(vec![
+            // A late answer (an earlier transaction) and one from another unit id: no answer.
+            vec![frame::tcp_frame(0, 1, &pdu(666)), frame::tcp_frame(1, 4, &pdu(667))],
+            // The late answer to transaction 1, then the answer to 2.
+            vec![frame::tcp_frame(1, 1, &pdu(668)), frame::tcp_frame(2, 1, &pdu(42))],
+        ])
+        .await;
+        let mut c = Conn::open(&Endpoint::Tcp(addr)).await.unwrap();
+        let mut d = Vec::new();
+        let r = c.exchange(1, &read(0, 1), Instant::now() + Duration::from_millis(300), &mut d).await;
+        assert!(matches!(r, Err(Failed::Timeout)), "{r:?}");
+        assert_eq!(
+            d,
+            vec![
+                "an answer to transaction 0 while transaction 1 was waiting (a late answer)".to_string(),
+                "an answer from unit id 4 while unit id 1 was asked".to_string()
+            ]
+        );
+        let e = ReqError::Timeout(d.pop());
+        assert_eq!(
+            e.to_string(),
+            "no answer to the request (timeout); the device sent an answer from unit id 4 while unit id 1 was asked, which was discarded"
+        );
+        let mut d = Vec::new();
+        let r = c.exchange(1, &read(0, 1), Instant::now() + Duration::from_secs(5), &mut d).await.unwrap();
+        assert_eq!(r, Reply::Data(Answer::Words(vec![42])), "never the late answer's 668");
+        assert_eq!(d.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn rtu_late_damaged_and_foreign_answers_are_discarded() {
+        // What the line carries after a timeout: the late 10-register answer of unit 3, a
+        // damaged frame, unit 2's answer, and only then the answer to our 1-register read.
+        let late: Vec<u8> = [3, 20].into_iter().chain(0..20).collect();
+        let mut damaged = frame::rtu_frame(3, &[3, 2, 0, 9]);
+        damaged[4] ^= 0xff;
+        let addr = device(vec![vec![
+            frame::rtu_frame(3, &late),
+            damaged,
+            frame::rtu_frame(2, &[3, 2, 0, 7]),
+            frame::rtu_frame(3, &[3, 2, 0x10, 0x92]),
+        ]])
+        .await;
+        let mut c = Conn::open(&Endpoint::RtuOverTcp(addr)).await.unwrap();
+        let mut d = Vec::new();
+        let r = c.exchange(3, &read(100, 1), Instant::now() + Duration::from_secs(5), &mut d).await.unwrap();
+        assert_eq!(r, Reply::Data(Answer::Words(vec![4242])));
+        assert_eq!(d[0], "an answer with 20 bytes of data where 2 were asked");
+        assert_eq!(d[1], "a frame with a wrong CRC (a damaged or misaligned answer)");
+    }
 
     #[test]
     fn the_silent_interval_is_three_and_a_half_characters() {
