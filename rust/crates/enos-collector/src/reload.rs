@@ -227,6 +227,9 @@ async fn supervise(make: impl Fn() -> Box<dyn Driver>, mut s: Supervised, first_
                 },
             }
         };
+        if s.frames.is_closed() {
+            return; // the collector is stopping: nobody takes samples any more
+        }
         if started.elapsed() >= RESTART_STABLE {
             wait = first_wait;
         }
