@@ -557,7 +557,7 @@ function deviceEditView(id) {
       h('div', { class: 'row' }, h('div', { class: 'grow' }, lGroups, groups))),
     h('div', { class: 'card' },
       h('h2', {}, 'Point table (CSV)'),
-      h('p', { class: 'hint' }, 'name,area,address,type,order,bit,length,scale,offset,group,access,min,max,decimals,unit — addresses 0-based.'),
+      h('p', { class: 'hint' }, 'name,area,address,type,order,bit,length,scale,offset,group,access,min,max,decimals,unit,new_block — addresses 0-based; new_block = yes: no read reaches across to this point (a hole before it).'),
       csv, file,
       h('div', { class: 'toolbar' }, importBtn, exportLink, h('span', { class: 'grow' }), h('button', { type: 'button', id: 'csv-check', onclick: checkCsv }, 'Check table')),
       preview),
@@ -567,7 +567,7 @@ function deviceEditView(id) {
 
 // The point table as CSV, the same columns the server writes (enos_model::points_csv).
 function pointsCsv(points) {
-  const cols = ['name', 'area', 'address', 'type', 'order', 'bit', 'length', 'scale', 'offset', 'group', 'access', 'min', 'max', 'decimals', 'unit'];
+  const cols = ['name', 'area', 'address', 'type', 'order', 'bit', 'length', 'scale', 'offset', 'group', 'access', 'min', 'max', 'decimals', 'unit', 'new_block'];
   const cell = (v) => {
     if (v === null || v === undefined) return '';
     const t = String(v);
