@@ -23,6 +23,9 @@ impl Collector {
 
 const MAX_VALUE_BYTES: usize = 4096;
 
+/// What a caller hears when the device's driver stopped while serving it (it is restarted).
+pub const DRIVER_STOPPED: &str = "the device's driver stopped while serving the request; it is being started again";
+
 #[zbus::interface(name = "org.enos.Edge.Collector1")]
 impl Collector {
     async fn list_devices(&self) -> fdo::Result<String> {
@@ -33,11 +36,8 @@ impl Collector {
     async fn read_points(&self, device: &str, points: Vec<String>) -> fdo::Result<String> {
         let route = self.route(device).ok_or_else(|| fdo::Error::InvalidArgs(format!("no device {device:?}")))?;
         let (reply, rx) = oneshot::channel();
-        route
-            .send(Command::Read { device: device.into(), points, reply })
-            .await
-            .map_err(|_| fdo::Error::Failed("driver stopped".into()))?;
-        let readings = rx.await.map_err(|_| fdo::Error::Failed("driver stopped".into()))?.map_err(fdo::Error::InvalidArgs)?;
+        route.send(Command::Read { device: device.into(), points, reply }).await.map_err(|_| fdo::Error::Failed(DRIVER_STOPPED.into()))?;
+        let readings = rx.await.map_err(|_| fdo::Error::Failed(DRIVER_STOPPED.into()))?.map_err(fdo::Error::InvalidArgs)?;
         serde_json::to_string(&readings).map_err(|e| fdo::Error::Failed(e.to_string()))
     }
 
@@ -52,8 +52,8 @@ impl Collector {
                     let (reply, rx) = oneshot::channel();
                     let cmd = Command::Write { device: device.into(), point: point.into(), value: v, reply };
                     match route.send(cmd).await {
-                        Ok(()) => rx.await.unwrap_or_else(|_| WriteOutcome::failed(WriteFailure::Internal, "driver stopped")),
-                        Err(_) => WriteOutcome::failed(WriteFailure::Internal, "driver stopped"),
+                        Ok(()) => rx.await.unwrap_or_else(|_| WriteOutcome::failed(WriteFailure::Internal, DRIVER_STOPPED)),
+                        Err(_) => WriteOutcome::failed(WriteFailure::Internal, DRIVER_STOPPED),
                     }
                 }
             }

@@ -4,12 +4,16 @@
 //! phase), any other group is stopped and started again with the new settings. Samples already
 //! handed on are never lost: a stopped driver's frames still drain to the pusher.
 //!
+//! Every driver runs under a supervisor: a driver that ends or panics (it never should) is
+//! started again after a backoff, and meanwhile its devices are `failed` with the reason in
+//! words, instead of a line going quiet until the process restarts.
+//!
 //! It also keeps the recent values of the devices someone is watching (the web center's live
 //! page): a driver's frames pass through a small forwarder that copies them only while a watch
 //! is on, so an unwatched device costs one atomic load per frame.
 
 use enos_drivers::modbus::{Endpoint, ModbusDriver};
-use enos_drivers::{Command, DeviceEvent, Driver, DriverContext, Frame, StatusBoard};
+use enos_drivers::{panic_text, Command, DeviceEvent, Driver, DriverContext, Frame, StatusBoard};
 use enos_model::config::{CollectorConfig, DeviceConfig, Protocol};
 use enos_model::device::DeviceStatus;
 use enos_model::{Quality, Value};
@@ -26,6 +30,7 @@ struct Running {
     devices: Vec<DeviceConfig>,
     commands: mpsc::Sender<Command>,
     status: Arc<StatusBoard>,
+    /// The driver's supervisor (and through it the driver).
     task: JoinHandle<()>,
 }
 
@@ -93,9 +98,12 @@ impl Engine {
         // Small: frames waiting here are outside the pusher's buffer limit (one per driver).
         let (ftx, frx) = mpsc::channel(16);
         let status = Arc::new(StatusBoard::default());
-        let driver = Box::new(ModbusDriver::new(ep, devices.clone()));
-        let ctx = DriverContext { frames: ftx, events: self.events.clone(), status: status.clone(), commands: cmd_rx };
-        let task = tokio::spawn(driver.run(ctx));
+        let make = {
+            let devices = devices.clone();
+            move || Box::new(ModbusDriver::new(ep.clone(), devices.clone())) as Box<dyn Driver>
+        };
+        let ctx = Supervised { name: key.clone(), commands: cmd_rx, frames: ftx, events: self.events.clone(), status: status.clone() };
+        let task = tokio::spawn(supervise(make, ctx, RESTART_MIN));
         tokio::spawn(forward(frx, self.frames.clone(), self.live.clone()));
         Running { key, devices, commands: cmd_tx, status, task }
     }
@@ -154,17 +162,97 @@ impl Engine {
         for d in self.cfg.devices.iter().filter(|d| !d.enabled) {
             all.push(DeviceStatus {
                 id: d.id.clone(),
-                protocol: format!("{:?}", d.protocol),
+                protocol: d.protocol.name().into(),
                 state: "disabled".into(),
                 last_ok_ms: None,
                 last_error: None,
                 polls_ok: 0,
                 polls_failed: 0,
                 points: d.points.len(),
+                discarded_answers: 0,
+                split_reads: Vec::new(),
             });
         }
         all.sort_by(|a, b| a.id.cmp(&b.id));
         all
+    }
+}
+
+/// The first wait before a failed driver is started again; it doubles up to `RESTART_MAX` and
+/// starts over once a driver ran for `RESTART_STABLE`.
+const RESTART_MIN: Duration = Duration::from_secs(1);
+const RESTART_MAX: Duration = Duration::from_secs(60);
+const RESTART_STABLE: Duration = Duration::from_secs(120);
+
+/// What a supervised driver is given, kept across its restarts.
+struct Supervised {
+    /// The endpoint, for messages.
+    name: String,
+    commands: mpsc::Receiver<Command>,
+    frames: mpsc::Sender<Frame>,
+    events: mpsc::UnboundedSender<DeviceEvent>,
+    status: Arc<StatusBoard>,
+}
+
+/// Aborts a task when dropped (the supervisor's own task is aborted when the driver is stopped).
+struct AbortOnDrop(JoinHandle<String>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Runs the driver `make` builds for as long as the engine holds the command channel, starting
+/// it again (after `first_wait`, doubling) whenever it ends or panics.
+async fn supervise(make: impl Fn() -> Box<dyn Driver>, mut s: Supervised, first_wait: Duration) {
+    let mut wait = first_wait;
+    loop {
+        let driver = make();
+        let devices = driver.devices();
+        let (tx, rx) = mpsc::channel(64);
+        let ctx = DriverContext { frames: s.frames.clone(), events: s.events.clone(), status: s.status.clone(), commands: rx };
+        let started = Instant::now();
+        let mut task = AbortOnDrop(tokio::spawn(driver.run(ctx)));
+        let why = loop {
+            tokio::select! {
+                cmd = s.commands.recv() => match cmd {
+                    // If the driver ends meanwhile, the command is dropped and its caller hears so.
+                    Some(cmd) => { let _ = tx.send(cmd).await; }
+                    None => return,
+                },
+                r = &mut task.0 => break match r {
+                    Ok(why) => why,
+                    Err(e) if e.is_panic() => panic_text(e.into_panic()),
+                    Err(e) => e.to_string(),
+                },
+            }
+        };
+        if s.frames.is_closed() {
+            return; // the collector is stopping: nobody takes samples any more
+        }
+        if started.elapsed() >= RESTART_STABLE {
+            wait = first_wait;
+        }
+        let reason = format!("the driver of {} stopped ({why}); starting it again in {} s", s.name, wait.as_secs_f32());
+        log::error!("{reason}");
+        for d in &devices {
+            s.status.update(d, |st| {
+                st.state = "failed".into();
+                st.last_error = Some(reason.clone());
+            });
+            let _ = s.events.send(DeviceEvent { device: d.clone(), state: "failed".into(), reason: reason.clone() });
+        }
+        // Commands that arrive meanwhile are dropped: their callers hear the driver stopped.
+        let pause = tokio::time::sleep(wait);
+        tokio::pin!(pause);
+        loop {
+            tokio::select! {
+                _ = &mut pause => break,
+                cmd = s.commands.recv() => if cmd.is_none() { return },
+            }
+        }
+        wait = (wait * 2).min(RESTART_MAX);
     }
 }
 
@@ -258,6 +346,77 @@ impl Live {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// A driver that panics on its first run (as tokio-modbus's client did on a late answer)
+    /// and serves reads after that.
+    struct Flaky(Arc<AtomicUsize>);
+
+    impl Driver for Flaky {
+        fn devices(&self) -> Vec<String> {
+            vec!["meter".into()]
+        }
+        fn run(self: Box<Self>, mut ctx: DriverContext) -> enos_drivers::DriverFuture {
+            Box::pin(async move {
+                let run = self.0.fetch_add(1, Ordering::SeqCst);
+                ctx.status.set(DeviceStatus {
+                    id: "meter".into(),
+                    protocol: "modbus-rtu".into(),
+                    state: "online".into(),
+                    last_ok_ms: None,
+                    last_error: None,
+                    polls_ok: 0,
+                    polls_failed: 0,
+                    points: 1,
+                    discarded_answers: 0,
+                    split_reads: Vec::new(),
+                });
+                if run == 0 {
+                    panic!("assertion `left == right` failed\n  left: 10\n right: 1");
+                }
+                while let Some(cmd) = ctx.commands.recv().await {
+                    if let Command::Read { reply, .. } = cmd {
+                        let _ = reply.send(Ok(Vec::new()));
+                    }
+                }
+                "its commands ended".into()
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_driver_that_panics_is_restarted_and_its_devices_say_why() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let (cmd_tx, commands) = mpsc::channel(8);
+        let (frames, _frames) = mpsc::channel(8);
+        let (events, mut events_rx) = mpsc::unbounded_channel();
+        let status = Arc::new(StatusBoard::default());
+        let s = Supervised { name: "serial:/dev/ttyS1".into(), commands, frames, events, status: status.clone() };
+        let make = {
+            let runs = runs.clone();
+            move || Box::new(Flaky(runs.clone())) as Box<dyn Driver>
+        };
+        let sup = tokio::spawn(supervise(make, s, Duration::from_millis(20)));
+
+        let e = tokio::time::timeout(Duration::from_secs(10), events_rx.recv()).await.expect("an event").expect("event");
+        assert_eq!((e.device.as_str(), e.state.as_str()), ("meter", "failed"));
+        assert!(e.reason.starts_with("the driver of serial:/dev/ttyS1 stopped (assertion `left == right` failed"), "{}", e.reason);
+        assert!(e.reason.ends_with("starting it again in 0.02 s"), "{}", e.reason);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (reply, rx) = tokio::sync::oneshot::channel();
+            cmd_tx.send(Command::Read { device: "meter".into(), points: Vec::new(), reply }).await.unwrap();
+            if let Ok(Ok(_)) = rx.await {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the driver was not started again");
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+        assert_eq!(status.all()[0].state, "online", "the new run owns the device's state");
+        drop(cmd_tx);
+        tokio::time::timeout(Duration::from_secs(10), sup).await.expect("the supervisor ends with the engine's channel").unwrap();
+    }
 
     #[test]
     fn only_watched_devices_are_kept_and_history_is_bounded() {

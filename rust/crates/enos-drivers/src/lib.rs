@@ -83,7 +83,9 @@ pub struct DriverContext {
     pub commands: mpsc::Receiver<Command>,
 }
 
-pub type DriverFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+/// A running driver. It runs until dropped; if it ends, its output says why, in words (the
+/// engine restarts it and shows the reason in its devices' state).
+pub type DriverFuture = Pin<Box<dyn Future<Output = String> + Send>>;
 
 /// One protocol implementation serving one or more devices.
 pub trait Driver: Send {
@@ -91,4 +93,12 @@ pub trait Driver: Send {
     fn devices(&self) -> Vec<String>;
     /// Runs until the task is dropped.
     fn run(self: Box<Self>, ctx: DriverContext) -> DriverFuture;
+}
+
+/// The message of a panic payload (a task that panicked), for people.
+pub fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
+    match p.downcast::<String>() {
+        Ok(s) => *s,
+        Err(p) => p.downcast_ref::<&str>().map(|s| s.to_string()).unwrap_or_else(|| "a panic without a message".into()),
+    }
 }

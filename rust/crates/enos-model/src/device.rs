@@ -7,13 +7,24 @@ use serde::{Deserialize, Serialize};
 pub struct DeviceStatus {
     pub id: String,
     pub protocol: String,
-    /// `online`, `offline`, `connecting` or `disabled`.
+    /// `online`; `refusing` (answering, but only with exceptions); `offline`; `connecting`;
+    /// `failed` (its driver stopped and is being restarted); `disabled`.
     pub state: String,
     pub last_ok_ms: Option<u64>,
+    /// The failure of the latest poll in words (what was read, and why it failed); none once
+    /// the device answers every read again.
     pub last_error: Option<String>,
+    /// Polls that brought data, and polls that did not.
     pub polls_ok: u64,
     pub polls_failed: u64,
     pub points: usize,
+    /// Answers discarded while this device's requests waited: late answers to earlier requests,
+    /// answers of another unit id, function, size or transaction, damaged frames.
+    #[serde(default)]
+    pub discarded_answers: u64,
+    /// Reads split because the device kept refusing them as coalesced (in words).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub split_reads: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -1,9 +1,11 @@
 //! Point tables as CSV, the format field engineers keep their point lists in.
 //!
 //! Header (case-insensitive, any order; `name`, `area`, `address`, `type` are required):
-//! `name,area,address,type,order,bit,length,scale,offset,group,access,min,max,decimals,unit`
+//! `name,area,address,type,order,bit,length,scale,offset,group,access,min,max,decimals,unit,new_block`
 //! Addresses are 0-based protocol addresses; `40001`-style register numbers are refused with a
-//! hint because silently guessing the offset writes to the wrong register.
+//! hint because silently guessing the offset writes to the wrong register. `new_block` (`yes`/`no`,
+//! empty = no) marks a point no read may reach across to from the points before it: a hole in
+//! the device's register map.
 
 use crate::config::{Access, Area, ByteOrder, DataType, PointConfig};
 use std::fmt;
@@ -42,8 +44,12 @@ const COLUMNS: &[&str] = &[
     "max",
     "decimals",
     "unit",
+    "new_block",
     "description",
 ];
+
+/// The columns `write` writes (all but the free-text description).
+const WRITTEN: usize = 16;
 
 /// Parses a whole table; every bad row is reported, not just the first.
 pub fn parse(text: &str) -> Result<Vec<PointConfig>, Vec<RowError>> {
@@ -176,6 +182,17 @@ pub fn parse(text: &str) -> Result<Vec<PointConfig>, Vec<RowError>> {
         let min = num!("min", f64);
         let max = num!("max", f64);
         let decimals = num!("decimals", u8);
+        let new_block = match get("new_block").map(|s| s.to_ascii_lowercase()) {
+            None => false,
+            Some(b) => match b.as_str() {
+                "yes" | "y" | "true" | "1" | "x" => true,
+                "no" | "n" | "false" | "0" => false,
+                _ => {
+                    err("new_block", format!("{b:?} is not yes or no"));
+                    false
+                }
+            },
+        };
         let access = match get("access").map(|s| s.to_ascii_lowercase()) {
             None => Access::R,
             Some(a) => match a.as_str() {
@@ -198,6 +215,7 @@ pub fn parse(text: &str) -> Result<Vec<PointConfig>, Vec<RowError>> {
                 length,
                 scale,
                 offset,
+                new_block,
                 group: get("group").unwrap_or("default").to_owned(),
                 access,
                 min,
@@ -229,7 +247,7 @@ pub fn parse(text: &str) -> Result<Vec<PointConfig>, Vec<RowError>> {
 /// Writes a point table in the same format `parse` reads.
 pub fn write(points: &[PointConfig]) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
-    let _ = w.write_record(&COLUMNS[..15]);
+    let _ = w.write_record(&COLUMNS[..WRITTEN]);
     for p in points {
         let o = |v: Option<String>| v.unwrap_or_default();
         let _ = w.write_record([
@@ -248,6 +266,7 @@ pub fn write(points: &[PointConfig]) -> String {
             o(p.max.map(|b| b.to_string())),
             o(p.decimals.map(|b| b.to_string())),
             p.unit.clone(),
+            if p.new_block { "yes" } else { "" }.to_string(),
         ]);
     }
     String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
@@ -266,20 +285,23 @@ mod tests {
                  S,coil,3,u16,,\n\
                  T,holding,4,bit,,17\n\
                  P,input,5,u16,,\n";
-        let errs = parse(t).unwrap_err();
+        let t = t.replace("Bit\n", "Bit,New_Block\n").replace("Q,holding,400001,u16,,\n", "Q,holding,400001,u16,,,maybe\n");
+        let errs = parse(&t).unwrap_err();
         let got: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
-        assert_eq!(got.len(), 5, "{got:#?}");
+        assert_eq!(got.len(), 6, "{got:#?}");
         assert!(got[0].starts_with("line 3, column \"address\": 400001 is above 65535"), "{}", got[0]);
-        assert!(got[1].starts_with("line 4, column \"type\": \"flaot\""), "{}", got[1]);
-        assert!(got[2].starts_with("line 5, column \"type\":"), "{}", got[2]);
-        assert!(got[3].starts_with("line 6, column \"bit\": 17"), "{}", got[3]);
-        assert_eq!(got[4], "line 7, column \"name\": duplicate of line 2");
+        assert_eq!(got[1], "line 3, column \"new_block\": \"maybe\" is not yes or no");
+        assert!(got[2].starts_with("line 4, column \"type\": \"flaot\""), "{}", got[2]);
+        assert!(got[3].starts_with("line 5, column \"type\":"), "{}", got[3]);
+        assert!(got[4].starts_with("line 6, column \"bit\": 17"), "{}", got[4]);
+        assert_eq!(got[5], "line 7, column \"name\": duplicate of line 2");
     }
 
     #[test]
     fn write_then_parse_gives_the_same_points() {
-        let t = "name,area,address,type,order,scale,access,min,max,unit\nP,holding,0,f32,CDAB,0.1,rw,0,100,kW\nB,coil,7,bool,,,rw,,,\n";
+        let t = "name,area,address,type,order,scale,access,min,max,unit,new_block\nP,holding,0,f32,CDAB,0.1,rw,0,100,kW,\nB,coil,7,bool,,,rw,,,,yes\n";
         let pts = parse(t).unwrap();
+        assert!(!pts[0].new_block && pts[1].new_block);
         assert_eq!(parse(&write(&pts)).unwrap(), pts);
     }
 }

@@ -1,9 +1,11 @@
 //! A Modbus TCP field device: registers and coils in memory, counters that advance on every
-//! read (so a test knows exactly what was served), programmable exceptions, and unplugging.
+//! read (so a test knows exactly what was served), programmable exceptions, late answers, and
+//! unplugging.
 
 use std::collections::HashMap;
-use std::future;
+use std::future::{self, Future};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -19,7 +21,8 @@ pub struct State {
     pub counters: Vec<u16>,
     /// Every counter value served, in order, per counter address.
     pub served: HashMap<u16, Vec<u32>>,
-    /// Reads or writes touching these holding addresses answer IllegalDataAddress.
+    /// Reads or writes touching these register addresses (holding or input: a hole in the
+    /// register map) answer IllegalDataAddress.
     pub forbidden: Vec<u16>,
     /// Writes received: (address, words).
     pub writes: Vec<(u16, Vec<u16>)>,
@@ -29,6 +32,15 @@ pub struct State {
     pub requests: u64,
     /// Like devices that implement only FC15/FC16: FC5/FC6 answer IllegalFunction.
     pub multiple_only: bool,
+    /// Reads starting at this address are answered only after this many milliseconds (a slow
+    /// device whose answer arrives after the master's timeout). The device is busy meanwhile:
+    /// requests behind it wait, as on a real line.
+    pub late: Option<(u16, u64)>,
+    /// Every request is answered with this exception (a device refusing everything).
+    pub refuse_all: Option<ExceptionCode>,
+    /// Register reads of more than this many registers answer IllegalDataValue (03), like
+    /// devices with a small request buffer.
+    pub max_read: Option<u16>,
 }
 
 #[derive(Clone)]
@@ -40,13 +52,47 @@ impl tokio_modbus::server::Service for SimDevice {
     type Request = SlaveRequest<'static>;
     type Response = Option<Response>;
     type Exception = ExceptionCode;
-    type Future = future::Ready<Result<Self::Response, Self::Exception>>;
+    type Future = Answer;
 
     fn call(&self, req: Self::Request) -> Self::Future {
+        let late = {
+            let s = self.state.lock().unwrap();
+            match req.request {
+                Request::ReadHoldingRegisters(a, _) | Request::ReadInputRegisters(a, _) if req.slave == s.unit => {
+                    s.late.filter(|&(start, _)| start == a).map(|(_, ms)| ms)
+                }
+                _ => None,
+            }
+        };
+        let answer = self.answer(req);
+        match late {
+            Some(ms) => Box::pin(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                answer.await
+            }),
+            None => Box::pin(answer),
+        }
+    }
+}
+
+/// A simulated device's answer (boxed: some are late).
+pub type Answer = Pin<Box<dyn Future<Output = Result<Option<Response>, ExceptionCode>> + Send>>;
+
+impl SimDevice {
+    fn answer(&self, req: SlaveRequest<'static>) -> future::Ready<Result<Option<Response>, ExceptionCode>> {
         let mut s = self.state.lock().unwrap();
         s.requests += 1;
         if req.slave != s.unit {
             return future::ready(Ok(None)); // wrong unit id: silence, like a real RS-485 line
+        }
+        if let Some(e) = s.refuse_all {
+            return future::ready(Err(e));
+        }
+        let too_many = |s: &State, n: u16| s.max_read.is_some_and(|m| n > m);
+        if let Request::ReadHoldingRegisters(_, n) | Request::ReadInputRegisters(_, n) = req.request {
+            if too_many(&s, n) {
+                return future::ready(Err(ExceptionCode::IllegalDataValue));
+            }
         }
         let hits = |s: &State, a: u16, n: u16| s.forbidden.iter().any(|&f| f >= a && f < a.saturating_add(n));
         let r = match req.request {
@@ -65,7 +111,12 @@ impl tokio_modbus::server::Service for SimDevice {
                 }
                 Response::ReadHoldingRegisters((a..a + n).map(|i| *s.holding.get(&i).unwrap_or(&0)).collect())
             }
-            Request::ReadInputRegisters(a, n) => Response::ReadInputRegisters((a..a + n).map(|i| *s.input.get(&i).unwrap_or(&0)).collect()),
+            Request::ReadInputRegisters(a, n) => {
+                if hits(&s, a, n) {
+                    return future::ready(Err(ExceptionCode::IllegalDataAddress));
+                }
+                Response::ReadInputRegisters((a..a + n).map(|i| *s.input.get(&i).unwrap_or(&0)).collect())
+            }
             Request::ReadCoils(a, n) => Response::ReadCoils((a..a + n).map(|i| *s.coils.get(&i).unwrap_or(&false)).collect()),
             Request::ReadDiscreteInputs(a, n) => {
                 Response::ReadDiscreteInputs((a..a + n).map(|i| *s.coils.get(&(i + 10000)).unwrap_or(&false)).collect())
@@ -122,12 +173,12 @@ impl tokio_modbus::server::Service for MultiDrop {
     type Request = SlaveRequest<'static>;
     type Response = Option<Response>;
     type Exception = ExceptionCode;
-    type Future = future::Ready<Result<Self::Response, Self::Exception>>;
+    type Future = Answer;
 
     fn call(&self, req: Self::Request) -> Self::Future {
         match self.0.iter().find(|d| d.state.lock().unwrap().unit == req.slave) {
             Some(d) => d.call(req),
-            None => future::ready(Ok(None)),
+            None => Box::pin(future::ready(Ok(None))),
         }
     }
 }

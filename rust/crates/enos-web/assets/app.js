@@ -86,7 +86,7 @@ function value(v) {
   if (typeof v === 'string') return '"' + v + '"';
   return String(v);
 }
-const stateClass = { online: 'ok', connected: 'ok', good: 'ok', connecting: 'warn', offline: 'bad', disconnected: 'bad', disabled: 'off' };
+const stateClass = { online: 'ok', connected: 'ok', good: 'ok', connecting: 'warn', refusing: 'bad', failed: 'bad', offline: 'bad', disconnected: 'bad', disabled: 'off' };
 function pill(text, cls) { return h('span', { class: 'pill ' + (cls || stateClass[text] || 'warn') }, text); }
 
 function stat(label, val, sub, extra) {
@@ -279,7 +279,9 @@ function deviceRow(d) {
       h('div', { class: 'name' }, d.id),
       h('div', { class: 'hint' }, d.protocol + ' · ' + d.points + ' points · last answer ' + ago(d.last_ok_ms) +
         ' · ' + count(d.polls_ok) + ' polls ok, ' + count(d.polls_failed) + ' failed'),
-      d.last_error && d.state !== 'online' ? h('div', { class: 'hint error' }, d.last_error) : null),
+      d.last_error ? h('div', { class: 'hint error' }, d.last_error) : null,
+      // reads the device kept refusing as one block, split for the life of the driver
+      (d.split_reads || []).map((t) => h('div', { class: 'hint' }, 'Split: ' + t))),
     pill(d.state),
     h('a', { class: 'button', href: '#/device/' + encodeURIComponent(d.id), role: 'button' }, 'Test'),
     session.role === 'admin' ? h('a', { class: 'button quiet', href: '#/device-edit/' + encodeURIComponent(d.id), role: 'button' }, 'Edit') : null);
@@ -573,7 +575,7 @@ function deviceEditView(id) {
       h('div', { class: 'row' }, h('div', { class: 'grow' }, lGroups, groups))),
     h('div', { class: 'card' },
       h('h2', {}, 'Point table (CSV)'),
-      h('p', { class: 'hint' }, 'name,area,address,type,order,bit,length,scale,offset,group,access,min,max,decimals,unit — addresses 0-based.'),
+      h('p', { class: 'hint' }, 'name,area,address,type,order,bit,length,scale,offset,group,access,min,max,decimals,unit,new_block — addresses 0-based; new_block = yes: no read reaches across to this point (a hole before it).'),
       csv, file,
       h('div', { class: 'toolbar' }, importBtn, exportLink, h('span', { class: 'grow' }), h('button', { type: 'button', id: 'csv-check', onclick: checkCsv }, 'Check table')),
       preview),
@@ -583,7 +585,7 @@ function deviceEditView(id) {
 
 // The point table as CSV, the same columns the server writes (enos_model::points_csv).
 function pointsCsv(points) {
-  const cols = ['name', 'area', 'address', 'type', 'order', 'bit', 'length', 'scale', 'offset', 'group', 'access', 'min', 'max', 'decimals', 'unit'];
+  const cols = ['name', 'area', 'address', 'type', 'order', 'bit', 'length', 'scale', 'offset', 'group', 'access', 'min', 'max', 'decimals', 'unit', 'new_block'];
   const cell = (v) => {
     if (v === null || v === undefined) return '';
     const t = String(v);

@@ -162,6 +162,9 @@ async fn run() -> anyhow::Result<()> {
                     d.polls_failed,
                     d.last_error.unwrap_or_default()
                 );
+                for t in d.split_reads {
+                    println!("{:<20} split: {t}", "");
+                }
             }
         }
         Cmd::Read { device, points } => {

@@ -1,13 +1,15 @@
 //! Connections to one Modbus endpoint: a queue of requests served by one or more workers, each
 //! owning a connection, reconnecting with exponential backoff.
 
-use enos_model::config::{Area, Parity, SerialConfig};
+use super::frame::{self, Reply};
+use super::transport::{Conn, Failed};
+use enos_model::config::{Area, SerialConfig};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::task::JoinSet;
 use tokio::time::{timeout, Instant};
-use tokio_modbus::client::{Context, Reader, Writer};
-use tokio_modbus::prelude::*;
 
 #[derive(Debug, Clone)]
 pub enum Endpoint {
@@ -32,10 +34,10 @@ impl Endpoint {
 /// Why a request did not produce data. The distinction drives sample quality.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReqError {
-    /// The device answered with an exception code.
-    Exception(u8, String),
-    /// No answer in time.
-    Timeout,
+    /// The device answered with this exception code.
+    Exception(u8),
+    /// No answer in time; with what arrived instead and was discarded, if anything.
+    Timeout(Option<String>),
     /// Could not connect, or the connection broke.
     Link(String),
 }
@@ -43,29 +45,12 @@ pub enum ReqError {
 impl std::fmt::Display for ReqError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ReqError::Exception(c, m) => write!(f, "device exception {c:#04x} ({m})"),
-            ReqError::Timeout => write!(f, "no answer (timeout)"),
+            ReqError::Exception(c) => write!(f, "device exception {c:#04x} ({})", frame::exception_text(*c)),
+            ReqError::Timeout(None) => write!(f, "no answer (timeout)"),
+            ReqError::Timeout(Some(other)) => write!(f, "no answer to the request (timeout); the device sent {other}, which was discarded"),
             ReqError::Link(m) => write!(f, "link: {m}"),
         }
     }
-}
-
-fn exception_text(e: ExceptionCode) -> String {
-    match e {
-        ExceptionCode::IllegalFunction => "illegal function: the device does not support this function code".into(),
-        ExceptionCode::IllegalDataAddress => "illegal data address: the register does not exist on the device".into(),
-        ExceptionCode::IllegalDataValue => "illegal data value: the device refused the value or count".into(),
-        ExceptionCode::ServerDeviceFailure => "server device failure".into(),
-        ExceptionCode::Acknowledge => "acknowledge: the device is busy with a long operation".into(),
-        ExceptionCode::ServerDeviceBusy => "server device busy".into(),
-        ExceptionCode::GatewayPathUnavailable => "gateway path unavailable".into(),
-        ExceptionCode::GatewayTargetDevice => "gateway target device failed to respond (wrong unit id?)".into(),
-        other => format!("{other:?}"),
-    }
-}
-
-fn exception_code(e: ExceptionCode) -> u8 {
-    u8::from(e)
 }
 
 #[derive(Debug)]
@@ -101,6 +86,8 @@ pub struct Job {
     pub op: Op,
     pub timeout: Duration,
     pub retries: u32,
+    /// Counts the frames discarded while this job waited for its answer (the requesting device's).
+    pub discarded: Arc<AtomicU64>,
     pub reply: oneshot::Sender<Result<Answer, ReqError>>,
 }
 
@@ -111,41 +98,45 @@ pub struct Link {
 }
 
 impl Link {
-    /// Starts `workers` connections (1 on a serial line).
-    pub fn start(ep: Endpoint, workers: usize, backoff: (u64, u64), requests: Arc<std::sync::atomic::AtomicU64>) -> Link {
+    /// Starts `workers` connections (1 on a serial line). The workers run in the returned set:
+    /// its owner notices a worker that ends (it never should) instead of the line going silent.
+    pub fn start(ep: Endpoint, workers: usize, backoff: (u64, u64), requests: Arc<AtomicU64>) -> (Link, JoinSet<()>) {
         let (tx, rx) = mpsc::channel::<Job>(1024);
         let rx = Arc::new(Mutex::new(rx));
         let workers = if ep.is_serial() { 1 } else { workers.max(1) };
+        let mut set = JoinSet::new();
         for _ in 0..workers {
             let w = Worker {
                 ep: ep.clone(),
-                ctx: None,
+                conn: None,
                 backoff_ms: backoff.0,
                 backoff,
                 next_try: Instant::now(),
                 last_err: String::new(),
                 requests: requests.clone(),
             };
-            tokio::spawn(w.run(rx.clone()));
+            set.spawn(w.run(rx.clone()));
         }
-        Link { tx }
+        (Link { tx }, set)
     }
 
-    pub async fn call(&self, unit: u8, op: Op, tmo: Duration, retries: u32) -> Result<Answer, ReqError> {
+    pub async fn call(&self, unit: u8, op: Op, tmo: Duration, retries: u32, discarded: &Arc<AtomicU64>) -> Result<Answer, ReqError> {
+        let stopped = || ReqError::Link("the connection's worker has stopped; the driver is restarting".into());
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Job { unit, op, timeout: tmo, retries, reply }).await.map_err(|_| ReqError::Link("driver stopped".into()))?;
-        rx.await.unwrap_or_else(|_| Err(ReqError::Link("driver stopped".into())))
+        let job = Job { unit, op, timeout: tmo, retries, discarded: discarded.clone(), reply };
+        self.tx.send(job).await.map_err(|_| stopped())?;
+        rx.await.unwrap_or_else(|_| Err(stopped()))
     }
 }
 
 struct Worker {
     ep: Endpoint,
-    ctx: Option<Context>,
+    conn: Option<Conn>,
     backoff_ms: u64,
     backoff: (u64, u64),
     next_try: Instant,
     last_err: String,
-    requests: Arc<std::sync::atomic::AtomicU64>,
+    requests: Arc<AtomicU64>,
 }
 
 impl Worker {
@@ -159,16 +150,15 @@ impl Worker {
     }
 
     async fn connect(&mut self, tmo: Duration) -> Result<(), ReqError> {
-        if self.ctx.is_some() {
+        if self.conn.is_some() {
             return Ok(());
         }
         if Instant::now() < self.next_try {
             return Err(ReqError::Link(format!("{} (reconnecting in {} ms)", self.last_err, (self.next_try - Instant::now()).as_millis())));
         }
-        let r = timeout(tmo.max(Duration::from_secs(1)), open(&self.ep)).await;
-        match r {
-            Ok(Ok(ctx)) => {
-                self.ctx = Some(ctx);
+        match timeout(tmo.max(Duration::from_secs(1)), Conn::open(&self.ep)).await {
+            Ok(Ok(conn)) => {
+                self.conn = Some(conn);
                 self.backoff_ms = self.backoff.0;
                 Ok(())
             }
@@ -188,30 +178,33 @@ impl Worker {
 
     async fn execute(&mut self, job: &Job) -> Result<Answer, ReqError> {
         let mut attempt = 0;
+        // What arrived instead of the answer, for the timeout's message.
+        let mut instead = None;
         loop {
             self.connect(job.timeout).await?;
-            let ctx = self.ctx.as_mut().expect("connected");
-            ctx.set_slave(Slave(job.unit));
-            self.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let r = timeout(job.timeout, call(ctx, &job.op)).await;
+            let conn = self.conn.as_mut().expect("connected");
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let mut discarded = Vec::new();
+            let r = conn.exchange(job.unit, &job.op, Instant::now() + job.timeout, &mut discarded).await;
+            if let Some(last) = discarded.last() {
+                instead = Some(last.clone());
+                job.discarded.fetch_add(discarded.len() as u64, Ordering::Relaxed);
+                log::debug!("{}: discarded {}", self.ep.key(), discarded.join("; "));
+            }
             match r {
-                Ok(Ok(Ok(a))) => return Ok(a),
-                Ok(Ok(Err(exc))) => return Err(ReqError::Exception(exception_code(exc), exception_text(exc))),
-                Ok(Err(e)) => {
-                    // The transport failed: drop the connection, reconnect on the next request.
-                    self.ctx = None;
-                    self.last_err = e.to_string();
+                Ok(Reply::Data(a)) => return Ok(a),
+                Ok(Reply::Exception(code)) => return Err(ReqError::Exception(code)),
+                Err(Failed::Io(e)) => {
+                    // The connection broke: open it again for the next attempt.
+                    self.conn = None;
+                    self.last_err = e.clone();
                     if attempt >= job.retries {
-                        return Err(ReqError::Link(e.to_string()));
+                        return Err(ReqError::Link(e));
                     }
                 }
-                Err(_) => {
-                    // A late answer would be read as the answer to the next request: start over.
-                    self.ctx = None;
-                    if attempt >= job.retries {
-                        return Err(ReqError::Timeout);
-                    }
-                }
+                // The connection stays: a late answer is told apart and discarded (transport.rs).
+                Err(Failed::Timeout) if attempt >= job.retries => return Err(ReqError::Timeout(instead)),
+                Err(Failed::Timeout) => {}
             }
             attempt += 1;
         }
@@ -221,56 +214,4 @@ impl Worker {
 fn rand_jitter(max: u64) -> u64 {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos() as u64).unwrap_or(0);
     nanos % max.max(1)
-}
-
-async fn open(ep: &Endpoint) -> Result<Context, String> {
-    match ep {
-        Endpoint::Tcp(addr) => {
-            let sa = resolve(addr).await?;
-            tokio_modbus::client::tcp::connect(sa).await.map_err(|e| e.to_string())
-        }
-        Endpoint::RtuOverTcp(addr) => {
-            let sa = resolve(addr).await?;
-            let stream = tokio::net::TcpStream::connect(sa).await.map_err(|e| e.to_string())?;
-            let _ = stream.set_nodelay(true);
-            Ok(tokio_modbus::client::rtu::attach(stream))
-        }
-        Endpoint::Serial(s) => {
-            use tokio_serial::SerialPortBuilderExt;
-            let builder = tokio_serial::new(&s.port, s.baud)
-                .parity(match s.parity {
-                    Parity::None => tokio_serial::Parity::None,
-                    Parity::Even => tokio_serial::Parity::Even,
-                    Parity::Odd => tokio_serial::Parity::Odd,
-                })
-                .data_bits(match s.data_bits {
-                    5 => tokio_serial::DataBits::Five,
-                    6 => tokio_serial::DataBits::Six,
-                    7 => tokio_serial::DataBits::Seven,
-                    _ => tokio_serial::DataBits::Eight,
-                })
-                .stop_bits(if s.stop_bits == 2 { tokio_serial::StopBits::Two } else { tokio_serial::StopBits::One });
-            let port = builder.open_native_async().map_err(|e| format!("{}: {e}", s.port))?;
-            Ok(tokio_modbus::client::rtu::attach(port))
-        }
-    }
-}
-
-async fn resolve(addr: &str) -> Result<std::net::SocketAddr, String> {
-    tokio::net::lookup_host(addr).await.map_err(|e| format!("{addr}: {e}"))?.next().ok_or_else(|| format!("{addr}: no address"))
-}
-
-async fn call(ctx: &mut Context, op: &Op) -> tokio_modbus::Result<Answer> {
-    Ok(match op {
-        Op::Read { area: Area::Holding, start, count } => ctx.read_holding_registers(*start, *count).await?.map(Answer::Words),
-        Op::Read { area: Area::Input, start, count } => ctx.read_input_registers(*start, *count).await?.map(Answer::Words),
-        Op::Read { area: Area::Coil, start, count } => ctx.read_coils(*start, *count).await?.map(Answer::Bits),
-        Op::Read { area: Area::Discrete, start, count } => ctx.read_discrete_inputs(*start, *count).await?.map(Answer::Bits),
-        Op::WriteCoil { addr, on, multiple: false } => ctx.write_single_coil(*addr, *on).await?.map(|_| Answer::Written),
-        Op::WriteCoil { addr, on, multiple: true } => ctx.write_multiple_coils(*addr, &[*on]).await?.map(|_| Answer::Written),
-        Op::WriteRegisters { addr, words, multiple: false } if words.len() == 1 => {
-            ctx.write_single_register(*addr, words[0]).await?.map(|_| Answer::Written)
-        }
-        Op::WriteRegisters { addr, words, .. } => ctx.write_multiple_registers(*addr, words).await?.map(|_| Answer::Written),
-    })
 }

@@ -1,15 +1,17 @@
-//! Modbus TCP, RTU on a serial line, and RTU over TCP, with tokio-modbus.
+//! Modbus TCP, RTU on a serial line, and RTU over TCP.
 //!
 //! Devices that share an endpoint (a TCP gateway with several unit ids, or an RS-485 line) share
-//! one driver instance and its connections. tokio-modbus keeps one request in flight per
-//! connection, so a device's `max_in_flight` is realised as that many connections (TCP only; a
-//! serial line always has exactly one).
+//! one driver instance and its connections. A connection carries one request at a time, so
+//! `max_in_flight` is realised as that many connections to the endpoint (TCP only; a serial line
+//! always has exactly one); validation makes the devices of an endpoint agree on it.
 
 pub mod codec;
+mod frame;
 mod link;
 pub mod plan;
 mod poll;
 mod raw;
+mod transport;
 
 pub use link::{Endpoint, ReqError};
 

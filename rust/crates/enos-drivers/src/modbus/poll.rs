@@ -8,8 +8,8 @@ use crate::{Command, DeviceEvent, DriverContext, Frame};
 use enos_model::config::{Access, Area, DeviceConfig};
 use enos_model::device::{DeviceStatus, PointReading, WriteFailure, WriteOutcome};
 use enos_model::{now_ms, Quality, Value};
-use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -19,13 +19,61 @@ struct Device {
     names: Vec<Arc<str>>,
     id: Arc<str>,
     link: Link,
-    live: Mutex<Liveness>,
+    /// Frames discarded while this device's requests waited for their answers.
+    discarded: Arc<AtomicU64>,
+    health: Mutex<Health>,
+    /// Where a read must start a new block, learned from blocks the device kept refusing with
+    /// exception 02 or 03 (kept for the life of the driver).
+    cuts: Mutex<BTreeSet<(Area, u16)>>,
 }
 
+/// Consecutive cycles a coalesced block must answer 02 or 03 before it is split.
+const SPLIT_AFTER: u32 = 3;
+
 #[derive(Default)]
-struct Liveness {
+struct Health {
     online: Option<bool>,
     failed_cycles: u32,
+    /// The latest cycle of each poll group.
+    groups: BTreeMap<String, Outcome>,
+}
+
+impl Health {
+    fn state(&self) -> &'static str {
+        match self.online {
+            None => "connecting",
+            Some(false) => "offline",
+            // Answering, but the latest cycle of every group brought no data: only exceptions.
+            Some(true) if !self.groups.is_empty() && self.groups.values().all(|g| !g.any_data) => "refusing",
+            Some(true) => "online",
+        }
+    }
+}
+
+/// What one cycle of reads brought.
+#[derive(Clone, Default)]
+struct Outcome {
+    /// The device answered at least one read (data or an exception).
+    answered: bool,
+    /// At least one read brought data.
+    any_data: bool,
+    /// The first failure of the cycle, in words (what was read, and why it failed).
+    error: Option<String>,
+}
+
+/// The values of one cycle: (point index, value, quality, why it is missing).
+type Values = Vec<(usize, Value, Quality, Option<String>)>;
+
+/// What was read, in words: "reading 10 holding registers from 0 (function 3)".
+fn describe(b: &Block) -> String {
+    let what = match b.area {
+        Area::Coil => "coils",
+        Area::Discrete => "discrete inputs",
+        Area::Input => "input registers",
+        Area::Holding => "holding registers",
+    };
+    let fc = super::frame::function(&Op::Read { area: b.area, start: b.start, count: b.count });
+    format!("reading {} {what} from {} (function {fc})", b.count, b.start)
 }
 
 impl Device {
@@ -33,26 +81,34 @@ impl Device {
         Duration::from_millis(self.cfg.timeout_ms)
     }
 
-    async fn read_block(&self, b: &Block) -> Result<Answer, ReqError> {
-        self.link.call(self.cfg.unit_id, Op::Read { area: b.area, start: b.start, count: b.count }, self.tmo(), self.cfg.retries).await
+    /// The reads of these points, honouring the table's block boundaries and the learned cuts.
+    fn plan(&self, which: &[usize]) -> Vec<Block> {
+        plan(&self.cfg.points, which, self.cfg.max_gap, self.cfg.max_registers, &self.cuts.lock().expect("cuts"))
     }
 
-    /// Reads the blocks and decodes every point of them: (point index, value, quality, error).
-    async fn read_points(&self, blocks: &[Block]) -> (Vec<(usize, Value, Quality, Option<String>)>, bool, Option<ReqError>) {
+    async fn read_block(&self, b: &Block) -> Result<Answer, ReqError> {
+        let op = Op::Read { area: b.area, start: b.start, count: b.count };
+        self.link.call(self.cfg.unit_id, op, self.tmo(), self.cfg.retries, &self.discarded).await
+    }
+
+    /// Reads the blocks and decodes every point of them; also says which blocks answered with an
+    /// exception (block index, code).
+    async fn read_points(&self, blocks: &[Block]) -> (Values, Outcome, Vec<(usize, u8)>) {
         let mut out = Vec::new();
-        let mut any_answer = false;
-        let mut last_err = None;
-        for b in blocks {
+        let mut o = Outcome::default();
+        let mut refused = Vec::new();
+        for (bi, b) in blocks.iter().enumerate() {
             match self.read_block(b).await {
                 Ok(ans) => {
-                    any_answer = true;
+                    o.answered = true;
+                    o.any_data = true;
                     for &i in &b.points {
                         let p = &self.cfg.points[i];
                         let off = (p.address - b.start) as usize;
                         let decoded = match &ans {
                             Answer::Words(w) => codec::decode(p, w.get(off..).unwrap_or(&[]), &[]),
                             Answer::Bits(bits) => codec::decode(p, &[], bits.get(off..).unwrap_or(&[])),
-                            Answer::Written => Err("unexpected answer".into()),
+                            Answer::Written => Err("the device answered a read with a write acknowledgement".into()),
                         };
                         match decoded {
                             Ok(v) => out.push((i, v, Quality::Good, None)),
@@ -62,92 +118,121 @@ impl Device {
                 }
                 Err(e) => {
                     let q = match e {
-                        ReqError::Exception(..) => {
-                            any_answer = true;
+                        ReqError::Exception(code) => {
+                            o.answered = true;
+                            refused.push((bi, code));
                             Quality::DeviceException
                         }
                         _ => Quality::CommFailure,
                     };
+                    let why = format!("{}: {e}", describe(b));
                     for &i in &b.points {
-                        out.push((i, Value::Null, q, Some(e.to_string())));
+                        out.push((i, Value::Null, q, Some(why.clone())));
                     }
-                    last_err = Some(e);
+                    o.error.get_or_insert(why);
                 }
             }
         }
-        (out, any_answer, last_err)
+        (out, o, refused)
     }
 
-    /// Records a poll cycle's outcome; returns the state change to announce, if any.
-    fn record_cycle(&self, answered: bool, err: Option<&ReqError>, status: &crate::StatusBoard) -> Option<DeviceEvent> {
-        let mut l = self.live.lock().expect("liveness");
-        let was = l.online;
-        if answered {
-            l.failed_cycles = 0;
-            l.online = Some(true);
+    /// Records a poll cycle of `group`; returns the state change to announce, if any.
+    fn record_cycle(&self, group: &str, o: Outcome, status: &crate::StatusBoard) -> Option<DeviceEvent> {
+        let mut h = self.health.lock().expect("health");
+        let before = h.state();
+        if o.answered {
+            h.failed_cycles = 0;
+            h.online = Some(true);
         } else {
-            l.failed_cycles += 1;
-            if l.failed_cycles >= self.cfg.offline_after {
-                l.online = Some(false);
+            h.failed_cycles += 1;
+            if h.failed_cycles >= self.cfg.offline_after {
+                h.online = Some(false);
             }
         }
-        let now_online = l.online;
-        drop(l);
+        h.groups.insert(group.to_string(), o.clone());
+        let state = h.state();
+        // The error of a group's latest cycle; none once every group had a clean cycle.
+        let last_error = h.groups.values().find_map(|g| g.error.clone());
+        drop(h);
         status.update(&self.cfg.id, |s| {
-            if answered {
+            if o.any_data {
                 s.polls_ok += 1;
-                s.last_ok_ms = Some(now_ms());
             } else {
                 s.polls_failed += 1;
             }
-            if let Some(e) = err {
-                s.last_error = Some(e.to_string());
+            if o.answered {
+                s.last_ok_ms = Some(now_ms());
             }
-            s.state = match now_online {
-                Some(true) => "online",
-                Some(false) => "offline",
-                None => "connecting",
-            }
-            .into();
+            s.last_error = last_error;
+            s.state = state.into();
+            s.discarded_answers = self.discarded.load(Ordering::Relaxed);
         });
-        if was != now_online {
-            if let Some(on) = now_online {
-                let reason = if on { "answering".to_string() } else { err.map(|e| e.to_string()).unwrap_or_else(|| "no answer".into()) };
-                return Some(DeviceEvent { device: self.cfg.id.clone(), state: if on { "online" } else { "offline" }.into(), reason });
-            }
+        if state == before || state == "connecting" {
+            return None;
         }
-        None
+        let reason = match state {
+            "online" => "answering".to_string(),
+            _ => o.error.unwrap_or_else(|| "no answer".into()),
+        };
+        Some(DeviceEvent { device: self.cfg.id.clone(), state: state.into(), reason })
     }
 
     fn is_offline(&self) -> bool {
-        self.live.lock().expect("liveness").online == Some(false)
+        self.health.lock().expect("health").online == Some(false)
+    }
+
+    /// Splits a coalesced block the device keeps refusing with 02 (a hole in its register map)
+    /// or 03 (more registers than it takes at once) in two, for the life of the driver; says so
+    /// once in the log and in the device document. False when the block cannot be split.
+    fn split(&self, b: &Block, code: u8, status: &crate::StatusBoard) -> bool {
+        let addr = |i: usize| self.cfg.points[i].address;
+        let first = addr(b.points[0]);
+        // The middle point that starts at another address than the block (points may share one).
+        let Some(mid) = (b.points.len() / 2..b.points.len()).chain(1..b.points.len() / 2).map(|k| addr(b.points[k])).find(|&a| a != first)
+        else {
+            return false;
+        };
+        self.cuts.lock().expect("cuts").insert((b.area, mid));
+        let text = format!(
+            "{} kept answering exception {code:#04x} ({}): split at register {mid}",
+            describe(b),
+            super::frame::exception_text(code)
+        );
+        log::warn!("device {}: {text}", self.cfg.id);
+        status.update(&self.cfg.id, |s| s.split_reads.push(text));
+        true
     }
 }
 
-pub(super) async fn run(ep: Endpoint, devices: Vec<DeviceConfig>, mut ctx: DriverContext) {
+pub(super) async fn run(ep: Endpoint, devices: Vec<DeviceConfig>, mut ctx: DriverContext) -> String {
     let requests = Arc::new(AtomicU64::new(0));
-    let workers = devices.iter().map(|d| d.max_in_flight).max().unwrap_or(1);
+    // Endpoint settings: validation makes the devices of one endpoint agree on them.
+    let workers = devices.first().map(|d| d.max_in_flight).unwrap_or(1);
     let backoff = devices.first().map(|d| (d.reconnect_min_ms, d.reconnect_max_ms)).unwrap_or((500, 30_000));
-    let link = Link::start(ep.clone(), workers, backoff, requests);
+    let (link, mut workers) = Link::start(ep.clone(), workers, backoff, requests);
     let mut by_id: HashMap<String, Arc<Device>> = HashMap::new();
     // The poll groups end with this task (a JoinSet aborts its tasks when dropped).
     let mut groups = tokio::task::JoinSet::new();
     for cfg in devices {
         ctx.status.set(DeviceStatus {
             id: cfg.id.clone(),
-            protocol: format!("{:?}", cfg.protocol),
+            protocol: cfg.protocol.name().into(),
             state: "connecting".into(),
             last_ok_ms: None,
             last_error: None,
             polls_ok: 0,
             polls_failed: 0,
             points: cfg.points.len(),
+            discarded_answers: 0,
+            split_reads: Vec::new(),
         });
         let dev = Arc::new(Device {
             names: cfg.points.iter().map(|p| Arc::from(p.name.as_str())).collect(),
             id: Arc::from(cfg.id.as_str()),
-            live: Mutex::new(Liveness::default()),
+            health: Mutex::new(Health::default()),
             link: link.clone(),
+            discarded: Arc::default(),
+            cuts: Mutex::default(),
             cfg,
         });
         for g in &dev.cfg.poll_groups {
@@ -155,10 +240,10 @@ pub(super) async fn run(ep: Endpoint, devices: Vec<DeviceConfig>, mut ctx: Drive
             if which.is_empty() {
                 continue;
             }
-            let blocks = plan(&dev.cfg.points, &which, dev.cfg.max_gap, dev.cfg.max_registers);
             groups.spawn(poll_group(
                 dev.clone(),
-                blocks,
+                g.name.clone(),
+                which,
                 Duration::from_millis(g.interval_ms),
                 ctx.frames.clone(),
                 ctx.events.clone(),
@@ -168,40 +253,63 @@ pub(super) async fn run(ep: Endpoint, devices: Vec<DeviceConfig>, mut ctx: Drive
         by_id.insert(dev.cfg.id.clone(), dev);
     }
     let by_id = Arc::new(by_id);
-    while let Some(cmd) = ctx.commands.recv().await {
-        let by_id = by_id.clone();
-        tokio::spawn(async move {
-            match cmd {
-                Command::Read { device, points, reply } => {
-                    let _ = reply.send(on_demand_read(&by_id, &device, &points).await);
-                }
-                Command::Write { device, point, value, reply } => {
-                    let out = match by_id.get(&device) {
-                        Some(d) => write(d, &point, &value).await,
-                        None => WriteOutcome::failed(WriteFailure::UnknownDevice, format!("no device {device:?}")),
-                    };
-                    let _ = reply.send(out);
-                }
-                Command::RawRead { device, request, reply } => {
-                    let out = match by_id.get(&device) {
-                        Some(d) => Ok(super::raw::read(&d.link, &d.cfg, &request).await),
-                        None => Err(format!("no device {device:?}")),
-                    };
-                    let _ = reply.send(out);
-                }
-            }
-        });
+    // Serves commands; a connection worker or poll group that ends (it never should) ends the
+    // driver, so the engine restarts it and the devices say why, instead of going quiet.
+    loop {
+        tokio::select! {
+            cmd = ctx.commands.recv() => match cmd {
+                Some(cmd) => serve(by_id.clone(), cmd),
+                None => return "the engine let go of the driver".into(),
+            },
+            Some(r) = workers.join_next() => return ended(&format!("the connection worker of {}", ep.key()), r),
+            Some(r) = groups.join_next() => return ended("a poll group", r),
+        }
     }
+}
+
+fn ended(what: &str, r: Result<(), tokio::task::JoinError>) -> String {
+    match r {
+        Err(e) if e.is_panic() => format!("{what} failed: {}", crate::panic_text(e.into_panic())),
+        _ => format!("{what} ended"),
+    }
+}
+
+fn serve(by_id: Arc<HashMap<String, Arc<Device>>>, cmd: Command) {
+    tokio::spawn(async move {
+        match cmd {
+            Command::Read { device, points, reply } => {
+                let _ = reply.send(on_demand_read(&by_id, &device, &points).await);
+            }
+            Command::Write { device, point, value, reply } => {
+                let out = match by_id.get(&device) {
+                    Some(d) => write(d, &point, &value).await,
+                    None => WriteOutcome::failed(WriteFailure::UnknownDevice, format!("there is no device \"{device}\"")),
+                };
+                let _ = reply.send(out);
+            }
+            Command::RawRead { device, request, reply } => {
+                let out = match by_id.get(&device) {
+                    Some(d) => Ok(super::raw::read(&d.link, &d.cfg, &d.discarded, &request).await),
+                    None => Err(format!("there is no device \"{device}\"")),
+                };
+                let _ = reply.send(out);
+            }
+        }
+    });
 }
 
 async fn poll_group(
     dev: Arc<Device>,
-    blocks: Vec<Block>,
+    group: String,
+    which: Vec<usize>,
     every: Duration,
     frames: mpsc::Sender<Frame>,
     events: mpsc::UnboundedSender<DeviceEvent>,
     status: Arc<crate::StatusBoard>,
 ) {
+    let mut blocks = dev.plan(&which);
+    // Consecutive 02/03 answers of each coalesced block, by (area, start, count).
+    let mut strikes: HashMap<(Area, u16, u16), u32> = HashMap::new();
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -209,8 +317,26 @@ async fn poll_group(
         // One timestamp per cycle: the acquisition time of the whole group.
         let ts = now_ms();
         let was_offline = dev.is_offline();
-        let (values, answered, err) = dev.read_points(&blocks).await;
-        let event = dev.record_cycle(answered, err.as_ref(), &status);
+        let (values, outcome, refused) = dev.read_points(&blocks).await;
+        let answered = outcome.answered;
+        let mut replan = false;
+        strikes.retain(|k, _| refused.iter().any(|&(bi, _)| (blocks[bi].area, blocks[bi].start, blocks[bi].count) == *k));
+        for &(bi, code) in &refused {
+            let b = &blocks[bi];
+            if !(code == 2 || code == 3) || b.points.len() < 2 {
+                continue;
+            }
+            let n = strikes.entry((b.area, b.start, b.count)).or_default();
+            *n += 1;
+            if *n >= SPLIT_AFTER && dev.split(b, code, &status) {
+                replan = true;
+            }
+        }
+        if replan {
+            blocks = dev.plan(&which);
+            strikes.clear();
+        }
+        let event = dev.record_cycle(&group, outcome, &status);
         let went_offline = matches!(&event, Some(e) if e.state == "offline");
         if let Some(e) = event {
             log::info!("device {} is {}: {}", e.device, e.state, e.reason);
@@ -231,15 +357,17 @@ async fn poll_group(
 }
 
 async fn on_demand_read(by_id: &HashMap<String, Arc<Device>>, device: &str, points: &[String]) -> Result<Vec<PointReading>, String> {
-    let dev = by_id.get(device).ok_or_else(|| format!("no device {device:?}"))?;
+    let dev = by_id.get(device).ok_or_else(|| format!("there is no device \"{device}\""))?;
     let mut which = Vec::new();
     for name in points {
-        which.push(dev.cfg.points.iter().position(|p| &p.name == name).ok_or_else(|| format!("device {device:?} has no point {name:?}"))?);
+        which.push(
+            dev.cfg.points.iter().position(|p| &p.name == name).ok_or_else(|| format!("device \"{device}\" has no point \"{name}\""))?,
+        );
     }
     if points.is_empty() {
         which = (0..dev.cfg.points.len()).collect();
     }
-    let blocks = plan(&dev.cfg.points, &which, dev.cfg.max_gap, dev.cfg.max_registers);
+    let blocks = dev.plan(&which);
     let ts = now_ms();
     let (vals, _, _) = dev.read_points(&blocks).await;
     Ok(vals
@@ -251,17 +379,17 @@ async fn on_demand_read(by_id: &HashMap<String, Arc<Device>>, device: &str, poin
 fn failure_of(e: ReqError) -> WriteOutcome {
     match e {
         ReqError::Exception(..) => WriteOutcome::failed(WriteFailure::DeviceException, e.to_string()),
-        ReqError::Timeout => WriteOutcome::failed(WriteFailure::DeviceTimeout, e.to_string()),
+        ReqError::Timeout(_) => WriteOutcome::failed(WriteFailure::DeviceTimeout, e.to_string()),
         ReqError::Link(_) => WriteOutcome::failed(WriteFailure::DeviceOffline, e.to_string()),
     }
 }
 
 async fn write(dev: &Device, point: &str, value: &serde_json::Value) -> WriteOutcome {
     let Some(p) = dev.cfg.point(point) else {
-        return WriteOutcome::failed(WriteFailure::UnknownPoint, format!("device {:?} has no point {point:?}", dev.cfg.id));
+        return WriteOutcome::failed(WriteFailure::UnknownPoint, format!("device \"{}\" has no point \"{point}\"", dev.cfg.id));
     };
     if p.access != Access::Rw {
-        return WriteOutcome::failed(WriteFailure::ReadOnly, format!("point {point:?} is read-only"));
+        return WriteOutcome::failed(WriteFailure::ReadOnly, format!("point \"{point}\" is read-only"));
     }
     let wire = match codec::encode(p, value) {
         Ok(w) => w,
@@ -274,7 +402,8 @@ async fn write(dev: &Device, point: &str, value: &serde_json::Value) -> WriteOut
         WireWrite::Coil(on) => Op::WriteCoil { addr: p.address, on, multiple },
         WireWrite::Registers(words) => Op::WriteRegisters { addr: p.address, words, multiple },
         WireWrite::RegisterBit { bit, on } => {
-            let cur = match dev.link.call(unit, Op::Read { area: Area::Holding, start: p.address, count: 1 }, tmo, dev.cfg.retries).await {
+            let read = Op::Read { area: Area::Holding, start: p.address, count: 1 };
+            let cur = match dev.link.call(unit, read, tmo, dev.cfg.retries, &dev.discarded).await {
                 Ok(Answer::Words(w)) if !w.is_empty() => w[0],
                 Ok(_) => return WriteOutcome::failed(WriteFailure::Internal, "empty answer reading the register"),
                 Err(e) => return failure_of(e),
@@ -283,7 +412,7 @@ async fn write(dev: &Device, point: &str, value: &serde_json::Value) -> WriteOut
             Op::WriteRegisters { addr: p.address, words, multiple }
         }
     };
-    match dev.link.call(unit, op, tmo, retries).await {
+    match dev.link.call(unit, op, tmo, retries, &dev.discarded).await {
         Ok(_) => WriteOutcome::ok(),
         Err(e) => failure_of(e),
     }

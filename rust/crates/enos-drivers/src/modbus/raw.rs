@@ -6,6 +6,8 @@ use super::codec;
 use super::link::{Answer, Link, Op, ReqError};
 use enos_model::config::{Access, Area, ByteOrder, DataType, DeviceConfig, PointConfig};
 use enos_model::raw_read::{RawAnswer, RawRead, RawValue};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn area_of(function: u8) -> Area {
@@ -33,6 +35,7 @@ pub fn decode_words(words: &[u16], start: u16, data_type: DataType, order: ByteO
             length: None,
             scale: 1.0,
             offset: 0.0,
+            new_block: false,
             group: String::new(),
             access: Access::R,
             min: None,
@@ -48,7 +51,7 @@ pub fn decode_words(words: &[u16], start: u16, data_type: DataType, order: ByteO
     out
 }
 
-pub async fn read(link: &Link, dev: &DeviceConfig, req: &RawRead) -> RawAnswer {
+pub async fn read(link: &Link, dev: &DeviceConfig, discarded: &Arc<AtomicU64>, req: &RawRead) -> RawAnswer {
     let unit = req.unit_id.unwrap_or(dev.unit_id);
     let mut ans = RawAnswer { unit_id: unit, function: req.function, address: req.address, ..Default::default() };
     if let Err(e) = req.check() {
@@ -58,7 +61,7 @@ pub async fn read(link: &Link, dev: &DeviceConfig, req: &RawRead) -> RawAnswer {
     }
     let tmo = Duration::from_millis(dev.timeout_ms);
     let t0 = Instant::now();
-    let r = link.call(unit, Op::Read { area: area_of(req.function), start: req.address, count: req.count }, tmo, 0).await;
+    let r = link.call(unit, Op::Read { area: area_of(req.function), start: req.address, count: req.count }, tmo, 0, discarded).await;
     ans.took_ms = t0.elapsed().as_millis() as u64;
     match r {
         Ok(Answer::Words(w)) => {
@@ -77,7 +80,14 @@ pub async fn read(link: &Link, dev: &DeviceConfig, req: &RawRead) -> RawAnswer {
             ans.failure = Some("link".into());
             ans.message = "the device answered a read with a write acknowledgement".into();
         }
-        Err(ReqError::Timeout) => {
+        Err(ReqError::Timeout(Some(other))) => {
+            ans.failure = Some("timeout".into());
+            ans.message = format!(
+                "no answer to the request within {} ms from unit id {unit}: the device sent {other}, which was discarded",
+                dev.timeout_ms
+            );
+        }
+        Err(ReqError::Timeout(None)) => {
             ans.failure = Some("timeout".into());
             ans.message = format!(
                 "no answer within {} ms from unit id {unit}: check the unit id (a device ignores requests for another unit id), \
@@ -85,10 +95,10 @@ pub async fn read(link: &Link, dev: &DeviceConfig, req: &RawRead) -> RawAnswer {
                 dev.timeout_ms
             );
         }
-        Err(ReqError::Exception(code, text)) => {
+        Err(ReqError::Exception(code)) => {
             ans.failure = Some("exception".into());
             ans.exception_code = Some(code);
-            ans.message = format!("the device answered with exception {code} ({code:#04x}): {text}");
+            ans.message = format!("the device answered with exception {code} ({code:#04x}): {}", super::frame::exception_text(code));
         }
         Err(ReqError::Link(m)) => {
             ans.failure = Some("link".into());

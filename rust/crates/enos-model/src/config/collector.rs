@@ -42,6 +42,17 @@ pub enum Protocol {
     ModbusRtuOverTcp,
 }
 
+impl Protocol {
+    /// The name used in configuration files and shown to people.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::ModbusTcp => "modbus-tcp",
+            Protocol::ModbusRtu => "modbus-rtu",
+            Protocol::ModbusRtuOverTcp => "modbus-rtu-over-tcp",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SerialConfig {
@@ -99,7 +110,9 @@ pub struct DeviceConfig {
     /// Extra attempts after a timeout before a request counts as failed.
     #[serde(default = "d_retries")]
     pub retries: u32,
-    /// Requests in flight on this device's connection (many devices allow only one).
+    /// Connections to the device's endpoint, each carrying one request at a time. A setting of
+    /// the endpoint: devices behind one gateway or converter must agree on it (validated), and a
+    /// serial line always has one.
     #[serde(default = "d_in_flight")]
     pub max_in_flight: usize,
     /// Largest hole (in registers or bits) bridged when coalescing adjacent points into one read.
@@ -265,6 +278,10 @@ pub struct PointConfig {
     pub scale: f64,
     #[serde(default)]
     pub offset: f64,
+    /// A read never reaches across to this point from the points before it: it starts a new
+    /// block (a hole in the device's register map, or a range it serves separately).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub new_block: bool,
     #[serde(default = "d_group")]
     pub group: String,
     #[serde(default)]
@@ -447,6 +464,73 @@ impl CollectorConfig {
                 return Err(Invalid::new(format!("{key}.id"), format!("duplicate device {:?}", d.id)));
             }
         }
+        self.validate_endpoints()
+    }
+
+    /// Devices that share an endpoint (an RS-485 line, a TCP gateway) share its connections, so
+    /// they must agree on the endpoint's settings: the first device's would otherwise silently
+    /// apply to all.
+    fn validate_endpoints(&self) -> Result<(), Invalid> {
+        let mut first: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        for (i, d) in self.devices.iter().enumerate() {
+            let key = format!("device[{i}]");
+            if d.protocol == Protocol::ModbusRtu && d.max_in_flight != 1 {
+                return Err(Invalid::new(
+                    format!("{key}.max_in_flight"),
+                    "a serial line carries one request at a time: must be 1 for modbus-rtu",
+                ));
+            }
+            let (ep, place) = match (&d.serial, &d.address) {
+                (Some(s), _) if d.protocol == Protocol::ModbusRtu => (format!("serial:{}", s.port), format!("serial port {}", s.port)),
+                (_, Some(a)) => (format!("tcp:{a}"), format!("address {a}")),
+                _ => continue,
+            };
+            let Some(&j) = first.get(&ep) else {
+                first.insert(ep, i);
+                continue;
+            };
+            let o = &self.devices[j];
+            if o.protocol != d.protocol {
+                return Err(Invalid::new(
+                    format!("{key}.protocol"),
+                    format!(
+                        "device \"{}\" uses {} at {place}, but device \"{}\" uses {} there",
+                        d.id,
+                        d.protocol.name(),
+                        o.id,
+                        o.protocol.name()
+                    ),
+                ));
+            }
+            let conflict = |setting: &str, mine: String, theirs: String| {
+                (mine != theirs).then(|| {
+                    Invalid::new(
+                        format!("{key}.{setting}"),
+                        format!(
+                            "device \"{}\" sets {setting} = {mine} and device \"{}\" sets {theirs}; devices on the same {place} share \
+                             one connection and must agree",
+                            d.id, o.id
+                        ),
+                    )
+                })
+            };
+            let mut checks = vec![
+                ("max_in_flight", d.max_in_flight.to_string(), o.max_in_flight.to_string()),
+                ("reconnect_min_ms", d.reconnect_min_ms.to_string(), o.reconnect_min_ms.to_string()),
+                ("reconnect_max_ms", d.reconnect_max_ms.to_string(), o.reconnect_max_ms.to_string()),
+            ];
+            if let (Some(a), Some(b)) = (&d.serial, &o.serial) {
+                checks.extend([
+                    ("serial.baud", a.baud.to_string(), b.baud.to_string()),
+                    ("serial.parity", format!("{:?}", a.parity).to_lowercase(), format!("{:?}", b.parity).to_lowercase()),
+                    ("serial.data_bits", a.data_bits.to_string(), b.data_bits.to_string()),
+                    ("serial.stop_bits", a.stop_bits.to_string(), b.stop_bits.to_string()),
+                ]);
+            }
+            if let Some(e) = checks.into_iter().find_map(|(k, mine, theirs)| conflict(k, mine, theirs)) {
+                return Err(e);
+            }
+        }
         Ok(())
     }
 
@@ -480,6 +564,41 @@ group = "fast"
         let c = CollectorConfig::from_str_at(Path::new("c.toml"), GOOD).unwrap();
         assert_eq!(c.devices[0].points[0].order, ByteOrder::CDAB);
         assert_eq!(c.push, PushConfig::default());
+    }
+
+    #[test]
+    fn devices_on_one_line_or_gateway_must_agree_on_its_settings() {
+        let dev = |id: &str, unit: u8, serial: &str, extra: &str| {
+            format!(
+                "[[device]]\nid = \"{id}\"\nprotocol = \"modbus-rtu\"\nunit_id = {unit}\nserial = {{ port = \"/dev/ttyS1\", {serial} }}\n{extra}\n"
+            )
+        };
+        let ok = [dev("m1", 1, "baud = 19200, parity = \"even\"", ""), dev("m2", 2, "baud = 19200, parity = \"even\"", "")].concat();
+        CollectorConfig::from_str_at(Path::new("c.toml"), &ok).unwrap();
+
+        let baud = [dev("m1", 1, "baud = 19200", ""), dev("m2", 2, "baud = 9600", "")].concat();
+        let e = CollectorConfig::from_str_at(Path::new("c.toml"), &baud).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "c.toml: device[1].serial.baud: device \"m2\" sets serial.baud = 9600 and device \"m1\" sets 19200; devices on the same \
+             serial port /dev/ttyS1 share one connection and must agree"
+        );
+        let parity = [dev("m1", 1, "parity = \"even\"", ""), dev("m2", 2, "parity = \"none\"", "")].concat();
+        let e = CollectorConfig::from_str_at(Path::new("c.toml"), &parity).unwrap_err().to_string();
+        assert!(e.contains("device[1].serial.parity: device \"m2\" sets serial.parity = none and device \"m1\" sets even"), "{e}");
+
+        let serial_in_flight = dev("m1", 1, "baud = 9600", "max_in_flight = 4");
+        let e = CollectorConfig::from_str_at(Path::new("c.toml"), &serial_in_flight).unwrap_err().to_string();
+        assert_eq!(e, "c.toml: device[0].max_in_flight: a serial line carries one request at a time: must be 1 for modbus-rtu");
+
+        let tcp =
+            |id: &str, extra: &str| format!("[[device]]\nid = \"{id}\"\nprotocol = \"modbus-tcp\"\naddress = \"10.0.0.9:502\"\n{extra}\n");
+        let gw = [tcp("a", "max_in_flight = 4"), tcp("b", "")].concat();
+        let e = CollectorConfig::from_str_at(Path::new("c.toml"), &gw).unwrap_err().to_string();
+        assert!(e.contains("device[1].max_in_flight: device \"b\" sets max_in_flight = 1 and device \"a\" sets 4"), "{e}");
+        let mixed = [tcp("a", ""), tcp("b", "").replace("modbus-tcp", "modbus-rtu-over-tcp")].concat();
+        let e = CollectorConfig::from_str_at(Path::new("c.toml"), &mixed).unwrap_err().to_string();
+        assert!(e.contains("device[1].protocol: device \"b\" uses modbus-rtu-over-tcp at address 10.0.0.9:502"), "{e}");
     }
 
     #[test]
