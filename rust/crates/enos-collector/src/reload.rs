@@ -170,6 +170,7 @@ impl Engine {
                 polls_failed: 0,
                 points: d.points.len(),
                 discarded_answers: 0,
+                requests_unanswered: 0,
                 split_reads: Vec::new(),
             });
         }
@@ -369,6 +370,7 @@ mod tests {
                     polls_failed: 0,
                     points: 1,
                     discarded_answers: 0,
+                    requests_unanswered: 0,
                     split_reads: Vec::new(),
                 });
                 if run == 0 {

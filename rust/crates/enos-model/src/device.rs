@@ -22,6 +22,10 @@ pub struct DeviceStatus {
     /// answers of another unit id, function, size or transaction, damaged frames.
     #[serde(default)]
     pub discarded_answers: u64,
+    /// Requests (each attempt) that got no answer in time. A value the device served for such a
+    /// request never reached the gateway: counted, so it is never mistaken for a loss later on.
+    #[serde(default)]
+    pub requests_unanswered: u64,
     /// Reads split because the device kept refusing them as coalesced (in words).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub split_reads: Vec<String>,

@@ -228,6 +228,10 @@ type = "u16"
             + devs.get("meter").and_then(|d| d["discarded_answers"].as_u64()).unwrap_or(0);
         if discarded >= 3 && good_b >= 3 && good_meter >= 3 {
             assert_eq!(devs["meter"]["state"], "online", "{}", devs["meter"]);
+            // every late answer was first a request without an answer in time, and is counted so
+            let unanswered = devs["slow"]["requests_unanswered"].as_u64().unwrap_or(0);
+            assert!(unanswered >= 3, "the slow device's timed-out requests are counted: {}", devs["slow"]);
+            assert_eq!(devs["meter"]["requests_unanswered"].as_u64(), Some(0), "{}", devs["meter"]);
             break;
         }
         assert!(

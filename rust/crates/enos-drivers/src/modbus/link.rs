@@ -81,13 +81,27 @@ pub enum Answer {
     Written,
 }
 
+/// What one device's requests met on the link, for its device document.
+#[derive(Debug, Default)]
+pub struct LinkCounters {
+    /// Frames discarded while its requests waited: late, foreign or damaged answers.
+    pub discarded: AtomicU64,
+    /// Attempts that got no answer in time (retries included).
+    pub unanswered: AtomicU64,
+}
+
+/// Timeouts in a row, with nothing at all arriving, after which a TCP connection is opened
+/// again: a connection the other end or a middlebox dropped without a reset would otherwise
+/// be waited on for ever (a late answer never needs this: it is told apart and discarded).
+const SILENT_BEFORE_RECONNECT: u32 = 3;
+
 pub struct Job {
     pub unit: u8,
     pub op: Op,
     pub timeout: Duration,
     pub retries: u32,
-    /// Counts the frames discarded while this job waited for its answer (the requesting device's).
-    pub discarded: Arc<AtomicU64>,
+    /// The requesting device's counters.
+    pub counters: Arc<LinkCounters>,
     pub reply: oneshot::Sender<Result<Answer, ReqError>>,
 }
 
@@ -114,16 +128,17 @@ impl Link {
                 next_try: Instant::now(),
                 last_err: String::new(),
                 requests: requests.clone(),
+                silent: 0,
             };
             set.spawn(w.run(rx.clone()));
         }
         (Link { tx }, set)
     }
 
-    pub async fn call(&self, unit: u8, op: Op, tmo: Duration, retries: u32, discarded: &Arc<AtomicU64>) -> Result<Answer, ReqError> {
+    pub async fn call(&self, unit: u8, op: Op, tmo: Duration, retries: u32, counters: &Arc<LinkCounters>) -> Result<Answer, ReqError> {
         let stopped = || ReqError::Link("the connection's worker has stopped; the driver is restarting".into());
         let (reply, rx) = oneshot::channel();
-        let job = Job { unit, op, timeout: tmo, retries, discarded: discarded.clone(), reply };
+        let job = Job { unit, op, timeout: tmo, retries, counters: counters.clone(), reply };
         self.tx.send(job).await.map_err(|_| stopped())?;
         rx.await.unwrap_or_else(|_| Err(stopped()))
     }
@@ -137,6 +152,8 @@ struct Worker {
     next_try: Instant,
     last_err: String,
     requests: Arc<AtomicU64>,
+    /// Timeouts in a row on this connection with nothing arriving at all.
+    silent: u32,
 }
 
 impl Worker {
@@ -188,8 +205,28 @@ impl Worker {
             let r = conn.exchange(job.unit, &job.op, Instant::now() + job.timeout, &mut discarded).await;
             if let Some(last) = discarded.last() {
                 instead = Some(last.clone());
-                job.discarded.fetch_add(discarded.len() as u64, Ordering::Relaxed);
+                self.silent = 0;
+                job.counters.discarded.fetch_add(discarded.len() as u64, Ordering::Relaxed);
                 log::debug!("{}: discarded {}", self.ep.key(), discarded.join("; "));
+            }
+            if r.is_ok() {
+                self.silent = 0;
+            }
+            if matches!(r, Err(Failed::Timeout)) {
+                job.counters.unanswered.fetch_add(1, Ordering::Relaxed);
+                log::debug!(
+                    "{}: no answer from unit id {} within {} ms (attempt {})",
+                    self.ep.key(),
+                    job.unit,
+                    job.timeout.as_millis(),
+                    attempt + 1
+                );
+                self.silent += 1;
+                if self.silent >= SILENT_BEFORE_RECONNECT && !self.ep.is_serial() {
+                    log::info!("{}: no answer to {} requests in a row: opening the connection again", self.ep.key(), self.silent);
+                    self.conn = None;
+                    self.silent = 0;
+                }
             }
             match r {
                 Ok(Reply::Data(a)) => return Ok(a),

@@ -19,8 +19,8 @@ struct Device {
     names: Vec<Arc<str>>,
     id: Arc<str>,
     link: Link,
-    /// Frames discarded while this device's requests waited for their answers.
-    discarded: Arc<AtomicU64>,
+    /// What this device's requests met on the link (discarded answers, timeouts).
+    counters: Arc<super::link::LinkCounters>,
     health: Mutex<Health>,
     /// Where a read must start a new block, learned from blocks the device kept refusing with
     /// exception 02 or 03 (kept for the life of the driver).
@@ -88,7 +88,7 @@ impl Device {
 
     async fn read_block(&self, b: &Block) -> Result<Answer, ReqError> {
         let op = Op::Read { area: b.area, start: b.start, count: b.count };
-        self.link.call(self.cfg.unit_id, op, self.tmo(), self.cfg.retries, &self.discarded).await
+        self.link.call(self.cfg.unit_id, op, self.tmo(), self.cfg.retries, &self.counters).await
     }
 
     /// Reads the blocks and decodes every point of them; also says which blocks answered with an
@@ -165,7 +165,8 @@ impl Device {
             }
             s.last_error = last_error;
             s.state = state.into();
-            s.discarded_answers = self.discarded.load(Ordering::Relaxed);
+            s.discarded_answers = self.counters.discarded.load(Ordering::Relaxed);
+            s.requests_unanswered = self.counters.unanswered.load(Ordering::Relaxed);
         });
         if state == before || state == "connecting" {
             return None;
@@ -224,6 +225,7 @@ pub(super) async fn run(ep: Endpoint, devices: Vec<DeviceConfig>, mut ctx: Drive
             polls_failed: 0,
             points: cfg.points.len(),
             discarded_answers: 0,
+            requests_unanswered: 0,
             split_reads: Vec::new(),
         });
         let dev = Arc::new(Device {
@@ -231,7 +233,7 @@ pub(super) async fn run(ep: Endpoint, devices: Vec<DeviceConfig>, mut ctx: Drive
             id: Arc::from(cfg.id.as_str()),
             health: Mutex::new(Health::default()),
             link: link.clone(),
-            discarded: Arc::default(),
+            counters: Arc::default(),
             cuts: Mutex::default(),
             cfg,
         });
@@ -289,7 +291,7 @@ fn serve(by_id: Arc<HashMap<String, Arc<Device>>>, cmd: Command) {
             }
             Command::RawRead { device, request, reply } => {
                 let out = match by_id.get(&device) {
-                    Some(d) => Ok(super::raw::read(&d.link, &d.cfg, &d.discarded, &request).await),
+                    Some(d) => Ok(super::raw::read(&d.link, &d.cfg, &d.counters, &request).await),
                     None => Err(format!("there is no device \"{device}\"")),
                 };
                 let _ = reply.send(out);
@@ -403,7 +405,7 @@ async fn write(dev: &Device, point: &str, value: &serde_json::Value) -> WriteOut
         WireWrite::Registers(words) => Op::WriteRegisters { addr: p.address, words, multiple },
         WireWrite::RegisterBit { bit, on } => {
             let read = Op::Read { area: Area::Holding, start: p.address, count: 1 };
-            let cur = match dev.link.call(unit, read, tmo, dev.cfg.retries, &dev.discarded).await {
+            let cur = match dev.link.call(unit, read, tmo, dev.cfg.retries, &dev.counters).await {
                 Ok(Answer::Words(w)) if !w.is_empty() => w[0],
                 Ok(_) => return WriteOutcome::failed(WriteFailure::Internal, "empty answer reading the register"),
                 Err(e) => return failure_of(e),
@@ -412,7 +414,7 @@ async fn write(dev: &Device, point: &str, value: &serde_json::Value) -> WriteOut
             Op::WriteRegisters { addr: p.address, words, multiple }
         }
     };
-    match dev.link.call(unit, op, tmo, retries, &dev.discarded).await {
+    match dev.link.call(unit, op, tmo, retries, &dev.counters).await {
         Ok(_) => WriteOutcome::ok(),
         Err(e) => failure_of(e),
     }

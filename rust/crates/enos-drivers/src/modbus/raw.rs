@@ -6,7 +6,6 @@ use super::codec;
 use super::link::{Answer, Link, Op, ReqError};
 use enos_model::config::{Access, Area, ByteOrder, DataType, DeviceConfig, PointConfig};
 use enos_model::raw_read::{RawAnswer, RawRead, RawValue};
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,7 +50,7 @@ pub fn decode_words(words: &[u16], start: u16, data_type: DataType, order: ByteO
     out
 }
 
-pub async fn read(link: &Link, dev: &DeviceConfig, discarded: &Arc<AtomicU64>, req: &RawRead) -> RawAnswer {
+pub async fn read(link: &Link, dev: &DeviceConfig, counters: &Arc<super::link::LinkCounters>, req: &RawRead) -> RawAnswer {
     let unit = req.unit_id.unwrap_or(dev.unit_id);
     let mut ans = RawAnswer { unit_id: unit, function: req.function, address: req.address, ..Default::default() };
     if let Err(e) = req.check() {
@@ -61,7 +60,7 @@ pub async fn read(link: &Link, dev: &DeviceConfig, discarded: &Arc<AtomicU64>, r
     }
     let tmo = Duration::from_millis(dev.timeout_ms);
     let t0 = Instant::now();
-    let r = link.call(unit, Op::Read { area: area_of(req.function), start: req.address, count: req.count }, tmo, 0, discarded).await;
+    let r = link.call(unit, Op::Read { area: area_of(req.function), start: req.address, count: req.count }, tmo, 0, counters).await;
     ans.took_ms = t0.elapsed().as_millis() as u64;
     match r {
         Ok(Answer::Words(w)) => {
