@@ -6,6 +6,7 @@ mod cloud_settings;
 mod commands;
 mod health;
 mod last_sent;
+mod order;
 mod ota;
 mod sender;
 mod session;

@@ -114,9 +114,11 @@ async fn connect(shared: &Arc<Shared>, gw: &Identity) -> Result<Conn, String> {
     subs.push(topics::sys(pk, dk, topics::OTA_UPGRADE));
     cli.subscribe_many_same_qos(&subs, 1).await.map_err(|e| format!("subscribe: {e}"))?;
 
+    shared.subs_logged_in.store(false, Ordering::Relaxed);
     if !shared.cfg.sub_devices.is_empty() {
         login_sub_devices(shared, &cli, &mut replies).await?;
     }
+    shared.subs_logged_in.store(true, Ordering::Relaxed);
     let version = match shared.cfg.cloud.firmware_version.clone() {
         Some(v) => v,
         None => crate::ota::running_version(shared).await.unwrap_or_else(os_version),
