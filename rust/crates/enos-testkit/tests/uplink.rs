@@ -124,6 +124,11 @@ impl Edge {
     fn report(&self) -> OrderReport {
         self.cloud.with(|r| r.order_report())
     }
+    /// The log lines of the uplink at error level.
+    fn uplink_errors(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(self.log()).unwrap_or_default();
+        text.lines().filter(|l| l.contains(" enos-uplink ERROR")).map(String::from).collect()
+    }
     /// Waits until the cloud got a live counter value newer than `than`.
     async fn live_newer_than(&self, than: u64, what: &str) {
         wait_for(40, what, || self.received().iter().any(|r| !r.2 && r.0 > than).then_some(())).await;
@@ -185,4 +190,86 @@ async fn each_path_keeps_per_point_acquisition_order_and_stale_data_never_goes_l
         rep.live_max_age_ms,
         RESUME_AFTER_MS / 1000
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_login_reply_keeps_the_session_and_the_gateway_data_flowing() {
+    let mut e = Edge::start().await;
+    wait_for(30, "live data", || (e.received().len() >= 10).then_some(())).await;
+    let connects = e.cloud.with(|r| r.connects_ok);
+    e.cloud.with(|r| r.unanswered_topo_add = 1);
+    e.broker.stop();
+    let n = e.served().len();
+    wait_for(30, "polls while the broker is away", || (e.served().len() >= n + 30).then_some(())).await;
+    let outage_last = *e.served().last().unwrap() as u64;
+    let from = e.cloud.with(|r| r.arrivals.len());
+    e.broker.restart();
+    // The first thing.topo.add after the return gets no reply: the uplink asks again on the same
+    // session, and the gateway's own data goes out in the meantime.
+    let topo_adds = |a: &[String]| a.iter().enumerate().filter(|(_, t)| t.ends_with("/thing/topo/add")).map(|(i, _)| i).collect::<Vec<_>>();
+    let arrivals = wait_for(20, "thing.topo.add asked again", || {
+        let a = e.cloud.with(|r| r.arrivals[from..].to_vec());
+        (topo_adds(&a).len() >= 2).then_some(a)
+    })
+    .await;
+    let t = topo_adds(&arrivals);
+    assert!(
+        arrivals[t[0]..t[1]].iter().any(|t| t.ends_with("/measurepoint/post/batch")),
+        "no live data while the login waited: {:?}",
+        &arrivals[t[0]..t[1]]
+    );
+    e.live_newer_than(outage_last, "the sub-device's live data after its login").await;
+    assert_eq!(e.cloud.with(|r| r.connects_ok), connects + 1, "one reconnect after the outage, the session kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_without_the_update_agent_is_declined_in_words_reply_first() {
+    // No enos-ota on this bus.
+    let e = Edge::start().await;
+    wait_for(30, "the session up", || (e.received().len() >= 3).then_some(())).await;
+    let informed =
+        e.cloud.with(|r| r.requests.iter().find(|(t, _)| t.ends_with("/ota/device/inform")).map(|(_, v)| v["params"]["version"].clone()));
+    let product = option_env!("ENOS_VERSION").unwrap_or(env!("CARGO_PKG_VERSION"));
+    assert_eq!(informed, Some(serde_json::json!(product)), "the product's version, not the host's");
+    let from = e.cloud.with(|r| r.arrivals.len());
+    let job = r#"{"id":"77","version":"1.0","method":"ota.device.upgrade","params":{"version":"9.9.9","fileUrl":"http://127.0.0.1:1/x.swu","md5":"00000000000000000000000000000000","fileSize":1}}"#;
+    e.cloud.command(&format!("/sys/{PK}/{GW}/ota/device/upgrade"), job.as_bytes()).await;
+    let (reply, progress) = wait_for(20, "the reply and the progress", || {
+        e.cloud.with(|r| {
+            let reply = r.command_replies.iter().find(|(_, v)| v["id"] == "77").map(|(_, v)| v.clone())?;
+            let progress = r.requests.iter().find(|(t, _)| t.ends_with("/ota/device/progress")).map(|(_, v)| v.clone())?;
+            Some((reply, progress))
+        })
+    })
+    .await;
+    assert_eq!(reply["code"], 2010, "{reply}");
+    let words = reply["message"].as_str().unwrap_or_default();
+    assert!(words.contains("the update agent is not running") && !words.contains("org.freedesktop"), "{words}");
+    assert_eq!(progress["params"]["step"], "-5", "{progress}");
+    let desc = progress["params"]["desc"].as_str().unwrap_or_default();
+    assert!(desc.contains("the update agent is not running") && !desc.contains("org.freedesktop"), "{desc}");
+    let arrivals = e.cloud.with(|r| r.arrivals[from..].to_vec());
+    let at = |end: &str| arrivals.iter().position(|t| t.ends_with(end));
+    assert!(at("/ota/device/upgrade_reply") < at("/ota/device/progress"), "the reply before the progress: {arrivals:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orderly_stop_of_the_uplink_logs_no_error() {
+    let mut e = Edge::start().await;
+    wait_for(30, "data flowing", || (e.received().len() >= 20).then_some(())).await;
+    // Commands keep coming while the uplink stops: messages arrive after its tasks ended.
+    let topic = format!("/sys/{PK}/{GW}/thing/service/measurepoint/set");
+    let set = |id: usize| format!(r#"{{"id":"{id}","version":"1.0","method":"thing.service.measurepoint.set","params":{{"x":1}}}}"#);
+    let pid = nix::unistd::Pid::from_raw(e.uplink.child.as_ref().unwrap().id() as i32);
+    for i in 0..2000 {
+        if i == 200 {
+            nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        }
+        e.cloud.command(&topic, set(i).as_bytes()).await;
+    }
+    e.uplink.terminate();
+    let log = std::fs::read_to_string(e.log()).unwrap_or_default();
+    assert!(log.contains("enos-uplink INFO: stopping"), "the uplink did not stop in order");
+    let errors = e.uplink_errors();
+    assert!(errors.is_empty(), "errors logged by an orderly stop: {errors:?}");
 }
