@@ -1,7 +1,8 @@
 //! The durable outbox of telemetry: RocksDB on the data partition.
 //!
 //! Each accepted batch becomes one record keyed by a monotonically increasing sequence number,
-//! so "oldest first" is key order. The batch bytes are stored as the collector encoded them
+//! so arrival order is key order; an in-memory index also orders records by acquisition time
+//! (their oldest sample), which is the order the sender follows. The batch bytes are stored as the collector encoded them
 //! (see `enos_model::batch`); a small versioned header in front carries what the sender and the
 //! bounds need without decoding (enqueue time, point count, time range).
 //!
@@ -19,7 +20,7 @@
 
 use enos_model::batch::DecodedBatch;
 use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -80,11 +81,33 @@ pub struct CacheStats {
 
 struct State {
     next_seq: u64,
+    /// By sequence number: arrival order (bounds drop the oldest arrivals first).
     index: BTreeMap<u64, RecordMeta>,
+    /// (oldest sample's acquisition time, sequence number): acquisition order, which is what the
+    /// sender follows. Records can arrive out of it (several pushes in flight, a collector's
+    /// buffered batches arriving after newer ones).
+    by_acq: BTreeSet<(u64, u64)>,
     bytes: u64,
     points: u64,
     dropped_points: u64,
     dead_records: u64,
+}
+
+impl State {
+    fn insert(&mut self, m: RecordMeta) {
+        self.bytes += m.bytes;
+        self.points += m.points;
+        self.by_acq.insert((m.oldest_ts, m.seq));
+        self.index.insert(m.seq, m);
+    }
+
+    fn forget(&mut self, seq: u64) -> Option<RecordMeta> {
+        let m = self.index.remove(&seq)?;
+        self.bytes -= m.bytes;
+        self.points -= m.points;
+        self.by_acq.remove(&(m.oldest_ts, seq));
+        Some(m)
+    }
 }
 
 pub struct Cache {
@@ -167,7 +190,15 @@ impl Cache {
             sync,
             max_bytes,
             max_age_ms,
-            state: Mutex::new(State { next_seq, index: BTreeMap::new(), bytes: 0, points: 0, dropped_points, dead_records: 0 }),
+            state: Mutex::new(State {
+                next_seq,
+                index: BTreeMap::new(),
+                by_acq: BTreeSet::new(),
+                bytes: 0,
+                points: 0,
+                dropped_points,
+                dead_records: 0,
+            }),
             db,
         };
         cache.load_index()?;
@@ -185,11 +216,7 @@ impl Cache {
             let (k, v) = item.map_err(|e| self.db_err(e))?;
             let seq = u64::from_be_bytes(k.as_ref().try_into().unwrap_or([0; 8]));
             match parse_header(seq, &v) {
-                Ok(m) => {
-                    st.bytes += m.bytes;
-                    st.points += m.points;
-                    st.index.insert(seq, m);
-                }
+                Ok(m) => st.insert(m),
                 Err(e) => log::error!("{e}; the record stays on disk untouched"),
             }
             st.next_seq = st.next_seq.max(seq + 1);
@@ -241,9 +268,7 @@ impl Cache {
             oldest_ts: s.oldest_ts,
             newest_ts: s.newest_ts,
         };
-        st.bytes += meta.bytes;
-        st.points += meta.points;
-        st.index.insert(seq, meta);
+        st.insert(meta);
         self.enforce_bounds(&mut st, now_ms)?;
         Ok(meta)
     }
@@ -277,9 +302,7 @@ impl Cache {
         wb.put(KEY_DROPPED, dropped.to_le_bytes());
         self.db.write_opt(wb, &self.write_opts()).map_err(|e| self.db_err(e))?;
         for v in &victims {
-            st.index.remove(&v.seq);
-            st.bytes -= v.bytes;
-            st.points -= v.points;
+            st.forget(v.seq);
         }
         st.dropped_points = dropped;
         log::warn!("cache full or data too old: dropped {} oldest records ({pts} points, {} total dropped)", victims.len(), dropped);
@@ -298,10 +321,23 @@ impl Cache {
         st.index.values().filter(|m| filter(m)).take(n).copied().collect()
     }
 
-    /// Up to `n` records enqueued at or after `since_ms`, newest first, passing `filter`.
-    pub fn newest_since(&self, since_ms: u64, n: usize, mut filter: impl FnMut(&RecordMeta) -> bool) -> Vec<RecordMeta> {
+    /// Up to `n` records passing `filter` whose oldest sample was acquired in `acquired`
+    /// (ms since the epoch), in acquisition order: oldest sample first, arrival order among
+    /// equals. Not key order: a record may arrive after records with newer samples.
+    pub fn by_acquisition(&self, acquired: std::ops::Range<u64>, n: usize, mut filter: impl FnMut(&RecordMeta) -> bool) -> Vec<RecordMeta> {
         let st = self.state.lock().expect("cache state");
-        st.index.values().rev().take_while(|m| m.enqueued_ms >= since_ms).filter(|m| filter(m)).take(n).copied().collect()
+        st.by_acq
+            .range((acquired.start, 0)..(acquired.end, 0))
+            .map(|(_, seq)| &st.index[seq])
+            .filter(|m| filter(m))
+            .take(n)
+            .copied()
+            .collect()
+    }
+
+    /// The index entry of a record still in the outbox.
+    pub fn meta(&self, seq: u64) -> Option<RecordMeta> {
+        self.state.lock().expect("cache state").index.get(&seq).copied()
     }
 
     /// The batch bytes of a record.
@@ -320,10 +356,7 @@ impl Cache {
         let mut st = self.state.lock().expect("cache state");
         // Delivery acks need no fsync: a lost delete only means a duplicate after a power cut.
         self.db.delete_cf(cf, seq.to_be_bytes()).map_err(|e| self.db_err(e))?;
-        if let Some(m) = st.index.remove(&seq) {
-            st.bytes -= m.bytes;
-            st.points -= m.points;
-        }
+        st.forget(seq);
         Ok(())
     }
 
@@ -337,10 +370,7 @@ impl Cache {
         wb.put_cf(dead, seq.to_be_bytes(), v);
         wb.delete_cf(cf, seq.to_be_bytes());
         self.db.write_opt(wb, &self.write_opts()).map_err(|e| self.db_err(e))?;
-        if let Some(m) = st.index.remove(&seq) {
-            st.bytes -= m.bytes;
-            st.points -= m.points;
-        }
+        st.forget(seq);
         st.dead_records += 1;
         Ok(())
     }

@@ -27,8 +27,29 @@ fn records_survive_reopen_in_order_and_removed_ones_stay_removed() {
     assert_eq!(b, batch("d", 20, 2000));
     // sequence numbers keep growing after a restart, so order is never confused
     assert_eq!(c.append(&batch("d", 1, 0), 99).unwrap().seq, 6);
-    let newest: Vec<u64> = c.newest_since(14, 10, |_| true).iter().map(|m| m.seq).collect();
-    assert_eq!(newest, vec![6, 5]);
+    // acquisition order: the late record 6 (samples from 0 ms, as record 1) comes second
+    let acq: Vec<u64> = c.by_acquisition(0..u64::MAX, 10, |_| true).iter().map(|m| m.seq).collect();
+    assert_eq!(acq, vec![1, 6, 3, 4, 5]);
+}
+
+#[test]
+fn acquisition_order_ignores_arrival_order_and_bounds_the_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Cache::open(dir.path(), 1 << 30, 0, Sync::Never).unwrap();
+    // arrivals: 30 s, 10 s, 20 s, 10 s (the last one a second batch of the same time)
+    for (t0, now) in [(30_000, 1), (10_000, 2), (20_000, 3), (10_000, 4)] {
+        c.append(&batch("d", 10, t0), now).unwrap();
+    }
+    let seqs = |r: std::ops::Range<u64>, n| c.by_acquisition(r, n, |_| true).iter().map(|m| m.seq).collect::<Vec<_>>();
+    assert_eq!(seqs(0..u64::MAX, 10), vec![2, 4, 3, 1]);
+    assert_eq!(seqs(0..20_000, 10), vec![2, 4], "the range is on the oldest sample, end excluded");
+    assert_eq!(seqs(20_000..u64::MAX, 1), vec![3]);
+    assert_eq!(c.by_acquisition(0..u64::MAX, 10, |m| m.seq != 4).len(), 3);
+    c.remove(2).unwrap();
+    c.dead_letter(3).unwrap();
+    assert_eq!(seqs(0..u64::MAX, 10), vec![4, 1], "removed records leave the acquisition index too");
+    assert_eq!(c.meta(4).map(|m| m.oldest_ts), Some(10_000));
+    assert_eq!(c.meta(2), None);
 }
 
 #[test]

@@ -86,18 +86,35 @@ type SampleRef = (usize, usize, usize);
 /// Builds the messages for one or more decoded batches, regrouped per (device, timestamp) as
 /// EnOS wants them, each message under `max_bytes`.
 pub fn pack(batches: &[DecodedBatch], keys: &impl KeyMap, stream: Stream, ids: &mut impl FnMut() -> u64, max_bytes: usize) -> Packed {
+    pack_where(batches, keys, stream, ids, max_bytes, |_, _, _| true)
+}
+
+/// As [`pack`], with only the samples `keep(device, point, acquisition ms)` accepts; the others
+/// are left out and counted nowhere (the caller sends them another way).
+pub fn pack_where(
+    batches: &[DecodedBatch],
+    keys: &impl KeyMap,
+    stream: Stream,
+    ids: &mut impl FnMut() -> u64,
+    max_bytes: usize,
+    mut keep: impl FnMut(&str, &str, u64) -> bool,
+) -> Packed {
     let mut packed = Packed::default();
     // (device name, ts) → list of (batch idx, series idx, sample idx)
     let mut rows: BTreeMap<(u64, &str), Vec<SampleRef>> = BTreeMap::new();
     for (bi, b) in batches.iter().enumerate() {
         for (si, s) in b.series.iter().enumerate() {
-            let dev = b.name(s.device);
-            if keys.keys(dev).is_none() {
-                packed.unroutable += s.ts.len() as u64;
-                continue;
-            }
+            let (dev, point) = (b.name(s.device), b.name(s.point));
+            let routable = keys.keys(dev).is_some();
             for (i, &t) in s.ts.iter().enumerate() {
-                rows.entry((t, dev)).or_default().push((bi, si, i));
+                if !keep(dev, point, t) {
+                    continue;
+                }
+                if routable {
+                    rows.entry((t, dev)).or_default().push((bi, si, i));
+                } else {
+                    packed.unroutable += 1;
+                }
             }
         }
     }
@@ -217,5 +234,23 @@ mod tests {
         assert!(all.contains("\"P3\":3.5"));
         // a NaN that a driver let through as good still goes in the quality form, as a decode error
         assert!(all.contains("\"nan\":{\"value\":null,\"quality\":3}"), "{all}");
+    }
+
+    #[test]
+    fn pack_where_leaves_out_what_is_not_kept() {
+        let mut b = BatchBuilder::new();
+        for t in 0..10u64 {
+            b.push("gw", "cpu", t * 1000, Value::Int(t as i64), Quality::Good);
+            b.push("gw", "mem", t * 1000, Value::Int(1), Quality::Good);
+        }
+        let dec = DecodedBatch::decode(&b.finish()).unwrap();
+        let keys: HashMap<String, Option<(String, String)>> = HashMap::from([("gw".to_string(), None)]);
+        let p = pack_where(&[dec], &keys, Stream::Live, &mut || 1, 8192, |_, point, ts| point == "cpu" && ts >= 5000);
+        assert_eq!(p.messages.len(), 1);
+        assert_eq!(p.messages[0].1, 5);
+        let v: serde_json::Value = serde_json::from_slice(&p.messages[0].0).unwrap();
+        let times: Vec<u64> = v["params"].as_array().unwrap().iter().map(|e| e["time"].as_u64().unwrap()).collect();
+        assert_eq!(times, vec![5000, 6000, 7000, 8000, 9000]);
+        assert!(!String::from_utf8_lossy(&p.messages[0].0).contains("mem"));
     }
 }

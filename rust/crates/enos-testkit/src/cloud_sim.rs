@@ -19,6 +19,8 @@ pub struct Point {
     pub value: serde_json::Value,
     pub time: u64,
     pub resume: bool,
+    /// When the simulator got it (ms since the epoch).
+    pub arrived_ms: u64,
 }
 
 #[derive(Default)]
@@ -43,6 +45,56 @@ pub struct Record {
     pub latencies_ms: Vec<u64>,
     /// (reply id, arrival ms) of command replies.
     pub command_reply_ms: Vec<(String, u64)>,
+    /// The topic of every message the simulator got from the broker, in arrival order.
+    pub arrivals: Vec<String>,
+    /// How many of the next `thing.topo.add` requests get no reply (a reply lost on the way).
+    pub unanswered_topo_add: u32,
+}
+
+/// What a strict cloud-side checker makes of the telemetry stored so far.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct OrderReport {
+    /// Samples that arrived after a newer sample of the same (device, point) on the same path
+    /// (`post/batch` or `resume/batch`) and were not a re-delivery of one already received:
+    /// (device, point, path, acquisition ms, newest acquisition ms received before on that path).
+    pub inversions: Vec<(String, String, &'static str, u64, u64)>,
+    /// Re-deliveries of a (device, point, acquisition time) already received on either path:
+    /// QoS 1 is at least once (a reply lost, a reconnect), and EnOS keeps one value per time.
+    pub duplicates: u64,
+    /// The largest age (arrival minus acquisition) of a `post/batch` sample at its first arrival.
+    pub live_max_age_ms: u64,
+    pub live_samples: u64,
+    pub resume_samples: u64,
+}
+
+impl Record {
+    /// Checks every stored sample, per (device, point) and path, in arrival order.
+    pub fn order_report(&self) -> OrderReport {
+        let mut rep = OrderReport::default();
+        let mut newest: HashMap<(String, String, bool), u64> = HashMap::new();
+        let mut seen: std::collections::HashSet<(String, String, u64)> = std::collections::HashSet::new();
+        for p in &self.points {
+            let dev = format!("{}/{}", p.product_key.as_deref().unwrap_or("-"), p.device_key.as_deref().unwrap_or("gateway"));
+            if !seen.insert((dev.clone(), p.point.clone(), p.time)) {
+                rep.duplicates += 1;
+                continue;
+            }
+            let path = if p.resume { "resume/batch" } else { "post/batch" };
+            if p.resume {
+                rep.resume_samples += 1;
+            } else {
+                rep.live_samples += 1;
+                rep.live_max_age_ms = rep.live_max_age_ms.max(p.arrived_ms.saturating_sub(p.time));
+            }
+            let last = newest.entry((dev.clone(), p.point.clone(), p.resume)).or_insert(0);
+            if p.time < *last {
+                rep.inversions.push((dev, p.point.clone(), path, p.time, *last));
+            } else {
+                *last = p.time;
+            }
+        }
+        rep
+    }
 }
 
 pub struct CloudSim {
@@ -186,6 +238,7 @@ async fn responder(cli: mqtt::AsyncClient, rec: Arc<Mutex<Record>>) {
 fn handle(cli: &mqtt::AsyncClient, rec: &Arc<Mutex<Record>>, topic: &str, payload: &[u8]) {
     let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) else { return };
     let mut r = rec.lock().unwrap();
+    r.arrivals.push(topic.to_string());
     if topic.ends_with("_reply") {
         if !topic.ends_with("/post/batch_reply")
             && !topic.ends_with("/resume/batch_reply")
@@ -241,10 +294,14 @@ fn handle(cli: &mqtt::AsyncClient, rec: &Arc<Mutex<Record>>, topic: &str, payloa
                         value: val.clone(),
                         time,
                         resume,
+                        arrived_ms: now,
                     });
                 }
             }
         }
+    } else if topic.ends_with("/thing/topo/add") && r.unanswered_topo_add > 0 {
+        r.unanswered_topo_add -= 1;
+        return;
     } else if topic.ends_with("/combine/login/batch") {
         let subs: Vec<serde_json::Value> = v["params"]["subDevices"].as_array().cloned().unwrap_or_default();
         data = serde_json::json!({"loginedSubDevices": subs, "failedSubDevices": []});

@@ -58,7 +58,16 @@ pub async fn handle(shared: Arc<Shared>, cli: mqtt::AsyncClient, topic: String, 
                     answer(&cmd.reply_topic, &cmd.id, 200, "");
                 }
                 Err(why) => {
-                    answer(&cmd.reply_topic, &cmd.id, 2010, &format!("update declined: {why}"));
+                    // The cloud matches the failed progress to the job it was answered about:
+                    // the reply goes first (both QoS 1 on one client, so in this order).
+                    shared.sender_stats(|s| s.commands_failed += 1);
+                    log::warn!("update declined: {why}");
+                    let m = mqtt::Message::new(
+                        cmd.reply_topic.as_str(),
+                        enos_cloud::reply(&cmd.id, 2010, &format!("update declined: {why}"), serde_json::json!({})),
+                        1,
+                    );
+                    publish_reply(cli.clone(), m, cmd.id.clone()).await;
                     crate::ota::publish_progress(&shared, -5, &why);
                 }
             }
@@ -108,7 +117,12 @@ async fn publish_reply(cli: mqtt::AsyncClient, m: mqtt::Message, id: String) {
             },
             Err(e) => e,
         };
-        if tokio::time::Instant::now() >= deadline || !cli.is_connected() {
+        if !cli.is_connected() {
+            // the session ended (a lost link, a stop): that is reported where it happens
+            log::warn!("reply to command {id} on {} not delivered: the cloud session ended ({err})", m.topic());
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
             log::error!("reply to command {id} on {} not delivered: {err}", m.topic());
             return;
         }

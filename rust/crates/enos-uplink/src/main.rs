@@ -6,6 +6,7 @@ mod cloud_settings;
 mod commands;
 mod health;
 mod last_sent;
+mod order;
 mod ota;
 mod sender;
 mod session;
@@ -83,6 +84,7 @@ async fn run() -> anyhow::Result<()> {
                 tasks.drain(..).for_each(|t| t.abort());
                 // the old client is kept (not dropped) until paho is surely done with it
                 if let Some(c) = shared.mqtt.lock().expect("mqtt").take() {
+                    c.stop_stream();
                     cloud_settings::bury(c);
                 }
                 shared = state::Shared::new(cfg, cache.clone());
@@ -96,5 +98,17 @@ async fn run() -> anyhow::Result<()> {
     }
     enos_runtime::notify_stopping();
     log::info!("stopping");
+    // Replies and commands still arriving must not meet the closed stream of an ended task
+    // (paho logs that as an error): stop the delivery first, then the tasks, then say goodbye.
+    let cli = shared.mqtt.lock().expect("mqtt").take();
+    if let Some(c) = &cli {
+        c.stop_stream();
+    }
+    tasks.drain(..).for_each(|t| t.abort());
+    if let Some(c) = cli {
+        // paho waits up to the disconnect timeout for publications in flight (command answers)
+        let opts = paho_mqtt::DisconnectOptionsBuilder::new().timeout(std::time::Duration::from_secs(1)).finalize();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), c.disconnect(opts)).await;
+    }
     Ok(())
 }

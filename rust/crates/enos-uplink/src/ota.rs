@@ -11,21 +11,47 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub async fn start(shared: &Arc<Shared>, params: &serde_json::Value) -> Result<String, String> {
-    let conn = shared.bus().ok_or("bus not ready")?;
-    let p = OtaProxy::new(conn).await.map_err(|e| e.to_string())?;
-    p.start_job(&params.to_string()).await.map_err(|e| match e {
-        zbus::Error::MethodError(_, Some(m), _) => m,
-        // the agent's own refusal (one job at a time, bad parameters), not an unreachable agent
-        zbus::Error::FDO(e) => match *e {
-            zbus::fdo::Error::Failed(m) | zbus::fdo::Error::InvalidArgs(m) | zbus::fdo::Error::NotSupported(m) => m,
-            e => e.to_string(),
+    let conn = shared.bus().ok_or("the uplink is not on the bus yet")?;
+    let p = OtaProxy::new(conn).await.map_err(|e| in_words(&e))?;
+    p.start_job(&params.to_string()).await.map_err(|e| in_words(&e))
+}
+
+/// A failed call to the update agent in words for the cloud's operator: the agent's own refusal
+/// (one job at a time, bad parameters) as it said it, an absent agent as such; never D-Bus names.
+fn in_words(e: &zbus::Error) -> String {
+    use zbus::fdo::Error as Fdo;
+    const ABSENT: &str = "the update agent is not running on this box";
+    match e {
+        zbus::Error::MethodError(name, msg, _) => match name.as_str() {
+            "org.freedesktop.DBus.Error.ServiceUnknown" | "org.freedesktop.DBus.Error.NameHasNoOwner" => ABSENT.into(),
+            _ => msg.clone().unwrap_or_else(|| "the update agent refused without a reason".into()),
         },
-        e => format!("update agent unreachable: {e}"),
-    })
+        zbus::Error::FDO(e) => match &**e {
+            Fdo::ServiceUnknown(_) | Fdo::NameHasNoOwner(_) => ABSENT.into(),
+            Fdo::Failed(m) | Fdo::InvalidArgs(m) | Fdo::NotSupported(m) => m.clone(),
+            Fdo::NoReply(_) | Fdo::Timeout(_) | Fdo::TimedOut(_) => "the update agent did not answer".into(),
+            _ => "the update agent could not be asked (see the uplink's log)".into(),
+        },
+        _ => "the update agent could not be asked (see the uplink's log)".into(),
+    }
+}
+
+/// The version reported with `ota.device.inform`: `cloud.firmware_version` when set, else what
+/// the update agent reports (the committed slot's), else the product version this build was
+/// stamped with (`ENOS_VERSION` at build time; the crate version without it). `/etc/os-release`
+/// is the product's only on the product image, where the agent answers anyway.
+pub async fn product_version(shared: &Arc<Shared>) -> String {
+    if let Some(v) = &shared.cfg.cloud.firmware_version {
+        return v.clone();
+    }
+    match running_version(shared).await {
+        Some(v) => v,
+        None => option_env!("ENOS_VERSION").unwrap_or(env!("CARGO_PKG_VERSION")).to_string(),
+    }
 }
 
 /// The version the update agent reports (what the box really runs).
-pub async fn running_version(shared: &Arc<Shared>) -> Option<String> {
+async fn running_version(shared: &Arc<Shared>) -> Option<String> {
     let p = OtaProxy::new(shared.bus()?).await.ok()?;
     let st: enos_bus::OtaStatus = serde_json::from_str(&tokio::time::timeout(Duration::from_secs(2), p.status()).await.ok()?.ok()?).ok()?;
     (st.version != "unknown").then_some(st.version)

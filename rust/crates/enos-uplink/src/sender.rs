@@ -1,40 +1,56 @@
 //! The sender: drains the cache into the cloud while connected.
 //!
-//! Live records (enqueued less than `resume_after_s` ago) go first, oldest of them first, as
-//! `post/batch`; the backlog drains oldest first as `resume/batch` within the rest of the window,
-//! with `live_share_percent` of the window kept free for live data. A record leaves the cache only
-//! when every message made from it was answered with code 200. No answer in time: sent again.
-//! A non-200 answer: retried with backoff up to `max_attempts`, then dropped or dead-lettered.
+//! What goes which way and in which order is `order`'s policy: live records (every sample
+//! younger than `resume_after_s`) as `post/batch`, oldest acquisition first; the backlog the
+//! same way as `resume/batch` within the rest of the window, with `live_share_percent` of the
+//! window kept free for live data. A record leaves the cache only when every message made from
+//! it was answered with code 200. No answer in time: sent again. A non-200 answer: retried with
+//! backoff up to `max_attempts`, then dropped or dead-lettered.
+//!
+//! Order on the wire: messages are handed to paho in the order they were made, and a publish
+//! paho refuses holds back every later one until it is taken. What can still reach the cloud
+//! out of order is a re-delivery: a message sent again after its reply timed out (the cloud
+//! usually has it already: a duplicate) or one the cloud refused and asked for again by that.
+//! While the sub-devices are not logged in (their login is retried in the background), live
+//! records of sub-devices wait; the gateway's own data and the backlog (`resume/batch` allows
+//! offline sub-devices) keep going.
 
+use crate::order::{self, LiveFloor};
 use crate::session::{next_id, Conn};
-use crate::state::Shared;
+use crate::state::{Shared, GATEWAY_DEVICE};
 use enos_cache::RecordMeta;
-use enos_cloud::telemetry::{pack, Stream};
+use enos_cloud::telemetry::{pack_where, Stream};
 use enos_cloud::topics;
 use enos_model::batch::DecodedBatch;
 use enos_model::config::RejectPolicy;
 use paho_mqtt as mqtt;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
 const PUBLISH_RETRY_MS: u64 = 200;
+/// At most this many records go into one unit.
+const GROUP_RECORDS: usize = 32;
 
+/// Records sent together; they leave the cache when all their messages are acknowledged.
 struct Unit {
     seqs: Vec<u64>,
     remaining: usize,
-    stream: Stream,
 }
 
 struct Msg {
     unit: u64,
+    stream: Stream,
     topic: String,
     payload: Arc<Vec<u8>>,
     points: u64,
     sent_at: Instant,
     attempts: u32,
     retry_at: Option<Instant>,
+    /// Not yet taken by paho (it refused the publish, or an earlier message is still refused).
+    unpublished: bool,
 }
 
 struct Sender<'a> {
@@ -42,14 +58,27 @@ struct Sender<'a> {
     cli: mqtt::AsyncClient,
     units: HashMap<u64, Unit>,
     next_unit: u64,
-    msgs: HashMap<String, Msg>,
+    /// By request id: ids grow, so key order is the order the messages were made.
+    msgs: BTreeMap<u64, Msg>,
     taken: HashSet<u64>,
+    live_floor: LiveFloor,
+    /// Live records of sub-devices waiting for their login.
+    held: HashSet<u64>,
 }
 
 /// Runs until the connection is lost; returns why.
 pub async fn run(shared: &Arc<Shared>, conn: Conn) -> String {
     let Conn { cli, mut replies } = conn;
-    let mut s = Sender { shared, cli, units: HashMap::new(), next_unit: 0, msgs: HashMap::new(), taken: HashSet::new() };
+    let mut s = Sender {
+        shared,
+        cli,
+        units: HashMap::new(),
+        next_unit: 0,
+        msgs: BTreeMap::new(),
+        taken: HashSet::new(),
+        live_floor: LiveFloor::default(),
+        held: HashSet::new(),
+    };
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
         if !s.cli.is_connected() {
@@ -79,11 +108,14 @@ impl Sender<'_> {
         if self.msgs.len() >= max {
             return;
         }
-        let now = enos_model::now_ms();
-        let threshold = now.saturating_sub(self.cfg().sender.resume_after_s * 1000);
-        let taken = &self.taken;
-        let mut live = self.shared.cache.newest_since(threshold, max - self.msgs.len(), |m| !taken.contains(&m.seq));
-        live.reverse();
+        if !self.held.is_empty() && self.shared.subs_logged_in.load(Ordering::Relaxed) {
+            self.held.clear();
+        }
+        let threshold = order::threshold(enos_model::now_ms(), self.cfg().sender.resume_after_s);
+        let (taken, held) = (&self.taken, &self.held);
+        let live = order::live_records(&self.shared.cache, threshold, (max - self.msgs.len()) * GROUP_RECORDS, |m| {
+            taken.contains(&m.seq) || held.contains(&m.seq)
+        });
         self.send_records(live, Stream::Live);
         let reserve = max * self.cfg().sender.live_share_percent as usize / 100;
         let room = max.saturating_sub(reserve).saturating_sub(self.msgs.len());
@@ -91,7 +123,7 @@ impl Sender<'_> {
             return;
         }
         let taken = &self.taken;
-        let backlog = self.shared.cache.oldest(room * 8, |m| !taken.contains(&m.seq) && m.enqueued_ms < threshold);
+        let backlog = order::backlog_records(&self.shared.cache, threshold, room * GROUP_RECORDS, |m| taken.contains(&m.seq));
         self.send_records(backlog, Stream::Resume);
     }
 
@@ -104,7 +136,7 @@ impl Sender<'_> {
             if self.msgs.len() >= self.cfg().cloud.max_in_flight {
                 break;
             }
-            if !group.is_empty() && (bytes + r.bytes > budget as u64 || group.len() >= 32) {
+            if !group.is_empty() && (bytes + r.bytes > budget as u64 || group.len() >= GROUP_RECORDS) {
                 self.send_unit(std::mem::take(&mut group), stream);
                 bytes = 0;
             }
@@ -119,9 +151,13 @@ impl Sender<'_> {
     fn send_unit(&mut self, records: Vec<RecordMeta>, stream: Stream) {
         let mut batches = Vec::new();
         let mut seqs = Vec::new();
+        let subs_waiting = stream == Stream::Live && !self.shared.subs_logged_in.load(Ordering::Relaxed);
         for r in &records {
             match self.shared.cache.read(r.seq) {
                 Ok(Some(bytes)) => match DecodedBatch::decode(&bytes) {
+                    Ok(b) if subs_waiting && b.series.iter().any(|s| b.name(s.device) != GATEWAY_DEVICE) => {
+                        self.held.insert(r.seq);
+                    }
                     Ok(b) => {
                         batches.push(b);
                         seqs.push(r.seq);
@@ -138,28 +174,32 @@ impl Sender<'_> {
         if seqs.is_empty() {
             return;
         }
-        let (pk, dk) = (&self.cfg().cloud.product_key, &self.cfg().cloud.device_key);
-        let topic = topics::sys(pk, dk, stream.topic_suffix());
-        let mut ids = Vec::new();
-        let packed = pack(
-            &batches,
-            &self.shared.keys,
-            stream,
-            &mut || {
-                let id = next_id();
-                ids.push(id);
-                id
-            },
-            self.cfg().sender.max_message_bytes,
-        );
-        if packed.unroutable > 0 {
-            log::warn!(
-                "{} points belong to devices without an EnOS identity (add a [[sub_device]]); they are not uploaded",
-                packed.unroutable
+        // Live samples older than what went live already for their point go through resume.
+        let late = match stream {
+            Stream::Live => self.live_floor.claim(&batches),
+            Stream::Resume => None,
+        };
+        let mut parts = Vec::new();
+        let mut unroutable = 0;
+        let max_bytes = self.cfg().sender.max_message_bytes;
+        if let Some(late) = &late {
+            let p = self.pack(&batches, Stream::Resume, max_bytes, |d, p, t| late.is_late(d, p, t));
+            log::debug!(
+                "{} live samples arrived after newer ones went live; sending them through resume",
+                p.1.iter().map(|m| m.2).sum::<u64>()
             );
-            self.shared.sender_stats(|s| s.unroutable_points += packed.unroutable);
+            unroutable += p.0;
+            parts.push((Stream::Resume, p.1));
         }
-        if packed.messages.is_empty() {
+        let p = self.pack(&batches, stream, max_bytes, |d, p, t| late.as_ref().is_none_or(|l| !l.is_late(d, p, t)));
+        unroutable += p.0;
+        parts.push((stream, p.1));
+        if unroutable > 0 {
+            log::warn!("{unroutable} points belong to devices without an EnOS identity (add a [[sub_device]]); they are not uploaded");
+            self.shared.sender_stats(|s| s.unroutable_points += unroutable);
+        }
+        let count: usize = parts.iter().map(|(_, m)| m.len()).sum();
+        if count == 0 {
             for s in &seqs {
                 let _ = self.shared.cache.remove(*s);
             }
@@ -170,34 +210,72 @@ impl Sender<'_> {
         for s in &seqs {
             self.taken.insert(*s);
         }
-        self.units.insert(unit, Unit { seqs, remaining: packed.messages.len(), stream });
-        for ((payload, points), id) in packed.messages.into_iter().zip(ids) {
-            let mut m = Msg {
-                unit,
-                topic: topic.clone(),
-                payload: Arc::new(payload),
-                points,
-                sent_at: Instant::now(),
-                attempts: 0,
-                retry_at: None,
-            };
-            log::debug!("message {id} ({stream:?}, unit {unit}) carries records {:?}", self.units[&unit].seqs);
-            self.publish(&mut m);
-            self.msgs.insert(id.to_string(), m);
+        log::debug!("unit {unit} ({stream:?}) carries records {seqs:?}");
+        self.units.insert(unit, Unit { seqs, remaining: count });
+        for (stream, messages) in parts {
+            let topic = topics::sys(&self.cfg().cloud.product_key, &self.cfg().cloud.device_key, stream.topic_suffix());
+            for (id, payload, points) in messages {
+                let mut m = Msg {
+                    unit,
+                    stream,
+                    topic: topic.clone(),
+                    payload: Arc::new(payload),
+                    points,
+                    sent_at: Instant::now(),
+                    attempts: 0,
+                    retry_at: None,
+                    unpublished: false,
+                };
+                self.publish(id, &mut m);
+                self.msgs.insert(id, m);
+            }
         }
+    }
+
+    /// Packs the kept samples of `batches`: (unroutable points, [(id, payload, points)]).
+    #[allow(clippy::type_complexity)]
+    fn pack(
+        &self,
+        batches: &[DecodedBatch],
+        stream: Stream,
+        max_bytes: usize,
+        keep: impl FnMut(&str, &str, u64) -> bool,
+    ) -> (u64, Vec<(u64, Vec<u8>, u64)>) {
+        let mut ids = Vec::new();
+        let packed = pack_where(
+            batches,
+            &self.shared.keys,
+            stream,
+            &mut || {
+                let id = next_id();
+                ids.push(id);
+                id
+            },
+            max_bytes,
+            keep,
+        );
+        (packed.unroutable, ids.into_iter().zip(packed.messages).map(|(id, (p, n))| (id, p, n)).collect())
     }
 
     /// Hands the message to paho. Paho refuses at once when its in-flight window is full or the
     /// connection just dropped; the message is then tried again shortly instead of waiting out
-    /// a whole reply timeout for an answer to something never sent.
-    fn publish(&self, m: &mut Msg) {
+    /// a whole reply timeout for an answer to something never sent. While an earlier message
+    /// waits so, later ones wait behind it: they must not overtake it.
+    fn publish(&self, id: u64, m: &mut Msg) {
+        if self.msgs.range(..id).any(|(_, x)| x.unpublished) {
+            m.unpublished = true;
+            m.retry_at = Some(Instant::now() + Duration::from_millis(PUBLISH_RETRY_MS));
+            return;
+        }
         match self.cli.try_publish(mqtt::Message::new(m.topic.as_str(), m.payload.as_slice(), 1)) {
             Ok(tok) => {
                 drop(tok);
+                m.unpublished = false;
                 self.shared.sender_stats(|s| s.messages_sent += 1);
             }
             Err(e) => {
                 log::debug!("publish refused by the MQTT client ({e}); trying again shortly");
+                m.unpublished = true;
                 m.retry_at = Some(Instant::now() + Duration::from_millis(PUBLISH_RETRY_MS));
                 self.shared.sender_stats(|s| s.publish_refused += 1);
             }
@@ -206,20 +284,20 @@ impl Sender<'_> {
 
     fn on_reply(&mut self, topic: &str, reply: enos_cloud::Reply) {
         let Some(base) = topic.strip_suffix("_reply") else { return };
-        let Some(m) = self.msgs.get(&reply.id) else { return };
+        let Ok(id) = reply.id.parse::<u64>() else { return };
+        let Some(m) = self.msgs.get(&id) else { return };
         if m.topic != base {
             return;
         }
-        let mut m = self.msgs.remove(&reply.id).expect("present");
+        let mut m = self.msgs.remove(&id).expect("present");
         if reply.code == 200 {
             crate::last_sent::acked(&m.payload);
-            let stream = self.units.get(&m.unit).map(|u| u.stream);
             self.shared.sender_stats(|s| {
                 s.messages_acked += 1;
                 s.points_acked += m.points;
-                match stream {
-                    Some(Stream::Live) => s.points_acked_live += m.points,
-                    _ => s.points_acked_resume += m.points,
+                match m.stream {
+                    Stream::Live => s.points_acked_live += m.points,
+                    Stream::Resume => s.points_acked_resume += m.points,
                 }
             });
             let done = match self.units.get_mut(&m.unit) {
@@ -247,7 +325,7 @@ impl Sender<'_> {
         if m.attempts < self.cfg().sender.max_attempts {
             let backoff = Duration::from_millis((500u64 << m.attempts.min(7)).min(60_000));
             m.retry_at = Some(Instant::now() + backoff);
-            self.msgs.insert(reply.id, m);
+            self.msgs.insert(id, m);
             return;
         }
         // Give up on the whole unit: its records leave the outbox per policy.
@@ -284,20 +362,23 @@ impl Sender<'_> {
                 Some(t) if t <= now => {
                     m.retry_at = None;
                     m.sent_at = now;
-                    resend.push(id.clone());
+                    resend.push(*id);
                 }
                 None if m.sent_at + timeout <= now => {
                     m.sent_at = now;
-                    resend.push(id.clone());
+                    resend.push(*id);
                     log::debug!("message {id}: no reply in time, sent again");
                     self.shared.sender_stats(|s| s.timeouts += 1);
                 }
                 _ => {}
             }
         }
+        // in the order the messages were made (BTreeMap order)
         for id in resend {
             if let Some(mut m) = self.msgs.remove(&id) {
-                self.publish(&mut m);
+                // only an earlier message still refused holds it back
+                m.unpublished = false;
+                self.publish(id, &mut m);
                 self.msgs.insert(id, m);
             }
         }

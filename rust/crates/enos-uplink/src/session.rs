@@ -1,5 +1,7 @@
-//! The MQTT session: connect with the EnOS sign, log the sub-devices in, report the version,
-//! then hand over to the sender until the connection drops; reconnect with backoff and jitter.
+//! The MQTT session: connect with the EnOS sign, report the version, hand over to the sender
+//! until the connection drops, and log the sub-devices in meanwhile (a lost login reply is asked
+//! again on the same session: the gateway's own data keeps flowing). Reconnect: a prompt,
+//! jittered first retries after losing a session that was up, then exponential backoff.
 
 use crate::sender;
 use crate::state::Shared;
@@ -23,6 +25,45 @@ pub struct Conn {
     pub replies: mpsc::UnboundedReceiver<(String, Reply)>,
 }
 
+/// How long a login request waits for its reply before it is asked again.
+const LOGIN_REPLY_S: u64 = 5;
+/// Retries after a session was lost come this soon (ms, uniformly drawn: a fleet that lost the
+/// same broker does not come back in step), this many times, before the exponential backoff.
+const PROMPT_RETRY_MS: std::ops::RangeInclusive<u64> = 500..=1500;
+const PROMPT_RETRIES: u32 = 5;
+
+/// Delays between connection attempts.
+struct Backoff {
+    min_ms: u64,
+    max_ms: u64,
+    next_ms: u64,
+    prompt_left: u32,
+}
+
+impl Backoff {
+    fn new(min_ms: u64, max_ms: u64) -> Backoff {
+        Backoff { min_ms, max_ms, next_ms: min_ms, prompt_left: 0 }
+    }
+
+    /// A session that was up was lost: the broker was there a moment ago and likely returns soon.
+    fn session_lost(&mut self) {
+        self.next_ms = self.min_ms;
+        self.prompt_left = PROMPT_RETRIES;
+    }
+
+    /// The wait before the next attempt.
+    fn next(&mut self) -> Duration {
+        let mut rng = rand::rng();
+        if self.prompt_left > 0 {
+            self.prompt_left -= 1;
+            return Duration::from_millis(rng.random_range(PROMPT_RETRY_MS));
+        }
+        let d = self.next_ms + rng.random_range(0..=self.next_ms / 2);
+        self.next_ms = (self.next_ms * 2).min(self.max_ms);
+        Duration::from_millis(d)
+    }
+}
+
 pub async fn run(shared: Arc<Shared>) {
     let c = &shared.cfg.cloud;
     let secret = match c.secret() {
@@ -35,28 +76,33 @@ pub async fn run(shared: Arc<Shared>) {
         }
     };
     let gw = Identity { product_key: c.product_key.clone(), device_key: c.device_key.clone(), secret };
-    let mut backoff = c.reconnect_min_ms;
+    let mut backoff = Backoff::new(c.reconnect_min_ms, c.reconnect_max_ms);
     loop {
         shared.set_cloud_state("connecting", "");
         match connect(&shared, &gw).await {
             Ok(conn) => {
-                backoff = c.reconnect_min_ms;
                 *shared.mqtt.lock().expect("mqtt") = Some(conn.cli.clone());
-                let reason = sender::run(&shared, conn).await;
+                let login = tokio::spawn(login_sub_devices(shared.clone(), conn.cli.clone(), conn.logins));
+                let reason = sender::run(&shared, Conn { cli: conn.cli, replies: conn.replies }).await;
+                login.abort();
                 *shared.mqtt.lock().expect("mqtt") = None;
                 shared.set_cloud_state("disconnected", &reason);
+                backoff.session_lost();
             }
-            Err(e) => {
-                shared.set_cloud_state("disconnected", &e);
-                let jitter = rand::rng().random_range(0..=backoff / 2);
-                tokio::time::sleep(Duration::from_millis(backoff + jitter)).await;
-                backoff = (backoff * 2).min(c.reconnect_max_ms);
-            }
+            Err(e) => shared.set_cloud_state("disconnected", &e),
         }
+        tokio::time::sleep(backoff.next()).await;
     }
 }
 
-async fn connect(shared: &Arc<Shared>, gw: &Identity) -> Result<Conn, String> {
+/// A fresh connection: replies for the sender, replies to the login requests.
+struct Connected {
+    cli: mqtt::AsyncClient,
+    replies: mpsc::UnboundedReceiver<(String, Reply)>,
+    logins: mpsc::UnboundedReceiver<(String, Reply)>,
+}
+
+async fn connect(shared: &Arc<Shared>, gw: &Identity) -> Result<Connected, String> {
     let c = &shared.cfg.cloud;
     let f = sign::connect_fields(gw, enos_model::now_ms());
     let mut cli = mqtt::CreateOptionsBuilder::new_v3()
@@ -76,7 +122,8 @@ async fn connect(shared: &Arc<Shared>, gw: &Identity) -> Result<Conn, String> {
 
     // Replies and commands: replies go to whoever waits (login, then the sender), commands are
     // handled on their own tasks so a slow device never holds up the data flow.
-    let (tx, mut replies) = mpsc::unbounded_channel();
+    let (tx, replies) = mpsc::unbounded_channel();
+    let (login_tx, logins) = mpsc::unbounded_channel();
     {
         let shared = shared.clone();
         let cli = cli.clone();
@@ -85,9 +132,10 @@ async fn connect(shared: &Arc<Shared>, gw: &Identity) -> Result<Conn, String> {
                 let Some(msg) = msg else { break };
                 let topic = msg.topic().to_string();
                 if topic.ends_with("_reply") {
+                    let login = topic.ends_with(topics::TOPO_ADD_REPLY) || topic.ends_with(topics::LOGIN_BATCH_REPLY);
                     match Reply::parse(msg.payload()) {
                         Some(r) => {
-                            let _ = tx.send((topic, r));
+                            let _ = if login { login_tx.send((topic, r)) } else { tx.send((topic, r)) };
                         }
                         None => log::warn!("unparsable reply on {topic}"),
                     }
@@ -114,13 +162,8 @@ async fn connect(shared: &Arc<Shared>, gw: &Identity) -> Result<Conn, String> {
     subs.push(topics::sys(pk, dk, topics::OTA_UPGRADE));
     cli.subscribe_many_same_qos(&subs, 1).await.map_err(|e| format!("subscribe: {e}"))?;
 
-    if !shared.cfg.sub_devices.is_empty() {
-        login_sub_devices(shared, &cli, &mut replies).await?;
-    }
-    let version = match shared.cfg.cloud.firmware_version.clone() {
-        Some(v) => v,
-        None => crate::ota::running_version(shared).await.unwrap_or_else(os_version),
-    };
+    shared.subs_logged_in.store(shared.cfg.sub_devices.is_empty(), Ordering::Relaxed);
+    let version = crate::ota::product_version(shared).await;
     let inform = topics::sys(pk, dk, topics::OTA_INFORM);
     drop(cli.publish(mqtt::Message::new(
         inform,
@@ -128,7 +171,7 @@ async fn connect(shared: &Arc<Shared>, gw: &Identity) -> Result<Conn, String> {
         1,
     )));
     shared.set_cloud_state("connected", "");
-    Ok(Conn { cli, replies })
+    Ok(Connected { cli, replies, logins })
 }
 
 /// Built in a plain function: paho's option builders hold raw pointers and must not live
@@ -157,11 +200,35 @@ pub(crate) fn connect_options(c: &enos_model::config::CloudConfig, f: &sign::Con
 }
 
 /// Topology add, then a batch login, after every connect (logins do not survive a reconnect).
-async fn login_sub_devices(
+/// A request without a reply in time, or refused, is asked again with backoff on the same
+/// session; the sender meanwhile sends what needs no login.
+async fn login_sub_devices(shared: Arc<Shared>, cli: mqtt::AsyncClient, mut replies: mpsc::UnboundedReceiver<(String, Reply)>) {
+    if shared.cfg.sub_devices.is_empty() {
+        return;
+    }
+    let mut wait = Backoff::new(1000, 30_000);
+    loop {
+        match login_once(&shared, &cli, &mut replies).await {
+            Ok(n) => {
+                shared.cloud.lock().expect("cloud").sub_devices_logged_in = n;
+                shared.subs_logged_in.store(true, Ordering::Relaxed);
+                shared.new_data.notify_one();
+                return;
+            }
+            Err(e) => {
+                let d = wait.next();
+                log::warn!("sub-device login: {e}; asking again in {:.1} s", d.as_secs_f64());
+                tokio::time::sleep(d).await;
+            }
+        }
+    }
+}
+
+async fn login_once(
     shared: &Arc<Shared>,
     cli: &mqtt::AsyncClient,
     replies: &mut mpsc::UnboundedReceiver<(String, Reply)>,
-) -> Result<(), String> {
+) -> Result<usize, String> {
     let c = &shared.cfg.cloud;
     let ts = enos_model::now_ms().to_string();
     let mut topo = Vec::new();
@@ -188,12 +255,10 @@ async fn login_sub_devices(
         serde_json::json!({"clientId": "login.batch", "timestamp": ts, "signMethod": "sha256", "subDevices": subs}),
     )
     .await?;
-    let n = r.data.get("loginedSubDevices").and_then(|v| v.as_array()).map(|a| a.len()).unwrap_or(0);
     if let Some(failed) = r.data.get("failedSubDevices").and_then(|v| v.as_array()).filter(|a| !a.is_empty()) {
         log::warn!("sub-device login failed for {failed:?}");
     }
-    shared.cloud.lock().expect("cloud").sub_devices_logged_in = n;
-    Ok(())
+    Ok(r.data.get("loginedSubDevices").and_then(|v| v.as_array()).map(|a| a.len()).unwrap_or(0))
 }
 
 async fn call(
@@ -206,22 +271,38 @@ async fn call(
     let id = next_id();
     cli.publish(mqtt::Message::new(topic, enos_cloud::request(id, method, params), 1)).await.map_err(|e| format!("{method}: {e}"))?;
     let want = topics::reply_of(topic);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(LOGIN_REPLY_S);
     loop {
         match tokio::time::timeout_at(deadline, replies.recv()).await {
             Ok(Some((t, r))) if t == want && r.id == id.to_string() => {
                 return if r.code == 200 { Ok(r) } else { Err(format!("{method} refused: code {} {}", r.code, r.message)) };
             }
-            Ok(Some(_)) => continue,
-            Ok(None) => return Err("connection lost during login".into()),
-            Err(_) => return Err(format!("{method}: no reply in 30 s")),
+            Ok(Some(_)) => continue, // a late reply to an earlier attempt
+            Ok(None) => return Err("connection lost".into()),
+            Err(_) => return Err(format!("{method}: no reply in {LOGIN_REPLY_S} s")),
         }
     }
 }
 
-fn os_version() -> String {
-    std::fs::read_to_string("/etc/os-release")
-        .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("VERSION_ID=").map(|v| v.trim_matches('"').to_string())))
-        .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_string())
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lost_session_gets_prompt_jittered_retries_then_backoff() {
+        let mut b = Backoff::new(1000, 8000);
+        let ms = |d: Duration| d.as_millis() as u64;
+        // never connected yet: the configured backoff
+        assert!((1000..=1500).contains(&ms(b.next())));
+        assert!((2000..=3000).contains(&ms(b.next())));
+        b.session_lost();
+        let prompt: Vec<u64> = (0..PROMPT_RETRIES).map(|_| ms(b.next())).collect();
+        assert!(prompt.iter().all(|d| PROMPT_RETRY_MS.contains(d)), "{prompt:?}");
+        assert!(prompt.windows(2).any(|w| w[0] != w[1]), "jittered: {prompt:?}");
+        assert!((1000..=1500).contains(&ms(b.next())), "then the backoff from its start");
+        for _ in 0..10 {
+            b.next();
+        }
+        assert!((8000..=12000).contains(&ms(b.next())), "bounded by the maximum (plus jitter)");
+    }
 }

@@ -4,6 +4,7 @@ use enos_bus::{CloudStatus, SenderStatus};
 use enos_cache::Cache;
 use enos_model::config::UplinkConfig;
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::Notify;
 
@@ -18,6 +19,8 @@ pub struct Shared {
     bus: OnceLock<zbus::Connection>,
     /// The MQTT client while a session is up (for publishers outside the sender).
     pub mqtt: Mutex<Option<paho_mqtt::AsyncClient>>,
+    /// The sub-devices are logged in on the current session (live data of theirs may go).
+    pub subs_logged_in: AtomicBool,
     /// collector device id → EnOS keys (None = the gateway itself).
     pub keys: HashMap<String, Option<(String, String)>>,
     /// (pk, dk) → collector device id, for commands.
@@ -65,6 +68,7 @@ impl Shared {
             new_data: Notify::new(),
             bus: OnceLock::new(),
             mqtt: Mutex::new(None),
+            subs_logged_in: AtomicBool::new(false),
             keys,
             by_keys,
             cfg,
