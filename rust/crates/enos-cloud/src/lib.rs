@@ -1,4 +1,4 @@
-//! The EnOS device MQTT protocol as a gateway speaks it (../shared/protocol/enos-mqtt.md):
+//! The EnOS device MQTT protocol as a gateway speaks it (docs/cloud-protocol.md):
 //! the CONNECT sign, topics, request/reply envelopes, telemetry payloads built from cached
 //! batches, and parsing of cloud commands. No I/O here: the uplink owns the session.
 

@@ -53,7 +53,7 @@ pub struct CloudConfig {
     /// QoS 1 messages awaiting their reply at once (throughput on a WAN is window / RTT).
     #[serde(default = "d_in_flight")]
     pub max_in_flight: usize,
-    /// Firmware version reported with `ota.device.inform` (default: VERSION_ID of /etc/os-release).
+    /// Firmware version reported with `ota.device.inform` (default: the version enos-ota reports, else the version stamped at build time: `ENOS_VERSION`, else the crate version).
     #[serde(default)]
     pub firmware_version: Option<String>,
 }
