@@ -1104,6 +1104,23 @@ fn fake_bundle(len: usize) -> Vec<u8> {
     bundle_of("2.0.0", len)
 }
 
+/// An upload of `chunks` × 64 KiB of bundle that announces no length (chunked), as `c`.
+fn chunked_upload(c: &Client, chunks: usize) -> Vec<u8> {
+    let mut req = format!(
+        "POST /api/update/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nCookie: {}\r\nX-CSRF-Token: {}\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n",
+        c.cookie.as_deref().unwrap(),
+        c.csrf.as_deref().unwrap()
+    )
+    .into_bytes();
+    for _ in 0..chunks {
+        req.extend_from_slice(b"10000\r\n");
+        req.extend_from_slice(&fake_bundle(0x10000));
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"0\r\n\r\n");
+    req
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn maintenance_says_plainly_what_is_not_there() {
     let e = Edge::web_only("[limits]\nmax_upload_bytes = 2097152");
@@ -1146,19 +1163,7 @@ async fn maintenance_says_plainly_what_is_not_there() {
     let r = raw(e.port, &request("POST", "/api/update/upload", &h, None)).await;
     assert_eq!(r.status, 413, "{}", r.text());
     // and while streaming when no length is announced
-    let mut req = format!(
-        "POST /api/update/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nCookie: {}\r\nX-CSRF-Token: {}\r\nContent-Type: {octet}\r\nTransfer-Encoding: chunked\r\n\r\n",
-        admin.cookie.as_deref().unwrap(),
-        admin.csrf.as_deref().unwrap()
-    )
-    .into_bytes();
-    for _ in 0..40 {
-        req.extend_from_slice(b"10000\r\n");
-        req.extend_from_slice(&fake_bundle(0x10000));
-        req.extend_from_slice(b"\r\n");
-    }
-    req.extend_from_slice(b"0\r\n\r\n");
-    let r = raw(e.port, &req).await;
+    let r = raw(e.port, &chunked_upload(&admin, 40)).await;
     assert_eq!(r.status, 413, "{}", r.text());
     // a good bundle with no enos-ota on the bus: said so, and the file is not left behind
     let r = upload(&admin, octet, fake_bundle(100_000), true).await;
@@ -1458,18 +1463,7 @@ async fn an_upload_without_a_length_stops_before_the_data_partition_fills() {
     let keep_free = free - (12 << 20);
     let e = Edge::web_only(&format!("[limits]\nmin_free_bytes = {keep_free}\nmax_upload_bytes = 1073741824"));
     let admin = e.admin().await;
-    let mut req = format!(
-        "POST /api/update/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nCookie: {}\r\nX-CSRF-Token: {}\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n",
-        admin.cookie.as_deref().unwrap(),
-        admin.csrf.as_deref().unwrap()
-    )
-    .into_bytes();
-    for _ in 0..1024 {
-        req.extend_from_slice(b"10000\r\n");
-        req.extend_from_slice(&fake_bundle(0x10000));
-        req.extend_from_slice(b"\r\n");
-    }
-    req.extend_from_slice(b"0\r\n\r\n");
+    let req = chunked_upload(&admin, 1024);
     // 64 MiB: the server answers and closes long before it is all sent, so send without caring
     let s = TcpStream::connect(("127.0.0.1", e.port)).await.unwrap();
     let (mut rd, mut wr) = s.into_split();
