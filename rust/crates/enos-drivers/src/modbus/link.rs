@@ -252,3 +252,41 @@ fn rand_jitter(max: u64) -> u64 {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos() as u64).unwrap_or(0);
     nanos % max.max(1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpListener;
+
+    /// A "device" that accepts connections and reads requests but never answers (a connection a
+    /// middlebox dropped without a reset looks like this): the link opens a new connection after
+    /// three silent requests in a row, and counts every one as unanswered.
+    #[tokio::test]
+    async fn a_silent_tcp_connection_is_opened_again_and_its_requests_are_counted() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let accepted = Arc::new(AtomicU64::new(0));
+        let seen = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = l.accept().await.unwrap();
+                seen.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move { while s.read(&mut [0u8; 256]).await.unwrap_or(0) > 0 {} });
+            }
+        });
+        let (link, _workers) = Link::start(Endpoint::Tcp(addr), 1, (10, 100), Arc::default());
+        let counters = Arc::new(LinkCounters::default());
+        let op = || Op::Read { area: Area::Holding, start: 0, count: 1 };
+        for _ in 0..SILENT_BEFORE_RECONNECT {
+            let r = link.call(1, op(), Duration::from_millis(30), 0, &counters).await;
+            assert!(matches!(r, Err(ReqError::Timeout(None))), "{r:?}");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1, "one connection while the silences add up");
+        let r = link.call(1, op(), Duration::from_millis(30), 0, &counters).await;
+        assert!(matches!(r, Err(ReqError::Timeout(None))), "{r:?}");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2, "a new connection after {SILENT_BEFORE_RECONNECT} silent requests");
+        assert_eq!(counters.unanswered.load(Ordering::SeqCst), u64::from(SILENT_BEFORE_RECONNECT) + 1);
+        assert_eq!(counters.discarded.load(Ordering::SeqCst), 0);
+    }
+}
