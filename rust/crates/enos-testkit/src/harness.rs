@@ -247,3 +247,15 @@ pub fn run_tool(name: &str, args: &[&str], bus: &str) -> (bool, String, String) 
     let out = Command::new(bin_dir().join(name)).args(args).env("ENOS_BUS_ADDRESS", bus).output().expect("run tool");
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
+
+/// `uplink.toml` for tests that need only "the data reaches the cloud": the gateway `gw01` of
+/// product `pkGW` on a plain local cloud simulator, one sub-device `device` (product `pkM`), its
+/// cache in `cache`, no health points.
+pub fn uplink_toml_one_device(cloud_uri: &str, cache: &Path, device: &str) -> String {
+    format!(
+        "[cloud]\nuri = \"{cloud_uri}\"\nallow_plain = true\nproduct_key = \"pkGW\"\ndevice_key = \"gw01\"\ndevice_secret = \"s\"\n\
+         [cache]\ndir = \"{}\"\n[health]\ninterval_s = 0\n\
+         [[sub_device]]\ndevice = \"{device}\"\nproduct_key = \"pkM\"\ndevice_key = \"{device}\"\ndevice_secret = \"m\"\n",
+        cache.display()
+    )
+}

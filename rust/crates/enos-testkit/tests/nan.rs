@@ -2,7 +2,7 @@
 //! `enosctl read` nor at the cloud (the quality form, decode error), with the words kept.
 
 use enos_testkit::cloud_sim::CloudSim;
-use enos_testkit::harness::{run_tool, spawn_service, Bus, Mosquitto};
+use enos_testkit::harness::{run_tool, spawn_service, uplink_toml_one_device, Bus, Mosquitto};
 use enos_testkit::modbus_sim::SimServer;
 use enos_testkit::wait_for;
 use std::collections::HashMap;
@@ -36,17 +36,7 @@ async fn nan_and_infinity_travel_as_decode_errors_not_as_good_nulls() {
         ),
     )
     .unwrap();
-    std::fs::write(
-        dir.path().join("uplink.toml"),
-        format!(
-            "[cloud]\nuri = \"{}\"\nallow_plain = true\nproduct_key = \"pkGW\"\ndevice_key = \"gw01\"\ndevice_secret = \"s\"\n\
-             [cache]\ndir = \"{}\"\n[health]\ninterval_s = 0\n\
-             [[sub_device]]\ndevice = \"meter\"\nproduct_key = \"pkM\"\ndevice_key = \"meter\"\ndevice_secret = \"m\"\n",
-            cloud.uri(),
-            dir.path().join("cache").display()
-        ),
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("uplink.toml"), uplink_toml_one_device(&cloud.uri(), &dir.path().join("cache"), "meter")).unwrap();
     let log = dir.path().join("services.log");
     let _uplink = spawn_service("enos-uplink", &dir.path().join("uplink.toml"), &bus.address, &log);
     let _collector = spawn_service("enos-collector", &dir.path().join("collector.toml"), &bus.address, &log);

@@ -5,7 +5,7 @@
 //! The uplink is frozen with SIGSTOP: it takes the push and never answers, the harshest "slow".
 
 use enos_testkit::cloud_sim::CloudSim;
-use enos_testkit::harness::{spawn_service, Bus, Mosquitto};
+use enos_testkit::harness::{spawn_service, uplink_toml_one_device, Bus, Mosquitto};
 use enos_testkit::modbus_sim::SimServer;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -60,17 +60,7 @@ async fn a_stalled_uplink_sheds_oldest_within_the_limit_shows_overload_and_the_s
         ),
     )
     .unwrap();
-    std::fs::write(
-        dir.path().join("uplink.toml"),
-        format!(
-            "[cloud]\nuri = \"{}\"\nallow_plain = true\nproduct_key = \"pkGW\"\ndevice_key = \"gw01\"\ndevice_secret = \"s\"\n\
-             [cache]\ndir = \"{}\"\n[health]\ninterval_s = 0\n\
-             [[sub_device]]\ndevice = \"meter\"\nproduct_key = \"pkM\"\ndevice_key = \"meter\"\ndevice_secret = \"m\"\n",
-            cloud.uri(),
-            dir.path().join("cache").display()
-        ),
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("uplink.toml"), uplink_toml_one_device(&cloud.uri(), &dir.path().join("cache"), "meter")).unwrap();
     let log = dir.path().join("services.log");
     let uplink = spawn_service("enos-uplink", &dir.path().join("uplink.toml"), &bus.address, &log);
     let conn = zbus::connection::Builder::address(bus.address.as_str()).build().await.unwrap();
