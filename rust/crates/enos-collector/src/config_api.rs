@@ -12,7 +12,6 @@ use enos_model::config::CollectorConfig;
 use enos_model::config_edit::{self, Finding};
 use enos_model::raw_read::RawRead;
 use serde_json::json;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
@@ -43,26 +42,14 @@ fn parse_doc(doc: &str) -> Result<CollectorConfig, Vec<Finding>> {
     serde_json::from_str(doc).map_err(|e| whole(format!("not a collector configuration: {e}")))
 }
 
-/// Writes `text` to `file` so that a crash or power cut leaves either the old or the new file.
-pub fn write_atomic(file: &Path, text: &str) -> std::io::Result<()> {
-    let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("collector.toml");
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let res = (|| {
-        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        if file.exists() {
-            // the file before this change, for a technician who wants it back
-            let _ = std::fs::copy(file, dir.join(format!("{name}.previous")));
-        }
-        std::fs::rename(&tmp, file)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if res.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+/// Writes the configuration atomically, keeping the file before this change as
+/// `<name>.previous` for a technician who wants it back.
+pub fn write_config(file: &Path, text: &str) -> std::io::Result<()> {
+    if file.exists() {
+        let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let _ = std::fs::copy(file, file.with_file_name(format!("{name}.previous")));
     }
-    res
+    enos_runtime::fs::write_atomic(file, text.as_bytes(), 0o644)
 }
 
 impl ConfigApi {
@@ -96,7 +83,7 @@ impl ConfigApi {
         let text = config_edit::to_toml(&cfg).map_err(fdo::Error::Failed)?;
         let file = self.file.clone();
         let written =
-            tokio::task::spawn_blocking(move || write_atomic(&file, &text)).await.map_err(|e| fdo::Error::Failed(e.to_string()))?;
+            tokio::task::spawn_blocking(move || write_config(&file, &text)).await.map_err(|e| fdo::Error::Failed(e.to_string()))?;
         if let Err(e) = written {
             let reason = format!("cannot write {}: {e} (nothing was changed)", self.file.display());
             log::error!("{reason}");
@@ -164,20 +151,33 @@ mod tests {
 
     #[test]
     fn atomic_write_keeps_the_previous_file() {
-        let d = tempfile_dir();
+        let d = tempfile_dir("previous");
         let f = d.join("collector.toml");
-        write_atomic(&f, "a = 1\n").unwrap();
-        write_atomic(&f, "a = 2\n").unwrap();
+        write_config(&f, "a = 1\n").unwrap();
+        write_config(&f, "a = 2\n").unwrap();
         assert_eq!(std::fs::read_to_string(&f).unwrap(), "a = 2\n");
         assert_eq!(std::fs::read_to_string(d.join("collector.toml.previous")).unwrap(), "a = 1\n");
         assert_eq!(std::fs::read_dir(&d).unwrap().count(), 2, "no temp file left");
-        let e = write_atomic(&d.join("missing/collector.toml"), "x").unwrap_err();
+        let e = write_config(&d.join("missing/collector.toml"), "x").unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
         std::fs::remove_dir_all(d).unwrap();
     }
 
-    fn tempfile_dir() -> PathBuf {
-        let d = std::env::temp_dir().join(format!("enos-collector-test-{}-{}", std::process::id(), enos_model::now_ms()));
+    #[test]
+    fn atomic_write_does_not_follow_a_planted_temp_symlink() {
+        // The temp name used to be predictable (pid): a symlink planted there was written through.
+        let d = tempfile_dir("symlink");
+        let victim = d.join("victim");
+        std::fs::write(&victim, "untouched\n").unwrap();
+        std::os::unix::fs::symlink(&victim, d.join(format!(".collector.toml.tmp-{}", std::process::id()))).unwrap();
+        write_config(&d.join("collector.toml"), "a = 1\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched\n");
+        assert!(!std::fs::symlink_metadata(d.join("collector.toml")).unwrap().file_type().is_symlink());
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    fn tempfile_dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("enos-collector-test-{tag}-{}-{}", std::process::id(), enos_model::now_ms()));
         std::fs::create_dir_all(&d).unwrap();
         d
     }

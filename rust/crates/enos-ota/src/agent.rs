@@ -36,16 +36,9 @@ impl Agent {
         self.cfg.dir.join(name)
     }
 
-    /// Saves the job atomically (temp + fsync + rename): a power cut leaves the old or the new.
+    /// Saves the job atomically: a power cut leaves the old or the new.
     fn save(&self, job: &OtaJob) {
-        let tmp = self.path("job.json.tmp");
-        let r = (|| -> std::io::Result<()> {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&serde_json::to_vec_pretty(job).expect("json"))?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, self.path("job.json"))
-        })();
+        let r = enos_runtime::fs::write_atomic(&self.path("job.json"), &serde_json::to_vec_pretty(job).expect("json"), 0o600);
         if let Err(e) = r {
             log::error!("saving the job state: {e}");
         }

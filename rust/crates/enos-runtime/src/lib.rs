@@ -1,4 +1,7 @@
-//! What every EnOS Edge service does the same way: logging, readiness and watchdog.
+//! What every EnOS Edge service does the same way: logging, readiness and watchdog, files
+//! replaced atomically.
+
+pub mod fs;
 
 use std::time::Duration;
 

@@ -9,9 +9,9 @@
 use crate::state::Shared;
 use enos_cloud::{sign, Identity};
 use enos_model::cloud_edit::{self, CloudChange, CloudView};
+use enos_runtime::fs::write_atomic;
 use paho_mqtt as mqtt;
 use serde_json::json;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -45,23 +45,6 @@ impl Settings {
     fn secret_file(&self) -> PathBuf {
         self.file.parent().unwrap_or(Path::new(".")).join("gateway.secret")
     }
-}
-
-fn write_atomic(file: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".{}.tmp-{}", file.file_name().and_then(|n| n.to_str()).unwrap_or("file"), std::process::id()));
-    let res = (|| {
-        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, file)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if res.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    res
 }
 
 fn refused(msg: impl Into<String>) -> fdo::Result<String> {

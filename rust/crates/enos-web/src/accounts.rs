@@ -8,7 +8,6 @@ use argon2::password_hash::PasswordHasher;
 use argon2::password_hash::PasswordVerifier;
 use argon2::Argon2;
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -193,34 +192,11 @@ impl Accounts {
     fn store(&mut self, next: Vec<Account>) -> Result<(), AccountError> {
         let doc = AccountsFile { schema_version: SCHEMA_VERSION, accounts: next };
         let bytes = serde_json::to_vec_pretty(&doc).expect("accounts serialize");
-        write_atomic(&self.file, &bytes, 0o600).map_err(|e| AccountError::Storage { file: self.file.clone(), reason: e.to_string() })?;
+        enos_runtime::fs::write_atomic(&self.file, &bytes, 0o600)
+            .map_err(|e| AccountError::Storage { file: self.file.clone(), reason: e.to_string() })?;
         self.accounts = doc.accounts;
         Ok(())
     }
-}
-
-/// Replaces `file` with `bytes` so that a reader (or a power cut) sees the old or the new
-/// content, never a mix: temp file in the same directory, fsync, rename, fsync the directory.
-pub fn write_atomic(file: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut suffix = [0u8; 6];
-    rand::fill(&mut suffix);
-    let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", hex::encode(suffix)));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, file)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }
 
 #[cfg(test)]

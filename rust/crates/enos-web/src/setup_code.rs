@@ -7,9 +7,9 @@
 //! first start, kept in `<state_dir>/setup-code` (0600) and written to the service's log (the
 //! console). Once an account exists, setup is closed and the generated file is removed.
 
-use crate::accounts::write_atomic;
 use crate::auth::secret_eq;
 use anyhow::{bail, Context};
+use enos_runtime::fs::write_atomic;
 use std::path::{Path, PathBuf};
 
 /// Letters and digits that cannot be misread on a label or a small screen (no 0/O, 1/I/L).

@@ -1,9 +1,9 @@
 //! HTTPS: the configured certificate, or a self-signed one generated on first start into
 //! `<state_dir>/tls/` (key mode 0600) and reused after.
 
-use crate::accounts::write_atomic;
 use crate::config::WebConfig;
 use anyhow::{bail, Context};
+use enos_runtime::fs::write_atomic;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio_rustls::rustls;
@@ -51,6 +51,8 @@ pub fn ensure_self_signed(cfg: &WebConfig) -> anyhow::Result<(PathBuf, PathBuf)>
     params.distinguished_name.push(rcgen::DnType::OrganizationName, "EnOS Edge (self-signed)");
     let key_pair = rcgen::KeyPair::generate().context("generating the TLS key")?;
     let c = params.self_signed(&key_pair).context("self-signing the TLS certificate")?;
+    let dir = key.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the directory", dir.display()))?;
     // Key first: a cert without its key is regenerated, a key without its cert too.
     write_atomic(&key, key_pair.serialize_pem().as_bytes(), 0o600).with_context(|| format!("writing {}", key.display()))?;
     write_atomic(&cert, c.pem().as_bytes(), 0o644).with_context(|| format!("writing {}", cert.display()))?;
