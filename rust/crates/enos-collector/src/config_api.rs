@@ -8,8 +8,8 @@
 
 use crate::reload::Engine;
 use enos_drivers::Command;
-use enos_model::config::CollectorConfig;
-use enos_model::config_edit::{self, Finding};
+use enos_model::config::{CollectorConfig, Finding};
+use enos_model::config_edit;
 use enos_model::raw_read::RawRead;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -63,7 +63,7 @@ impl ConfigApi {
 
     pub fn validate(&self, doc: &str) -> fdo::Result<String> {
         let errors = match parse_doc(doc) {
-            Ok(cfg) => config_edit::validate_all(&cfg),
+            Ok(cfg) => cfg.findings().0,
             Err(e) => e,
         };
         to_json(&json!({ "ok": errors.is_empty(), "errors": errors }))
@@ -75,12 +75,12 @@ impl ConfigApi {
             Ok(c) => c,
             Err(errors) => return to_json(&json!({ "ok": false, "errors": errors })),
         };
-        let errors = config_edit::validate_all(&cfg);
+        let errors = cfg.findings().0;
         if !errors.is_empty() {
             log::info!("configuration refused: {}", errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "));
             return to_json(&json!({ "ok": false, "errors": errors }));
         }
-        let text = config_edit::to_toml(&cfg).map_err(fdo::Error::Failed)?;
+        let text = config_edit::to_toml(&cfg).map_err(|e| fdo::Error::Failed(format!("cannot write the configuration as TOML: {e}")))?;
         let file = self.file.clone();
         let written =
             tokio::task::spawn_blocking(move || write_config(&file, &text)).await.map_err(|e| fdo::Error::Failed(e.to_string()))?;

@@ -1,109 +1,18 @@
-//! Editing the collector's configuration from outside the file (the web center over D-Bus):
-//! every finding of a document at once, the file written back as TOML, and the library of
-//! device models (templates) shipped with the image.
+//! Editing the collector's configuration from outside the file (the web center over D-Bus): the
+//! file written back as TOML, and the library of device models (templates) shipped with the image.
 
-use crate::config::{parse_toml, CollectorConfig, DeviceConfig, Invalid};
+use crate::config::{parse_toml, CollectorConfig, ConfigError, DeviceConfig};
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
 use std::path::Path;
-
-/// One problem of a configuration document, named by device, point and field.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Finding {
-    /// The path of the field, e.g. `device[0].point[3].scale`.
-    pub key: String,
-    /// The device's id (as written in the document), when the finding is inside a device.
-    pub device: Option<String>,
-    /// The point's name, when the finding is inside a point.
-    pub point: Option<String>,
-    /// The field's name (`scale`, `address`, `id`, ...).
-    pub field: String,
-    pub reason: String,
-}
-
-impl std::fmt::Display for Finding {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (&self.device, &self.point) {
-            (Some(d), Some(p)) => write!(f, "device {d:?}, point {p:?}, {}: {}", self.field, self.reason),
-            (Some(d), None) => write!(f, "device {d:?}, {}: {}", self.field, self.reason),
-            _ => write!(f, "{}: {}", self.key, self.reason),
-        }
-    }
-}
-
-fn finding(cfg: &CollectorConfig, e: Invalid) -> Finding {
-    // keys look like device[3].point[12].serial.port or device[3].id or push
-    let mut device = None;
-    let mut point = None;
-    let mut rest: &str = &e.key;
-    if let Some(r) = rest.strip_prefix("device[") {
-        if let Some((i, r)) = r.split_once(']') {
-            if let Some(d) = i.parse::<usize>().ok().and_then(|i| cfg.devices.get(i)) {
-                device = Some(d.id.clone());
-                rest = r.trim_start_matches('.');
-                if let Some(r2) = rest.strip_prefix("point[") {
-                    if let Some((j, r2)) = r2.split_once(']') {
-                        point = j.parse::<usize>().ok().and_then(|j| d.points.get(j)).map(|p| p.name.clone());
-                        rest = r2.trim_start_matches('.');
-                    }
-                }
-            }
-        }
-    }
-    let field = if rest.is_empty() { e.key.rsplit('.').next().unwrap_or("").to_string() } else { rest.to_string() };
-    Finding { key: e.key, device, point, field, reason: e.reason }
-}
-
-/// Every finding of a document, not only the first: each device's own settings, each point,
-/// duplicate ids and names, and finally the whole-document validation the service runs on load
-/// (so an empty list means the collector will accept the document).
-pub fn validate_all(cfg: &CollectorConfig) -> Vec<Finding> {
-    let mut out = Vec::new();
-    let only_push = CollectorConfig { push: cfg.push.clone(), devices: Vec::new() };
-    if let Err(e) = only_push.validate() {
-        out.push(finding(cfg, e));
-    }
-    let mut ids = HashSet::new();
-    for (i, d) in cfg.devices.iter().enumerate() {
-        let key = format!("device[{i}]");
-        let bare = DeviceConfig { points: Vec::new(), points_csv: None, ..d.clone() };
-        if let Err(e) = bare.validate(&key) {
-            out.push(finding(cfg, e));
-        }
-        if !ids.insert(d.id.as_str()) {
-            out.push(finding(cfg, Invalid::new(format!("{key}.id"), format!("duplicate device {:?}", d.id))));
-        }
-        let groups: HashSet<&str> = d.poll_groups.iter().map(|g| g.name.as_str()).collect();
-        let mut names = HashSet::new();
-        for (j, p) in d.points.iter().enumerate() {
-            let pk = format!("{key}.point[{j}]");
-            if let Err(e) = p.validate(&pk) {
-                out.push(finding(cfg, e));
-                continue;
-            }
-            if !names.insert(p.name.as_str()) {
-                out.push(finding(cfg, Invalid::new(format!("{pk}.name"), format!("duplicate point {:?}", p.name))));
-            } else if !groups.contains(p.group.as_str()) {
-                out.push(finding(cfg, Invalid::new(format!("{pk}.group"), format!("no poll group {:?} on this device", p.group))));
-            }
-        }
-    }
-    if out.is_empty() {
-        if let Err(e) = cfg.validate() {
-            out.push(finding(cfg, e));
-        }
-    }
-    out
-}
 
 /// The configuration as a TOML file the collector loads: points inline (`[[device.point]]`), so
 /// the whole configuration is one file and replacing it is one atomic rename.
-pub fn to_toml(cfg: &CollectorConfig) -> Result<String, String> {
+pub fn to_toml(cfg: &CollectorConfig) -> Result<String, toml::ser::Error> {
     let mut c = cfg.clone();
     for d in &mut c.devices {
         d.points_csv = None;
     }
-    let body = toml::to_string(&c).map_err(|e| format!("cannot write the configuration as TOML: {e}"))?;
+    let body = toml::to_string(&c)?;
     Ok(format!(
         "# EnOS Edge collector configuration, written by the collector (ApplyConfig: web center, enosctl).\n\
          # Edits by hand are fine; `enos-collector --check` validates them.\n\n{body}"
@@ -144,21 +53,21 @@ struct ModelMeta {
 
 /// Parses one model file: `[model]` (name, vendor, description) and `[device]` as in
 /// `collector.toml` without `id` (and `address` optional), points as `[[device.point]]`.
-pub fn parse_model(file: &Path, text: &str) -> Result<DeviceModel, String> {
+pub fn parse_model(file: &Path, text: &str) -> Result<DeviceModel, ConfigError> {
     let id = file.file_stem().and_then(|s| s.to_str()).unwrap_or("model").to_string();
-    let m: ModelFile = parse_toml(file, text).map_err(|e| e.to_string())?;
+    let m: ModelFile = parse_toml(file, text)?;
     let mut dev = m.device;
     dev.entry("id").or_insert_with(|| toml::Value::String(id.clone()));
     let tcp = matches!(dev.get("protocol").and_then(|v| v.as_str()), Some("modbus-tcp") | Some("modbus-rtu-over-tcp"));
     if tcp {
         dev.entry("address").or_insert_with(|| toml::Value::String("192.168.1.10:502".into()));
     }
-    let device: DeviceConfig =
-        toml::Value::Table(dev).try_into().map_err(|e: toml::de::Error| format!("{}: device: {}", file.display(), e.to_string().trim()))?;
+    let device: DeviceConfig = toml::Value::Table(dev).try_into().map_err(|e: toml::de::Error| ConfigError::Syntax {
+        file: file.to_owned(),
+        message: format!("device: {}", e.to_string().trim()),
+    })?;
     let probe = CollectorConfig { push: Default::default(), devices: vec![device.clone()] };
-    if let Some(f) = validate_all(&probe).first() {
-        return Err(format!("{}: {f}", file.display()));
-    }
+    probe.findings().into_result(file)?;
     Ok(DeviceModel { id, name: m.model.name, vendor: m.model.vendor, description: m.model.description, device })
 }
 
@@ -173,7 +82,7 @@ pub fn load_models(dir: &Path) -> (Vec<DeviceModel>, Vec<String>) {
         match std::fs::read_to_string(&f) {
             Ok(t) => match parse_model(&f, &t) {
                 Ok(m) => models.push(m),
-                Err(e) => errors.push(e),
+                Err(e) => errors.push(e.to_string()),
             },
             Err(e) => errors.push(format!("{}: {e}", f.display())),
         }
@@ -220,7 +129,7 @@ group = "slow"
     #[test]
     fn every_finding_names_device_point_and_field() {
         let cfg: CollectorConfig = toml::from_str(DOC).unwrap();
-        let f = validate_all(&cfg);
+        let f = cfg.findings().0;
         let shown: Vec<String> = f.iter().map(|f| f.to_string()).collect();
         assert_eq!(f.len(), 3, "{shown:#?}");
         assert_eq!((f[0].device.as_deref(), f[0].point.as_deref(), f[0].field.as_str()), (Some("inv01"), Some("Q"), "type"));
@@ -252,8 +161,9 @@ group = "slow"
 
     #[test]
     fn a_bad_model_says_file_and_field() {
-        let e =
-            parse_model(Path::new("/x/m.toml"), "[model]\nname = \"M\"\n[device]\nprotocol = \"modbus-tcp\"\nunit_id = 300\n").unwrap_err();
+        let e = parse_model(Path::new("/x/m.toml"), "[model]\nname = \"M\"\n[device]\nprotocol = \"modbus-tcp\"\nunit_id = 300\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("/x/m.toml: device:") && e.contains("unit_id"), "{e}");
     }
 }

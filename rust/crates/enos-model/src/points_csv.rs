@@ -7,7 +7,7 @@
 //! empty = no) marks a point no read may reach across to from the points before it: a hole in
 //! the device's register map.
 
-use crate::config::{Access, Area, ByteOrder, DataType, PointConfig};
+use crate::config::{Access, Area, ByteOrder, DataType, Findings, PointConfig, Scope};
 use std::fmt;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -224,10 +224,13 @@ pub fn parse(text: &str) -> Result<Vec<PointConfig>, Vec<RowError>> {
                 unit: get("unit").unwrap_or_default().to_owned(),
             };
             if row_errs.is_empty() {
-                if let Err(e) = p.validate("point") {
-                    let column = e.key.rsplit('.').next().unwrap_or("").to_owned();
-                    row_errs.push(RowError { line, column, reason: e.reason });
-                } else if let Some(prev) = names.insert(p.name.clone(), line) {
+                // The same checks as a point in the TOML file; the column is the field.
+                let mut found = Findings::default();
+                p.check(&Scope::root(), &mut found);
+                row_errs.extend(found.0.into_iter().map(|f| RowError { line, column: f.field, reason: f.reason }));
+            }
+            if row_errs.is_empty() {
+                if let Some(prev) = names.insert(p.name.clone(), line) {
                     row_errs.push(RowError { line, column: "name".into(), reason: format!("duplicate of line {prev}") });
                 }
             }
@@ -252,16 +255,16 @@ pub fn write(points: &[PointConfig]) -> String {
         let o = |v: Option<String>| v.unwrap_or_default();
         let _ = w.write_record([
             p.name.clone(),
-            format!("{:?}", p.area).to_lowercase(),
+            p.area.to_string(),
             p.address.to_string(),
-            format!("{:?}", p.data_type).to_lowercase(),
-            format!("{:?}", p.order),
+            p.data_type.to_string(),
+            p.order.to_string(),
             o(p.bit.map(|b| b.to_string())),
             o(p.length.map(|b| b.to_string())),
             p.scale.to_string(),
             p.offset.to_string(),
             p.group.clone(),
-            format!("{:?}", p.access).to_lowercase(),
+            p.access.to_string(),
             o(p.min.map(|b| b.to_string())),
             o(p.max.map(|b| b.to_string())),
             o(p.decimals.map(|b| b.to_string())),

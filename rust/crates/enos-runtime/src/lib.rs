@@ -52,6 +52,9 @@ fn limit_malloc_arenas() {
     }
 }
 
+/// Whether the log goes to the journal (else to stderr).
+static TO_JOURNAL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Logs to the journal when systemd connected us to it, else to stderr (tests, development,
 /// CI machines without a journal socket). Level from `ENOS_LOG` (`info` by default); it applies to
 /// the EnOS crates only, libraries stay at `info` (paho's and zbus's debug output would drown ours).
@@ -63,6 +66,7 @@ fn init_logging(service: &'static str) {
             let logger = OursAt { inner: logger.with_syslog_identifier(service.to_string()), ours: level, others };
             if log::set_boxed_logger(Box::new(logger)).is_ok() {
                 log::set_max_level(level);
+                TO_JOURNAL.store(true, std::sync::atomic::Ordering::Relaxed);
                 return;
             }
         }
@@ -135,12 +139,17 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// The end of every service's `main`: log the error with its causes, say it on stderr too (for
-/// `--check` and for systemd's status), and exit non-zero.
+/// The end of every service's `main`: say the error with its causes once, in the journal when
+/// the log goes there (systemd's status shows it), else on stderr (`--check`, a terminal), and
+/// exit non-zero.
 pub fn exit_on_error<E: std::fmt::Debug + std::fmt::Display>(service: &str, r: Result<(), E>) {
     if let Err(e) = r {
-        log::error!("{e:#}");
-        eprintln!("{service}: {e:#}");
+        if TO_JOURNAL.load(std::sync::atomic::Ordering::Relaxed) {
+            log::error!("{e:#}");
+            log::logger().flush();
+        } else {
+            eprintln!("{service}: {e:#}");
+        }
         std::process::exit(1);
     }
 }

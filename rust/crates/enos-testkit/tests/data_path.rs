@@ -434,7 +434,17 @@ fn a_broken_config_names_file_key_and_reason_and_the_service_refuses_to_start() 
     let out = std::process::Command::new(&bin).arg("--config").arg(&cfg).arg("--check").output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains(&format!("{}: device[0].timeout_ms: must be 1-60000", cfg.display())), "{err}");
+    assert!(err.contains(&format!("{}: device \"inv01\", timeout_ms: must be 1-60000", cfg.display())), "{err}");
+
+    // A TOML syntax error: said once, its caret diagram on lines of their own under the line quoted.
+    std::fs::write(&cfg, collector_toml("127.0.0.1:1").replace("protocol = \"modbus-tcp\"", "protocol = modbus-tcp")).unwrap();
+    let out = std::process::Command::new(&bin).arg("--config").arg(&cfg).arg("--check").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(err.matches("string values must be quoted").count(), 1, "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    let at = lines.iter().position(|l| l.ends_with("| protocol = modbus-tcp")).unwrap_or_else(|| panic!("{err}"));
+    assert!(lines[at + 1].trim_end().ends_with("^^^^^^^^^^"), "{err}");
 
     std::fs::write(&cfg, collector_toml("127.0.0.1:1")).unwrap();
     std::fs::write(dir.path().join("inv01.csv"), format!("{POINTS_CSV}bad,holding,x,u16,,,slow,r,,\n")).unwrap();

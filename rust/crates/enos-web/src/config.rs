@@ -2,7 +2,7 @@
 //! and the sign-in policy. Loaded and validated like every other service config
 //! (`enos_model::config`): errors name the file, the key and the reason.
 
-use enos_model::config::{parse_toml, read_file, ConfigError, Invalid};
+use enos_model::config::{parse_toml, read_file, ConfigError, Finding};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -167,73 +167,73 @@ impl WebConfig {
         self.kiosk_listen.as_ref().map(|k| k.parse().expect("validated"))
     }
 
-    pub fn validate(&self) -> Result<(), Invalid> {
+    pub fn validate(&self) -> Result<(), Finding> {
         let addr: SocketAddr =
-            self.listen.parse().map_err(|_| Invalid::new("listen", format!("{:?} is not ip:port (e.g. 0.0.0.0:443)", self.listen)))?;
+            self.listen.parse().map_err(|_| Finding::new("listen", format!("{:?} is not ip:port (e.g. 0.0.0.0:443)", self.listen)))?;
         if self.plain_http && !addr.ip().is_loopback() {
-            return Err(Invalid::new(
+            return Err(Finding::new(
                 "plain_http",
                 format!("plain HTTP is only allowed on a loopback address (the kiosk on the box itself), not on {addr}"),
             ));
         }
         if let Some(k) = &self.kiosk_listen {
             let kaddr: SocketAddr =
-                k.parse().map_err(|_| Invalid::new("kiosk_listen", format!("{k:?} is not ip:port (e.g. 127.0.0.1:8080)")))?;
+                k.parse().map_err(|_| Finding::new("kiosk_listen", format!("{k:?} is not ip:port (e.g. 127.0.0.1:8080)")))?;
             if !kaddr.ip().is_loopback() {
-                return Err(Invalid::new(
+                return Err(Finding::new(
                     "kiosk_listen",
                     format!("the kiosk listener serves plain HTTP, so only on a loopback address, not on {kaddr}"),
                 ));
             }
             if kaddr.port() == addr.port() && (kaddr.ip() == addr.ip() || addr.ip().is_unspecified()) {
-                return Err(Invalid::new("kiosk_listen", format!("{kaddr} is already `listen`")));
+                return Err(Finding::new("kiosk_listen", format!("{kaddr} is already `listen`")));
             }
         }
         if self.state_dir.as_os_str().is_empty() || self.state_dir.is_relative() {
-            return Err(Invalid::new("state_dir", "must be an absolute path"));
+            return Err(Finding::new("state_dir", "must be an absolute path"));
         }
         if self.upload_dir.as_ref().is_some_and(|d| d.is_relative()) {
-            return Err(Invalid::new("upload_dir", "must be an absolute path"));
+            return Err(Finding::new("upload_dir", "must be an absolute path"));
         }
         match (&self.tls.cert_file, &self.tls.key_file) {
-            (Some(_), None) => return Err(Invalid::new("tls.key_file", "missing: cert_file and key_file go together")),
-            (None, Some(_)) => return Err(Invalid::new("tls.cert_file", "missing: cert_file and key_file go together")),
+            (Some(_), None) => return Err(Finding::new("tls.key_file", "missing: cert_file and key_file go together")),
+            (None, Some(_)) => return Err(Finding::new("tls.cert_file", "missing: cert_file and key_file go together")),
             _ => {}
         }
         for (i, h) in self.tls.hostnames.iter().enumerate() {
             let ok = !h.is_empty() && h.len() <= 253 && h.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'));
             if !ok {
-                return Err(Invalid::new(format!("tls.hostnames[{i}]"), format!("{h:?} is not a host name or IP address")));
+                return Err(Finding::new(format!("tls.hostnames[{i}]"), format!("{h:?} is not a host name or IP address")));
             }
         }
         let a = &self.auth;
         if a.session_idle_minutes == 0 {
-            return Err(Invalid::new("auth.session_idle_minutes", "must be at least 1"));
+            return Err(Finding::new("auth.session_idle_minutes", "must be at least 1"));
         }
         if a.session_max_hours == 0 {
-            return Err(Invalid::new("auth.session_max_hours", "must be at least 1"));
+            return Err(Finding::new("auth.session_max_hours", "must be at least 1"));
         }
         if a.max_failed_signins == 0 {
-            return Err(Invalid::new("auth.max_failed_signins", "must be at least 1"));
+            return Err(Finding::new("auth.max_failed_signins", "must be at least 1"));
         }
         if a.min_password_len < 8 {
-            return Err(Invalid::new("auth.min_password_len", "must be at least 8"));
+            return Err(Finding::new("auth.min_password_len", "must be at least 8"));
         }
         let l = &self.limits;
         if !(1024..=16 << 20).contains(&l.max_body_bytes) {
-            return Err(Invalid::new("limits.max_body_bytes", "must be between 1024 and 16777216"));
+            return Err(Finding::new("limits.max_body_bytes", "must be between 1024 and 16777216"));
         }
         if !(1 << 20..=16 << 30).contains(&l.max_upload_bytes) {
-            return Err(Invalid::new("limits.max_upload_bytes", "must be between 1 MiB and 16 GiB"));
+            return Err(Finding::new("limits.max_upload_bytes", "must be between 1 MiB and 16 GiB"));
         }
         if l.max_connections == 0 {
-            return Err(Invalid::new("limits.max_connections", "must be at least 1"));
+            return Err(Finding::new("limits.max_connections", "must be at least 1"));
         }
         if l.kiosk_connections == 0 {
-            return Err(Invalid::new("limits.kiosk_connections", "must be at least 1"));
+            return Err(Finding::new("limits.kiosk_connections", "must be at least 1"));
         }
         if l.bus_timeout_s == 0 || l.device_timeout_s == 0 {
-            return Err(Invalid::new(
+            return Err(Finding::new(
                 if l.bus_timeout_s == 0 { "limits.bus_timeout_s" } else { "limits.device_timeout_s" },
                 "must be at least 1",
             ));

@@ -1,9 +1,10 @@
 //! The collector's configuration: devices, their connections, poll groups and point tables.
 
-use super::{parse_toml, read_file, ConfigError, Invalid};
+use super::{parse_toml, read_file, ConfigError, Finding, Findings, Scope};
 use crate::points_csv;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
+use std::fmt;
 use std::path::Path;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -53,6 +54,12 @@ impl Protocol {
     }
 }
 
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SerialConfig {
@@ -83,6 +90,16 @@ pub enum Parity {
     None,
     Even,
     Odd,
+}
+
+impl fmt::Display for Parity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Parity::None => "none",
+            Parity::Even => "even",
+            Parity::Odd => "odd",
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -198,6 +215,18 @@ impl Area {
     }
 }
 
+/// The names used in configuration files and CSV tables.
+impl fmt::Display for Area {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Area::Coil => "coil",
+            Area::Discrete => "discrete",
+            Area::Input => "input",
+            Area::Holding => "holding",
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "lowercase")]
 pub enum DataType {
@@ -231,6 +260,24 @@ impl DataType {
     }
 }
 
+impl fmt::Display for DataType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DataType::Bool => "bool",
+            DataType::U16 => "u16",
+            DataType::I16 => "i16",
+            DataType::U32 => "u32",
+            DataType::I32 => "i32",
+            DataType::U64 => "u64",
+            DataType::I64 => "i64",
+            DataType::F32 => "f32",
+            DataType::F64 => "f64",
+            DataType::Bit => "bit",
+            DataType::String => "string",
+        })
+    }
+}
+
 /// Byte and word order in the classic notation: the letters name the bytes of a 32-bit value
 /// from most to least significant as they appear on the wire. ABCD is big-endian (Modbus
 /// standard), CDAB swaps words, BADC swaps bytes in each word, DCBA is little-endian.
@@ -252,12 +299,32 @@ impl ByteOrder {
     }
 }
 
+impl fmt::Display for ByteOrder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ByteOrder::ABCD => "ABCD",
+            ByteOrder::CDAB => "CDAB",
+            ByteOrder::BADC => "BADC",
+            ByteOrder::DCBA => "DCBA",
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Access {
     #[default]
     R,
     Rw,
+}
+
+impl fmt::Display for Access {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Access::R => "r",
+            Access::Rw => "rw",
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -312,117 +379,107 @@ impl PointConfig {
         }
     }
 
-    /// Checks one point on its own; `key` is the path used in messages.
-    pub fn validate(&self, key: &str) -> Result<(), Invalid> {
+    /// Every finding of this point on its own (the device checks names and groups).
+    pub fn check(&self, at: &Scope, out: &mut Findings) {
         if self.name.is_empty() || self.name.len() > 64 || self.name.chars().any(|c| c.is_control() || c == '"') {
-            return Err(Invalid::new(format!("{key}.name"), "must be 1-64 printable characters without quotes"));
+            out.add(at, "name", "must be 1-64 printable characters without quotes");
         }
         if self.area.is_bits() && self.data_type != DataType::Bool {
-            return Err(Invalid::new(
-                format!("{key}.type"),
-                format!("area {:?} holds single bits; the type must be bool", self.area).to_lowercase(),
-            ));
+            out.add(at, "type", format!("area {} holds single bits; the type must be bool", self.area));
         }
         if !self.area.is_bits() && self.data_type == DataType::Bool {
-            return Err(Invalid::new(format!("{key}.type"), "bool is for coil/discrete areas; use bit with `bit` for a bit in a register"));
+            out.add(at, "type", "bool is for coil/discrete areas; use bit with `bit` for a bit in a register");
         }
         match (self.data_type, self.bit) {
-            (DataType::Bit, None) => return Err(Invalid::new(format!("{key}.bit"), "type bit needs `bit` (0-15)")),
-            (DataType::Bit, Some(b)) if b > 15 => {
-                return Err(Invalid::new(format!("{key}.bit"), format!("{b} is not a bit of a 16-bit register (0-15)")))
-            }
-            (t, Some(_)) if t != DataType::Bit => return Err(Invalid::new(format!("{key}.bit"), "only type bit takes `bit`")),
+            (DataType::Bit, None) => out.add(at, "bit", "type bit needs `bit` (0-15)"),
+            (DataType::Bit, Some(b)) if b > 15 => out.add(at, "bit", format!("{b} is not a bit of a 16-bit register (0-15)")),
+            (t, Some(_)) if t != DataType::Bit => out.add(at, "bit", "only type bit takes `bit`"),
             _ => {}
         }
-        if self.data_type == DataType::String {
-            match self.length {
-                Some(l) if (1..=125).contains(&l) => {}
-                _ => return Err(Invalid::new(format!("{key}.length"), "type string needs `length` in registers (1-125)")),
-            }
+        if self.data_type == DataType::String && !matches!(self.length, Some(l) if (1..=125).contains(&l)) {
+            out.add(at, "length", "type string needs `length` in registers (1-125)");
         }
         if (self.address as u32) + (self.registers() as u32) > 65536 {
-            return Err(Invalid::new(format!("{key}.address"), "the point runs past register 65535"));
+            out.add(at, "address", "the point runs past register 65535");
         }
         if !self.scale.is_finite() || self.scale == 0.0 {
-            return Err(Invalid::new(format!("{key}.scale"), "must be a finite, non-zero number"));
+            out.add(at, "scale", "must be a finite, non-zero number");
         }
         if !self.offset.is_finite() {
-            return Err(Invalid::new(format!("{key}.offset"), "must be a finite number"));
+            out.add(at, "offset", "must be a finite number");
         }
         if self.access == Access::Rw && !self.area.writable() {
-            return Err(Invalid::new(format!("{key}.access"), format!("{:?} area is read-only", self.area).to_lowercase()));
+            out.add(at, "access", format!("{} area is read-only", self.area));
         }
-        if let (Some(lo), Some(hi)) = (self.min, self.max) {
-            if lo > hi {
-                return Err(Invalid::new(format!("{key}.min"), "min is greater than max"));
-            }
+        if matches!((self.min, self.max), (Some(lo), Some(hi)) if lo > hi) {
+            out.add(at, "min", "min is greater than max");
         }
         if matches!(self.decimals, Some(d) if d > 9) {
-            return Err(Invalid::new(format!("{key}.decimals"), "at most 9"));
+            out.add(at, "decimals", "at most 9");
         }
-        Ok(())
     }
 }
 
 impl DeviceConfig {
-    pub fn validate(&self, key: &str) -> Result<(), Invalid> {
+    /// Every finding of this device: its settings, poll groups and points.
+    pub fn check(&self, at: &Scope, out: &mut Findings) {
         if self.id.is_empty() || self.id.len() > 64 || !self.id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-            return Err(Invalid::new(format!("{key}.id"), "must be 1-64 characters of A-Z a-z 0-9 - _ ."));
+            out.add(at, "id", "must be 1-64 characters of A-Z a-z 0-9 - _ .");
         }
         match self.protocol {
-            Protocol::ModbusTcp | Protocol::ModbusRtuOverTcp => {
-                let Some(a) = &self.address else {
-                    return Err(Invalid::new(format!("{key}.address"), "required for TCP protocols (host:port)"));
-                };
-                if a.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
-                    return Err(Invalid::new(format!("{key}.address"), format!("{a:?} is not host:port")));
+            Protocol::ModbusTcp | Protocol::ModbusRtuOverTcp => match &self.address {
+                None => out.add(at, "address", "required for TCP protocols (host:port)"),
+                Some(a) if a.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() => {
+                    out.add(at, "address", format!("{a:?} is not host:port"))
                 }
-            }
-            Protocol::ModbusRtu => {
-                let Some(s) = &self.serial else {
-                    return Err(Invalid::new(format!("{key}.serial"), "required for modbus-rtu (port, baud, ...)"));
-                };
-                if !(5..=8).contains(&s.data_bits) {
-                    return Err(Invalid::new(format!("{key}.serial.data_bits"), "must be 5-8"));
+                Some(_) => {}
+            },
+            Protocol::ModbusRtu => match &self.serial {
+                None => out.add(at, "serial", "required for modbus-rtu (port, baud, ...)"),
+                Some(s) => {
+                    if !(5..=8).contains(&s.data_bits) {
+                        out.add(at, "serial.data_bits", "must be 5-8");
+                    }
+                    if !(1..=2).contains(&s.stop_bits) {
+                        out.add(at, "serial.stop_bits", "must be 1 or 2");
+                    }
                 }
-                if !(1..=2).contains(&s.stop_bits) {
-                    return Err(Invalid::new(format!("{key}.serial.stop_bits"), "must be 1 or 2"));
-                }
-            }
+            },
         }
         if self.timeout_ms == 0 || self.timeout_ms > 60_000 {
-            return Err(Invalid::new(format!("{key}.timeout_ms"), "must be 1-60000"));
+            out.add(at, "timeout_ms", "must be 1-60000");
         }
         if self.max_in_flight == 0 || self.max_in_flight > 64 {
-            return Err(Invalid::new(format!("{key}.max_in_flight"), "must be 1-64"));
+            out.add(at, "max_in_flight", "must be 1-64");
+        } else if self.protocol == Protocol::ModbusRtu && self.max_in_flight != 1 {
+            out.add(at, "max_in_flight", "a serial line carries one request at a time: must be 1 for modbus-rtu");
         }
         if self.max_registers == 0 || self.max_registers > 125 {
-            return Err(Invalid::new(format!("{key}.max_registers"), "must be 1-125 (the Modbus limit)"));
+            out.add(at, "max_registers", "must be 1-125 (the Modbus limit)");
         }
         if self.reconnect_min_ms == 0 || self.reconnect_min_ms > self.reconnect_max_ms {
-            return Err(Invalid::new(format!("{key}.reconnect_min_ms"), "must be > 0 and <= reconnect_max_ms"));
+            out.add(at, "reconnect_min_ms", "must be > 0 and <= reconnect_max_ms");
         }
         let mut groups = HashSet::new();
         for (i, g) in self.poll_groups.iter().enumerate() {
             if g.interval_ms < 10 {
-                return Err(Invalid::new(format!("{key}.poll_groups[{i}].interval_ms"), "must be at least 10"));
+                out.add(at, format!("poll_groups[{i}].interval_ms"), "must be at least 10");
             }
             if !groups.insert(g.name.as_str()) {
-                return Err(Invalid::new(format!("{key}.poll_groups[{i}].name"), format!("duplicate group {:?}", g.name)));
+                out.add(at, format!("poll_groups[{i}].name"), format!("duplicate group {:?}", g.name));
             }
         }
         let mut names = HashSet::new();
         for (i, p) in self.points.iter().enumerate() {
-            let pk = format!("{key}.point[{i}]");
-            p.validate(&pk)?;
+            let pat = at.point(i, &p.name);
+            p.check(&pat, out);
             if !names.insert(p.name.as_str()) {
-                return Err(Invalid::new(format!("{pk}.name"), format!("duplicate point {:?}", p.name)));
+                out.add(&pat, "name", format!("duplicate point {:?}", p.name));
             }
             if !groups.contains(p.group.as_str()) {
-                return Err(Invalid::new(format!("{pk}.group"), format!("no poll group {:?} on this device", p.group)));
+                out.add(&pat, "group", format!("no poll group {:?} on this device", p.group));
             }
         }
-        Ok(())
     }
 
     pub fn point(&self, name: &str) -> Option<&PointConfig> {
@@ -448,41 +505,46 @@ impl CollectorConfig {
                 d.points.extend(pts);
             }
         }
-        cfg.validate().map_err(|e| e.in_file(file))?;
+        cfg.findings().into_result(file)?;
         Ok(cfg)
     }
 
-    pub fn validate(&self) -> Result<(), Invalid> {
+    /// The first finding, if any (see `findings`).
+    pub fn validate(&self) -> Result<(), Finding> {
+        self.findings().first()
+    }
+
+    /// Every finding of the configuration: each device's own settings, each point, duplicate
+    /// ids and names, and the settings devices sharing an endpoint must agree on. None means the
+    /// collector accepts it.
+    pub fn findings(&self) -> Findings {
+        let mut out = Findings::default();
+        let root = Scope::root();
         if self.push.interval_ms == 0 || self.push.max_samples == 0 {
-            return Err(Invalid::new("push", "interval_ms and max_samples must be > 0"));
+            out.add(&root, "push", "interval_ms and max_samples must be > 0");
         }
         let mut ids = HashSet::new();
         for (i, d) in self.devices.iter().enumerate() {
-            let key = format!("device[{i}]");
-            d.validate(&key)?;
+            let at = root.device(i, &d.id);
+            d.check(&at, &mut out);
             if !ids.insert(d.id.as_str()) {
-                return Err(Invalid::new(format!("{key}.id"), format!("duplicate device {:?}", d.id)));
+                out.add(&at, "id", format!("duplicate device {:?}", d.id));
             }
         }
-        self.validate_endpoints()
+        self.check_endpoints(&mut out);
+        out
     }
 
     /// Devices that share an endpoint (an RS-485 line, a TCP gateway) share its connections, so
     /// they must agree on the endpoint's settings: the first device's would otherwise silently
     /// apply to all.
-    fn validate_endpoints(&self) -> Result<(), Invalid> {
+    fn check_endpoints(&self, out: &mut Findings) {
         let mut first: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
         for (i, d) in self.devices.iter().enumerate() {
-            let key = format!("device[{i}]");
-            if d.protocol == Protocol::ModbusRtu && d.max_in_flight != 1 {
-                return Err(Invalid::new(
-                    format!("{key}.max_in_flight"),
-                    "a serial line carries one request at a time: must be 1 for modbus-rtu",
-                ));
-            }
+            let at = Scope::root().device(i, &d.id);
             let (ep, place) = match (&d.serial, &d.address) {
                 (Some(s), _) if d.protocol == Protocol::ModbusRtu => (format!("serial:{}", s.port), format!("serial port {}", s.port)),
-                (_, Some(a)) => (format!("tcp:{a}"), format!("address {a}")),
+                (_, Some(a)) if d.protocol != Protocol::ModbusRtu => (format!("tcp:{a}"), format!("address {a}")),
                 _ => continue,
             };
             let Some(&j) = first.get(&ep) else {
@@ -491,29 +553,13 @@ impl CollectorConfig {
             };
             let o = &self.devices[j];
             if o.protocol != d.protocol {
-                return Err(Invalid::new(
-                    format!("{key}.protocol"),
-                    format!(
-                        "device \"{}\" uses {} at {place}, but device \"{}\" uses {} there",
-                        d.id,
-                        d.protocol.name(),
-                        o.id,
-                        o.protocol.name()
-                    ),
-                ));
+                out.add(
+                    &at,
+                    "protocol",
+                    format!("device \"{}\" uses {} at {place}, but device \"{}\" uses {} there", d.id, d.protocol, o.id, o.protocol),
+                );
+                continue;
             }
-            let conflict = |setting: &str, mine: String, theirs: String| {
-                (mine != theirs).then(|| {
-                    Invalid::new(
-                        format!("{key}.{setting}"),
-                        format!(
-                            "device \"{}\" sets {setting} = {mine} and device \"{}\" sets {theirs}; devices on the same {place} share \
-                             one connection and must agree",
-                            d.id, o.id
-                        ),
-                    )
-                })
-            };
             let mut checks = vec![
                 ("max_in_flight", d.max_in_flight.to_string(), o.max_in_flight.to_string()),
                 ("reconnect_min_ms", d.reconnect_min_ms.to_string(), o.reconnect_min_ms.to_string()),
@@ -522,16 +568,23 @@ impl CollectorConfig {
             if let (Some(a), Some(b)) = (&d.serial, &o.serial) {
                 checks.extend([
                     ("serial.baud", a.baud.to_string(), b.baud.to_string()),
-                    ("serial.parity", format!("{:?}", a.parity).to_lowercase(), format!("{:?}", b.parity).to_lowercase()),
+                    ("serial.parity", a.parity.to_string(), b.parity.to_string()),
                     ("serial.data_bits", a.data_bits.to_string(), b.data_bits.to_string()),
                     ("serial.stop_bits", a.stop_bits.to_string(), b.stop_bits.to_string()),
                 ]);
             }
-            if let Some(e) = checks.into_iter().find_map(|(k, mine, theirs)| conflict(k, mine, theirs)) {
-                return Err(e);
+            for (setting, mine, theirs) in checks.into_iter().filter(|(_, mine, theirs)| mine != theirs) {
+                out.add(
+                    &at,
+                    setting,
+                    format!(
+                        "device \"{}\" sets {setting} = {mine} and device \"{}\" sets {theirs}; devices on the same {place} share \
+                         one connection and must agree",
+                        d.id, o.id
+                    ),
+                );
             }
         }
-        Ok(())
     }
 
     pub fn device(&self, id: &str) -> Option<&DeviceConfig> {
@@ -580,32 +633,32 @@ group = "fast"
         let e = CollectorConfig::from_str_at(Path::new("c.toml"), &baud).unwrap_err().to_string();
         assert_eq!(
             e,
-            "c.toml: device[1].serial.baud: device \"m2\" sets serial.baud = 9600 and device \"m1\" sets 19200; devices on the same \
+            "c.toml: device \"m2\", serial.baud: device \"m2\" sets serial.baud = 9600 and device \"m1\" sets 19200; devices on the same \
              serial port /dev/ttyS1 share one connection and must agree"
         );
         let parity = [dev("m1", 1, "parity = \"even\"", ""), dev("m2", 2, "parity = \"none\"", "")].concat();
         let e = CollectorConfig::from_str_at(Path::new("c.toml"), &parity).unwrap_err().to_string();
-        assert!(e.contains("device[1].serial.parity: device \"m2\" sets serial.parity = none and device \"m1\" sets even"), "{e}");
+        assert!(e.contains("device \"m2\", serial.parity: device \"m2\" sets serial.parity = none and device \"m1\" sets even"), "{e}");
 
         let serial_in_flight = dev("m1", 1, "baud = 9600", "max_in_flight = 4");
         let e = CollectorConfig::from_str_at(Path::new("c.toml"), &serial_in_flight).unwrap_err().to_string();
-        assert_eq!(e, "c.toml: device[0].max_in_flight: a serial line carries one request at a time: must be 1 for modbus-rtu");
+        assert_eq!(e, "c.toml: device \"m1\", max_in_flight: a serial line carries one request at a time: must be 1 for modbus-rtu");
 
         let tcp =
             |id: &str, extra: &str| format!("[[device]]\nid = \"{id}\"\nprotocol = \"modbus-tcp\"\naddress = \"10.0.0.9:502\"\n{extra}\n");
         let gw = [tcp("a", "max_in_flight = 4"), tcp("b", "")].concat();
         let e = CollectorConfig::from_str_at(Path::new("c.toml"), &gw).unwrap_err().to_string();
-        assert!(e.contains("device[1].max_in_flight: device \"b\" sets max_in_flight = 1 and device \"a\" sets 4"), "{e}");
+        assert!(e.contains("device \"b\", max_in_flight: device \"b\" sets max_in_flight = 1 and device \"a\" sets 4"), "{e}");
         let mixed = [tcp("a", ""), tcp("b", "").replace("modbus-tcp", "modbus-rtu-over-tcp")].concat();
         let e = CollectorConfig::from_str_at(Path::new("c.toml"), &mixed).unwrap_err().to_string();
-        assert!(e.contains("device[1].protocol: device \"b\" uses modbus-rtu-over-tcp at address 10.0.0.9:502"), "{e}");
+        assert!(e.contains("device \"b\", protocol: device \"b\" uses modbus-rtu-over-tcp at address 10.0.0.9:502"), "{e}");
     }
 
     #[test]
     fn errors_name_the_file_the_key_and_the_reason() {
         let bad = GOOD.replace("type = \"f32\"", "type = \"bit\"\nbit = 16");
         let e = CollectorConfig::from_str_at(Path::new("/etc/enos/collector.toml"), &bad).unwrap_err().to_string();
-        assert_eq!(e, "/etc/enos/collector.toml: device[0].point[0].bit: 16 is not a bit of a 16-bit register (0-15)");
+        assert_eq!(e, "/etc/enos/collector.toml: device \"inv01\", point \"P\", bit: 16 is not a bit of a 16-bit register (0-15)");
 
         let typo = GOOD.replace("interval_ms = 100", "intervall_ms = 100");
         let e = CollectorConfig::from_str_at(Path::new("c.toml"), &typo).unwrap_err().to_string();
@@ -613,10 +666,10 @@ group = "fast"
 
         let nogroup = GOOD.replace("group = \"fast\"", "group = \"slow\"");
         let e = CollectorConfig::from_str_at(Path::new("c.toml"), &nogroup).unwrap_err().to_string();
-        assert_eq!(e, "c.toml: device[0].point[0].group: no poll group \"slow\" on this device");
+        assert_eq!(e, "c.toml: device \"inv01\", point \"P\", group: no poll group \"slow\" on this device");
 
         let dup = format!("{GOOD}\n{}", &GOOD[GOOD.find("[[device.point]]").unwrap()..]);
         let e = CollectorConfig::from_str_at(Path::new("c.toml"), &dup).unwrap_err().to_string();
-        assert!(e.contains("device[0].point[1].name: duplicate point \"P\""), "{e}");
+        assert!(e.contains("device \"inv01\", point \"P\", name: duplicate point \"P\""), "{e}");
     }
 }

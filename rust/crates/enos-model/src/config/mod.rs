@@ -1,7 +1,7 @@
 //! Configuration types of every service, and the one way they are loaded and validated.
 //!
-//! Errors always name the file, the key (as a path like `devices[2].points[5].bit`) and what is
-//! wrong, so a technician can fix a file without reading code.
+//! Validation collects every finding, each with its place: the key path for machines
+//! (`device[2].point[5].bit`) and, for people, the device and point by their names.
 
 mod collector;
 mod ota;
@@ -12,46 +12,147 @@ pub use ota::*;
 pub use uplink::*;
 
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+/// Why a configuration file was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{file}: cannot read: {source}")]
+    #[error("{}: cannot read: {source}", file.display())]
     Read { file: PathBuf, source: std::io::Error },
-    #[error("{file}: {message}")]
+    /// `message` is the TOML parser's own, with its caret diagram on lines of their own.
+    #[error("{}: {message}", file.display())]
     Syntax { file: PathBuf, message: String },
-    #[error("{file}: {key}: {reason}")]
-    Invalid { file: PathBuf, key: String, reason: String },
-    #[error("{file}: {}", .errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    #[error("{}", lines(file, findings))]
+    Invalid { file: PathBuf, findings: Vec<Finding> },
+    #[error("{}", lines(file, errors))]
     PointTable { file: PathBuf, errors: Vec<crate::points_csv::RowError> },
 }
 
-/// A validation finding before it is tied to a file.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Invalid {
+/// One line per problem, each naming the file.
+fn lines<T: fmt::Display>(file: &Path, items: &[T]) -> String {
+    items.iter().map(|i| format!("{}: {i}", file.display())).collect::<Vec<_>>().join("\n")
+}
+
+/// One problem of a configuration, with its place.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// The key path, e.g. `device[0].point[3].scale`.
     pub key: String,
+    /// The device's id (as written), when the finding is inside a device.
+    pub device: Option<String>,
+    /// The point's name, when the finding is inside a point.
+    pub point: Option<String>,
+    /// The field inside the innermost device or point (`scale`, `serial.baud`), else the key.
+    pub field: String,
     pub reason: String,
 }
 
-impl Invalid {
-    pub fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
-        Invalid { key: key.into(), reason: reason.into() }
+impl Finding {
+    /// A finding at a top-level key (`cloud.uri`, `listen`).
+    pub fn new(key: impl Into<String>, reason: impl Into<String>) -> Finding {
+        Scope::root().finding(key, reason)
     }
+
+    /// The finding as the error of loading `file`.
     pub fn in_file(self, file: &Path) -> ConfigError {
-        ConfigError::Invalid { file: file.to_owned(), key: self.key, reason: self.reason }
+        ConfigError::Invalid { file: file.to_owned(), findings: vec![self] }
     }
 }
 
-impl fmt::Display for Invalid {
+impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.key, self.reason)
+        match (&self.device, &self.point) {
+            (Some(d), Some(p)) => write!(f, "device {d:?}, point {p:?}, {}: {}", self.field, self.reason),
+            (Some(d), None) => write!(f, "device {d:?}, {}: {}", self.field, self.reason),
+            (None, Some(p)) => write!(f, "point {p:?}, {}: {}", self.field, self.reason),
+            (None, None) => write!(f, "{}: {}", self.key, self.reason),
+        }
     }
 }
 
-/// Parses TOML text into `T`, with errors that carry the file name, line and key.
+/// Where the checks are: the key prefix and the device and point being checked. A device or
+/// point is named by its id or name when it has a usable one, else by its index.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    prefix: String,
+    device: Option<String>,
+    point: Option<String>,
+}
+
+impl Scope {
+    pub fn root() -> Scope {
+        Scope::default()
+    }
+
+    fn entry(&self, table: &str, index: usize) -> String {
+        if self.prefix.is_empty() {
+            format!("{table}[{index}]")
+        } else {
+            format!("{}.{table}[{index}]", self.prefix)
+        }
+    }
+
+    /// The `index`th `[[device]]`, with id `id`.
+    pub fn device(&self, index: usize, id: &str) -> Scope {
+        Scope { prefix: self.entry("device", index), device: usable(id), point: None }
+    }
+
+    /// The `index`th point of the current device, named `name`.
+    pub fn point(&self, index: usize, name: &str) -> Scope {
+        Scope { prefix: self.entry("point", index), device: self.device.clone(), point: usable(name) }
+    }
+
+    /// A finding at `field` of this scope.
+    pub fn finding(&self, field: impl Into<String>, reason: impl Into<String>) -> Finding {
+        let field = field.into();
+        let key = if self.prefix.is_empty() { field.clone() } else { format!("{}.{field}", self.prefix) };
+        // Without a name to show, the key path is the place.
+        let named = self.device.is_some() || self.point.is_some();
+        Finding {
+            field: if named { field } else { key.clone() },
+            key,
+            device: self.device.clone(),
+            point: self.point.clone(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A name worth showing (an empty or absurd one is shown by its index instead).
+fn usable(name: &str) -> Option<String> {
+    (!name.is_empty() && name.len() <= 64 && !name.chars().any(char::is_control)).then(|| name.to_owned())
+}
+
+/// Every finding of one configuration, in the order the checks found them.
+#[derive(Debug, Default)]
+pub struct Findings(pub Vec<Finding>);
+
+impl Findings {
+    pub fn add(&mut self, at: &Scope, field: impl Into<String>, reason: impl Into<String>) {
+        self.0.push(at.finding(field, reason));
+    }
+
+    /// `Ok` without findings, else the error of loading `file` with all of them.
+    pub fn into_result(self, file: &Path) -> Result<(), ConfigError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid { file: file.to_owned(), findings: self.0 })
+        }
+    }
+
+    /// The first finding, for callers that need only to know whether it is valid.
+    pub fn first(self) -> Result<(), Finding> {
+        self.0.into_iter().next().map_or(Ok(()), Err)
+    }
+}
+
+/// Parses TOML text into `T`; an error names the file and keeps the parser's line, column and
+/// caret diagram on lines of their own.
 pub fn parse_toml<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, ConfigError> {
-    toml::from_str(text).map_err(|e| ConfigError::Syntax { file: file.to_owned(), message: e.to_string().trim_end().replace('\n', " | ") })
+    toml::from_str(text).map_err(|e| ConfigError::Syntax { file: file.to_owned(), message: e.to_string().trim_end().to_owned() })
 }
 
 pub fn read_file(file: &Path) -> Result<String, ConfigError> {

@@ -1,6 +1,6 @@
 //! The update agent's configuration.
 
-use super::{parse_toml, read_file, ConfigError, Invalid};
+use super::{parse_toml, read_file, ConfigError, Finding, Findings, Scope};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -66,20 +66,27 @@ impl Default for OtaHealth {
 impl OtaConfig {
     pub fn load(file: &Path) -> Result<OtaConfig, ConfigError> {
         let cfg: OtaConfig = parse_toml(file, &read_file(file)?)?;
-        cfg.validate().map_err(|e| e.in_file(file))?;
+        cfg.findings().into_result(file)?;
         Ok(cfg)
     }
 
-    pub fn validate(&self) -> Result<(), Invalid> {
+    /// The first finding, if any (see `findings`).
+    pub fn validate(&self) -> Result<(), Finding> {
+        self.findings().first()
+    }
+
+    pub fn findings(&self) -> Findings {
+        let mut out = Findings::default();
+        let at = &Scope::root();
         if self.reboot_command.is_empty() {
-            return Err(Invalid::new("reboot_command", "must name a command"));
+            out.add(at, "reboot_command", "must name a command");
         }
         if self.health.timeout_s < 10 {
-            return Err(Invalid::new("health.timeout_s", "must be at least 10"));
+            out.add(at, "health.timeout_s", "must be at least 10");
         }
         if matches!(&self.health.hook, Some(h) if h.is_empty()) {
-            return Err(Invalid::new("health.hook", "must name a command or be left out"));
+            out.add(at, "health.hook", "must name a command or be left out");
         }
-        Ok(())
+        out
     }
 }

@@ -1,6 +1,6 @@
 //! The uplink's configuration: the cloud session, the cache bounds and the sending policy.
 
-use super::{parse_toml, read_file, ConfigError, Invalid};
+use super::{parse_toml, read_file, ConfigError, Finding, Findings, Scope};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -165,19 +165,19 @@ pub struct SubDevice {
     pub device_secret_file: Option<PathBuf>,
 }
 
-fn secret(inline: &Option<String>, file: &Option<PathBuf>, key: &str) -> Result<String, Invalid> {
+fn secret(inline: &Option<String>, file: &Option<PathBuf>, key: &str) -> Result<String, Finding> {
     match (inline, file) {
         (Some(s), None) if !s.is_empty() => Ok(s.clone()),
         (None, Some(f)) => std::fs::read_to_string(f)
             .map(|s| s.trim().to_owned())
-            .map_err(|e| Invalid::new(format!("{key}_file"), format!("cannot read {}: {e}", f.display()))),
-        (Some(_), Some(_)) => Err(Invalid::new(key, format!("give either {key} or {key}_file, not both"))),
-        _ => Err(Invalid::new(key, format!("missing (set {key} or {key}_file)"))),
+            .map_err(|e| Finding::new(format!("{key}_file"), format!("cannot read {}: {e}", f.display()))),
+        (Some(_), Some(_)) => Err(Finding::new(key, format!("give either {key} or {key}_file, not both"))),
+        _ => Err(Finding::new(key, format!("missing (set {key} or {key}_file)"))),
     }
 }
 
 impl CloudConfig {
-    pub fn secret(&self) -> Result<String, Invalid> {
+    pub fn secret(&self) -> Result<String, Finding> {
         secret(&self.device_secret, &self.device_secret_file, "cloud.device_secret")
     }
     pub fn is_tls(&self) -> bool {
@@ -186,7 +186,7 @@ impl CloudConfig {
 }
 
 impl SubDevice {
-    pub fn secret(&self, i: usize) -> Result<String, Invalid> {
+    pub fn secret(&self, i: usize) -> Result<String, Finding> {
         secret(&self.device_secret, &self.device_secret_file, &format!("sub_device[{i}].device_secret"))
     }
 }
@@ -198,66 +198,73 @@ impl UplinkConfig {
 
     pub fn from_str_at(file: &Path, text: &str) -> Result<UplinkConfig, ConfigError> {
         let cfg: UplinkConfig = parse_toml(file, text)?;
-        cfg.validate().map_err(|e| e.in_file(file))?;
+        cfg.findings().into_result(file)?;
         Ok(cfg)
     }
 
-    pub fn validate(&self) -> Result<(), Invalid> {
+    /// The first finding, if any (see `findings`).
+    pub fn validate(&self) -> Result<(), Finding> {
+        self.findings().first()
+    }
+
+    /// Every finding of the configuration.
+    pub fn findings(&self) -> Findings {
+        let mut out = Findings::default();
+        let at = &Scope::root();
         let c = &self.cloud;
         let scheme = c.uri.split("://").next().unwrap_or("");
         match scheme {
             "ssl" | "mqtts" => {}
             "tcp" | "mqtt" if c.allow_plain => {}
             "tcp" | "mqtt" => {
-                return Err(Invalid::new(
-                    "cloud.uri",
-                    "plain TCP sends the session unencrypted; use ssl:// or set cloud.allow_plain = true",
-                ))
+                out.add(at, "cloud.uri", "plain TCP sends the session unencrypted; use ssl:// or set cloud.allow_plain = true")
             }
-            _ => return Err(Invalid::new("cloud.uri", format!("{:?} must start with ssl:// or tcp://", c.uri))),
+            _ => out.add(at, "cloud.uri", format!("{:?} must start with ssl:// or tcp://", c.uri)),
         }
         if c.cert_file.is_some() != c.key_file.is_some() {
-            return Err(Invalid::new("cloud.cert_file", "mutual TLS needs both cert_file and key_file"));
+            out.add(at, "cloud.cert_file", "mutual TLS needs both cert_file and key_file");
         }
         for (k, v) in [("cloud.product_key", &c.product_key), ("cloud.device_key", &c.device_key)] {
             if v.is_empty() || v.contains(['/', '+', '#', '&', '|']) {
-                return Err(Invalid::new(k, "must be non-empty and free of / + # & |"));
+                out.add(at, k, "must be non-empty and free of / + # & |");
             }
         }
         // A box that is not provisioned yet has no secret: it still caches (the session waits),
         // so only a contradictory setting is an error here.
         if c.device_secret.is_some() && c.device_secret_file.is_some() {
-            return Err(Invalid::new("cloud.device_secret", "give either cloud.device_secret or cloud.device_secret_file, not both"));
+            out.add(at, "cloud.device_secret", "give either cloud.device_secret or cloud.device_secret_file, not both");
         }
         if !(10..=1200).contains(&c.keepalive_s) {
-            return Err(Invalid::new("cloud.keepalive_s", "must be 10-1200"));
+            out.add(at, "cloud.keepalive_s", "must be 10-1200");
         }
         if c.max_in_flight == 0 || c.max_in_flight > 1000 {
-            return Err(Invalid::new("cloud.max_in_flight", "must be 1-1000"));
+            out.add(at, "cloud.max_in_flight", "must be 1-1000");
         }
         if self.cache.max_bytes < 1 << 20 {
-            return Err(Invalid::new("cache.max_bytes", "must be at least 1 MiB"));
+            out.add(at, "cache.max_bytes", "must be at least 1 MiB");
         }
         if self.sender.max_message_bytes < 4096 || self.sender.max_message_bytes > 512 * 1024 {
-            return Err(Invalid::new("sender.max_message_bytes", "must be 4096-524288 (EnOS refuses > 512 KB)"));
+            out.add(at, "sender.max_message_bytes", "must be 4096-524288 (EnOS refuses > 512 KB)");
         }
         if self.sender.max_attempts == 0 {
-            return Err(Invalid::new("sender.max_attempts", "must be at least 1"));
+            out.add(at, "sender.max_attempts", "must be at least 1");
         }
         if self.sender.reply_timeout_s == 0 {
-            return Err(Invalid::new("sender.reply_timeout_s", "must be at least 1"));
+            out.add(at, "sender.reply_timeout_s", "must be at least 1");
         }
         if self.sender.live_share_percent > 90 {
-            return Err(Invalid::new("sender.live_share_percent", "must be 0-90"));
+            out.add(at, "sender.live_share_percent", "must be 0-90");
         }
         let mut seen = HashSet::new();
         for (i, s) in self.sub_devices.iter().enumerate() {
             if !seen.insert(s.device.as_str()) {
-                return Err(Invalid::new(format!("sub_device[{i}].device"), format!("duplicate device {:?}", s.device)));
+                out.add(at, format!("sub_device[{i}].device"), format!("duplicate device {:?}", s.device));
             }
-            s.secret(i)?;
+            if let Err(e) = s.secret(i) {
+                out.0.push(e);
+            }
         }
-        Ok(())
+        out
     }
 }
 
