@@ -92,9 +92,9 @@ pub trait UplinkInspect {
 /// `org.enos.Edge.UplinkSettings1`, on the uplink's object: the cloud settings.
 #[proxy(interface = "org.enos.Edge.UplinkSettings1", default_service = "org.enos.Edge.Uplink", default_path = "/org/enos/Edge/Uplink")]
 pub trait UplinkSettings {
-    /// JSON `enos_model::cloud_edit::CloudView` plus `file` and `state` (never the secret).
+    /// JSON `enos_model::cloud::CloudView` plus `file` and `state` (never the secret).
     fn get_cloud_settings(&self) -> zbus::Result<String>;
-    /// `change`: JSON `cloud_edit::CloudChange`. `{"ok": true, "file"}` once validated and written
+    /// `change`: JSON `enos_model::cloud::CloudChange`. `{"ok": true, "file"}` once validated and written
     /// (the session then starts again; the cache is untouched) or `{"ok": false, "error"}`.
     fn set_cloud_settings(&self, change: &str) -> zbus::Result<String>;
     /// A CONNECT with these settings, apart from the running session: `{"ok", "message", "took_ms"}`.

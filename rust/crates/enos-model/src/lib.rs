@@ -5,6 +5,7 @@
 //! and the compact binary telemetry batch that travels over D-Bus and rests in the cache.
 
 pub mod batch;
+pub mod cloud;
 pub mod cloud_edit;
 pub mod config;
 pub mod config_edit;

@@ -7,26 +7,7 @@
 //! empty = no) marks a point no read may reach across to from the points before it: a hole in
 //! the device's register map.
 
-use crate::config::{Access, Area, ByteOrder, DataType, Findings, PointConfig, Scope};
-use std::fmt;
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct RowError {
-    /// 1-based line in the file (the header is line 1).
-    pub line: usize,
-    pub column: String,
-    pub reason: String,
-}
-
-impl fmt::Display for RowError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.column.is_empty() {
-            write!(f, "line {}: {}", self.line, self.reason)
-        } else {
-            write!(f, "line {}, column {:?}: {}", self.line, self.column, self.reason)
-        }
-    }
-}
+use crate::config::{Access, Area, ByteOrder, DataType, Findings, PointConfig, RowError, Scope};
 
 const COLUMNS: &[&str] = &[
     "name",

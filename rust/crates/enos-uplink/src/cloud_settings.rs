@@ -8,7 +8,9 @@
 
 use crate::state::Shared;
 use enos_cloud::{sign, Identity};
-use enos_model::cloud_edit::{self, CloudChange, CloudView};
+use enos_model::cloud::CloudChange;
+use enos_model::cloud_edit;
+use enos_model::config::UplinkConfig;
 use enos_runtime::fs::write_atomic;
 use paho_mqtt as mqtt;
 use serde_json::json;
@@ -52,16 +54,16 @@ fn refused(msg: impl Into<String>) -> fdo::Result<String> {
 }
 
 impl Settings {
-    /// JSON `cloud_edit::CloudView` plus `file`: the running cloud settings, the secret as `secret_set`.
+    /// JSON `enos_model::cloud::CloudView` plus `file`: the running cloud settings, the secret as `secret_set`.
     async fn get_cloud_settings(&self) -> fdo::Result<String> {
         let shared = self.shared();
-        let mut v = serde_json::to_value(CloudView::of(&shared.cfg.cloud)).map_err(|e| fdo::Error::Failed(e.to_string()))?;
+        let mut v = serde_json::to_value(cloud_edit::view(&shared.cfg.cloud)).map_err(|e| fdo::Error::Failed(e.to_string()))?;
         v["file"] = json!(self.file);
         v["state"] = json!(shared.cloud.lock().expect("cloud").state.clone());
         Ok(v.to_string())
     }
 
-    /// `change` is JSON `cloud_edit::CloudChange`. Answers `{"ok": true, "file"}` once written
+    /// `change` is JSON `enos_model::cloud::CloudChange`. Answers `{"ok": true, "file"}` once written
     /// (the session then reconnects), or `{"ok": false, "error"}` and nothing changed.
     async fn set_cloud_settings(&self, change: &str) -> fdo::Result<String> {
         let _one = self.applying.lock().await;
@@ -75,18 +77,18 @@ impl Settings {
         let cur = self.shared().cfg.cloud.clone();
         let secret_file = self.secret_file();
         let new_secret = ch.device_secret.clone().filter(|s| !s.is_empty());
-        let cloud = ch.applied_to(&cur, &secret_file);
+        let cloud = cloud_edit::applied(&ch, &cur, &secret_file);
         let base = std::fs::read_to_string(&self.file).or_else(|_| std::fs::read_to_string(&self.loaded));
         let base = match base {
             Ok(b) => b,
             Err(e) => return refused(format!("cannot read {}: {e}", self.loaded.display())),
         };
-        let text = match cloud_edit::replace_cloud(&base, &cloud) {
+        let text = match cloud_edit::replace_cloud(&self.loaded, &base, &cloud) {
             Ok(t) => t,
-            Err(e) => return refused(e),
+            Err(e) => return refused(e.to_string()),
         };
-        if let Err(e) = cloud_edit::check_file(&self.file, &text) {
-            return refused(e);
+        if let Err(e) = UplinkConfig::from_str_at(&self.file, &text) {
+            return refused(e.to_string());
         }
         let (file, text2) = (self.file.clone(), text.clone());
         let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
@@ -111,7 +113,7 @@ impl Settings {
         let ch: CloudChange = serde_json::from_str(change).map_err(|e| fdo::Error::InvalidArgs(format!("not cloud settings: {e}")))?;
         ch.check().map_err(fdo::Error::InvalidArgs)?;
         let cur = self.shared().cfg.cloud.clone();
-        let mut c = ch.applied_to(&cur, &self.secret_file());
+        let mut c = cloud_edit::applied(&ch, &cur, &self.secret_file());
         let secret = match ch.device_secret.clone().filter(|s| !s.is_empty()) {
             Some(s) => s,
             None => match cur.secret() {
@@ -188,11 +190,11 @@ struct Iface(Arc<Settings>);
 
 #[zbus::interface(name = "org.enos.Edge.UplinkSettings1")]
 impl Iface {
-    /// JSON `cloud_edit::CloudView` plus `file` and `state`; never the secret.
+    /// JSON `enos_model::cloud::CloudView` plus `file` and `state`; never the secret.
     async fn get_cloud_settings(&self) -> fdo::Result<String> {
         self.0.get_cloud_settings().await
     }
-    /// JSON `cloud_edit::CloudChange` → `{"ok": true, "file"}` (the session then reconnects) or
+    /// JSON `enos_model::cloud::CloudChange` → `{"ok": true, "file"}` (the session then reconnects) or
     /// `{"ok": false, "error"}` (nothing changed).
     async fn set_cloud_settings(&self, change: &str) -> fdo::Result<String> {
         self.0.set_cloud_settings(change).await

@@ -494,7 +494,7 @@ pub async fn get_cloud(app: &App, req: Request<Incoming>) -> ApiResult {
 /// `POST /api/cloud`: validated and written by the uplink, which then reconnects.
 pub async fn set_cloud(app: &App, req: Request<Incoming>) -> ApiResult {
     let (_, s) = app.require(&req, Role::Admin, true)?;
-    let change: enos_model::cloud_edit::CloudChange = read_json(req, app.body_limit()).await?;
+    let change: enos_model::cloud::CloudChange = read_json(req, app.body_limit()).await?;
     change.check().map_err(ApiError::bad_request)?;
     let body = serde_json::to_string(&change).expect("change");
     let r = call("uplink", app.bus_timeout(), app.cloud.set_cloud_settings(&body)).await?;
@@ -518,7 +518,7 @@ pub async fn set_cloud(app: &App, req: Request<Incoming>) -> ApiResult {
 /// `POST /api/cloud/test`: a CONNECT with the given settings, apart from the running session.
 pub async fn test_cloud(app: &App, req: Request<Incoming>) -> ApiResult {
     let (_, s) = app.require(&req, Role::Admin, true)?;
-    let change: enos_model::cloud_edit::CloudChange = read_json(req, app.body_limit()).await?;
+    let change: enos_model::cloud::CloudChange = read_json(req, app.body_limit()).await?;
     change.check().map_err(ApiError::bad_request)?;
     let body = serde_json::to_string(&change).expect("change");
     let r = call("uplink", Duration::from_secs(30), app.cloud.test_connection(&body)).await?;

@@ -24,15 +24,36 @@ pub enum ConfigError {
     /// `message` is the TOML parser's own, with its caret diagram on lines of their own.
     #[error("{}: {message}", file.display())]
     Syntax { file: PathBuf, message: String },
+    #[error("{}: cannot be written as TOML: {message}", file.display())]
+    Unwritable { file: PathBuf, message: String },
     #[error("{}", lines(file, findings))]
     Invalid { file: PathBuf, findings: Vec<Finding> },
     #[error("{}", lines(file, errors))]
-    PointTable { file: PathBuf, errors: Vec<crate::points_csv::RowError> },
+    PointTable { file: PathBuf, errors: Vec<RowError> },
 }
 
 /// One line per problem, each naming the file.
 fn lines<T: fmt::Display>(file: &Path, items: &[T]) -> String {
     items.iter().map(|i| format!("{}: {i}", file.display())).collect::<Vec<_>>().join("\n")
+}
+
+#[derive(Debug, Clone, PartialEq)]
+/// One problem of a row of a table file (a CSV point table).
+pub struct RowError {
+    /// 1-based line in the file (the header is line 1).
+    pub line: usize,
+    pub column: String,
+    pub reason: String,
+}
+
+impl fmt::Display for RowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.column.is_empty() {
+            write!(f, "line {}: {}", self.line, self.reason)
+        } else {
+            write!(f, "line {}, column {:?}: {}", self.line, self.column, self.reason)
+        }
+    }
 }
 
 /// One problem of a configuration, with its place.
