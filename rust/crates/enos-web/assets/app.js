@@ -987,7 +987,6 @@ function start() {
 }
 
 window.addEventListener('hashchange', route);
-document.addEventListener('visibilitychange', () => { /* `every` skips loads while hidden */ });
 document.addEventListener('keydown', (e) => { if (e.key === 'Escape' && !$('#dialog').hidden) $('#dialog-cancel').click(); });
 
 window.addEventListener('DOMContentLoaded', async () => {
