@@ -379,6 +379,24 @@ pub async fn system(app: &App) -> ApiResult {
     ok(&system_doc(app).await)
 }
 
+/// The web center's settings that matter for support, written as in `web.toml`.
+fn web_settings(cfg: &crate::config::WebConfig) -> String {
+    let quoted = |s: &str| serde_json::Value::from(s).to_string();
+    let mut out = format!("listen = {}\n", quoted(&cfg.listen));
+    match &cfg.kiosk_listen {
+        Some(k) => out += &format!("kiosk_listen = {}\n", quoted(k)),
+        None => out += "# kiosk_listen is not set\n",
+    }
+    out += &format!("plain_http = {}\nmetrics_public = {}\n", cfg.plain_http, cfg.metrics_public);
+    match &cfg.tls.cert_file {
+        Some(f) => out += &format!("tls.cert_file = {}\n", quoted(&f.to_string_lossy())),
+        None => out += "# tls.cert_file is not set (a certificate made on the box)\n",
+    }
+    let names: Vec<String> = cfg.tls.hostnames.iter().map(|h| quoted(h)).collect();
+    out += &format!("tls.hostnames = [{}]\n", names.join(", "));
+    out
+}
+
 /// `GET /api/diagnostics`: a `.tar.gz` of status, configuration without secrets, recent logs.
 pub async fn diagnostics(app: &App, c: Caller) -> ApiResult {
     let s = c.session;
@@ -394,10 +412,7 @@ pub async fn diagnostics(app: &App, c: Caller) -> ApiResult {
         Err(e) => format!("not available: {}\n", e.message).into_bytes(),
     };
     let accounts: String = app.accounts.lock().await.list().iter().map(|a| format!("{} {}\n", a.name, a.role.as_str())).collect();
-    let web = format!(
-        "listen = {:?}\nkiosk_listen = {:?}\nplain_http = {}\nmetrics_public = {}\ntls.cert_file = {:?}\ntls.hostnames = {:?}\n",
-        app.cfg.listen, app.cfg.kiosk_listen, app.cfg.plain_http, app.cfg.metrics_public, app.cfg.tls.cert_file, app.cfg.tls.hostnames
-    );
+    let web = web_settings(&app.cfg);
     let logs = match journal(SERVICES, 7, 3000, false).await {
         Ok(t) => t,
         Err(e) => format!("not available: {}\n", e.message),
