@@ -170,6 +170,10 @@ test('write a point: confirmation first, then the device\'s answer', async () =>
   await page.click('#write-button');
   await page.click('#dialog-ok');
   await page.locator('#write-result .banner.error', { hasText: 'code 2005' }).waitFor({ timeout: 20000 });
+  // the gateway's own range check refused it: said so, and in words rather than an enum name
+  const refused = await page.locator('#write-result').innerText();
+  assert.match(refused, /^The gateway refused it, nothing was sent to the device: /, refused);
+  assert.doesNotMatch(refused, /did not take it|out-of-range/, refused);
   await shot('06-write-result');
 });
 

@@ -75,6 +75,8 @@ function bytes(n) {
   while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
   return (i ? n.toFixed(1) : n) + ' ' + u[i];
 }
+/** Words from the API as a sentence: a capital first letter. */
+function sentence(t) { return t ? t.charAt(0).toUpperCase() + t.slice(1) : ''; }
 function count(n) { return (n === null || n === undefined) ? '–' : Number(n).toLocaleString(); }
 function hours(hr) {
   if (hr === null || hr === undefined) return 'unknown';
@@ -355,7 +357,7 @@ function deviceView(id) {
       const r = await api('POST', '/api/devices/' + encodeURIComponent(id) + '/points/' + encodeURIComponent(point) + '/write', { value: v });
       writeOut.replaceChildren(r.ok
         ? banner('info', 'The device accepted ' + point + ' = ' + value(v) + ' (' + r.took_ms + ' ms).')
-        : banner('error', 'The device did not take it: ' + r.message + ' (code ' + r.code + ', ' + r.failure + ').'));
+        : banner('error', sentence(r.text) + ' (code ' + r.code + ').'));
     } catch (e) {
       writeOut.replaceChildren(banner('error', 'The write failed: ' + e.message));
     } finally {
@@ -987,7 +989,6 @@ function start() {
 }
 
 window.addEventListener('hashchange', route);
-document.addEventListener('visibilitychange', () => { /* `every` skips loads while hidden */ });
 document.addEventListener('keydown', (e) => { if (e.key === 'Escape' && !$('#dialog').hidden) $('#dialog-cancel').click(); });
 
 window.addEventListener('DOMContentLoaded', async () => {

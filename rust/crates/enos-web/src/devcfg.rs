@@ -3,9 +3,9 @@
 //! and written here so the format has one home), the device-model library, raw-register reads
 //! and live values. See `docs/web-api.md`.
 
-use crate::accounts::Role;
-use crate::app::{call, parse, App};
+use crate::access::Caller;
 use crate::http::{ok, read_json, ApiError, ApiResult};
+use crate::state::App;
 use enos_model::config::{CollectorConfig, DeviceConfig};
 use enos_model::points_csv;
 use enos_model::raw_read::RawRead;
@@ -19,8 +19,7 @@ use serde_json::json;
 pub const CONFIG_BODY_MAX: usize = 4 << 20;
 
 async fn running_config(app: &App) -> Result<CollectorConfig, ApiError> {
-    let s = call("collector", app.bus_timeout(), app.collector.get_config()).await?;
-    parse("collector", &s)
+    app.bus.collector_config().await
 }
 
 fn unprocessable(message: impl Into<String>, errors: serde_json::Value) -> ApiError {
@@ -28,14 +27,12 @@ fn unprocessable(message: impl Into<String>, errors: serde_json::Value) -> ApiEr
 }
 
 /// `GET /api/config`: the collector's running configuration.
-pub async fn get_config(app: &App, req: Request<Incoming>) -> ApiResult {
-    app.require(&req, Role::Viewer, false)?;
+pub async fn get_config(app: &App) -> ApiResult {
     ok(&running_config(app).await?)
 }
 
 /// `GET /api/devices/{id}/config`.
-pub async fn get_device(app: &App, req: Request<Incoming>, id: &str) -> ApiResult {
-    app.require(&req, Role::Viewer, false)?;
+pub async fn get_device(app: &App, id: &str) -> ApiResult {
     let cfg = running_config(app).await?;
     let d = cfg.device(id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no device {id:?} is configured")))?;
     ok(d)
@@ -43,9 +40,7 @@ pub async fn get_device(app: &App, req: Request<Incoming>, id: &str) -> ApiResul
 
 /// Applies `cfg` through the collector; its findings become a `422` with `errors`.
 async fn apply(app: &App, cfg: &CollectorConfig) -> Result<serde_json::Value, ApiError> {
-    let doc = serde_json::to_string(cfg).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let s = call("collector", app.bus_timeout(), app.collector.apply_config(&doc)).await?;
-    let r: serde_json::Value = parse("collector", &s)?;
+    let r = app.bus.apply_config(cfg).await?;
     if r["ok"] != true {
         let errors = r["errors"].clone();
         let first = errors.get(0).and_then(|e| e["reason"].as_str()).unwrap_or("refused").to_string();
@@ -59,8 +54,8 @@ async fn apply(app: &App, cfg: &CollectorConfig) -> Result<serde_json::Value, Ap
 }
 
 /// `PUT /api/devices/{id}/config`: adds the device or replaces its settings and points.
-pub async fn put_device(app: &App, req: Request<Incoming>, id: &str) -> ApiResult {
-    let (_, s) = app.require(&req, Role::Admin, true)?;
+pub async fn put_device(app: &App, req: Request<Incoming>, c: Caller, id: &str) -> ApiResult {
+    let s = c.session;
     let dev: DeviceConfig = read_json(req, CONFIG_BODY_MAX).await?;
     if dev.id != id {
         return Err(ApiError::bad_request(format!("the body is for device {:?}, the path for {id:?}", dev.id)));
@@ -90,8 +85,8 @@ pub async fn put_device(app: &App, req: Request<Incoming>, id: &str) -> ApiResul
 }
 
 /// `DELETE /api/devices/{id}/config`.
-pub async fn delete_device(app: &App, req: Request<Incoming>, id: &str) -> ApiResult {
-    let (_, s) = app.require(&req, Role::Admin, true)?;
+pub async fn delete_device(app: &App, c: Caller, id: &str) -> ApiResult {
+    let s = c.session;
     let _one = app.config_edit.lock().await;
     let mut cfg = running_config(app).await?;
     let before = cfg.devices.len();
@@ -105,8 +100,7 @@ pub async fn delete_device(app: &App, req: Request<Incoming>, id: &str) -> ApiRe
 }
 
 /// `GET /api/devices/{id}/points.csv`: the point table in the CSV format it can be imported in.
-pub async fn export_csv(app: &App, req: Request<Incoming>, id: &str) -> ApiResult {
-    app.require(&req, Role::Viewer, false)?;
+pub async fn export_csv(app: &App, id: &str) -> ApiResult {
     let cfg = running_config(app).await?;
     let d = cfg.device(id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no device {id:?} is configured")))?;
     let mut r = crate::http::text(StatusCode::OK, "text/csv; charset=utf-8", points_csv::write(&d.points));
@@ -124,8 +118,7 @@ struct CsvBody {
 }
 
 /// `POST /api/points-csv`: parses a point table; every bad row and column is reported.
-pub async fn parse_csv(app: &App, req: Request<Incoming>) -> ApiResult {
-    app.require(&req, Role::Admin, true)?;
+pub async fn parse_csv(req: Request<Incoming>) -> ApiResult {
     let b: CsvBody = read_json(req, CONFIG_BODY_MAX).await?;
     match points_csv::parse(&b.csv) {
         Ok(points) => ok(&json!({ "points": points })),
@@ -142,28 +135,23 @@ pub async fn parse_csv(app: &App, req: Request<Incoming>) -> ApiResult {
 }
 
 /// `GET /api/device-models`: the library shipped with the image.
-pub async fn device_models(app: &App, req: Request<Incoming>) -> ApiResult {
-    app.require(&req, Role::Viewer, false)?;
-    let s = call("collector", app.bus_timeout(), app.collector.list_device_models()).await?;
-    let v: serde_json::Value = parse("collector", &s)?;
-    ok(&v)
+pub async fn device_models(app: &App) -> ApiResult {
+    ok(&app.bus.device_models().await?)
 }
 
 /// `POST /api/devices/{id}/raw-read`: chosen registers from the device now.
-pub async fn raw_read(app: &App, req: Request<Incoming>, id: &str) -> ApiResult {
-    let (_, s) = app.require(&req, Role::Viewer, true)?;
+pub async fn raw_read(app: &App, req: Request<Incoming>, c: Caller, id: &str) -> ApiResult {
+    let s = c.session;
     let r: RawRead = read_json(req, app.body_limit()).await?;
     r.check().map_err(ApiError::bad_request)?;
     let body = serde_json::to_string(&r).expect("request");
-    let out = call("collector", app.device_timeout(), app.collector.read_raw(id, &body)).await?;
-    let v: serde_json::Value = parse("collector", &out)?;
+    let v = app.bus.read_raw(id, &body).await?;
     log::info!("raw read by {:?}: {id} fc{} @{} x{}: {}", s.user, r.function, r.address, r.count, v["message"].as_str().unwrap_or(""));
     ok(&v)
 }
 
 /// `GET /api/devices/{id}/live?since_ms=N`: recent polled values and their history.
 pub async fn live(app: &App, req: Request<Incoming>, id: &str) -> ApiResult {
-    app.require(&req, Role::Viewer, false)?;
     let since = req
         .uri()
         .query()
@@ -173,15 +161,10 @@ pub async fn live(app: &App, req: Request<Incoming>, id: &str) -> ApiResult {
         .map(|v| v.parse::<u64>().map_err(|_| ApiError::bad_request("since_ms must be a number")))
         .transpose()?
         .unwrap_or(0);
-    let s = call("collector", app.bus_timeout(), app.collector.live_values(id, since)).await?;
-    let v: serde_json::Value = parse("collector", &s)?;
-    ok(&v)
+    ok(&app.bus.live_values(id, since).await?)
 }
 
 /// `GET /api/devices/{id}/last-sent`: what the cloud last acknowledged for the device.
-pub async fn last_sent(app: &App, req: Request<Incoming>, id: &str) -> ApiResult {
-    app.require(&req, Role::Viewer, false)?;
-    let s = call("uplink", app.bus_timeout(), app.inspect.last_sent(id)).await?;
-    let v: serde_json::Value = parse("uplink", &s)?;
-    ok(&v)
+pub async fn last_sent(app: &App, id: &str) -> ApiResult {
+    ok(&app.bus.last_sent(id).await?)
 }

@@ -1,18 +1,24 @@
 //! enos-web: the local Web Configuration Center. A hyper server that serves its pages from the
 //! binary and talks to the other services only over D-Bus.
 
+mod access;
 mod accounts;
-mod app;
 mod assets;
 mod auth;
+mod bus;
 mod config;
 mod devcfg;
+mod devices;
 mod http;
 mod maint;
 mod metrics;
+mod router;
 mod setup_code;
+mod signin;
+mod state;
 mod tarball;
 mod tls;
+mod users;
 
 use anyhow::{bail, Context};
 use clap::Parser;
@@ -138,7 +144,7 @@ async fn run() -> anyhow::Result<()> {
     let kiosk_slots = Arc::new(tokio::sync::Semaphore::new(cfg.limits.kiosk_connections));
     // Plain HTTP is only ever on loopback (validated): whoever reaches it is on the box itself.
     let local = tls.is_none();
-    let app = Arc::new(app::App::new(cfg, accts, setup, fingerprint, &bus).await?);
+    let app = Arc::new(state::App::new(cfg, accts, setup, fingerprint, &bus).await?);
     log::info!(
         "serving on {}://{} ({} bytes of pages)",
         if tls.is_some() { "https" } else { "http" },
@@ -163,7 +169,7 @@ async fn accept_loop(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     local: bool,
-    app: Arc<app::App>,
+    app: Arc<state::App>,
     slots: Arc<tokio::sync::Semaphore>,
 ) {
     loop {
@@ -182,9 +188,9 @@ async fn accept_loop(
         tokio::spawn(async move {
             let _permit = permit;
             match tls {
-                None => serve(app, peer, app::Conn { tls: false, local }, stream).await,
+                None => serve(app, peer, state::Conn { tls: false, local }, stream).await,
                 Some(acceptor) => match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
-                    Ok(Ok(s)) => serve(app, peer, app::Conn { tls: true, local }, s).await,
+                    Ok(Ok(s)) => serve(app, peer, state::Conn { tls: true, local }, s).await,
                     Ok(Err(e)) => log::debug!("{peer}: TLS handshake failed: {e}"),
                     Err(_) => log::debug!("{peer}: TLS handshake timed out"),
                 },
@@ -193,8 +199,13 @@ async fn accept_loop(
     }
 }
 
-async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(app: Arc<app::App>, peer: std::net::SocketAddr, conn: app::Conn, io: S) {
-    let svc = service_fn(move |req| app::handle(app.clone(), peer, conn, req));
+async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    app: Arc<state::App>,
+    peer: std::net::SocketAddr,
+    conn: state::Conn,
+    io: S,
+) {
+    let svc = service_fn(move |req| router::handle(app.clone(), peer, conn, req));
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(15))

@@ -3,9 +3,9 @@
 //! systemd/logind on the bus, a diagnostics bundle, and the box's own figures for the dashboard.
 //! See `docs/web-api.md`.
 
-use crate::accounts::Role;
-use crate::app::{call, parse, status, App};
+use crate::access::Caller;
 use crate::http::{header, ok, read_json, ApiError, ApiResult};
+use crate::state::App;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
@@ -41,18 +41,10 @@ fn free_bytes(path: &Path) -> Option<(u64, u64)> {
     Some((st.f_blocks as u64 * st.f_frsize as u64, st.f_bavail as u64 * st.f_frsize as u64))
 }
 
-fn ota_unavailable(e: ApiError) -> ApiError {
-    if e.status == StatusCode::SERVICE_UNAVAILABLE {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the update service (enos-ota) is not running: updates cannot be installed now")
-    } else {
-        e
-    }
-}
-
 /// `POST /api/update/upload`: the body is the bundle (`application/octet-stream`), streamed to
 /// the data partition, then handed to `Ota1.InstallFile`.
-pub async fn upload(app: &App, req: Request<Incoming>) -> ApiResult {
-    let (_, s) = app.require(&req, Role::Admin, true)?;
+pub async fn upload(app: &App, req: Request<Incoming>, c: Caller) -> ApiResult {
+    let s = c.session;
     let limit = app.cfg.limits.max_upload_bytes;
     let ct = header(req.headers(), CONTENT_TYPE.as_str()).unwrap_or("");
     if !ct.eq_ignore_ascii_case("application/octet-stream") {
@@ -69,8 +61,7 @@ pub async fn upload(app: &App, req: Request<Incoming>) -> ApiResult {
         return Err(too_large());
     }
     // one update at a time: a running job keeps its file
-    if let Ok(st) = call("ota", app.bus_timeout(), app.ota.status()).await {
-        let st: serde_json::Value = parse("ota", &st)?;
+    if let Ok(st) = app.bus.ota_status().await {
         let state = st["state"].as_str().unwrap_or("idle");
         if !matches!(state, "idle" | "committed" | "rolled-back" | "failed") {
             return Err(ApiError::new(StatusCode::CONFLICT, format!("an update is in progress ({state}): wait until it ends")));
@@ -115,8 +106,7 @@ pub async fn upload(app: &App, req: Request<Incoming>) -> ApiResult {
         let _ = tokio::fs::remove_file(&part).await;
         return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot store the bundle: {e}")));
     }
-    let job = call("ota", app.bus_timeout(), app.ota.install_file(&path.to_string_lossy())).await.map_err(ota_unavailable);
-    let job = match job {
+    let job = match app.bus.install_file(&path.to_string_lossy()).await {
         Ok(j) => j,
         Err(e) => {
             let _ = tokio::fs::remove_file(&path).await;
@@ -225,12 +215,10 @@ async fn receive(mut body: Incoming, path: &Path, limit: u64, keep_free: u64) ->
 }
 
 /// `GET /api/update`: the running version and slot, the current job, the history.
-pub async fn update_status(app: &App, req: Request<Incoming>) -> ApiResult {
-    app.require(&req, Role::Viewer, false)?;
-    let t = app.bus_timeout();
-    let (st, hist) = tokio::join!(call("ota", t, app.ota.status()), call("ota", t, app.ota.history()));
-    let st: serde_json::Value = parse("ota", &st.map_err(ota_unavailable)?)?;
-    let hist: serde_json::Value = hist.and_then(|h| parse("ota", &h)).unwrap_or(json!([]));
+pub async fn update_status(app: &App) -> ApiResult {
+    let (st, hist) = tokio::join!(app.bus.ota_status(), app.bus.ota_history());
+    let st = st?;
+    let hist = hist.unwrap_or(json!([]));
     ok(&json!({ "status": st, "history": hist }))
 }
 
@@ -273,8 +261,7 @@ async fn journal(units: &[&str], prio: u8, lines: u32, json_out: bool) -> Result
 }
 
 /// `GET /api/logs?service=enos-collector&level=warning&lines=200`.
-pub async fn logs(app: &App, req: Request<Incoming>) -> ApiResult {
-    app.require(&req, Role::Admin, false)?;
+pub async fn logs(req: Request<Incoming>) -> ApiResult {
     let units: Vec<&str> = match query(&req, "service") {
         None | Some("") | Some("all") => SERVICES.to_vec(),
         Some(s) => vec![*SERVICES
@@ -314,61 +301,22 @@ pub async fn logs(app: &App, req: Request<Incoming>) -> ApiResult {
     ok(&json!({ "services": units, "entries": entries }))
 }
 
-/// A call to systemd or logind on the bus; their absence said plainly.
-async fn system_call(
-    app: &App,
-    dest: &str,
-    path: &str,
-    iface: &str,
-    method: &str,
-    body: &(impl serde::Serialize + zbus::zvariant::DynamicType),
-) -> Result<(), ApiError> {
-    // not by activation: on a bus without systemd (tests, a container) say so at once
-    if !name_has_owner(app, dest).await {
-        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("not available here: {dest} (systemd) is not on this bus")));
-    }
-    let r = tokio::time::timeout(app.bus_timeout(), app.bus.call_method(Some(dest), path, Some(iface), method, body)).await;
-    match r {
-        Err(_) => Err(ApiError::new(StatusCode::GATEWAY_TIMEOUT, format!("{dest} did not answer"))),
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => {
-            let text = e.to_string();
-            if text.contains("ServiceUnknown") || text.contains("NameHasNoOwner") || text.contains("was not provided") {
-                Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("not available here: {dest} (systemd) is not on this bus")))
-            } else if text.contains("AccessDenied") || text.contains("InteractiveAuthorizationRequired") {
-                Err(ApiError::new(StatusCode::BAD_GATEWAY, format!("{dest} refused: the polkit rule for enos-web is missing ({text})")))
-            } else {
-                Err(ApiError::new(StatusCode::BAD_GATEWAY, format!("{dest}: {text}")))
-            }
-        }
-    }
-}
-
 /// `POST /api/services/{name}/restart`.
-pub async fn restart(app: &App, req: Request<Incoming>, name: &str) -> ApiResult {
-    let (_, s) = app.require(&req, Role::Admin, true)?;
+pub async fn restart(app: &App, c: Caller, name: &str) -> ApiResult {
+    let s = c.session;
     if !SERVICES.contains(&name) {
         return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no service {name:?} (one of {})", SERVICES.join(", "))));
     }
     let unit = format!("{name}.service");
     log::warn!("{:?} restarts {unit}", s.user);
-    system_call(
-        app,
-        "org.freedesktop.systemd1",
-        "/org/freedesktop/systemd1",
-        "org.freedesktop.systemd1.Manager",
-        "RestartUnit",
-        &(unit.as_str(), "replace"),
-    )
-    .await?;
+    app.bus.restart_unit(&unit).await?;
     ok(&json!({ "service": name, "restarting": true }))
 }
 
 /// `POST /api/system/reboot`.
-pub async fn reboot(app: &App, req: Request<Incoming>) -> ApiResult {
-    let (_, s) = app.require(&req, Role::Admin, true)?;
-    log::warn!("{:?} reboots the gateway", s.user);
-    system_call(app, "org.freedesktop.login1", "/org/freedesktop/login1", "org.freedesktop.login1.Manager", "Reboot", &(false,)).await?;
+pub async fn reboot(app: &App, c: Caller) -> ApiResult {
+    log::warn!("{:?} reboots the gateway", c.session.user);
+    app.bus.reboot().await?;
     ok(&json!({ "rebooting": true }))
 }
 
@@ -397,21 +345,14 @@ fn meminfo() -> Option<(u64, u64)> {
     Some((get("MemTotal:")?, get("MemAvailable:")?))
 }
 
-async fn name_has_owner(app: &App, name: &str) -> bool {
-    let Ok(p) = zbus::fdo::DBusProxy::new(&app.bus).await else { return false };
-    let Ok(n) = zbus::names::BusName::try_from(name) else { return false };
-    tokio::time::timeout(app.bus_timeout(), p.name_has_owner(n)).await.ok().and_then(Result::ok).unwrap_or(false)
-}
-
 /// The box itself: version and slot (Ota1.Status), services, CPU, memory, disk, uptime.
 pub async fn system_doc(app: &App) -> serde_json::Value {
-    let ota =
-        call("ota", app.bus_timeout(), app.ota.status()).await.map_err(ota_unavailable).and_then(|s| parse::<serde_json::Value>("ota", &s));
+    let ota = app.bus.ota_status().await;
     let mut services = Vec::new();
     for (svc, name) in
         [("enos-collector", enos_bus::COLLECTOR_NAME), ("enos-uplink", enos_bus::UPLINK_NAME), ("enos-ota", enos_bus::OTA_NAME)]
     {
-        services.push(json!({ "service": svc, "state": if name_has_owner(app, name).await { "running" } else { "not running" } }));
+        services.push(json!({ "service": svc, "state": if app.bus.name_has_owner(name).await { "running" } else { "not running" } }));
     }
     services.push(json!({ "service": "enos-web", "state": "running" }));
     let disk_path = if Path::new("/data").is_dir() { PathBuf::from("/data") } else { app.cfg.state_dir.clone() };
@@ -434,32 +375,44 @@ pub async fn system_doc(app: &App) -> serde_json::Value {
 }
 
 /// `GET /api/system`.
-pub async fn system(app: &App, req: Request<Incoming>) -> ApiResult {
-    app.require(&req, Role::Viewer, false)?;
+pub async fn system(app: &App) -> ApiResult {
     ok(&system_doc(app).await)
 }
 
+/// The web center's settings that matter for support, written as in `web.toml`.
+fn web_settings(cfg: &crate::config::WebConfig) -> String {
+    let quoted = |s: &str| serde_json::Value::from(s).to_string();
+    let mut out = format!("listen = {}\n", quoted(&cfg.listen));
+    match &cfg.kiosk_listen {
+        Some(k) => out += &format!("kiosk_listen = {}\n", quoted(k)),
+        None => out += "# kiosk_listen is not set\n",
+    }
+    out += &format!("plain_http = {}\nmetrics_public = {}\n", cfg.plain_http, cfg.metrics_public);
+    match &cfg.tls.cert_file {
+        Some(f) => out += &format!("tls.cert_file = {}\n", quoted(&f.to_string_lossy())),
+        None => out += "# tls.cert_file is not set (a certificate made on the box)\n",
+    }
+    let names: Vec<String> = cfg.tls.hostnames.iter().map(|h| quoted(h)).collect();
+    out += &format!("tls.hostnames = [{}]\n", names.join(", "));
+    out
+}
+
 /// `GET /api/diagnostics`: a `.tar.gz` of status, configuration without secrets, recent logs.
-pub async fn diagnostics(app: &App, req: Request<Incoming>) -> ApiResult {
-    let (_, s) = app.require(&req, Role::Admin, false)?;
+pub async fn diagnostics(app: &App, c: Caller) -> ApiResult {
+    let s = c.session;
     let now = enos_model::now_ms();
-    let st = serde_json::to_vec_pretty(&status(app).await).unwrap_or_default();
+    let st = serde_json::to_vec_pretty(&app.bus.status().await).unwrap_or_default();
     let sys = serde_json::to_vec_pretty(&system_doc(app).await).unwrap_or_default();
-    let collector = match call("collector", app.bus_timeout(), app.collector.get_config()).await {
-        Ok(c) => {
-            serde_json::from_str::<serde_json::Value>(&c).and_then(|v| serde_json::to_vec_pretty(&v)).unwrap_or_else(|_| c.into_bytes())
-        }
+    let collector = match app.bus.collector_config().await {
+        Ok(c) => serde_json::to_vec_pretty(&c).unwrap_or_default(),
         Err(e) => format!("not available: {}\n", e.message).into_bytes(),
     };
-    let hist = match call("ota", app.bus_timeout(), app.ota.history()).await {
-        Ok(h) => h.into_bytes(),
-        Err(e) => format!("not available: {}\n", ota_unavailable(e).message).into_bytes(),
+    let hist = match app.bus.ota_history().await {
+        Ok(h) => serde_json::to_vec_pretty(&h).unwrap_or_default(),
+        Err(e) => format!("not available: {}\n", e.message).into_bytes(),
     };
     let accounts: String = app.accounts.lock().await.list().iter().map(|a| format!("{} {}\n", a.name, a.role.as_str())).collect();
-    let web = format!(
-        "listen = {:?}\nkiosk_listen = {:?}\nplain_http = {}\nmetrics_public = {}\ntls.cert_file = {:?}\ntls.hostnames = {:?}\n",
-        app.cfg.listen, app.cfg.kiosk_listen, app.cfg.plain_http, app.cfg.metrics_public, app.cfg.tls.cert_file, app.cfg.tls.hostnames
-    );
+    let web = web_settings(&app.cfg);
     let logs = match journal(SERVICES, 7, 3000, false).await {
         Ok(t) => t,
         Err(e) => format!("not available: {}\n", e.message),
@@ -485,20 +438,17 @@ pub async fn diagnostics(app: &App, req: Request<Incoming>) -> ApiResult {
 }
 
 /// `GET /api/cloud`: the uplink's cloud settings (the secret only as `secret_set`).
-pub async fn get_cloud(app: &App, req: Request<Incoming>) -> ApiResult {
-    app.require(&req, Role::Viewer, false)?;
-    let s = call("uplink", app.bus_timeout(), app.cloud.get_cloud_settings()).await?;
-    ok(&parse::<serde_json::Value>("uplink", &s)?)
+pub async fn get_cloud(app: &App) -> ApiResult {
+    ok(&app.bus.cloud_settings().await?)
 }
 
 /// `POST /api/cloud`: validated and written by the uplink, which then reconnects.
-pub async fn set_cloud(app: &App, req: Request<Incoming>) -> ApiResult {
-    let (_, s) = app.require(&req, Role::Admin, true)?;
+pub async fn set_cloud(app: &App, req: Request<Incoming>, c: Caller) -> ApiResult {
+    let s = c.session;
     let change: enos_model::cloud::CloudChange = read_json(req, app.body_limit()).await?;
     change.check().map_err(ApiError::bad_request)?;
     let body = serde_json::to_string(&change).expect("change");
-    let r = call("uplink", app.bus_timeout(), app.cloud.set_cloud_settings(&body)).await?;
-    let v: serde_json::Value = parse("uplink", &r)?;
+    let v = app.bus.set_cloud_settings(&body).await?;
     if v["ok"] != true {
         let why = v["error"].as_str().unwrap_or("refused").to_string();
         log::info!("{:?}: cloud settings refused: {why}", s.user);
@@ -516,13 +466,12 @@ pub async fn set_cloud(app: &App, req: Request<Incoming>) -> ApiResult {
 }
 
 /// `POST /api/cloud/test`: a CONNECT with the given settings, apart from the running session.
-pub async fn test_cloud(app: &App, req: Request<Incoming>) -> ApiResult {
-    let (_, s) = app.require(&req, Role::Admin, true)?;
+pub async fn test_cloud(app: &App, req: Request<Incoming>, c: Caller) -> ApiResult {
+    let s = c.session;
     let change: enos_model::cloud::CloudChange = read_json(req, app.body_limit()).await?;
     change.check().map_err(ApiError::bad_request)?;
     let body = serde_json::to_string(&change).expect("change");
-    let r = call("uplink", Duration::from_secs(30), app.cloud.test_connection(&body)).await?;
-    let v: serde_json::Value = parse("uplink", &r)?;
+    let v = app.bus.test_cloud(&body).await?;
     log::info!("{:?} tested the cloud connection to {}: {}", s.user, change.uri, v["message"].as_str().unwrap_or(""));
     ok(&v)
 }

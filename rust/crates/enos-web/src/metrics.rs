@@ -1,6 +1,7 @@
 //! `GET /metrics`: the local figures in the Prometheus text format (version 0.0.4).
 
-use crate::app::{App, Status};
+use crate::bus::Status;
+use crate::state::App;
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
 

@@ -569,8 +569,11 @@ async fn viewers_read_operators_write_to_the_device() {
     // the device's refusals come back as answers, with the cloud's codes
     let w = operator.post("/api/devices/inv01/points/setpoint/write", &json!({ "value": 101 })).await.json();
     assert_eq!((w["ok"].clone(), w["failure"].clone(), w["code"].clone()), (json!(false), json!("out-of-range"), json!(2005)), "{w}");
+    // who refused, in words: the gateway's own checks never reached the device
+    assert_eq!(w["text"], "the gateway refused it, nothing was sent to the device: 101 is above the maximum 100", "{w}");
     let w = operator.post("/api/devices/inv01/points/broken/write", &json!({ "value": 1 })).await.json();
     assert_eq!((w["failure"].clone(), w["code"].clone()), (json!("device-exception"), json!(2006)), "{w}");
+    assert!(w["text"].as_str().is_some_and(|t| t.starts_with("the device did not take it: ")), "{w}");
     let w = operator.post("/api/devices/inv01/points/power/write", &json!({ "value": 1 })).await.json();
     assert_eq!(w["failure"], "read-only", "{w}");
     let r = operator.post("/api/devices/inv01/points/setpoint/write", &json!({ "value": [1] })).await;
@@ -1225,6 +1228,26 @@ async fn maintenance_says_plainly_what_is_not_there() {
     }
     let text = String::from_utf8_lossy(&r.body);
     assert!(text.contains("vic viewer") && !text.contains("argon2") && !text.contains(PASSWORD), "secrets in the bundle");
+    // the web center's settings as they are written in web.toml, not as Rust prints an Option
+    let out = std::process::Command::new("tar")
+        .arg("xzf")
+        .arg(&f)
+        .arg("-C")
+        .arg(e.dir.path())
+        .arg("--wildcards")
+        .arg("*/web.txt")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let web_txt = glob_one(e.dir.path(), "web.txt");
+    assert!(!web_txt.contains("None") && !web_txt.contains("Some("), "{web_txt}");
+    assert!(web_txt.contains("# kiosk_listen is not set") && web_txt.contains("listen = \"127.0.0.1:"), "{web_txt}");
+}
+
+/// The text of the one file named `name` in a directory below `dir` (an unpacked bundle).
+fn glob_one(dir: &Path, name: &str) -> String {
+    let sub = std::fs::read_dir(dir).unwrap().filter_map(|e| e.ok()).map(|e| e.path().join(name)).find(|p| p.exists());
+    std::fs::read_to_string(sub.unwrap_or_else(|| panic!("no {name} below {}", dir.display()))).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

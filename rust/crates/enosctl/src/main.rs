@@ -1,11 +1,14 @@
 //! enosctl: the gateway from a shell, over D-Bus.
 
+mod bus;
+mod check;
+
 use anyhow::{bail, Context};
+use bus::Bus;
 use clap::{Parser, Subcommand};
-use enos_bus::{CollectorProxy, DeviceStatus, OtaJob, OtaProxy, OtaStatus, PointReading, UplinkProxy, UplinkStatus, WriteOutcome};
 
 #[derive(Parser)]
-#[command(version, about = "EnOS Edge control: status, devices, points, cache")]
+#[command(version, about = "EnOS Edge control: check, status, devices, points, cache, updates")]
 struct Args {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
@@ -16,14 +19,23 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// What is wrong with this box and what to do: the bus, each service, the cloud session,
+    /// devices, disk, clock, cache, update slots. Exit status: 0 all good, 1 a warning, 2 an error.
+    Check,
     /// Every service, the cloud session and the backlog.
     Status,
     /// Devices and their state.
     Devices,
     /// Read points from a device now (all points when none are named).
     Read { device: String, points: Vec<String> },
-    /// Write a value (JSON: 12.5, true, "text") to a point.
-    Write { device: String, point: String, value: String },
+    /// Write a value (JSON: 12.5, -5, true, "text") to a point.
+    Write {
+        device: String,
+        point: String,
+        /// A negative number needs no `--` before it.
+        #[arg(allow_negative_numbers = true)]
+        value: String,
+    },
     /// Cache backlog and counters.
     Cache,
     /// Whole-system updates.
@@ -45,9 +57,17 @@ enum OtaCmd {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    if let Err(e) = run().await {
-        eprintln!("enosctl: {e:#}");
-        std::process::exit(1);
+    // `enosctl ... | head` ends quietly, as other tools do
+    // SAFETY: restores the default disposition of SIGPIPE before any output.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    match run().await {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("enosctl: {e:#}");
+            std::process::exit(1);
+        }
     }
 }
 
@@ -62,25 +82,36 @@ fn ts(ms: u64) -> String {
     }
 }
 
-async fn run() -> anyhow::Result<()> {
+/// The exit status: 0, or what `check` found.
+async fn run() -> anyhow::Result<i32> {
     let args = Args::parse();
-    let conn = enos_bus::connect().await.context("connecting to the bus (is dbus running? ENOS_BUS_ADDRESS?)")?;
+    if let Cmd::Check = args.cmd {
+        let facts = check::gather(Bus::connect().await).await;
+        let findings = check::judge(&facts);
+        let worst = check::worst(&findings);
+        if args.json {
+            let doc = serde_json::json!({ "status": worst, "exit": worst.exit_code(), "checks": findings });
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+        } else {
+            print!("{}", check::render(&findings));
+        }
+        return Ok(worst.exit_code());
+    }
+    let bus = Bus::connect().await?;
     match args.cmd {
+        Cmd::Check => unreachable!("answered above"),
         Cmd::Status | Cmd::Cache => {
-            let up = UplinkProxy::new(&conn).await?;
-            let col = CollectorProxy::new(&conn).await?;
-            let u = up.status().await.map(|j| serde_json::from_str::<UplinkStatus>(&j));
-            let c = col.stats().await.map(|j| serde_json::from_str::<enos_bus::CollectorStats>(&j));
+            let (u, c) = tokio::join!(bus.uplink_status(), bus.collector_stats());
             if args.json {
                 let v = serde_json::json!({
-                    "uplink": u.as_ref().ok().and_then(|r| r.as_ref().ok()),
-                    "collector": c.as_ref().ok().and_then(|r| r.as_ref().ok()),
+                    "uplink": u.as_ref().ok(),
+                    "collector": c.as_ref().ok(),
                 });
                 println!("{}", serde_json::to_string_pretty(&v)?);
-                return Ok(());
+                return Ok(0);
             }
             match u {
-                Ok(Ok(u)) => {
+                Ok(u) => {
                     let cl = &u.cloud;
                     println!("uplink      running");
                     println!(
@@ -124,11 +155,10 @@ async fn run() -> anyhow::Result<()> {
                         s.in_flight
                     );
                 }
-                Ok(Err(e)) => println!("uplink      answered garbage: {e}"),
-                Err(e) => println!("uplink      not reachable: {e}"),
+                Err(e) => println!("uplink      {e}"),
             }
             match c {
-                Ok(Ok(c)) => {
+                Ok(c) => {
                     println!("collector   {}: {}/{} devices online", c.state, c.devices_online, c.devices);
                     println!(
                         "collected   {} samples, pushed {} in {} batches, {} buffered (limit {}), {} shed",
@@ -140,15 +170,14 @@ async fn run() -> anyhow::Result<()> {
                         c.samples_dropped
                     );
                 }
-                Ok(Err(e)) => println!("collector   answered garbage: {e}"),
-                Err(e) => println!("collector   not reachable: {e}"),
+                Err(e) => println!("collector   {e}"),
             }
         }
         Cmd::Devices => {
-            let devs: Vec<DeviceStatus> = serde_json::from_str(&CollectorProxy::new(&conn).await?.list_devices().await?)?;
+            let devs = bus.devices().await?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&devs)?);
-                return Ok(());
+                return Ok(0);
             }
             println!("{:<20} {:<16} {:<10} {:>7} {:>8} {:>8}  last error", "DEVICE", "PROTOCOL", "STATE", "POINTS", "POLLS", "FAILED");
             for d in devs {
@@ -169,10 +198,10 @@ async fn run() -> anyhow::Result<()> {
         }
         Cmd::Read { device, points } => {
             let refs: Vec<&str> = points.iter().map(String::as_str).collect();
-            let r: Vec<PointReading> = serde_json::from_str(&CollectorProxy::new(&conn).await?.read_points(&device, &refs).await?)?;
+            let r = bus.read_points(&device, &refs).await?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
-                return Ok(());
+                return Ok(0);
             }
             for p in r {
                 println!(
@@ -184,43 +213,40 @@ async fn run() -> anyhow::Result<()> {
                 );
             }
         }
-        Cmd::Ota(c) => {
-            let p = OtaProxy::new(&conn).await?;
-            match c {
-                OtaCmd::Status => {
-                    let st: OtaStatus = serde_json::from_str(&p.status().await.context("update agent (enos-ota) not reachable")?)?;
-                    if args.json {
-                        println!("{}", serde_json::to_string_pretty(&st)?);
-                    } else {
-                        println!("version     {} (slot {})", st.version, st.booted_slot);
-                        println!("state       {}", st.state);
-                        if let Some(j) = st.job {
-                            println!("job         {} → {} ({}), step {}: {}", j.id, j.version, j.source, j.step, j.desc);
-                        }
+        Cmd::Ota(c) => match c {
+            OtaCmd::Status => {
+                let st = bus.ota_status().await?;
+                if args.json {
+                    println!("{}", serde_json::to_string_pretty(&st)?);
+                } else {
+                    println!("version     {} (slot {})", st.version, st.booted_slot);
+                    println!("state       {}", st.state);
+                    if let Some(j) = st.job {
+                        println!("job         {} → {} ({}), step {}: {}", j.id, j.version, j.source, j.step, j.desc);
                     }
                 }
-                OtaCmd::Install { file } => {
-                    let abs = std::fs::canonicalize(&file).with_context(|| format!("{}", file.display()))?;
-                    let id = p.install_file(&abs.to_string_lossy()).await?;
-                    println!("job {id} started; follow it with `enosctl ota status`");
-                }
-                OtaCmd::History => {
-                    let h: Vec<OtaJob> = serde_json::from_str(&p.history().await?)?;
-                    if args.json {
-                        println!("{}", serde_json::to_string_pretty(&h)?);
-                    } else {
-                        for j in h {
-                            println!("{} {} {} → {} {}: {} {:?}", j.id, j.source, j.from_version, j.version, j.state, j.desc, j.timings_ms);
-                        }
-                    }
-                }
-                OtaCmd::Rollback => println!("{}", p.rollback().await?),
             }
-        }
+            OtaCmd::Install { file } => {
+                let abs = std::fs::canonicalize(&file).with_context(|| format!("{}", file.display()))?;
+                let id = bus.install_file(&abs.to_string_lossy()).await?;
+                println!("job {id} started; follow it with `enosctl ota status`");
+            }
+            OtaCmd::History => {
+                let h = bus.ota_history().await?;
+                if args.json {
+                    println!("{}", serde_json::to_string_pretty(&h)?);
+                } else {
+                    for j in h {
+                        println!("{} {} {} → {} {}: {} {:?}", j.id, j.source, j.from_version, j.version, j.state, j.desc, j.timings_ms);
+                    }
+                }
+            }
+            OtaCmd::Rollback => println!("{}", bus.rollback().await?),
+        },
         Cmd::Write { device, point, value } => {
             // Accept bare words as strings for convenience: `enosctl write d p on` → "on".
             let json = if serde_json::from_str::<serde_json::Value>(&value).is_ok() { value } else { serde_json::to_string(&value)? };
-            let out: WriteOutcome = serde_json::from_str(&CollectorProxy::new(&conn).await?.write_point(&device, &point, &json).await?)?;
+            let out = bus.write_point(&device, &point, &json).await?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&out)?);
             } else {
@@ -231,5 +257,5 @@ async fn run() -> anyhow::Result<()> {
             }
         }
     }
-    Ok(())
+    Ok(0)
 }

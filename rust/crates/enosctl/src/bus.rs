@@ -1,0 +1,124 @@
+//! Every D-Bus call enosctl makes, in one place, each failure said once and in words: which
+//! service, and what went wrong (never the D-Bus error name, never twice).
+
+use enos_bus::{
+    CollectorProxy, CollectorStats, DeviceStatus, OtaJob, OtaProxy, OtaStatus, PointReading, UplinkProxy, UplinkStatus, WriteOutcome,
+};
+use serde::de::DeserializeOwned;
+use std::future::Future;
+use std::time::Duration;
+
+/// An ordinary call; a read or write waits for the field device as well.
+const TIMEOUT: Duration = Duration::from_secs(10);
+const DEVICE_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("cannot reach the D-Bus bus ({0}); is dbus running? (tests and local runs: ENOS_BUS_ADDRESS)")]
+    NoBus(String),
+    #[error("the {0} service is not running")]
+    NotRunning(&'static str),
+    #[error("the {0} service did not answer within {1} s")]
+    Timeout(&'static str, u64),
+    #[error("the bus policy does not let enosctl call the {0} service (run it as root or as a member of enos-admin)")]
+    Denied(&'static str),
+    /// The service refused the request: its own words.
+    #[error("{0}")]
+    Refused(String),
+    #[error("the {0} service answered something unexpected: {1}")]
+    Garbled(&'static str, String),
+    #[error("the {0} service failed: {1}")]
+    Failed(&'static str, String),
+}
+
+pub struct Bus {
+    conn: zbus::Connection,
+}
+
+impl Bus {
+    pub async fn connect() -> Result<Bus, CallError> {
+        let conn = enos_bus::connect().await.map_err(|e| CallError::NoBus(message(&e).1))?;
+        Ok(Bus { conn })
+    }
+
+    async fn collector(&self) -> Result<CollectorProxy<'static>, CallError> {
+        CollectorProxy::new(&self.conn).await.map_err(|e| words("collector", e))
+    }
+    async fn uplink(&self) -> Result<UplinkProxy<'static>, CallError> {
+        UplinkProxy::new(&self.conn).await.map_err(|e| words("uplink", e))
+    }
+    async fn ota(&self) -> Result<OtaProxy<'static>, CallError> {
+        OtaProxy::new(&self.conn).await.map_err(|e| words("update (enos-ota)", e))
+    }
+
+    pub async fn collector_stats(&self) -> Result<CollectorStats, CallError> {
+        decode("collector", call("collector", TIMEOUT, self.collector().await?.stats()).await?)
+    }
+    pub async fn devices(&self) -> Result<Vec<DeviceStatus>, CallError> {
+        decode("collector", call("collector", TIMEOUT, self.collector().await?.list_devices()).await?)
+    }
+    pub async fn read_points(&self, device: &str, points: &[&str]) -> Result<Vec<PointReading>, CallError> {
+        decode("collector", call("collector", DEVICE_TIMEOUT, self.collector().await?.read_points(device, points)).await?)
+    }
+    /// `value` is JSON text.
+    pub async fn write_point(&self, device: &str, point: &str, value: &str) -> Result<WriteOutcome, CallError> {
+        decode("collector", call("collector", DEVICE_TIMEOUT, self.collector().await?.write_point(device, point, value)).await?)
+    }
+    pub async fn uplink_status(&self) -> Result<UplinkStatus, CallError> {
+        decode("uplink", call("uplink", TIMEOUT, self.uplink().await?.status()).await?)
+    }
+    pub async fn ota_status(&self) -> Result<OtaStatus, CallError> {
+        decode("update (enos-ota)", call("update (enos-ota)", TIMEOUT, self.ota().await?.status()).await?)
+    }
+    pub async fn ota_history(&self) -> Result<Vec<OtaJob>, CallError> {
+        decode("update (enos-ota)", call("update (enos-ota)", TIMEOUT, self.ota().await?.history()).await?)
+    }
+    /// The new job's id.
+    pub async fn install_file(&self, path: &str) -> Result<String, CallError> {
+        call("update (enos-ota)", TIMEOUT, self.ota().await?.install_file(path)).await
+    }
+    pub async fn rollback(&self) -> Result<String, CallError> {
+        call("update (enos-ota)", TIMEOUT, self.ota().await?.rollback()).await
+    }
+}
+
+async fn call<F>(service: &'static str, timeout: Duration, fut: F) -> Result<String, CallError>
+where
+    F: Future<Output = zbus::Result<String>>,
+{
+    match tokio::time::timeout(timeout, fut).await {
+        Err(_) => Err(CallError::Timeout(service, timeout.as_secs())),
+        Ok(r) => r.map_err(|e| words(service, e)),
+    }
+}
+
+fn decode<T: DeserializeOwned>(service: &'static str, s: String) -> Result<T, CallError> {
+    serde_json::from_str(&s).map_err(|e| CallError::Garbled(service, e.to_string()))
+}
+
+/// The error's D-Bus name (empty when it has none) and its message without the name.
+fn message(e: &zbus::Error) -> (String, String) {
+    match e {
+        zbus::Error::MethodError(name, detail, _) => (name.to_string(), detail.clone().unwrap_or_default()),
+        zbus::Error::FDO(f) => {
+            let text = f.to_string();
+            // fdo errors print as "org.freedesktop.DBus.Error.X: message"
+            match text.split_once(": ") {
+                Some((name, m)) if name.starts_with("org.freedesktop.DBus.Error.") => (name.to_string(), m.to_string()),
+                _ => (String::new(), text),
+            }
+        }
+        other => (String::new(), other.to_string()),
+    }
+}
+
+fn words(service: &'static str, e: zbus::Error) -> CallError {
+    let (name, detail) = message(&e);
+    match name.rsplit('.').next().unwrap_or("") {
+        "ServiceUnknown" | "NameHasNoOwner" if name.starts_with("org.freedesktop.DBus.") => CallError::NotRunning(service),
+        "AccessDenied" if name.starts_with("org.freedesktop.DBus.") => CallError::Denied(service),
+        "Failed" if name.starts_with("org.freedesktop.DBus.") => CallError::Failed(service, detail),
+        _ if !name.is_empty() => CallError::Refused(detail),
+        _ => CallError::Failed(service, detail),
+    }
+}
