@@ -7,6 +7,7 @@
 //! the running session. The secret is never answered, only whether one is set.
 
 use crate::state::Shared;
+use enos_bus::Error;
 use enos_cloud::{sign, Identity};
 use enos_model::cloud_edit::{self, CloudChange, CloudView};
 use paho_mqtt as mqtt;
@@ -16,7 +17,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
-use zbus::fdo;
 
 pub struct Settings {
     current: Mutex<Arc<Shared>>,
@@ -64,23 +64,25 @@ fn write_atomic(file: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
     res
 }
 
-fn refused(msg: impl Into<String>) -> fdo::Result<String> {
-    Ok(json!({ "ok": false, "error": msg.into() }).to_string())
+/// A change that does not validate: nothing changed, the reason names the field.
+fn refused(msg: impl Into<String>) -> enos_bus::Result<String> {
+    Err(Error::InvalidArgs(msg.into()))
 }
 
 impl Settings {
     /// JSON `cloud_edit::CloudView` plus `file`: the running cloud settings, the secret as `secret_set`.
-    async fn get_cloud_settings(&self) -> fdo::Result<String> {
+    async fn get_cloud_settings(&self) -> enos_bus::Result<String> {
         let shared = self.shared();
-        let mut v = serde_json::to_value(CloudView::of(&shared.cfg.cloud)).map_err(|e| fdo::Error::Failed(e.to_string()))?;
+        let mut v = serde_json::to_value(CloudView::of(&shared.cfg.cloud)).map_err(|e| Error::Failed(e.to_string()))?;
         v["file"] = json!(self.file);
         v["state"] = json!(shared.cloud.lock().expect("cloud").state.clone());
         Ok(v.to_string())
     }
 
     /// `change` is JSON `cloud_edit::CloudChange`. Answers `{"ok": true, "file"}` once written
-    /// (the session then reconnects), or `{"ok": false, "error"}` and nothing changed.
-    async fn set_cloud_settings(&self, change: &str) -> fdo::Result<String> {
+    /// (the session then reconnects); else an error (`InvalidArgs`: the change; `Failed`: the
+    /// files) and nothing changed.
+    async fn set_cloud_settings(&self, change: &str) -> enos_bus::Result<String> {
         let _one = self.applying.lock().await;
         let ch: CloudChange = match serde_json::from_str(change) {
             Ok(c) => c,
@@ -96,7 +98,7 @@ impl Settings {
         let base = std::fs::read_to_string(&self.file).or_else(|_| std::fs::read_to_string(&self.loaded));
         let base = match base {
             Ok(b) => b,
-            Err(e) => return refused(format!("cannot read {}: {e}", self.loaded.display())),
+            Err(e) => return Err(Error::Failed(format!("cannot read {}: {e}", self.loaded.display()))),
         };
         let text = match cloud_edit::replace_cloud(&base, &cloud) {
             Ok(t) => t,
@@ -113,9 +115,9 @@ impl Settings {
             write_atomic(&file, text2.as_bytes(), 0o640)
         })
         .await
-        .map_err(|e| fdo::Error::Failed(e.to_string()))?;
+        .map_err(|e| Error::Failed(e.to_string()))?;
         if let Err(e) = written {
-            return refused(format!("cannot write {}: {e} (nothing was changed)", self.file.display()));
+            return Err(Error::Failed(format!("cannot write {}: {e} (nothing was changed)", self.file.display())));
         }
         log::info!("cloud settings changed (uri {}, {}/{}); the session starts again", cloud.uri, cloud.product_key, cloud.device_key);
         self.reload.notify_one();
@@ -124,9 +126,9 @@ impl Settings {
 
     /// Tries a CONNECT with these settings (the secret defaults to the one set), apart from the
     /// running session: `{"ok", "message", "took_ms"}`.
-    async fn test_connection(&self, change: &str) -> fdo::Result<String> {
-        let ch: CloudChange = serde_json::from_str(change).map_err(|e| fdo::Error::InvalidArgs(format!("not cloud settings: {e}")))?;
-        ch.check().map_err(fdo::Error::InvalidArgs)?;
+    async fn test_connection(&self, change: &str) -> enos_bus::Result<String> {
+        let ch: CloudChange = serde_json::from_str(change).map_err(|e| Error::InvalidArgs(format!("not cloud settings: {e}")))?;
+        ch.check().map_err(Error::InvalidArgs)?;
         let cur = self.shared().cfg.cloud.clone();
         let mut c = ch.applied_to(&cur, &self.secret_file());
         let secret = match ch.device_secret.clone().filter(|s| !s.is_empty()) {
@@ -201,21 +203,21 @@ async fn try_connect(c: &enos_model::config::CloudConfig, gw: &Identity) -> Resu
 }
 
 /// The interface object (the settings are shared with `main`).
-struct Iface(Arc<Settings>);
+pub(crate) struct Iface(Arc<Settings>);
 
 #[zbus::interface(name = "org.enos.Edge.UplinkSettings1")]
 impl Iface {
     /// JSON `cloud_edit::CloudView` plus `file` and `state`; never the secret.
-    async fn get_cloud_settings(&self) -> fdo::Result<String> {
+    async fn get_cloud_settings(&self) -> enos_bus::Result<String> {
         self.0.get_cloud_settings().await
     }
     /// JSON `cloud_edit::CloudChange` → `{"ok": true, "file"}` (the session then reconnects) or
-    /// `{"ok": false, "error"}` (nothing changed).
-    async fn set_cloud_settings(&self, change: &str) -> fdo::Result<String> {
+    /// an error (nothing changed).
+    async fn set_cloud_settings(&self, change: &str) -> enos_bus::Result<String> {
         self.0.set_cloud_settings(change).await
     }
     /// A CONNECT with these settings apart from the session: `{"ok", "message", "took_ms"}`.
-    async fn test_connection(&self, change: &str) -> fdo::Result<String> {
+    async fn test_connection(&self, change: &str) -> enos_bus::Result<String> {
         self.0.test_connection(change).await
     }
 }

@@ -671,7 +671,7 @@ async fn delete_user(app: &App, req: Request<Incoming>, name: &str) -> ApiResult
 /// A D-Bus call with a deadline, its failure in plain words.
 pub(crate) async fn call<F>(what: &'static str, timeout: Duration, fut: F) -> Result<String, ApiError>
 where
-    F: std::future::Future<Output = zbus::Result<String>>,
+    F: std::future::Future<Output = enos_bus::Result<String>>,
 {
     match tokio::time::timeout(timeout, fut).await {
         Err(_) => {
@@ -682,26 +682,20 @@ where
     }
 }
 
-fn bus_error(what: &str, e: zbus::Error) -> ApiError {
-    let (name, detail) = match &e {
-        zbus::Error::MethodError(name, detail, _) => (name.as_str().to_string(), detail.clone().unwrap_or_default()),
-        zbus::Error::FDO(f) => match f.as_ref() {
-            zbus::fdo::Error::ServiceUnknown(m) => ("org.freedesktop.DBus.Error.ServiceUnknown".into(), m.clone()),
-            zbus::fdo::Error::NameHasNoOwner(m) => ("org.freedesktop.DBus.Error.NameHasNoOwner".into(), m.clone()),
-            zbus::fdo::Error::InvalidArgs(m) => ("org.freedesktop.DBus.Error.InvalidArgs".into(), m.clone()),
-            other => (String::new(), other.to_string()),
-        },
-        other => (String::new(), other.to_string()),
-    };
-    match name.as_str() {
-        "org.freedesktop.DBus.Error.ServiceUnknown" | "org.freedesktop.DBus.Error.NameHasNoOwner" => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("the {what} service is not running"))
-        }
-        "org.freedesktop.DBus.Error.InvalidArgs" => ApiError::new(StatusCode::NOT_FOUND, detail),
-        "org.freedesktop.DBus.Error.AccessDenied" => {
-            ApiError::new(StatusCode::BAD_GATEWAY, format!("the bus policy does not let the web center call the {what} service"))
-        }
-        _ => ApiError::new(StatusCode::BAD_GATEWAY, format!("the {what} service failed: {detail}")),
+/// The service's refusal keeps its words; the HTTP status follows its kind.
+fn bus_error(what: &str, e: enos_bus::Error) -> ApiError {
+    use enos_bus::Error as E;
+    match e {
+        E::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, m),
+        E::InvalidArgs(m) | E::NotSupported(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m),
+        E::Busy(m) => ApiError::new(StatusCode::CONFLICT, m),
+        E::Failed(m) => ApiError::new(StatusCode::BAD_GATEWAY, format!("the {what} service failed: {m}")),
+        e if e.is_absent() => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("the {what} service is not running")),
+        e if e.is_denied() => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            format!("the bus policy does not let the web center make this call to the {what} service"),
+        ),
+        e => ApiError::new(StatusCode::BAD_GATEWAY, format!("the {what} service failed: {e}")),
     }
 }
 
