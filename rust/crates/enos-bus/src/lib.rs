@@ -7,9 +7,11 @@
 //! the bus, its message in words); the names and signatures are data in [`contract`]. Interfaces only grow: a breaking change becomes
 //! `...2`, served next to `...1` until every caller has moved.
 
+mod caller;
 pub mod contract;
 mod error;
 
+pub use caller::Caller;
 pub use contract::{
     COLLECTOR_IFACE, COLLECTOR_NAME, COLLECTOR_PATH, ERROR_PREFIX, OTA_IFACE, OTA_NAME, OTA_PATH, UPLINK_IFACE, UPLINK_INSPECT_IFACE,
     UPLINK_NAME, UPLINK_PATH, UPLINK_SETTINGS_IFACE,

@@ -2,8 +2,8 @@
 
 use crate::config_api::ConfigApi;
 use crate::pusher::Stats;
+use enos_bus::{Caller, Error, Result};
 use enos_bus::{CollectorStats, WriteFailure, WriteOutcome};
-use enos_bus::{Error, Result};
 use enos_drivers::{Command, DeviceEvent};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -42,7 +42,16 @@ impl Collector {
         serde_json::to_string(&readings).map_err(|e| Error::Failed(e.to_string()))
     }
 
-    async fn write_point(&self, device: &str, point: &str, value: &str) -> Result<String> {
+    /// Logged with who asked (a cloud command through the uplink, the web center, enosctl).
+    async fn write_point(
+        &self,
+        device: &str,
+        point: &str,
+        value: &str,
+        #[zbus(connection)] conn: &zbus::Connection,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+    ) -> Result<String> {
+        let who = Caller::of(conn, &hdr).await;
         let out = if value.len() > MAX_VALUE_BYTES {
             WriteOutcome::failed(WriteFailure::BadValue, "value larger than 4 KiB")
         } else {
@@ -59,7 +68,7 @@ impl Collector {
                 }
             }
         };
-        log::info!("write {device}.{point} = {value}: {}", if out.ok { "ok".to_string() } else { out.message.clone() });
+        log::info!("write {device}.{point} = {value} by {who}: {}", if out.ok { "ok".to_string() } else { out.message.clone() });
         serde_json::to_string(&out).map_err(|e| Error::Failed(e.to_string()))
     }
 
@@ -96,7 +105,13 @@ impl Collector {
     }
 
     /// Validates, writes atomically and applies a configuration without a restart.
-    async fn apply_config(&self, config: &str) -> Result<String> {
+    async fn apply_config(
+        &self,
+        config: &str,
+        #[zbus(connection)] conn: &zbus::Connection,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+    ) -> Result<String> {
+        log::info!("a new configuration from {}", Caller::of(conn, &hdr).await);
         self.api.apply(config).await
     }
 

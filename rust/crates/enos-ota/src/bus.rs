@@ -1,7 +1,7 @@
 //! `org.enos.Edge.Ota1` on the bus.
 
 use crate::agent::Agent;
-use enos_bus::{Error, Result};
+use enos_bus::{Caller, Error, Result};
 use enos_model::device::OtaJob;
 use std::sync::Arc;
 use zbus::object_server::SignalEmitter;
@@ -16,7 +16,13 @@ fn field<'a>(v: &'a serde_json::Value, k: &str) -> Option<&'a serde_json::Value>
 
 #[zbus::interface(name = "org.enos.Edge.Ota1")]
 impl Ota {
-    async fn start_job(&self, params: &str) -> Result<String> {
+    async fn start_job(
+        &self,
+        params: &str,
+        #[zbus(connection)] conn: &zbus::Connection,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+    ) -> Result<String> {
+        log::info!("StartJob asked by {}", Caller::of(conn, &hdr).await);
         let v: serde_json::Value = serde_json::from_str(params).map_err(|e| Error::InvalidArgs(format!("job is not JSON: {e}")))?;
         let s = |k: &str| field(&v, k).and_then(|x| x.as_str()).map(str::to_string);
         let version = s("version")
@@ -41,7 +47,13 @@ impl Ota {
         Ok(job.id)
     }
 
-    async fn install_file(&self, path: &str) -> Result<String> {
+    async fn install_file(
+        &self,
+        path: &str,
+        #[zbus(connection)] conn: &zbus::Connection,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+    ) -> Result<String> {
+        log::info!("InstallFile asked by {}", Caller::of(conn, &hdr).await);
         let p = std::path::PathBuf::from(path);
         if !p.is_absolute() || !p.is_file() {
             return Err(Error::InvalidArgs(format!("{path}: not an absolute path to a file")));
@@ -61,7 +73,12 @@ impl Ota {
         Ok(serde_json::to_string(&self.agent.history()).expect("json"))
     }
 
-    async fn rollback(&self) -> Result<String> {
+    async fn rollback(
+        &self,
+        #[zbus(connection)] conn: &zbus::Connection,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+    ) -> Result<String> {
+        log::info!("Rollback asked by {}", Caller::of(conn, &hdr).await);
         self.agent.operator_rollback().map_err(Error::Failed)
     }
 

@@ -6,12 +6,14 @@
 
 use enos_bus::contract::{Service, SERVICES};
 use enos_testkit::harness::{run_tool, spawn_service, Bus, Proc};
+use enos_testkit::wait_for;
 use std::collections::BTreeSet;
 
 /// The three services on a private bus: a collector without devices, an uplink not provisioned
 /// (no cloud to reach), the update agent with harmless programs.
 struct Services {
     bus: Bus,
+    log: std::path::PathBuf,
     _procs: Vec<Proc>,
     _dir: tempfile::TempDir,
 }
@@ -60,7 +62,7 @@ async fn start() -> Services {
             std::fs::read_to_string(&log).unwrap_or_default()
         );
     }
-    Services { bus, _procs: procs, _dir: dir }
+    Services { bus, log, _procs: procs, _dir: dir }
 }
 
 /// `interface member kind(in)->(out)` for every member of our interfaces in introspection XML.
@@ -171,4 +173,39 @@ async fn refusals_are_typed_errors_in_words() {
         Err(enos_bus::Error::InvalidArgs(m)) => assert!(m.contains("version"), "{m}"),
         other => panic!("a job without a version must be InvalidArgs, got {other:?}"),
     }
+}
+
+/// Every call that changes something is logged with who asked, as the bus daemon vouches for it
+/// (the test's own user), refused or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_are_logged_with_the_callers_identity() {
+    let e = start().await;
+    let conn = zbus::connection::Builder::address(e.bus.address.as_str()).build().await.unwrap();
+    let collector = enos_bus::CollectorProxy::new(&conn).await.unwrap();
+    let cloud = enos_bus::UplinkSettingsProxy::new(&conn).await.unwrap();
+    let ota = enos_bus::OtaProxy::new(&conn).await.unwrap();
+    let _ = collector.write_point("nosuch", "p", "1").await;
+    let _ = collector.apply_config("not a document").await;
+    let _ = cloud.set_cloud_settings("{}").await;
+    let _ = ota.start_job("{}").await;
+    let _ = ota.install_file("/nonexistent.swu").await;
+    let _ = ota.rollback().await;
+    // SAFETY: geteuid cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    let name = passwd.lines().find(|l| l.split(':').nth(2) == Some(&uid.to_string())).and_then(|l| l.split(':').next()).unwrap();
+    let me = format!("{name} (uid {uid})");
+    let lines = [
+        format!("write nosuch.p = 1 by {me}"),
+        format!("a new configuration from {me}"),
+        format!("cloud settings from {me} refused"),
+        format!("StartJob asked by {me}"),
+        format!("InstallFile asked by {me}"),
+        format!("Rollback asked by {me}"),
+    ];
+    wait_for(10, "every write in the log with its caller", || {
+        let log = std::fs::read_to_string(&e.log).unwrap_or_default();
+        lines.iter().all(|l| log.contains(l.as_str())).then_some(())
+    })
+    .await;
 }

@@ -213,8 +213,19 @@ impl Iface {
     }
     /// JSON `cloud_edit::CloudChange` → `{"ok": true, "file"}` (the session then reconnects) or
     /// an error (nothing changed).
-    async fn set_cloud_settings(&self, change: &str) -> enos_bus::Result<String> {
-        self.0.set_cloud_settings(change).await
+    async fn set_cloud_settings(
+        &self,
+        change: &str,
+        #[zbus(connection)] conn: &zbus::Connection,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+    ) -> enos_bus::Result<String> {
+        let who = enos_bus::Caller::of(conn, &hdr).await;
+        let r = self.0.set_cloud_settings(change).await;
+        match &r {
+            Ok(_) => log::info!("cloud settings changed by {who}"),
+            Err(e) => log::info!("cloud settings from {who} refused: {e}"),
+        }
+        r
     }
     /// A CONNECT with these settings apart from the session: `{"ok", "message", "took_ms"}`.
     async fn test_connection(&self, change: &str) -> enos_bus::Result<String> {
