@@ -20,7 +20,7 @@ use tokio::sync::oneshot;
 
 pub struct ConfigApi {
     pub engine: Arc<Mutex<Engine>>,
-    /// Where ApplyConfig writes: the `--config` file, else `/data/enos/config/collector.toml`.
+    /// Where ApplyConfig writes: the `--config` file, else `/data/enos/config/collector/collector.toml`.
     pub file: PathBuf,
     /// The device-model library (`--device-models`, default `/usr/share/enos/device-models`).
     pub models_dir: PathBuf,

@@ -22,7 +22,7 @@ pub struct Settings {
     current: Mutex<Arc<Shared>>,
     /// The file the uplink loaded (the starting point of a change).
     loaded: PathBuf,
-    /// Where a change is written: `--config`, else `/data/enos/config/uplink.toml`.
+    /// Where a change is written: `--config`, else `/data/enos/config/uplink/uplink.toml`.
     pub file: PathBuf,
     /// Told when a change is written: `main` starts the session again from `file`.
     pub reload: Notify,
