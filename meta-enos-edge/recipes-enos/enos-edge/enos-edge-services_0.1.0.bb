@@ -39,7 +39,6 @@ SRC_URI = "file://rust/Cargo.toml \
            file://org.enos.Edge.Collector.conf \
            file://org.enos.Edge.Uplink.conf \
            file://org.enos.Edge.Ota.conf \
-           file://org.enos.Edge.Web.conf \
            file://collector.toml \
            file://uplink.toml \
            file://ota.toml \
@@ -86,7 +85,7 @@ do_install() {
     done
 
     install -d ${D}${datadir}/dbus-1/system.d
-    for n in Collector Uplink Ota Web; do
+    for n in Collector Uplink Ota; do
         install -m 0644 ${UNPACKDIR}/org.enos.Edge.$n.conf ${D}${datadir}/dbus-1/system.d/org.enos.Edge.$n.conf
     done
 
@@ -143,7 +142,6 @@ FILES:enos-ota += "${bindir}/enos-ota \
                    ${sysconfdir}/enos/ota.toml"
 FILES:enos-web += "${bindir}/enos-web \
                    ${systemd_system_unitdir}/enos-web.service \
-                   ${datadir}/dbus-1/system.d/org.enos.Edge.Web.conf \
                    ${datadir}/polkit-1/rules.d/50-enos-web.rules \
                    ${sysconfdir}/enos/web.toml"
 FILES:enosctl += "${bindir}/enosctl"

@@ -2,12 +2,13 @@
 
 use crate::config_api::ConfigApi;
 use crate::pusher::Stats;
+use enos_bus::{Caller, Error, Result};
 use enos_bus::{CollectorStats, WriteFailure, WriteOutcome};
 use enos_drivers::{Command, DeviceEvent};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
-use zbus::fdo;
+use zbus::object_server::SignalEmitter;
 
 pub struct Collector {
     /// The running drivers (replaced in part by ApplyConfig) and the configuration calls.
@@ -28,20 +29,29 @@ pub const DRIVER_STOPPED: &str = "the device's driver stopped while serving the 
 
 #[zbus::interface(name = "org.enos.Edge.Collector1")]
 impl Collector {
-    async fn list_devices(&self) -> fdo::Result<String> {
+    async fn list_devices(&self) -> Result<String> {
         let all = self.api.engine.lock().expect("engine").statuses();
-        serde_json::to_string(&all).map_err(|e| fdo::Error::Failed(e.to_string()))
+        serde_json::to_string(&all).map_err(|e| Error::Failed(e.to_string()))
     }
 
-    async fn read_points(&self, device: &str, points: Vec<String>) -> fdo::Result<String> {
-        let route = self.route(device).ok_or_else(|| fdo::Error::InvalidArgs(format!("no device {device:?}")))?;
+    async fn read_points(&self, device: &str, points: Vec<String>) -> Result<String> {
+        let route = self.route(device).ok_or_else(|| Error::NotFound(format!("no device {device:?}")))?;
         let (reply, rx) = oneshot::channel();
-        route.send(Command::Read { device: device.into(), points, reply }).await.map_err(|_| fdo::Error::Failed(DRIVER_STOPPED.into()))?;
-        let readings = rx.await.map_err(|_| fdo::Error::Failed(DRIVER_STOPPED.into()))?.map_err(fdo::Error::InvalidArgs)?;
-        serde_json::to_string(&readings).map_err(|e| fdo::Error::Failed(e.to_string()))
+        route.send(Command::Read { device: device.into(), points, reply }).await.map_err(|_| Error::Failed(DRIVER_STOPPED.into()))?;
+        let readings = rx.await.map_err(|_| Error::Failed(DRIVER_STOPPED.into()))?.map_err(Error::InvalidArgs)?;
+        serde_json::to_string(&readings).map_err(|e| Error::Failed(e.to_string()))
     }
 
-    async fn write_point(&self, device: &str, point: &str, value: &str) -> fdo::Result<String> {
+    /// Logged with who asked (a cloud command through the uplink, the web center, enosctl).
+    async fn write_point(
+        &self,
+        device: &str,
+        point: &str,
+        value: &str,
+        #[zbus(connection)] conn: &zbus::Connection,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+    ) -> Result<String> {
+        let who = Caller::of(conn, &hdr).await;
         let out = if value.len() > MAX_VALUE_BYTES {
             WriteOutcome::failed(WriteFailure::BadValue, "value larger than 4 KiB")
         } else {
@@ -58,11 +68,11 @@ impl Collector {
                 }
             }
         };
-        log::info!("write {device}.{point} = {value}: {}", if out.ok { "ok".to_string() } else { out.message.clone() });
-        serde_json::to_string(&out).map_err(|e| fdo::Error::Failed(e.to_string()))
+        log::info!("write {device}.{point} = {value} by {who}: {}", if out.ok { "ok".to_string() } else { out.message.clone() });
+        serde_json::to_string(&out).map_err(|e| Error::Failed(e.to_string()))
     }
 
-    async fn stats(&self) -> fdo::Result<String> {
+    async fn stats(&self) -> Result<String> {
         let s = &self.stats;
         let (devs, devices) = {
             let e = self.api.engine.lock().expect("engine");
@@ -81,46 +91,47 @@ impl Collector {
             state: s.state().into(),
             buffer_max_samples: s.buffer_max_samples.load(Relaxed),
         };
-        serde_json::to_string(&st).map_err(|e| fdo::Error::Failed(e.to_string()))
+        serde_json::to_string(&st).map_err(|e| Error::Failed(e.to_string()))
     }
 
     /// The running configuration as JSON (`CollectorConfig`, points inline).
-    async fn get_config(&self) -> fdo::Result<String> {
+    async fn get_config(&self) -> Result<String> {
         self.api.get_config()
     }
 
     /// Every finding of a configuration document: `{"ok", "errors": [Finding]}`.
-    async fn validate_config(&self, config: &str) -> fdo::Result<String> {
+    async fn validate_config(&self, config: &str) -> Result<String> {
         self.api.validate(config)
     }
 
     /// Validates, writes atomically and applies a configuration without a restart.
-    async fn apply_config(&self, config: &str) -> fdo::Result<String> {
+    async fn apply_config(
+        &self,
+        config: &str,
+        #[zbus(connection)] conn: &zbus::Connection,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+    ) -> Result<String> {
+        log::info!("a new configuration from {}", Caller::of(conn, &hdr).await);
         self.api.apply(config).await
     }
 
     /// The device-model library: `{"dir", "models": [DeviceModel], "errors"}`.
-    async fn list_device_models(&self) -> fdo::Result<String> {
+    async fn list_device_models(&self) -> Result<String> {
         self.api.device_models()
     }
 
     /// Raw-register communication test (`enos_model::raw_read`).
-    async fn read_raw(&self, device: &str, request: &str) -> fdo::Result<String> {
+    async fn read_raw(&self, device: &str, request: &str) -> Result<String> {
         self.api.read_raw(device, request).await
     }
 
     /// The device's recent values (a watch of 60 s starts or is extended).
-    async fn live_values(&self, device: &str, since_ms: u64) -> fdo::Result<String> {
+    async fn live_values(&self, device: &str, since_ms: u64) -> Result<String> {
         self.api.live_values(device, since_ms)
     }
 
     #[zbus(signal)]
-    async fn device_state_changed(
-        emitter: &zbus::object_server::SignalEmitter<'_>,
-        device: &str,
-        state: &str,
-        reason: &str,
-    ) -> zbus::Result<()>;
+    async fn device_state_changed(emitter: &SignalEmitter<'_>, device: &str, state: &str, reason: &str) -> zbus::Result<()>;
 }
 
 pub async fn serve(c: Collector) -> zbus::Result<zbus::Connection> {
@@ -128,15 +139,19 @@ pub async fn serve(c: Collector) -> zbus::Result<zbus::Connection> {
 }
 
 pub async fn forward_events(conn: zbus::Connection, mut rx: mpsc::UnboundedReceiver<DeviceEvent>) {
+    let Ok(emitter) = SignalEmitter::new(&conn, enos_bus::COLLECTOR_PATH) else { return };
     while let Some(e) = rx.recv().await {
-        let _ = conn
-            .emit_signal(
-                None::<&str>,
-                enos_bus::COLLECTOR_PATH,
-                "org.enos.Edge.Collector1",
-                "DeviceStateChanged",
-                &(e.device.as_str(), e.state.as_str(), e.reason.as_str()),
-            )
-            .await;
+        if let Err(err) = Collector::device_state_changed(&emitter, &e.device, &e.state, &e.reason).await {
+            log::warn!("could not signal the state of {}: {err}", e.device);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn serves_the_contracts_interface() {
+        use zbus::object_server::Interface;
+        assert_eq!(super::Collector::name().as_str(), enos_bus::COLLECTOR_IFACE);
     }
 }

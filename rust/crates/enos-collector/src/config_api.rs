@@ -7,6 +7,7 @@
 //! document changes nothing, on disk or running.
 
 use crate::reload::Engine;
+use enos_bus::Error;
 use enos_drivers::Command;
 use enos_model::config::{CollectorConfig, Finding};
 use enos_model::config_edit;
@@ -15,11 +16,10 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
-use zbus::fdo;
 
 pub struct ConfigApi {
     pub engine: Arc<Mutex<Engine>>,
-    /// Where ApplyConfig writes: the `--config` file, else `/data/enos/config/collector.toml`.
+    /// Where ApplyConfig writes: the `--config` file, else `/data/enos/config/collector/collector.toml`.
     pub file: PathBuf,
     /// The device-model library (`--device-models`, default `/usr/share/enos/device-models`).
     pub models_dir: PathBuf,
@@ -29,8 +29,8 @@ pub struct ConfigApi {
 
 const MAX_DOC_BYTES: usize = 4 << 20;
 
-fn to_json(v: &serde_json::Value) -> fdo::Result<String> {
-    serde_json::to_string(v).map_err(|e| fdo::Error::Failed(e.to_string()))
+fn to_json(v: &serde_json::Value) -> enos_bus::Result<String> {
+    serde_json::to_string(v).map_err(|e| Error::Failed(e.to_string()))
 }
 
 /// The document, or its one finding when it is not a configuration at all.
@@ -53,15 +53,15 @@ pub fn write_config(file: &Path, text: &str) -> std::io::Result<()> {
 }
 
 impl ConfigApi {
-    pub fn get_config(&self) -> fdo::Result<String> {
+    pub fn get_config(&self) -> enos_bus::Result<String> {
         let mut cfg = self.engine.lock().expect("engine").config().clone();
         for d in &mut cfg.devices {
             d.points_csv = None; // the points are inline in the document
         }
-        to_json(&serde_json::to_value(&cfg).map_err(|e| fdo::Error::Failed(e.to_string()))?)
+        to_json(&serde_json::to_value(&cfg).map_err(|e| Error::Failed(e.to_string()))?)
     }
 
-    pub fn validate(&self, doc: &str) -> fdo::Result<String> {
+    pub fn validate(&self, doc: &str) -> enos_bus::Result<String> {
         let errors = match parse_doc(doc) {
             Ok(cfg) => cfg.findings().0,
             Err(e) => e,
@@ -69,7 +69,7 @@ impl ConfigApi {
         to_json(&json!({ "ok": errors.is_empty(), "errors": errors }))
     }
 
-    pub async fn apply(&self, doc: &str) -> fdo::Result<String> {
+    pub async fn apply(&self, doc: &str) -> enos_bus::Result<String> {
         let _one = self.applying.lock().await;
         let cfg = match parse_doc(doc) {
             Ok(c) => c,
@@ -80,10 +80,10 @@ impl ConfigApi {
             log::info!("configuration refused: {}", errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "));
             return to_json(&json!({ "ok": false, "errors": errors }));
         }
-        let text = config_edit::to_toml(&cfg).map_err(|e| fdo::Error::Failed(format!("cannot write the configuration as TOML: {e}")))?;
+        let text = config_edit::to_toml(&cfg).map_err(|e| Error::Failed(format!("cannot write the configuration as TOML: {e}")))?;
         let file = self.file.clone();
         let written =
-            tokio::task::spawn_blocking(move || write_config(&file, &text)).await.map_err(|e| fdo::Error::Failed(e.to_string()))?;
+            tokio::task::spawn_blocking(move || write_config(&file, &text)).await.map_err(|e| Error::Failed(e.to_string()))?;
         if let Err(e) = written {
             let reason = format!("cannot write {}: {e} (nothing was changed)", self.file.display());
             log::error!("{reason}");
@@ -113,29 +113,29 @@ impl ConfigApi {
         }))
     }
 
-    pub fn device_models(&self) -> fdo::Result<String> {
+    pub fn device_models(&self) -> enos_bus::Result<String> {
         let (models, errors) = config_edit::load_models(&self.models_dir);
         to_json(&json!({ "dir": self.models_dir, "models": models, "errors": errors }))
     }
 
-    pub async fn read_raw(&self, device: &str, request: &str) -> fdo::Result<String> {
-        let req: RawRead = serde_json::from_str(request).map_err(|e| fdo::Error::InvalidArgs(format!("bad request: {e}")))?;
+    pub async fn read_raw(&self, device: &str, request: &str) -> enos_bus::Result<String> {
+        let req: RawRead = serde_json::from_str(request).map_err(|e| Error::InvalidArgs(format!("bad request: {e}")))?;
         let route = self.engine.lock().expect("engine").route(device);
-        let route = route.ok_or_else(|| fdo::Error::InvalidArgs(format!("no device {device:?} (or it is disabled)")))?;
+        let route = route.ok_or_else(|| Error::NotFound(format!("no device {device:?} (or it is disabled)")))?;
         let (reply, rx) = oneshot::channel();
         route
             .send(Command::RawRead { device: device.into(), request: req, reply })
             .await
-            .map_err(|_| fdo::Error::Failed(crate::bus::DRIVER_STOPPED.into()))?;
-        let ans = rx.await.map_err(|_| fdo::Error::Failed(crate::bus::DRIVER_STOPPED.into()))?.map_err(fdo::Error::InvalidArgs)?;
+            .map_err(|_| Error::Failed(crate::bus::DRIVER_STOPPED.into()))?;
+        let ans = rx.await.map_err(|_| Error::Failed(crate::bus::DRIVER_STOPPED.into()))?.map_err(Error::InvalidArgs)?;
         log::info!("raw read {device} unit {} fc{} @{}: {}", ans.unit_id, ans.function, ans.address, ans.message);
-        to_json(&serde_json::to_value(&ans).map_err(|e| fdo::Error::Failed(e.to_string()))?)
+        to_json(&serde_json::to_value(&ans).map_err(|e| Error::Failed(e.to_string()))?)
     }
 
-    pub fn live_values(&self, device: &str, since_ms: u64) -> fdo::Result<String> {
+    pub fn live_values(&self, device: &str, since_ms: u64) -> enos_bus::Result<String> {
         let engine = self.engine.lock().expect("engine");
         if engine.config().device(device).is_none() {
-            return Err(fdo::Error::InvalidArgs(format!("no device {device:?}")));
+            return Err(Error::NotFound(format!("no device {device:?}")));
         }
         let live = engine.live.clone();
         drop(engine);

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 #[derive(Parser)]
 #[command(version, about = "EnOS Edge collector: field devices to telemetry batches")]
 struct Args {
-    /// Config file (default: /data/enos/config/collector.toml, else /etc/enos/collector.toml).
+    /// Config file (default: /data/enos/config/collector/collector.toml, else /etc/enos/collector.toml).
     #[arg(long)]
     config: Option<PathBuf>,
     /// Check the config file (and its CSV point tables) and exit.
@@ -34,7 +34,7 @@ fn main() {
 async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     // ApplyConfig writes the file given, else the operator's copy on the data partition.
-    let writes = args.config.clone().unwrap_or_else(|| PathBuf::from("/data/enos/config/collector.toml"));
+    let writes = args.config.clone().unwrap_or_else(|| enos_model::config::operator_config_path("collector"));
     let path = args.config.unwrap_or_else(|| enos_model::config::default_config_path("collector"));
     let cfg = CollectorConfig::load(&path)?;
     if args.check {

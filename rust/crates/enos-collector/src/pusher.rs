@@ -283,7 +283,7 @@ async fn hand_off(conn: zbus::Connection, shared: Arc<Shared>, interval: Duratio
         }
         let result = match &proxy {
             Some(p) => p.push_telemetry(&w.bytes).await,
-            None => Err(zbus::Error::Failure("no proxy for the uplink".into())),
+            None => Err(enos_bus::Error::Failed("no proxy for the uplink".into())),
         };
         match result {
             Ok(seq) => {
@@ -302,10 +302,10 @@ async fn hand_off(conn: zbus::Connection, shared: Arc<Shared>, interval: Duratio
                 }
                 stats.samples_buffered.store(p.buffered(), Relaxed);
             }
-            Err(zbus::Error::MethodError(name, msg, _)) if name.as_str() == "org.freedesktop.DBus.Error.InvalidArgs" => {
+            Err(enos_bus::Error::InvalidArgs(msg)) => {
                 // The uplink says this batch can never be stored: keeping it would block all
                 // later data. It is a bug if it ever happens; say so loudly.
-                log::error!("uplink refused a batch of {} samples as invalid: {}", w.samples, msg.unwrap_or_default());
+                log::error!("uplink refused a batch of {} samples as invalid: {msg}", w.samples);
                 stats.samples_dropped.fetch_add(w.samples, Relaxed);
                 shared.lock().in_flight = 0;
             }

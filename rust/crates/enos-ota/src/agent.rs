@@ -90,13 +90,13 @@ impl Agent {
 
     async fn signal_progress(&self, job: &str, step: i32, desc: &str) {
         if let Some(c) = self.conn.get() {
-            let _ = c.emit_signal(None::<&str>, enos_bus::OTA_PATH, "org.enos.Edge.Ota1", "Progress", &(job, step, desc)).await;
+            let _ = crate::bus::progress(c, job, step, desc).await;
         }
     }
 
     async fn version_changed(&self, version: &str, reason: &str) {
         if let Some(c) = self.conn.get() {
-            let _ = c.emit_signal(None::<&str>, enos_bus::OTA_PATH, "org.enos.Edge.Ota1", "VersionChanged", &(version, reason)).await;
+            let _ = crate::bus::version_changed(c, version, reason).await;
         }
     }
 

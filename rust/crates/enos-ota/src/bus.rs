@@ -1,9 +1,10 @@
 //! `org.enos.Edge.Ota1` on the bus.
 
 use crate::agent::Agent;
+use enos_bus::{Caller, Error, Result};
 use enos_model::device::OtaJob;
 use std::sync::Arc;
-use zbus::fdo;
+use zbus::object_server::SignalEmitter;
 
 pub struct Ota {
     pub agent: Arc<Agent>,
@@ -15,15 +16,21 @@ fn field<'a>(v: &'a serde_json::Value, k: &str) -> Option<&'a serde_json::Value>
 
 #[zbus::interface(name = "org.enos.Edge.Ota1")]
 impl Ota {
-    async fn start_job(&self, params: &str) -> fdo::Result<String> {
-        let v: serde_json::Value = serde_json::from_str(params).map_err(|e| fdo::Error::InvalidArgs(format!("job is not JSON: {e}")))?;
+    async fn start_job(
+        &self,
+        params: &str,
+        #[zbus(connection)] conn: &zbus::Connection,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+    ) -> Result<String> {
+        log::info!("StartJob asked by {}", Caller::of(conn, &hdr).await);
+        let v: serde_json::Value = serde_json::from_str(params).map_err(|e| Error::InvalidArgs(format!("job is not JSON: {e}")))?;
         let s = |k: &str| field(&v, k).and_then(|x| x.as_str()).map(str::to_string);
         let version = s("version")
             .filter(|x| !x.is_empty() && x.len() <= 64)
-            .ok_or_else(|| fdo::Error::InvalidArgs("version missing or too long".into()))?;
-        let url = s("fileUrl").ok_or_else(|| fdo::Error::InvalidArgs("fileUrl missing".into()))?;
+            .ok_or_else(|| Error::InvalidArgs("version missing or too long".into()))?;
+        let url = s("fileUrl").ok_or_else(|| Error::InvalidArgs("fileUrl missing".into()))?;
         if url.starts_with("enos-connect://") {
-            return Err(fdo::Error::NotSupported("enos-connect:// file URIs need the EnOS HTTP file API, not implemented yet".into()));
+            return Err(Error::NotSupported("enos-connect:// file URIs need the EnOS HTTP file API, not implemented yet".into()));
         }
         let file_size = field(&v, "fileSize").and_then(|x| x.as_u64().or_else(|| x.as_str()?.parse().ok()));
         let job = OtaJob {
@@ -35,37 +42,67 @@ impl Ota {
             sign: s("sign"),
             ..Default::default()
         };
-        let job = self.agent.accept(job).map_err(fdo::Error::Failed)?;
+        let job = self.agent.accept(job).map_err(Error::Failed)?;
         tokio::spawn(self.agent.clone().run(job.clone(), None));
         Ok(job.id)
     }
 
-    async fn install_file(&self, path: &str) -> fdo::Result<String> {
+    async fn install_file(
+        &self,
+        path: &str,
+        #[zbus(connection)] conn: &zbus::Connection,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+    ) -> Result<String> {
+        log::info!("InstallFile asked by {}", Caller::of(conn, &hdr).await);
         let p = std::path::PathBuf::from(path);
         if !p.is_absolute() || !p.is_file() {
-            return Err(fdo::Error::InvalidArgs(format!("{path}: not an absolute path to a file")));
+            return Err(Error::InvalidArgs(format!("{path}: not an absolute path to a file")));
         }
         let version = p.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
         let job = OtaJob { source: "local".into(), version, ..Default::default() };
-        let job = self.agent.accept(job).map_err(fdo::Error::Failed)?;
+        let job = self.agent.accept(job).map_err(Error::Failed)?;
         tokio::spawn(self.agent.clone().run(job.clone(), Some(p)));
         Ok(job.id)
     }
 
-    async fn status(&self) -> fdo::Result<String> {
+    async fn status(&self) -> Result<String> {
         Ok(serde_json::to_string(&self.agent.status()).expect("json"))
     }
 
-    async fn history(&self) -> fdo::Result<String> {
+    async fn history(&self) -> Result<String> {
         Ok(serde_json::to_string(&self.agent.history()).expect("json"))
     }
 
-    async fn rollback(&self) -> fdo::Result<String> {
-        self.agent.operator_rollback().map_err(fdo::Error::Failed)
+    async fn rollback(
+        &self,
+        #[zbus(connection)] conn: &zbus::Connection,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+    ) -> Result<String> {
+        log::info!("Rollback asked by {}", Caller::of(conn, &hdr).await);
+        self.agent.operator_rollback().map_err(Error::Failed)
     }
 
     #[zbus(signal)]
-    async fn progress(emitter: &zbus::object_server::SignalEmitter<'_>, job: &str, step: i32, desc: &str) -> zbus::Result<()>;
+    async fn progress(emitter: &SignalEmitter<'_>, job: &str, step: i32, desc: &str) -> zbus::Result<()>;
     #[zbus(signal)]
-    async fn version_changed(emitter: &zbus::object_server::SignalEmitter<'_>, version: &str, reason: &str) -> zbus::Result<()>;
+    async fn version_changed(emitter: &SignalEmitter<'_>, version: &str, reason: &str) -> zbus::Result<()>;
+}
+
+/// Signals a step of a job (`Ota1.Progress`).
+pub async fn progress(conn: &zbus::Connection, job: &str, step: i32, desc: &str) -> zbus::Result<()> {
+    Ota::progress(&SignalEmitter::new(conn, enos_bus::OTA_PATH)?, job, step, desc).await
+}
+
+/// Signals the version the box runs (`Ota1.VersionChanged`).
+pub async fn version_changed(conn: &zbus::Connection, version: &str, reason: &str) -> zbus::Result<()> {
+    Ota::version_changed(&SignalEmitter::new(conn, enos_bus::OTA_PATH)?, version, reason).await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn serves_the_contracts_interface() {
+        use zbus::object_server::Interface;
+        assert_eq!(super::Ota::name().as_str(), enos_bus::OTA_IFACE);
+    }
 }

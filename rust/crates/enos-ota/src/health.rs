@@ -32,7 +32,7 @@ pub async fn check(cfg: &OtaHealth, conn: &zbus::Connection) -> Result<(), Strin
         if cfg.require_cloud {
             let st = async {
                 serde_json::from_str::<UplinkStatus>(&UplinkProxy::new(conn).await?.status().await?)
-                    .map_err(|e| zbus::Error::Failure(e.to_string()))
+                    .map_err(|e| enos_bus::Error::Failed(e.to_string()))
             }
             .await;
             match st {
@@ -46,7 +46,7 @@ pub async fn check(cfg: &OtaHealth, conn: &zbus::Connection) -> Result<(), Strin
         if cfg.require_collecting {
             let st = async {
                 serde_json::from_str::<CollectorStats>(&CollectorProxy::new(conn).await?.stats().await?)
-                    .map_err(|e| zbus::Error::Failure(e.to_string()))
+                    .map_err(|e| enos_bus::Error::Failed(e.to_string()))
             }
             .await;
             match (st, first_samples) {

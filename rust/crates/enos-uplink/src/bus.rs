@@ -1,8 +1,9 @@
 //! `org.enos.Edge.Uplink1` on the bus.
 
 use crate::state::Shared;
+use enos_bus::{Error, Result};
 use std::sync::Arc;
-use zbus::fdo;
+use zbus::object_server::SignalEmitter;
 
 struct Uplink {
     shared: Arc<Shared>,
@@ -11,16 +12,16 @@ struct Uplink {
 #[zbus::interface(name = "org.enos.Edge.Uplink1")]
 impl Uplink {
     /// Stores a telemetry batch durably before answering.
-    async fn push_telemetry(&self, batch: Vec<u8>) -> fdo::Result<u64> {
+    async fn push_telemetry(&self, batch: Vec<u8>) -> Result<u64> {
         let shared = self.shared.clone();
         let len = batch.len() as u64;
         let now = enos_model::now_ms();
         let meta = tokio::task::spawn_blocking(move || shared.cache.append(&batch, now))
             .await
-            .map_err(|e| fdo::Error::Failed(format!("cache task: {e}")))?
+            .map_err(|e| Error::Failed(format!("cache task: {e}")))?
             .map_err(|e| match e {
-                enos_cache::CacheError::BadBatch(_) | enos_cache::CacheError::EmptyBatch => fdo::Error::InvalidArgs(e.to_string()),
-                e => fdo::Error::IOError(e.to_string()),
+                enos_cache::CacheError::BadBatch(_) | enos_cache::CacheError::EmptyBatch => Error::InvalidArgs(e.to_string()),
+                e => Error::Failed(e.to_string()),
             })?;
         log::debug!("stored {} samples (oldest ts {}) as record {}", meta.points, meta.oldest_ts, meta.seq);
         self.shared.rate.lock().expect("rate").add(now, len, meta.points);
@@ -28,12 +29,12 @@ impl Uplink {
         Ok(meta.seq)
     }
 
-    async fn status(&self) -> fdo::Result<String> {
-        serde_json::to_string(&self.shared.status()).map_err(|e| fdo::Error::Failed(e.to_string()))
+    async fn status(&self) -> Result<String> {
+        serde_json::to_string(&self.shared.status()).map_err(|e| Error::Failed(e.to_string()))
     }
 
     #[zbus(signal)]
-    async fn cloud_state_changed(emitter: &zbus::object_server::SignalEmitter<'_>, state: &str, reason: &str) -> zbus::Result<()>;
+    async fn cloud_state_changed(emitter: &SignalEmitter<'_>, state: &str, reason: &str) -> zbus::Result<()>;
 }
 
 pub async fn serve(shared: Arc<Shared>) -> zbus::Result<zbus::Connection> {
@@ -45,4 +46,21 @@ pub async fn replace(conn: &zbus::Connection, shared: Arc<Shared>) -> zbus::Resu
     let iface = conn.object_server().interface::<_, Uplink>(enos_bus::UPLINK_PATH).await?;
     iface.get_mut().await.shared = shared;
     Ok(())
+}
+
+/// Signals the cloud session's new state to whoever listens (the web center, enosctl).
+pub async fn cloud_state_changed(conn: &zbus::Connection, state: &str, reason: &str) -> zbus::Result<()> {
+    Uplink::cloud_state_changed(&SignalEmitter::new(conn, enos_bus::UPLINK_PATH)?, state, reason).await
+}
+
+#[cfg(test)]
+mod tests {
+    use zbus::object_server::Interface;
+
+    #[test]
+    fn serves_the_contracts_interfaces() {
+        assert_eq!(super::Uplink::name().as_str(), enos_bus::UPLINK_IFACE);
+        assert_eq!(crate::cloud_settings::Iface::name().as_str(), enos_bus::UPLINK_SETTINGS_IFACE);
+        assert_eq!(crate::last_sent::Inspect::name().as_str(), enos_bus::UPLINK_INSPECT_IFACE);
+    }
 }

@@ -7,6 +7,7 @@
 //! the running session. The secret is never answered, only whether one is set.
 
 use crate::state::Shared;
+use enos_bus::Error;
 use enos_cloud::{sign, Identity};
 use enos_model::cloud::CloudChange;
 use enos_model::cloud_edit;
@@ -18,13 +19,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
-use zbus::fdo;
 
 pub struct Settings {
     current: Mutex<Arc<Shared>>,
     /// The file the uplink loaded (the starting point of a change).
     loaded: PathBuf,
-    /// Where a change is written: `--config`, else `/data/enos/config/uplink.toml`.
+    /// Where a change is written: `--config`, else `/data/enos/config/uplink/uplink.toml`.
     pub file: PathBuf,
     /// Told when a change is written: `main` starts the session again from `file`.
     pub reload: Notify,
@@ -49,23 +49,25 @@ impl Settings {
     }
 }
 
-fn refused(msg: impl Into<String>) -> fdo::Result<String> {
-    Ok(json!({ "ok": false, "error": msg.into() }).to_string())
+/// A change that does not validate: nothing changed, the reason names the field.
+fn refused(msg: impl Into<String>) -> enos_bus::Result<String> {
+    Err(Error::InvalidArgs(msg.into()))
 }
 
 impl Settings {
     /// JSON `enos_model::cloud::CloudView` plus `file`: the running cloud settings, the secret as `secret_set`.
-    async fn get_cloud_settings(&self) -> fdo::Result<String> {
+    async fn get_cloud_settings(&self) -> enos_bus::Result<String> {
         let shared = self.shared();
-        let mut v = serde_json::to_value(cloud_edit::view(&shared.cfg.cloud)).map_err(|e| fdo::Error::Failed(e.to_string()))?;
+        let mut v = serde_json::to_value(cloud_edit::view(&shared.cfg.cloud)).map_err(|e| Error::Failed(e.to_string()))?;
         v["file"] = json!(self.file);
         v["state"] = json!(shared.cloud.lock().expect("cloud").state.clone());
         Ok(v.to_string())
     }
 
     /// `change` is JSON `enos_model::cloud::CloudChange`. Answers `{"ok": true, "file"}` once written
-    /// (the session then reconnects), or `{"ok": false, "error"}` and nothing changed.
-    async fn set_cloud_settings(&self, change: &str) -> fdo::Result<String> {
+    /// (the session then reconnects); else an error (`InvalidArgs`: the change; `Failed`: the
+    /// files) and nothing changed.
+    async fn set_cloud_settings(&self, change: &str) -> enos_bus::Result<String> {
         let _one = self.applying.lock().await;
         let ch: CloudChange = match serde_json::from_str(change) {
             Ok(c) => c,
@@ -81,7 +83,7 @@ impl Settings {
         let base = std::fs::read_to_string(&self.file).or_else(|_| std::fs::read_to_string(&self.loaded));
         let base = match base {
             Ok(b) => b,
-            Err(e) => return refused(format!("cannot read {}: {e}", self.loaded.display())),
+            Err(e) => return Err(Error::Failed(format!("cannot read {}: {e}", self.loaded.display()))),
         };
         let text = match cloud_edit::replace_cloud(&self.loaded, &base, &cloud) {
             Ok(t) => t,
@@ -98,9 +100,9 @@ impl Settings {
             write_atomic(&file, text2.as_bytes(), 0o640)
         })
         .await
-        .map_err(|e| fdo::Error::Failed(e.to_string()))?;
+        .map_err(|e| Error::Failed(e.to_string()))?;
         if let Err(e) = written {
-            return refused(format!("cannot write {}: {e} (nothing was changed)", self.file.display()));
+            return Err(Error::Failed(format!("cannot write {}: {e} (nothing was changed)", self.file.display())));
         }
         log::info!("cloud settings changed (uri {}, {}/{}); the session starts again", cloud.uri, cloud.product_key, cloud.device_key);
         self.reload.notify_one();
@@ -109,9 +111,9 @@ impl Settings {
 
     /// Tries a CONNECT with these settings (the secret defaults to the one set), apart from the
     /// running session: `{"ok", "message", "took_ms"}`.
-    async fn test_connection(&self, change: &str) -> fdo::Result<String> {
-        let ch: CloudChange = serde_json::from_str(change).map_err(|e| fdo::Error::InvalidArgs(format!("not cloud settings: {e}")))?;
-        ch.check().map_err(fdo::Error::InvalidArgs)?;
+    async fn test_connection(&self, change: &str) -> enos_bus::Result<String> {
+        let ch: CloudChange = serde_json::from_str(change).map_err(|e| Error::InvalidArgs(format!("not cloud settings: {e}")))?;
+        ch.check().map_err(Error::InvalidArgs)?;
         let cur = self.shared().cfg.cloud.clone();
         let mut c = cloud_edit::applied(&ch, &cur, &self.secret_file());
         let secret = match ch.device_secret.clone().filter(|s| !s.is_empty()) {
@@ -186,21 +188,32 @@ async fn try_connect(c: &enos_model::config::CloudConfig, gw: &Identity) -> Resu
 }
 
 /// The interface object (the settings are shared with `main`).
-struct Iface(Arc<Settings>);
+pub(crate) struct Iface(Arc<Settings>);
 
 #[zbus::interface(name = "org.enos.Edge.UplinkSettings1")]
 impl Iface {
     /// JSON `enos_model::cloud::CloudView` plus `file` and `state`; never the secret.
-    async fn get_cloud_settings(&self) -> fdo::Result<String> {
+    async fn get_cloud_settings(&self) -> enos_bus::Result<String> {
         self.0.get_cloud_settings().await
     }
     /// JSON `enos_model::cloud::CloudChange` → `{"ok": true, "file"}` (the session then reconnects) or
-    /// `{"ok": false, "error"}` (nothing changed).
-    async fn set_cloud_settings(&self, change: &str) -> fdo::Result<String> {
-        self.0.set_cloud_settings(change).await
+    /// an error (nothing changed).
+    async fn set_cloud_settings(
+        &self,
+        change: &str,
+        #[zbus(connection)] conn: &zbus::Connection,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+    ) -> enos_bus::Result<String> {
+        let who = enos_bus::Caller::of(conn, &hdr).await;
+        let r = self.0.set_cloud_settings(change).await;
+        match &r {
+            Ok(_) => log::info!("cloud settings changed by {who}"),
+            Err(e) => log::info!("cloud settings from {who} refused: {e}"),
+        }
+        r
     }
     /// A CONNECT with these settings apart from the session: `{"ok", "message", "took_ms"}`.
-    async fn test_connection(&self, change: &str) -> fdo::Result<String> {
+    async fn test_connection(&self, change: &str) -> enos_bus::Result<String> {
         self.0.test_connection(change).await
     }
 }

@@ -10,7 +10,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
-use zbus::fdo;
 
 const WATCH_FOR: Duration = Duration::from_secs(60);
 
@@ -61,10 +60,10 @@ pub fn acked(payload: &[u8]) {
 }
 
 /// The device's last acknowledged values; starts or extends the watch of it.
-fn last_sent(shared: &Shared, device: &str) -> fdo::Result<serde_json::Value> {
+fn last_sent(shared: &Shared, device: &str) -> enos_bus::Result<serde_json::Value> {
     let keys = match shared.keys.get(device) {
         Some(Some(k)) => k.clone(),
-        Some(None) => return Err(fdo::Error::InvalidArgs(format!("{device:?} is the gateway itself"))),
+        Some(None) => return Err(enos_bus::Error::InvalidArgs(format!("{device:?} is the gateway itself"))),
         None => {
             return Ok(serde_json::json!({ "device": device, "routed": false, "points": [],
                 "note": "this device has no EnOS identity ([[sub_device]] in uplink.toml): its data is not uploaded" }))
@@ -93,7 +92,7 @@ impl Inspect {
     /// JSON `{"device", "routed", "product_key", "device_key", "points": [{"point", "value",
     /// "ts_ms", "acked_ms"}]}`: the newest values of the device the cloud acknowledged since the
     /// watch began (a call starts a 60 s watch; the first answer is usually empty).
-    async fn last_sent(&self, device: &str) -> fdo::Result<String> {
+    async fn last_sent(&self, device: &str) -> enos_bus::Result<String> {
         Ok(last_sent(&self.shared, device)?.to_string())
     }
 }

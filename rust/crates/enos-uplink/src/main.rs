@@ -22,7 +22,7 @@ use std::sync::Arc;
 #[derive(Parser)]
 #[command(version, about = "EnOS Edge uplink: cache and cloud session")]
 struct Args {
-    /// Config file (default: /data/enos/config/uplink.toml, else /etc/enos/uplink.toml).
+    /// Config file (default: /data/enos/config/uplink/uplink.toml, else /etc/enos/uplink.toml).
     #[arg(long)]
     config: Option<PathBuf>,
     /// Check the config file and exit.
@@ -37,7 +37,7 @@ fn main() {
 async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     // SetCloudSettings writes the file given, else the operator's copy on the data partition.
-    let writes = args.config.clone().unwrap_or_else(|| PathBuf::from("/data/enos/config/uplink.toml"));
+    let writes = args.config.clone().unwrap_or_else(|| enos_model::config::operator_config_path("uplink"));
     let path = args.config.unwrap_or_else(|| enos_model::config::default_config_path("uplink"));
     let cfg = UplinkConfig::load(&path)?;
     if args.check {

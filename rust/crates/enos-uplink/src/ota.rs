@@ -12,27 +12,22 @@ use std::time::Duration;
 
 pub async fn start(shared: &Arc<Shared>, params: &serde_json::Value) -> Result<String, String> {
     let conn = shared.bus().ok_or("the uplink is not on the bus yet")?;
-    let p = OtaProxy::new(conn).await.map_err(|e| in_words(&e))?;
+    let p = OtaProxy::new(conn).await.map_err(|e| in_words(&e.into()))?;
     p.start_job(&params.to_string()).await.map_err(|e| in_words(&e))
 }
 
 /// A failed call to the update agent in words for the cloud's operator: the agent's own refusal
 /// (one job at a time, bad parameters) as it said it, an absent agent as such; never D-Bus names.
-fn in_words(e: &zbus::Error) -> String {
-    use zbus::fdo::Error as Fdo;
-    const ABSENT: &str = "the update agent is not running on this box";
-    match e {
-        zbus::Error::MethodError(name, msg, _) => match name.as_str() {
-            "org.freedesktop.DBus.Error.ServiceUnknown" | "org.freedesktop.DBus.Error.NameHasNoOwner" => ABSENT.into(),
-            _ => msg.clone().unwrap_or_else(|| "the update agent refused without a reason".into()),
-        },
-        zbus::Error::FDO(e) => match &**e {
-            Fdo::ServiceUnknown(_) | Fdo::NameHasNoOwner(_) => ABSENT.into(),
-            Fdo::Failed(m) | Fdo::InvalidArgs(m) | Fdo::NotSupported(m) => m.clone(),
-            Fdo::NoReply(_) | Fdo::Timeout(_) | Fdo::TimedOut(_) => "the update agent did not answer".into(),
-            _ => "the update agent could not be asked (see the uplink's log)".into(),
-        },
-        _ => "the update agent could not be asked (see the uplink's log)".into(),
+fn in_words(e: &enos_bus::Error) -> String {
+    if e.is_absent() {
+        "the update agent is not running on this box".into()
+    } else if e.is_timeout() {
+        "the update agent did not answer".into()
+    } else if let enos_bus::Error::Bus(b) = e {
+        log::warn!("asking the update agent: {b}");
+        "the update agent could not be asked (see the uplink's log)".into()
+    } else {
+        e.to_string()
     }
 }
 

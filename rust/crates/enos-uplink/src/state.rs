@@ -106,15 +106,7 @@ impl Shared {
         if let Some(conn) = self.bus().cloned() {
             let (s, r) = (state.to_string(), reason.to_string());
             tokio::spawn(async move {
-                let _ = conn
-                    .emit_signal(
-                        None::<&str>,
-                        enos_bus::UPLINK_PATH,
-                        "org.enos.Edge.Uplink1",
-                        "CloudStateChanged",
-                        &(s.as_str(), r.as_str()),
-                    )
-                    .await;
+                let _ = crate::bus::cloud_state_changed(&conn, &s, &r).await;
             });
         }
     }

@@ -102,7 +102,7 @@ impl Services {
         decode("uplink", call("uplink", self.timeout, self.cloud.get_cloud_settings()).await?)
     }
 
-    /// `change` is an `enos_model::cloud_edit::CloudChange` as JSON.
+    /// `change` is an `enos_model::cloud::CloudChange` as JSON.
     pub async fn set_cloud_settings(&self, change: &str) -> Result<Value, ApiError> {
         decode("uplink", call("uplink", self.timeout, self.cloud.set_cloud_settings(change)).await?)
     }
@@ -220,7 +220,7 @@ impl serde::Serialize for Status {
 /// A D-Bus call with a deadline, its failure in plain words.
 async fn call<F>(what: &'static str, timeout: Duration, fut: F) -> Result<String, ApiError>
 where
-    F: Future<Output = zbus::Result<String>>,
+    F: Future<Output = enos_bus::Result<String>>,
 {
     match tokio::time::timeout(timeout, fut).await {
         Err(_) => {
@@ -249,17 +249,20 @@ fn error_parts(e: &zbus::Error) -> (String, String) {
     }
 }
 
-fn bus_error(what: &str, e: zbus::Error) -> ApiError {
-    let (name, detail) = error_parts(&e);
-    match name.as_str() {
-        "org.freedesktop.DBus.Error.ServiceUnknown" | "org.freedesktop.DBus.Error.NameHasNoOwner" => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("the {what} service is not running"))
-        }
-        "org.freedesktop.DBus.Error.InvalidArgs" => ApiError::new(StatusCode::NOT_FOUND, detail),
-        "org.freedesktop.DBus.Error.AccessDenied" => {
-            ApiError::new(StatusCode::BAD_GATEWAY, format!("the bus policy does not let the web center call the {what} service"))
-        }
-        _ => ApiError::new(StatusCode::BAD_GATEWAY, format!("the {what} service failed: {detail}")),
+/// The service's refusal keeps its words; the HTTP status follows its kind.
+fn bus_error(what: &str, e: enos_bus::Error) -> ApiError {
+    use enos_bus::Error as E;
+    match e {
+        E::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, m),
+        E::InvalidArgs(m) | E::NotSupported(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m),
+        E::Busy(m) => ApiError::new(StatusCode::CONFLICT, m),
+        E::Failed(m) => ApiError::new(StatusCode::BAD_GATEWAY, format!("the {what} service failed: {m}")),
+        e if e.is_absent() => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("the {what} service is not running")),
+        e if e.is_denied() => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            format!("the bus policy does not let the web center make this call to the {what} service"),
+        ),
+        e => ApiError::new(StatusCode::BAD_GATEWAY, format!("the {what} service failed: {e}")),
     }
 }
 

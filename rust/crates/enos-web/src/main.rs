@@ -34,7 +34,7 @@ use tokio::net::TcpListener;
 #[derive(Parser)]
 #[command(version, about = "EnOS Edge web configuration center")]
 struct Args {
-    /// Config file (default: /data/enos/config/web.toml, else /etc/enos/web.toml; built-in
+    /// Config file (default: /data/enos/config/web/web.toml, else /etc/enos/web.toml; built-in
     /// defaults when neither exists).
     #[arg(long)]
     config: Option<PathBuf>,

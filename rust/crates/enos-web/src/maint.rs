@@ -448,12 +448,8 @@ pub async fn set_cloud(app: &App, req: Request<Incoming>, c: Caller) -> ApiResul
     let change: enos_model::cloud::CloudChange = read_json(req, app.body_limit()).await?;
     change.check().map_err(ApiError::bad_request)?;
     let body = serde_json::to_string(&change).expect("change");
+    // A change the uplink refuses is its InvalidArgs error: a 422 with its reason.
     let v = app.bus.set_cloud_settings(&body).await?;
-    if v["ok"] != true {
-        let why = v["error"].as_str().unwrap_or("refused").to_string();
-        log::info!("{:?}: cloud settings refused: {why}", s.user);
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, why));
-    }
     log::warn!(
         "{:?} changed the cloud settings: {} {}/{}{}",
         s.user,

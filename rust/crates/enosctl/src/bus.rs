@@ -84,11 +84,21 @@ impl Bus {
 
 async fn call<F>(service: &'static str, timeout: Duration, fut: F) -> Result<String, CallError>
 where
-    F: Future<Output = zbus::Result<String>>,
+    F: Future<Output = enos_bus::Result<String>>,
 {
     match tokio::time::timeout(timeout, fut).await {
         Err(_) => Err(CallError::Timeout(service, timeout.as_secs())),
-        Ok(r) => r.map_err(|e| words(service, e)),
+        Ok(r) => r.map_err(|e| refusal(service, e)),
+    }
+}
+
+/// A service's own refusal keeps its words; a failure of the bus is said as what it means.
+fn refusal(service: &'static str, e: enos_bus::Error) -> CallError {
+    use enos_bus::Error as E;
+    match e {
+        E::Bus(z) => words(service, z),
+        E::Failed(m) => CallError::Failed(service, m),
+        other => CallError::Refused(other.to_string()),
     }
 }
 

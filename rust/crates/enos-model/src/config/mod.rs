@@ -180,9 +180,17 @@ pub fn read_file(file: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(file).map_err(|source| ConfigError::Read { file: file.to_owned(), source })
 }
 
-/// Where a service looks for its config when none is given: the operator's copy on the data
-/// partition first, then the image's default.
+/// Where a service looks for its config when none is given: the operator's copy in the
+/// service's own directory on the data partition, then where a release before that layout kept
+/// it, then the image's default.
 pub fn default_config_path(service: &str) -> PathBuf {
-    let candidates = [PathBuf::from(format!("/data/enos/config/{service}.toml")), PathBuf::from(format!("/etc/enos/{service}.toml"))];
-    candidates.iter().find(|p| p.exists()).cloned().unwrap_or_else(|| candidates[1].clone())
+    let candidates =
+        [operator_config_path(service), format!("/data/enos/config/{service}.toml").into(), format!("/etc/enos/{service}.toml").into()];
+    candidates.iter().find(|p| p.exists()).cloned().unwrap_or_else(|| candidates[2].clone())
+}
+
+/// The operator's copy, which only the service itself writes (`/data/enos/config/<service>/`,
+/// owned by the service's user: the layer's tmpfiles).
+pub fn operator_config_path(service: &str) -> PathBuf {
+    format!("/data/enos/config/{service}/{service}.toml").into()
 }
