@@ -2,6 +2,7 @@
 //! the CONNECT sign, topics, request/reply envelopes, telemetry payloads built from cached
 //! batches, and parsing of cloud commands. No I/O here: the uplink owns the session.
 
+pub mod codes;
 pub mod command;
 pub mod sign;
 pub mod telemetry;

@@ -8,9 +8,11 @@ mod health;
 mod last_sent;
 mod order;
 mod ota;
+mod recent_ids;
 mod sender;
 mod session;
 mod state;
+mod write_policy;
 
 use anyhow::Context;
 use clap::Parser;

@@ -120,14 +120,15 @@ async fn connect(shared: &Arc<Shared>, gw: &Identity) -> Result<Connected, Strin
         return Err(format!("connect to {}: {e}", c.uri));
     }
 
-    // Replies and commands: replies go to whoever waits (login, then the sender), commands are
-    // handled on their own tasks so a slow device never holds up the data flow.
+    // Replies and commands: replies go to whoever waits (login, then the sender), commands to
+    // their device's queue, so a slow device never holds up the data flow or another device.
     let (tx, replies) = mpsc::unbounded_channel();
     let (login_tx, logins) = mpsc::unbounded_channel();
     {
         let shared = shared.clone();
         let cli = cli.clone();
         tokio::spawn(async move {
+            let mut commands = crate::commands::Dispatcher::new(shared.clone(), cli.clone());
             while let Ok(msg) = stream.recv().await {
                 let Some(msg) = msg else { break };
                 let topic = msg.topic().to_string();
@@ -140,7 +141,7 @@ async fn connect(shared: &Arc<Shared>, gw: &Identity) -> Result<Connected, Strin
                         None => log::warn!("unparsable reply on {topic}"),
                     }
                 } else {
-                    tokio::spawn(crate::commands::handle(shared.clone(), cli.clone(), topic, msg.payload().to_vec()));
+                    commands.deliver(&topic, msg.payload(), msg.retained());
                 }
             }
             // The stream ends (or yields None) when the connection is lost.

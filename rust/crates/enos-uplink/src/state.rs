@@ -25,6 +25,8 @@ pub struct Shared {
     pub keys: HashMap<String, Option<(String, String)>>,
     /// (pk, dk) → collector device id, for commands.
     pub by_keys: HashMap<(String, String), String>,
+    /// Command ids each device got lately (across reconnects), so a repeated one is not run again.
+    pub recent_commands: Mutex<HashMap<String, crate::recent_ids::RecentIds>>,
 }
 
 /// Ingest rate over a sliding window, for "how many hours of outage fit".
@@ -69,6 +71,7 @@ impl Shared {
             bus: OnceLock::new(),
             mqtt: Mutex::new(None),
             subs_logged_in: AtomicBool::new(false),
+            recent_commands: Mutex::default(),
             keys,
             by_keys,
             cfg,
