@@ -1,17 +1,17 @@
 //! `org.enos.Edge.UplinkSettings1`: the cloud settings seen and changed from the web center.
 //!
 //! `SetCloudSettings` validates the change as the uplink would load it, writes the secret (to its
-//! own 0600 file) and `uplink.toml` atomically, then asks `main` to start the session again with
+//! own 0600 file, also one that was inline in `uplink.toml`) and `uplink.toml` atomically, then asks `main` to start the session again with
 //! the new file: the cache stays open and nothing in it is touched; only the MQTT session (and the
 //! sender's counters) start over. `TestConnection` tries a CONNECT with given settings, apart from
 //! the running session. The secret is never answered, only whether one is set.
 
+use crate::atomic_file::write_atomic;
 use crate::state::Shared;
 use enos_cloud::{sign, Identity};
 use enos_model::cloud_edit::{self, CloudChange, CloudView};
 use paho_mqtt as mqtt;
 use serde_json::json;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -47,21 +47,20 @@ impl Settings {
     }
 }
 
-fn write_atomic(file: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".{}.tmp-{}", file.file_name().and_then(|n| n.to_str()).unwrap_or("file"), std::process::id()));
-    let res = (|| {
-        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, file)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if res.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+/// At start: a secret written inline in a file others may read is said so in the log (the uplink
+/// moves it into its own 0600 file the next time it writes the settings; the image's
+/// `/etc/enos/uplink.toml` it cannot write).
+pub fn warn_inline_secrets(file: &Path, cfg: &enos_model::config::UplinkConfig) {
+    use std::os::unix::fs::PermissionsExt;
+    let inline = cfg.cloud.device_secret.is_some() || cfg.sub_devices.iter().any(|s| s.device_secret.is_some());
+    let mode = std::fs::metadata(file).map(|m| m.permissions().mode()).unwrap_or(0);
+    if inline && mode & 0o077 != 0 {
+        log::warn!(
+            "{} holds a device secret inline and others may read it (mode {:o}): use device_secret_file with a 0600 file",
+            file.display(),
+            mode & 0o777
+        );
     }
-    res
 }
 
 fn refused(msg: impl Into<String>) -> fdo::Result<String> {
@@ -91,8 +90,14 @@ impl Settings {
         }
         let cur = self.shared().cfg.cloud.clone();
         let secret_file = self.secret_file();
-        let new_secret = ch.device_secret.clone().filter(|s| !s.is_empty());
-        let cloud = ch.applied_to(&cur, &secret_file);
+        let mut cloud = ch.applied_to(&cur, &secret_file);
+        // The secret never goes (back) into uplink.toml, which the group may read: a new one, or
+        // one the operator wrote inline, goes into its own 0600 file.
+        let new_secret = ch.device_secret.clone().filter(|s| !s.is_empty()).or_else(|| cloud.device_secret.take());
+        if new_secret.is_some() {
+            cloud.device_secret = None;
+            cloud.device_secret_file = Some(secret_file.clone());
+        }
         let base = std::fs::read_to_string(&self.file).or_else(|_| std::fs::read_to_string(&self.loaded));
         let base = match base {
             Ok(b) => b,
@@ -102,15 +107,18 @@ impl Settings {
             Ok(t) => t,
             Err(e) => return refused(e),
         };
-        if let Err(e) = cloud_edit::check_file(&self.file, &text) {
-            return refused(e);
-        }
+        let mode = match cloud_edit::check_file(&self.file, &text) {
+            // sub-devices' secrets the operator wrote inline stay where they are, readable by no one else
+            Ok(c) if c.sub_devices.iter().any(|s| s.device_secret.is_some()) => 0o600,
+            Ok(_) => 0o640,
+            Err(e) => return refused(e),
+        };
         let (file, text2) = (self.file.clone(), text.clone());
         let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             if let Some(s) = new_secret {
                 write_atomic(&secret_file, s.as_bytes(), 0o600)?;
             }
-            write_atomic(&file, text2.as_bytes(), 0o640)
+            write_atomic(&file, text2.as_bytes(), mode)
         })
         .await
         .map_err(|e| fdo::Error::Failed(e.to_string()))?;
@@ -222,4 +230,56 @@ impl Iface {
 
 pub async fn serve(conn: &zbus::Connection, s: Arc<Settings>) -> zbus::Result<()> {
     conn.object_server().at(enos_bus::UPLINK_PATH, Iface(s)).await.map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_secret_is_never_written_through_a_planted_link() {
+        use crate::atomic_file::write_atomic;
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "untouched").unwrap();
+        // what the old writer's temporary name was: predictable, so another writer of the
+        // directory could plant a link there
+        let planted = dir.path().join(format!(".gateway.secret.tmp-{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        let secret = dir.path().join("gateway.secret");
+        write_atomic(&secret, b"s3cret", 0o600).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched", "the secret went through the planted link");
+        let meta = std::fs::symlink_metadata(&secret).unwrap();
+        assert!(meta.file_type().is_file(), "the secret file is a plain file");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read_to_string(&secret).unwrap(), "s3cret");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left.len(), 3, "no temporary file left behind: {left:?}");
+    }
+
+    #[tokio::test]
+    async fn an_inline_secret_moves_into_its_own_file_when_the_settings_are_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("uplink.toml");
+        let text = format!(
+            "[cloud]\nuri = \"tcp://127.0.0.1:1\"\nallow_plain = true\nproduct_key = \"pk\"\ndevice_key = \"gw\"\n\
+             device_secret = \"gw-s3cret\"\n\n[cache]\ndir = \"{}\"\n",
+            dir.path().join("cache").display()
+        );
+        std::fs::write(&file, text).unwrap();
+        let cfg = enos_model::config::UplinkConfig::load(&file).unwrap();
+        let cache = Arc::new(enos_cache::Cache::open(&cfg.cache.dir, 1 << 30, 0, enos_cache::Sync::Never).unwrap());
+        let settings = Settings::new(Shared::new(cfg, cache), file.clone(), file.clone());
+        // a change that gives no new secret: the one there is stays
+        let answer = settings.set_cloud_settings(r#"{"uri":"tcp://127.0.0.1:2","product_key":"pk","device_key":"gw"}"#).await.unwrap();
+        assert!(answer.contains(r#""ok":true"#), "{answer}");
+        let written = std::fs::read_to_string(&file).unwrap();
+        assert!(!written.contains("gw-s3cret"), "the secret stayed in uplink.toml: {written}");
+        let secret_file = dir.path().join("gateway.secret");
+        assert_eq!(std::fs::metadata(&secret_file).unwrap().permissions().mode() & 0o777, 0o600);
+        let back = enos_model::config::UplinkConfig::load(&file).unwrap();
+        assert_eq!(back.cloud.secret().unwrap(), "gw-s3cret");
+        assert_eq!(back.cloud.uri, "tcp://127.0.0.1:2");
+    }
 }

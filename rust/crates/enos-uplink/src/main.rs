@@ -1,6 +1,7 @@
 //! enos-uplink: the RocksDB cache, the one MQTT session to EnOS, breakpoint resumption and the
 //! routing of cloud commands to the collector.
 
+mod atomic_file;
 mod bus;
 mod cloud_settings;
 mod commands;
@@ -46,6 +47,7 @@ async fn run() -> anyhow::Result<()> {
         println!("{}: ok", path.display());
         return Ok(());
     }
+    cloud_settings::warn_inline_secrets(&path, &cfg);
     std::fs::create_dir_all(&cfg.cache.dir).with_context(|| format!("creating {}", cfg.cache.dir.display()))?;
     let sync = match cfg.cache.sync {
         SyncPolicy::Always => Sync::Always,
