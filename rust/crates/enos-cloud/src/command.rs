@@ -37,11 +37,17 @@ pub struct Malformed {
     pub message: String,
 }
 
+/// The request id of a payload too large to parse as a command, when there is one, so even its
+/// refusal can be matched by the cloud.
+pub fn id_of(payload: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(payload).ok().and_then(|v| v["id"].as_str().map(String::from)).unwrap_or_default()
+}
+
 /// Parses a message on a command topic. `Ok(None)`: not a command topic (a reply, for example).
 pub fn parse(topic: &str, payload: &[u8]) -> Result<Option<Command>, Malformed> {
     let parts: Vec<&str> = topic.split('/').collect();
     // /sys/{pk}/{dk}/rest...
-    if parts.len() < 5 || !parts[0].is_empty() || parts[1] != "sys" || topic.ends_with("_reply") {
+    if parts.len() < 5 || !parts[0].is_empty() || parts[1] != "sys" || topics::request_of(topic).is_some() {
         return Ok(None);
     }
     let (pk, dk) = (parts[2], parts[3]);

@@ -4,6 +4,7 @@
 
 pub mod codes;
 pub mod command;
+pub mod requests;
 pub mod sign;
 pub mod telemetry;
 pub mod topics;

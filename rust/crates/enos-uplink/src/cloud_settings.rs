@@ -8,13 +8,12 @@
 
 use crate::atomic_file::write_atomic;
 use crate::state::Shared;
-use enos_cloud::{sign, Identity};
+use enos_cloud::Identity;
 use enos_model::cloud_edit::{self, CloudChange, CloudView};
-use paho_mqtt as mqtt;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::sync::Notify;
 use zbus::fdo;
 
@@ -154,8 +153,8 @@ impl Settings {
         let gw = Identity { product_key: c.product_key.clone(), device_key: c.device_key.clone(), secret };
         let t0 = Instant::now();
         // No timeout around it here: dropping a connecting client early is what deadlocks paho
-        // (see GRAVEYARD); paho's own connect timeout (15 s) ends it.
-        let r = try_connect(&c, &gw).await;
+        // (see mqtt::bury); paho's own connect timeout (15 s) ends it.
+        let r = crate::mqtt::try_connect(&c, &gw).await;
         let took_ms = t0.elapsed().as_millis() as u64;
         let (ok, message) = match r {
             Err(e) => (false, e),
@@ -164,48 +163,6 @@ impl Settings {
         log::info!("connection test to {}: {message}", c.uri);
         Ok(json!({ "ok": ok, "message": message, "took_ms": took_ms }).to_string())
     }
-}
-
-/// Test clients, kept until paho is surely done with them. Paho destroys a client when its last
-/// reference goes; if that last reference is the one a connect callback holds, the destroy runs
-/// on paho's own receive thread, which holds paho's global lock: a deadlock that stops every
-/// client of the process (seen with gdb: `MQTTAsync_destroy` in `MQTTAsync_rcv`). So a test
-/// client is never dropped at once: it waits here and goes on a later test, from our thread.
-static GRAVEYARD: Mutex<Vec<(Instant, mqtt::AsyncClient)>> = Mutex::new(Vec::new());
-
-pub fn bury(cli: mqtt::AsyncClient) {
-    let old: Vec<_> = {
-        let mut g = GRAVEYARD.lock().expect("graveyard");
-        let (old, keep): (Vec<_>, Vec<_>) = g.drain(..).partition(|(t, _)| t.elapsed() > Duration::from_secs(60));
-        *g = keep;
-        g.push((Instant::now(), cli));
-        old
-    };
-    drop(old);
-}
-
-async fn try_connect(c: &enos_model::config::CloudConfig, gw: &Identity) -> Result<(), String> {
-    let f = sign::connect_fields(gw, enos_model::now_ms());
-    let cli = mqtt::CreateOptionsBuilder::new_v3()
-        .server_uri(c.uri.replace("mqtts://", "ssl://").replace("mqtt://", "tcp://"))
-        .client_id(&f.client_id)
-        .persistence(mqtt::PersistenceType::None)
-        .create_client()
-        .map_err(|e| format!("creating MQTT client: {e}"))?;
-    let opts = crate::session::connect_options(c, &f)?;
-    let r = cli.connect(opts).await;
-    if r.is_ok() {
-        let _ = cli.disconnect(None).await;
-    }
-    bury(cli);
-    r.map(|_| ()).map_err(|e| {
-        let e = e.to_string();
-        if e.contains("password") || e.contains("authori") || e.trim() == "(0)" || e.is_empty() {
-            format!("the cloud refused the sign-in: check the product key, device key and secret ({e})")
-        } else {
-            format!("the broker could not be reached or refused: {e}")
-        }
-    })
 }
 
 /// The interface object (the settings are shared with `main`).

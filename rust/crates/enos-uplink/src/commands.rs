@@ -6,13 +6,14 @@
 //! retained is stale (it was sent to whoever subscribes next) and is not executed; an id the
 //! device got lately is not executed again (see `recent_ids`).
 
+use crate::mqtt::{self, Client};
 use crate::recent_ids::Seen;
 use crate::state::{Shared, GATEWAY_DEVICE};
 use crate::write_policy::PointTable;
 use enos_bus::{CollectorProxy, WriteFailure, WriteOutcome};
 use enos_cloud::codes;
 use enos_cloud::command::{self, Command, CommandKind, Writes};
-use paho_mqtt as mqtt;
+use enos_cloud::requests::OTA_STEP_DECLINED;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -24,13 +25,13 @@ const REPLY_RETRY_S: u64 = 10;
 /// Takes the commands of one connection and hands each to its device's queue.
 pub struct Dispatcher {
     shared: Arc<Shared>,
-    cli: mqtt::AsyncClient,
+    cli: Client,
     /// collector device id → its queue (a worker task drains it; it ends with the connection).
     queues: HashMap<String, mpsc::UnboundedSender<Command>>,
 }
 
 impl Dispatcher {
-    pub fn new(shared: Arc<Shared>, cli: mqtt::AsyncClient) -> Dispatcher {
+    pub fn new(shared: Arc<Shared>, cli: Client) -> Dispatcher {
         Dispatcher { shared, cli, queues: HashMap::new() }
     }
 
@@ -44,11 +45,7 @@ impl Dispatcher {
         let answer = |topic: &str, id: &str, code: i64, msg: &str| answer(&self.shared, &self.cli, topic, id, code, msg);
         if payload.len() > MAX_COMMAND_BYTES {
             // Still echo the id when there is one, so the cloud can match the refusal.
-            let id = serde_json::from_slice::<serde_json::Value>(payload)
-                .ok()
-                .and_then(|v| v["id"].as_str().map(String::from))
-                .unwrap_or_default();
-            answer(&enos_cloud::topics::reply_of(topic), &id, codes::TOO_LARGE, "command larger than 64 KiB");
+            answer(&enos_cloud::topics::reply_of(topic), &command::id_of(payload), codes::TOO_LARGE, "command larger than 64 KiB");
             return;
         }
         let cmd = match command::parse(topic, payload) {
@@ -74,7 +71,7 @@ impl Dispatcher {
             }
             Seen::Answered(code, msg) => {
                 log::info!("command {} for {device} came again; it ran already, its answer is sent again", cmd.id);
-                tokio::spawn(publish_reply(self.cli.clone(), reply_message(&cmd.reply_topic, &cmd.id, code, &msg), cmd.id.clone()));
+                tokio::spawn(publish_reply(self.cli.clone(), cmd.reply_topic.clone(), cmd.id.clone(), code, msg));
                 return;
             }
         }
@@ -88,7 +85,7 @@ impl Dispatcher {
 }
 
 /// Runs one device's commands in arrival order until its connection ends.
-async fn run_queue(shared: Arc<Shared>, cli: mqtt::AsyncClient, device: String, mut rx: mpsc::UnboundedReceiver<Command>) {
+async fn run_queue(shared: Arc<Shared>, cli: Client, device: String, mut rx: mpsc::UnboundedReceiver<Command>) {
     while let Some(cmd) = rx.recv().await {
         let (code, msg) = execute(&shared, &cli, &device, &cmd).await;
         shared.recent_commands.lock().expect("recent commands").entry(device.clone()).or_default().answered(&cmd.id, code, &msg);
@@ -96,7 +93,7 @@ async fn run_queue(shared: Arc<Shared>, cli: mqtt::AsyncClient, device: String, 
 }
 
 /// Executes one command and answers it; returns the answer.
-async fn execute(shared: &Arc<Shared>, cli: &mqtt::AsyncClient, device: &str, cmd: &Command) -> (i64, String) {
+async fn execute(shared: &Arc<Shared>, cli: &Client, device: &str, cmd: &Command) -> (i64, String) {
     let (code, msg) = match &cmd.kind {
         CommandKind::SetPoints(w) => write_points(shared, device, w).await,
         // A service call on a field device is a set of point writes named by its input parameters.
@@ -116,9 +113,8 @@ async fn execute(shared: &Arc<Shared>, cli: &mqtt::AsyncClient, device: &str, cm
                     shared.sender_stats(|s| s.commands_failed += 1);
                     log::warn!("update declined: {why}");
                     let msg = format!("update declined: {why}");
-                    publish_reply(cli.clone(), reply_message(&cmd.reply_topic, &cmd.id, codes::UPDATE_DECLINED, &msg), cmd.id.clone())
-                        .await;
-                    crate::ota::publish_progress(shared, -5, &why);
+                    publish_reply(cli.clone(), cmd.reply_topic.clone(), cmd.id.clone(), codes::UPDATE_DECLINED, msg.clone()).await;
+                    crate::ota::publish_progress(shared, OTA_STEP_DECLINED, &why);
                     return (codes::UPDATE_DECLINED, msg);
                 }
             }
@@ -163,43 +159,18 @@ async fn write_points(shared: &Arc<Shared>, device: &str, writes: &Writes) -> (i
     (codes::OK, String::new())
 }
 
-fn reply_message(topic: &str, id: &str, code: i64, msg: &str) -> mqtt::Message {
-    mqtt::Message::new(topic, enos_cloud::reply(id, code, msg, serde_json::json!({})), 1)
-}
-
 /// Sends an answer on its own task (the cloud waits for it and holds later commands behind it:
 /// a failed publish must be visible, not lost with a dropped token).
-fn answer(shared: &Shared, cli: &mqtt::AsyncClient, topic: &str, id: &str, code: i64, msg: &str) {
-    tokio::spawn(publish_reply(cli.clone(), reply_message(topic, id, code, msg), id.to_string()));
+fn answer(shared: &Shared, cli: &Client, topic: &str, id: &str, code: i64, msg: &str) {
+    tokio::spawn(publish_reply(cli.clone(), topic.to_string(), id.to_string(), code, msg.to_string()));
     if code != codes::OK {
         shared.sender_stats(|s| s.commands_failed += 1);
         log::warn!("command on {topic} (id {id}) answered {code}: {msg}");
     }
 }
 
-/// Publishes a command's answer. Paho refuses a publish at once while its in-flight window is
-/// full (the sender's telemetry under heavy load): the answer is offered again for a while
-/// rather than lost.
-async fn publish_reply(cli: mqtt::AsyncClient, m: mqtt::Message, id: String) {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(REPLY_RETRY_S);
-    loop {
-        let err = match cli.try_publish(m.clone()) {
-            Ok(tok) => match tok.await {
-                Ok(()) => return,
-                Err(e) => e,
-            },
-            Err(e) => e,
-        };
-        if !cli.is_connected() {
-            // the session ended (a lost link, a stop): that is reported where it happens
-            log::warn!("reply to command {id} on {} not delivered: the cloud session ended ({err})", m.topic());
-            return;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            log::error!("reply to command {id} on {} not delivered: {err}", m.topic());
-            return;
-        }
-        log::debug!("reply to command {id} refused by the MQTT client ({err}); trying again");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+async fn publish_reply(cli: Client, topic: String, id: String, code: i64, msg: String) {
+    let payload = enos_cloud::reply(&id, code, &msg, serde_json::json!({}));
+    let what = format!("reply to command {id}");
+    mqtt::publish_persistently(&cli, &topic, &payload, &what, std::time::Duration::from_secs(REPLY_RETRY_S)).await;
 }

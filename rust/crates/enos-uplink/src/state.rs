@@ -18,7 +18,7 @@ pub struct Shared {
     pub rate: Mutex<Rate>,
     bus: OnceLock<zbus::Connection>,
     /// The MQTT client while a session is up (for publishers outside the sender).
-    pub mqtt: Mutex<Option<paho_mqtt::AsyncClient>>,
+    pub mqtt: Mutex<Option<crate::mqtt::Client>>,
     /// The sub-devices are logged in on the current session (live data of theirs may go).
     pub subs_logged_in: AtomicBool,
     /// collector device id → EnOS keys (None = the gateway itself).
