@@ -2,7 +2,9 @@
 //! the CONNECT sign, topics, request/reply envelopes, telemetry payloads built from cached
 //! batches, and parsing of cloud commands. No I/O here: the uplink owns the session.
 
+pub mod codes;
 pub mod command;
+pub mod requests;
 pub mod sign;
 pub mod telemetry;
 pub mod topics;

@@ -80,6 +80,33 @@ fn json_value(v: &Value, q: Quality, out: &mut String) {
     }
 }
 
+/// One row of a telemetry message: a device's points at one time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub product_key: String,
+    pub device_key: String,
+    pub time: u64,
+    pub points: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The rows of a telemetry message this gateway sent (for showing what the cloud acknowledged);
+/// rows of the gateway itself (no keys) are left out.
+pub fn rows(payload: &[u8]) -> Vec<Row> {
+    let Ok(doc) = serde_json::from_slice::<serde_json::Value>(payload) else { return Vec::new() };
+    let Some(params) = doc["params"].as_array() else { return Vec::new() };
+    params
+        .iter()
+        .filter_map(|p| {
+            Some(Row {
+                product_key: p["productKey"].as_str()?.to_string(),
+                device_key: p["deviceKey"].as_str()?.to_string(),
+                time: p["time"].as_u64().unwrap_or(0),
+                points: p["measurepoints"].as_object().cloned().unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
 /// (batch, series, sample) indices of one sample.
 type SampleRef = (usize, usize, usize);
 

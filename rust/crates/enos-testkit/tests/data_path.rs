@@ -47,7 +47,7 @@ const POINTS_CSV: &str = "name,area,address,type,order,scale,group,access,min,ma
 counter,holding,0,u32,ABCD,,fast,r,,\n\
 power,holding,2,f32,CDAB,,fast,r,,\n\
 setpoint,holding,10,u16,,0.1,slow,rw,0,100\n\
-broken,holding,20,u16,,,slow,rw,,\n\
+broken,holding,20,u16,,,slow,rw,0,100\n\
 switch,coil,0,bool,,,slow,rw,,\n";
 
 fn uplink_toml(uri: &str, cache: &std::path::Path) -> String {

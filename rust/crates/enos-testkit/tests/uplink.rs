@@ -1,6 +1,7 @@
 //! What the uplink sends, in which order, and its words, checked by a strict cloud simulator:
 //! per-point acquisition order on each path across outages, stale data never live, a lost login
-//! reply, an update declined without the update agent, an orderly stop.
+//! reply, an update declined without the update agent, an orderly stop; cloud commands in the
+//! order sent, once, never from a retained message, and only to points with a range.
 
 use enos_testkit::cloud_sim::{CloudSim, OrderReport};
 use enos_testkit::harness::{spawn_service, Bus, Mosquitto, Proc};
@@ -35,13 +36,19 @@ poll_groups = [{ name = "fast", interval_ms = 100 }]
 points_csv = "inv01.csv"
 "#;
 
+/// `free` has no range (the cloud may not write it), `wide` neither, but the uplink's config lets
+/// the cloud write its whole u16 range.
 const POINTS_CSV: &str = "name,area,address,type,order,scale,group,access,min,max\n\
 counter,holding,0,u32,ABCD,,fast,r,,\n\
-power,holding,2,f32,CDAB,,fast,r,,\n";
+power,holding,2,f32,CDAB,,fast,r,,\n\
+sp_a,holding,10,u16,,,fast,rw,0,1000\n\
+sp_b,holding,11,u16,,,fast,rw,0,1000\n\
+free,holding,12,u16,,,fast,rw,,\n\
+wide,holding,13,u16,,,fast,rw,,\n";
 
 /// A small in-flight window: after an outage the live records outnumber it many times, so the
 /// order in which the sender picks them shows.
-fn uplink_toml(uri: &str, cache: &std::path::Path) -> String {
+fn uplink_toml(uri: &str, cache: &std::path::Path, sub_device_extra: &str) -> String {
     format!(
         r#"
 [cloud]
@@ -70,6 +77,7 @@ device = "inv01"
 product_key = "{SUB_PK}"
 device_key = "inv01"
 device_secret = "inv-secret"
+{sub_device_extra}
 "#,
         cache.display(),
         RESUME_AFTER_MS / 1000
@@ -88,6 +96,10 @@ struct Edge {
 
 impl Edge {
     async fn start() -> Edge {
+        Edge::start_with("").await
+    }
+    /// `sub_device_extra`: more settings of the sub-device in uplink.toml.
+    async fn start_with(sub_device_extra: &str) -> Edge {
         let dir = tempfile::tempdir().unwrap();
         let bus = Bus::start(dir.path());
         let broker = Mosquitto::start(dir.path());
@@ -96,7 +108,7 @@ impl Edge {
         sim.with(|s| s.counters.push(0));
         std::fs::write(dir.path().join("collector.toml"), COLLECTOR_TOML.replace("ADDR", &sim.addr.to_string())).unwrap();
         std::fs::write(dir.path().join("inv01.csv"), POINTS_CSV).unwrap();
-        std::fs::write(dir.path().join("uplink.toml"), uplink_toml(&cloud.uri(), &dir.path().join("cache"))).unwrap();
+        std::fs::write(dir.path().join("uplink.toml"), uplink_toml(&cloud.uri(), &dir.path().join("cache"), sub_device_extra)).unwrap();
         let log = dir.path().join("services.log");
         let uplink = spawn_service("enos-uplink", &dir.path().join("uplink.toml"), &bus.address, &log);
         let collector = spawn_service("enos-collector", &dir.path().join("collector.toml"), &bus.address, &log);
@@ -128,6 +140,21 @@ impl Edge {
     fn uplink_errors(&self) -> Vec<String> {
         let text = std::fs::read_to_string(self.log()).unwrap_or_default();
         text.lines().filter(|l| l.contains(" enos-uplink ERROR")).map(String::from).collect()
+    }
+    /// Sends `measurepoint/set` to the sub-device.
+    async fn set(&self, id: &str, params: &str) {
+        let body = format!(r#"{{"id":"{id}","version":"1.0","method":"thing.service.measurepoint.set","params":{params}}}"#);
+        self.cloud.command(&format!("/sys/{SUB_PK}/inv01/thing/service/measurepoint/set"), body.as_bytes()).await;
+    }
+    /// The replies to the commands with these ids (waits for one to each).
+    async fn replies(&self, ids: &[&str]) -> HashMap<String, serde_json::Value> {
+        wait_for(30, "the command replies", || {
+            let got: HashMap<String, serde_json::Value> = self
+                .cloud
+                .with(|r| r.command_replies.iter().filter_map(|(_, v)| Some((v["id"].as_str()?.to_string(), v.clone()))).collect());
+            ids.iter().all(|i| got.contains_key(*i)).then_some(got)
+        })
+        .await
     }
     /// Waits until the cloud got a live counter value newer than `than`.
     async fn live_newer_than(&self, than: u64, what: &str) {
@@ -272,4 +299,73 @@ async fn an_orderly_stop_of_the_uplink_logs_no_error() {
     assert!(log.contains("enos-uplink INFO: stopping"), "the uplink did not stop in order");
     let errors = e.uplink_errors();
     assert!(errors.is_empty(), "errors logged by an orderly stop: {errors:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_reach_a_device_in_the_order_sent_and_points_in_the_cloud_order() {
+    let e = Edge::start().await;
+    wait_for(30, "the session up", || (e.received().len() >= 3).then_some(())).await;
+    let ids: Vec<String> = (1..=20).map(|i| i.to_string()).collect();
+    for (i, id) in ids.iter().enumerate() {
+        // sp_b first: the order the cloud wrote, not the alphabet's
+        e.set(id, &format!(r#"{{"sp_b":{i},"sp_a":{i}}}"#)).await;
+    }
+    let replies = e.replies(&ids.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    assert!(replies.values().all(|r| r["code"] == 200), "{replies:?}");
+    let writes = e.sim.with(|s| s.writes.clone());
+    let want: Vec<(u16, Vec<u16>)> = (0..20u16).flat_map(|i| [(11, vec![i]), (10, vec![i])]).collect();
+    assert_eq!(writes, want, "the device got the commands out of order, or a command's points out of the cloud's order");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retained_and_repeated_commands_are_not_executed_again() {
+    let mut e = Edge::start().await;
+    wait_for(30, "the session up", || (e.received().len() >= 3).then_some(())).await;
+    // A command left retained on the broker while the uplink is away: the uplink gets it when it
+    // subscribes, flagged retained, and must not run it.
+    e.uplink.terminate();
+    let cli = paho_mqtt::CreateOptionsBuilder::new_v3()
+        .server_uri(format!("tcp://127.0.0.1:{}", e.broker.port))
+        .client_id("retainer")
+        .persistence(paho_mqtt::PersistenceType::None)
+        .create_client()
+        .unwrap();
+    cli.connect(None).await.unwrap();
+    let stale = r#"{"id":"r1","version":"1.0","method":"thing.service.measurepoint.set","params":{"sp_a":500}}"#;
+    let topic = format!("/sys/{SUB_PK}/inv01/thing/service/measurepoint/set");
+    cli.publish(paho_mqtt::Message::new_retained(topic.as_str(), stale, 1)).await.unwrap();
+    cli.disconnect(None).await.unwrap();
+    let connects = e.cloud.with(|r| r.connects_ok);
+    e.start_uplink();
+    wait_for(30, "the uplink back", || (e.cloud.with(|r| r.connects_ok) > connects).then_some(())).await;
+
+    // The same id twice (a resend by the cloud, a QoS 1 re-delivery), then another command.
+    e.set("d1", r#"{"sp_a":7}"#).await;
+    e.set("d1", r#"{"sp_a":7}"#).await;
+    e.set("d2", r#"{"sp_a":8}"#).await;
+    e.set("d1", r#"{"sp_a":7}"#).await;
+    e.set("end", r#"{"sp_b":1}"#).await;
+    let replies = e.replies(&["d1", "d2", "end"]).await;
+    assert!(["d1", "d2", "end"].iter().all(|i| replies[*i]["code"] == 200), "{replies:?}");
+    let writes = e.sim.with(|s| s.writes.clone());
+    assert_eq!(writes, vec![(10, vec![7]), (10, vec![8]), (11, vec![1])], "retained or repeated commands ran");
+    assert!(e.cloud.with(|r| r.command_replies.iter().all(|(_, v)| v["id"] != "r1")), "the retained command was answered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cloud_write_to_a_point_without_a_range_is_refused_in_words() {
+    let e = Edge::start_with(r#"type_range_points = ["wide"]"#).await;
+    wait_for(30, "the session up", || (e.received().len() >= 3).then_some(())).await;
+    e.set("1", r#"{"free":5}"#).await;
+    e.set("2", r#"{"sp_a":9,"free":1}"#).await;
+    e.set("3", r#"{"wide":6}"#).await;
+    let replies = e.replies(&["1", "2", "3"]).await;
+    for id in ["1", "2"] {
+        assert_eq!(replies[id]["code"], 2005, "{replies:?}");
+        let words = replies[id]["message"].as_str().unwrap_or_default();
+        assert!(words.starts_with("free: the cloud may not write a point without a configured range"), "{words}");
+    }
+    assert_eq!(replies["3"]["code"], 200, "the config allows wide's whole type range: {replies:?}");
+    let writes = e.sim.with(|s| s.writes.clone());
+    assert_eq!(writes, vec![(13, vec![6])], "a refused command wrote something");
 }

@@ -1,23 +1,22 @@
 //! `org.enos.Edge.UplinkSettings1`: the cloud settings seen and changed from the web center.
 //!
 //! `SetCloudSettings` validates the change as the uplink would load it, writes the secret (to its
-//! own 0600 file) and `uplink.toml` atomically, then asks `main` to start the session again with
+//! own 0600 file, also one that was inline in `uplink.toml`) and `uplink.toml` atomically, then asks `main` to start the session again with
 //! the new file: the cache stays open and nothing in it is touched; only the MQTT session (and the
 //! sender's counters) start over. `TestConnection` tries a CONNECT with given settings, apart from
 //! the running session. The secret is never answered, only whether one is set.
 
 use crate::state::Shared;
 use enos_bus::Error;
-use enos_cloud::{sign, Identity};
+use enos_cloud::Identity;
 use enos_model::cloud::CloudChange;
 use enos_model::cloud_edit;
 use enos_model::config::UplinkConfig;
 use enos_runtime::fs::write_atomic;
-use paho_mqtt as mqtt;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::sync::Notify;
 
 pub struct Settings {
@@ -46,6 +45,22 @@ impl Settings {
 
     fn secret_file(&self) -> PathBuf {
         self.file.parent().unwrap_or(Path::new(".")).join("gateway.secret")
+    }
+}
+
+/// At start: a secret written inline in a file others may read is said so in the log (the uplink
+/// moves it into its own 0600 file the next time it writes the settings; the image's
+/// `/etc/enos/uplink.toml` it cannot write).
+pub fn warn_inline_secrets(file: &Path, cfg: &enos_model::config::UplinkConfig) {
+    use std::os::unix::fs::PermissionsExt;
+    let inline = cfg.cloud.device_secret.is_some() || cfg.sub_devices.iter().any(|s| s.device_secret.is_some());
+    let mode = std::fs::metadata(file).map(|m| m.permissions().mode()).unwrap_or(0);
+    if inline && mode & 0o077 != 0 {
+        log::warn!(
+            "{} holds a device secret inline and others may read it (mode {:o}): use device_secret_file with a 0600 file",
+            file.display(),
+            mode & 0o777
+        );
     }
 }
 
@@ -78,8 +93,14 @@ impl Settings {
         }
         let cur = self.shared().cfg.cloud.clone();
         let secret_file = self.secret_file();
-        let new_secret = ch.device_secret.clone().filter(|s| !s.is_empty());
-        let cloud = cloud_edit::applied(&ch, &cur, &secret_file);
+        let mut cloud = cloud_edit::applied(&ch, &cur, &secret_file);
+        // The secret never goes (back) into uplink.toml, which the group may read: a new one, or
+        // one the operator wrote inline, goes into its own 0600 file.
+        let new_secret = ch.device_secret.clone().filter(|s| !s.is_empty()).or_else(|| cloud.device_secret.take());
+        if new_secret.is_some() {
+            cloud.device_secret = None;
+            cloud.device_secret_file = Some(secret_file.clone());
+        }
         let base = std::fs::read_to_string(&self.file).or_else(|_| std::fs::read_to_string(&self.loaded));
         let base = match base {
             Ok(b) => b,
@@ -89,15 +110,18 @@ impl Settings {
             Ok(t) => t,
             Err(e) => return refused(e.to_string()),
         };
-        if let Err(e) = UplinkConfig::from_str_at(&self.file, &text) {
-            return refused(e.to_string());
-        }
+        let mode = match UplinkConfig::from_str_at(&self.file, &text) {
+            // sub-devices' secrets the operator wrote inline stay where they are, readable by no one else
+            Ok(c) if c.sub_devices.iter().any(|s| s.device_secret.is_some()) => 0o600,
+            Ok(_) => 0o640,
+            Err(e) => return refused(e.to_string()),
+        };
         let (file, text2) = (self.file.clone(), text.clone());
         let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             if let Some(s) = new_secret {
                 write_atomic(&secret_file, s.as_bytes(), 0o600)?;
             }
-            write_atomic(&file, text2.as_bytes(), 0o640)
+            write_atomic(&file, text2.as_bytes(), mode)
         })
         .await
         .map_err(|e| Error::Failed(e.to_string()))?;
@@ -133,8 +157,8 @@ impl Settings {
         let gw = Identity { product_key: c.product_key.clone(), device_key: c.device_key.clone(), secret };
         let t0 = Instant::now();
         // No timeout around it here: dropping a connecting client early is what deadlocks paho
-        // (see GRAVEYARD); paho's own connect timeout (15 s) ends it.
-        let r = try_connect(&c, &gw).await;
+        // (see mqtt::bury); paho's own connect timeout (15 s) ends it.
+        let r = crate::mqtt::try_connect(&c, &gw).await;
         let took_ms = t0.elapsed().as_millis() as u64;
         let (ok, message) = match r {
             Err(e) => (false, e),
@@ -143,48 +167,6 @@ impl Settings {
         log::info!("connection test to {}: {message}", c.uri);
         Ok(json!({ "ok": ok, "message": message, "took_ms": took_ms }).to_string())
     }
-}
-
-/// Test clients, kept until paho is surely done with them. Paho destroys a client when its last
-/// reference goes; if that last reference is the one a connect callback holds, the destroy runs
-/// on paho's own receive thread, which holds paho's global lock: a deadlock that stops every
-/// client of the process (seen with gdb: `MQTTAsync_destroy` in `MQTTAsync_rcv`). So a test
-/// client is never dropped at once: it waits here and goes on a later test, from our thread.
-static GRAVEYARD: Mutex<Vec<(Instant, mqtt::AsyncClient)>> = Mutex::new(Vec::new());
-
-pub fn bury(cli: mqtt::AsyncClient) {
-    let old: Vec<_> = {
-        let mut g = GRAVEYARD.lock().expect("graveyard");
-        let (old, keep): (Vec<_>, Vec<_>) = g.drain(..).partition(|(t, _)| t.elapsed() > Duration::from_secs(60));
-        *g = keep;
-        g.push((Instant::now(), cli));
-        old
-    };
-    drop(old);
-}
-
-async fn try_connect(c: &enos_model::config::CloudConfig, gw: &Identity) -> Result<(), String> {
-    let f = sign::connect_fields(gw, enos_model::now_ms());
-    let cli = mqtt::CreateOptionsBuilder::new_v3()
-        .server_uri(c.uri.replace("mqtts://", "ssl://").replace("mqtt://", "tcp://"))
-        .client_id(&f.client_id)
-        .persistence(mqtt::PersistenceType::None)
-        .create_client()
-        .map_err(|e| format!("creating MQTT client: {e}"))?;
-    let opts = crate::session::connect_options(c, &f)?;
-    let r = cli.connect(opts).await;
-    if r.is_ok() {
-        let _ = cli.disconnect(None).await;
-    }
-    bury(cli);
-    r.map(|_| ()).map_err(|e| {
-        let e = e.to_string();
-        if e.contains("password") || e.contains("authori") || e.trim() == "(0)" || e.is_empty() {
-            format!("the cloud refused the sign-in: check the product key, device key and secret ({e})")
-        } else {
-            format!("the broker could not be reached or refused: {e}")
-        }
-    })
 }
 
 /// The interface object (the settings are shared with `main`).
@@ -220,4 +202,55 @@ impl Iface {
 
 pub async fn serve(conn: &zbus::Connection, s: Arc<Settings>) -> zbus::Result<()> {
     conn.object_server().at(enos_bus::UPLINK_PATH, Iface(s)).await.map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_secret_is_never_written_through_a_planted_link() {
+                let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "untouched").unwrap();
+        // what the old writer's temporary name was: predictable, so another writer of the
+        // directory could plant a link there
+        let planted = dir.path().join(format!(".gateway.secret.tmp-{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        let secret = dir.path().join("gateway.secret");
+        write_atomic(&secret, b"s3cret", 0o600).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched", "the secret went through the planted link");
+        let meta = std::fs::symlink_metadata(&secret).unwrap();
+        assert!(meta.file_type().is_file(), "the secret file is a plain file");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read_to_string(&secret).unwrap(), "s3cret");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left.len(), 3, "no temporary file left behind: {left:?}");
+    }
+
+    #[tokio::test]
+    async fn an_inline_secret_moves_into_its_own_file_when_the_settings_are_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("uplink.toml");
+        let text = format!(
+            "[cloud]\nuri = \"tcp://127.0.0.1:1\"\nallow_plain = true\nproduct_key = \"pk\"\ndevice_key = \"gw\"\n\
+             device_secret = \"gw-s3cret\"\n\n[cache]\ndir = \"{}\"\n",
+            dir.path().join("cache").display()
+        );
+        std::fs::write(&file, text).unwrap();
+        let cfg = enos_model::config::UplinkConfig::load(&file).unwrap();
+        let cache = Arc::new(enos_cache::Cache::open(&cfg.cache.dir, 1 << 30, 0, enos_cache::Sync::Never).unwrap());
+        let settings = Settings::new(Shared::new(cfg, cache), file.clone(), file.clone());
+        // a change that gives no new secret: the one there is stays
+        let answer = settings.set_cloud_settings(r#"{"uri":"tcp://127.0.0.1:2","product_key":"pk","device_key":"gw"}"#).await.unwrap();
+        assert!(answer.contains(r#""ok":true"#), "{answer}");
+        let written = std::fs::read_to_string(&file).unwrap();
+        assert!(!written.contains("gw-s3cret"), "the secret stayed in uplink.toml: {written}");
+        let secret_file = dir.path().join("gateway.secret");
+        assert_eq!(std::fs::metadata(&secret_file).unwrap().permissions().mode() & 0o777, 0o600);
+        let back = enos_model::config::UplinkConfig::load(&file).unwrap();
+        assert_eq!(back.cloud.secret().unwrap(), "gw-s3cret");
+        assert_eq!(back.cloud.uri, "tcp://127.0.0.1:2");
+    }
 }

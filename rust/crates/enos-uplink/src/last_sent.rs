@@ -40,20 +40,15 @@ pub fn acked(payload: &[u8]) {
     if WATCHING.load(Ordering::Relaxed) == 0 {
         return;
     }
-    let Ok(doc) = serde_json::from_slice::<serde_json::Value>(payload) else { return };
-    let Some(params) = doc["params"].as_array() else { return };
+    let rows = enos_cloud::telemetry::rows(payload);
     let now = enos_model::now_ms();
     let mut st = store().lock().expect("last sent");
-    for p in params {
-        let (Some(pk), Some(dk)) = (p["productKey"].as_str(), p["deviceKey"].as_str()) else { continue };
-        let Some((_, points)) = st.watched.get_mut(&(pk.to_string(), dk.to_string())) else { continue };
-        let ts = p["time"].as_u64().unwrap_or(0);
-        if let Some(mp) = p["measurepoints"].as_object() {
-            for (name, v) in mp {
-                let newer = points.get(name).is_none_or(|old| old.ts_ms <= ts);
-                if newer {
-                    points.insert(name.clone(), Sent { value: v.clone(), ts_ms: ts, acked_ms: now });
-                }
+    for r in rows {
+        let Some((_, points)) = st.watched.get_mut(&(r.product_key, r.device_key)) else { continue };
+        for (name, v) in r.points {
+            let newer = points.get(&name).is_none_or(|old| old.ts_ms <= r.time);
+            if newer {
+                points.insert(name, Sent { value: v, ts_ms: r.time, acked_ms: now });
             }
         }
     }

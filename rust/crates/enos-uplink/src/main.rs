@@ -6,11 +6,14 @@ mod cloud_settings;
 mod commands;
 mod health;
 mod last_sent;
+mod mqtt;
 mod order;
 mod ota;
+mod recent_ids;
 mod sender;
 mod session;
 mod state;
+mod write_policy;
 
 use anyhow::Context;
 use clap::Parser;
@@ -44,6 +47,7 @@ async fn run() -> anyhow::Result<()> {
         println!("{}: ok", path.display());
         return Ok(());
     }
+    cloud_settings::warn_inline_secrets(&path, &cfg);
     std::fs::create_dir_all(&cfg.cache.dir).with_context(|| format!("creating {}", cfg.cache.dir.display()))?;
     let sync = match cfg.cache.sync {
         SyncPolicy::Always => Sync::Always,
@@ -84,8 +88,8 @@ async fn run() -> anyhow::Result<()> {
                 tasks.drain(..).for_each(|t| t.abort());
                 // the old client is kept (not dropped) until paho is surely done with it
                 if let Some(c) = shared.mqtt.lock().expect("mqtt").take() {
-                    c.stop_stream();
-                    cloud_settings::bury(c);
+                    mqtt::stop_delivery(&c);
+                    mqtt::bury(c);
                 }
                 shared = state::Shared::new(cfg, cache.clone());
                 shared.set_bus(conn.clone());
@@ -102,13 +106,12 @@ async fn run() -> anyhow::Result<()> {
     // (paho logs that as an error): stop the delivery first, then the tasks, then say goodbye.
     let cli = shared.mqtt.lock().expect("mqtt").take();
     if let Some(c) = &cli {
-        c.stop_stream();
+        mqtt::stop_delivery(c);
     }
     tasks.drain(..).for_each(|t| t.abort());
     if let Some(c) = cli {
-        // paho waits up to the disconnect timeout for publications in flight (command answers)
-        let opts = paho_mqtt::DisconnectOptionsBuilder::new().timeout(std::time::Duration::from_secs(1)).finalize();
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), c.disconnect(opts)).await;
+        // in-flight command answers get a second
+        mqtt::disconnect(c, std::time::Duration::from_secs(1)).await;
     }
     Ok(())
 }

@@ -1,12 +1,12 @@
 //! Between the cloud and the update agent: upgrade jobs go to `enos-ota`; its progress and
-//! version changes come back as signals and go out as `ota.device.progress` / `inform`.
+//! version changes come back as signals and go out as the cloud's progress and version reports
+//! (`enos_cloud::requests`).
 
-use crate::session::next_id;
+use crate::mqtt;
 use crate::state::Shared;
 use enos_bus::OtaProxy;
-use enos_cloud::topics;
+use enos_cloud::requests::{self, Request};
 use futures::StreamExt;
-use paho_mqtt as mqtt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,7 +31,7 @@ fn in_words(e: &enos_bus::Error) -> String {
     }
 }
 
-/// The version reported with `ota.device.inform`: `cloud.firmware_version` when set, else what
+/// The version reported to the cloud after every connect and every version change: `cloud.firmware_version` when set, else what
 /// the update agent reports (the committed slot's), else the product version this build was
 /// stamped with (`ENOS_VERSION` at build time; the crate version without it). `/etc/os-release`
 /// is the product's only on the product image, where the agent answers anyway.
@@ -52,21 +52,17 @@ async fn running_version(shared: &Arc<Shared>) -> Option<String> {
     (st.version != "unknown").then_some(st.version)
 }
 
-fn publish(shared: &Arc<Shared>, suffix: &str, method: &str, params: serde_json::Value) {
+fn publish(shared: &Arc<Shared>, req: impl FnOnce(&str, &str, u64) -> Request) {
     let c = &shared.cfg.cloud;
-    if let Some(cli) = shared.mqtt.lock().expect("mqtt").as_ref() {
-        drop(cli.publish(mqtt::Message::new(
-            topics::sys(&c.product_key, &c.device_key, suffix),
-            enos_cloud::request(next_id(), method, params),
-            1,
-        )));
-    } else {
-        log::warn!("{method} not sent: no cloud session (the next connect reports the version)");
+    let req = req(&c.product_key, &c.device_key, mqtt::next_id());
+    match shared.mqtt.lock().expect("mqtt").as_ref() {
+        Some(cli) => mqtt::publish(cli, &req.topic, &req.payload),
+        None => log::warn!("{} not sent: no cloud session (the next connect reports the version)", req.method),
     }
 }
 
 pub fn publish_progress(shared: &Arc<Shared>, step: i32, desc: &str) {
-    publish(shared, "ota/device/progress", "ota.device.progress", serde_json::json!({"step": step.to_string(), "desc": desc}));
+    publish(shared, |pk, dk, id| requests::ota_progress(pk, dk, id, step, desc));
 }
 
 /// Forwards the agent's signals for as long as the uplink runs.
@@ -83,7 +79,7 @@ pub async fn relay(shared: Arc<Shared>) {
                 publish_progress(&shared, a.step, a.desc);
             },
             Some(s) = versions.next() => if let Ok(a) = s.args() {
-                publish(&shared, topics::OTA_INFORM, "ota.device.inform", serde_json::json!({"version": a.version}));
+                publish(&shared, |pk, dk, id| requests::ota_inform(pk, dk, id, a.version));
             },
             else => return,
         }

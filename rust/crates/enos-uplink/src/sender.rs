@@ -15,15 +15,14 @@
 //! records of sub-devices wait; the gateway's own data and the backlog (`resume/batch` allows
 //! offline sub-devices) keep going.
 
+use crate::mqtt::{self, next_id, Client, Replies};
 use crate::order::{self, LiveFloor};
-use crate::session::{next_id, Conn};
 use crate::state::{Shared, GATEWAY_DEVICE};
 use enos_cache::RecordMeta;
 use enos_cloud::telemetry::{pack_where, Stream};
 use enos_cloud::topics;
 use enos_model::batch::DecodedBatch;
 use enos_model::config::RejectPolicy;
-use paho_mqtt as mqtt;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -55,7 +54,7 @@ struct Msg {
 
 struct Sender<'a> {
     shared: &'a Arc<Shared>,
-    cli: mqtt::AsyncClient,
+    cli: Client,
     units: HashMap<u64, Unit>,
     next_unit: u64,
     /// By request id: ids grow, so key order is the order the messages were made.
@@ -67,8 +66,7 @@ struct Sender<'a> {
 }
 
 /// Runs until the connection is lost; returns why.
-pub async fn run(shared: &Arc<Shared>, conn: Conn) -> String {
-    let Conn { cli, mut replies } = conn;
+pub async fn run(shared: &Arc<Shared>, cli: Client, mut replies: Replies) -> String {
     let mut s = Sender {
         shared,
         cli,
@@ -81,7 +79,7 @@ pub async fn run(shared: &Arc<Shared>, conn: Conn) -> String {
     };
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
-        if !s.cli.is_connected() {
+        if !mqtt::is_connected(&s.cli) {
             return "connection lost".into();
         }
         s.fill();
@@ -267,9 +265,8 @@ impl Sender<'_> {
             m.retry_at = Some(Instant::now() + Duration::from_millis(PUBLISH_RETRY_MS));
             return;
         }
-        match self.cli.try_publish(mqtt::Message::new(m.topic.as_str(), m.payload.as_slice(), 1)) {
-            Ok(tok) => {
-                drop(tok);
+        match mqtt::try_publish(&self.cli, &m.topic, &m.payload) {
+            Ok(()) => {
                 m.unpublished = false;
                 self.shared.sender_stats(|s| s.messages_sent += 1);
             }
@@ -283,14 +280,14 @@ impl Sender<'_> {
     }
 
     fn on_reply(&mut self, topic: &str, reply: enos_cloud::Reply) {
-        let Some(base) = topic.strip_suffix("_reply") else { return };
+        let Some(base) = topics::request_of(topic) else { return };
         let Ok(id) = reply.id.parse::<u64>() else { return };
         let Some(m) = self.msgs.get(&id) else { return };
         if m.topic != base {
             return;
         }
         let mut m = self.msgs.remove(&id).expect("present");
-        if reply.code == 200 {
+        if reply.code == enos_cloud::codes::OK {
             crate::last_sent::acked(&m.payload);
             self.shared.sender_stats(|s| {
                 s.messages_acked += 1;

@@ -18,13 +18,15 @@ pub struct Shared {
     pub rate: Mutex<Rate>,
     bus: OnceLock<zbus::Connection>,
     /// The MQTT client while a session is up (for publishers outside the sender).
-    pub mqtt: Mutex<Option<paho_mqtt::AsyncClient>>,
+    pub mqtt: Mutex<Option<crate::mqtt::Client>>,
     /// The sub-devices are logged in on the current session (live data of theirs may go).
     pub subs_logged_in: AtomicBool,
     /// collector device id → EnOS keys (None = the gateway itself).
     pub keys: HashMap<String, Option<(String, String)>>,
     /// (pk, dk) → collector device id, for commands.
     pub by_keys: HashMap<(String, String), String>,
+    /// Command ids each device got lately (across reconnects), so a repeated one is not run again.
+    pub recent_commands: Mutex<HashMap<String, crate::recent_ids::RecentIds>>,
 }
 
 /// Ingest rate over a sliding window, for "how many hours of outage fit".
@@ -69,6 +71,7 @@ impl Shared {
             bus: OnceLock::new(),
             mqtt: Mutex::new(None),
             subs_logged_in: AtomicBool::new(false),
+            recent_commands: Mutex::default(),
             keys,
             by_keys,
             cfg,

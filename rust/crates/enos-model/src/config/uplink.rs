@@ -163,6 +163,10 @@ pub struct SubDevice {
     pub device_secret: Option<String>,
     #[serde(default)]
     pub device_secret_file: Option<PathBuf>,
+    /// Points of this device the cloud may write anywhere in their data type's range. A cloud
+    /// write to any other numeric point without both `min` and `max` is refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub type_range_points: Vec<String>,
 }
 
 fn secret(inline: &Option<String>, file: &Option<PathBuf>, key: &str) -> Result<String, Finding> {
