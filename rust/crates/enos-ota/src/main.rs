@@ -6,6 +6,8 @@ mod bootslot;
 mod bus;
 mod download;
 mod health;
+mod jobfile;
+mod resume;
 mod trusted;
 
 use anyhow::Context;
