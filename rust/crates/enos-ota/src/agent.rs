@@ -5,7 +5,7 @@
 use crate::bootslot::{self, Boot};
 use crate::jobfile::JobFile;
 use crate::resume::{self, Next};
-use crate::{download, health};
+use crate::{download, health, version};
 use enos_model::config::OtaConfig;
 use enos_model::device::{OtaJob, OtaStatus};
 use enos_model::now_ms;
@@ -16,6 +16,8 @@ pub struct Agent {
     pub cfg: OtaConfig,
     job: Mutex<Option<OtaJob>>,
     file: JobFile,
+    /// The job root consented to although it is not newer (see `downgrade_consent`).
+    consented: Mutex<Option<String>>,
     /// Where the running release's `VERSION_ID` is read (`ENOS_OS_RELEASE` for tests).
     os_release: PathBuf,
     conn: OnceLock<zbus::Connection>,
@@ -34,7 +36,7 @@ impl Agent {
             log::error!("the saved update job is ignored: {e}");
             None
         });
-        Arc::new(Agent { cfg, job: Mutex::new(job), file, os_release, conn: OnceLock::new() })
+        Arc::new(Agent { cfg, job: Mutex::new(job), file, consented: Mutex::new(None), os_release, conn: OnceLock::new() })
     }
 
     pub fn set_conn(&self, c: zbus::Connection) {
@@ -126,14 +128,54 @@ impl Agent {
             ));
         }
         job.id = format!("{}", now_ms());
+        let running = self.os_version();
+        let consented = !version::is_newer(&job.version, &running);
+        if consented {
+            self.downgrade_consent(&job, &running)?;
+        }
         job.state = "downloading".into();
-        job.from_version = self.os_version();
+        job.from_version = running;
         job.from_slot = bootslot::run(&self.cfg.bootslot, &["current"]).map_err(|e| format!("cannot tell the running slot: {e}"))?;
         job.to_slot = bootslot::run(&self.cfg.bootslot, &["other"]).map_err(|e| format!("cannot tell the inactive slot: {e}"))?;
         job.started_ms = now_ms();
         job.updated_ms = job.started_ms;
         *cur = Some(job.clone());
+        *self.consented.lock().expect("consent") = consented.then(|| job.id.clone());
         Ok(job)
+    }
+
+    /// A release that is not newer than the running one is installed only with root's consent
+    /// for exactly that version (a deliberate rollback); otherwise the refusal says why and how.
+    fn downgrade_consent(&self, job: &OtaJob, running: &str) -> Result<(), String> {
+        let path = &self.cfg.downgrade_consent;
+        let what = if running == "unknown" {
+            format!(
+                "the running release is unknown (no VERSION_ID in {}), so version {} cannot be shown to be newer",
+                self.os_release.display(),
+                job.version
+            )
+        } else {
+            format!("version {} is not newer than the running {running}", job.version)
+        };
+        let how = format!("for a deliberate rollback root on this box writes {} into {}", job.version, path.display());
+        if !path.exists() {
+            return Err(format!("{what}: downgrades and re-installs are refused ({how})"));
+        }
+        if let Err(e) = crate::trusted::consent_file(path) {
+            log::warn!("ENOS-OTA: DOWNGRADE refused: {e}");
+            return Err(format!("{what}, and the consent is not root's: {e}"));
+        }
+        let named = std::fs::read_to_string(path).map_err(|e| format!("{what}; {}: {e}", path.display()))?;
+        if named.trim() != job.version {
+            return Err(format!("{what}: the consent in {} names {:?}, not {} ({how})", path.display(), named.trim(), job.version));
+        }
+        log::warn!(
+            "ENOS-OTA: DOWNGRADE consented by root ({}): installing version {} over the running {running} ({} job)",
+            path.display(),
+            job.version,
+            job.source
+        );
+        Ok(())
     }
 
     /// Runs an accepted job up to the reboot.
@@ -184,8 +226,13 @@ impl Agent {
         // The daemon's progress: every 10 % of a handler's write goes to the journal and to the
         // cloud (steps 45..89), so a long install is visibly alive.
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u32, String)>();
+        let consented = self.consented.lock().expect("consent").take().filter(|id| *id == job.id).is_some();
+        let running = job.from_version.clone();
         let install = tokio::task::spawn_blocking(move || {
             let mut f = std::fs::File::open(&path).map_err(|e| swupdate_client::Error::Failed(format!("{}: {e}", path.display())))?;
+            // The daemon refuses what is not newer (-N/-R at its start); root's consent lowers
+            // that floor for this one install, and it goes back right after.
+            let _floor = if consented { Some(DaemonFloor::lower(&running)?) } else { None };
             swupdate_client::install(&mut f, &info, |m| {
                 log::debug!("swupdate: {:?} {}% {} {}", m.state, m.cur_percent, m.handler, m.info);
                 if !m.handler.is_empty() {
@@ -200,7 +247,9 @@ impl Agent {
                     .into_iter()
                     .filter(|m| {
                         let l = m.to_ascii_lowercase();
-                        ["error", "fail", "mismatch", "signature", "verif", "refused"].iter().any(|w| l.contains(w))
+                        ["error", "fail", "mismatch", "signature", "verif", "refused", "downgrad", "reinstall"]
+                            .iter()
+                            .any(|w| l.contains(w))
                     })
                     .collect();
                 if why.is_empty() {
@@ -234,7 +283,7 @@ impl Agent {
             // SWUpdate checks the signature and every digest before writing: a refused bundle
             // left the inactive slot untouched and the boot selection unchanged.
             let text = e.to_string().to_ascii_lowercase();
-            let refused = ["signature", "hash", "verif", "authenticat", "sha256", "digest"];
+            let refused = ["signature", "hash", "verif", "authenticat", "sha256", "digest", "downgrad", "reinstall"];
             let code = if refused.iter().any(|w| text.contains(w)) { -3 } else { -4 };
             return self.fail(job, code, &format!("install refused: {e}")).await;
         }
@@ -499,6 +548,32 @@ impl Agent {
     }
 }
 
+/// The daemon's version floor lowered for one consented install; raised again to the running
+/// release when dropped (whatever the install's outcome).
+struct DaemonFloor {
+    running: String,
+}
+
+impl DaemonFloor {
+    /// "0" is below every version; `current` is set to a text no bundle version can be (make-bundle
+    /// allows no spaces), so a consented re-install of the running release passes `-R` too.
+    fn lower(running: &str) -> Result<DaemonFloor, swupdate_client::Error> {
+        swupdate_client::set_version_range("0", "", "none (root consented)")?;
+        Ok(DaemonFloor { running: running.to_string() })
+    }
+}
+
+impl Drop for DaemonFloor {
+    fn drop(&mut self) {
+        if let Err(e) = swupdate_client::set_version_range(&self.running, "", &self.running) {
+            log::error!(
+                "the update daemon's version floor could not be raised again to {} ({e}); it returns at its next start",
+                self.running
+            );
+        }
+    }
+}
+
 /// What the swupdate daemon still has queued for status requests (oldest first), at most 256.
 fn daemon_notifications() -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
@@ -579,6 +654,7 @@ pub(crate) mod tests {
                 bootslot: self.path("bootslot"),
                 reboot_command: vec!["touch".into(), self.path("rebooted").display().to_string()],
                 health: OtaHealth { units: vec![], require_cloud: false, require_collecting: false, hook: None, timeout_s: 10 },
+                downgrade_consent: self.path("allow-downgrade"),
                 ..OtaConfig::default()
             }
         }
@@ -680,5 +756,43 @@ pub(crate) mod tests {
         let a = b.agent();
         a.clone().resume().await;
         assert!(!b.status().trial, "{:?}", b.status());
+    }
+
+    /// Issue 11 finding 3: a release that is not newer than the running one (older, or the same)
+    /// is refused before anything is downloaded, and the refusal says how a deliberate rollback
+    /// is done.
+    #[tokio::test]
+    async fn a_release_not_newer_than_the_running_one_is_refused_in_words() {
+        let b = Box_::new();
+        let a = b.agent();
+        let consent = b.path("allow-downgrade");
+        for v in ["0.9.0", "1.0.0", "1.0.0-rc.1"] {
+            let e = a.accept(job(v)).unwrap_err();
+            assert!(
+                e.starts_with(&format!("version {v} is not newer than the running 1.0.0: downgrades and re-installs are refused")),
+                "{e}"
+            );
+            assert!(e.contains(&format!("root on this box writes {v} into {}", consent.display())), "{e}");
+        }
+        assert!(a.accept(job("1.0.1")).is_ok());
+    }
+
+    /// Finding 3: root's consent names the one release it allows; a consent anyone could have
+    /// written counts for nothing.
+    #[tokio::test]
+    async fn root_consent_for_exactly_that_version_allows_a_rollback() {
+        let b = Box_::new();
+        let consent = b.path("allow-downgrade");
+        std::fs::write(&consent, "0.8.0\n").unwrap();
+        let e = b.agent().accept(job("0.9.0")).unwrap_err();
+        assert!(e.contains("names \"0.8.0\", not 0.9.0"), "{e}");
+        std::fs::write(&consent, "0.9.0\n").unwrap();
+        std::fs::set_permissions(&consent, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let e = b.agent().accept(job("0.9.0")).unwrap_err();
+        assert!(e.contains("the consent is not root's") && e.contains("writable by everyone"), "{e}");
+        std::fs::set_permissions(&consent, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let a = b.agent();
+        let j = a.accept(job("0.9.0")).unwrap();
+        assert_eq!(a.consented.lock().unwrap().as_deref(), Some(j.id.as_str()), "the install lowers the daemon's floor");
     }
 }
