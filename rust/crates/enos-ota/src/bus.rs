@@ -58,7 +58,9 @@ impl Ota {
         if !p.is_absolute() || !p.is_file() {
             return Err(Error::InvalidArgs(format!("{path}: not an absolute path to a file")));
         }
-        let version = p.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+        // The bundle's own version (its sw-description), not the file's name: what a downgrade
+        // check compares.
+        let version = crate::bundle::version(&p).map_err(|e| Error::InvalidArgs(e.to_string()))?;
         let job = OtaJob { source: "local".into(), version, ..Default::default() };
         let job = self.agent.accept(job).map_err(Error::Failed)?;
         tokio::spawn(self.agent.clone().run(job.clone(), Some(p)));

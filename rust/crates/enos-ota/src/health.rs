@@ -12,8 +12,9 @@ pub async fn cloud_state(conn: &zbus::Connection) -> Option<String> {
     serde_json::from_str::<UplinkStatus>(&s).ok().map(|s| s.cloud.state)
 }
 
-/// Ok when every check passed before the timeout; else the checks that did not.
-pub async fn check(cfg: &OtaHealth, conn: &zbus::Connection) -> Result<(), String> {
+/// Ok when every check passed before the timeout; else the checks that did not. Without a bus
+/// connection only the checks that need none can pass.
+pub async fn check(cfg: &OtaHealth, conn: Option<&zbus::Connection>) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(cfg.timeout_s);
     let mut first_samples = None;
     loop {
@@ -29,7 +30,10 @@ pub async fn check(cfg: &OtaHealth, conn: &zbus::Connection) -> Result<(), Strin
                 failing.push(format!("{unit} is not active"));
             }
         }
-        if cfg.require_cloud {
+        if (cfg.require_cloud || cfg.require_collecting) && conn.is_none() {
+            failing.push("not connected to the bus".into());
+        }
+        if let (true, Some(conn)) = (cfg.require_cloud, conn) {
             let st = async {
                 serde_json::from_str::<UplinkStatus>(&UplinkProxy::new(conn).await?.status().await?)
                     .map_err(|e| enos_bus::Error::Failed(e.to_string()))
@@ -43,7 +47,7 @@ pub async fn check(cfg: &OtaHealth, conn: &zbus::Connection) -> Result<(), Strin
                 Err(e) => failing.push(format!("uplink not answering: {e}")),
             }
         }
-        if cfg.require_collecting {
+        if let (true, Some(conn)) = (cfg.require_collecting, conn) {
             let st = async {
                 serde_json::from_str::<CollectorStats>(&CollectorProxy::new(conn).await?.stats().await?)
                     .map_err(|e| enos_bus::Error::Failed(e.to_string()))

@@ -3,10 +3,14 @@
 
 mod agent;
 mod bootslot;
+mod bundle;
 mod bus;
 mod download;
 mod health;
+mod jobfile;
+mod resume;
 mod trusted;
+mod version;
 
 use anyhow::Context;
 use clap::Parser;

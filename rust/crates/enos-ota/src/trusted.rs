@@ -38,6 +38,16 @@ pub fn config_file(path: &Path) -> Result<(), Untrusted> {
     Ok(())
 }
 
+/// Root's consent file (`downgrade_consent`), checked like the configuration.
+pub fn consent_file(path: &Path) -> Result<(), Untrusted> {
+    let what = "downgrade consent";
+    let real = checked_chain(what, path)?;
+    if !std::fs::metadata(&real).map_err(|e| untrusted(what, path, e.to_string()))?.is_file() {
+        return Err(untrusted(what, path, "is not a regular file"));
+    }
+    Ok(())
+}
+
 /// Every program the configuration names (`bootslot`, `reboot_command`, `health.hook`), checked.
 pub fn config_programs(cfg: &OtaConfig) -> Result<(), Untrusted> {
     program("bootslot", cfg.bootslot.as_os_str())?;

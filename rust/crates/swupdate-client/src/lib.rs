@@ -254,6 +254,21 @@ pub fn last_error() -> Option<String> {
     (!desc.is_empty()).then_some(desc)
 }
 
+/// Sets the daemon's version checks (what `-N`, `--max-version` and `-R` set at its start): a
+/// bundle older than `minimum`, newer than `maximum`, or equal to `current` is refused. An empty
+/// text leaves that check as it was (the daemon cannot switch a check off, only move it). The
+/// setting lasts until the daemon restarts.
+pub fn set_version_range(minimum: &str, maximum: &str, current: &str) -> Result<(), Error> {
+    let c = |s: &str| std::ffi::CString::new(s).map_err(|_| Error::Failed(format!("version {s:?} holds a NUL byte")));
+    let (min, max, cur) = (c(minimum)?, c(maximum)?, c(current)?);
+    // SAFETY: three valid NUL-terminated strings that outlive the call; libswupdate copies them.
+    let r = unsafe { sys::swupdate_set_version_range(min.as_ptr(), max.as_ptr(), cur.as_ptr()) };
+    if r != 0 {
+        return Err(Error::NotRunning(ctrl_socket()));
+    }
+    Ok(())
+}
+
 /// Streams a whole bundle and waits for the outcome.
 pub fn install(bundle: &mut impl std::io::Read, info: &str, on: impl FnMut(&ProgressMsg)) -> Result<(), Error> {
     let mut progress = Progress::connect()?;

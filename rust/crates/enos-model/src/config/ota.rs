@@ -19,6 +19,10 @@ pub struct OtaConfig {
     pub reboot_command: Vec<String>,
     /// Reboot right after a successful install; otherwise wait for `enosctl ota reboot`.
     pub reboot_after_install: bool,
+    /// Root's consent to install one release that is not newer than the running one (a
+    /// deliberate rollback): a file naming that version, which only root can create (the default
+    /// is on /run: it lasts until the next boot). Without it such a bundle is refused.
+    pub downgrade_consent: PathBuf,
     pub health: OtaHealth,
 }
 
@@ -46,6 +50,7 @@ impl Default for OtaConfig {
             bootslot: "/usr/sbin/enos-bootslot".into(),
             reboot_command: vec!["systemctl".into(), "reboot".into()],
             reboot_after_install: true,
+            downgrade_consent: "/run/enos-ota-allow-downgrade".into(),
             health: OtaHealth::default(),
         }
     }
