@@ -36,6 +36,7 @@ SRC_URI = "file://rust/Cargo.toml \
            file://enos-uplink.service \
            file://enos-ota.service \
            file://enos-web.service \
+           file://enos-service-hardening.conf \
            file://org.enos.Edge.Collector.conf \
            file://org.enos.Edge.Uplink.conf \
            file://org.enos.Edge.Ota.conf \
@@ -56,8 +57,11 @@ S = "${UNPACKDIR}/rust"
 
 inherit cargo cargo-update-recipe-crates systemd useradd
 
-# The binaries this recipe builds and packages (one Cargo package each).
-ENOS_EDGE_BINARIES = "enos-collector enos-uplink enos-ota enos-web enosctl"
+# The services: one binary, unit, sandbox drop-in and package each (the one list of them;
+# the packages' FILES below follow it). The binaries are the services and enosctl, one Cargo
+# package each.
+ENOS_EDGE_SERVICES = "enos-collector enos-uplink enos-ota enos-web"
+ENOS_EDGE_BINARIES = "${ENOS_EDGE_SERVICES} enosctl"
 CARGO_BUILD_FLAGS:append = " ${@' '.join('-p ' + b for b in d.getVar('ENOS_EDGE_BINARIES').split())}"
 
 # RocksDB: the crate's bundled RocksDB 7.9.2 is compiled here (see
@@ -79,9 +83,12 @@ do_install() {
         install -m 0755 ${B}/target/${CARGO_TARGET_SUBDIR}/$b ${D}${bindir}/$b
     done
 
+    # Each unit with the sandbox every service shares (one file, a drop-in per unit).
     install -d ${D}${systemd_system_unitdir}
-    for s in enos-collector enos-uplink enos-ota enos-web; do
+    for s in ${ENOS_EDGE_SERVICES}; do
         install -m 0644 ${UNPACKDIR}/$s.service ${D}${systemd_system_unitdir}/$s.service
+        install -d ${D}${systemd_system_unitdir}/$s.service.d
+        install -m 0644 ${UNPACKDIR}/enos-service-hardening.conf ${D}${systemd_system_unitdir}/$s.service.d/10-hardening.conf
     done
 
     install -d ${D}${datadir}/dbus-1/system.d
@@ -118,7 +125,7 @@ USERADD_PARAM:${PN}-common = "--system --user-group --no-create-home --home-dir 
                               --system --user-group --no-create-home --home-dir /nonexistent --shell /sbin/nologin enos-uplink; \
                               --system --user-group --no-create-home --home-dir /nonexistent --shell /sbin/nologin enos-web"
 
-PACKAGE_BEFORE_PN = "${PN}-common enos-collector enos-uplink enos-ota enos-web enosctl"
+PACKAGE_BEFORE_PN = "${PN}-common ${ENOS_EDGE_BINARIES}"
 
 # enos-edge-services itself pulls in every service. (The recipe is not
 # called enos-edge: that is the distro, and so an override.)
@@ -129,19 +136,23 @@ FILES:${PN}-common += "${nonarch_libdir}/tmpfiles.d/enos-edge.conf \
                        ${sysconfdir}/enos/points"
 FILES:enos-collector += "${bindir}/enos-collector \
                          ${systemd_system_unitdir}/enos-collector.service \
+                         ${systemd_system_unitdir}/enos-collector.service.d \
                          ${datadir}/dbus-1/system.d/org.enos.Edge.Collector.conf \
                          ${sysconfdir}/enos/collector.toml \
                          ${datadir}/enos/device-models"
 FILES:enos-uplink += "${bindir}/enos-uplink \
                       ${systemd_system_unitdir}/enos-uplink.service \
+                      ${systemd_system_unitdir}/enos-uplink.service.d \
                       ${datadir}/dbus-1/system.d/org.enos.Edge.Uplink.conf \
                       ${sysconfdir}/enos/uplink.toml"
 FILES:enos-ota += "${bindir}/enos-ota \
                    ${systemd_system_unitdir}/enos-ota.service \
+                   ${systemd_system_unitdir}/enos-ota.service.d \
                    ${datadir}/dbus-1/system.d/org.enos.Edge.Ota.conf \
                    ${sysconfdir}/enos/ota.toml"
 FILES:enos-web += "${bindir}/enos-web \
                    ${systemd_system_unitdir}/enos-web.service \
+                   ${systemd_system_unitdir}/enos-web.service.d \
                    ${datadir}/polkit-1/rules.d/50-enos-web.rules \
                    ${sysconfdir}/enos/web.toml"
 FILES:enosctl += "${bindir}/enosctl"
@@ -151,14 +162,14 @@ CONFFILES:enos-uplink = "${sysconfdir}/enos/uplink.toml"
 CONFFILES:enos-ota = "${sysconfdir}/enos/ota.toml"
 CONFFILES:enos-web = "${sysconfdir}/enos/web.toml"
 
-RDEPENDS:${PN} = "enos-collector enos-ota enos-uplink enos-web enosctl"
+RDEPENDS:${PN} = "${ENOS_EDGE_BINARIES}"
 RDEPENDS:enos-collector = "${PN}-common dbus"
 RDEPENDS:enos-uplink = "${PN}-common ca-certificates dbus"
 RDEPENDS:enos-ota = "${PN}-common dbus swupdate"
 # polkit applies 50-enos-web.rules (restart the EnOS services, reboot).
 RDEPENDS:enos-web = "${PN}-common dbus polkit"
 
-SYSTEMD_PACKAGES = "enos-collector enos-uplink enos-ota enos-web"
+SYSTEMD_PACKAGES = "${ENOS_EDGE_SERVICES}"
 SYSTEMD_SERVICE:enos-collector = "enos-collector.service"
 SYSTEMD_SERVICE:enos-uplink = "enos-uplink.service"
 SYSTEMD_SERVICE:enos-ota = "enos-ota.service"
