@@ -6,10 +6,11 @@
 //! previous file kept as `<name>.previous`), and only a written document is applied. A refused
 //! document changes nothing, on disk or running.
 
+use crate::config_edit;
 use crate::reload::Engine;
+use enos_collector_config::CollectorConfig;
+use enos_config::Finding;
 use enos_drivers::Command;
-use enos_model::config::{CollectorConfig, Finding};
-use enos_model::config_edit;
 use enos_model::raw_read::RawRead;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -140,7 +141,7 @@ impl ConfigApi {
         let live = engine.live.clone();
         drop(engine);
         to_json(
-            &json!({ "device": device, "time_ms": enos_model::now_ms(), "points": live.values(device, since_ms).iter().map(|p| p.to_json()).collect::<Vec<_>>() }),
+            &json!({ "device": device, "time_ms": enos_batch::now_ms(), "points": live.values(device, since_ms).iter().map(|p| p.to_json()).collect::<Vec<_>>() }),
         )
     }
 }
@@ -177,7 +178,7 @@ mod tests {
     }
 
     fn tempfile_dir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("enos-collector-test-{tag}-{}-{}", std::process::id(), enos_model::now_ms()));
+        let d = std::env::temp_dir().join(format!("enos-collector-test-{tag}-{}-{}", std::process::id(), enos_batch::now_ms()));
         std::fs::create_dir_all(&d).unwrap();
         d
     }

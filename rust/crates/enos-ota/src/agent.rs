@@ -2,10 +2,10 @@
 //! boot) → reboot → health check on the new slot → commit, or roll back. The job is persisted on
 //! the data partition at every step, so the agent picks it up again after the reboot.
 
+use crate::config::OtaConfig;
 use crate::{bootslot, download, health};
-use enos_model::config::OtaConfig;
+use enos_batch::now_ms;
 use enos_model::device::{OtaJob, OtaStatus};
-use enos_model::now_ms;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 

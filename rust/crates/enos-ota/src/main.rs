@@ -4,13 +4,14 @@
 mod agent;
 mod bootslot;
 mod bus;
+mod config;
 mod download;
 mod health;
 mod trusted;
 
+use crate::config::OtaConfig;
 use anyhow::Context;
 use clap::Parser;
-use enos_model::config::OtaConfig;
 use std::path::PathBuf;
 
 #[derive(Parser)]

@@ -14,7 +14,7 @@ impl Uplink {
     async fn push_telemetry(&self, batch: Vec<u8>) -> fdo::Result<u64> {
         let shared = self.shared.clone();
         let len = batch.len() as u64;
-        let now = enos_model::now_ms();
+        let now = enos_batch::now_ms();
         let meta = tokio::task::spawn_blocking(move || shared.cache.append(&batch, now))
             .await
             .map_err(|e| fdo::Error::Failed(format!("cache task: {e}")))?

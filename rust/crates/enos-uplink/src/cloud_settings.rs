@@ -6,11 +6,11 @@
 //! sender's counters) start over. `TestConnection` tries a CONNECT with given settings, apart from
 //! the running session. The secret is never answered, only whether one is set.
 
+use crate::cloud_edit;
+use crate::config::UplinkConfig;
 use crate::state::Shared;
 use enos_cloud::{sign, Identity};
 use enos_model::cloud::CloudChange;
-use enos_model::cloud_edit;
-use enos_model::config::UplinkConfig;
 use enos_runtime::fs::write_atomic;
 use paho_mqtt as mqtt;
 use serde_json::json;
@@ -161,8 +161,8 @@ pub fn bury(cli: mqtt::AsyncClient) {
     drop(old);
 }
 
-async fn try_connect(c: &enos_model::config::CloudConfig, gw: &Identity) -> Result<(), String> {
-    let f = sign::connect_fields(gw, enos_model::now_ms());
+async fn try_connect(c: &crate::config::CloudConfig, gw: &Identity) -> Result<(), String> {
+    let f = sign::connect_fields(gw, enos_batch::now_ms());
     let cli = mqtt::CreateOptionsBuilder::new_v3()
         .server_uri(c.uri.replace("mqtts://", "ssl://").replace("mqtt://", "tcp://"))
         .client_id(&f.client_id)

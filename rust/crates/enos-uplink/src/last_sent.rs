@@ -43,7 +43,7 @@ pub fn acked(payload: &[u8]) {
     }
     let Ok(doc) = serde_json::from_slice::<serde_json::Value>(payload) else { return };
     let Some(params) = doc["params"].as_array() else { return };
-    let now = enos_model::now_ms();
+    let now = enos_batch::now_ms();
     let mut st = store().lock().expect("last sent");
     for p in params {
         let (Some(pk), Some(dk)) = (p["productKey"].as_str(), p["deviceKey"].as_str()) else { continue };

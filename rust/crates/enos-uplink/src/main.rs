@@ -2,8 +2,10 @@
 //! routing of cloud commands to the collector.
 
 mod bus;
+mod cloud_edit;
 mod cloud_settings;
 mod commands;
+mod config;
 mod health;
 mod last_sent;
 mod order;
@@ -12,10 +14,10 @@ mod sender;
 mod session;
 mod state;
 
+use crate::config::{SyncPolicy, UplinkConfig};
 use anyhow::Context;
 use clap::Parser;
 use enos_cache::{Cache, Sync};
-use enos_model::config::{SyncPolicy, UplinkConfig};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -38,7 +40,7 @@ async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     // SetCloudSettings writes the file given, else the operator's copy on the data partition.
     let writes = args.config.clone().unwrap_or_else(|| PathBuf::from("/data/enos/config/uplink.toml"));
-    let path = args.config.unwrap_or_else(|| enos_model::config::default_config_path("uplink"));
+    let path = args.config.unwrap_or_else(|| enos_config::default_config_path("uplink"));
     let cfg = UplinkConfig::load(&path)?;
     if args.check {
         println!("{}: ok", path.display());

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 /// Request ids: unique across restarts (seeded from the clock), matched on reply topic + id.
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 pub fn next_id() -> u64 {
-    let _ = NEXT_ID.compare_exchange(0, enos_model::now_ms() % 1_000_000_000 * 1000, Ordering::Relaxed, Ordering::Relaxed);
+    let _ = NEXT_ID.compare_exchange(0, enos_batch::now_ms() % 1_000_000_000 * 1000, Ordering::Relaxed, Ordering::Relaxed);
     NEXT_ID.fetch_add(1, Ordering::Relaxed)
 }
 
@@ -104,7 +104,7 @@ struct Connected {
 
 async fn connect(shared: &Arc<Shared>, gw: &Identity) -> Result<Connected, String> {
     let c = &shared.cfg.cloud;
-    let f = sign::connect_fields(gw, enos_model::now_ms());
+    let f = sign::connect_fields(gw, enos_batch::now_ms());
     let mut cli = mqtt::CreateOptionsBuilder::new_v3()
         .server_uri(c.uri.replace("mqtts://", "ssl://").replace("mqtt://", "tcp://"))
         .client_id(&f.client_id)
@@ -176,7 +176,7 @@ async fn connect(shared: &Arc<Shared>, gw: &Identity) -> Result<Connected, Strin
 
 /// Built in a plain function: paho's option builders hold raw pointers and must not live
 /// across an await.
-pub(crate) fn connect_options(c: &enos_model::config::CloudConfig, f: &sign::ConnectFields) -> Result<mqtt::ConnectOptions, String> {
+pub(crate) fn connect_options(c: &crate::config::CloudConfig, f: &sign::ConnectFields) -> Result<mqtt::ConnectOptions, String> {
     let mut opts = mqtt::ConnectOptionsBuilder::new_v3();
     opts.keep_alive_interval(Duration::from_secs(c.keepalive_s))
         .clean_session(true)
@@ -230,7 +230,7 @@ async fn login_once(
     replies: &mut mpsc::UnboundedReceiver<(String, Reply)>,
 ) -> Result<usize, String> {
     let c = &shared.cfg.cloud;
-    let ts = enos_model::now_ms().to_string();
+    let ts = enos_batch::now_ms().to_string();
     let mut topo = Vec::new();
     let mut subs = Vec::new();
     for (i, s) in shared.cfg.sub_devices.iter().enumerate() {

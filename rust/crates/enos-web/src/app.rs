@@ -743,7 +743,7 @@ impl serde::Serialize for Status {
             }
         }
         serde_json::json!({
-            "time_ms": enos_model::now_ms(),
+            "time_ms": enos_batch::now_ms(),
             "uplink": self.uplink.as_ref().ok(),
             "collector": self.collector.as_ref().ok(),
             "devices": self.devices.as_ref().ok(),
@@ -767,7 +767,7 @@ struct ReadRequest {
 }
 
 fn quality_words(r: &PointReading) -> String {
-    use enos_model::Quality::*;
+    use enos_batch::Quality::*;
     let base = match r.quality {
         Good => "good",
         DeviceException => "the device answered with an error",
@@ -801,7 +801,7 @@ async fn read_device(app: &App, req: Request<Incoming>, id: &str) -> ApiResult {
             v
         })
         .collect();
-    let good = readings.iter().filter(|p| p.quality == enos_model::Quality::Good).count();
+    let good = readings.iter().filter(|p| p.quality == enos_batch::Quality::Good).count();
     ok(&serde_json::json!({
         "device": id,
         "took_ms": t0.elapsed().as_millis() as u64,

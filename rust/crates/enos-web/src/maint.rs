@@ -92,7 +92,7 @@ pub async fn upload(app: &App, req: Request<Incoming>) -> ApiResult {
             let _ = tokio::fs::remove_file(e.path()).await;
         }
     }
-    let part = dir.join(format!("upload-{}.part", enos_model::now_ms()));
+    let part = dir.join(format!("upload-{}.part", enos_batch::now_ms()));
     let written = receive(req.into_body(), &part, limit, keep_free).await;
     let bytes = match written {
         Ok(n) => n,
@@ -442,7 +442,7 @@ pub async fn system(app: &App, req: Request<Incoming>) -> ApiResult {
 /// `GET /api/diagnostics`: a `.tar.gz` of status, configuration without secrets, recent logs.
 pub async fn diagnostics(app: &App, req: Request<Incoming>) -> ApiResult {
     let (_, s) = app.require(&req, Role::Admin, false)?;
-    let now = enos_model::now_ms();
+    let now = enos_batch::now_ms();
     let st = serde_json::to_vec_pretty(&status(app).await).unwrap_or_default();
     let sys = serde_json::to_vec_pretty(&system_doc(app).await).unwrap_or_default();
     let collector = match call("collector", app.bus_timeout(), app.collector.get_config()).await {
