@@ -1,7 +1,7 @@
 //! The D-Bus contract of EnOS Edge: one well-known name, one object and one versioned interface
 //! per service, the proxies every caller uses, and the status documents they exchange.
 //!
-//! Hot-path telemetry is a byte array in the format of [`enos_model::batch`]; control and status
+//! Hot-path telemetry is a byte array in the format of `enos_batch::batch`; control and status
 //! calls carry small JSON documents whose Rust types live here, so the services, `enosctl` and
 //! the web center share one definition. A failed call is an [`Error`] (`org.enos.Edge.Error.*` on
 //! the bus, its message in words); the names and signatures are data in [`contract`]. Interfaces only grow: a breaking change becomes
@@ -47,7 +47,7 @@ pub trait Collector {
     fn write_point(&self, device: &str, point: &str, value: &str) -> Result<String>;
     /// Counters of the collector, JSON `CollectorStats`.
     fn stats(&self) -> Result<String>;
-    /// The running configuration, JSON `enos_model::config::CollectorConfig` (points inline).
+    /// The running configuration, JSON `enos_collector_config::CollectorConfig` (points inline).
     fn get_config(&self) -> Result<String>;
     /// Every finding of a configuration document: JSON `{"ok", "errors": [config_edit::Finding]}`.
     fn validate_config(&self, config: &str) -> Result<String>;

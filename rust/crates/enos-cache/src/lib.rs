@@ -3,7 +3,7 @@
 //! Each accepted batch becomes one record keyed by a monotonically increasing sequence number,
 //! so arrival order is key order; an in-memory index also orders records by acquisition time
 //! (their oldest sample), which is the order the sender follows. The batch bytes are stored as the collector encoded them
-//! (see `enos_model::batch`); a small versioned header in front carries what the sender and the
+//! (see `enos_batch::batch`); a small versioned header in front carries what the sender and the
 //! bounds need without decoding (enqueue time, point count, time range).
 //!
 //! Crossing A/B updates: the database carries a schema version and the oldest schema a reader
@@ -18,7 +18,7 @@
 //!   `PushTelemetry` returned was delivered") can name a record unambiguously. Schema 1 readers
 //!   ignore the key, so compat stays 1.
 
-use enos_model::batch::DecodedBatch;
+use enos_batch::batch::DecodedBatch;
 use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -45,7 +45,7 @@ pub enum CacheError {
     #[error("cache {dir}: written by schema {found} (needs a reader of schema {compat}); this release reads schema {ours}")]
     TooNew { dir: PathBuf, found: u32, compat: u32, ours: u32 },
     #[error("rejected batch: {0}")]
-    BadBatch(#[from] enos_model::BatchError),
+    BadBatch(#[from] enos_batch::BatchError),
     #[error("rejected batch: it holds no samples")]
     EmptyBatch,
     #[error("cache record {seq} is corrupt: {reason}")]

@@ -1,5 +1,5 @@
 use super::*;
-use enos_model::{BatchBuilder, Quality, Value};
+use enos_batch::{BatchBuilder, Quality, Value};
 
 fn batch(device: &str, n: usize, t0: u64) -> Vec<u8> {
     let mut b = BatchBuilder::new();

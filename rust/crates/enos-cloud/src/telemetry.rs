@@ -1,8 +1,8 @@
 //! Telemetry payloads: cached batches → `measurepoint/post/batch` or `resume/batch` messages
 //! under the size limit.
 
-use enos_model::batch::DecodedBatch;
-use enos_model::{Quality, Value};
+use enos_batch::batch::DecodedBatch;
+use enos_batch::{Quality, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 
@@ -202,7 +202,7 @@ pub fn pack_where(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use enos_model::BatchBuilder;
+    use enos_batch::BatchBuilder;
 
     #[test]
     fn rows_per_device_and_time_split_under_the_limit() {

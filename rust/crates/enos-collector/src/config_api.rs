@@ -6,11 +6,12 @@
 //! previous file kept as `<name>.previous`), and only a written document is applied. A refused
 //! document changes nothing, on disk or running.
 
+use crate::config_edit;
 use crate::reload::Engine;
 use enos_bus::Error;
+use enos_collector_config::CollectorConfig;
+use enos_config::Finding;
 use enos_drivers::Command;
-use enos_model::config::{CollectorConfig, Finding};
-use enos_model::config_edit;
 use enos_model::raw_read::RawRead;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -82,8 +83,7 @@ impl ConfigApi {
         }
         let text = config_edit::to_toml(&cfg).map_err(|e| Error::Failed(format!("cannot write the configuration as TOML: {e}")))?;
         let file = self.file.clone();
-        let written =
-            tokio::task::spawn_blocking(move || write_config(&file, &text)).await.map_err(|e| Error::Failed(e.to_string()))?;
+        let written = tokio::task::spawn_blocking(move || write_config(&file, &text)).await.map_err(|e| Error::Failed(e.to_string()))?;
         if let Err(e) = written {
             let reason = format!("cannot write {}: {e} (nothing was changed)", self.file.display());
             log::error!("{reason}");
@@ -140,7 +140,7 @@ impl ConfigApi {
         let live = engine.live.clone();
         drop(engine);
         to_json(
-            &json!({ "device": device, "time_ms": enos_model::now_ms(), "points": live.values(device, since_ms).iter().map(|p| p.to_json()).collect::<Vec<_>>() }),
+            &json!({ "device": device, "time_ms": enos_batch::now_ms(), "points": live.values(device, since_ms).iter().map(|p| p.to_json()).collect::<Vec<_>>() }),
         )
     }
 }
@@ -177,7 +177,7 @@ mod tests {
     }
 
     fn tempfile_dir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("enos-collector-test-{tag}-{}-{}", std::process::id(), enos_model::now_ms()));
+        let d = std::env::temp_dir().join(format!("enos-collector-test-{tag}-{}-{}", std::process::id(), enos_batch::now_ms()));
         std::fs::create_dir_all(&d).unwrap();
         d
     }

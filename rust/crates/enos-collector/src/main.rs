@@ -2,12 +2,13 @@
 
 mod bus;
 mod config_api;
+mod config_edit;
 mod pusher;
 mod reload;
 
 use anyhow::Context;
 use clap::Parser;
-use enos_model::config::CollectorConfig;
+use enos_collector_config::CollectorConfig;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
@@ -34,8 +35,8 @@ fn main() {
 async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     // ApplyConfig writes the file given, else the operator's copy on the data partition.
-    let writes = args.config.clone().unwrap_or_else(|| enos_model::config::operator_config_path("collector"));
-    let path = args.config.unwrap_or_else(|| enos_model::config::default_config_path("collector"));
+    let writes = args.config.clone().unwrap_or_else(|| enos_config::operator_config_path("collector"));
+    let path = args.config.unwrap_or_else(|| enos_config::default_config_path("collector"));
     let cfg = CollectorConfig::load(&path)?;
     if args.check {
         let points: usize = cfg.devices.iter().map(|d| d.points.len()).sum();

@@ -23,10 +23,10 @@
 //! gives a duplicate, never a loss). On an orderly stop (SIGTERM: reboot, update, restart) what
 //! was read so far is handed on within [`FINAL_PUSH`]; what could not be is counted in the log.
 
+use enos_batch::BatchBuilder;
 use enos_bus::UplinkProxy;
+use enos_collector_config::PushConfig;
 use enos_drivers::Frame;
-use enos_model::config::PushConfig;
-use enos_model::BatchBuilder;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -79,11 +79,11 @@ impl Stats {
 
     fn recently_overloaded(&self) -> bool {
         let last = self.last_overload_ms.load(Relaxed);
-        last != 0 && enos_model::now_ms().saturating_sub(last) < REPORT_EVERY.as_millis() as u64
+        last != 0 && enos_batch::now_ms().saturating_sub(last) < REPORT_EVERY.as_millis() as u64
     }
 
     fn mark_overload(&self) {
-        self.last_overload_ms.store(enos_model::now_ms(), Relaxed);
+        self.last_overload_ms.store(enos_batch::now_ms(), Relaxed);
     }
 }
 
@@ -366,7 +366,7 @@ async fn report(shared: Arc<Shared>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use enos_model::{Quality, Value};
+    use enos_batch::{Quality, Value};
 
     #[test]
     fn shedding_keeps_the_limit_and_drops_the_oldest_batches_first() {
@@ -384,7 +384,7 @@ mod tests {
         }
         assert_eq!(shed + p.buffered(), 1000);
         // what is left is the newest
-        let first = enos_model::batch::DecodedBatch::decode(&p.sealed[0].bytes).unwrap();
+        let first = enos_batch::batch::DecodedBatch::decode(&p.sealed[0].bytes).unwrap();
         assert_eq!(first.series[0].ts[0], 1000 - p.buffered());
     }
 }

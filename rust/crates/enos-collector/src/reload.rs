@@ -12,11 +12,11 @@
 //! page): a driver's frames pass through a small forwarder that copies them only while a watch
 //! is on, so an unwatched device costs one atomic load per frame.
 
+use enos_batch::{Quality, Value};
+use enos_collector_config::{CollectorConfig, DeviceConfig, Protocol};
 use enos_drivers::modbus::{Endpoint, ModbusDriver};
 use enos_drivers::{panic_text, Command, DeviceEvent, Driver, DriverContext, Frame, StatusBoard};
-use enos_model::config::{CollectorConfig, DeviceConfig, Protocol};
 use enos_model::device::DeviceStatus;
-use enos_model::{Quality, Value};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -9,8 +9,8 @@
 
 pub mod modbus;
 
+use enos_batch::{Quality, Value};
 use enos_model::device::{DeviceStatus, PointReading, WriteOutcome};
-use enos_model::{Quality, Value};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;

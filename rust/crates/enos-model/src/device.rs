@@ -34,8 +34,8 @@ pub struct DeviceStatus {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PointReading {
     pub point: String,
-    pub value: crate::Value,
-    pub quality: crate::Quality,
+    pub value: enos_batch::Value,
+    pub quality: enos_batch::Quality,
     pub ts_ms: u64,
     /// Why the value is missing, in plain words.
     #[serde(default, skip_serializing_if = "Option::is_none")]

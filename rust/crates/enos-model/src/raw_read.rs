@@ -1,7 +1,7 @@
 //! The raw-register communication test: a read of chosen registers or bits, answered with the
 //! words as they came off the wire, decoded values, and failures in plain words.
 
-use crate::config::{ByteOrder, DataType};
+use enos_collector_config::{ByteOrder, DataType};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,7 +50,7 @@ impl RawRead {
 pub struct RawValue {
     pub offset: u16,
     pub address: u16,
-    pub value: crate::Value,
+    pub value: enos_batch::Value,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]

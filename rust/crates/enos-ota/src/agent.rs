@@ -3,12 +3,12 @@
 //! the data partition at every step, so the agent picks it up again after the reboot.
 
 use crate::bootslot::{self, Boot};
+use crate::config::OtaConfig;
 use crate::jobfile::JobFile;
 use crate::resume::{self, Next};
 use crate::{download, health, version};
-use enos_model::config::OtaConfig;
+use enos_batch::now_ms;
 use enos_model::device::{OtaJob, OtaStatus};
-use enos_model::now_ms;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -603,7 +603,7 @@ fn sanitize(s: &str) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use enos_model::config::OtaHealth;
+    use crate::config::OtaHealth;
     use std::os::unix::fs::PermissionsExt;
     use std::path::Path;
 

@@ -1,8 +1,8 @@
 //! Is the new slot good? The data-path services run, the cloud session is up, the collector is
 //! collecting, and the site's hook agrees.
 
+use crate::config::OtaHealth;
 use enos_bus::{CollectorProxy, CollectorStats, UplinkProxy, UplinkStatus};
-use enos_model::config::OtaHealth;
 use std::time::Duration;
 
 /// The uplink's cloud session state, if the uplink answers.

@@ -5,6 +5,7 @@ mod agent;
 mod bootslot;
 mod bundle;
 mod bus;
+mod config;
 mod download;
 mod health;
 mod jobfile;
@@ -12,9 +13,9 @@ mod resume;
 mod trusted;
 mod version;
 
+use crate::config::OtaConfig;
 use anyhow::Context;
 use clap::Parser;
-use enos_model::config::OtaConfig;
 use std::path::PathBuf;
 
 #[derive(Parser)]

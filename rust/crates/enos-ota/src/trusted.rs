@@ -5,7 +5,7 @@
 //! nothing on the data partition qualifies, because the services write there. Programs are run
 //! by the checked real path, so a symbolic link swapped after the check changes nothing.
 
-use enos_model::config::OtaConfig;
+use crate::config::OtaConfig;
 use std::ffi::OsStr;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;

@@ -271,7 +271,7 @@ fn handle(cli: &mqtt::AsyncClient, rec: &Arc<Mutex<Record>>, topic: &str, payloa
         }
         if code == 200 {
             let resume = topic.ends_with("resume/batch");
-            let now = enos_model::now_ms();
+            let now = enos_batch::now_ms();
             for e in v["params"].as_array().into_iter().flatten() {
                 let time = e["time"].as_u64().unwrap_or(0);
                 let n = e["measurepoints"].as_object().map(|m| m.len() as u64).unwrap_or(0);

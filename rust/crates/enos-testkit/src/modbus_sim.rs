@@ -129,7 +129,7 @@ impl SimDevice {
                 }
                 s.holding.insert(a, v);
                 s.writes.push((a, vec![v]));
-                s.write_ms.push(enos_model::now_ms());
+                s.write_ms.push(enos_batch::now_ms());
                 Response::WriteSingleRegister(a, v)
             }
             Request::WriteMultipleRegisters(a, ref words) => {
@@ -141,7 +141,7 @@ impl SimDevice {
                     s.holding.insert(a + i as u16, *w);
                 }
                 s.writes.push((a, words.to_vec()));
-                s.write_ms.push(enos_model::now_ms());
+                s.write_ms.push(enos_batch::now_ms());
                 Response::WriteMultipleRegisters(a, n)
             }
             Request::WriteMultipleCoils(a, ref coils) => {
@@ -149,13 +149,13 @@ impl SimDevice {
                     s.coils.insert(a + i as u16, *on);
                 }
                 s.writes.push((a, coils.iter().map(|&c| c as u16).collect()));
-                s.write_ms.push(enos_model::now_ms());
+                s.write_ms.push(enos_batch::now_ms());
                 Response::WriteMultipleCoils(a, coils.len() as u16)
             }
             Request::WriteSingleCoil(a, on) => {
                 s.coils.insert(a, on);
                 s.writes.push((a, vec![on as u16]));
-                s.write_ms.push(enos_model::now_ms());
+                s.write_ms.push(enos_batch::now_ms());
                 Response::WriteSingleCoil(a, on)
             }
             _ => return future::ready(Err(ExceptionCode::IllegalFunction)),

@@ -218,7 +218,7 @@ fn dupes(received: &[(u64, u64, bool)]) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn steady_flow_values_timestamps_devices_and_quality() {
-    let t0 = enos_model::now_ms();
+    let t0 = enos_batch::now_ms();
     let mut e = Edge::start().await;
     wait_for(30, "20 counter values in the cloud", || (e.received().len() >= 20).then_some(())).await;
     let (served, got) = e.settle().await;
@@ -227,7 +227,7 @@ async fn steady_flow_values_timestamps_devices_and_quality() {
     // timestamps: acquisition times within the test, increasing with the counter
     let mut by_val: Vec<_> = got.clone();
     by_val.sort();
-    let now = enos_model::now_ms();
+    let now = enos_batch::now_ms();
     for w in by_val.windows(2) {
         assert!(w[0].1 <= w[1].1, "timestamps follow the counter: {w:?}");
     }

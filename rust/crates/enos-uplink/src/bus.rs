@@ -15,7 +15,7 @@ impl Uplink {
     async fn push_telemetry(&self, batch: Vec<u8>) -> Result<u64> {
         let shared = self.shared.clone();
         let len = batch.len() as u64;
-        let now = enos_model::now_ms();
+        let now = enos_batch::now_ms();
         let meta = tokio::task::spawn_blocking(move || shared.cache.append(&batch, now))
             .await
             .map_err(|e| Error::Failed(format!("cache task: {e}")))?

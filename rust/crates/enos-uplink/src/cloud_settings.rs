@@ -6,12 +6,12 @@
 //! sender's counters) start over. `TestConnection` tries a CONNECT with given settings, apart from
 //! the running session. The secret is never answered, only whether one is set.
 
+use crate::cloud_edit;
+use crate::config::UplinkConfig;
 use crate::state::Shared;
 use enos_bus::Error;
 use enos_cloud::Identity;
 use enos_model::cloud::CloudChange;
-use enos_model::cloud_edit;
-use enos_model::config::UplinkConfig;
 use enos_runtime::fs::write_atomic;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -51,7 +51,7 @@ impl Settings {
 /// At start: a secret written inline in a file others may read is said so in the log (the uplink
 /// moves it into its own 0600 file the next time it writes the settings; the image's
 /// `/etc/enos/uplink.toml` it cannot write).
-pub fn warn_inline_secrets(file: &Path, cfg: &enos_model::config::UplinkConfig) {
+pub fn warn_inline_secrets(file: &Path, cfg: &crate::config::UplinkConfig) {
     use std::os::unix::fs::PermissionsExt;
     let inline = cfg.cloud.device_secret.is_some() || cfg.sub_devices.iter().any(|s| s.device_secret.is_some());
     let mode = std::fs::metadata(file).map(|m| m.permissions().mode()).unwrap_or(0);
@@ -211,7 +211,7 @@ mod tests {
 
     #[test]
     fn a_secret_is_never_written_through_a_planted_link() {
-                let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
         let victim = dir.path().join("victim");
         std::fs::write(&victim, "untouched").unwrap();
         // what the old writer's temporary name was: predictable, so another writer of the
@@ -239,7 +239,7 @@ mod tests {
             dir.path().join("cache").display()
         );
         std::fs::write(&file, text).unwrap();
-        let cfg = enos_model::config::UplinkConfig::load(&file).unwrap();
+        let cfg = crate::config::UplinkConfig::load(&file).unwrap();
         let cache = Arc::new(enos_cache::Cache::open(&cfg.cache.dir, 1 << 30, 0, enos_cache::Sync::Never).unwrap());
         let settings = Settings::new(Shared::new(cfg, cache), file.clone(), file.clone());
         // a change that gives no new secret: the one there is stays
@@ -249,7 +249,7 @@ mod tests {
         assert!(!written.contains("gw-s3cret"), "the secret stayed in uplink.toml: {written}");
         let secret_file = dir.path().join("gateway.secret");
         assert_eq!(std::fs::metadata(&secret_file).unwrap().permissions().mode() & 0o777, 0o600);
-        let back = enos_model::config::UplinkConfig::load(&file).unwrap();
+        let back = crate::config::UplinkConfig::load(&file).unwrap();
         assert_eq!(back.cloud.secret().unwrap(), "gw-s3cret");
         assert_eq!(back.cloud.uri, "tcp://127.0.0.1:2");
     }

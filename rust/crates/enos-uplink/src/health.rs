@@ -2,7 +2,7 @@
 //! and sent like any other telemetry (so they also survive an outage).
 
 use crate::state::{Shared, GATEWAY_DEVICE};
-use enos_model::{BatchBuilder, Quality, Value};
+use enos_batch::{BatchBuilder, Quality, Value};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,8 +15,8 @@ pub async fn run(shared: Arc<Shared>) {
     let mut last_cpu = cpu_times();
     loop {
         tick.tick().await;
-        let _ = shared.cache.expire(enos_model::now_ms());
-        let now = enos_model::now_ms();
+        let _ = shared.cache.expire(enos_batch::now_ms());
+        let now = enos_batch::now_ms();
         let cpu = cpu_times();
         let mut b = BatchBuilder::new();
         let mut put = |name: &str, v: Value| b.push(GATEWAY_DEVICE, name, now, v, Quality::Good);

@@ -41,7 +41,7 @@ pub fn acked(payload: &[u8]) {
         return;
     }
     let rows = enos_cloud::telemetry::rows(payload);
-    let now = enos_model::now_ms();
+    let now = enos_batch::now_ms();
     let mut st = store().lock().expect("last sent");
     for r in rows {
         let Some((_, points)) = st.watched.get_mut(&(r.product_key, r.device_key)) else { continue };

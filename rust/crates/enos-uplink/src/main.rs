@@ -2,8 +2,10 @@
 //! routing of cloud commands to the collector.
 
 mod bus;
+mod cloud_edit;
 mod cloud_settings;
 mod commands;
+mod config;
 mod health;
 mod last_sent;
 mod mqtt;
@@ -15,10 +17,10 @@ mod session;
 mod state;
 mod write_policy;
 
+use crate::config::{SyncPolicy, UplinkConfig};
 use anyhow::Context;
 use clap::Parser;
 use enos_cache::{Cache, Sync};
-use enos_model::config::{SyncPolicy, UplinkConfig};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -40,8 +42,8 @@ fn main() {
 async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     // SetCloudSettings writes the file given, else the operator's copy on the data partition.
-    let writes = args.config.clone().unwrap_or_else(|| enos_model::config::operator_config_path("uplink"));
-    let path = args.config.unwrap_or_else(|| enos_model::config::default_config_path("uplink"));
+    let writes = args.config.clone().unwrap_or_else(|| enos_config::operator_config_path("uplink"));
+    let path = args.config.unwrap_or_else(|| enos_config::default_config_path("uplink"));
     let cfg = UplinkConfig::load(&path)?;
     if args.check {
         println!("{}: ok", path.display());

@@ -2,8 +2,8 @@
 //! connect options with the EnOS sign and TLS, request ids, publishing, and keeping clients alive
 //! until paho is done with them). The rest of the uplink speaks in topics and payloads.
 
+use crate::config::CloudConfig;
 use enos_cloud::{sign, Identity};
-use enos_model::config::CloudConfig;
 use paho_mqtt as paho;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -17,7 +17,7 @@ pub type Replies = tokio::sync::mpsc::UnboundedReceiver<(String, enos_cloud::Rep
 /// Request ids: unique across restarts (seeded from the clock), matched on reply topic + id.
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 pub fn next_id() -> u64 {
-    let _ = NEXT_ID.compare_exchange(0, enos_model::now_ms() % 1_000_000_000 * 1000, Ordering::Relaxed, Ordering::Relaxed);
+    let _ = NEXT_ID.compare_exchange(0, enos_batch::now_ms() % 1_000_000_000 * 1000, Ordering::Relaxed, Ordering::Relaxed);
     NEXT_ID.fetch_add(1, Ordering::Relaxed)
 }
 
@@ -41,7 +41,7 @@ impl Inbox {
 
 /// A fresh client (the sign carries a timestamp, so one per connect), connected.
 pub async fn connect(c: &CloudConfig, gw: &Identity) -> Result<(Client, Inbox), String> {
-    let f = sign::connect_fields(gw, enos_model::now_ms());
+    let f = sign::connect_fields(gw, enos_batch::now_ms());
     let mut cli = create(c, &f.client_id)?;
     let inbox = Inbox(cli.get_stream(10_000));
     let opts = connect_options(c, &f)?;
@@ -54,7 +54,7 @@ pub async fn connect(c: &CloudConfig, gw: &Identity) -> Result<(Client, Inbox), 
 
 /// A CONNECT with these settings apart from any session, then goodbye: why it failed in words.
 pub async fn try_connect(c: &CloudConfig, gw: &Identity) -> Result<(), String> {
-    let f = sign::connect_fields(gw, enos_model::now_ms());
+    let f = sign::connect_fields(gw, enos_batch::now_ms());
     let cli = create(c, &f.client_id)?;
     let opts = connect_options(c, &f)?;
     let r = cli.connect(opts).await;

@@ -11,8 +11,8 @@
 //!   (a record that arrived after newer ones were sent) would be an inversion the cloud sees;
 //!   it goes through `resume/batch` instead (see [`LiveFloor`]).
 
+use enos_batch::batch::DecodedBatch;
 use enos_cache::{Cache, RecordMeta};
-use enos_model::batch::DecodedBatch;
 use std::collections::HashMap;
 
 /// Acquisition times before this (ms) are backlog.
@@ -74,8 +74,8 @@ impl LiveFloor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use enos_batch::{BatchBuilder, Quality, Value};
     use enos_cache::Sync;
-    use enos_model::{BatchBuilder, Quality, Value};
 
     fn batch(point: &str, times: std::ops::Range<u64>) -> Vec<u8> {
         let mut b = BatchBuilder::new();

@@ -15,14 +15,14 @@
 //! records of sub-devices wait; the gateway's own data and the backlog (`resume/batch` allows
 //! offline sub-devices) keep going.
 
+use crate::config::RejectPolicy;
 use crate::mqtt::{self, next_id, Client, Replies};
 use crate::order::{self, LiveFloor};
 use crate::state::{Shared, GATEWAY_DEVICE};
+use enos_batch::DecodedBatch;
 use enos_cache::RecordMeta;
 use enos_cloud::telemetry::{pack_where, Stream};
 use enos_cloud::topics;
-use enos_model::batch::DecodedBatch;
-use enos_model::config::RejectPolicy;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -97,7 +97,7 @@ pub async fn run(shared: &Arc<Shared>, cli: Client, mut replies: Replies) -> Str
 }
 
 impl Sender<'_> {
-    fn cfg(&self) -> &enos_model::config::UplinkConfig {
+    fn cfg(&self) -> &crate::config::UplinkConfig {
         &self.shared.cfg
     }
 
@@ -109,7 +109,7 @@ impl Sender<'_> {
         if !self.held.is_empty() && self.shared.subs_logged_in.load(Ordering::Relaxed) {
             self.held.clear();
         }
-        let threshold = order::threshold(enos_model::now_ms(), self.cfg().sender.resume_after_s);
+        let threshold = order::threshold(enos_batch::now_ms(), self.cfg().sender.resume_after_s);
         let (taken, held) = (&self.taken, &self.held);
         let live = order::live_records(&self.shared.cache, threshold, (max - self.msgs.len()) * GROUP_RECORDS, |m| {
             taken.contains(&m.seq) || held.contains(&m.seq)

@@ -158,7 +158,7 @@ async fn login_sub_devices(shared: Arc<Shared>, cli: Client, mut replies: Replie
 
 async fn login_once(shared: &Arc<Shared>, cli: &Client, replies: &mut Replies) -> Result<usize, String> {
     let c = &shared.cfg.cloud;
-    let ts = enos_model::now_ms();
+    let ts = enos_batch::now_ms();
     let subs = shared
         .cfg
         .sub_devices

@@ -1,8 +1,8 @@
 //! State shared by the bus interface, the session, the sender and the health reporter.
 
+use crate::config::UplinkConfig;
 use enos_bus::{CloudStatus, SenderStatus};
 use enos_cache::Cache;
-use enos_model::config::UplinkConfig;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -97,7 +97,7 @@ impl Shared {
                 return;
             }
             c.state = state.into();
-            c.since_ms = enos_model::now_ms();
+            c.since_ms = enos_batch::now_ms();
             if state == "connected" {
                 c.connects += 1;
                 c.last_error = None;
@@ -115,7 +115,7 @@ impl Shared {
     }
 
     pub fn status(&self) -> enos_bus::UplinkStatus {
-        let now = enos_model::now_ms();
+        let now = enos_batch::now_ms();
         let st = self.cache.stats();
         let (bps, pps) = self.rate.lock().expect("rate").per_second(now);
         let free = self.cache.max_bytes().saturating_sub(st.bytes) as f64;

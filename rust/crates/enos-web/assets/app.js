@@ -585,7 +585,7 @@ function deviceEditView(id) {
     out);
 }
 
-// The point table as CSV, the same columns the server writes (enos_model::points_csv).
+// The point table as CSV, the same columns the server writes (enos_collector_config::points_csv).
 function pointsCsv(points) {
   const cols = ['name', 'area', 'address', 'type', 'order', 'bit', 'length', 'scale', 'offset', 'group', 'access', 'min', 'max', 'decimals', 'unit', 'new_block'];
   const cell = (v) => {

@@ -164,7 +164,7 @@ impl Accounts {
         if self.get(name).is_some() {
             return Err(AccountError::Invalid(format!("an account named {name:?} exists already")));
         }
-        let now = enos_model::now_ms();
+        let now = enos_batch::now_ms();
         let mut next = self.accounts.clone();
         next.push(Account { name: name.to_string(), role, password_hash, created_ms: now, password_changed_ms: now });
         self.store(next)
@@ -174,7 +174,7 @@ impl Accounts {
         let mut next = self.accounts.clone();
         let a = next.iter_mut().find(|a| a.name == name).ok_or_else(|| AccountError::Invalid(format!("no account named {name:?}")))?;
         a.password_hash = password_hash;
-        a.password_changed_ms = enos_model::now_ms();
+        a.password_changed_ms = enos_batch::now_ms();
         self.store(next)
     }
 

@@ -7,7 +7,7 @@ use enos_bus::{
     CollectorProxy, CollectorStats, DeviceStatus, OtaProxy, PointReading, UplinkInspectProxy, UplinkProxy, UplinkSettingsProxy,
     UplinkStatus, WriteOutcome,
 };
-use enos_model::config::CollectorConfig;
+use enos_collector_config::CollectorConfig;
 use hyper::StatusCode;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -207,7 +207,7 @@ impl serde::Serialize for Status {
             }
         }
         serde_json::json!({
-            "time_ms": enos_model::now_ms(),
+            "time_ms": enos_batch::now_ms(),
             "uplink": self.uplink.as_ref().ok(),
             "collector": self.collector.as_ref().ok(),
             "devices": self.devices.as_ref().ok(),

@@ -1,8 +1,8 @@
 //! `web.toml`: where the Configuration Center listens, how it does TLS, where it keeps accounts,
 //! and the sign-in policy. Loaded and validated like every other service config
-//! (`enos_model::config`): errors name the file, the key and the reason.
+//! (`enos_config`): errors name the file, the key and the reason.
 
-use enos_model::config::{parse_toml, read_file, ConfigError, Finding};
+use enos_config::{parse_toml, read_file, ConfigError, Finding};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -1,13 +1,13 @@
 //! Device configuration and engineering calls: devices added, edited and removed through the
-//! collector's `GetConfig`/`ApplyConfig`, point tables as CSV (`enos_model::points_csv`, parsed
+//! collector's `GetConfig`/`ApplyConfig`, point tables as CSV (`enos_collector_config::points_csv`, parsed
 //! and written here so the format has one home), the device-model library, raw-register reads
 //! and live values. See `docs/web-api.md`.
 
 use crate::access::Caller;
 use crate::http::{ok, read_json, ApiError, ApiResult};
 use crate::state::App;
-use enos_model::config::{CollectorConfig, DeviceConfig};
-use enos_model::points_csv;
+use enos_collector_config::points_csv;
+use enos_collector_config::{CollectorConfig, DeviceConfig};
 use enos_model::raw_read::RawRead;
 use hyper::body::Incoming;
 use hyper::header::HeaderValue;

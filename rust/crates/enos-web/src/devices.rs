@@ -29,7 +29,7 @@ struct ReadRequest {
 }
 
 fn quality_words(r: &PointReading) -> String {
-    use enos_model::Quality::*;
+    use enos_batch::Quality::*;
     let base = match r.quality {
         Good => "good",
         DeviceException => "the device answered with an error",
@@ -60,7 +60,7 @@ pub async fn read(app: &App, req: Request<Incoming>, id: &str) -> ApiResult {
             v
         })
         .collect();
-    let good = readings.iter().filter(|p| p.quality == enos_model::Quality::Good).count();
+    let good = readings.iter().filter(|p| p.quality == enos_batch::Quality::Good).count();
     ok(&serde_json::json!({
         "device": id,
         "took_ms": t0.elapsed().as_millis() as u64,

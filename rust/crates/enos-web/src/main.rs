@@ -63,7 +63,7 @@ fn load_config(path: Option<PathBuf>) -> anyhow::Result<(WebConfig, String)> {
     match path {
         Some(p) => Ok((WebConfig::load(&p)?, p.display().to_string())),
         None => {
-            let p = enos_model::config::default_config_path("web");
+            let p = enos_config::default_config_path("web");
             if p.exists() {
                 Ok((WebConfig::load(&p)?, p.display().to_string()))
             } else {

@@ -83,7 +83,7 @@ pub async fn upload(app: &App, req: Request<Incoming>, c: Caller) -> ApiResult {
             let _ = tokio::fs::remove_file(e.path()).await;
         }
     }
-    let part = dir.join(format!("upload-{}.part", enos_model::now_ms()));
+    let part = dir.join(format!("upload-{}.part", enos_batch::now_ms()));
     let written = receive(req.into_body(), &part, limit, keep_free).await;
     let bytes = match written {
         Ok(n) => n,
@@ -400,7 +400,7 @@ fn web_settings(cfg: &crate::config::WebConfig) -> String {
 /// `GET /api/diagnostics`: a `.tar.gz` of status, configuration without secrets, recent logs.
 pub async fn diagnostics(app: &App, c: Caller) -> ApiResult {
     let s = c.session;
-    let now = enos_model::now_ms();
+    let now = enos_batch::now_ms();
     let st = serde_json::to_vec_pretty(&app.bus.status().await).unwrap_or_default();
     let sys = serde_json::to_vec_pretty(&system_doc(app).await).unwrap_or_default();
     let collector = match app.bus.collector_config().await {

@@ -901,7 +901,7 @@ async fn devices_are_added_edited_and_removed_without_a_restart() {
         device_state(&admin.get("/api/devices").await.json(), "inv01").filter(|d| d["polls_ok"].as_u64().unwrap() > polls_before)
     })
     .await;
-    let on_disk = enos_model::config::CollectorConfig::load(&cfg_file).unwrap();
+    let on_disk = enos_collector_config::CollectorConfig::load(&cfg_file).unwrap();
     assert_eq!(on_disk.devices.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["inv01", "meter02"]);
     assert_eq!(on_disk.devices[0].points.len(), 4, "the CSV points are inline now");
 

@@ -97,7 +97,7 @@ pub async fn gather(bus: Result<Bus, CallError>) -> Facts {
             (Ok(()), c, d, u, o)
         }
     };
-    Facts { bus, collector, devices, uplink, ota, disk: data_disk(), clock: clock().await, now_ms: enos_model::now_ms() }
+    Facts { bus, collector, devices, uplink, ota, disk: data_disk(), clock: clock().await, now_ms: enos_batch::now_ms() }
 }
 
 /// Every finding, in the order a technician reads them.

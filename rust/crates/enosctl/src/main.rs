@@ -72,7 +72,7 @@ async fn main() {
 }
 
 fn ts(ms: u64) -> String {
-    let now = enos_model::now_ms();
+    let now = enos_batch::now_ms();
     if ms == 0 {
         "-".into()
     } else if now >= ms {

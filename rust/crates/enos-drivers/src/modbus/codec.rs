@@ -1,7 +1,7 @@
 //! Register words ⇄ typed, scaled values for one point.
 
-use enos_model::config::{Area, ByteOrder, DataType, PointConfig};
-use enos_model::Value;
+use enos_batch::Value;
+use enos_collector_config::{Area, ByteOrder, DataType, PointConfig};
 
 /// Puts the words of a multi-register value into big-endian ABCD order.
 fn normalize(words: &[u16], order: ByteOrder) -> Vec<u16> {
@@ -216,7 +216,7 @@ fn denormalize(words: Vec<u16>, order: ByteOrder) -> Vec<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use enos_model::config::Access;
+    use enos_collector_config::Access;
 
     fn pt(t: DataType, order: ByteOrder) -> PointConfig {
         PointConfig {

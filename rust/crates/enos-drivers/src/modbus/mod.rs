@@ -16,7 +16,7 @@ mod transport;
 pub use link::{Endpoint, ReqError};
 
 use crate::{Driver, DriverContext, DriverFuture};
-use enos_model::config::{CollectorConfig, DeviceConfig, Protocol};
+use enos_collector_config::{CollectorConfig, DeviceConfig, Protocol};
 use std::collections::BTreeMap;
 
 pub struct ModbusDriver {

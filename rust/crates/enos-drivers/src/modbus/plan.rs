@@ -1,6 +1,6 @@
 //! Coalescing points into as few reads as possible.
 
-use enos_model::config::{Area, PointConfig};
+use enos_collector_config::{Area, PointConfig};
 use std::collections::BTreeSet;
 
 /// One read request and the points it serves.
@@ -42,7 +42,7 @@ pub fn plan(points: &[PointConfig], which: &[usize], max_gap: u16, max_regs: u16
 #[cfg(test)]
 mod tests {
     use super::*;
-    use enos_model::config::{Access, ByteOrder, DataType};
+    use enos_collector_config::{Access, ByteOrder, DataType};
 
     fn p(area: Area, address: u16, t: DataType) -> PointConfig {
         PointConfig {

@@ -4,7 +4,7 @@
 
 use super::codec;
 use super::link::{Answer, Link, Op, ReqError};
-use enos_model::config::{Access, Area, ByteOrder, DataType, DeviceConfig, PointConfig};
+use enos_collector_config::{Access, Area, ByteOrder, DataType, DeviceConfig, PointConfig};
 use enos_model::raw_read::{RawAnswer, RawRead, RawValue};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -110,7 +110,7 @@ pub async fn read(link: &Link, dev: &DeviceConfig, counters: &Arc<super::link::L
 #[cfg(test)]
 mod tests {
     use super::*;
-    use enos_model::Value;
+    use enos_batch::Value;
 
     #[test]
     fn words_decode_in_steps_of_the_type() {

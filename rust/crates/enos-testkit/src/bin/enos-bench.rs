@@ -2,8 +2,8 @@
 //! Run through `scripts/bench`, which builds in release mode first.
 
 use clap::Parser;
+use enos_batch::{BatchBuilder, Quality, Value};
 use enos_cache::{Cache, Sync};
-use enos_model::{BatchBuilder, Quality, Value};
 use enos_testkit::cloud_sim::CloudSim;
 use enos_testkit::harness::{spawn_service, Bus, Mosquitto, Proc};
 use enos_testkit::modbus_sim::SimServer;
@@ -117,7 +117,7 @@ async fn main() {
             let metas = c.oldest(usize::MAX, |_| true);
             for m in &metas {
                 let b = c.read(m.seq).unwrap().unwrap();
-                let _ = enos_model::batch::DecodedBatch::decode(&b).unwrap();
+                let _ = enos_batch::batch::DecodedBatch::decode(&b).unwrap();
                 c.remove(m.seq).unwrap();
             }
             t.row("cache drain (read + decode + delete)", format!("{:.0} points/s", pts as f64 / start.elapsed().as_secs_f64()));
@@ -142,10 +142,10 @@ async fn main() {
             std::hint::black_box(b.finish());
         }
     });
-    let decoded = enos_model::batch::DecodedBatch::decode(&sample).unwrap();
+    let decoded = enos_batch::batch::DecodedBatch::decode(&sample).unwrap();
     let decode = stage(n * 200, &mut || {
         for _ in 0..200 {
-            std::hint::black_box(enos_model::batch::DecodedBatch::decode(&sample).unwrap());
+            std::hint::black_box(enos_batch::batch::DecodedBatch::decode(&sample).unwrap());
         }
     });
     let keys: HashMap<String, Option<(String, String)>> =
@@ -261,7 +261,7 @@ async fn main() {
     let mut ctl = Vec::new();
     for i in 0..50 {
         let id = format!("c{i}");
-        let t0 = enos_model::now_ms();
+        let t0 = enos_batch::now_ms();
         let body =
             format!(r#"{{"id":"{id}","version":"1.0","method":"thing.service.measurepoint.set","params":{{"P0001":{}}}}}"#, 230 + i % 5);
         cloud.command("/sys/pkD/dev03/thing/service/measurepoint/set", body.as_bytes()).await;

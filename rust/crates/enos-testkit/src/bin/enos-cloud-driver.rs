@@ -101,7 +101,7 @@ async fn main() {
             });
             nreq += reqs.len();
             nrep += reps.len();
-            let ms = enos_model::now_ms();
+            let ms = enos_batch::now_ms();
             for (topic, payload) in reqs {
                 if !topic.ends_with("/measurepoint/post/batch") && !topic.ends_with("/measurepoint/resume/batch") {
                     emit(json!({"ev": "request", "ms": ms, "topic": topic, "payload": payload}));
@@ -148,12 +148,12 @@ async fn main() {
                 let msg = json!({"id": id, "version": "1.0", "method": "ota.device.upgrade", "params": params});
                 let topic = format!("/sys/{}/{}/ota/device/upgrade", a.product_key, a.device_key);
                 cloud.command(&topic, msg.to_string().as_bytes()).await;
-                emit(json!({"ev": "sent", "id": id, "ms": enos_model::now_ms(), "params": params}));
+                emit(json!({"ev": "sent", "id": id, "ms": enos_batch::now_ms(), "params": params}));
             }
             "silent" => {
                 let on = cmd["on"].as_bool().unwrap_or(true);
                 cloud.with(|r| r.silent = on);
-                emit(json!({"ev": "silent", "on": on, "ms": enos_model::now_ms()}));
+                emit(json!({"ev": "silent", "on": on, "ms": enos_batch::now_ms()}));
             }
             "broker" => {
                 if cmd["on"].as_bool().unwrap_or(true) {
@@ -161,7 +161,7 @@ async fn main() {
                 } else {
                     broker.stop();
                 }
-                emit(json!({"ev": "broker", "on": cmd["on"], "ms": enos_model::now_ms()}));
+                emit(json!({"ev": "broker", "on": cmd["on"], "ms": enos_batch::now_ms()}));
             }
             "dump" => {
                 let served = sim.with(|s| s.served.get(&0).cloned().unwrap_or_default());

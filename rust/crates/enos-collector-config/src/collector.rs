@@ -1,7 +1,7 @@
 //! The collector's configuration: devices, their connections, poll groups and point tables.
 
-use super::{parse_toml, read_file, ConfigError, Finding, Findings, Scope};
 use crate::points_csv;
+use enos_config::{parse_toml, read_file, ConfigError, Finding, Findings, Scope};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::fmt;

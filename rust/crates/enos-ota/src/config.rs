@@ -1,6 +1,6 @@
 //! The update agent's configuration.
 
-use super::{parse_toml, read_file, ConfigError, Finding, Findings, Scope};
+use enos_config::{parse_toml, read_file, ConfigError, Findings, Scope};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -73,11 +73,6 @@ impl OtaConfig {
         let cfg: OtaConfig = parse_toml(file, &read_file(file)?)?;
         cfg.findings().into_result(file)?;
         Ok(cfg)
-    }
-
-    /// The first finding, if any (see `findings`).
-    pub fn validate(&self) -> Result<(), Finding> {
-        self.findings().first()
     }
 
     pub fn findings(&self) -> Findings {

@@ -1,7 +1,8 @@
 //! Editing the collector's configuration from outside the file (the web center over D-Bus): the
 //! file written back as TOML, and the library of device models (templates) shipped with the image.
 
-use crate::config::{parse_toml, CollectorConfig, ConfigError, DeviceConfig};
+use enos_collector_config::{CollectorConfig, DeviceConfig};
+use enos_config::{parse_toml, ConfigError};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 

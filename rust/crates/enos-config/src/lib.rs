@@ -1,15 +1,7 @@
-//! Configuration types of every service, and the one way they are loaded and validated.
+//! How every service reads its configuration file and reports what is wrong in it.
 //!
 //! Validation collects every finding, each with its place: the key path for machines
 //! (`device[2].point[5].bit`) and, for people, the device and point by their names.
-
-mod collector;
-mod ota;
-mod uplink;
-
-pub use collector::*;
-pub use ota::*;
-pub use uplink::*;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};

@@ -2,8 +2,9 @@
 //! view of the running settings, a change applied, and the `[cloud]` table of `uplink.toml`
 //! rewritten with the rest of the file kept.
 
-use crate::cloud::{CloudChange, CloudView};
-use crate::config::{parse_toml, CloudConfig, ConfigError};
+use crate::config::CloudConfig;
+use enos_config::{parse_toml, ConfigError};
+use enos_model::cloud::{CloudChange, CloudView};
 use std::path::{Path, PathBuf};
 
 /// What the web center may see of the running settings.

@@ -7,7 +7,8 @@
 //! empty = no) marks a point no read may reach across to from the points before it: a hole in
 //! the device's register map.
 
-use crate::config::{Access, Area, ByteOrder, DataType, Findings, PointConfig, RowError, Scope};
+use crate::{Access, Area, ByteOrder, DataType, PointConfig};
+use enos_config::{Findings, RowError, Scope};
 
 const COLUMNS: &[&str] = &[
     "name",

@@ -1,6 +1,6 @@
 //! The uplink's configuration: the cloud session, the cache bounds and the sending policy.
 
-use super::{parse_toml, read_file, ConfigError, Finding, Findings, Scope};
+use enos_config::{parse_toml, read_file, ConfigError, Finding, Findings, Scope};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -204,11 +204,6 @@ impl UplinkConfig {
         let cfg: UplinkConfig = parse_toml(file, text)?;
         cfg.findings().into_result(file)?;
         Ok(cfg)
-    }
-
-    /// The first finding, if any (see `findings`).
-    pub fn validate(&self) -> Result<(), Finding> {
-        self.findings().first()
     }
 
     /// Every finding of the configuration.
