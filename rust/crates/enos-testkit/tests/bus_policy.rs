@@ -84,6 +84,9 @@ fn bus_config(dir: &Path) -> PathBuf {
     names.sort();
     for p in names.iter().filter(|p| p.extension().is_some_and(|e| e == "conf")) {
         let mut text = std::fs::read_to_string(p).unwrap();
+        if !text.contains("<busconfig") {
+            continue; // not a D-Bus policy (the services' shared sandbox drop-in)
+        }
         for (from, to) in MAP {
             text = text.replace(from, to);
         }
