@@ -19,11 +19,13 @@ SRC_URI = " \
     file://boot.cmd \
     file://fw_env.config \
     file://enos-bootcount.cfg \
+    file://enos-trial-guard \
+    file://enos-trial-guard.service \
 "
 
 S = "${UNPACKDIR}"
 
-inherit deploy
+inherit deploy systemd
 
 # Trial boots of a new slot before the bootloader falls back to the other one.
 ENOS_BOOTLIMIT ??= "3"
@@ -35,7 +37,8 @@ do_compile() {
     # (no "# WARNING" line: SWUpdate's grubenv parser mishandles it).
     rm -f ${B}/grubenv
     ENOS_BOOTSLOT_BACKEND=grub ENOS_BOOTSLOT_GRUBENV=${B}/grubenv sh ${S}/enos-bootslot env-set \
-        enos_slot=A upgrade_available=0 bootcount=0 bootlimit=${ENOS_BOOTLIMIT} enos_rollback=0
+        enos_slot=A upgrade_available=0 bootcount=0 bootlimit=${ENOS_BOOTLIMIT} enos_rollback=0 \
+        enos_good_A=1 enos_good_B=0
 
     # U-Boot boot script. No uboot.env is built: it would replace U-Boot's whole default
     # environment; boot.scr adds the EnOS variables to it on the first boot.
@@ -45,6 +48,8 @@ do_compile() {
 
 do_install() {
     install -D -m 0755 ${S}/enos-bootslot ${D}${sbindir}/enos-bootslot
+    install -D -m 0755 ${S}/enos-trial-guard ${D}${sbindir}/enos-trial-guard
+    install -D -m 0644 ${S}/enos-trial-guard.service ${D}${systemd_system_unitdir}/enos-trial-guard.service
     install -D -m 0644 ${S}/fw_env.config ${D}${sysconfdir}/fw_env.config
 }
 
@@ -63,6 +68,10 @@ PACKAGE_ARCH = "${MACHINE_ARCH}"
 
 # enos-bootslot: the tool (POSIX sh, grep, sed, head, tr, mktemp, sync), enough for GRUB machines.
 # enos-bootslot-uboot: what U-Boot machines add (the env location and libubootenv's tools).
+# The trial guard (enos-trial-guard.service) ends a trial boot that is not committed in time.
+SYSTEMD_SERVICE:${PN} = "enos-trial-guard.service"
+FILES:${PN} += "${systemd_system_unitdir}/enos-trial-guard.service"
+
 PACKAGES =+ "${PN}-uboot"
 FILES:${PN}-uboot += "${sysconfdir}/fw_env.config"
 CONFFILES:${PN}-uboot = "${sysconfdir}/fw_env.config"

@@ -12,6 +12,7 @@ SRC_URI = "file://data.mount \
            file://enos-data-layout.service \
            file://var-log.mount \
            file://journald-enos-edge.conf \
+           file://enos-watchdog.conf \
            file://repart-20-root-a.conf \
            file://repart-30-root-b.conf \
            file://repart-40-data.conf \
@@ -31,6 +32,10 @@ do_install() {
     install -d ${D}${systemd_unitdir}/journald.conf.d
     install -m 0644 ${UNPACKDIR}/journald-enos-edge.conf ${D}${systemd_unitdir}/journald.conf.d/50-enos-edge.conf
 
+    # systemd feeds the hardware watchdog: a hung kernel or PID 1 resets the board.
+    install -d ${D}${systemd_unitdir}/system.conf.d
+    install -m 0644 ${UNPACKDIR}/enos-watchdog.conf ${D}${systemd_unitdir}/system.conf.d/50-enos-watchdog.conf
+
     install -d ${D}${nonarch_libdir}/repart.d
     for p in 20-root-a 30-root-b 40-data; do
         install -m 0644 ${UNPACKDIR}/repart-$p.conf ${D}${nonarch_libdir}/repart.d/$p.conf
@@ -42,6 +47,7 @@ do_install() {
 
 FILES:${PN} += "${systemd_system_unitdir} \
                 ${systemd_unitdir}/journald.conf.d \
+                ${systemd_unitdir}/system.conf.d \
                 ${nonarch_libdir}/repart.d \
                 /data \
                 /boot/efi"

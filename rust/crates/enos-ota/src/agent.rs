@@ -217,6 +217,11 @@ impl Agent {
                 dest
             }
         };
+        // From here on the other slot is being written: never a fallback until committed.
+        if let Err(e) = bootslot::run(&self.cfg.bootslot, &["invalidate-other"]) {
+            let why = format!("cannot mark slot {} as being written: {e}", job.to_slot);
+            return self.fail(job, -4, &why).await;
+        }
         job.state = "installing".into();
         let msg = format!("installing into slot {}", job.to_slot);
         self.progress(&mut job, 45, &msg).await;
@@ -375,7 +380,10 @@ impl Agent {
                     self.version_changed(&self.os_version(), &why).await;
                 }
                 Next::UnknownTrial => self.check_unrecorded_trial(&boot).await,
-                _ => log::info!("ENOS-HEALTH: OK slot={slot} version={}", self.os_version()),
+                _ => {
+                    self.boot_came_up(&boot);
+                    log::info!("ENOS-HEALTH: OK slot={slot} version={}", self.os_version());
+                }
             }
             return;
         };
@@ -476,6 +484,19 @@ impl Agent {
                 Err(e) => self.rollback_now(job, &format!("commit failed: {e}")).await,
             },
             Err(why) => self.rollback_now(job, &format!("health check failed: {why}")).await,
+        }
+    }
+
+    /// A committed slot came up as far as the agent: reset the bootloader's counter (it counts
+    /// every boot, and falls back to a known good other slot when a committed one stops coming
+    /// up; docs/boot-slots.md). "Came up" is deliberately no more than this: a service that fails
+    /// on a committed release is no reason to boot an older one.
+    fn boot_came_up(&self, boot: &Boot) {
+        if boot.trial || boot.current != boot.selected {
+            return;
+        }
+        if let Err(e) = bootslot::run(&self.cfg.bootslot, &["commit"]) {
+            log::error!("resetting the boot counter: {e}");
         }
     }
 
@@ -794,5 +815,23 @@ pub(crate) mod tests {
         let a = b.agent();
         let j = a.accept(job("0.9.0")).unwrap();
         assert_eq!(a.consented.lock().unwrap().as_deref(), Some(j.id.as_str()), "the install lowers the daemon's floor");
+    }
+
+    /// Issue 11 finding 5: a committed slot's boot counter is reset once the boot came up as far
+    /// as the agent; before an install the target slot stops being a fallback.
+    #[tokio::test]
+    async fn a_boot_that_came_up_resets_the_counter_and_an_install_invalidates_the_target() {
+        let b = Box_::new();
+        b.tool(&["env-set", "bootcount=2", "enos_good_A=1", "enos_good_B=1"]);
+        let a = b.agent();
+        a.clone().resume().await;
+        assert_eq!(b.tool(&["env-get", "bootcount"]), "0");
+        // An install (of a file that is no bundle: it fails after the slot was marked).
+        let bundle = b.path("not-a-bundle.swu");
+        std::fs::write(&bundle, "x").unwrap();
+        let j = a.accept(job("2.0.0")).unwrap();
+        a.clone().run(j, Some(bundle)).await;
+        let st = b.tool(&["status"]);
+        assert!(st.contains("good_A=1") && st.contains("good_B=0"), "{st}");
     }
 }
