@@ -69,10 +69,10 @@ PACKAGE_ARCH = "${MACHINE_ARCH}"
 # enos-bootslot: the tool (POSIX sh, grep, sed, head, tr, mktemp, sync), enough for GRUB machines.
 # enos-bootslot-uboot: what U-Boot machines add (the env location and libubootenv's tools).
 # The trial guard (enos-trial-guard.service) ends a trial boot that is not committed in time.
+PACKAGES =+ "${PN}-uboot"
 SYSTEMD_SERVICE:${PN} = "enos-trial-guard.service"
 FILES:${PN} += "${systemd_system_unitdir}/enos-trial-guard.service"
 
-PACKAGES =+ "${PN}-uboot"
 FILES:${PN}-uboot += "${sysconfdir}/fw_env.config"
 CONFFILES:${PN}-uboot = "${sysconfdir}/fw_env.config"
 RDEPENDS:${PN}-uboot = "${PN} libubootenv-bin"
