@@ -34,7 +34,7 @@ async fn start() -> Services {
     std::fs::write(
         d.join("ota.toml"),
         format!(
-            "dir = \"{}\"\nbootslot = \"/usr/bin/true\"\nreboot_command = [\"/usr/bin/true\"]\n[health]\nunits = []\nrequire_cloud = false\nrequire_collecting = false\n",
+            "dir = \"{}\"\nallow_http = true\nbootslot = \"/usr/bin/true\"\nreboot_command = [\"/usr/bin/true\"]\n[health]\nunits = []\nrequire_cloud = false\nrequire_collecting = false\n",
             d.join("ota").display()
         ),
     )
@@ -208,4 +208,30 @@ async fn writes_are_logged_with_the_callers_identity() {
         lines.iter().all(|l| log.contains(l.as_str())).then_some(())
     })
     .await;
+}
+
+/// Signals go out through the emitters of the declared `#[zbus(signal)]`s and reach a proxy's
+/// stream with their arguments: a job reports its first step as `Progress`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signals_reach_a_proxys_stream() {
+    use futures::StreamExt;
+    let e = start().await;
+    let conn = zbus::connection::Builder::address(e.bus.address.as_str()).build().await.unwrap();
+    let ota = enos_bus::OtaProxy::new(&conn).await.unwrap();
+    let mut progress = ota.receive_progress().await.unwrap();
+    let job =
+        serde_json::json!({ "version": "9.9", "fileUrl": "http://127.0.0.1:9/b.swu", "fileSize": 10, "sign": "00", "signMethod": "md5" });
+    let id = ota.start_job(&job.to_string()).await.unwrap();
+    let desc = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Some(s) = progress.next().await {
+            let a = s.args().unwrap();
+            if a.job() == &id {
+                return a.desc().to_string();
+            }
+        }
+        panic!("the signal stream ended");
+    })
+    .await
+    .expect("a Progress signal of the job");
+    assert!(!desc.is_empty(), "a step without its description");
 }
