@@ -14,7 +14,8 @@ use std::collections::BTreeSet;
 struct Services {
     bus: Bus,
     log: std::path::PathBuf,
-    _procs: Vec<Proc>,
+    /// collector, uplink, ota
+    procs: Vec<Proc>,
     _dir: tempfile::TempDir,
 }
 
@@ -62,7 +63,7 @@ async fn start() -> Services {
             std::fs::read_to_string(&log).unwrap_or_default()
         );
     }
-    Services { bus, log, _procs: procs, _dir: dir }
+    Services { bus, log, procs, _dir: dir }
 }
 
 /// `interface member kind(in)->(out)` for every member of our interfaces in introspection XML.
@@ -141,7 +142,7 @@ async fn every_service_serves_exactly_the_contract() {
 /// raised `InvalidArgs` for the same change.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_are_typed_errors_in_words() {
-    let e = start().await;
+    let mut e = start().await;
     let conn = zbus::connection::Builder::address(e.bus.address.as_str()).build().await.unwrap();
     let cloud = enos_bus::UplinkSettingsProxy::new(&conn).await.unwrap();
     let no_key = serde_json::json!({ "uri": "tcp://127.0.0.1:1883", "allow_plain": true, "product_key": " ", "device_key": "gw" });
@@ -173,6 +174,11 @@ async fn refusals_are_typed_errors_in_words() {
         Err(enos_bus::Error::InvalidArgs(m)) => assert!(m.contains("version"), "{m}"),
         other => panic!("a job without a version must be InvalidArgs, got {other:?}"),
     }
+    // An absent service is named in words.
+    e.procs[0].terminate();
+    let (ok, _, err) = run_tool("enosctl", &["read", "inv01", "p"], &e.bus.address);
+    assert!(!ok);
+    assert_eq!(err.trim(), "enosctl: enos-collector is not running");
 }
 
 /// Every call that changes something is logged with who asked, as the bus daemon vouches for it
