@@ -1,7 +1,8 @@
 //! The contract as data: every service's name, object, interfaces and their members with their
 //! D-Bus signatures. The proxies in `lib.rs` and the servers in the services are written against
 //! it; `enos-testkit/tests/bus_contract.rs` introspects every running service and compares what it
-//! serves with this table (both ways), and the proxies' names are checked against it below.
+//! serves with this table (both ways), `bus_proxies.rs` records what every proxy sends and decodes
+//! against it, and the proxies' names are checked against it below.
 
 /// A method: name, argument signature, reply signature.
 pub struct Method {

@@ -67,11 +67,21 @@ impl Error {
     }
 }
 
+/// Our service a bus daemon's message names ("The name org.enos.Edge.Ota was not provided…").
+fn service_named(desc: Option<&str>) -> Option<&'static str> {
+    let names = [(crate::COLLECTOR_NAME, "enos-collector"), (crate::UPLINK_NAME, "enos-uplink"), (crate::OTA_NAME, "enos-ota")];
+    let words = desc?.split(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-'));
+    words.filter_map(|w| names.iter().find(|(n, _)| *n == w)).map(|(_, s)| *s).next()
+}
+
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Error::InvalidArgs(m) | Error::NotFound(m) | Error::Busy(m) | Error::NotSupported(m) | Error::Failed(m) => f.write_str(m),
-            Error::Bus(_) if self.is_absent() => f.write_str("the service is not running"),
+            Error::Bus(e) if self.is_absent() => match Self::bus_name(e).and_then(|(_, d)| service_named(d.as_deref())) {
+                Some(s) => write!(f, "{s} is not running"),
+                None => f.write_str("the service is not running"),
+            },
             Error::Bus(_) if self.is_denied() => f.write_str("the bus policy does not allow this caller to make this call"),
             Error::Bus(e) => match Self::bus_name(e) {
                 Some((n, _)) if n == NO_REPLY => f.write_str("the service did not answer"),
@@ -105,9 +115,12 @@ mod tests {
         let e = Error::from(zbus::Error::MethodError(name, Some("no device \"x\"".into()), msg.clone()));
         assert!(matches!(&e, Error::NotFound(m) if m == "no device \"x\""), "{e:?}");
         let absent = zbus::names::OwnedErrorName::try_from(SERVICE_UNKNOWN).unwrap();
-        let e = Error::from(zbus::Error::MethodError(absent, Some("The name is not activatable".into()), msg.clone()));
+        let e = Error::from(zbus::Error::MethodError(absent.clone(), Some("The name is not activatable".into()), msg.clone()));
         assert!(e.is_absent());
         assert_eq!(e.to_string(), "the service is not running");
+        let text = "The name org.enos.Edge.Ota was not provided by any .service files";
+        let e = Error::from(zbus::Error::MethodError(absent, Some(text.into()), msg.clone()));
+        assert_eq!(e.to_string(), "enos-ota is not running");
         let denied = zbus::names::OwnedErrorName::try_from(ACCESS_DENIED).unwrap();
         let e = Error::from(zbus::Error::MethodError(denied, Some("Rejected send message, 2 matched rules; ...".into()), msg));
         assert!(e.is_denied());

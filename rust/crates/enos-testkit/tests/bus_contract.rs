@@ -14,7 +14,8 @@ use std::collections::BTreeSet;
 struct Services {
     bus: Bus,
     log: std::path::PathBuf,
-    _procs: Vec<Proc>,
+    /// collector, uplink, ota
+    procs: Vec<Proc>,
     _dir: tempfile::TempDir,
 }
 
@@ -34,7 +35,7 @@ async fn start() -> Services {
     std::fs::write(
         d.join("ota.toml"),
         format!(
-            "dir = \"{}\"\nbootslot = \"/usr/bin/true\"\nreboot_command = [\"/usr/bin/true\"]\n[health]\nunits = []\nrequire_cloud = false\nrequire_collecting = false\n",
+            "dir = \"{}\"\nallow_http = true\nbootslot = \"/usr/bin/true\"\nreboot_command = [\"/usr/bin/true\"]\n[health]\nunits = []\nrequire_cloud = false\nrequire_collecting = false\n",
             d.join("ota").display()
         ),
     )
@@ -62,7 +63,7 @@ async fn start() -> Services {
             std::fs::read_to_string(&log).unwrap_or_default()
         );
     }
-    Services { bus, log, _procs: procs, _dir: dir }
+    Services { bus, log, procs, _dir: dir }
 }
 
 /// `interface member kind(in)->(out)` for every member of our interfaces in introspection XML.
@@ -141,7 +142,7 @@ async fn every_service_serves_exactly_the_contract() {
 /// raised `InvalidArgs` for the same change.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_are_typed_errors_in_words() {
-    let e = start().await;
+    let mut e = start().await;
     let conn = zbus::connection::Builder::address(e.bus.address.as_str()).build().await.unwrap();
     let cloud = enos_bus::UplinkSettingsProxy::new(&conn).await.unwrap();
     let no_key = serde_json::json!({ "uri": "tcp://127.0.0.1:1883", "allow_plain": true, "product_key": " ", "device_key": "gw" });
@@ -173,6 +174,11 @@ async fn refusals_are_typed_errors_in_words() {
         Err(enos_bus::Error::InvalidArgs(m)) => assert!(m.contains("version"), "{m}"),
         other => panic!("a job without a version must be InvalidArgs, got {other:?}"),
     }
+    // An absent service is named in words.
+    e.procs[0].terminate();
+    let (ok, _, err) = run_tool("enosctl", &["read", "inv01", "p"], &e.bus.address);
+    assert!(!ok);
+    assert_eq!(err.trim(), "enosctl: enos-collector is not running");
 }
 
 /// Every call that changes something is logged with who asked, as the bus daemon vouches for it
@@ -208,4 +214,30 @@ async fn writes_are_logged_with_the_callers_identity() {
         lines.iter().all(|l| log.contains(l.as_str())).then_some(())
     })
     .await;
+}
+
+/// Signals go out through the emitters of the declared `#[zbus(signal)]`s and reach a proxy's
+/// stream with their arguments: a job reports its first step as `Progress`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signals_reach_a_proxys_stream() {
+    use futures::StreamExt;
+    let e = start().await;
+    let conn = zbus::connection::Builder::address(e.bus.address.as_str()).build().await.unwrap();
+    let ota = enos_bus::OtaProxy::new(&conn).await.unwrap();
+    let mut progress = ota.receive_progress().await.unwrap();
+    let job =
+        serde_json::json!({ "version": "9.9", "fileUrl": "http://127.0.0.1:9/b.swu", "fileSize": 10, "sign": "00", "signMethod": "md5" });
+    let id = ota.start_job(&job.to_string()).await.unwrap();
+    let desc = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Some(s) = progress.next().await {
+            let a = s.args().unwrap();
+            if a.job() == &id {
+                return a.desc().to_string();
+            }
+        }
+        panic!("the signal stream ended");
+    })
+    .await
+    .expect("a Progress signal of the job");
+    assert!(!desc.is_empty(), "a step without its description");
 }
