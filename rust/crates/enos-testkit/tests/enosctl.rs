@@ -48,7 +48,10 @@ impl Edge {
             ),
         )
         .unwrap();
-        std::fs::write(d.join("uplink.toml"), uplink_toml_one_device(&cloud.uri(), &d.join("cache"), "inv01")).unwrap();
+        // a small cache bound: the disk check weighs the free space against what the cache may grow by
+        let uplink_toml =
+            uplink_toml_one_device(&cloud.uri(), &d.join("cache"), "inv01").replace("[cache]\n", "[cache]\nmax_bytes = 67108864\n");
+        std::fs::write(d.join("uplink.toml"), uplink_toml).unwrap();
         let log = d.join("services.log");
         let uplink = spawn_service("enos-uplink", &d.join("uplink.toml"), &bus.address, &log);
         let collector = spawn_service("enos-collector", &d.join("collector.toml"), &bus.address, &log);
