@@ -372,9 +372,12 @@ fn free_bytes(path: &Path) -> Option<(u64, u64)> {
 
 /// The time daemon's mark, else timedatectl, else the kernel's own flag (what timedated reads).
 async fn clock() -> Clock {
-    let mark = std::env::var_os("ENOS_TIMESYNC_MARK").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(TIMESYNC_MARK));
+    let (mark, whose) = match std::env::var_os("ENOS_TIMESYNC_MARK") {
+        Some(p) => (PathBuf::from(p), "the time daemon's mark (ENOS_TIMESYNC_MARK)"),
+        None => (PathBuf::from(TIMESYNC_MARK), "systemd-timesyncd"),
+    };
     if mark.exists() {
-        return Clock::Synced("systemd-timesyncd");
+        return Clock::Synced(whose);
     }
     let out = tokio::time::timeout(
         std::time::Duration::from_secs(5),
