@@ -101,6 +101,8 @@ impl Edge {
                 .arg("check")
                 .env("ENOS_BUS_ADDRESS", &self.bus.address)
                 .env("ENOS_TIMESYNC_MARK", self.dir.path().join("synchronized"))
+                // the data partition: a tmpfs of its own, not the shared disk of the test machine
+                .env("ENOS_DATA_DIR", "/dev/shm")
                 .output()
                 .expect("enosctl");
             (out.status.code().expect("an exit status"), String::from_utf8_lossy(&out.stdout).into_owned())

@@ -352,9 +352,14 @@ fn clock_finding(c: &Clock, now_ms: u64) -> Finding {
     }
 }
 
-/// The data partition: `/data` on the box, the root elsewhere.
+/// The data partition: `ENOS_DATA_DIR` when set (an image with another layout, a test), else
+/// `/data` on the box, the root elsewhere.
 fn data_disk() -> Option<(PathBuf, u64, u64)> {
-    let path = if Path::new("/data").is_dir() { PathBuf::from("/data") } else { PathBuf::from("/") };
+    let path = match std::env::var_os("ENOS_DATA_DIR") {
+        Some(d) => PathBuf::from(d),
+        None if Path::new("/data").is_dir() => PathBuf::from("/data"),
+        None => PathBuf::from("/"),
+    };
     let (total, free) = free_bytes(&path)?;
     Some((path, total, free))
 }
