@@ -71,6 +71,20 @@ impl WriteFailure {
             WriteFailure::Internal => 2099,
         }
     }
+
+    /// Who refused, in words for people: the gateway's own checks (nothing reached the device),
+    /// or the device.
+    pub fn who_refused(self) -> &'static str {
+        match self {
+            WriteFailure::UnknownDevice
+            | WriteFailure::UnknownPoint
+            | WriteFailure::ReadOnly
+            | WriteFailure::BadValue
+            | WriteFailure::OutOfRange => "the gateway refused it, nothing was sent to the device",
+            WriteFailure::DeviceException | WriteFailure::DeviceTimeout | WriteFailure::DeviceOffline => "the device did not take it",
+            WriteFailure::Internal => "the gateway failed to write it",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -87,6 +101,14 @@ impl WriteOutcome {
     }
     pub fn failed(failure: WriteFailure, message: impl Into<String>) -> Self {
         WriteOutcome { ok: false, failure: Some(failure), message: message.into() }
+    }
+    /// The outcome as a person reads it: "written", or who refused and why.
+    pub fn text(&self) -> String {
+        match self.failure {
+            _ if self.ok => self.message.clone(),
+            Some(f) => format!("{}: {}", f.who_refused(), self.message),
+            None => format!("the write failed: {}", self.message),
+        }
     }
 }
 

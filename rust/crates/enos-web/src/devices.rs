@@ -4,7 +4,7 @@
 use crate::access::Caller;
 use crate::http::{ok, read_json, read_json_opt, ApiError, ApiResult};
 use crate::state::App;
-use enos_bus::{PointReading, WriteFailure, WriteOutcome};
+use enos_bus::PointReading;
 use hyper::body::Incoming;
 use hyper::Request;
 use serde::Deserialize;
@@ -70,19 +70,6 @@ pub async fn read(app: &App, req: Request<Incoming>, id: &str) -> ApiResult {
     }))
 }
 
-/// A write's outcome in words, saying who refused it: the gateway's own checks (nothing was
-/// sent), or the device.
-fn write_words(o: &WriteOutcome) -> String {
-    use WriteFailure::*;
-    let who = match o.failure {
-        None if o.ok => return "written".into(),
-        Some(UnknownDevice | UnknownPoint | ReadOnly | BadValue | OutOfRange) => "the gateway refused it, nothing was sent to the device",
-        Some(DeviceException | DeviceTimeout | DeviceOffline) => "the device did not take it",
-        Some(Internal) | None => "the gateway failed to write it",
-    };
-    format!("{who}: {}", o.message)
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WriteRequest {
@@ -115,7 +102,7 @@ pub async fn write(app: &App, req: Request<Incoming>, c: Caller, id: &str, point
         "failure": outcome.failure,
         "code": outcome.failure.map(|f| f.cloud_code()).unwrap_or(200),
         "message": outcome.message,
-        "text": write_words(&outcome),
+        "text": outcome.text(),
         "took_ms": t0.elapsed().as_millis() as u64,
     }))
 }

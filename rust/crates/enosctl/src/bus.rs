@@ -42,43 +42,43 @@ impl Bus {
     }
 
     async fn collector(&self) -> Result<CollectorProxy<'static>, CallError> {
-        CollectorProxy::new(&self.conn).await.map_err(|e| words("collector", e))
+        CollectorProxy::new(&self.conn).await.map_err(|e| words("enos-collector", e))
     }
     async fn uplink(&self) -> Result<UplinkProxy<'static>, CallError> {
-        UplinkProxy::new(&self.conn).await.map_err(|e| words("uplink", e))
+        UplinkProxy::new(&self.conn).await.map_err(|e| words("enos-uplink", e))
     }
     async fn ota(&self) -> Result<OtaProxy<'static>, CallError> {
-        OtaProxy::new(&self.conn).await.map_err(|e| words("update (enos-ota)", e))
+        OtaProxy::new(&self.conn).await.map_err(|e| words("enos-ota", e))
     }
 
     pub async fn collector_stats(&self) -> Result<CollectorStats, CallError> {
-        decode("collector", call("collector", TIMEOUT, self.collector().await?.stats()).await?)
+        decode("enos-collector", call("enos-collector", TIMEOUT, self.collector().await?.stats()).await?)
     }
     pub async fn devices(&self) -> Result<Vec<DeviceStatus>, CallError> {
-        decode("collector", call("collector", TIMEOUT, self.collector().await?.list_devices()).await?)
+        decode("enos-collector", call("enos-collector", TIMEOUT, self.collector().await?.list_devices()).await?)
     }
     pub async fn read_points(&self, device: &str, points: &[&str]) -> Result<Vec<PointReading>, CallError> {
-        decode("collector", call("collector", DEVICE_TIMEOUT, self.collector().await?.read_points(device, points)).await?)
+        decode("enos-collector", call("enos-collector", DEVICE_TIMEOUT, self.collector().await?.read_points(device, points)).await?)
     }
     /// `value` is JSON text.
     pub async fn write_point(&self, device: &str, point: &str, value: &str) -> Result<WriteOutcome, CallError> {
-        decode("collector", call("collector", DEVICE_TIMEOUT, self.collector().await?.write_point(device, point, value)).await?)
+        decode("enos-collector", call("enos-collector", DEVICE_TIMEOUT, self.collector().await?.write_point(device, point, value)).await?)
     }
     pub async fn uplink_status(&self) -> Result<UplinkStatus, CallError> {
-        decode("uplink", call("uplink", TIMEOUT, self.uplink().await?.status()).await?)
+        decode("enos-uplink", call("enos-uplink", TIMEOUT, self.uplink().await?.status()).await?)
     }
     pub async fn ota_status(&self) -> Result<OtaStatus, CallError> {
-        decode("update (enos-ota)", call("update (enos-ota)", TIMEOUT, self.ota().await?.status()).await?)
+        decode("enos-ota", call("enos-ota", TIMEOUT, self.ota().await?.status()).await?)
     }
     pub async fn ota_history(&self) -> Result<Vec<OtaJob>, CallError> {
-        decode("update (enos-ota)", call("update (enos-ota)", TIMEOUT, self.ota().await?.history()).await?)
+        decode("enos-ota", call("enos-ota", TIMEOUT, self.ota().await?.history()).await?)
     }
     /// The new job's id.
     pub async fn install_file(&self, path: &str) -> Result<String, CallError> {
-        call("update (enos-ota)", TIMEOUT, self.ota().await?.install_file(path)).await
+        call("enos-ota", TIMEOUT, self.ota().await?.install_file(path)).await
     }
     pub async fn rollback(&self) -> Result<String, CallError> {
-        call("update (enos-ota)", TIMEOUT, self.ota().await?.rollback()).await
+        call("enos-ota", TIMEOUT, self.ota().await?.rollback()).await
     }
 }
 

@@ -352,9 +352,14 @@ fn clock_finding(c: &Clock, now_ms: u64) -> Finding {
     }
 }
 
-/// The data partition: `/data` on the box, the root elsewhere.
+/// The data partition: `ENOS_DATA_DIR` when set (an image with another layout, a test), else
+/// `/data` on the box, the root elsewhere.
 fn data_disk() -> Option<(PathBuf, u64, u64)> {
-    let path = if Path::new("/data").is_dir() { PathBuf::from("/data") } else { PathBuf::from("/") };
+    let path = match std::env::var_os("ENOS_DATA_DIR") {
+        Some(d) => PathBuf::from(d),
+        None if Path::new("/data").is_dir() => PathBuf::from("/data"),
+        None => PathBuf::from("/"),
+    };
     let (total, free) = free_bytes(&path)?;
     Some((path, total, free))
 }
@@ -372,9 +377,12 @@ fn free_bytes(path: &Path) -> Option<(u64, u64)> {
 
 /// The time daemon's mark, else timedatectl, else the kernel's own flag (what timedated reads).
 async fn clock() -> Clock {
-    let mark = std::env::var_os("ENOS_TIMESYNC_MARK").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(TIMESYNC_MARK));
+    let (mark, whose) = match std::env::var_os("ENOS_TIMESYNC_MARK") {
+        Some(p) => (PathBuf::from(p), "the time daemon's mark (ENOS_TIMESYNC_MARK)"),
+        None => (PathBuf::from(TIMESYNC_MARK), "systemd-timesyncd"),
+    };
     if mark.exists() {
-        return Clock::Synced("systemd-timesyncd");
+        return Clock::Synced(whose);
     }
     let out = tokio::time::timeout(
         std::time::Duration::from_secs(5),

@@ -82,6 +82,15 @@ fn ts(ms: u64) -> String {
     }
 }
 
+/// A job's phases and how long each took: " (download 12.3 s, install 41.0 s)".
+fn timings(t: &std::collections::BTreeMap<String, u64>) -> String {
+    if t.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> = t.iter().map(|(phase, ms)| format!("{phase} {:.1} s", *ms as f64 / 1000.0)).collect();
+    format!(" ({})", parts.join(", "))
+}
+
 /// The exit status: 0, or what `check` found.
 async fn run() -> anyhow::Result<i32> {
     let args = Args::parse();
@@ -237,7 +246,16 @@ async fn run() -> anyhow::Result<i32> {
                     println!("{}", serde_json::to_string_pretty(&h)?);
                 } else {
                     for j in h {
-                        println!("{} {} {} → {} {}: {} {:?}", j.id, j.source, j.from_version, j.version, j.state, j.desc, j.timings_ms);
+                        println!(
+                            "{} {} {} → {} {}: {}{}",
+                            j.id,
+                            j.source,
+                            j.from_version,
+                            j.version,
+                            j.state,
+                            j.desc,
+                            timings(&j.timings_ms)
+                        );
                     }
                 }
             }
@@ -249,13 +267,23 @@ async fn run() -> anyhow::Result<i32> {
             let out = bus.write_point(&device, &point, &json).await?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&out)?);
-            } else {
+            } else if out.ok {
                 println!("{}", out.message);
             }
             if !out.ok {
-                bail!("write refused ({:?})", out.failure);
+                bail!("{}", out.text());
             }
         }
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn job_timings_in_words() {
+        let t = [("download".to_string(), 12_340), ("install".to_string(), 41_000)].into_iter().collect();
+        assert_eq!(super::timings(&t), " (download 12.3 s, install 41.0 s)");
+        assert_eq!(super::timings(&Default::default()), "");
+    }
 }

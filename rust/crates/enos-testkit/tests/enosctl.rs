@@ -1,5 +1,7 @@
-//! `enosctl check` against the real services on a private bus: all good is exit 0 with every
+//! enosctl against the real services on a private bus. `check`: all good is exit 0 with every
 //! line marked good; a stopped uplink is named, exit 2; an unreachable cloud is said as such.
+//! Words: a refused write says who refused it, a negative value needs no `--`, a bus failure
+//! is said once and without D-Bus error names.
 
 use enos_testkit::cloud_sim::CloudSim;
 use enos_testkit::harness::{bin_dir, spawn_service, spawn_service_env, uplink_toml_one_device, Bus, Mosquitto, Proc};
@@ -19,7 +21,7 @@ struct Edge {
     _sim: SimServer,
     uplink: Proc,
     _collector: Proc,
-    _ota: Proc,
+    ota: Proc,
 }
 
 fn bootslot_tool() -> PathBuf {
@@ -39,12 +41,17 @@ impl Edge {
             format!(
                 "[push]\ninterval_ms = 100\n[[device]]\nid = \"inv01\"\nprotocol = \"modbus-tcp\"\naddress = \"{}\"\n\
                  poll_groups = [{{ name = \"fast\", interval_ms = 200 }}]\n\
-                 [[device.point]]\nname = \"counter\"\narea = \"holding\"\naddress = 0\ntype = \"u16\"\ngroup = \"fast\"\n",
+                 [[device.point]]\nname = \"counter\"\narea = \"holding\"\naddress = 0\ntype = \"u16\"\ngroup = \"fast\"\n\
+                 [[device.point]]\nname = \"setpoint\"\narea = \"holding\"\naddress = 10\ntype = \"u16\"\ngroup = \"fast\"\n\
+                 access = \"rw\"\nmin = 0\nmax = 400\n",
                 sim.addr
             ),
         )
         .unwrap();
-        std::fs::write(d.join("uplink.toml"), uplink_toml_one_device(&cloud.uri(), &d.join("cache"), "inv01")).unwrap();
+        // a small cache bound: the disk check weighs the free space against what the cache may grow by
+        let uplink_toml =
+            uplink_toml_one_device(&cloud.uri(), &d.join("cache"), "inv01").replace("[cache]\n", "[cache]\nmax_bytes = 67108864\n");
+        std::fs::write(d.join("uplink.toml"), uplink_toml).unwrap();
         let log = d.join("services.log");
         let uplink = spawn_service("enos-uplink", &d.join("uplink.toml"), &bus.address, &log);
         let collector = spawn_service("enos-collector", &d.join("collector.toml"), &bus.address, &log);
@@ -79,7 +86,7 @@ impl Edge {
         let ota = spawn_service_env("enos-ota", &d.join("ota.toml"), &bus.address, &d.join("ota.log"), &env);
         // the clock: this host may run no time daemon; the test vouches for it with the mark file
         std::fs::write(d.join("synchronized"), "").unwrap();
-        Edge { dir, bus, broker, _cloud: cloud, _sim: sim, uplink, _collector: collector, _ota: ota }
+        Edge { dir, bus, broker, _cloud: cloud, _sim: sim, uplink, _collector: collector, ota }
     }
 
     /// `enosctl check` and `enosctl --json check`, one after the other: (exit status of each, the
@@ -94,6 +101,8 @@ impl Edge {
                 .arg("check")
                 .env("ENOS_BUS_ADDRESS", &self.bus.address)
                 .env("ENOS_TIMESYNC_MARK", self.dir.path().join("synchronized"))
+                // the data partition: a tmpfs of its own, not the shared disk of the test machine
+                .env("ENOS_DATA_DIR", "/dev/shm")
                 .output()
                 .expect("enosctl");
             (out.status.code().expect("an exit status"), String::from_utf8_lossy(&out.stdout).into_owned())
@@ -166,4 +175,62 @@ async fn an_unreachable_cloud_is_said_so() {
     assert!(l.contains("not connected to tcp://127.0.0.1:"), "{l}");
     assert!(l.contains("data is cached meanwhile"), "{l}");
     assert!(line(&screen, "uplink").starts_with('✔'), "{screen}");
+}
+
+/// `enosctl ARGS` on the box's bus: (exit status, stdout, stderr).
+fn enosctl(e: &Edge, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(bin_dir().join("enosctl")).args(args).env("ENOS_BUS_ADDRESS", &e.bus.address).output().expect("enosctl");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code().expect("an exit status"), text(&out.stdout), text(&out.stderr))
+}
+
+/// Rust's and D-Bus's names, which are not words for people.
+fn assert_words(text: &str) {
+    for leak in ["Some(", "None", "OutOfRange", "ReadOnly", "org.freedesktop", "Error."] {
+        assert!(!text.contains(leak), "{leak:?} in: {text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_write_says_who_refused_it_and_a_negative_value_needs_no_dashes() {
+    let e = Edge::start().await;
+    wait_for(30, "the device online", || enosctl(&e, &["devices"]).1.contains("online").then_some(())).await;
+    let (code, out, err) = enosctl(&e, &["write", "inv01", "setpoint", "12"]);
+    assert_eq!(code, 0, "{out}{err}");
+    // the gateway's own range check: nothing reached the device, and it says so
+    let (code, out, err) = enosctl(&e, &["write", "inv01", "setpoint", "9999"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(err, "enosctl: the gateway refused it, nothing was sent to the device: 9999 is above the maximum 400\n");
+    assert_eq!(out, "", "the refusal is said once, on stderr");
+    let (code, _, err) = enosctl(&e, &["write", "inv01", "counter", "1"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("is read-only"), "{err}");
+    assert_words(&err);
+    // -5 is a value, not an option: the gateway gets it and refuses it for its range
+    let (code, out, err) = enosctl(&e, &["write", "inv01", "setpoint", "-5"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("-5 is below the minimum 0"), "{err}");
+    assert_words(&err);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bus_errors_are_said_once_in_words() {
+    let mut e = Edge::start().await;
+    wait_for(30, "every service up", || {
+        let up = enosctl(&e, &["ota", "status"]).0 == 0 && enosctl(&e, &["status"]).1.contains("cloud       connected");
+        up.then_some(())
+    })
+    .await;
+    let (code, _, err) = enosctl(&e, &["read", "nosuch"]);
+    assert_eq!(code, 1);
+    assert_eq!(err, "enosctl: no device \"nosuch\"\n");
+    e.ota.terminate();
+    let (code, _, err) = enosctl(&e, &["ota", "status"]);
+    assert_eq!(code, 1);
+    assert_eq!(err, "enosctl: the enos-ota service is not running\n");
+    e.uplink.terminate();
+    let (code, out, err) = enosctl(&e, &["status"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("uplink      the enos-uplink service is not running"), "{out}");
+    assert_words(&out);
 }
