@@ -613,6 +613,22 @@ group = "fast"
 "#;
 
     #[test]
+    fn the_words_shown_are_the_words_of_the_file() {
+        fn same<T: Serialize + fmt::Display>(all: &[T]) {
+            for v in all {
+                assert_eq!(serde_json::to_string(v).unwrap(), format!("\"{v}\""));
+            }
+        }
+        same(&[Protocol::ModbusTcp, Protocol::ModbusRtu, Protocol::ModbusRtuOverTcp]);
+        same(&[Parity::None, Parity::Even, Parity::Odd]);
+        same(&[Area::Coil, Area::Discrete, Area::Input, Area::Holding]);
+        use DataType::*;
+        same(&[Bool, U16, I16, U32, I32, U64, I64, F32, F64, Bit, String]);
+        same(&[ByteOrder::ABCD, ByteOrder::CDAB, ByteOrder::BADC, ByteOrder::DCBA]);
+        same(&[Access::R, Access::Rw]);
+    }
+
+    #[test]
     fn a_good_file_loads() {
         let c = CollectorConfig::from_str_at(Path::new("c.toml"), GOOD).unwrap();
         assert_eq!(c.devices[0].points[0].order, ByteOrder::CDAB);

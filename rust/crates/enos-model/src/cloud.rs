@@ -1,6 +1,7 @@
 //! The cloud settings as the web center and the uplink exchange them over D-Bus: what may be
 //! shown (never the secret) and what may be changed.
 
+use crate::Refused;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -41,21 +42,21 @@ pub struct CloudChange {
 
 impl CloudChange {
     /// The change on its own (the uplink validates the file it makes of it).
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), Refused> {
         for (k, v) in [("uri", &self.uri), ("product_key", &self.product_key), ("device_key", &self.device_key)] {
             if v.trim().is_empty() || v.len() > 256 || v.chars().any(|c| c.is_control()) {
-                return Err(format!("{k}: must be 1-256 printable characters"));
+                return Err(Refused::field(k, "must be 1-256 printable characters"));
             }
         }
         if let Some(s) = &self.device_secret {
             if s.len() > 256 || s.chars().any(|c| c.is_control()) {
-                return Err("device_secret: at most 256 printable characters".into());
+                return Err(Refused::field("device_secret", "at most 256 printable characters"));
             }
         }
         for (k, p) in [("ca_file", &self.ca_file), ("cert_file", &self.cert_file), ("key_file", &self.key_file)] {
             if let Some(p) = p.as_ref().filter(|p| !p.as_os_str().is_empty()) {
                 if p.is_relative() || p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
-                    return Err(format!("{k}: must be an absolute path without .."));
+                    return Err(Refused::field(k, "must be an absolute path without .."));
                 }
             }
         }

@@ -87,6 +87,23 @@ impl WriteFailure {
     }
 }
 
+/// In words, for people (`enosctl`, the web center, logs).
+impl std::fmt::Display for WriteFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WriteFailure::UnknownDevice => "unknown device",
+            WriteFailure::UnknownPoint => "unknown point",
+            WriteFailure::ReadOnly => "the point is read-only",
+            WriteFailure::BadValue => "not a value for this point",
+            WriteFailure::OutOfRange => "out of range",
+            WriteFailure::DeviceException => "the device refused it (exception)",
+            WriteFailure::DeviceTimeout => "the device did not answer",
+            WriteFailure::DeviceOffline => "the device is offline",
+            WriteFailure::Internal => "internal error",
+        })
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct WriteOutcome {
     pub ok: bool,

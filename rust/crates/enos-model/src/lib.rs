@@ -4,3 +4,6 @@
 pub mod cloud;
 pub mod device;
 pub mod raw_read;
+pub mod refused;
+
+pub use refused::Refused;

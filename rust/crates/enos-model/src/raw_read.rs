@@ -1,6 +1,7 @@
 //! The raw-register communication test: a read of chosen registers or bits, answered with the
 //! words as they came off the wire, decoded values, and failures in plain words.
 
+use crate::Refused;
 use enos_collector_config::{ByteOrder, DataType};
 use serde::{Deserialize, Serialize};
 
@@ -24,22 +25,25 @@ pub struct RawRead {
 }
 
 impl RawRead {
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), Refused> {
         let max = match self.function {
             1 | 2 => 2000,
             3 | 4 => 125,
             f => {
-                return Err(format!("function {f} is not a read (use 1 coils, 2 discrete inputs, 3 holding registers, 4 input registers)"))
+                return Err(Refused::field(
+                    "function",
+                    format!("{f} is not a read (use 1 coils, 2 discrete inputs, 3 holding registers, 4 input registers)"),
+                ))
             }
         };
         if self.count == 0 || self.count > max {
-            return Err(format!("count must be 1-{max} for function {}", self.function));
+            return Err(Refused::field("count", format!("must be 1-{max} for function {}", self.function)));
         }
         if self.address as u32 + self.count as u32 > 65536 {
-            return Err("the read runs past address 65535".into());
+            return Err(Refused::field("count", "the read runs past address 65535"));
         }
         if matches!(self.data_type, Some(DataType::Bool | DataType::Bit | DataType::String)) {
-            return Err("decode registers as u16, i16, u32, i32, u64, i64, f32 or f64".into());
+            return Err(Refused::field("type", "decode registers as u16, i16, u32, i32, u64, i64, f32 or f64"));
         }
         Ok(())
     }

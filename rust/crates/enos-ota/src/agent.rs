@@ -194,18 +194,11 @@ impl Agent {
                     allow_http: self.cfg.allow_http,
                     attempts: 8,
                 };
-                let mut last_pct = 0;
                 let url = job.url.clone().unwrap_or_default();
-                let r = download::fetch(&url, &dest, &lim, |got, total| {
-                    if let Some(t) = total.filter(|t| *t > 0) {
-                        last_pct = (got * 40 / t) as i32;
-                    }
-                })
-                .await;
+                let r = download::fetch(&url, &dest, &lim, |_, _| {}).await;
                 if let Err(e) = r {
                     return self.fail(job, -2, &format!("download failed: {e}")).await;
                 }
-                let _ = last_pct;
                 job.timings_ms.insert("download".into(), now_ms() - t0);
                 if let (Some(m), Some(s)) = (job.sign_method.clone(), job.sign.clone()) {
                     if let Err(e) = download::verify_digest(&dest, &m, &s) {

@@ -1,7 +1,8 @@
 //! What every EnOS Edge service does the same way: logging, readiness and watchdog, files
-//! replaced atomically.
+//! replaced atomically, the box's own figures.
 
 pub mod fs;
+pub mod sys;
 
 use std::time::Duration;
 
@@ -118,10 +119,6 @@ pub fn notify_ready() {
             }
         });
     }
-}
-
-pub fn notify_status(text: &str) {
-    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Status(text)]);
 }
 
 pub fn notify_stopping() {

@@ -101,6 +101,6 @@ max_bytes = 10000000
         assert!(shown.contains("\"secret_set\":true") && !shown.contains("\"new\""), "{shown}");
         std::fs::remove_dir_all(dir).unwrap();
         let bad = CloudChange { ca_file: Some("../etc/x".into()), ..ch };
-        assert!(bad.check().unwrap_err().starts_with("ca_file"));
+        assert!(bad.check().unwrap_err().to_string().starts_with("ca_file"));
     }
 }

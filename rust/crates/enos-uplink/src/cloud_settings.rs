@@ -137,7 +137,7 @@ impl Settings {
     /// running session: `{"ok", "message", "took_ms"}`.
     async fn test_connection(&self, change: &str) -> enos_bus::Result<String> {
         let ch: CloudChange = serde_json::from_str(change).map_err(|e| Error::InvalidArgs(format!("not cloud settings: {e}")))?;
-        ch.check().map_err(Error::InvalidArgs)?;
+        ch.check().map_err(|e| Error::InvalidArgs(e.to_string()))?;
         let cur = self.shared().cfg.cloud.clone();
         let mut c = cloud_edit::applied(&ch, &cur, &self.secret_file());
         let secret = match ch.device_secret.clone().filter(|s| !s.is_empty()) {

@@ -3,6 +3,7 @@
 
 use crate::state::{Shared, GATEWAY_DEVICE};
 use enos_batch::{BatchBuilder, Quality, Value};
+use enos_runtime::sys::{CpuTimes, Disk, Memory};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,25 +13,23 @@ pub async fn run(shared: Arc<Shared>) {
         return;
     }
     let mut tick = tokio::time::interval(Duration::from_secs(every));
-    let mut last_cpu = cpu_times();
+    let mut last_cpu = CpuTimes::read();
     loop {
         tick.tick().await;
         let _ = shared.cache.expire(enos_batch::now_ms());
         let now = enos_batch::now_ms();
-        let cpu = cpu_times();
+        let cpu = CpuTimes::read();
         let mut b = BatchBuilder::new();
         let mut put = |name: &str, v: Value| b.push(GATEWAY_DEVICE, name, now, v, Quality::Good);
-        if let (Some((i0, t0)), Some((i1, t1))) = (last_cpu, cpu) {
-            if t1 > t0 {
-                put("cpu_percent", Value::Float(round1(100.0 * (1.0 - (i1 - i0) as f64 / (t1 - t0) as f64))));
-            }
+        if let Some(p) = cpu.zip(last_cpu).and_then(|(now, before)| now.busy_percent_since(before)) {
+            put("cpu_percent", Value::Float(p));
         }
         last_cpu = cpu;
-        if let Some((total, avail)) = meminfo() {
-            put("mem_used_percent", Value::Float(round1(100.0 * (1.0 - avail as f64 / total as f64))));
+        if let Some(p) = Memory::read().and_then(|m| m.used_percent()) {
+            put("mem_used_percent", Value::Float(p));
         }
-        if let Some(p) = disk_used_percent(&shared.cfg.cache.dir) {
-            put("disk_used_percent", Value::Float(round1(p)));
+        if let Some(p) = Disk::of(&shared.cfg.cache.dir).and_then(|d| d.used_percent()) {
+            put("disk_used_percent", Value::Float(p));
         }
         let st = shared.status();
         put("cache_points", Value::Int(st.cache.points as i64));
@@ -50,28 +49,4 @@ pub async fn run(shared: Arc<Shared>) {
         }
         shared.new_data.notify_one();
     }
-}
-
-fn round1(x: f64) -> f64 {
-    (x * 10.0).round() / 10.0
-}
-
-/// (idle, total) jiffies from /proc/stat.
-fn cpu_times() -> Option<(u64, u64)> {
-    let s = std::fs::read_to_string("/proc/stat").ok()?;
-    let v: Vec<u64> = s.lines().next()?.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
-    Some((v.get(3)? + v.get(4).unwrap_or(&0), v.iter().sum()))
-}
-
-fn meminfo() -> Option<(u64, u64)> {
-    let s = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let get = |k: &str| s.lines().find(|l| l.starts_with(k)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok());
-    Some((get("MemTotal:")?, get("MemAvailable:")?))
-}
-
-fn disk_used_percent(path: &std::path::Path) -> Option<f64> {
-    let s = nix::sys::statvfs::statvfs(path).ok()?;
-    let total = s.blocks() as f64 * s.fragment_size() as f64;
-    let avail = s.blocks_available() as f64 * s.fragment_size() as f64;
-    (total > 0.0).then(|| 100.0 * (1.0 - avail / total))
 }

@@ -6,6 +6,7 @@
 use crate::access::Caller;
 use crate::http::{header, ok, read_json, ApiError, ApiResult};
 use crate::state::App;
+use enos_runtime::sys::{Disk, Memory};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
@@ -27,18 +28,6 @@ fn query<'a>(req: &'a Request<Incoming>, key: &str) -> Option<&'a str> {
 
 fn upload_dir(app: &App) -> PathBuf {
     app.cfg.upload_dir.clone().unwrap_or_else(|| app.cfg.state_dir.join("upload"))
-}
-
-/// Free bytes of the file system holding `path`.
-fn free_bytes(path: &Path) -> Option<(u64, u64)> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a valid NUL-terminated path and `st` a properly sized out-parameter.
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return None;
-    }
-    Some((st.f_blocks as u64 * st.f_frsize as u64, st.f_bavail as u64 * st.f_frsize as u64))
 }
 
 /// `POST /api/update/upload`: the body is the bundle (`application/octet-stream`), streamed to
@@ -72,7 +61,7 @@ pub async fn upload(app: &App, req: Request<Incoming>, c: Caller) -> ApiResult {
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{}: {e}", dir.display())))?;
     let keep_free = app.cfg.limits.min_free_bytes;
-    if let (Some(n), Some((_, free))) = (announced, free_bytes(&dir)) {
+    if let (Some(n), Some(free)) = (announced, Disk::of(&dir).map(|d| d.free_bytes)) {
         if n + keep_free > free {
             return Err(no_space(free, keep_free));
         }
@@ -191,7 +180,7 @@ async fn receive(mut body: Incoming, path: &Path, limit: u64, keep_free: u64) ->
         }
         if n >= next_check {
             // what is still in this chunk and a margin for the next ones must fit too
-            if let Some((_, free)) = free_bytes(&dir) {
+            if let Some(free) = Disk::of(&dir).map(|d| d.free_bytes) {
                 if free < keep_free + data.len() as u64 + SPACE_CHECK_EVERY {
                     return Err(no_space(free, keep_free));
                 }
@@ -320,29 +309,12 @@ pub async fn reboot(app: &App, c: Caller) -> ApiResult {
     ok(&json!({ "rebooting": true }))
 }
 
-fn read_proc(path: &str) -> Option<String> {
-    std::fs::read_to_string(path).ok()
-}
-
-/// CPU use since the previous call (whole box), from `/proc/stat`.
+/// CPU use since the previous call (whole box).
 fn cpu_percent(app: &App) -> Option<f64> {
-    let stat = read_proc("/proc/stat")?;
-    let cpu: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
-    let total: u64 = cpu.iter().sum();
-    let idle = cpu.get(3)? + cpu.get(4).unwrap_or(&0);
+    let now = enos_runtime::sys::CpuTimes::read()?;
     let mut last = app.cpu_last.lock().unwrap();
-    let (t0, i0) = last.replace((total, idle)).unwrap_or((0, 0));
-    if total <= t0 || t0 == 0 {
-        return None;
-    }
-    Some((100.0 * (1.0 - (idle - i0) as f64 / (total - t0) as f64) * 10.0).round() / 10.0)
-}
-
-fn meminfo() -> Option<(u64, u64)> {
-    let m = read_proc("/proc/meminfo")?;
-    let get =
-        |k: &str| m.lines().find(|l| l.starts_with(k)).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()).map(|kb| kb * 1024);
-    Some((get("MemTotal:")?, get("MemAvailable:")?))
+    let (total, idle) = last.replace((now.total, now.idle))?;
+    now.busy_percent_since(enos_runtime::sys::CpuTimes { idle, total })
 }
 
 /// The box itself: version and slot (Ota1.Status), services, CPU, memory, disk, uptime.
@@ -356,9 +328,9 @@ pub async fn system_doc(app: &App) -> serde_json::Value {
     }
     services.push(json!({ "service": "enos-web", "state": "running" }));
     let disk_path = if Path::new("/data").is_dir() { PathBuf::from("/data") } else { app.cfg.state_dir.clone() };
-    let disk = free_bytes(&disk_path).map(|(t, f)| json!({ "path": disk_path, "total_bytes": t, "free_bytes": f }));
-    let mem = meminfo().map(|(t, a)| json!({ "total_bytes": t, "available_bytes": a }));
-    let uptime = read_proc("/proc/uptime").and_then(|u| u.split_whitespace().next()?.parse::<f64>().ok()).map(|s| s as u64);
+    let disk = Disk::of(&disk_path).map(|d| json!({ "path": disk_path, "total_bytes": d.total_bytes, "free_bytes": d.free_bytes }));
+    let mem = Memory::read().map(|m| json!({ "total_bytes": m.total_bytes, "available_bytes": m.available_bytes }));
+    let uptime = enos_runtime::sys::uptime_s();
     let mut errors = serde_json::Map::new();
     if let Err(e) = &ota {
         errors.insert("ota".into(), e.message.clone().into());

@@ -175,13 +175,10 @@ pub fn encode(p: &PointConfig, v: &serde_json::Value) -> Result<WireWrite, (bool
     let int = |lo: f64, hi: f64| -> Result<f64, (bool, String)> {
         let r = raw.round();
         if (raw - r).abs() > 1e-6 * raw.abs().max(1.0) {
-            return Err((
-                false,
-                format!("{x} is not a whole number of steps of {} for a {} register", p.scale, format!("{:?}", p.data_type).to_lowercase()),
-            ));
+            return Err((false, format!("{x} is not a whole number of steps of {} for a {} register", p.scale, p.data_type)));
         }
         if r < lo || r > hi {
-            return Err((true, format!("{x} does not fit the {:?} register", p.data_type).to_lowercase()));
+            return Err((true, format!("{x} does not fit the {} register", p.data_type)));
         }
         Ok(r)
     };

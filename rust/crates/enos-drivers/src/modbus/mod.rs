@@ -16,8 +16,7 @@ mod transport;
 pub use link::{Endpoint, ReqError};
 
 use crate::{Driver, DriverContext, DriverFuture};
-use enos_collector_config::{CollectorConfig, DeviceConfig, Protocol};
-use std::collections::BTreeMap;
+use enos_collector_config::DeviceConfig;
 
 pub struct ModbusDriver {
     endpoint: Endpoint,
@@ -37,18 +36,4 @@ impl Driver for ModbusDriver {
     fn run(self: Box<Self>, ctx: DriverContext) -> DriverFuture {
         Box::pin(poll::run(self.endpoint, self.devices, ctx))
     }
-}
-
-/// Groups the Modbus devices of a config by endpoint, one driver per endpoint.
-pub fn drivers(cfg: &CollectorConfig) -> Vec<Box<dyn Driver>> {
-    let mut by_ep: BTreeMap<String, (Endpoint, Vec<DeviceConfig>)> = BTreeMap::new();
-    for d in cfg.devices.iter().filter(|d| d.enabled) {
-        let ep = match d.protocol {
-            Protocol::ModbusTcp => Endpoint::Tcp(d.address.clone().unwrap_or_default()),
-            Protocol::ModbusRtuOverTcp => Endpoint::RtuOverTcp(d.address.clone().unwrap_or_default()),
-            Protocol::ModbusRtu => Endpoint::Serial(d.serial.clone().expect("validated: serial settings")),
-        };
-        by_ep.entry(ep.key()).or_insert_with(|| (ep, Vec::new())).1.push(d.clone());
-    }
-    by_ep.into_values().map(|(ep, devs)| Box::new(ModbusDriver::new(ep, devs)) as Box<dyn Driver>).collect()
 }

@@ -55,7 +55,7 @@ pub async fn read(link: &Link, dev: &DeviceConfig, counters: &Arc<super::link::L
     let mut ans = RawAnswer { unit_id: unit, function: req.function, address: req.address, ..Default::default() };
     if let Err(e) = req.check() {
         ans.failure = Some("request".into());
-        ans.message = e;
+        ans.message = e.to_string();
         return ans;
     }
     let tmo = Duration::from_millis(dev.timeout_ms);
