@@ -5,7 +5,7 @@
 //! D-Bus names.
 
 use enos_bus::contract::{Service, SERVICES};
-use enos_testkit::harness::{run_tool, spawn_service, Bus, Proc};
+use enos_testkit::harness::{run_tool, spawn_service, spawn_service_env, Bus, Proc};
 use enos_testkit::wait_for;
 use std::collections::BTreeSet;
 
@@ -40,11 +40,14 @@ async fn start() -> Services {
         ),
     )
     .unwrap();
+    // The release the agent runs (it refuses jobs that are not newer), not the host's.
+    std::fs::write(d.join("os-release"), "ID=enos\nVERSION_ID=\"1.0.0\"\n").unwrap();
+    let os_release = d.join("os-release").display().to_string();
     let log = d.join("services.log");
     let procs = vec![
         spawn_service("enos-collector", &d.join("collector.toml"), &bus.address, &log),
         spawn_service("enos-uplink", &d.join("uplink.toml"), &bus.address, &log),
-        spawn_service("enos-ota", &d.join("ota.toml"), &bus.address, &log),
+        spawn_service_env("enos-ota", &d.join("ota.toml"), &bus.address, &log, &[("ENOS_OS_RELEASE", &os_release)]),
     ];
     let conn = zbus::connection::Builder::address(bus.address.as_str()).build().await.unwrap();
     let dbus = zbus::fdo::DBusProxy::new(&conn).await.unwrap();
@@ -178,7 +181,7 @@ async fn refusals_are_typed_errors_in_words() {
     e.procs[0].terminate();
     let (ok, _, err) = run_tool("enosctl", &["read", "inv01", "p"], &e.bus.address);
     assert!(!ok);
-    assert_eq!(err.trim(), "enosctl: enos-collector is not running");
+    assert_eq!(err.trim(), "enosctl: the enos-collector service is not running");
 }
 
 /// Every call that changes something is logged with who asked, as the bus daemon vouches for it
