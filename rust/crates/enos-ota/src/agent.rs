@@ -297,15 +297,25 @@ impl Agent {
         match bootslot::status(&self.cfg.bootslot) {
             Ok(s) if s.get("selected") == Some(&job.to_slot) && s.get("upgrade_available").map(String::as_str) == Some("1") => {}
             Ok(s) => {
-                let msg = format!("the install did not arm slot {} (bootloader says {s:?})", job.to_slot);
+                let msg = format!(
+                    "the install did not arm slot {} (the boot environment says selected={}, upgrade_available={})",
+                    job.to_slot,
+                    s.get("selected").map_or("?", String::as_str),
+                    s.get("upgrade_available").map_or("?", String::as_str)
+                );
                 return self.fail(job, -4, &msg).await;
             }
             Err(e) => return self.fail(job, -4, &e).await,
         }
+        self.reboot_into_new_slot(&mut job).await;
+    }
+
+    /// The install armed the new slot: say so (90 %) and reboot into it.
+    async fn reboot_into_new_slot(&self, job: &mut OtaJob) {
         job.state = "rebooting".into();
         job.timings_ms.insert("reboot_started_ms".into(), now_ms());
         let msg = format!("installed; rebooting into slot {}", job.to_slot);
-        self.progress(&mut job, 90, &msg).await;
+        self.progress(job, 90, &msg).await;
         if self.cfg.reboot_after_install {
             self.reboot();
         }
@@ -388,13 +398,7 @@ impl Agent {
             Next::AwaitReboot => {
                 // The install armed the new slot, then the agent stopped before it rebooted.
                 log::warn!("job {} ({}): slot {} is armed but not booted yet", job.id, job.version, job.to_slot);
-                job.state = "rebooting".into();
-                job.timings_ms.insert("reboot_started_ms".into(), now_ms());
-                let msg = format!("installed; rebooting into slot {}", job.to_slot);
-                self.progress(&mut job, 90, &msg).await;
-                if self.cfg.reboot_after_install {
-                    self.reboot();
-                }
+                self.reboot_into_new_slot(&mut job).await;
                 return;
             }
             Next::Interrupted => {
