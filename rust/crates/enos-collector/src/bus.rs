@@ -2,6 +2,7 @@
 
 use crate::config_api::ConfigApi;
 use crate::pusher::Stats;
+use crate::reload::DRIVER_STOPPED;
 use enos_bus::{Caller, Error, Result};
 use enos_bus::{CollectorStats, WriteFailure, WriteOutcome};
 use enos_drivers::{Command, DeviceEvent};
@@ -23,9 +24,6 @@ impl Collector {
 }
 
 const MAX_VALUE_BYTES: usize = 4096;
-
-/// What a caller hears when the device's driver stopped while serving it (it is restarted).
-pub const DRIVER_STOPPED: &str = "the device's driver stopped while serving the request; it is being started again";
 
 #[zbus::interface(name = "org.enos.Edge.Collector1")]
 impl Collector {

@@ -126,8 +126,8 @@ impl ConfigApi {
         route
             .send(Command::RawRead { device: device.into(), request: req, reply })
             .await
-            .map_err(|_| Error::Failed(crate::bus::DRIVER_STOPPED.into()))?;
-        let ans = rx.await.map_err(|_| Error::Failed(crate::bus::DRIVER_STOPPED.into()))?.map_err(Error::InvalidArgs)?;
+            .map_err(|_| Error::Failed(crate::reload::DRIVER_STOPPED.into()))?;
+        let ans = rx.await.map_err(|_| Error::Failed(crate::reload::DRIVER_STOPPED.into()))?.map_err(Error::InvalidArgs)?;
         log::info!("raw read {device} unit {} fc{} @{}: {}", ans.unit_id, ans.function, ans.address, ans.message);
         to_json(&serde_json::to_value(&ans).map_err(|e| Error::Failed(e.to_string()))?)
     }

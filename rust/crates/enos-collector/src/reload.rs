@@ -24,6 +24,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+/// What a caller hears when the device's driver stopped while serving it (it is restarted).
+pub const DRIVER_STOPPED: &str = "the device's driver stopped while serving the request; it is being started again";
+
 /// One driver task and what it serves.
 struct Running {
     key: String,
