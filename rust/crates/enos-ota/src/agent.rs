@@ -20,7 +20,20 @@ pub struct Agent {
     consented: Mutex<Option<String>>,
     /// Where the running release's `VERSION_ID` is read (`ENOS_OS_RELEASE` for tests).
     os_release: PathBuf,
+    /// The bus, for the health check's calls to the other services.
     conn: OnceLock<zbus::Connection>,
+    /// Where steps and versions are announced (the bus adapter's signals).
+    announce: OnceLock<Box<dyn Announce>>,
+}
+
+/// A boxed future of an announcement.
+pub type Announcing<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
+
+/// Where the agent announces a job's steps and the version it runs: the D-Bus signals
+/// (`bus::Signals`). The agent does not know the bus adapter; the adapter knows the agent.
+pub trait Announce: Send + Sync {
+    fn progress<'a>(&'a self, job: &'a str, step: i32, desc: &'a str) -> Announcing<'a>;
+    fn version_changed<'a>(&'a self, version: &'a str, reason: &'a str) -> Announcing<'a>;
 }
 
 impl Agent {
@@ -36,11 +49,21 @@ impl Agent {
             log::error!("the saved update job is ignored: {e}");
             None
         });
-        Arc::new(Agent { cfg, job: Mutex::new(job), file, consented: Mutex::new(None), os_release, conn: OnceLock::new() })
+        Arc::new(Agent {
+            cfg,
+            job: Mutex::new(job),
+            file,
+            consented: Mutex::new(None),
+            os_release,
+            conn: OnceLock::new(),
+            announce: OnceLock::new(),
+        })
     }
 
-    pub fn set_conn(&self, c: zbus::Connection) {
+    /// Once on the bus: the connection for the health check, and where to announce.
+    pub fn set_bus(&self, c: zbus::Connection, announce: Box<dyn Announce>) {
         let _ = self.conn.set(c);
+        let _ = self.announce.set(announce);
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -101,14 +124,14 @@ impl Agent {
     }
 
     async fn signal_progress(&self, job: &str, step: i32, desc: &str) {
-        if let Some(c) = self.conn.get() {
-            let _ = crate::bus::progress(c, job, step, desc).await;
+        if let Some(a) = self.announce.get() {
+            a.progress(job, step, desc).await;
         }
     }
 
     async fn version_changed(&self, version: &str, reason: &str) {
-        if let Some(c) = self.conn.get() {
-            let _ = crate::bus::version_changed(c, version, reason).await;
+        if let Some(a) = self.announce.get() {
+            a.version_changed(version, reason).await;
         }
     }
 

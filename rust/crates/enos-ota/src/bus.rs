@@ -90,14 +90,34 @@ impl Ota {
     async fn version_changed(emitter: &SignalEmitter<'_>, version: &str, reason: &str) -> zbus::Result<()>;
 }
 
-/// Signals a step of a job (`Ota1.Progress`).
-pub async fn progress(conn: &zbus::Connection, job: &str, step: i32, desc: &str) -> zbus::Result<()> {
-    Ota::progress(&SignalEmitter::new(conn, enos_bus::OTA_PATH)?, job, step, desc).await
-}
+/// The agent's announcements as this interface's signals (`Ota1.Progress`,
+/// `Ota1.VersionChanged`); a signal that cannot be sent is only logged.
+pub struct Signals(pub zbus::Connection);
 
-/// Signals the version the box runs (`Ota1.VersionChanged`).
-pub async fn version_changed(conn: &zbus::Connection, version: &str, reason: &str) -> zbus::Result<()> {
-    Ota::version_changed(&SignalEmitter::new(conn, enos_bus::OTA_PATH)?, version, reason).await
+impl crate::agent::Announce for Signals {
+    fn progress<'a>(&'a self, job: &'a str, step: i32, desc: &'a str) -> crate::agent::Announcing<'a> {
+        Box::pin(async move {
+            let sent = match SignalEmitter::new(&self.0, enos_bus::OTA_PATH) {
+                Ok(e) => Ota::progress(&e, job, step, desc).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = sent {
+                log::warn!("the progress of job {job} was not signalled on the bus: {e}");
+            }
+        })
+    }
+
+    fn version_changed<'a>(&'a self, version: &'a str, reason: &'a str) -> crate::agent::Announcing<'a> {
+        Box::pin(async move {
+            let sent = match SignalEmitter::new(&self.0, enos_bus::OTA_PATH) {
+                Ok(e) => Ota::version_changed(&e, version, reason).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = sent {
+                log::warn!("the running version {version} was not signalled on the bus: {e}");
+            }
+        })
+    }
 }
 
 #[cfg(test)]

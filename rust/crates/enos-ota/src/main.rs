@@ -56,7 +56,7 @@ async fn run() -> anyhow::Result<()> {
         .build()
         .await
         .context("registering org.enos.Edge.Ota on the bus")?;
-    agent.set_conn(conn);
+    agent.set_bus(conn.clone(), Box::new(bus::Signals(conn)));
     enos_runtime::notify_ready();
     tokio::spawn(agent.clone().resume());
     enos_runtime::shutdown_signal().await;

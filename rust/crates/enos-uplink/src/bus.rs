@@ -48,9 +48,22 @@ pub async fn replace(conn: &zbus::Connection, shared: Arc<Shared>) -> zbus::Resu
     Ok(())
 }
 
-/// Signals the cloud session's new state to whoever listens (the web center, enosctl).
-pub async fn cloud_state_changed(conn: &zbus::Connection, state: &str, reason: &str) -> zbus::Result<()> {
-    Uplink::cloud_state_changed(&SignalEmitter::new(conn, enos_bus::UPLINK_PATH)?, state, reason).await
+/// The cloud session's new state as `Uplink1.CloudStateChanged` (for the web center, enosctl),
+/// sent in the background so the session never waits for the bus.
+pub fn cloud_state_signal(conn: &zbus::Connection) -> crate::state::CloudStateSignal {
+    let conn = conn.clone();
+    Box::new(move |state: &str, reason: &str| {
+        let (conn, state, reason) = (conn.clone(), state.to_string(), reason.to_string());
+        tokio::spawn(async move {
+            let sent = match SignalEmitter::new(&conn, enos_bus::UPLINK_PATH) {
+                Ok(e) => Uplink::cloud_state_changed(&e, &state, &reason).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = sent {
+                log::debug!("the cloud state {state} was not signalled on the bus: {e}");
+            }
+        });
+    })
 }
 
 #[cfg(test)]

@@ -63,7 +63,7 @@ async fn run() -> anyhow::Result<()> {
     last_sent::serve(&conn, shared.clone()).await.context("registering org.enos.Edge.UplinkInspect1 on the bus")?;
     let settings = Arc::new(cloud_settings::Settings::new(shared.clone(), path, writes));
     cloud_settings::serve(&conn, settings.clone()).await.context("registering org.enos.Edge.UplinkSettings1 on the bus")?;
-    shared.set_bus(conn.clone());
+    shared.set_bus(conn.clone(), bus::cloud_state_signal(&conn));
     let spawn = |shared: &Arc<state::Shared>| {
         vec![
             tokio::spawn(session::run(shared.clone())),
@@ -94,7 +94,7 @@ async fn run() -> anyhow::Result<()> {
                     mqtt::bury(c);
                 }
                 shared = state::Shared::new(cfg, cache.clone());
-                shared.set_bus(conn.clone());
+                shared.set_bus(conn.clone(), bus::cloud_state_signal(&conn));
                 bus::replace(&conn, shared.clone()).await?;
                 last_sent::replace(&conn, shared.clone()).await?;
                 settings.set_current(shared.clone());

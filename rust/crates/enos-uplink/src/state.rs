@@ -8,6 +8,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::Notify;
 
+/// Sends the session's new state (state, reason) to whoever listens, without waiting.
+pub type CloudStateSignal = Box<dyn Fn(&str, &str) + Send + Sync>;
+
 pub struct Shared {
     pub cfg: UplinkConfig,
     pub cache: Arc<Cache>,
@@ -17,6 +20,8 @@ pub struct Shared {
     pub sender: Mutex<SenderStatus>,
     pub rate: Mutex<Rate>,
     bus: OnceLock<zbus::Connection>,
+    /// Tells listeners the session's new state (the bus adapter's signal); set with the bus.
+    cloud_state_signal: OnceLock<CloudStateSignal>,
     /// The MQTT client while a session is up (for publishers outside the sender).
     pub mqtt: Mutex<Option<crate::mqtt::Client>>,
     /// The sub-devices are logged in on the current session (live data of theirs may go).
@@ -69,6 +74,7 @@ impl Shared {
             rate: Mutex::new(Rate::default()),
             new_data: Notify::new(),
             bus: OnceLock::new(),
+            cloud_state_signal: OnceLock::new(),
             mqtt: Mutex::new(None),
             subs_logged_in: AtomicBool::new(false),
             recent_commands: Mutex::default(),
@@ -79,8 +85,11 @@ impl Shared {
         })
     }
 
-    pub fn set_bus(&self, c: zbus::Connection) {
+    /// Once on the bus: the connection (calls to the collector) and how a new session state is
+    /// signalled (`bus::cloud_state_signal`; the state does not know the bus adapter).
+    pub fn set_bus(&self, c: zbus::Connection, cloud_state_signal: CloudStateSignal) {
         let _ = self.bus.set(c);
+        let _ = self.cloud_state_signal.set(cloud_state_signal);
     }
     pub fn bus(&self) -> Option<&zbus::Connection> {
         self.bus.get()
@@ -106,11 +115,8 @@ impl Shared {
             }
         }
         log::info!("cloud session {state}{}", if reason.is_empty() { String::new() } else { format!(": {reason}") });
-        if let Some(conn) = self.bus().cloned() {
-            let (s, r) = (state.to_string(), reason.to_string());
-            tokio::spawn(async move {
-                let _ = crate::bus::cloud_state_changed(&conn, &s, &r).await;
-            });
+        if let Some(signal) = self.cloud_state_signal.get() {
+            signal(state, reason);
         }
     }
 
