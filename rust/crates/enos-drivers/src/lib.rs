@@ -8,6 +8,7 @@
 //! engine above never knows which kind it runs.
 
 pub mod modbus;
+pub mod registry;
 
 use enos_batch::{Quality, Value};
 use enos_model::device::{DeviceStatus, PointReading, WriteOutcome};
