@@ -12,7 +12,7 @@
 //! page): a driver's frames pass through a small forwarder that copies them only while a watch
 //! is on, so an unwatched device costs one atomic load per frame.
 
-use enos_batch::{Quality, Value};
+use enos_batch::{Flags, Quality, Value};
 use enos_collector_config::{CollectorConfig, DeviceConfig};
 use enos_drivers::{panic_text, registry, Command, DeviceEvent, Driver, DriverContext, Frame, StatusBoard};
 use enos_model::device::DeviceStatus;
@@ -312,13 +312,15 @@ pub struct Live {
 
 struct Watched {
     until: Instant,
-    points: BTreeMap<String, VecDeque<(u64, Value, Quality)>>,
+    points: BTreeMap<String, VecDeque<(u64, Value, Quality, Flags)>>,
 }
 
 pub struct LivePoint {
     pub point: String,
     pub value: Value,
     pub quality: Quality,
+    /// The raw quality flags the device sent with the latest value.
+    pub flags: Flags,
     pub ts_ms: u64,
     /// `[ts_ms, number or null]`, oldest first, newer than the `since_ms` asked for.
     pub history: Vec<(u64, Option<f64>)>,
@@ -326,7 +328,11 @@ pub struct LivePoint {
 
 impl LivePoint {
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({ "point": self.point, "value": self.value, "quality": self.quality, "ts_ms": self.ts_ms, "history": self.history })
+        let mut j = serde_json::json!({ "point": self.point, "value": self.value, "quality": self.quality, "ts_ms": self.ts_ms, "history": self.history });
+        if !self.flags.is_empty() {
+            j["flags"] = serde_json::json!(self.flags.names());
+        }
+        j
     }
 }
 
@@ -335,9 +341,9 @@ impl Live {
         let mut m = self.inner.lock().expect("live");
         let Some(w) = m.get_mut(&*f.device) else { return };
         let cutoff = f.ts_ms.saturating_sub(KEEP.as_millis() as u64);
-        for (name, v, q) in &f.samples {
+        for (name, v, q, flags) in &f.samples {
             let h = w.points.entry(name.to_string()).or_default();
-            h.push_back((f.ts_ms, v.clone(), *q));
+            h.push_back((f.ts_ms, v.clone(), *q, *flags));
             while h.len() > KEEP_MAX || h.front().is_some_and(|x| x.0 < cutoff) {
                 h.pop_front();
             }
@@ -355,16 +361,17 @@ impl Live {
             .points
             .iter()
             .filter_map(|(name, h)| {
-                let (ts, v, q) = h.back()?;
+                let (ts, v, q, flags) = h.back()?;
                 Some(LivePoint {
                     point: name.clone(),
                     value: v.clone(),
                     quality: *q,
+                    flags: *flags,
                     ts_ms: *ts,
                     history: h
                         .iter()
                         .filter(|x| x.0 > since_ms)
-                        .map(|(t, v, q)| (*t, if q.is_good() { v.as_f64() } else { None }))
+                        .map(|(t, v, q, _)| (*t, if q.is_good() { v.as_f64() } else { None }))
                         .collect(),
                 })
             })
@@ -456,7 +463,7 @@ mod tests {
         let frame = |d: &str, ts: u64, v: f64| Frame {
             device: Arc::from(d),
             ts_ms: ts,
-            samples: vec![(Arc::from("P"), Value::Float(v), Quality::Good)],
+            samples: vec![(Arc::from("P"), Value::Float(v), Quality::Good, Flags::NONE)],
         };
         live.record(&frame("a", 1, 1.0));
         assert!(live.values("a", 0).is_empty(), "nothing recorded before the watch");

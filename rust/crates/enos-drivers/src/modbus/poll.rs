@@ -6,7 +6,7 @@ use super::link::{Answer, Endpoint, Link, Op, ReqError};
 use super::plan::{plan, Block};
 use super::Unit as DeviceConfig;
 use crate::{Command, DeviceEvent, DriverContext, Frame};
-use enos_batch::{now_ms, Quality, Value};
+use enos_batch::{now_ms, Flags, Quality, Value};
 use enos_collector_config::{modbus::Area, Access};
 use enos_model::device::{DeviceStatus, PointReading, WriteFailure, WriteOutcome};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -351,7 +351,7 @@ async fn poll_group(
         }
         let samples = values
             .into_iter()
-            .map(|(i, v, q, _)| (dev.names[i].clone(), v, if went_offline && !q.is_good() { Quality::Offline } else { q }))
+            .map(|(i, v, q, _)| (dev.names[i].clone(), v, if went_offline && !q.is_good() { Quality::Offline } else { q }, Flags::NONE))
             .collect();
         if frames.send(Frame { device: dev.id.clone(), ts_ms: ts, samples }).await.is_err() {
             return;
@@ -379,7 +379,14 @@ async fn on_demand_read(by_id: &HashMap<String, Arc<Device>>, device: &str, poin
     let (vals, _, _) = dev.read_points(&blocks).await;
     Ok(vals
         .into_iter()
-        .map(|(i, value, quality, error)| PointReading { point: dev.cfg.points[i].meta.name.clone(), value, quality, ts_ms: ts, error })
+        .map(|(i, value, quality, error)| PointReading {
+            point: dev.cfg.points[i].meta.name.clone(),
+            value,
+            quality,
+            ts_ms: ts,
+            error,
+            flags: Vec::new(),
+        })
         .collect())
 }
 
