@@ -29,7 +29,8 @@ pub const DRIVER_STOPPED: &str = "the device's driver stopped while serving the 
 /// One driver task and what it serves.
 struct Running {
     key: String,
-    devices: Vec<DeviceConfig>,
+    /// Shared with the supervisor and the driver: one copy of the devices' settings and points.
+    devices: Arc<[DeviceConfig]>,
     commands: mpsc::Sender<Command>,
     status: Arc<StatusBoard>,
     /// The driver's supervisor (and through it the driver).
@@ -89,6 +90,7 @@ impl Engine {
     }
 
     fn spawn(&self, key: String, devices: Vec<DeviceConfig>) -> Running {
+        let devices: Arc<[DeviceConfig]> = devices.into();
         let (cmd_tx, cmd_rx) = mpsc::channel(64);
         // Small: frames waiting here are outside the pusher's buffer limit (one per driver).
         let (ftx, frx) = mpsc::channel(16);
@@ -120,7 +122,7 @@ impl Engine {
         let mut want = groups(&cfg);
         let mut out = Applied::default();
         for r in std::mem::take(&mut self.drivers) {
-            if want.get(&r.key).is_some_and(|devs| *devs == r.devices) {
+            if want.get(&r.key).is_some_and(|devs| devs[..] == r.devices[..]) {
                 out.unchanged.extend(r.devices.iter().map(|d| d.id.clone()));
                 want.remove(&r.key);
                 self.drivers.push(r);
@@ -147,6 +149,7 @@ impl Engine {
             v.sort();
         }
         self.cfg = cfg;
+        enos_runtime::sys::release_free_memory();
         out
     }
 
@@ -192,7 +195,7 @@ const RESTART_STABLE: Duration = Duration::from_secs(120);
 async fn unserved(mut s: Supervised, why: &str) {
     let reason = format!("{} cannot be served: {why}", s.name);
     log::error!("{reason}");
-    for d in &s.devices {
+    for d in s.devices.iter() {
         s.status.set(DeviceStatus {
             id: d.id.clone(),
             protocol: d.protocol().name().into(),
@@ -215,7 +218,7 @@ async fn unserved(mut s: Supervised, why: &str) {
 struct Supervised {
     /// The endpoint, for messages.
     name: String,
-    devices: Vec<DeviceConfig>,
+    devices: Arc<[DeviceConfig]>,
     commands: mpsc::Receiver<Command>,
     frames: mpsc::Sender<Frame>,
     events: mpsc::UnboundedSender<DeviceEvent>,
@@ -430,7 +433,7 @@ mod tests {
         let (frames, _frames) = mpsc::channel(8);
         let (events, mut events_rx) = mpsc::unbounded_channel();
         let status = Arc::new(StatusBoard::default());
-        let s = Supervised { name: "serial:/dev/ttyS1".into(), devices: Vec::new(), commands, frames, events, status: status.clone() };
+        let s = Supervised { name: "serial:/dev/ttyS1".into(), devices: Arc::new([]), commands, frames, events, status: status.clone() };
         let make = {
             let runs = runs.clone();
             move || Ok(Box::new(Flaky(runs.clone())) as Box<dyn Driver>)

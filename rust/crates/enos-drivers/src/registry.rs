@@ -5,10 +5,12 @@
 use crate::modbus::ModbusDriver;
 use crate::Driver;
 use enos_collector_config::{DeviceConfig, Protocol};
+use std::sync::Arc;
 
 /// The driver for devices that share one endpoint (the same `ProtocolConfig::endpoint` key,
-/// hence one protocol family), or why there is none, in words.
-pub fn driver(devices: &[DeviceConfig]) -> Result<Box<dyn Driver>, String> {
+/// hence one protocol family), or why there is none, in words. The driver keeps `devices`
+/// (shared with the engine: one copy of the points however often the driver restarts).
+pub fn driver(devices: &Arc<[DeviceConfig]>) -> Result<Box<dyn Driver>, String> {
     let first = devices.first().ok_or("no devices to serve")?;
     let none = || format!("device \"{}\": its {} settings name no endpoint", first.id, first.protocol());
     match first.protocol() {

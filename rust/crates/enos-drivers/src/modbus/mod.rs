@@ -18,20 +18,22 @@ pub use link::{Endpoint, ReqError};
 use crate::{Driver, DriverContext, DriverFuture};
 use enos_collector_config::modbus::{ModbusDevice, Transport};
 use enos_collector_config::{DeviceConfig, Protocol};
+use std::sync::Arc;
 
-/// A Modbus device as the driver serves it.
+/// A Modbus device as the driver serves it: its entry in the shared device list.
 #[derive(Debug, Clone)]
 pub struct Unit {
     pub id: String,
     pub protocol: Protocol,
-    pub cfg: ModbusDevice,
+    all: Arc<[DeviceConfig]>,
+    index: usize,
 }
 
 /// A unit is its Modbus settings with an id: the poll code reads them as the device's own.
 impl std::ops::Deref for Unit {
     type Target = ModbusDevice;
     fn deref(&self) -> &ModbusDevice {
-        &self.cfg
+        self.all[self.index].proto.modbus().expect("a unit is made of Modbus devices only (ModbusDriver::new)").1
     }
 }
 
@@ -43,16 +45,17 @@ pub struct ModbusDriver {
 impl ModbusDriver {
     /// The driver of devices sharing one endpoint; `None` when they are not Modbus devices or
     /// have no endpoint (validation refuses both).
-    pub fn new(devices: &[DeviceConfig]) -> Option<Self> {
-        let (transport, first) = devices.first()?.proto.modbus()?;
+    pub fn new(all: &Arc<[DeviceConfig]>) -> Option<Self> {
+        let (transport, first) = all.first()?.proto.modbus()?;
         let endpoint = match transport {
             Transport::Tcp => Endpoint::Tcp(first.address.clone()?),
             Transport::RtuOverTcp => Endpoint::RtuOverTcp(first.address.clone()?),
             Transport::Rtu => Endpoint::Serial(first.serial.clone()?),
         };
-        let devices = devices
+        let devices = all
             .iter()
-            .map(|d| d.proto.modbus().map(|(_, m)| Unit { id: d.id.clone(), protocol: d.protocol(), cfg: m.clone() }))
+            .enumerate()
+            .map(|(index, d)| d.proto.modbus().map(|_| Unit { id: d.id.clone(), protocol: d.protocol(), all: all.clone(), index }))
             .collect::<Option<Vec<_>>>()?;
         Some(ModbusDriver { endpoint, devices })
     }

@@ -32,6 +32,9 @@ struct Args {
     /// the uplink; then 1.5x the highest rate handed on in full, with its RSS over time.
     #[arg(long)]
     ceiling: bool,
+    /// Only the collector's memory per configured point (100 devices x 1,000 points).
+    #[arg(long)]
+    point_memory: bool,
 }
 
 struct Table(Vec<(String, String)>);
@@ -90,6 +93,24 @@ async fn main() {
     let a = Args::parse();
     let mut t = Table(Vec::new());
     println!("EnOS Edge benchmark on {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    if a.point_memory {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = Bus::start(dir.path());
+        let broker = Mosquitto::start(dir.path());
+        let cloud = CloudSim::start(broker.port, HashMap::from([("gw".to_string(), "s".to_string())])).await;
+        cloud.with(|r| r.drop_points = true);
+        let upl = format!(
+            "[cloud]\nuri = \"{}\"\nallow_plain = true\nproduct_key = \"pk\"\ndevice_key = \"gw\"\ndevice_secret = \"s\"\n[cache]\ndir = \"{}\"\n[health]\ninterval_s = 0\n",
+            cloud.uri(),
+            dir.path().join("cache").display()
+        );
+        std::fs::write(dir.path().join("uplink.toml"), upl).unwrap();
+        let log = dir.path().join("services.log");
+        let mut uplink = spawn_service("enos-uplink", &dir.path().join("uplink.toml"), &bus.address, &log);
+        point_memory(&mut t, dir.path(), &bus.address, &log).await;
+        uplink.terminate();
+        return print_table(&t);
+    }
 
     // --- in process: codec and cache ---
     let (bytes, n) = realistic_batch(1000, 10, 1_700_000_000_000, 1);
@@ -233,7 +254,7 @@ async fn main() {
     let mut uplink = spawn_service("enos-uplink", &cfg_u, &bus.address, &log);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (idle_u, _) = proc_stat(&uplink);
-    let collector = spawn_service("enos-collector", &cfg_c, &bus.address, &log);
+    let mut collector = spawn_service("enos-collector", &cfg_c, &bus.address, &log);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (idle_c, _) = proc_stat(&collector);
     t.row("RSS idle (collector / uplink)", format!("{} / {} KiB", idle_c, idle_u));
@@ -342,8 +363,60 @@ async fn main() {
             break;
         }
     }
+    collector.terminate();
+    drop(sims);
+    point_memory(&mut t, dir.path(), &bus.address, &log).await;
     uplink.terminate();
     print_table(&t);
+}
+
+/// The collector's memory per configured point: 100 Modbus devices (one simulator each) with
+/// 1 point, then with 1,000 points each, polled every second; RSS after both settled.
+async fn point_memory(t: &mut Table, dir: &std::path::Path, bus: &str, log: &std::path::Path) {
+    const DEVICES: usize = 100;
+    const POINTS: usize = 1000;
+    let mut sims = Vec::new();
+    for _ in 0..DEVICES {
+        sims.push(SimServer::start(1).await);
+    }
+    let mut csv = String::from("name,area,address,type,scale,unit,group,access,min,max\n");
+    for p in 0..POINTS {
+        csv.push_str(&format!("active_power_{p:04},holding,{p},u16,0.1,kW,default,rw,0,6553\n"));
+    }
+    std::fs::write(dir.join("mem-points.csv"), csv.lines().take(2).map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    std::fs::write(dir.join("mem-points-full.csv"), csv).unwrap();
+    let mut rss = Vec::new();
+    for table in ["mem-points.csv", "mem-points-full.csv"] {
+        let mut cfg = String::from("[push]\ninterval_ms = 200\n");
+        for (d, sim) in sims.iter().enumerate() {
+            cfg.push_str(&format!(
+                "[[device]]\nid = \"m{d:03}\"\nprotocol = \"modbus-tcp\"\naddress = \"{}\"\npoll_groups = [{{ name = \"default\", interval_ms = 1000 }}]\npoints_csv = \"{table}\"\n",
+                sim.addr
+            ));
+        }
+        let file = dir.join("collector-mem.toml");
+        std::fs::write(&file, cfg).unwrap();
+        let mut c = spawn_service("enos-collector", &file, bus, log);
+        // Settled: the configuration loaded (100k points take seconds in a debug build), every
+        // device polled many times, the pusher's buffers at their size; the highest of four
+        // readings 5 s apart.
+        let mut high = 0;
+        for _ in 0..4 {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            high = high.max(proc_stat(&c).0);
+        }
+        let s = collector_stats(bus);
+        if s.samples_dropped > 0 {
+            println!("  (the uplink did not keep up: {} samples shed; the figure includes buffered data)", s.samples_dropped);
+        }
+        rss.push(high);
+        c.terminate();
+    }
+    let per_point = (rss[1] as f64 - rss[0] as f64) * 1024.0 / (DEVICES * (POINTS - 1)) as f64;
+    t.row(
+        format!("collector RSS, {DEVICES} devices x 1 point / x {POINTS} points (polled every s)"),
+        format!("{} / {} KiB = {per_point:.0} bytes per configured point", rss[0], rss[1]),
+    );
 }
 
 /// The collector's counters (`enosctl --json status`).
