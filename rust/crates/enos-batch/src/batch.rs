@@ -114,10 +114,9 @@ impl BatchBuilder {
             }
         };
         let s = &mut self.series[idx];
-        if !flags.is_empty() && s.flags.len() < s.ts.len() {
+        // The flags column exists from the series' first flagged sample on (earlier: none).
+        if !s.flags.is_empty() || !flags.is_empty() {
             s.flags.resize(s.ts.len(), Flags::NONE);
-        }
-        if !s.flags.is_empty() {
             s.flags.push(flags);
         }
         s.ts.push(ts_ms);
@@ -753,6 +752,7 @@ mod tests {
     #[test]
     fn flags_travel_with_their_samples_and_old_readers_still_read_flag_free_qualities() {
         let mut b = BatchBuilder::new();
+        b.push_flagged("d", "first", 1, Value::Int(1), Quality::Good, Flags::CARRY);
         b.push("d", "plain", 1, Value::Int(1), Quality::Good);
         b.push("d", "p", 1, Value::Float(1.5), Quality::Good);
         b.push_flagged("d", "p", 2, Value::Float(1.5), Quality::Good, Flags::SUBSTITUTED);
@@ -770,6 +770,7 @@ mod tests {
         );
         assert_eq!(p.flags[1001].names(), ["not topical", "blocked"]);
         assert!(dec.series.iter().find(|s| dec.name(s.point) == "plain").unwrap().flags.is_empty());
+        assert_eq!(dec.series.iter().find(|s| dec.name(s.point) == "first").unwrap().flags, [Flags::CARRY]);
         assert!(dec.unknown_extensions.is_empty());
 
         // Flags alone keep the batch readable by reader 1 (it skips the extension).

@@ -206,6 +206,22 @@ mod tests {
     use enos_batch::BatchBuilder;
 
     #[test]
+    fn a_doubtful_value_carries_its_raw_flags_in_the_quality_code() {
+        let mut b = BatchBuilder::new();
+        b.push_flagged("rtu", "P", 1000, Value::Float(1.5), Quality::Doubtful, Flags::NOT_TOPICAL | Flags::SUBSTITUTED);
+        b.push_flagged("rtu", "E", 1000, Value::UInt(7), Quality::Good, Flags::CARRY);
+        b.push_flagged("rtu", "S", 1000, Value::Bool(true), Quality::Invalid, Flags::INVALID);
+        let dec = DecodedBatch::decode(&b.finish()).unwrap();
+        let keys: HashMap<String, Option<(String, String)>> = HashMap::from([("rtu".into(), Some(("pk".into(), "rtu".into())))]);
+        let p = pack(&[dec], &keys, Stream::Live, &mut || 1, 8192);
+        let v: serde_json::Value = serde_json::from_slice(&p.messages[0].0).unwrap();
+        let mp = &v["params"][0]["measurepoints"];
+        assert_eq!(mp["P"], serde_json::json!({ "value": 1.5, "quality": 6 + (6 << 8) }), "{v}");
+        assert_eq!(mp["E"], 7, "a good value goes plain, its flags left out");
+        assert_eq!(mp["S"], serde_json::json!({ "value": true, "quality": 5 + (1 << 8) }));
+    }
+
+    #[test]
     fn rows_per_device_and_time_split_under_the_limit() {
         let mut b = BatchBuilder::new();
         for t in 0..100u64 {

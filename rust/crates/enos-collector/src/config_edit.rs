@@ -59,9 +59,14 @@ pub fn parse_model(file: &Path, text: &str) -> Result<DeviceModel, ConfigError> 
     let m: ModelFile = parse_toml(file, text)?;
     let mut dev = m.device;
     dev.entry("id").or_insert_with(|| toml::Value::String(id.clone()));
-    let tcp = matches!(dev.get("protocol").and_then(|v| v.as_str()), Some("modbus-tcp") | Some("modbus-rtu-over-tcp"));
-    if tcp {
-        dev.entry("address").or_insert_with(|| toml::Value::String("192.168.1.10:502".into()));
+    // A model names no address of a real box; a TCP device gets a placeholder to edit.
+    let placeholder = match dev.get("protocol").and_then(|v| v.as_str()) {
+        Some("modbus-tcp") | Some("modbus-rtu-over-tcp") => Some("192.168.1.10:502"),
+        Some("iec104") => Some("192.168.1.10:2404"),
+        _ => None,
+    };
+    if let Some(a) = placeholder {
+        dev.entry("address").or_insert_with(|| toml::Value::String(a.into()));
     }
     let device: DeviceConfig = toml::Value::Table(dev).try_into().map_err(|e: toml::de::Error| ConfigError::Syntax {
         file: file.to_owned(),
@@ -157,7 +162,10 @@ group = "slow"
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../meta-enos-edge/recipes-enos/enos-edge/files/device-models");
         let (models, errors) = load_models(&dir);
         assert_eq!(errors, Vec::<String>::new());
-        assert!(models.len() >= 2, "{}", dir.display());
+        assert!(models.len() >= 4, "{}", dir.display());
+        for p in ["modbus-rtu", "iec104", "dlt645"] {
+            assert!(models.iter().any(|m| m.device.protocol().name() == p), "a model for {p}");
+        }
         assert!(models.iter().all(|m| m.device.proto.point_count() > 0));
     }
 
