@@ -76,8 +76,48 @@ fn armed_block(b: &Box_, slot: &str) -> Vec<u8> {
         .env("ENOS_BOOTSLOT_CMDLINE", b.dir.join("cmdline"))
         .output()
         .unwrap();
-    assert!(out.status.success());
+    assert!(out.status.success(), "enos-bootslot env-set into {}: {}", f.display(), String::from_utf8_lossy(&out.stderr));
     std::fs::read(f).unwrap()
+}
+
+/// The flake of the test below: the agent commits at start (its `enos-bootslot` rewrites
+/// `grubenv`) while the test writes its armed blocks into the same directory. Two writers of
+/// different blocks in one directory must not meet in one temporary file (the tool used a fixed
+/// `.grubenv.enos-tmp`: one `mv` took the other's file, the other failed or published the wrong
+/// block).
+#[test]
+fn slot_tool_writers_of_blocks_in_one_directory_do_not_meet() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let writers: Vec<_> = (0..8)
+        .map(|i| {
+            let f = dir.join(format!("block-{i}"));
+            let tool = layer_tool();
+            std::thread::spawn(move || {
+                for round in 0..15 {
+                    let out = std::process::Command::new("sh")
+                        .arg(&tool)
+                        .args(["env-set", &format!("writer={i}"), &format!("round={round}")])
+                        .env("ENOS_BOOTSLOT_BACKEND", "grub")
+                        .env("ENOS_BOOTSLOT_GRUBENV", &f)
+                        .output()
+                        .unwrap();
+                    assert!(out.status.success(), "writer {i} round {round}: {}", String::from_utf8_lossy(&out.stderr));
+                    let block = std::fs::read_to_string(&f).unwrap();
+                    assert!(block.contains(&format!("\nwriter={i}\n")), "writer {i} round {round} reads another block: {block}");
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    let left: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| !n.starts_with("block-"))
+        .collect();
+    assert!(left.is_empty(), "temporary files left behind: {left:?}");
 }
 
 fn md5(b: &[u8]) -> String {
