@@ -35,6 +35,10 @@ SRC_URI = "file://rust/Cargo.toml \
            file://enos-collector.service \
            file://enos-uplink.service \
            file://enos-ota.service \
+           file://enos-ota-reboot.path \
+           file://enos-ota-reboot.service \
+           file://enos-bootslot-control.socket \
+           file://enos-bootslot-control@.service \
            file://enos-web.service \
            file://enos-service-hardening.conf \
            file://org.enos.Edge.Collector.conf \
@@ -93,6 +97,10 @@ do_install() {
         install -m 0644 ${UNPACKDIR}/enos-service-hardening.conf ${D}${systemd_system_unitdir}/$s.service.d/10-hardening.conf
     done
 
+    # enos-ota's root side: the boot-slot helper and the reboot it may ask for (no input).
+    for u in enos-ota-reboot.path enos-ota-reboot.service enos-bootslot-control.socket enos-bootslot-control@.service; do
+        install -m 0644 ${UNPACKDIR}/$u ${D}${systemd_system_unitdir}/$u
+    done
     install -d ${D}${datadir}/dbus-1/system.d
     for n in Collector Uplink Ota; do
         install -m 0644 ${UNPACKDIR}/org.enos.Edge.$n.conf ${D}${datadir}/dbus-1/system.d/org.enos.Edge.$n.conf
@@ -125,7 +133,8 @@ USERADD_PACKAGES = "${PN}-common"
 GROUPADD_PARAM:${PN}-common = "--system enos; --system enos-admin"
 USERADD_PARAM:${PN}-common = "--system --user-group --no-create-home --home-dir /nonexistent --shell /sbin/nologin enos-collector; \
                               --system --user-group --no-create-home --home-dir /nonexistent --shell /sbin/nologin enos-uplink; \
-                              --system --user-group --no-create-home --home-dir /nonexistent --shell /sbin/nologin enos-web"
+                              --system --user-group --no-create-home --home-dir /nonexistent --shell /sbin/nologin enos-web; \
+                              --system --user-group --no-create-home --home-dir /nonexistent --shell /sbin/nologin enos-ota"
 
 PACKAGE_BEFORE_PN = "${PN}-common ${ENOS_EDGE_BINARIES}"
 
@@ -150,6 +159,10 @@ FILES:enos-uplink += "${bindir}/enos-uplink \
 FILES:enos-ota += "${bindir}/enos-ota \
                    ${systemd_system_unitdir}/enos-ota.service \
                    ${systemd_system_unitdir}/enos-ota.service.d \
+                   ${systemd_system_unitdir}/enos-ota-reboot.path \
+                   ${systemd_system_unitdir}/enos-ota-reboot.service \
+                   ${systemd_system_unitdir}/enos-bootslot-control.socket \
+                   ${systemd_system_unitdir}/enos-bootslot-control@.service \
                    ${datadir}/dbus-1/system.d/org.enos.Edge.Ota.conf \
                    ${sysconfdir}/enos/ota.toml"
 FILES:enos-web += "${bindir}/enos-web \
@@ -167,12 +180,13 @@ CONFFILES:enos-web = "${sysconfdir}/enos/web.toml"
 RDEPENDS:${PN} = "${ENOS_EDGE_BINARIES}"
 RDEPENDS:enos-collector = "${PN}-common dbus"
 RDEPENDS:enos-uplink = "${PN}-common ca-certificates dbus"
-RDEPENDS:enos-ota = "${PN}-common dbus swupdate"
+# enos-bootslot: the tool its root helper runs.
+RDEPENDS:enos-ota = "${PN}-common dbus enos-bootslot swupdate"
 # polkit applies 50-enos-web.rules (restart the EnOS services, reboot).
 RDEPENDS:enos-web = "${PN}-common dbus polkit"
 
 SYSTEMD_PACKAGES = "${ENOS_EDGE_SERVICES}"
 SYSTEMD_SERVICE:enos-collector = "enos-collector.service"
 SYSTEMD_SERVICE:enos-uplink = "enos-uplink.service"
-SYSTEMD_SERVICE:enos-ota = "enos-ota.service"
+SYSTEMD_SERVICE:enos-ota = "enos-ota.service enos-ota-reboot.path enos-bootslot-control.socket"
 SYSTEMD_SERVICE:enos-web = "enos-web.service"

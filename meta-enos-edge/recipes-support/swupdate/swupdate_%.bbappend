@@ -5,8 +5,8 @@
 #   zstd; no web server, suricatta, downloader, scripts or Lua (see the file's header).
 # - swupdate.cfg, the conf.d snippet that starts the daemon with the software set of the inactive
 #   slot, /etc/hwrevision; systemd drop-ins: the daemon sandboxed and ordered after the ESP mount,
-#   its IPC sockets in /run/swupdate, 0600 root (meta-swupdate's socket unit puts them in /tmp
-#   with the default mode 0666).
+#   its IPC sockets in /run/swupdate, 0660 root:enos-ota (meta-swupdate's socket unit puts them in
+#   /tmp with the default mode 0666).
 # - the certificate the daemon trusts: ENOS_SIGNING_CERT, the public half of the pair that signs
 #   the bundles (enos-edge-update uses ENOS_SIGNING_KEY + ENOS_SIGNING_CERT). Set both in the OEM's
 #   kas file or local.conf; scripts/oem-signing-key creates a pair. tests/system/keys/ holds a
@@ -58,5 +58,6 @@ FILES:${PN}:append:enos-edge = " \
 "
 CONFFILES:${PN}:append:enos-edge = " ${sysconfdir}/swupdate.cfg"
 
-# The daemon calls enos-bootslot at start (10-enos-args) and the bootloader tools at run time.
-RDEPENDS:${PN}:append:enos-edge = " enos-bootslot"
+# The daemon calls enos-bootslot at start (10-enos-args) and the bootloader tools at run time;
+# its sockets belong to the group enos-ota (enos-edge-services-common creates it).
+RDEPENDS:${PN}:append:enos-edge = " enos-bootslot enos-edge-services-common"

@@ -13,9 +13,10 @@ pub struct OtaConfig {
     pub max_bundle_bytes: u64,
     /// Plain `http://` downloads; only for tests and local networks (bundles are signed anyway).
     pub allow_http: bool,
-    /// The slot tool of the layer (`enos-bootslot`).
+    /// The slot tool of the layer (`enos-bootslot`), or the socket of the root helper that runs it
+    /// for an agent without root (`enos-bootslot-control.socket`, the default).
     pub bootslot: PathBuf,
-    /// What reboots the box.
+    /// What reboots the box. The default asks `enos-ota-reboot.path` (the agent has no root).
     pub reboot_command: Vec<String>,
     /// Reboot right after a successful install; otherwise wait for `enosctl ota reboot`.
     pub reboot_after_install: bool,
@@ -47,8 +48,8 @@ impl Default for OtaConfig {
             dir: "/data/enos/ota".into(),
             max_bundle_bytes: 2 << 30,
             allow_http: false,
-            bootslot: "/usr/sbin/enos-bootslot".into(),
-            reboot_command: vec!["systemctl".into(), "reboot".into()],
+            bootslot: "/run/enos-bootslot/control".into(),
+            reboot_command: vec!["touch".into(), "/run/enos-ota/reboot".into()],
             reboot_after_install: true,
             downgrade_consent: "/run/enos-ota-allow-downgrade".into(),
             health: OtaHealth::default(),

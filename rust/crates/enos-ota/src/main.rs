@@ -22,7 +22,7 @@ use std::path::PathBuf;
 #[command(version, about = "EnOS Edge update agent")]
 struct Args {
     /// Config file (default: /etc/enos/ota.toml, built-in defaults when it does not exist). Never
-    /// one on /data: the agent runs as root and takes its configuration only from root.
+    /// one on /data: the agent steers the boot slots and takes its configuration only from root.
     #[arg(long)]
     config: Option<PathBuf>,
     #[arg(long)]

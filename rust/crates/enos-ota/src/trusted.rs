@@ -1,5 +1,5 @@
-//! The agent runs as root: what it reads as configuration and what it executes must be chosen by
-//! root alone. A file qualifies when it and every directory above it belong to root (or to the
+//! What the agent reads as configuration, executes or asks about the boot slots must be chosen by
+//! root alone (it ran as root; now it runs as `enos-ota` and still steers the boot slots). A file qualifies when it and every directory above it belong to root (or to the
 //! agent's own user, for runs without root) and none is writable by group or others (a
 //! root-owned sticky directory such as /tmp is fine: nobody else can replace root's entries);
 //! nothing on the data partition qualifies, because the services write there. Programs are run
@@ -7,7 +7,7 @@
 
 use crate::config::OtaConfig;
 use std::ffi::OsStr;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -20,7 +20,7 @@ const DATA_DIR: &str = "/data";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Untrusted {
-    #[error("{what} {path}: {why}; the update agent runs as root and uses only files that root alone can change")]
+    #[error("{what} {path}: {why}; the update agent steers the boot slots and uses only files that root alone can change")]
     File { what: String, path: PathBuf, why: String },
 }
 
@@ -50,7 +50,11 @@ pub fn consent_file(path: &Path) -> Result<(), Untrusted> {
 
 /// Every program the configuration names (`bootslot`, `reboot_command`, `health.hook`), checked.
 pub fn config_programs(cfg: &OtaConfig) -> Result<(), Untrusted> {
-    program("bootslot", cfg.bootslot.as_os_str())?;
+    if std::fs::metadata(&cfg.bootslot).is_ok_and(|m| m.file_type().is_socket()) {
+        helper_socket("bootslot", &cfg.bootslot)?;
+    } else {
+        program("bootslot", cfg.bootslot.as_os_str())?;
+    }
     program("reboot_command", cfg.reboot_command[0].as_ref())?;
     if let Some(hook) = &cfg.health.hook {
         program("health.hook", hook[0].as_ref())?;
@@ -78,6 +82,26 @@ pub fn program(key: &str, name: &OsStr) -> Result<PathBuf, Untrusted> {
         return Err(untrusted(&what, &path, "is not an executable file"));
     }
     Ok(real)
+}
+
+/// The socket of a root helper (`bootslot` without root): whoever owns it answers for the boot
+/// slots, so it must be root's (or the agent's own, for runs without root), in directories only
+/// their owner can change. The socket itself is writable by the agent's group: that is how root
+/// lets the agent connect.
+pub fn helper_socket(key: &str, path: &Path) -> Result<(), Untrusted> {
+    let what = format!("{key} socket");
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).ok_or_else(|| untrusted(&what, path, "must be an absolute path"))?;
+    checked_chain(&what, dir).map_err(|e| match e {
+        Untrusted::File { why, .. } => untrusted(&what, path, format!("its directory {}: {why}", dir.display())),
+    })?;
+    let meta = std::fs::symlink_metadata(path).map_err(|e| untrusted(&what, path, e.to_string()))?;
+    if !meta.file_type().is_socket() {
+        return Err(untrusted(&what, path, "is not a socket"));
+    }
+    if meta.uid() != 0 && meta.uid() != effective_uid() {
+        return Err(untrusted(&what, path, format!("is owned by uid {}, not root", meta.uid())));
+    }
+    Ok(())
 }
 
 fn resolve(name: &OsStr) -> Option<PathBuf> {
@@ -171,6 +195,25 @@ mod tests {
         mode(&hook, 0o644);
         let e = program("health.hook", hook.as_os_str()).unwrap_err().to_string();
         assert!(e.contains("is not an executable file"), "{e}");
+    }
+
+    #[test]
+    fn a_helper_socket_counts_only_in_directories_its_owner_alone_can_change() {
+        let d = tempfile::tempdir().unwrap();
+        let sock = d.path().join("control");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        // the socket itself is writable by the agent's group: that is how root grants access
+        mode(&sock, 0o660);
+        helper_socket("bootslot", &sock).unwrap();
+        mode(d.path(), 0o777);
+        let e = helper_socket("bootslot", &sock).unwrap_err().to_string();
+        assert!(e.contains(&format!("bootslot socket {}: its directory {}", sock.display(), d.path().display())), "{e}");
+        assert!(e.contains("is writable by everyone"), "{e}");
+        mode(d.path(), 0o700);
+        let file = d.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        let e = helper_socket("bootslot", &file).unwrap_err().to_string();
+        assert!(e.contains("is not a socket"), "{e}");
     }
 
     #[test]

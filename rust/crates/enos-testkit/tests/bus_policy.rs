@@ -8,7 +8,8 @@
 //!
 //! Stand-ins (users every Debian system has; dbus-daemon resolves a policy's user through the
 //! user database, so they must exist): enos-collector = daemon, enos-uplink = bin,
-//! enos-web = sys, enos-admin = group games (its member: user games), others = nobody.
+//! enos-web = sys, enos-ota = sync, enos-admin = group games (its member: user games), others =
+//! nobody.
 
 use enos_bus::contract::SERVICES;
 use std::collections::BTreeMap;
@@ -22,6 +23,7 @@ const ACTORS: &[(&str, u32, u32, &[u32])] = &[
     ("enos-collector", 1, 1, &[]),
     ("enos-uplink", 2, 2, &[]),
     ("enos-web", 3, 3, &[]),
+    ("enos-ota", 4, 65534, &[]),
     ("enos-admin", 5, 60, &[60]),
     ("others", 65534, 65534, &[]),
 ];
@@ -30,6 +32,7 @@ const MAP: &[(&str, &str)] = &[
     ("user=\"enos-collector\"", "user=\"1\""),
     ("user=\"enos-uplink\"", "user=\"2\""),
     ("user=\"enos-web\"", "user=\"3\""),
+    ("user=\"enos-ota\"", "user=\"4\""),
     ("group=\"enos-admin\"", "group=\"60\""),
 ];
 

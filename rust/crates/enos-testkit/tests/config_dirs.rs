@@ -17,8 +17,8 @@ const LAYOUT: &[(&str, u32, &str, &str)] = &[
     ("data/enos/config/uplink", 0o700, "enos-uplink", "enos-uplink"),
     ("data/enos/config/web", 0o750, "enos-web", "enos-web"),
     ("data/enos/cache", 0o750, "enos-uplink", "enos-uplink"),
-    ("data/enos/ota", 0o700, "root", "root"),
-    ("data/enos/upload", 0o2750, "enos-web", "root"),
+    ("data/enos/ota", 0o700, "enos-ota", "enos-ota"),
+    ("data/enos/upload", 0o2750, "enos-web", "enos-ota"),
     ("data/enos/web", 0o700, "enos-web", "enos-web"),
 ];
 
@@ -70,6 +70,12 @@ fn each_service_owns_its_config_directory_and_no_other() {
     std::fs::create_dir_all(r.join("etc")).unwrap();
     std::fs::write(r.join("etc/passwd"), &passwd).unwrap();
     std::fs::write(r.join("etc/group"), &group).unwrap();
+    // What a release whose update agent ran as root left: its job file, root's.
+    let ota = r.join("data/enos/ota");
+    std::fs::create_dir_all(&ota).unwrap();
+    std::fs::set_permissions(&ota, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(ota.join("job.json"), "{}").unwrap();
+    std::fs::set_permissions(ota.join("job.json"), std::fs::Permissions::from_mode(0o600)).unwrap();
     let out = Command::new("systemd-tmpfiles")
         .arg(format!("--root={}", r.display()))
         .arg("--create")
@@ -94,6 +100,11 @@ fn each_service_owns_its_config_directory_and_no_other() {
         }
     }
     assert!(wrong.is_empty(), "the tmpfiles give:\n  {}", wrong.join("\n  "));
+    // ... is handed over to the agent's own user, which now runs it (the trial boot of this
+    // release reads the job that installed it).
+    let job = std::fs::metadata(ota.join("job.json")).unwrap();
+    let a = id(&users, "enos-ota");
+    assert_eq!((job.uid(), job.gid(), job.mode() & 0o7777), (a, id(&groups, "enos-ota"), 0o600), "the old job file after the tmpfiles");
 
     // The collector's user with the unit's groups (enos, dialout is not in the layer's tables).
     let (c, enos) = (id(&users, "enos-collector"), id(&groups, "enos"));

@@ -2,8 +2,11 @@
 //! a broken first transfer (resume), is verified, installed by a real SWUpdate daemon, arms the
 //! trial boot in a GRUB environment block through the layer's real `enos-bootslot`, "reboots",
 //! passes the health check and commits; a second job fails its health check and rolls back; a
-//! job with a wrong digest is refused before SWUpdate sees it. The reboot itself (a new kernel
-//! command line and os-release) is what the test simulates; the QEMU tier boots for real.
+//! job with a wrong digest is refused before SWUpdate sees it. The agent reaches the slots as the
+//! product's does, through the root helper's socket (`enos-bootslot serve` per connection, here
+//! behind systemd-socket-activate as behind the layer's enos-bootslot-control.socket). The
+//! reboot itself (a new kernel command line and os-release) is what the test simulates; the
+//! QEMU tier boots for real.
 
 use enos_bus::{OtaJob, OtaProxy, OtaStatus};
 use enos_testkit::harness::{spawn_service_env, Bus, Proc};
@@ -16,6 +19,9 @@ struct Box_ {
     dir: PathBuf,
     bus: Bus,
     tool: PathBuf,
+    /// The slot helper's socket (what the agent's `bootslot` names) and its server.
+    helper: PathBuf,
+    _helper: Proc,
     ota: Option<Proc>,
 }
 
@@ -24,6 +30,37 @@ fn layer_tool() -> PathBuf {
         .join("../../../meta-enos-edge/recipes-bsp/enos-bootslot/files/enos-bootslot")
         .canonicalize()
         .expect("the layer's enos-bootslot")
+}
+
+/// The root helper of the layer (enos-bootslot-control.socket + @.service): one
+/// `enos-bootslot serve` per connection, its environment fixed by the server, not the agent.
+fn slot_helper(dir: &Path, tool: &Path) -> (PathBuf, Proc) {
+    let sock = dir.join("bootslot.sock");
+    let d = dir.display();
+    let child = std::process::Command::new("systemd-socket-activate")
+        .arg("--accept")
+        .arg("--inetd")
+        .arg(format!("--listen={}", sock.display()))
+        .args(["-E", "ENOS_BOOTSLOT_BACKEND=grub", "-E", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"])
+        .arg("-E")
+        .arg(format!("ENOS_BOOTSLOT_GRUBENV={d}/grubenv"))
+        .arg("-E")
+        .arg(format!("ENOS_BOOTSLOT_CMDLINE={d}/cmdline"))
+        .arg("sh")
+        .arg(tool)
+        .arg("serve")
+        .stderr(std::fs::File::create(dir.join("helper.log")).unwrap())
+        .spawn()
+        .expect("systemd-socket-activate (package systemd)");
+    let helper = Proc { child: Some(child), name: "systemd-socket-activate".into() };
+    for _ in 0..200 {
+        if sock.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    assert!(sock.exists(), "the slot helper's socket {}", sock.display());
+    (sock, helper)
 }
 
 impl Box_ {
@@ -52,11 +89,12 @@ impl Box_ {
         let cfg = format!(
             "dir = \"{d}/ota\"\nallow_http = true\nbootslot = \"{t}\"\nreboot_command = [\"touch\", \"{d}/rebooted\"]\n[health]\nunits = []\nrequire_cloud = false\nrequire_collecting = false\nhook = [\"{h}\"]\ntimeout_s = 10\n",
             d = self.dir.display(),
-            t = self.tool.display(),
+            t = self.helper.display(),
             h = if hook_ok { "true" } else { "false" }
         );
         std::fs::write(self.dir.join("ota.toml"), cfg).unwrap();
-        let env = self.env();
+        // The agent gets no slot-tool variables: the helper's own environment decides the block.
+        let env: Vec<(String, String)> = self.env().into_iter().filter(|(k, _)| !k.starts_with("ENOS_BOOTSLOT_")).collect();
         let env: Vec<(&str, &str)> = env.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
         self.ota = Some(spawn_service_env("enos-ota", &self.dir.join("ota.toml"), &self.bus.address, &self.dir.join("ota.log"), &env));
     }
@@ -76,8 +114,48 @@ fn armed_block(b: &Box_, slot: &str) -> Vec<u8> {
         .env("ENOS_BOOTSLOT_CMDLINE", b.dir.join("cmdline"))
         .output()
         .unwrap();
-    assert!(out.status.success());
+    assert!(out.status.success(), "enos-bootslot env-set into {}: {}", f.display(), String::from_utf8_lossy(&out.stderr));
     std::fs::read(f).unwrap()
+}
+
+/// The flake of the test below: the agent commits at start (its `enos-bootslot` rewrites
+/// `grubenv`) while the test writes its armed blocks into the same directory. Two writers of
+/// different blocks in one directory must not meet in one temporary file (the tool used a fixed
+/// `.grubenv.enos-tmp`: one `mv` took the other's file, the other failed or published the wrong
+/// block).
+#[test]
+fn slot_tool_writers_of_blocks_in_one_directory_do_not_meet() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let writers: Vec<_> = (0..8)
+        .map(|i| {
+            let f = dir.join(format!("block-{i}"));
+            let tool = layer_tool();
+            std::thread::spawn(move || {
+                for round in 0..15 {
+                    let out = std::process::Command::new("sh")
+                        .arg(&tool)
+                        .args(["env-set", &format!("writer={i}"), &format!("round={round}")])
+                        .env("ENOS_BOOTSLOT_BACKEND", "grub")
+                        .env("ENOS_BOOTSLOT_GRUBENV", &f)
+                        .output()
+                        .unwrap();
+                    assert!(out.status.success(), "writer {i} round {round}: {}", String::from_utf8_lossy(&out.stderr));
+                    let block = std::fs::read_to_string(&f).unwrap();
+                    assert!(block.contains(&format!("\nwriter={i}\n")), "writer {i} round {round} reads another block: {block}");
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    let left: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| !n.starts_with("block-"))
+        .collect();
+    assert!(left.is_empty(), "temporary files left behind: {left:?}");
 }
 
 fn md5(b: &[u8]) -> String {
@@ -101,7 +179,8 @@ async fn cloud_job_installs_commits_and_a_failed_health_check_rolls_back() {
     let cert = signing_key(&dir, "signer");
     let _daemon = Daemon::start(&dir.join("swu"), &cert);
     let bus = Bus::start(&dir);
-    let mut b = Box_ { dir: dir.clone(), bus, tool: layer_tool(), ota: None };
+    let (helper, helper_proc) = slot_helper(&dir, &layer_tool());
+    let mut b = Box_ { dir: dir.clone(), bus, tool: layer_tool(), helper, _helper: helper_proc, ota: None };
     b.slot_tool(&["env-set", "enos_slot=A", "upgrade_available=0", "bootcount=0", "bootlimit=3", "enos_rollback=0"]);
     b.boot("A", "1.0.0", true);
     let conn = zbus::connection::Builder::address(b.bus.address.as_str()).build().await.unwrap();
@@ -188,6 +267,8 @@ async fn cloud_job_installs_commits_and_a_failed_health_check_rolls_back() {
     }
     let j = rolled.expect("job 3.0.0 finished");
     assert_eq!(j.state, "rolled-back", "{j:?}");
+    let served = std::fs::read_to_string(dir.join("helper.log")).unwrap();
+    assert!(served.matches("Connection from").count() >= 5, "the agent went through the slot helper: {served}");
     assert!(j.desc.contains("health check failed") && j.desc.contains("health hook"), "{}", j.desc);
     assert_eq!(status(&ota).await.version, "2.0.0");
 }
