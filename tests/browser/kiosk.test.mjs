@@ -1,5 +1,6 @@
 // The web center in a real browser at the kiosk size (800x480, touch): first boot, dashboard,
-// devices, communication test, a write with its confirmation step, sign-out and sign-in.
+// devices, communication test, the write dialog (current value, range, refusals and who refused),
+// the Live page (search, doubtful values), sign-out and sign-in, and more.
 // Started by tests/browser/run, which brings up the edge and sets the environment below.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -151,30 +152,157 @@ test('devices: list and communication test', async () => {
   await checkKiosk('device test');
 });
 
-test('write a point: confirmation first, then the device\'s answer', async () => {
+// enos_web_writes_total: every write the web center passed on to the collector
+async function writesSent() {
+  const m = await page.evaluate(() => fetch('/metrics').then((r) => r.text()));
+  return Number(/^enos_web_writes_total (\d+)$/m.exec(m)[1]);
+}
+
+// The signed-in page's own API call (its session cookie and CSRF token).
+async function apiCall(method, path, body) {
+  return page.evaluate(async ([method, path, body]) => {
+    const s = await fetch('/api/session').then((r) => r.json());
+    const r = await fetch(path, { method, headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': s.csrf }, body: JSON.stringify(body || {}) });
+    return { status: r.status, doc: await r.json() };
+  }, [method, path, body]);
+}
+
+test('write a point: the dialog shows current value, unit and range, refuses out-of-range input, says who refused', async () => {
+  // only writable points are offered, with their unit
+  await page.locator('#write-point option[value="voltage"]').waitFor({ state: 'attached' });
+  assert.deepEqual(await page.locator('#write-point option').allInnerTexts(), ['voltage (V)']);
   await page.selectOption('#write-point', 'voltage');
-  await page.fill('#write-value', '231.5');
   await page.click('#write-button');
   await page.locator('#dialog').waitFor({ state: 'visible' });
-  assert.match(await page.locator('#dialog').innerText(), /inv01 · voltage = 231\.5/);
-  await shot('05-write-confirm');
-  await checkKiosk('write confirmation');
+  assert.equal(await page.locator('#dialog-title').innerText(), 'Write inv01 · voltage');
+  assert.equal(await page.locator('#write-range').innerText(), 'Range: 0 to 400 V');
+  // the simulator serves 2300..2306 (x0.1)
+  await page.locator('#write-current', { hasText: /^Current value: 230(\.\d)? V$/ }).waitFor({ timeout: 20000 });
+  await shot('05-write-dialog');
+  await checkKiosk('write dialog');
   await page.click('#dialog-cancel');
   await page.locator('#dialog').waitFor({ state: 'hidden' });
   assert.equal(await page.locator('#write-result').innerText(), '', 'cancel sends nothing');
+
+  // out of range: refused in the page, with the reason, and nothing sent
+  const sent = await writesSent();
   await page.click('#write-button');
-  await page.click('#dialog-ok');
-  await page.locator('#write-result .banner.info', { hasText: 'accepted' }).waitFor({ timeout: 20000 });
-  // out of range: the device's (collector's) refusal in words
   await page.fill('#write-value', '999');
-  await page.click('#write-button');
   await page.click('#dialog-ok');
-  await page.locator('#write-result .banner.error', { hasText: 'code 2005' }).waitFor({ timeout: 20000 });
-  // the gateway's own range check refused it: said so, and in words rather than an enum name
-  const refused = await page.locator('#write-result').innerText();
-  assert.match(refused, /^The gateway refused it, nothing was sent to the device: /, refused);
-  assert.doesNotMatch(refused, /did not take it|out-of-range/, refused);
+  assert.equal(await page.locator('#write-check').innerText(), 'Not sent: 999 V is above the maximum 400 V.');
+  await page.fill('#write-value', '-1');
+  await page.press('#write-value', 'Enter');
+  assert.equal(await page.locator('#write-check').innerText(), 'Not sent: -1 V is below the minimum 0 V.');
+  await page.fill('#write-value', 'abc');
+  await page.click('#dialog-ok');
+  assert.equal(await page.locator('#write-check').innerText(), 'Not sent: "abc" is not a number.');
+  await shot('05b-write-refused-in-the-page');
+  assert.equal(await page.locator('#write-outcome').innerText(), '');
+  assert.equal(await writesSent(), sent, 'a value refused in the page never reaches the gateway');
+
+  // in range but not a whole step of the scale 0.1: the gateway's own check refuses it, in words
+  await page.fill('#write-value', '231.55');
+  await page.click('#dialog-ok');
+  await page.locator('#write-outcome .banner.error', { hasText: 'code 2004' }).waitFor({ timeout: 20000 });
+  const refused = await page.locator('#write-outcome').innerText();
+  assert.match(refused, /^The gateway refused it, nothing was sent to the device: 231\.55 is not a whole number of steps/, refused);
+  assert.doesNotMatch(refused, /did not take it|bad-value/, refused);
+
+  // accepted: said in the dialog, the dialog offers only Close, and the card keeps the outcome
+  await page.fill('#write-value', '231,5'); // a touch keyboard's decimal comma
+  await page.click('#dialog-ok');
+  await page.locator('#write-outcome .banner.info', { hasText: 'The device accepted voltage = 231.5 V' }).waitFor({ timeout: 20000 });
+  assert.equal(await writesSent(), sent + 2);
+  assert.ok(await page.locator('#dialog-ok').isHidden(), 'no second send of the same value by a double tap');
+  assert.equal(await page.locator('#dialog-cancel').innerText(), 'Close');
   await shot('06-write-result');
+  await page.click('#dialog-cancel');
+  await page.locator('#write-result .banner.info', { hasText: 'accepted' }).waitFor();
+});
+
+test('live page: every device\'s values; the search filters by device, point and unit as one types', async () => {
+  await page.click('nav a[data-page="live"]');
+  const rows = page.locator('#live-table tbody tr');
+  await page.locator('#live-table tbody tr', { hasText: 'voltage' }).waitFor({ timeout: 20000 });
+  await rows.nth(2).waitFor();
+  assert.match(await page.locator('#live-table').innerText(), /inv01\s+counter\s+\d+ Wh[\s\S]*inv01\s+voltage\s+[\d.]+ V/);
+  assert.match(await page.locator('#live-summary').innerText(), /^3 of 3 values · all good$/);
+  await shot('21-live');
+  await checkKiosk('live');
+  // key by key, as a touch keyboard sends it: the rows follow every letter
+  await page.locator('#live-search').pressSequentially('vol');
+  assert.equal(await rows.count(), 1);
+  assert.match(await rows.first().innerText(), /voltage/);
+  assert.equal(await page.locator('#live-summary').innerText(), '1 of 3 values · all good');
+  // a refresh keeps the filter and the keyboard's focus
+  const t = await page.locator('#live-all-updated').innerText();
+  await page.waitForFunction((t) => document.querySelector('#live-all-updated').textContent !== t, t, { timeout: 10000 });
+  assert.equal(await rows.count(), 1);
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'live-search');
+  await shot('22-live-search');
+  // by unit, and by several words (device and point)
+  await page.fill('#live-search', 'wh');
+  assert.deepEqual(await page.locator('#live-table tbody tr td:nth-child(2)').allInnerTexts(), ['counter']);
+  await page.fill('#live-search', 'INV01 power');
+  assert.deepEqual(await page.locator('#live-table tbody tr td:nth-child(2)').allInnerTexts(), ['power_kw']);
+  await page.fill('#live-search', 'no-such-thing');
+  assert.equal(await page.locator('#live-none').innerText(), 'No value matches "no-such-thing".');
+  await page.click('#live-clear');
+  assert.equal(await page.inputValue('#live-search'), '');
+  assert.equal(await rows.count(), 3);
+});
+
+test('live page: only doubtful values, why in words; a write the device does not take says so', async () => {
+  // a device nothing answers for (the discard port): its values become doubtful
+  const dead = { id: 'dead01', protocol: 'modbus-tcp', address: '127.0.0.1:9', timeout_ms: 300, retries: 0, offline_after: 2,
+    reconnect_min_ms: 100, reconnect_max_ms: 400, poll_groups: [{ name: 'default', interval_ms: 300 }],
+    point: [{ name: 'flow', area: 'holding', address: 0, type: 'u16', unit: 'm3/h', access: 'rw', min: 0, max: 50 }] };
+  const added = await apiCall('PUT', '/api/devices/dead01/config', dead);
+  assert.equal(added.status, 201, JSON.stringify(added.doc));
+  await page.goto(URL + '#/live');
+  await page.locator('#live-table tbody tr', { hasText: 'flow' }).waitFor({ timeout: 20000 });
+  assert.equal(await page.getAttribute('#live-doubtful', 'aria-pressed'), 'false');
+  await page.click('#live-doubtful');
+  assert.equal(await page.getAttribute('#live-doubtful', 'aria-pressed'), 'true');
+  const rows = page.locator('#live-table tbody tr');
+  await page.waitForFunction(() => document.querySelectorAll('#live-table tbody tr').length === 1, null, { timeout: 10000 });
+  const row = await rows.first().innerText();
+  // the quality in words, and the device's own last error; no flags line when the reading has none
+  assert.match(row, /dead01\s+flow[\s\S]*(comm-failure|offline)/, row);
+  assert.match(row, /No answer from the device|The device is offline/, row);
+  assert.match(row, /Last error of dead01: .*(refused|connect)/i, row);
+  assert.equal(await page.locator('#live-table .flags').count(), 0);
+  assert.match(await page.locator('#live-summary').innerText(), /^1 of 4 values · 1 doubtful$/);
+  await shot('23-live-doubtful');
+  await checkKiosk('live, doubtful');
+  // the search applies within the doubtful ones
+  await page.fill('#live-search', 'volt');
+  assert.equal(await page.locator('#live-none').innerText(), 'No value matches "volt" among the doubtful ones.');
+  await page.fill('#live-search', 'm3/h');
+  assert.equal(await rows.count(), 1);
+  await page.click('#live-doubtful');
+  await page.click('#live-clear');
+  assert.equal(await rows.count(), 4);
+
+  // writing to it: the gateway's checks pass, the device does not take it, and the dialog says who refused
+  await page.goto(URL + '#/device/dead01');
+  await page.locator('#write-point option[value="flow"]').waitFor({ state: 'attached' });
+  await page.click('#write-button');
+  assert.equal(await page.locator('#write-range').innerText(), 'Range: 0 to 50 m3/h');
+  await page.locator('#write-current', { hasText: 'Current value: unknown' }).waitFor({ timeout: 20000 });
+  await page.fill('#write-value', '60');
+  await page.click('#dialog-ok');
+  assert.equal(await page.locator('#write-check').innerText(), 'Not sent: 60 m3/h is above the maximum 50 m3/h.');
+  await page.fill('#write-value', '10');
+  await page.click('#dialog-ok');
+  await page.locator('#write-outcome .banner.error').waitFor({ timeout: 20000 });
+  assert.match(await page.locator('#write-outcome').innerText(), /^The device did not take it: .* \(code 200[78]\)\.$/);
+  await shot('24-write-device-refused');
+  await page.click('#dialog-cancel');
+  const removed = await apiCall('DELETE', '/api/devices/dead01/config');
+  assert.equal(removed.status, 200, JSON.stringify(removed.doc));
+  await page.goto(URL + '#/device/inv01');
+  await page.locator('#readings table').waitFor({ timeout: 20000 });
 });
 
 test('sign out, a wrong password, sign in again', async () => {

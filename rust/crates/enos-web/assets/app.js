@@ -108,6 +108,9 @@ function confirmDialog(title, body, okText, okClass) {
     const ok = $('#dialog-ok');
     ok.textContent = okText || 'OK';
     ok.className = okClass || 'primary';
+    ok.hidden = false;
+    ok.disabled = false;
+    $('#dialog-cancel').textContent = 'Cancel';
     const done = (v) => { d.hidden = true; ok.onclick = null; $('#dialog-cancel').onclick = null; resolve(v); };
     ok.onclick = () => done(true);
     $('#dialog-cancel').onclick = () => done(false);
@@ -308,24 +311,19 @@ function deviceView(id) {
   const canWrite = session.role === 'operator' || session.role === 'admin';
   const result = h('div', { id: 'readings' });
   const status = h('span', { class: 'updated' }, '');
-  let points = [];
   const readBtn = h('button', { type: 'button', class: 'primary', id: 'read-now' }, 'Read now');
-  const pointSel = h('select', { id: 'write-point' });
-  const valueIn = h('input', { id: 'write-value', inputmode: 'decimal', autocomplete: 'off', placeholder: 'e.g. 42.5, true or "text"' });
+  const pointSel = h('select', { id: 'write-point' }, h('option', { value: '' }, 'Loading the points…'));
   const writeOut = h('div', { id: 'write-result', role: 'status' });
-  const writeBtn = h('button', { type: 'button', class: 'primary', id: 'write-button' }, 'Write…');
+  const writeBtn = h('button', { type: 'button', class: 'primary', id: 'write-button', disabled: true }, 'Write…');
+  let writable = [];
 
   async function read() {
     readBtn.disabled = true;
     status.textContent = 'reading from the device…';
     try {
       const r = await api('POST', '/api/devices/' + encodeURIComponent(id) + '/read', {});
-      points = r.readings.map((p) => p.point);
       status.textContent = r.good + ' of ' + r.total + ' points good, ' + r.took_ms + ' ms, at ' + clock(Date.now());
       result.replaceChildren(readingsTable(r.readings));
-      const keep = pointSel.value;
-      pointSel.replaceChildren(...points.map((p) => h('option', { value: p }, p)));
-      if (points.includes(keep)) pointSel.value = keep;
     } catch (e) {
       status.textContent = '';
       result.replaceChildren(banner('error', 'The read failed: ' + e.message));
@@ -335,44 +333,32 @@ function deviceView(id) {
   }
   readBtn.addEventListener('click', read);
 
-  writeBtn.addEventListener('click', async () => {
-    writeOut.replaceChildren();
-    const point = pointSel.value;
-    const raw = valueIn.value.trim();
-    if (!point) { writeOut.replaceChildren(banner('error', 'Read the device first, then choose a point.')); return; }
-    if (!raw) { writeOut.replaceChildren(banner('error', 'Enter a value.')); return; }
-    let v;
-    if (raw === 'true' || raw === 'false') v = raw === 'true';
-    else if (/^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(raw)) v = Number(raw);
-    else if (/^".*"$/.test(raw)) v = raw.slice(1, -1);
-    else { writeOut.replaceChildren(banner('error', 'A value is a number, true, false, or text in "quotes".')); return; }
-    const ok = await confirmDialog('Write to the device?', [
-      h('p', {}, 'This sends a command to the field device now.'),
-      h('p', { class: 'big' }, id + ' · ' + point + ' = ' + value(v)),
-    ], 'Write', 'danger');
-    if (!ok) return;
-    writeBtn.disabled = true;
-    writeOut.replaceChildren(banner('info', 'Writing…'));
+  // The points that can be written, with unit, range and kind (GET .../writable).
+  async function loadWritable() {
     try {
-      const r = await api('POST', '/api/devices/' + encodeURIComponent(id) + '/points/' + encodeURIComponent(point) + '/write', { value: v });
-      writeOut.replaceChildren(r.ok
-        ? banner('info', 'The device accepted ' + point + ' = ' + value(v) + ' (' + r.took_ms + ' ms).')
-        : banner('error', sentence(r.text) + ' (code ' + r.code + ').'));
+      writable = (await api('GET', '/api/devices/' + enc(id) + '/writable')).points;
+      pointSel.replaceChildren(...(writable.length ? writable.map((f) => h('option', { value: f.point }, f.point + (f.unit ? ' (' + f.unit + ')' : '')))
+        : [h('option', { value: '' }, 'no point of this device can be written')]));
+      writeBtn.disabled = !writable.length;
     } catch (e) {
-      writeOut.replaceChildren(banner('error', 'The write failed: ' + e.message));
-    } finally {
-      writeBtn.disabled = false;
-      writeOut.scrollIntoView({ block: 'nearest' });
+      writeOut.replaceChildren(banner('error', 'Cannot list the points that can be written: ' + e.message));
     }
+  }
+  writeBtn.addEventListener('click', async () => {
+    const f = writable.find((x) => x.point === pointSel.value);
+    if (!f) return;
+    writeOut.replaceChildren();
+    const r = await writeDialog(id, f);
+    if (r) writeOut.replaceChildren(r);
   });
 
   const writeCard = canWrite ? h('div', { class: 'card', id: 'write-card' },
     h('h2', {}, 'Write a point'),
     h('div', { class: 'row' },
       h('div', { class: 'grow' }, h('label', { for: 'write-point' }, 'Point'), pointSel),
-      h('div', { class: 'grow' }, h('label', { for: 'write-value' }, 'Value (engineering units)'), valueIn)),
-    h('div', { class: 'toolbar' }, h('span', { class: 'grow' }), writeBtn),
+      writeBtn),
     writeOut) : null;
+  if (canWrite) loadWritable();
 
   setTimeout(read, 0);
   const edit = session.role === 'admin' ? h('a', { class: 'button', href: '#/device-edit/' + encodeURIComponent(id), role: 'button', id: 'edit-device' }, 'Edit') : null;
@@ -393,6 +379,119 @@ function readingsTable(rows) {
       h('td', { class: 'words' }, pill(p.quality, p.quality === 'good' ? 'ok' : 'bad'), ' ', p.quality === 'good' ? clock(p.ts_ms) : p.text)))));
 }
 
+
+// ---- the write dialog ----
+
+function withUnit(v, unit) { return value(v) + (unit && v !== null && v !== undefined ? ' ' + unit : ''); }
+
+/** What a point accepts, in words (`f` as GET /api/devices/{id}/writable answers it). */
+function rangeWords(f) {
+  const u = f.unit ? ' ' + f.unit : '';
+  const has = (x) => x !== null && x !== undefined;
+  if (f.kind === 'bool') return 'true or false';
+  if (f.kind === 'text') return 'text (' + f.type + ')';
+  if (has(f.min) && has(f.max)) return f.min + ' to ' + f.max + u;
+  if (has(f.min)) return 'at least ' + f.min + u + ' (above: the data type, ' + f.type + ')';
+  if (has(f.max)) return 'at most ' + f.max + u + ' (below: the data type, ' + f.type + ')';
+  return 'data type (' + f.type + '), no range configured';
+}
+
+/**
+ * The value typed for point `f`, or why it is not sent. The gateway checks the same range again
+ * (and the data type's); this check only saves a round trip and says it before anything is sent.
+ */
+function checkWrite(f, raw) {
+  if (f.kind === 'bool') return raw === true || raw === false ? { value: raw } : { error: 'Choose true or false.' };
+  if (f.kind === 'text') return { value: raw };
+  const t = raw.trim();
+  if (!t) return { error: 'Enter a value.' };
+  // a touch keyboard may offer the decimal comma
+  const n = /^[-+]?\d+,\d+$/.test(t) ? t.replace(',', '.') : t;
+  if (!/^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(n)) return { error: '"' + t + '" is not a number.' };
+  const x = Number(n);
+  const u = f.unit ? ' ' + f.unit : '';
+  if (f.min !== null && f.min !== undefined && x < f.min) return { error: x + u + ' is below the minimum ' + f.min + u + '.' };
+  if (f.max !== null && f.max !== undefined && x > f.max) return { error: x + u + ' is above the maximum ' + f.max + u + '.' };
+  return { value: x };
+}
+
+/**
+ * Writes point `f` of `device`: shows its current value (read now), unit and range, takes the
+ * new value, refuses what is out of range before sending, then shows the outcome and who refused
+ * (the gateway's checks or the device). Resolves with the last outcome banner, or null.
+ */
+function writeDialog(device, f) {
+  const d = $('#dialog');
+  const ok = $('#dialog-ok');
+  const cancel = $('#dialog-cancel');
+  const current = h('p', { class: 'big', id: 'write-current' }, 'Current value: reading…');
+  const when = h('p', { class: 'hint', id: 'write-current-when' }, '');
+  const check = h('p', { class: 'error', role: 'alert', id: 'write-check' }, '');
+  const outcome = h('div', { id: 'write-outcome', role: 'status' });
+  let last = null;
+  let chosen = null;     // a bool point's choice
+  let input;
+  if (f.kind === 'bool') {
+    const pick = (v) => {
+      chosen = v;
+      input.querySelectorAll('button').forEach((b) => b.setAttribute('aria-pressed', String(b.dataset.v === String(v))));
+    };
+    input = h('div', { class: 'choice', id: 'write-value', role: 'group', 'aria-label': 'New value' },
+      [true, false].map((v) => h('button', { type: 'button', 'data-v': String(v), 'aria-pressed': 'false', id: 'write-' + v, onclick: () => pick(v) }, String(v))));
+  } else {
+    input = h('input', { id: 'write-value', class: 'big-input', autocomplete: 'off', autocapitalize: 'none', spellcheck: 'false',
+      inputmode: f.kind === 'number' ? 'decimal' : 'text', enterkeyhint: 'send',
+      placeholder: f.kind === 'number' ? rangeWords(f) : '' });
+    input.addEventListener('input', () => { check.textContent = ''; });
+    input.addEventListener('keydown', (e) => { if (e.key === 'Enter') { e.preventDefault(); ok.click(); } });
+  }
+  $('#dialog-title').textContent = 'Write ' + device + ' · ' + f.point;
+  $('#dialog-body').replaceChildren(current, when,
+    h('p', { id: 'write-range' }, h('strong', {}, 'Range: '), rangeWords(f)),
+    h('label', { for: f.kind === 'bool' ? null : 'write-value' }, 'New value' + (f.unit ? ' (' + f.unit + ')' : '')), input,
+    check, outcome);
+  ok.textContent = 'Write';
+  ok.className = 'danger';
+  ok.hidden = false;
+  ok.disabled = false;
+  cancel.textContent = 'Cancel';
+  d.hidden = false;
+  (f.kind === 'bool' ? cancel : input).focus();
+
+  api('POST', '/api/devices/' + enc(device) + '/read', { points: [f.point] }).then((r) => {
+    const p = r.readings[0];
+    if (p.quality === 'good') {
+      current.textContent = 'Current value: ' + withUnit(p.value, f.unit);
+      when.textContent = 'read from the device at ' + clock(p.ts_ms);
+    } else {
+      current.textContent = 'Current value: unknown';
+      when.textContent = sentence(p.text) + '.';
+    }
+  }).catch((e) => { current.textContent = 'Current value: unknown'; when.textContent = 'The read failed: ' + e.message; });
+
+  return new Promise((resolve) => {
+    const close = () => { d.hidden = true; ok.onclick = null; cancel.onclick = null; ok.hidden = false; cancel.textContent = 'Cancel'; resolve(last); };
+    cancel.onclick = close;
+    ok.onclick = async () => {
+      const c = checkWrite(f, f.kind === 'bool' ? chosen : input.value);
+      if (c.error) { check.textContent = 'Not sent: ' + c.error; return; }
+      check.textContent = '';
+      ok.disabled = true;
+      outcome.replaceChildren(banner('info', 'Writing ' + withUnit(c.value, f.unit) + '…'));
+      try {
+        const r = await api('POST', '/api/devices/' + enc(device) + '/points/' + enc(f.point) + '/write', { value: c.value });
+        last = r.ok
+          ? banner('info', 'The device accepted ' + f.point + ' = ' + withUnit(c.value, f.unit) + ' (' + r.took_ms + ' ms).')
+          : banner('error', sentence(r.text) + ' (code ' + r.code + ').');
+        if (r.ok) { ok.hidden = true; cancel.textContent = 'Close'; cancel.focus(); }
+      } catch (e) {
+        last = banner('error', 'The write failed: ' + e.message);
+      }
+      outcome.replaceChildren(last.cloneNode(true));
+      ok.disabled = false;
+    };
+  });
+}
 
 // ---- device configuration (admin) ----
 
@@ -658,6 +757,82 @@ function liveCard(id) {
     when.textContent = 'updated ' + clock(r.time_ms);
   });
   return h('div', { class: 'card' }, h('div', { class: 'toolbar' }, h('h2', { class: 'grow' }, 'Live values'), when), body);
+}
+
+// ---- the live page: every device's values, searchable ----
+
+/** Rows whose device, point or unit hold every word of the search (any case, any order). */
+function liveMatches(row, words) {
+  const hay = (row.device + ' ' + row.point + ' ' + (row.unit || '')).toLowerCase();
+  return words.every((w) => hay.includes(w));
+}
+
+function liveView() {
+  // type=search with input events: filters as each letter arrives, from a touch keyboard too
+  const search = h('input', { id: 'live-search', type: 'search', inputmode: 'search', enterkeyhint: 'search', autocomplete: 'off',
+    autocapitalize: 'none', autocorrect: 'off', spellcheck: 'false', placeholder: 'Search device, point or unit', 'aria-label': 'Search device, point or unit' });
+  const clear = h('button', { type: 'button', class: 'quiet', id: 'live-clear', 'aria-label': 'Clear the search' }, '✕');
+  const doubtful = h('button', { type: 'button', id: 'live-doubtful', 'aria-pressed': 'false' }, 'Only doubtful values');
+  const summary = h('p', { class: 'hint', id: 'live-summary', role: 'status' }, '');
+  const problems = h('div', { id: 'live-errors' });
+  const body = h('div', { id: 'live-all', class: 'scroll' }, h('p', { class: 'loading' }, 'Loading…'));
+  const updated = h('span', { class: 'updated', id: 'live-all-updated' }, '');
+  let last = null;
+  let onlyDoubtful = false;
+
+  function show() {
+    if (!last) return;
+    const words = search.value.toLowerCase().split(/\s+/).filter(Boolean);
+    const rows = last.points.filter((r) => (!onlyDoubtful || r.doubtful) && liveMatches(r, words));
+    const bad = last.points.filter((r) => r.doubtful).length;
+    summary.textContent = last.points.length
+      ? rows.length + ' of ' + last.points.length + ' values' + (bad ? ' · ' + bad + ' doubtful' : ' · all good')
+      : '';
+    if (!last.points.length) {
+      body.replaceChildren(h('p', { class: 'hint' }, 'Waiting for the first values: the collector keeps them once this page asks, from the next poll on.'));
+      return;
+    }
+    if (!rows.length) {
+      body.replaceChildren(h('p', { class: 'hint', id: 'live-none' }, onlyDoubtful && !words.length ? 'No doubtful value: every value is good.'
+        : 'No value matches' + (words.length ? ' "' + search.value.trim() + '"' : '') + (onlyDoubtful ? ' among the doubtful ones' : '') + '.'));
+      return;
+    }
+    body.replaceChildren(h('table', { id: 'live-table' },
+      h('thead', {}, h('tr', {}, h('th', {}, 'Device'), h('th', {}, 'Point'), h('th', {}, 'Value'), h('th', {}, 'Quality, time'))),
+      h('tbody', {}, rows.map((r) => h('tr', { class: r.doubtful ? 'doubtful' : null },
+        h('td', {}, r.device), h('td', {}, r.point),
+        h('td', { class: 'num live-value' }, withUnit(r.value, r.unit)),
+        h('td', { class: 'words' },
+          pill(r.quality || 'no value', r.doubtful ? 'bad' : 'ok'), r.ts_ms ? ' ' + clock(r.ts_ms) : null,
+          r.why ? h('div', { class: 'why' }, sentence(r.why)) : null,
+          r.device_error ? h('div', { class: 'hint' }, 'Last error of ' + r.device + ': ' + r.device_error) : null,
+          r.flags ? h('div', { class: 'hint flags' }, 'Quality flags: ' + r.flags.join(', ')) : null))))));
+  }
+  search.addEventListener('input', show);
+  // Enter closes a touch keyboard; the filter is already applied
+  search.addEventListener('keydown', (e) => { if (e.key === 'Enter') { e.preventDefault(); search.blur(); } });
+  clear.addEventListener('click', () => { search.value = ''; show(); search.focus(); });
+  doubtful.addEventListener('click', () => {
+    onlyDoubtful = !onlyDoubtful;
+    doubtful.setAttribute('aria-pressed', String(onlyDoubtful));
+    show();
+  });
+  every(2000, async () => {
+    try {
+      last = await api('GET', '/api/live');
+      problems.replaceChildren(...Object.entries(last.errors || {}).map(([dev, msg]) => banner('error', dev + ': ' + msg)));
+      updated.textContent = 'updated ' + clock(last.time_ms);
+      show();
+    } catch (e) {
+      updated.textContent = '';
+      body.replaceChildren(banner('error', 'Cannot get the live values: ' + e.message));
+      throw e;
+    }
+  });
+  return h('section', { class: 'stack' },
+    h('div', { class: 'toolbar' }, h('h1', { class: 'grow' }, 'Live values'), updated),
+    h('div', { class: 'toolbar' }, h('div', { class: 'search grow' }, search, clear), doubtful),
+    summary, problems, body);
 }
 
 function rawCard(id) {
@@ -972,6 +1147,7 @@ function route() {
   let page = parts[0];
   let view;
   if (page === 'devices') view = devicesView();
+  else if (page === 'live') view = liveView();
   else if (page === 'accounts') view = accountsView();
   else if (page === 'system') view = systemView();
   else if (page === 'device' && parts[1]) { view = deviceView(decodeURIComponent(parts.slice(1).join('/'))); page = 'devices'; }

@@ -1,12 +1,13 @@
 //! The dashboard and the control page: status, the device list, a communication test (read
-//! now) and a point write.
+//! now), the points that can be written and a point write.
 
 use crate::access::Caller;
 use crate::http::{ok, read_json, read_json_opt, ApiError, ApiResult};
+use crate::quality;
 use crate::state::App;
-use enos_bus::PointReading;
+use enos_collector_config::{Access, DataType, PointConfig};
 use hyper::body::Incoming;
-use hyper::Request;
+use hyper::{Request, StatusCode};
 use serde::Deserialize;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -28,21 +29,6 @@ struct ReadRequest {
     points: Vec<String>,
 }
 
-fn quality_words(r: &PointReading) -> String {
-    use enos_batch::Quality::*;
-    let base = match r.quality {
-        Good => "good",
-        DeviceException => "the device answered with an error",
-        CommFailure => "no answer from the device",
-        DecodeError => "the answer does not decode as configured",
-        Offline => "the device is offline",
-    };
-    match &r.error {
-        Some(e) if r.quality != Good => format!("{base}: {e}"),
-        _ => base.to_string(),
-    }
-}
-
 /// `POST /api/devices/{id}/read`: a communication test, the points read from the device now.
 pub async fn read(app: &App, req: Request<Incoming>, id: &str) -> ApiResult {
     let r: ReadRequest = read_json_opt(req, app.body_limit()).await?.unwrap_or_default();
@@ -56,7 +42,7 @@ pub async fn read(app: &App, req: Request<Incoming>, id: &str) -> ApiResult {
         .iter()
         .map(|p| {
             let mut v = serde_json::to_value(p).expect("reading");
-            v["text"] = quality_words(p).into();
+            v["text"] = quality::with_reason(p.quality, p.error.as_deref()).into();
             v
         })
         .collect();
@@ -105,4 +91,27 @@ pub async fn write(app: &App, req: Request<Incoming>, c: Caller, id: &str, point
         "text": outcome.text(),
         "took_ms": t0.elapsed().as_millis() as u64,
     }))
+}
+
+/// `GET /api/devices/{id}/writable`: the points an operator may write, with what the write
+/// dialog shows and checks before sending: unit, configured range, what kind of value.
+pub async fn writable(app: &App, id: &str) -> ApiResult {
+    let cfg = app.bus.collector_config().await?;
+    let d = cfg.device(id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no device {id:?} is configured")))?;
+    let points: Vec<_> = d.points.iter().filter(|p| p.access == Access::Rw && p.area.writable()).map(write_facts).collect();
+    ok(&serde_json::json!({ "device": id, "points": points }))
+}
+
+/// One writable point: `kind` is `bool` (a coil or a bit), `text` or `number`; `min`/`max` are
+/// the configured range in engineering units (the collector checks the same ones; absent: the
+/// data type's range is what limits a write).
+fn write_facts(p: &PointConfig) -> serde_json::Value {
+    let kind = if p.area.is_bits() || matches!(p.data_type, DataType::Bool | DataType::Bit) {
+        "bool"
+    } else if p.data_type == DataType::String {
+        "text"
+    } else {
+        "number"
+    };
+    serde_json::json!({ "point": p.name, "unit": p.unit, "type": p.data_type.to_string(), "kind": kind, "min": p.min, "max": p.max })
 }

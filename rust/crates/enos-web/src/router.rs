@@ -5,7 +5,7 @@ use crate::access::{guard, Access, Caller};
 use crate::accounts::Role;
 use crate::http::{self, add_security_headers, decode_segment, header, ApiError, ApiResult, Resp};
 use crate::state::{App, Conn};
-use crate::{assets, devcfg, devices, maint, metrics, signin, users};
+use crate::{assets, devcfg, devices, live, maint, metrics, signin, users};
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use std::future::Future;
@@ -127,6 +127,11 @@ fn table<'a>(app: &'a App, peer: IpAddr, seg: &[&str], path: &str) -> Result<Vec
         ["api", "devices", id, "read"] => {
             let id = arg(id)?;
             vec![change(M::POST, Viewer, move |req, _| async move { devices::read(app, req, &id).await })]
+        }
+        ["api", "live"] => vec![read(M::GET, Viewer, move |_, _| live::all(app))],
+        ["api", "devices", id, "writable"] => {
+            let id = arg(id)?;
+            vec![read(M::GET, Viewer, move |_, _| async move { devices::writable(app, &id).await })]
         }
         ["api", "devices", id, "points", point, "write"] => {
             let (id, point) = (arg(id)?, arg(point)?);
