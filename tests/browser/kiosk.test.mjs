@@ -170,7 +170,7 @@ async function apiCall(method, path, body) {
 test('write a point: the dialog shows current value, unit and range, refuses out-of-range input, says who refused', async () => {
   // only writable points are offered, with their unit
   await page.locator('#write-point option[value="voltage"]').waitFor({ state: 'attached' });
-  assert.deepEqual(await page.locator('#write-point option').allInnerTexts(), ['voltage (V)']);
+  assert.deepEqual(await page.locator('#write-point option').allInnerTexts(), ['voltage (V)', 'enable']);
   await page.selectOption('#write-point', 'voltage');
   await page.click('#write-button');
   await page.locator('#dialog').waitFor({ state: 'visible' });
@@ -218,28 +218,50 @@ test('write a point: the dialog shows current value, unit and range, refuses out
   await shot('06-write-result');
   await page.click('#dialog-cancel');
   await page.locator('#write-result .banner.info', { hasText: 'accepted' }).waitFor();
+
+  // a coil: two large choices instead of a text field
+  await page.selectOption('#write-point', 'enable');
+  await page.click('#write-button');
+  assert.equal(await page.locator('#write-range').innerText(), 'Range: true or false');
+  await page.locator('#write-current', { hasText: /^Current value: (true|false)$/ }).waitFor({ timeout: 20000 });
+  await page.click('#dialog-ok');
+  assert.equal(await page.locator('#write-check').innerText(), 'Not sent: Choose true or false.');
+  await page.click('#write-true');
+  assert.equal(await page.getAttribute('#write-true', 'aria-pressed'), 'true');
+  await shot('06b-write-coil');
+  await checkKiosk('write dialog, coil');
+  await page.click('#dialog-ok');
+  await page.locator('#write-outcome .banner.info', { hasText: 'The device accepted enable = true' }).waitFor({ timeout: 20000 });
+  await page.click('#dialog-cancel');
 });
 
 test('live page: every device\'s values; the search filters by device, point and unit as one types', async () => {
   await page.click('nav a[data-page="live"]');
   const rows = page.locator('#live-table tbody tr');
   await page.locator('#live-table tbody tr', { hasText: 'voltage' }).waitFor({ timeout: 20000 });
-  await rows.nth(2).waitFor();
+  await rows.nth(3).waitFor();
   assert.match(await page.locator('#live-table').innerText(), /inv01\s+counter\s+\d+ Wh[\s\S]*inv01\s+voltage\s+[\d.]+ V/);
-  assert.match(await page.locator('#live-summary').innerText(), /^3 of 3 values · all good$/);
+  assert.match(await page.locator('#live-summary').innerText(), /^4 of 4 values · all good$/);
   await shot('21-live');
   await checkKiosk('live');
   // key by key, as a touch keyboard sends it: the rows follow every letter
   await page.locator('#live-search').pressSequentially('vol');
   assert.equal(await rows.count(), 1);
   assert.match(await rows.first().innerText(), /voltage/);
-  assert.equal(await page.locator('#live-summary').innerText(), '1 of 3 values · all good');
+  assert.equal(await page.locator('#live-summary').innerText(), '1 of 4 values · all good');
   // a refresh keeps the filter and the keyboard's focus
   const t = await page.locator('#live-all-updated').innerText();
   await page.waitForFunction((t) => document.querySelector('#live-all-updated').textContent !== t, t, { timeout: 10000 });
   assert.equal(await rows.count(), 1);
   assert.equal(await page.evaluate(() => document.activeElement.id), 'live-search');
   await shot('22-live-search');
+  // the filter is kept while one looks at a device and comes back
+  await page.click('nav a[data-page="devices"]');
+  await page.locator('.list .row').first().waitFor();
+  await page.click('nav a[data-page="live"]');
+  assert.equal(await page.inputValue('#live-search'), 'vol');
+  await page.locator('#live-table tbody tr', { hasText: 'voltage' }).waitFor({ timeout: 10000 });
+  assert.equal(await rows.count(), 1);
   // by unit, and by several words (device and point)
   await page.fill('#live-search', 'wh');
   assert.deepEqual(await page.locator('#live-table tbody tr td:nth-child(2)').allInnerTexts(), ['counter']);
@@ -249,7 +271,7 @@ test('live page: every device\'s values; the search filters by device, point and
   assert.equal(await page.locator('#live-none').innerText(), 'No value matches "no-such-thing".');
   await page.click('#live-clear');
   assert.equal(await page.inputValue('#live-search'), '');
-  assert.equal(await rows.count(), 3);
+  assert.equal(await rows.count(), 4);
 });
 
 test('live page: only doubtful values, why in words; a write the device does not take says so', async () => {
@@ -272,7 +294,7 @@ test('live page: only doubtful values, why in words; a write the device does not
   assert.match(row, /No answer from the device|The device is offline/, row);
   assert.match(row, /Last error of dead01: .*(refused|connect)/i, row);
   assert.equal(await page.locator('#live-table .flags').count(), 0);
-  assert.match(await page.locator('#live-summary').innerText(), /^1 of 4 values · 1 doubtful$/);
+  assert.match(await page.locator('#live-summary').innerText(), /^1 of 5 values · 1 doubtful$/);
   await shot('23-live-doubtful');
   await checkKiosk('live, doubtful');
   // the search applies within the doubtful ones
@@ -282,7 +304,7 @@ test('live page: only doubtful values, why in words; a write the device does not
   assert.equal(await rows.count(), 1);
   await page.click('#live-doubtful');
   await page.click('#live-clear');
-  assert.equal(await rows.count(), 4);
+  assert.equal(await rows.count(), 5);
 
   // writing to it: the gateway's checks pass, the device does not take it, and the dialog says who refused
   await page.goto(URL + '#/device/dead01');

@@ -767,9 +767,12 @@ function liveMatches(row, words) {
   return words.every((w) => hay.includes(w));
 }
 
+// The Live page's filter, kept while the page is left for a device and back.
+const liveFilter = { text: '', doubtful: false };
+
 function liveView() {
   // type=search with input events: filters as each letter arrives, from a touch keyboard too
-  const search = h('input', { id: 'live-search', type: 'search', inputmode: 'search', enterkeyhint: 'search', autocomplete: 'off',
+  const search = h('input', { id: 'live-search', type: 'search', value: liveFilter.text, inputmode: 'search', enterkeyhint: 'search', autocomplete: 'off',
     autocapitalize: 'none', autocorrect: 'off', spellcheck: 'false', placeholder: 'Search device, point or unit', 'aria-label': 'Search device, point or unit' });
   const clear = h('button', { type: 'button', class: 'quiet', id: 'live-clear', 'aria-label': 'Clear the search' }, '✕');
   const doubtful = h('button', { type: 'button', id: 'live-doubtful', 'aria-pressed': 'false' }, 'Only doubtful values');
@@ -778,9 +781,12 @@ function liveView() {
   const body = h('div', { id: 'live-all', class: 'scroll' }, h('p', { class: 'loading' }, 'Loading…'));
   const updated = h('span', { class: 'updated', id: 'live-all-updated' }, '');
   let last = null;
-  let onlyDoubtful = false;
+  let onlyDoubtful = liveFilter.doubtful;
+  doubtful.setAttribute('aria-pressed', String(onlyDoubtful));
 
   function show() {
+    liveFilter.text = search.value;
+    liveFilter.doubtful = onlyDoubtful;
     if (!last) return;
     const words = search.value.toLowerCase().split(/\s+/).filter(Boolean);
     const rows = last.points.filter((r) => (!onlyDoubtful || r.doubtful) && liveMatches(r, words));
