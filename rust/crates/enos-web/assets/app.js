@@ -784,35 +784,50 @@ function liveView() {
   let onlyDoubtful = liveFilter.doubtful;
   doubtful.setAttribute('aria-pressed', String(onlyDoubtful));
 
+  let drawn = [];       // [{ r, tr }] of the last answer: typing only hides and shows rows
+  let table = null;
+  const none = h('p', { class: 'hint', id: 'live-none', hidden: true }, '');
+
+  // The rows of a new answer, then the filter over them.
+  function draw() {
+    if (!last.points.length) {
+      drawn = [];
+      body.replaceChildren(h('p', { class: 'hint' }, 'Waiting for the first values: the collector keeps them once this page asks, from the next poll on.'));
+      show();
+      return;
+    }
+    drawn = last.points.map((r) => ({ r, tr: h('tr', { class: r.doubtful ? 'doubtful' : null },
+      h('td', {}, r.device), h('td', {}, r.point),
+      h('td', { class: 'num live-value' }, withUnit(r.value, r.unit)),
+      h('td', { class: 'words' },
+        pill(r.quality || 'no value', r.doubtful ? 'bad' : 'ok'), r.ts_ms ? ' ' + clock(r.ts_ms) : null,
+        r.why ? h('div', { class: 'why' }, sentence(r.why)) : null,
+        r.device_error ? h('div', { class: 'hint' }, 'Last error of ' + r.device + ': ' + r.device_error) : null,
+        r.flags ? h('div', { class: 'hint flags' }, 'Quality flags: ' + r.flags.join(', ')) : null)) }));
+    table = h('table', { id: 'live-table' },
+      h('thead', {}, h('tr', {}, h('th', {}, 'Device'), h('th', {}, 'Point'), h('th', {}, 'Value'), h('th', {}, 'Quality, time'))),
+      h('tbody', {}, drawn.map((d) => d.tr)));
+    body.replaceChildren(table, none);
+    show();
+  }
+
+  // The filter: rows hidden or shown, the count, and a word when nothing matches.
   function show() {
     liveFilter.text = search.value;
     liveFilter.doubtful = onlyDoubtful;
-    if (!last) return;
+    if (!last || !drawn.length) { summary.textContent = ''; return; }
     const words = search.value.toLowerCase().split(/\s+/).filter(Boolean);
-    const rows = last.points.filter((r) => (!onlyDoubtful || r.doubtful) && liveMatches(r, words));
-    const bad = last.points.filter((r) => r.doubtful).length;
-    summary.textContent = last.points.length
-      ? rows.length + ' of ' + last.points.length + ' values' + (bad ? ' · ' + bad + ' doubtful' : ' · all good')
-      : '';
-    if (!last.points.length) {
-      body.replaceChildren(h('p', { class: 'hint' }, 'Waiting for the first values: the collector keeps them once this page asks, from the next poll on.'));
-      return;
+    let shown = 0;
+    for (const { r, tr } of drawn) {
+      tr.hidden = !((!onlyDoubtful || r.doubtful) && liveMatches(r, words));
+      if (!tr.hidden) shown++;
     }
-    if (!rows.length) {
-      body.replaceChildren(h('p', { class: 'hint', id: 'live-none' }, onlyDoubtful && !words.length ? 'No doubtful value: every value is good.'
-        : 'No value matches' + (words.length ? ' "' + search.value.trim() + '"' : '') + (onlyDoubtful ? ' among the doubtful ones' : '') + '.'));
-      return;
-    }
-    body.replaceChildren(h('table', { id: 'live-table' },
-      h('thead', {}, h('tr', {}, h('th', {}, 'Device'), h('th', {}, 'Point'), h('th', {}, 'Value'), h('th', {}, 'Quality, time'))),
-      h('tbody', {}, rows.map((r) => h('tr', { class: r.doubtful ? 'doubtful' : null },
-        h('td', {}, r.device), h('td', {}, r.point),
-        h('td', { class: 'num live-value' }, withUnit(r.value, r.unit)),
-        h('td', { class: 'words' },
-          pill(r.quality || 'no value', r.doubtful ? 'bad' : 'ok'), r.ts_ms ? ' ' + clock(r.ts_ms) : null,
-          r.why ? h('div', { class: 'why' }, sentence(r.why)) : null,
-          r.device_error ? h('div', { class: 'hint' }, 'Last error of ' + r.device + ': ' + r.device_error) : null,
-          r.flags ? h('div', { class: 'hint flags' }, 'Quality flags: ' + r.flags.join(', ')) : null))))));
+    const bad = drawn.filter((d) => d.r.doubtful).length;
+    summary.textContent = shown + ' of ' + drawn.length + ' values' + (bad ? ' · ' + bad + ' doubtful' : ' · all good');
+    table.hidden = !shown;
+    none.hidden = shown > 0;
+    none.textContent = onlyDoubtful && !words.length ? 'No doubtful value: every value is good.'
+      : 'No value matches' + (words.length ? ' "' + search.value.trim() + '"' : '') + (onlyDoubtful ? ' among the doubtful ones' : '') + '.';
   }
   search.addEventListener('input', show);
   // Enter closes a touch keyboard; the filter is already applied
@@ -828,7 +843,7 @@ function liveView() {
       last = await api('GET', '/api/live');
       problems.replaceChildren(...Object.entries(last.errors || {}).map(([dev, msg]) => banner('error', dev + ': ' + msg)));
       updated.textContent = 'updated ' + clock(last.time_ms);
-      show();
+      draw();
     } catch (e) {
       updated.textContent = '';
       body.replaceChildren(banner('error', 'Cannot get the live values: ' + e.message));
