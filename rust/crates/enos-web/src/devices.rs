@@ -5,7 +5,8 @@ use crate::access::Caller;
 use crate::http::{ok, read_json, read_json_opt, ApiError, ApiResult};
 use crate::quality;
 use crate::state::App;
-use enos_collector_config::{Access, DataType, PointConfig};
+use enos_collector_config::modbus::DataType;
+use enos_collector_config::{Access, PointMeta, ProtocolConfig};
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use serde::Deserialize;
@@ -98,20 +99,21 @@ pub async fn write(app: &App, req: Request<Incoming>, c: Caller, id: &str, point
 pub async fn writable(app: &App, id: &str) -> ApiResult {
     let cfg = app.bus.collector_config().await?;
     let d = cfg.device(id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no device {id:?} is configured")))?;
-    let points: Vec<_> = d.points.iter().filter(|p| p.access == Access::Rw && p.area.writable()).map(write_facts).collect();
+    // `rw` is refused by validation where the protocol's address cannot be written
+    let points: Vec<_> = d.proto.points().into_iter().filter(|p| p.access == Access::Rw).map(|p| write_facts(&d.proto, p)).collect();
     ok(&serde_json::json!({ "device": id, "points": points }))
 }
 
 /// One writable point: `kind` is `bool` (a coil or a bit), `text` or `number`; `min`/`max` are
 /// the configured range in engineering units (the collector checks the same ones; absent: the
-/// data type's range is what limits a write).
-fn write_facts(p: &PointConfig) -> serde_json::Value {
-    let kind = if p.area.is_bits() || matches!(p.data_type, DataType::Bool | DataType::Bit) {
-        "bool"
-    } else if p.data_type == DataType::String {
-        "text"
-    } else {
-        "number"
+/// data type's range is what limits a write). `type`: the Modbus data type, else the protocol.
+fn write_facts(proto: &ProtocolConfig, p: &PointMeta) -> serde_json::Value {
+    let modbus = proto.modbus().and_then(|(_, m)| m.point(&p.name)).map(|mp| &mp.at);
+    let (kind, data_type) = match modbus {
+        Some(a) if a.area.is_bits() || matches!(a.data_type, DataType::Bool | DataType::Bit) => ("bool", a.data_type.to_string()),
+        Some(a) if a.data_type == DataType::String => ("text", a.data_type.to_string()),
+        Some(a) => ("number", a.data_type.to_string()),
+        None => ("number", proto.protocol().to_string()),
     };
-    serde_json::json!({ "point": p.name, "unit": p.unit, "type": p.data_type.to_string(), "kind": kind, "min": p.min, "max": p.max })
+    serde_json::json!({ "point": p.name, "unit": p.unit, "type": data_type, "kind": kind, "min": p.min, "max": p.max })
 }

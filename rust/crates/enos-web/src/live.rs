@@ -46,7 +46,7 @@ fn join(cfg: &CollectorConfig, states: &[DeviceStatus], answers: Vec<(String, Re
         let status = states.iter().find(|s| s.id == id);
         let last_error = status.and_then(|s| s.last_error.as_deref());
         let got = live["points"].as_array().map(Vec::as_slice).unwrap_or_default();
-        for p in &dev.points {
+        for p in dev.proto.points() {
             let Some(v) = got.iter().find(|v| v["point"] == p.name.as_str()) else {
                 // An offline device reports once and then stays quiet, so a watch started after
                 // that has nothing: its points are shown by what the device's state says.

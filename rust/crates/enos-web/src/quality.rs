@@ -11,6 +11,8 @@ pub fn words(q: Quality) -> &'static str {
         Quality::CommFailure => "no answer from the device",
         Quality::DecodeError => "the answer does not decode as configured",
         Quality::Offline => "the device is offline",
+        Quality::Invalid => "the device marks the value invalid",
+        Quality::Doubtful => "the device flags the value as doubtful",
     }
 }
 

@@ -903,7 +903,7 @@ async fn devices_are_added_edited_and_removed_without_a_restart() {
     .await;
     let on_disk = enos_collector_config::CollectorConfig::load(&cfg_file).unwrap();
     assert_eq!(on_disk.devices.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["inv01", "meter02"]);
-    assert_eq!(on_disk.devices[0].points.len(), 4, "the CSV points are inline now");
+    assert_eq!(on_disk.devices[0].proto.point_count(), 4, "the CSV points are inline now");
 
     // a bad value is refused whole: nothing written, nothing applied, every problem named
     let mut broken = meter.clone();
@@ -1117,6 +1117,24 @@ async fn the_live_page_and_the_write_dialog_get_units_ranges_and_why_in_words() 
             { "point": "broken", "unit": "", "type": "u16", "kind": "number", "min": null, "max": null }] })
     );
     assert_eq!(viewer.get("/api/devices/nosuch/writable").await.status, 404);
+
+    // the protocols the device form and the point grid are built from
+    assert_eq!(Client::new(e.port).get("/api/protocols").await.status, 401);
+    let r = viewer.get("/api/protocols").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let list = r.json();
+    let tcp = list.as_array().unwrap().iter().find(|p| p["name"] == "modbus-tcp").unwrap_or_else(|| panic!("{list}")).clone();
+    assert_eq!(tcp["label"], "Modbus TCP");
+    let keys: Vec<&str> = tcp["point_fields"].as_array().unwrap().iter().map(|f| f["key"].as_str().unwrap()).collect();
+    assert_eq!(keys.first(), Some(&"name"), "{keys:?}");
+    for k in ["area", "address", "type", "scale", "unit", "access", "min", "max"] {
+        assert!(keys.contains(&k), "{k} missing in {keys:?}");
+    }
+    let area = tcp["point_fields"].as_array().unwrap().iter().find(|f| f["key"] == "area").unwrap();
+    assert_eq!((area["kind"].as_str(), area["required"].as_bool()), (Some("choice"), Some(true)), "{area}");
+    assert!(area["choices"].as_array().unwrap().contains(&json!("holding")), "{area}");
+    assert!(tcp["device_fields"].as_array().unwrap().iter().any(|f| f["key"] == "poll_groups" && f["kind"] == "poll-groups"), "{tcp}");
+    assert!(list.as_array().unwrap().iter().any(|p| p["name"] == "iec104"), "{list}");
 }
 
 /// A cpio (new ASCII) archive whose first member is a sw-description of `version`, padded to
