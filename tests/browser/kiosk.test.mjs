@@ -372,40 +372,70 @@ test('accounts: the admin adds a viewer, who sees values but no write controls',
   await page.locator('#readings table').waitFor({ timeout: 20000 });
 });
 
-test('devices: add a device from a model, then with an imported CSV point table', async () => {
+// The grid's content: per row, each cell's value (inputs, selects, checkboxes) by field key.
+async function gridRows() {
+  return page.evaluate(() => [...document.querySelectorAll('#point-grid tbody tr')].map((tr) =>
+    Object.fromEntries([...tr.querySelectorAll('td[data-key]')].map((td) => {
+      const el = td.querySelector('input, select');
+      return [td.dataset.key, el.type === 'checkbox' ? el.checked : el.value];
+    }))));
+}
+
+test('devices: add a device from a model, a point grid built from the protocol, CSV import, findings at their cells', async () => {
   await page.goto(URL + '#/devices');
   await page.click('#add-device');
   await page.locator('#dev-template option').nth(2).waitFor({ state: 'attached' });
+  // the protocols and their fields come from the registry
+  assert.ok((await page.locator('#dev-protocol option').allInnerTexts()).includes('IEC 60870-5-104'));
   // a model of the library fills in protocol, settings and points
   await page.selectOption('#dev-template', 'pv-inverter-sunspec');
-  assert.match(await page.inputValue('#points-csv'), /ac_power,holding,40092,f32/);
   assert.equal(await page.inputValue('#dev-groups'), 'fast=1000, slow=60000');
-  assert.equal(await page.locator('#points-preview tbody tr').count(), 15, 'the model\'s points shown as a table');
+  assert.equal(await page.locator('#point-grid tbody tr').count(), 15, 'the model\'s points in the grid');
+  const headers = await page.locator('#point-grid thead th').allInnerTexts();
+  for (const want of ['Name *', 'Area *', 'Address *', 'Type *', 'Scale', 'Unit', 'Access']) assert.ok(headers.includes(want), headers.join('|'));
+  // inputs fit the field: a choice is a select, a number a numeric input with its bounds
+  assert.equal(await page.locator('#point-grid tbody tr').first().locator('td[data-key="area"] select').count(), 1);
+  assert.equal(await page.locator('#point-grid tbody tr').first().locator('td[data-key="address"] input').getAttribute('max'), '65535');
   await shot('10-device-add-template');
   await checkKiosk('add device');
-  // a CSV file with mistakes: each row and column named, nothing saved
   await page.fill('#dev-id', 'meter02');
   await page.fill('#dev-address', process.env.ENOS_SIM_MODBUS);
   await page.fill('#dev-groups', 'default=500');
+  // a CSV file with mistakes: each row and column named, the grid left as it was
   const bad = 'name,area,address,type,scale,unit\nline_voltage,holding,4,u16,0.1,V\npower,holding,40002x,f32,,kW\nflag,coil,1,u16,,\n';
   await page.setInputFiles('#csv-file', { name: 'meter.csv', mimeType: 'text/csv', buffer: Buffer.from(bad) });
   await page.locator('#edit-problems li').nth(1).waitFor();
   const problems = await page.locator('#edit-problems').innerText();
   assert.match(problems, /line 3, column "address"/);
   assert.match(problems, /line 4, column "type"/);
-  await page.click('#save-device');
-  await page.locator('#edit-result .banner.error').waitFor();
+  assert.equal(await page.locator('#point-grid tbody tr').count(), 15);
   await shot('11-device-csv-errors');
-  const good = 'name,area,address,type,order,scale,unit\nline_voltage,holding,4,u16,,0.1,V\npower,holding,2,f32,,,kW\n';
+  const good = 'name,area,address,type,order,scale,unit\nline_voltage,holding,4,u16,,0.1,V\npower,holding,2,f32,,,kW\nspare,holding,9,u16,,,\n';
   await page.setInputFiles('#csv-file', { name: 'meter.csv', mimeType: 'text/csv', buffer: Buffer.from(good) });
-  await page.locator('#edit-result .banner.info', { hasText: '2 points' }).waitFor();
-  assert.equal(await page.locator('#points-preview tbody tr').count(), 2);
-  // a row removed in the table leaves the CSV text, then comes back with the file
-  await page.locator('#points-preview tbody tr', { hasText: 'power' }).getByRole('button', { name: 'Remove' }).click();
-  assert.equal(await page.locator('#points-preview tbody tr').count(), 1);
-  assert.doesNotMatch(await page.inputValue('#points-csv'), /power/);
-  await page.setInputFiles('#csv-file', { name: 'meter.csv', mimeType: 'text/csv', buffer: Buffer.from(good) });
-  await page.locator('#points-preview tbody tr', { hasText: 'power' }).waitFor();
+  await page.locator('#edit-result .banner.info', { hasText: 'Imported 3 points' }).waitFor();
+  assert.deepEqual((await gridRows()).map((r) => r.name), ['line_voltage', 'power', 'spare']);
+  // remove a row
+  await page.locator('#point-grid tbody tr').nth(2).locator('button.remove-row').click();
+  assert.deepEqual((await gridRows()).map((r) => r.name), ['line_voltage', 'power']);
+  // add a row: a coil
+  await page.click('#add-point');
+  const row = page.locator('#point-grid tbody tr').nth(2);
+  await row.locator('td[data-key="name"] input').fill('flag');
+  await row.locator('td[data-key="area"] select').selectOption('coil');
+  await row.locator('td[data-key="address"] input').fill('1');
+  await row.locator('td[data-key="type"] select').selectOption('bool');
+  // edit a cell to a value the collector refuses: its finding is shown at that cell, nothing saved
+  const scale = page.locator('#point-grid tbody tr').nth(0).locator('td[data-key="scale"]');
+  await scale.locator('input').fill('0');
+  await page.click('#save-device');
+  await scale.locator('.cell-error', { hasText: 'must be a finite, non-zero number' }).waitFor({ timeout: 20000 });
+  assert.equal(await scale.locator('input').getAttribute('aria-invalid'), 'true');
+  await page.locator('#edit-result .banner.error').waitFor();
+  await scale.scrollIntoViewIfNeeded();
+  await shot('11b-device-finding-at-its-cell');
+  assert.equal(await page.locator('.list .row', { hasText: 'meter02' }).count(), 0);
+  await scale.locator('input').fill('0.1');
+  assert.equal(await scale.locator('.cell-error').innerText(), '', 'the mark goes as the cell is edited');
   await page.click('#save-device');
   await page.locator('#edit-result .banner.info', { hasText: 'Added meter02' }).waitFor({ timeout: 20000 });
   await shot('12-device-added');
@@ -413,10 +443,24 @@ test('devices: add a device from a model, then with an imported CSV point table'
   await page.locator('#readings table').waitFor({ timeout: 20000 });
   const table = await page.locator('#readings table').innerText();
   assert.match(table, /line_voltage[\s\S]*good/, table);
+  assert.match(table, /flag[\s\S]*good/, table);
   await page.goto(URL + '#/devices');
   await page.locator('.list .row', { hasText: 'meter02' }).locator('.pill.ok').waitFor({ timeout: 20000 });
   assert.match(await page.locator('.list').innerText(), /inv01[\s\S]*meter02/);
   await shot('13-devices-two');
+});
+
+test('devices: the point table exported as CSV imports back as the same grid', async () => {
+  await page.goto(URL + '#/device-edit/meter02');
+  await page.locator('#point-grid tbody tr').nth(2).waitFor({ timeout: 20000 });
+  const before = await gridRows();
+  assert.deepEqual(before.map((r) => r.name), ['line_voltage', 'power', 'flag']);
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#csv-export')]);
+  const csv = readFileSync(await download.path(), 'utf8');
+  assert.match(csv, /^name,/);
+  await page.setInputFiles('#csv-file', { name: 'back.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
+  await page.locator('#edit-result .banner.info', { hasText: 'Imported 3 points' }).waitFor();
+  assert.deepEqual(await gridRows(), before);
 });
 
 test('device page: raw registers from the simulator, errors in words', async () => {

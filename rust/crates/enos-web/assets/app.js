@@ -495,7 +495,6 @@ function writeDialog(device, f) {
 
 // ---- device configuration (admin) ----
 
-const PROTOCOLS = ['modbus-tcp', 'modbus-rtu', 'modbus-rtu-over-tcp'];
 const enc = encodeURIComponent;
 
 function problemList(errors) {
@@ -511,70 +510,239 @@ function parseGroups(text) {
     if (!m) throw new Error('Poll groups: "' + part + '" is not name=milliseconds');
     out.push({ name: m[1], interval_ms: Number(m[2]) });
   }
-  if (!out.length) throw new Error('Poll groups: give at least one, e.g. default=1000');
   return out;
+}
+
+// Sub-fields of the nested settings kinds (their keys are the file's).
+const NESTED = {
+  serial: [['port', 'Port', 'text', '/dev/ttyS1'], ['baud', 'Baud rate', 'integer', '9600'], ['parity', 'Parity', 'choice', 'none', ['none', 'even', 'odd']],
+    ['data_bits', 'Data bits', 'integer', '8'], ['stop_bits', 'Stop bits', 'integer', '1']],
+  tls: [['ca', 'CA certificate (file)', 'text', ''], ['cert', 'Certificate (file)', 'text', ''], ['key', 'Key (file)', 'text', ''], ['server_name', 'Server name', 'text', '']],
+};
+
+/**
+ * The settings of one protocol as a form built from its fields (GET /api/protocols). Returns
+ * { el, value() -> the settings' keys, set(device), mark(findings) -> findings left over }.
+ */
+function settingsForm(fields) {
+  const inputs = new Map();   // key -> { get, set, el, msg }
+  const parts = [];
+  for (const f of fields) {
+    const msg = h('div', { class: 'cell-error', role: 'alert' });
+    let entry;
+    if (f.kind === 'serial' || f.kind === 'tls') {
+      const subs = NESTED[f.kind].map(([k, label, kind, def, choices]) => ({ k, el: cellInput({ key: k, label, kind, default: def, choices, required: kind === 'choice' }, undefined, 'dev-' + f.key + '-' + k), label, kind }));
+      entry = {
+        // absent unless its first part (the port, the CA) is given: the rest have defaults
+        get: () => {
+          if (!subs[0].el.value.trim()) return undefined;
+          const o = {};
+          for (const s of subs) { const v = cellValue({ kind: s.kind }, s.el); if (v !== undefined) o[s.k] = v; }
+          return o;
+        },
+        set: (v) => { for (const s of subs) { const x = v && v[s.k]; s.el.value = x === undefined || x === null ? (s.kind === 'choice' ? s.el.value : '') : String(x); } },
+        el: subs[0].el,
+      };
+      parts.push(h('fieldset', { class: 'nested' }, h('legend', {}, f.label), h('p', { class: 'hint' }, f.help),
+        h('div', { class: 'row' }, subs.map((s) => h('div', { class: 'grow' }, h('label', { for: s.el.id }, s.label), s.el))), msg));
+    } else if (f.kind === 'poll-groups') {
+      const el = h('input', { id: 'dev-groups', autocomplete: 'off', spellcheck: 'false', autocapitalize: 'none', placeholder: 'default=1000' });
+      entry = { get: () => { const g = parseGroups(el.value); return g.length ? g : undefined; }, set: (v) => { el.value = groupsText(v); }, el };
+      parts.push(h('div', {}, h('label', { for: el.id }, f.label + ' (name=ms, …)'), el, h('p', { class: 'hint' }, f.help), msg));
+    } else {
+      const el = cellInput(f, undefined, 'dev-' + f.key);
+      entry = { get: () => cellValue(f, el), set: (v) => { const n = cellInput(f, v, el.id); if (f.kind === 'bool') el.checked = n.checked; else el.value = n.value; }, el };
+      parts.push(h('div', { class: 'field ' + f.kind }, h('label', { for: el.id }, f.label + (f.required ? ' *' : '')), el, h('p', { class: 'hint' }, f.help), msg));
+    }
+    entry.msg = msg;
+    entry.el.addEventListener('input', () => { msg.textContent = ''; entry.el.removeAttribute('aria-invalid'); });
+    inputs.set(f.key, entry);
+  }
+  return {
+    el: h('div', { class: 'settings' }, parts),
+    value() {
+      const o = {};
+      for (const [k, e] of inputs) { const v = e.get(); if (v !== undefined) o[k] = v; }
+      return o;
+    },
+    set(d) { for (const [k, e] of inputs) e.set(d[k]); },
+    mark(errors) {
+      for (const e of inputs.values()) { e.msg.textContent = ''; e.el.removeAttribute('aria-invalid'); }
+      const rest = [];
+      for (const x of errors) {
+        const e = !x.point && inputs.get(String(x.field || '').split('.')[0]);
+        if (!e) { rest.push(x); continue; }
+        e.msg.textContent = x.reason;
+        e.el.setAttribute('aria-invalid', 'true');
+      }
+      return rest;
+    },
+  };
+}
+
+// ---- the point grid (device editor) ----
+
+/** The value an input holds for field `f`; undefined: nothing entered (the key is left out). */
+function cellValue(f, el) {
+  if (f.kind === 'bool') return el.checked;
+  const t = el.value.trim();
+  if (t === '') return undefined;
+  if (f.kind === 'integer' || f.kind === 'number') return el.validity.badInput ? t : Number(t);
+  return t;
+}
+
+/** An input fitting field `f` (`kind` choice, bool, integer, number or text) holding `v`. */
+function cellInput(f, v, id) {
+  const attrs = { id, 'aria-label': f.label, autocomplete: 'off', spellcheck: 'false', autocapitalize: 'none' };
+  if (f.kind === 'choice') {
+    const el = h('select', attrs, f.required ? null : h('option', { value: '' }, f.default ? '– (' + f.default + ')' : '–'),
+      (f.choices || []).map((c) => h('option', { value: c }, c)));
+    el.value = v === undefined || v === null ? (f.required && f.default !== undefined && f.default !== null ? String(f.default) : '') : String(v);
+    return el;
+  }
+  if (f.kind === 'bool') {
+    const el = h('input', Object.assign(attrs, { type: 'checkbox' }));
+    el.checked = v === undefined || v === null ? f.default === 'true' : !!v;
+    return el;
+  }
+  if (f.kind === 'integer' || f.kind === 'number') {
+    const el = h('input', Object.assign(attrs, { type: 'number', inputmode: f.kind === 'integer' ? 'numeric' : 'decimal',
+      step: f.kind === 'integer' ? 1 : 'any', min: f.min, max: f.max, placeholder: f.default }));
+    el.value = v === undefined || v === null ? '' : String(v);
+    return el;
+  }
+  const el = h('input', Object.assign(attrs, { placeholder: f.default }));
+  el.value = v === undefined || v === null ? '' : String(v);
+  return el;
+}
+
+/**
+ * The point table as a grid: one row per point, one column per field of the device's protocol.
+ * `fields` come from GET /api/protocols; keys the grid does not show are kept as they were.
+ */
+function pointGrid(fields) {
+  let rows = [];       // { orig, tr, cells: Map(key -> { el, msg }) }
+  let serial = 0;
+  const tbody = h('tbody', {});
+  const none = h('p', { class: 'hint', id: 'grid-empty' }, 'No point yet: add one, or import a CSV file.');
+  const table = h('table', { class: 'point-grid', id: 'point-grid' },
+    h('thead', {}, h('tr', {}, fields.map((f) => h('th', { scope: 'col', 'data-key': f.key }, f.label + (f.required ? ' *' : ''))), h('th', {}, ''))),
+    tbody);
+  const wrap = h('div', { class: 'scroll grid-wrap' }, table);
+
+  function addRow(p, focus) {
+    const n = serial++;
+    const cells = new Map();
+    const tr = h('tr', {});
+    for (const f of fields) {
+      const el = cellInput(f, p[f.key], 'pt-' + n + '-' + f.key);
+      const msg = h('div', { class: 'cell-error', role: 'alert' });
+      el.addEventListener('input', () => { msg.textContent = ''; el.removeAttribute('aria-invalid'); });
+      cells.set(f.key, { el, msg });
+      tr.append(h('td', { 'data-key': f.key }, el, msg));
+    }
+    const row = { orig: p, tr, cells };
+    const del = h('button', { type: 'button', class: 'quiet remove-row', 'aria-label': 'Remove this point', title: 'Remove' }, '✕');
+    del.addEventListener('click', () => { rows = rows.filter((r) => r !== row); tr.remove(); none.hidden = rows.length > 0; });
+    tr.append(h('td', {}, del));
+    rows.push(row);
+    tbody.append(tr);
+    none.hidden = true;
+    if (focus) { const first = cells.get(fields[0].key).el; first.focus(); first.scrollIntoView({ block: 'nearest', inline: 'start' }); }
+  }
+
+  return {
+    el: h('div', {}, wrap, none),
+    /** Replaces every row. */
+    set(points) {
+      rows = [];
+      tbody.replaceChildren();
+      for (const p of points) addRow(p, false);
+      none.hidden = rows.length > 0;
+    },
+    /** A new row: empty cells show the defaults the collector applies. */
+    add() { addRow({}, true); },
+    /** The points as the configuration takes them. */
+    points() {
+      return rows.map((r) => {
+        const p = Object.assign({}, r.orig);
+        for (const f of fields) {
+          const v = cellValue(f, r.cells.get(f.key).el);
+          if (v === undefined) delete p[f.key]; else p[f.key] = v;
+        }
+        return p;
+      });
+    },
+    /**
+     * Marks the server's findings at their cells (`device[i].point[j].field`, else the point by
+     * name); answers the ones that belong to no cell.
+     */
+    mark(errors) {
+      for (const r of rows) for (const c of r.cells.values()) { c.msg.textContent = ''; c.el.removeAttribute('aria-invalid'); }
+      const rest = [];
+      let first = null;
+      for (const e of errors || []) {
+        const m = /point\[(\d+)\]\.([A-Za-z0-9_]+)/.exec(e.key || '');
+        let row = m ? rows[Number(m[1])] : null;
+        if (!row && e.point) row = rows.find((r) => r.cells.has('name') && r.cells.get('name').el.value.trim() === e.point);
+        const cell = row && row.cells.get(m ? m[2] : e.field);
+        if (!cell) { rest.push(e); continue; }
+        cell.msg.textContent = e.reason;
+        cell.el.setAttribute('aria-invalid', 'true');
+        first = first || cell.el;
+      }
+      if (first) first.scrollIntoView({ block: 'nearest', inline: 'nearest' });
+      return rest;
+    },
+    count() { return rows.length; },
+  };
 }
 
 function deviceEditView(id) {
   const isNew = !id;
-  let base = { protocol: 'modbus-tcp', unit_id: 1, timeout_ms: 1000, poll_groups: [{ name: 'default', interval_ms: 1000 }], enabled: true };
   const out = h('div', { id: 'edit-result', role: 'status' });
   const [lId, idIn] = field('dev-id', 'Device id (A-Z a-z 0-9 - _ .)', { autocapitalize: 'none', spellcheck: 'false', readonly: !isNew });
-  const proto = h('select', { id: 'dev-protocol' }, PROTOCOLS.map((p) => h('option', { value: p }, p)));
-  const [lAddr, addr] = field('dev-address', 'Address (host:port)', { autocapitalize: 'none', spellcheck: 'false', placeholder: '192.168.1.10:502' });
-  const [lPort, port] = field('dev-port', 'Serial port', { placeholder: '/dev/ttyS1' });
-  const [lBaud, baud] = field('dev-baud', 'Baud rate', { inputmode: 'numeric' });
-  const parity = h('select', { id: 'dev-parity' }, ['none', 'even', 'odd'].map((p) => h('option', { value: p }, p)));
-  const [lUnit, unit] = field('dev-unit', 'Unit id', { inputmode: 'numeric' });
-  const [lTmo, tmo] = field('dev-timeout', 'Timeout (ms)', { inputmode: 'numeric' });
-  const [lGroups, groups] = field('dev-groups', 'Poll groups (name=ms, …)', { spellcheck: 'false' });
+  const proto = h('select', { id: 'dev-protocol' });
   const enabled = h('select', { id: 'dev-enabled' }, h('option', { value: 'yes' }, 'yes'), h('option', { value: 'no' }, 'no (kept, not polled)'));
-  const csv = h('textarea', { id: 'points-csv', rows: 8, spellcheck: 'false', autocapitalize: 'none' });
+  const settingsBox = h('div', {});
+  const gridBox = h('div', {});
   const file = h('input', { id: 'csv-file', type: 'file', accept: '.csv,text/csv', class: 'file' });
-  const importBtn = h('button', { type: 'button', id: 'csv-import' }, 'Import CSV file…');
+  const importBtn = h('button', { type: 'button', id: 'csv-import' }, 'Import CSV…');
   const exportLink = isNew ? null : h('a', { class: 'button', id: 'csv-export', href: '/api/devices/' + enc(id) + '/points.csv', download: id + '-points.csv', role: 'button' }, 'Export CSV');
+  const addBtn = h('button', { type: 'button', id: 'add-point' }, '+ Add point');
   const saveBtn = h('button', { type: 'button', class: 'primary', id: 'save-device' }, isNew ? 'Add device' : 'Save');
   const delBtn = isNew ? null : h('button', { type: 'button', class: 'danger', id: 'delete-device' }, 'Remove…');
   const tmpl = h('select', { id: 'dev-template' }, h('option', { value: '' }, '— none —'));
-  const preview = h('div', { id: 'points-preview', class: 'scroll' });
-  // The table as the collector will read it; a row's Remove takes it out of the CSV text.
-  function showPoints(points) {
-    preview.replaceChildren(points.length ? h('table', {},
-      h('thead', {}, h('tr', {}, ['Name', 'Area', 'Address', 'Type', 'Scale', 'Unit', 'Access', ''].map((t) => h('th', {}, t)))),
-      h('tbody', {}, points.map((p, i) => h('tr', {},
-        h('td', {}, p.name), h('td', {}, p.area), h('td', { class: 'num' }, p.address), h('td', {}, p.type + (p.type === 'bit' ? ' ' + p.bit : '')),
-        h('td', { class: 'num' }, p.scale), h('td', {}, p.unit), h('td', {}, p.access),
-        h('td', {}, h('button', { type: 'button', class: 'quiet', onclick: () => { points.splice(i, 1); csv.value = pointsCsv(points); showPoints(points); } }, 'Remove')))))) : null);
-  }
-  const tcpBox = h('div', { class: 'row' }, h('div', { class: 'grow' }, lAddr, addr));
-  const serialBox = h('div', { class: 'row' }, h('div', { class: 'grow' }, lPort, port), h('div', { class: 'grow' }, lBaud, baud),
-    h('div', { class: 'grow' }, h('label', { for: 'dev-parity' }, 'Parity'), parity));
+  let protocols = [];
   let models = [];
+  let form = null;
+  let grid = null;
+  let loaded = null;      // the device as loaded (keys the form does not show are kept)
 
-  function showProto() {
-    const serial = proto.value === 'modbus-rtu';
-    tcpBox.hidden = serial;
-    serialBox.hidden = !serial;
+  // The form and the grid of the chosen protocol; `d` fills them.
+  function build(d) {
+    const p = protocols.find((x) => x.name === proto.value);
+    if (!p) return;
+    form = settingsForm(p.device_fields);
+    grid = pointGrid(p.point_fields);
+    settingsBox.replaceChildren(form.el);
+    gridBox.replaceChildren(grid.el);
+    if (d) { form.set(d); grid.set(d.point || []); }
   }
-  proto.addEventListener('change', showProto);
-
   function fill(d, keepId) {
-    base = Object.assign({}, d);
+    loaded = d;
     if (!keepId) idIn.value = d.id || '';
-    proto.value = d.protocol || 'modbus-tcp';
-    addr.value = d.address || '';
-    port.value = (d.serial && d.serial.port) || '';
-    baud.value = (d.serial && d.serial.baud) || 9600;
-    parity.value = (d.serial && d.serial.parity) || 'none';
-    unit.value = d.unit_id === undefined ? 1 : d.unit_id;
-    tmo.value = d.timeout_ms || 1000;
-    groups.value = groupsText(d.poll_groups || [{ name: 'default', interval_ms: 1000 }]);
+    proto.value = d.protocol || proto.value;
     enabled.value = d.enabled === false ? 'no' : 'yes';
-    csv.value = pointsCsv(d.point || []);
-    showPoints(d.point || []);
-    showProto();
+    build(d);
   }
-
+  proto.addEventListener('change', () => {
+    // the points keep what both protocols share (name, unit, scale, ...); the settings start empty
+    const points = grid ? grid.points() : [];
+    build(null);
+    grid.set(points);
+  });
+  addBtn.addEventListener('click', () => grid && grid.add());
   tmpl.addEventListener('change', () => {
     const m = models.find((x) => x.id === tmpl.value);
     if (m) { fill(m.device, true); out.replaceChildren(banner('info', 'Filled in from "' + m.name + '": set the id and the address.')); }
@@ -583,54 +751,43 @@ function deviceEditView(id) {
   file.addEventListener('change', async () => {
     const f = file.files[0];
     if (!f) return;
-    if (f.size > 2 * 1024 * 1024) { out.replaceChildren(banner('error', 'That file is larger than 2 MiB.')); return; }
-    csv.value = await f.text();
     file.value = '';
-    await checkCsv();
-  });
-
-  async function checkCsv() {
-    if (!csv.value.trim()) return [];
+    if (f.size > 2 * 1024 * 1024) { out.replaceChildren(banner('error', 'That file is larger than 2 MiB.')); return; }
     try {
-      const r = await api('POST', '/api/points-csv', { csv: csv.value });
-      out.replaceChildren(banner('info', 'The point table reads well: ' + r.points.length + ' points.'));
-      showPoints(r.points);
-      return r.points;
+      const r = await api('POST', '/api/points-csv', { csv: await f.text(), protocol: proto.value });
+      grid.set(r.points);
+      out.replaceChildren(banner('info', 'Imported ' + r.points.length + ' points from ' + f.name + ': check them, then save.'));
     } catch (e) {
-      out.replaceChildren(banner('error', e.message), problemList(e.errors));
-      return null;
+      out.replaceChildren(banner('error', 'Not imported: ' + e.message), problemList(e.errors));
     }
-  }
+  });
 
   saveBtn.addEventListener('click', async () => {
     out.replaceChildren();
     const devId = idIn.value.trim();
     if (!devId) { out.replaceChildren(banner('error', 'Give the device an id.')); return; }
-    let pg;
-    try { pg = parseGroups(groups.value); } catch (e) { out.replaceChildren(banner('error', e.message)); return; }
+    let settings;
+    try { settings = form.value(); } catch (e) { out.replaceChildren(banner('error', e.message)); return; }
+    const same = loaded && loaded.protocol === proto.value;
+    const d = Object.assign({}, same ? loaded : {}, settings, { id: devId, protocol: proto.value, enabled: enabled.value === 'yes', points_csv: null, point: grid.points() });
+    // keys the form shows but left empty go back to their defaults
+    if (same) for (const f of protocols.find((x) => x.name === proto.value).device_fields) if (!(f.key in settings)) delete d[f.key];
     saveBtn.disabled = true;
     try {
-      const points = await checkCsv();
-      if (points === null) return;
-      const d = Object.assign({}, base, {
-        id: devId, protocol: proto.value, unit_id: Number(unit.value), timeout_ms: Number(tmo.value),
-        poll_groups: pg, enabled: enabled.value === 'yes', point: points, points_csv: null,
-      });
-      if (proto.value === 'modbus-rtu') {
-        d.address = null;
-        d.serial = Object.assign({ data_bits: 8, stop_bits: 1 }, base.serial || {}, { port: port.value.trim(), baud: Number(baud.value), parity: parity.value });
-      } else {
-        d.address = addr.value.trim();
-        d.serial = null;
-      }
       const r = await api('PUT', '/api/devices/' + enc(devId) + '/config', d);
+      grid.mark([]);
+      form.mark([]);
       const a = r.applied;
       const what = [['started', a.started], ['restarted', a.restarted], ['left running', a.unchanged]].filter(([, l]) => l && l.length).map(([k, l]) => k + ': ' + l.join(', ')).join('; ');
       out.replaceChildren(banner('info', (r.created ? 'Added ' : 'Saved ') + devId + '. ' + what + (a.note ? ' (' + a.note + ')' : '')),
         h('a', { class: 'button', href: '#/device/' + enc(devId), role: 'button', id: 'go-test' }, 'Test ' + devId + ' ›'));
-      if (isNew) { idIn.readOnly = true; base = d; }
+      if (isNew) { idIn.readOnly = true; }
+      loaded = d;
     } catch (e) {
-      out.replaceChildren(banner('error', e.message), problemList(e.errors));
+      // each finding of this device at its cell or setting; the others (other devices') listed
+      const errs = e.errors || [];
+      const rest = form.mark(grid.mark(errs.filter((x) => x.device === devId))).concat(errs.filter((x) => x.device !== devId));
+      out.replaceChildren(banner('error', e.message), rest.length ? problemList(rest) : null);
     } finally {
       saveBtn.disabled = false;
       out.scrollIntoView({ block: 'nearest' });
@@ -650,8 +807,10 @@ function deviceEditView(id) {
   const token = pageToken;
   (async () => {
     try {
+      protocols = await api('GET', '/api/protocols');
+      proto.replaceChildren(...protocols.map((p) => h('option', { value: p.name }, p.label)));
       if (isNew) {
-        fill(base, false);
+        build({ point: [] });
         const lib = await api('GET', '/api/device-models');
         models = lib.models || [];
         tmpl.append(...models.map((m) => h('option', { value: m.id }, m.name)));
@@ -669,30 +828,16 @@ function deviceEditView(id) {
       h('h1', { class: 'grow' }, isNew ? 'Add a device' : 'Edit ' + id), delBtn),
     h('div', { class: 'card' },
       isNew ? h('div', {}, h('label', { for: 'dev-template' }, 'Start from a device model'), tmpl) : null,
-      h('div', { class: 'row' }, h('div', { class: 'grow' }, lId, idIn), h('div', { class: 'grow' }, h('label', { for: 'dev-protocol' }, 'Protocol'), proto)),
-      tcpBox, serialBox,
-      h('div', { class: 'row' }, h('div', { class: 'grow' }, lUnit, unit), h('div', { class: 'grow' }, lTmo, tmo),
+      h('div', { class: 'row' }, h('div', { class: 'grow' }, lId, idIn), h('div', { class: 'grow' }, h('label', { for: 'dev-protocol' }, 'Protocol'), proto),
         h('div', { class: 'grow' }, h('label', { for: 'dev-enabled' }, 'Enabled'), enabled)),
-      h('div', { class: 'row' }, h('div', { class: 'grow' }, lGroups, groups))),
+      settingsBox),
     h('div', { class: 'card' },
-      h('h2', {}, 'Point table (CSV)'),
-      h('p', { class: 'hint' }, 'name,area,address,type,order,bit,length,scale,offset,group,access,min,max,decimals,unit,new_block — addresses 0-based; new_block = yes: no read reaches across to this point (a hole before it).'),
-      csv, file,
-      h('div', { class: 'toolbar' }, importBtn, exportLink, h('span', { class: 'grow' }), h('button', { type: 'button', id: 'csv-check', onclick: checkCsv }, 'Check table')),
-      preview),
+      h('h2', {}, 'Points'),
+      h('p', { class: 'hint' }, 'One row per point; * marks a required field; an empty cell takes the default shown in it.'),
+      gridBox, file,
+      h('div', { class: 'toolbar' }, addBtn, h('span', { class: 'grow' }), importBtn, exportLink)),
     h('div', { class: 'toolbar' }, h('span', { class: 'grow' }), saveBtn),
     out);
-}
-
-// The point table as CSV, the same columns the server writes (enos_collector_config::points_csv).
-function pointsCsv(points) {
-  const cols = ['name', 'area', 'address', 'type', 'order', 'bit', 'length', 'scale', 'offset', 'group', 'access', 'min', 'max', 'decimals', 'unit', 'new_block'];
-  const cell = (v) => {
-    if (v === null || v === undefined) return '';
-    const t = String(v);
-    return /[",\n]/.test(t) ? '"' + t.replace(/"/g, '""') + '"' : t;
-  };
-  return [cols.join(',')].concat(points.map((p) => cols.map((c) => cell(p[c])).join(','))).join('\n') + '\n';
 }
 
 // ---- live values and raw registers (device page) ----
