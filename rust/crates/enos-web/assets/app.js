@@ -376,7 +376,8 @@ function readingsTable(rows) {
     h('tbody', {}, rows.map((p) => h('tr', {},
       h('td', {}, p.point),
       h('td', { class: 'num' }, value(p.value)),
-      h('td', { class: 'words' }, pill(p.quality, p.quality === 'good' ? 'ok' : 'bad'), ' ', p.quality === 'good' ? clock(p.ts_ms) : p.text)))));
+      h('td', { class: 'words' }, pill(p.quality, p.quality === 'good' ? 'ok' : 'bad'), ' ', p.quality === 'good' ? clock(p.ts_ms) : p.text,
+        p.flags && p.flags.length ? h('div', { class: 'hint flags' }, 'Quality flags: ' + p.flags.join(', ')) : null)))));
 }
 
 

@@ -71,7 +71,7 @@ fn join(cfg: &CollectorConfig, states: &[DeviceStatus], answers: Vec<(String, Re
                 "why": (q != Quality::Good).then(|| quality::words(q)),
                 "device_error": last_error.filter(|_| q != Quality::Good),
             });
-            // Raw quality flags of protocols that have them (e.g. IEC 104's IV, NT, SB, BL, OV),
+            // The device's raw quality flags in words (`enos_batch::Flags::names`, e.g. "not topical"),
             // when the reading carries any: passed on as they came.
             if let Some(flags) = flags_of(&v["flags"]) {
                 row["flags"] = flags.into();
@@ -97,7 +97,6 @@ fn without_value(state: &str) -> Option<&'static str> {
 fn flags_of(v: &Value) -> Option<Vec<String>> {
     let list: Vec<String> = match v {
         Value::Array(a) => a.iter().map(|f| f.as_str().map(str::to_string).unwrap_or_else(|| f.to_string())).collect(),
-        Value::String(s) => s.split([',', ' ']).filter(|s| !s.is_empty()).map(str::to_string).collect(),
         _ => Vec::new(),
     };
     (!list.is_empty()).then_some(list)
@@ -166,11 +165,11 @@ mod tests {
     #[test]
     fn raw_flags_are_passed_on_only_when_present() {
         let live = json!({ "points": [
-            { "point": "voltage", "value": 1, "quality": "comm-failure", "ts_ms": 5, "flags": ["IV", "NT"] },
+            { "point": "voltage", "value": 1, "quality": "doubtful", "ts_ms": 5, "flags": ["invalid", "not topical"] },
             { "point": "broken", "value": 1, "quality": "good", "ts_ms": 5, "flags": [] }] });
         let out = join(&config(), &[], vec![("inv01".into(), Ok(live))], 9);
-        assert_eq!(out["points"][0]["flags"], json!(["IV", "NT"]));
-        assert_eq!(out["points"][0]["why"], "no answer from the device");
+        assert_eq!(out["points"][0]["flags"], json!(["invalid", "not topical"]));
+        assert_eq!(out["points"][0]["why"], "the device flags the value as doubtful");
         assert!(out["points"][1].get("flags").is_none(), "{}", out["points"][1]);
     }
 
