@@ -1,5 +1,6 @@
 // The web center in a real browser at the kiosk size (800x480, touch): first boot, dashboard,
-// devices, communication test, a write with its confirmation step, sign-out and sign-in.
+// devices, communication test, the write dialog (current value, range, refusals and who refused),
+// the Live page (search, doubtful values), sign-out and sign-in, and more.
 // Started by tests/browser/run, which brings up the edge and sets the environment below.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -151,30 +152,179 @@ test('devices: list and communication test', async () => {
   await checkKiosk('device test');
 });
 
-test('write a point: confirmation first, then the device\'s answer', async () => {
+// enos_web_writes_total: every write the web center passed on to the collector
+async function writesSent() {
+  const m = await page.evaluate(() => fetch('/metrics').then((r) => r.text()));
+  return Number(/^enos_web_writes_total (\d+)$/m.exec(m)[1]);
+}
+
+// The signed-in page's own API call (its session cookie and CSRF token).
+async function apiCall(method, path, body) {
+  return page.evaluate(async ([method, path, body]) => {
+    const s = await fetch('/api/session').then((r) => r.json());
+    const r = await fetch(path, { method, headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': s.csrf }, body: JSON.stringify(body || {}) });
+    return { status: r.status, doc: await r.json() };
+  }, [method, path, body]);
+}
+
+test('write a point: the dialog shows current value, unit and range, refuses out-of-range input, says who refused', async () => {
+  // only writable points are offered, with their unit
+  await page.locator('#write-point option[value="voltage"]').waitFor({ state: 'attached' });
+  assert.deepEqual(await page.locator('#write-point option').allInnerTexts(), ['voltage (V)', 'enable']);
   await page.selectOption('#write-point', 'voltage');
-  await page.fill('#write-value', '231.5');
   await page.click('#write-button');
   await page.locator('#dialog').waitFor({ state: 'visible' });
-  assert.match(await page.locator('#dialog').innerText(), /inv01 · voltage = 231\.5/);
-  await shot('05-write-confirm');
-  await checkKiosk('write confirmation');
+  assert.equal(await page.locator('#dialog-title').innerText(), 'Write inv01 · voltage');
+  assert.equal(await page.locator('#write-range').innerText(), 'Range: 0 to 400 V');
+  // the simulator serves 2300..2306 (x0.1)
+  await page.locator('#write-current', { hasText: /^Current value: 230(\.\d)? V$/ }).waitFor({ timeout: 20000 });
+  await shot('05-write-dialog');
+  await checkKiosk('write dialog');
   await page.click('#dialog-cancel');
   await page.locator('#dialog').waitFor({ state: 'hidden' });
   assert.equal(await page.locator('#write-result').innerText(), '', 'cancel sends nothing');
+
+  // out of range: refused in the page, with the reason, and nothing sent
+  const sent = await writesSent();
   await page.click('#write-button');
-  await page.click('#dialog-ok');
-  await page.locator('#write-result .banner.info', { hasText: 'accepted' }).waitFor({ timeout: 20000 });
-  // out of range: the device's (collector's) refusal in words
   await page.fill('#write-value', '999');
-  await page.click('#write-button');
   await page.click('#dialog-ok');
-  await page.locator('#write-result .banner.error', { hasText: 'code 2005' }).waitFor({ timeout: 20000 });
-  // the gateway's own range check refused it: said so, and in words rather than an enum name
-  const refused = await page.locator('#write-result').innerText();
-  assert.match(refused, /^The gateway refused it, nothing was sent to the device: /, refused);
-  assert.doesNotMatch(refused, /did not take it|out-of-range/, refused);
+  assert.equal(await page.locator('#write-check').innerText(), 'Not sent: 999 V is above the maximum 400 V.');
+  await page.fill('#write-value', '-1');
+  await page.press('#write-value', 'Enter');
+  assert.equal(await page.locator('#write-check').innerText(), 'Not sent: -1 V is below the minimum 0 V.');
+  await page.fill('#write-value', 'abc');
+  await page.click('#dialog-ok');
+  assert.equal(await page.locator('#write-check').innerText(), 'Not sent: "abc" is not a number.');
+  await shot('05b-write-refused-in-the-page');
+  assert.equal(await page.locator('#write-outcome').innerText(), '');
+  assert.equal(await writesSent(), sent, 'a value refused in the page never reaches the gateway');
+
+  // in range but not a whole step of the scale 0.1: the gateway's own check refuses it, in words
+  await page.fill('#write-value', '231.55');
+  await page.click('#dialog-ok');
+  await page.locator('#write-outcome .banner.error', { hasText: 'code 2004' }).waitFor({ timeout: 20000 });
+  const refused = await page.locator('#write-outcome').innerText();
+  assert.match(refused, /^The gateway refused it, nothing was sent to the device: 231\.55 is not a whole number of steps/, refused);
+  assert.doesNotMatch(refused, /did not take it|bad-value/, refused);
+
+  // accepted: said in the dialog, the dialog offers only Close, and the card keeps the outcome
+  await page.fill('#write-value', '231,5'); // a touch keyboard's decimal comma
+  await page.click('#dialog-ok');
+  await page.locator('#write-outcome .banner.info', { hasText: 'The device accepted voltage = 231.5 V' }).waitFor({ timeout: 20000 });
+  assert.equal(await writesSent(), sent + 2);
+  assert.ok(await page.locator('#dialog-ok').isHidden(), 'no second send of the same value by a double tap');
+  assert.equal(await page.locator('#dialog-cancel').innerText(), 'Close');
   await shot('06-write-result');
+  await page.click('#dialog-cancel');
+  await page.locator('#write-result .banner.info', { hasText: 'accepted' }).waitFor();
+
+  // a coil: two large choices instead of a text field
+  await page.selectOption('#write-point', 'enable');
+  await page.click('#write-button');
+  assert.equal(await page.locator('#write-range').innerText(), 'Range: true or false');
+  await page.locator('#write-current', { hasText: /^Current value: (true|false)$/ }).waitFor({ timeout: 20000 });
+  await page.click('#dialog-ok');
+  assert.equal(await page.locator('#write-check').innerText(), 'Not sent: Choose true or false.');
+  await page.click('#write-true');
+  assert.equal(await page.getAttribute('#write-true', 'aria-pressed'), 'true');
+  await shot('06b-write-coil');
+  await checkKiosk('write dialog, coil');
+  await page.click('#dialog-ok');
+  await page.locator('#write-outcome .banner.info', { hasText: 'The device accepted enable = true' }).waitFor({ timeout: 20000 });
+  await page.click('#dialog-cancel');
+});
+
+test('live page: every device\'s values; the search filters by device, point and unit as one types', async () => {
+  await page.click('nav a[data-page="live"]');
+  const rows = page.locator('#live-table tbody tr:visible');
+  await page.locator('#live-table tbody tr', { hasText: 'voltage' }).waitFor({ timeout: 20000 });
+  await rows.nth(3).waitFor();
+  assert.match(await page.locator('#live-table').innerText(), /inv01\s+counter\s+\d+ Wh[\s\S]*inv01\s+voltage\s+[\d.]+ V/);
+  assert.match(await page.locator('#live-summary').innerText(), /^4 of 4 values · all good$/);
+  await shot('21-live');
+  await checkKiosk('live');
+  // key by key, as a touch keyboard sends it: the rows follow every letter
+  await page.locator('#live-search').pressSequentially('vol');
+  assert.equal(await rows.count(), 1);
+  assert.match(await rows.first().innerText(), /voltage/);
+  assert.equal(await page.locator('#live-summary').innerText(), '1 of 4 values · all good');
+  // a refresh keeps the filter and the keyboard's focus
+  const t = await page.locator('#live-all-updated').innerText();
+  await page.waitForFunction((t) => document.querySelector('#live-all-updated').textContent !== t, t, { timeout: 10000 });
+  assert.equal(await rows.count(), 1);
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'live-search');
+  await shot('22-live-search');
+  // the filter is kept while one looks at a device and comes back
+  await page.click('nav a[data-page="devices"]');
+  await page.locator('.list .row').first().waitFor();
+  await page.click('nav a[data-page="live"]');
+  assert.equal(await page.inputValue('#live-search'), 'vol');
+  await page.locator('#live-table tbody tr', { hasText: 'voltage' }).waitFor({ timeout: 10000 });
+  assert.equal(await rows.count(), 1);
+  // by unit, and by several words (device and point)
+  await page.fill('#live-search', 'wh');
+  assert.deepEqual(await page.locator('#live-table tbody tr:visible td:nth-child(2)').allInnerTexts(), ['counter']);
+  await page.fill('#live-search', 'INV01 power');
+  assert.deepEqual(await page.locator('#live-table tbody tr:visible td:nth-child(2)').allInnerTexts(), ['power_kw']);
+  await page.fill('#live-search', 'no-such-thing');
+  assert.equal(await page.locator('#live-none').innerText(), 'No value matches "no-such-thing".');
+  await page.click('#live-clear');
+  assert.equal(await page.inputValue('#live-search'), '');
+  assert.equal(await rows.count(), 4);
+});
+
+test('live page: only doubtful values, why in words; a write the device does not take says so', async () => {
+  // a device nothing answers for (the discard port): its values become doubtful
+  const dead = { id: 'dead01', protocol: 'modbus-tcp', address: '127.0.0.1:9', timeout_ms: 300, retries: 0, offline_after: 2,
+    reconnect_min_ms: 100, reconnect_max_ms: 400, poll_groups: [{ name: 'default', interval_ms: 300 }],
+    point: [{ name: 'flow', area: 'holding', address: 0, type: 'u16', unit: 'm3/h', access: 'rw', min: 0, max: 50 }] };
+  const added = await apiCall('PUT', '/api/devices/dead01/config', dead);
+  assert.equal(added.status, 201, JSON.stringify(added.doc));
+  await page.goto(URL + '#/live');
+  await page.locator('#live-table tbody tr', { hasText: 'flow' }).waitFor({ timeout: 20000 });
+  assert.equal(await page.getAttribute('#live-doubtful', 'aria-pressed'), 'false');
+  await page.click('#live-doubtful');
+  assert.equal(await page.getAttribute('#live-doubtful', 'aria-pressed'), 'true');
+  const rows = page.locator('#live-table tbody tr:visible');
+  await page.waitForFunction(() => document.querySelectorAll('#live-table tbody tr:not([hidden])').length === 1, null, { timeout: 10000 });
+  const row = await rows.first().innerText();
+  // the quality in words, and the device's own last error; no flags line when the reading has none
+  assert.match(row, /dead01\s+flow[\s\S]*(comm-failure|offline)/, row);
+  assert.match(row, /No answer from the device|The device is offline/, row);
+  assert.match(row, /Last error of dead01: .*(refused|connect)/i, row);
+  assert.equal(await page.locator('#live-table .flags').count(), 0);
+  assert.match(await page.locator('#live-summary').innerText(), /^1 of 5 values · 1 doubtful$/);
+  await shot('23-live-doubtful');
+  await checkKiosk('live, doubtful');
+  // the search applies within the doubtful ones
+  await page.fill('#live-search', 'volt');
+  assert.equal(await page.locator('#live-none').innerText(), 'No value matches "volt" among the doubtful ones.');
+  await page.fill('#live-search', 'm3/h');
+  assert.equal(await rows.count(), 1);
+  await page.click('#live-doubtful');
+  await page.click('#live-clear');
+  assert.equal(await rows.count(), 5);
+
+  // writing to it: the gateway's checks pass, the device does not take it, and the dialog says who refused
+  await page.goto(URL + '#/device/dead01');
+  await page.locator('#write-point option[value="flow"]').waitFor({ state: 'attached' });
+  await page.click('#write-button');
+  assert.equal(await page.locator('#write-range').innerText(), 'Range: 0 to 50 m3/h');
+  await page.locator('#write-current', { hasText: 'Current value: unknown' }).waitFor({ timeout: 20000 });
+  await page.fill('#write-value', '60');
+  await page.click('#dialog-ok');
+  assert.equal(await page.locator('#write-check').innerText(), 'Not sent: 60 m3/h is above the maximum 50 m3/h.');
+  await page.fill('#write-value', '10');
+  await page.click('#dialog-ok');
+  await page.locator('#write-outcome .banner.error').waitFor({ timeout: 20000 });
+  assert.match(await page.locator('#write-outcome').innerText(), /^The device did not take it: .* \(code 200[78]\)\.$/);
+  await shot('24-write-device-refused');
+  await page.click('#dialog-cancel');
+  const removed = await apiCall('DELETE', '/api/devices/dead01/config');
+  assert.equal(removed.status, 200, JSON.stringify(removed.doc));
+  await page.goto(URL + '#/device/inv01');
+  await page.locator('#readings table').waitFor({ timeout: 20000 });
 });
 
 test('sign out, a wrong password, sign in again', async () => {
@@ -222,40 +372,70 @@ test('accounts: the admin adds a viewer, who sees values but no write controls',
   await page.locator('#readings table').waitFor({ timeout: 20000 });
 });
 
-test('devices: add a device from a model, then with an imported CSV point table', async () => {
+// The grid's content: per row, each cell's value (inputs, selects, checkboxes) by field key.
+async function gridRows() {
+  return page.evaluate(() => [...document.querySelectorAll('#point-grid tbody tr')].map((tr) =>
+    Object.fromEntries([...tr.querySelectorAll('td[data-key]')].map((td) => {
+      const el = td.querySelector('input, select');
+      return [td.dataset.key, el.type === 'checkbox' ? el.checked : el.value];
+    }))));
+}
+
+test('devices: add a device from a model, a point grid built from the protocol, CSV import, findings at their cells', async () => {
   await page.goto(URL + '#/devices');
   await page.click('#add-device');
   await page.locator('#dev-template option').nth(2).waitFor({ state: 'attached' });
+  // the protocols and their fields come from the registry
+  assert.ok((await page.locator('#dev-protocol option').allInnerTexts()).includes('IEC 60870-5-104'));
   // a model of the library fills in protocol, settings and points
   await page.selectOption('#dev-template', 'pv-inverter-sunspec');
-  assert.match(await page.inputValue('#points-csv'), /ac_power,holding,40092,f32/);
   assert.equal(await page.inputValue('#dev-groups'), 'fast=1000, slow=60000');
-  assert.equal(await page.locator('#points-preview tbody tr').count(), 15, 'the model\'s points shown as a table');
+  assert.equal(await page.locator('#point-grid tbody tr').count(), 15, 'the model\'s points in the grid');
+  const headers = await page.locator('#point-grid thead th').allInnerTexts();
+  for (const want of ['Name *', 'Area *', 'Address *', 'Type *', 'Scale', 'Unit', 'Access']) assert.ok(headers.includes(want), headers.join('|'));
+  // inputs fit the field: a choice is a select, a number a numeric input with its bounds
+  assert.equal(await page.locator('#point-grid tbody tr').first().locator('td[data-key="area"] select').count(), 1);
+  assert.equal(await page.locator('#point-grid tbody tr').first().locator('td[data-key="address"] input').getAttribute('max'), '65535');
   await shot('10-device-add-template');
   await checkKiosk('add device');
-  // a CSV file with mistakes: each row and column named, nothing saved
   await page.fill('#dev-id', 'meter02');
   await page.fill('#dev-address', process.env.ENOS_SIM_MODBUS);
   await page.fill('#dev-groups', 'default=500');
+  // a CSV file with mistakes: each row and column named, the grid left as it was
   const bad = 'name,area,address,type,scale,unit\nline_voltage,holding,4,u16,0.1,V\npower,holding,40002x,f32,,kW\nflag,coil,1,u16,,\n';
   await page.setInputFiles('#csv-file', { name: 'meter.csv', mimeType: 'text/csv', buffer: Buffer.from(bad) });
   await page.locator('#edit-problems li').nth(1).waitFor();
   const problems = await page.locator('#edit-problems').innerText();
   assert.match(problems, /line 3, column "address"/);
   assert.match(problems, /line 4, column "type"/);
-  await page.click('#save-device');
-  await page.locator('#edit-result .banner.error').waitFor();
+  assert.equal(await page.locator('#point-grid tbody tr').count(), 15);
   await shot('11-device-csv-errors');
-  const good = 'name,area,address,type,order,scale,unit\nline_voltage,holding,4,u16,,0.1,V\npower,holding,2,f32,,,kW\n';
+  const good = 'name,area,address,type,order,scale,unit\nline_voltage,holding,4,u16,,0.1,V\npower,holding,2,f32,,,kW\nspare,holding,9,u16,,,\n';
   await page.setInputFiles('#csv-file', { name: 'meter.csv', mimeType: 'text/csv', buffer: Buffer.from(good) });
-  await page.locator('#edit-result .banner.info', { hasText: '2 points' }).waitFor();
-  assert.equal(await page.locator('#points-preview tbody tr').count(), 2);
-  // a row removed in the table leaves the CSV text, then comes back with the file
-  await page.locator('#points-preview tbody tr', { hasText: 'power' }).getByRole('button', { name: 'Remove' }).click();
-  assert.equal(await page.locator('#points-preview tbody tr').count(), 1);
-  assert.doesNotMatch(await page.inputValue('#points-csv'), /power/);
-  await page.setInputFiles('#csv-file', { name: 'meter.csv', mimeType: 'text/csv', buffer: Buffer.from(good) });
-  await page.locator('#points-preview tbody tr', { hasText: 'power' }).waitFor();
+  await page.locator('#edit-result .banner.info', { hasText: 'Imported 3 points' }).waitFor();
+  assert.deepEqual((await gridRows()).map((r) => r.name), ['line_voltage', 'power', 'spare']);
+  // remove a row
+  await page.locator('#point-grid tbody tr').nth(2).locator('button.remove-row').click();
+  assert.deepEqual((await gridRows()).map((r) => r.name), ['line_voltage', 'power']);
+  // add a row: a coil
+  await page.click('#add-point');
+  const row = page.locator('#point-grid tbody tr').nth(2);
+  await row.locator('td[data-key="name"] input').fill('flag');
+  await row.locator('td[data-key="area"] select').selectOption('coil');
+  await row.locator('td[data-key="address"] input').fill('1');
+  await row.locator('td[data-key="type"] select').selectOption('bool');
+  // edit a cell to a value the collector refuses: its finding is shown at that cell, nothing saved
+  const scale = page.locator('#point-grid tbody tr').nth(0).locator('td[data-key="scale"]');
+  await scale.locator('input').fill('0');
+  await page.click('#save-device');
+  await scale.locator('.cell-error', { hasText: 'must be a finite, non-zero number' }).waitFor({ timeout: 20000 });
+  assert.equal(await scale.locator('input').getAttribute('aria-invalid'), 'true');
+  await page.locator('#edit-result .banner.error').waitFor();
+  await scale.scrollIntoViewIfNeeded();
+  await shot('11b-device-finding-at-its-cell');
+  assert.equal(await page.locator('.list .row', { hasText: 'meter02' }).count(), 0);
+  await scale.locator('input').fill('0.1');
+  assert.equal(await scale.locator('.cell-error').innerText(), '', 'the mark goes as the cell is edited');
   await page.click('#save-device');
   await page.locator('#edit-result .banner.info', { hasText: 'Added meter02' }).waitFor({ timeout: 20000 });
   await shot('12-device-added');
@@ -263,10 +443,24 @@ test('devices: add a device from a model, then with an imported CSV point table'
   await page.locator('#readings table').waitFor({ timeout: 20000 });
   const table = await page.locator('#readings table').innerText();
   assert.match(table, /line_voltage[\s\S]*good/, table);
+  assert.match(table, /flag[\s\S]*good/, table);
   await page.goto(URL + '#/devices');
   await page.locator('.list .row', { hasText: 'meter02' }).locator('.pill.ok').waitFor({ timeout: 20000 });
   assert.match(await page.locator('.list').innerText(), /inv01[\s\S]*meter02/);
   await shot('13-devices-two');
+});
+
+test('devices: the point table exported as CSV imports back as the same grid', async () => {
+  await page.goto(URL + '#/device-edit/meter02');
+  await page.locator('#point-grid tbody tr').nth(2).waitFor({ timeout: 20000 });
+  const before = await gridRows();
+  assert.deepEqual(before.map((r) => r.name), ['line_voltage', 'power', 'flag']);
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#csv-export')]);
+  const csv = readFileSync(await download.path(), 'utf8');
+  assert.match(csv, /^name,/);
+  await page.setInputFiles('#csv-file', { name: 'back.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
+  await page.locator('#edit-result .banner.info', { hasText: 'Imported 3 points' }).waitFor();
+  assert.deepEqual(await gridRows(), before);
 });
 
 test('device page: raw registers from the simulator, errors in words', async () => {

@@ -108,6 +108,9 @@ function confirmDialog(title, body, okText, okClass) {
     const ok = $('#dialog-ok');
     ok.textContent = okText || 'OK';
     ok.className = okClass || 'primary';
+    ok.hidden = false;
+    ok.disabled = false;
+    $('#dialog-cancel').textContent = 'Cancel';
     const done = (v) => { d.hidden = true; ok.onclick = null; $('#dialog-cancel').onclick = null; resolve(v); };
     ok.onclick = () => done(true);
     $('#dialog-cancel').onclick = () => done(false);
@@ -308,24 +311,19 @@ function deviceView(id) {
   const canWrite = session.role === 'operator' || session.role === 'admin';
   const result = h('div', { id: 'readings' });
   const status = h('span', { class: 'updated' }, '');
-  let points = [];
   const readBtn = h('button', { type: 'button', class: 'primary', id: 'read-now' }, 'Read now');
-  const pointSel = h('select', { id: 'write-point' });
-  const valueIn = h('input', { id: 'write-value', inputmode: 'decimal', autocomplete: 'off', placeholder: 'e.g. 42.5, true or "text"' });
+  const pointSel = h('select', { id: 'write-point' }, h('option', { value: '' }, 'Loading the points…'));
   const writeOut = h('div', { id: 'write-result', role: 'status' });
-  const writeBtn = h('button', { type: 'button', class: 'primary', id: 'write-button' }, 'Write…');
+  const writeBtn = h('button', { type: 'button', class: 'primary', id: 'write-button', disabled: true }, 'Write…');
+  let writable = [];
 
   async function read() {
     readBtn.disabled = true;
     status.textContent = 'reading from the device…';
     try {
       const r = await api('POST', '/api/devices/' + encodeURIComponent(id) + '/read', {});
-      points = r.readings.map((p) => p.point);
       status.textContent = r.good + ' of ' + r.total + ' points good, ' + r.took_ms + ' ms, at ' + clock(Date.now());
       result.replaceChildren(readingsTable(r.readings));
-      const keep = pointSel.value;
-      pointSel.replaceChildren(...points.map((p) => h('option', { value: p }, p)));
-      if (points.includes(keep)) pointSel.value = keep;
     } catch (e) {
       status.textContent = '';
       result.replaceChildren(banner('error', 'The read failed: ' + e.message));
@@ -335,44 +333,32 @@ function deviceView(id) {
   }
   readBtn.addEventListener('click', read);
 
-  writeBtn.addEventListener('click', async () => {
-    writeOut.replaceChildren();
-    const point = pointSel.value;
-    const raw = valueIn.value.trim();
-    if (!point) { writeOut.replaceChildren(banner('error', 'Read the device first, then choose a point.')); return; }
-    if (!raw) { writeOut.replaceChildren(banner('error', 'Enter a value.')); return; }
-    let v;
-    if (raw === 'true' || raw === 'false') v = raw === 'true';
-    else if (/^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(raw)) v = Number(raw);
-    else if (/^".*"$/.test(raw)) v = raw.slice(1, -1);
-    else { writeOut.replaceChildren(banner('error', 'A value is a number, true, false, or text in "quotes".')); return; }
-    const ok = await confirmDialog('Write to the device?', [
-      h('p', {}, 'This sends a command to the field device now.'),
-      h('p', { class: 'big' }, id + ' · ' + point + ' = ' + value(v)),
-    ], 'Write', 'danger');
-    if (!ok) return;
-    writeBtn.disabled = true;
-    writeOut.replaceChildren(banner('info', 'Writing…'));
+  // The points that can be written, with unit, range and kind (GET .../writable).
+  async function loadWritable() {
     try {
-      const r = await api('POST', '/api/devices/' + encodeURIComponent(id) + '/points/' + encodeURIComponent(point) + '/write', { value: v });
-      writeOut.replaceChildren(r.ok
-        ? banner('info', 'The device accepted ' + point + ' = ' + value(v) + ' (' + r.took_ms + ' ms).')
-        : banner('error', sentence(r.text) + ' (code ' + r.code + ').'));
+      writable = (await api('GET', '/api/devices/' + enc(id) + '/writable')).points;
+      pointSel.replaceChildren(...(writable.length ? writable.map((f) => h('option', { value: f.point }, f.point + (f.unit ? ' (' + f.unit + ')' : '')))
+        : [h('option', { value: '' }, 'no point of this device can be written')]));
+      writeBtn.disabled = !writable.length;
     } catch (e) {
-      writeOut.replaceChildren(banner('error', 'The write failed: ' + e.message));
-    } finally {
-      writeBtn.disabled = false;
-      writeOut.scrollIntoView({ block: 'nearest' });
+      writeOut.replaceChildren(banner('error', 'Cannot list the points that can be written: ' + e.message));
     }
+  }
+  writeBtn.addEventListener('click', async () => {
+    const f = writable.find((x) => x.point === pointSel.value);
+    if (!f) return;
+    writeOut.replaceChildren();
+    const r = await writeDialog(id, f);
+    if (r) writeOut.replaceChildren(r);
   });
 
   const writeCard = canWrite ? h('div', { class: 'card', id: 'write-card' },
     h('h2', {}, 'Write a point'),
     h('div', { class: 'row' },
       h('div', { class: 'grow' }, h('label', { for: 'write-point' }, 'Point'), pointSel),
-      h('div', { class: 'grow' }, h('label', { for: 'write-value' }, 'Value (engineering units)'), valueIn)),
-    h('div', { class: 'toolbar' }, h('span', { class: 'grow' }), writeBtn),
+      writeBtn),
     writeOut) : null;
+  if (canWrite) loadWritable();
 
   setTimeout(read, 0);
   const edit = session.role === 'admin' ? h('a', { class: 'button', href: '#/device-edit/' + encodeURIComponent(id), role: 'button', id: 'edit-device' }, 'Edit') : null;
@@ -390,13 +376,126 @@ function readingsTable(rows) {
     h('tbody', {}, rows.map((p) => h('tr', {},
       h('td', {}, p.point),
       h('td', { class: 'num' }, value(p.value)),
-      h('td', { class: 'words' }, pill(p.quality, p.quality === 'good' ? 'ok' : 'bad'), ' ', p.quality === 'good' ? clock(p.ts_ms) : p.text)))));
+      h('td', { class: 'words' }, pill(p.quality, p.quality === 'good' ? 'ok' : 'bad'), ' ', p.quality === 'good' ? clock(p.ts_ms) : p.text,
+        p.flags && p.flags.length ? h('div', { class: 'hint flags' }, 'Quality flags: ' + p.flags.join(', ')) : null)))));
 }
 
 
+// ---- the write dialog ----
+
+function withUnit(v, unit) { return value(v) + (unit && v !== null && v !== undefined ? ' ' + unit : ''); }
+
+/** What a point accepts, in words (`f` as GET /api/devices/{id}/writable answers it). */
+function rangeWords(f) {
+  const u = f.unit ? ' ' + f.unit : '';
+  const has = (x) => x !== null && x !== undefined;
+  if (f.kind === 'bool') return 'true or false';
+  if (f.kind === 'text') return 'text (' + f.type + ')';
+  if (has(f.min) && has(f.max)) return f.min + ' to ' + f.max + u;
+  if (has(f.min)) return 'at least ' + f.min + u + ' (above: the data type, ' + f.type + ')';
+  if (has(f.max)) return 'at most ' + f.max + u + ' (below: the data type, ' + f.type + ')';
+  return 'data type (' + f.type + '), no range configured';
+}
+
+/**
+ * The value typed for point `f`, or why it is not sent. The gateway checks the same range again
+ * (and the data type's); this check only saves a round trip and says it before anything is sent.
+ */
+function checkWrite(f, raw) {
+  if (f.kind === 'bool') return raw === true || raw === false ? { value: raw } : { error: 'Choose true or false.' };
+  if (f.kind === 'text') return { value: raw };
+  const t = raw.trim();
+  if (!t) return { error: 'Enter a value.' };
+  // a touch keyboard may offer the decimal comma
+  const n = /^[-+]?\d+,\d+$/.test(t) ? t.replace(',', '.') : t;
+  if (!/^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(n)) return { error: '"' + t + '" is not a number.' };
+  const x = Number(n);
+  const u = f.unit ? ' ' + f.unit : '';
+  if (f.min !== null && f.min !== undefined && x < f.min) return { error: x + u + ' is below the minimum ' + f.min + u + '.' };
+  if (f.max !== null && f.max !== undefined && x > f.max) return { error: x + u + ' is above the maximum ' + f.max + u + '.' };
+  return { value: x };
+}
+
+/**
+ * Writes point `f` of `device`: shows its current value (read now), unit and range, takes the
+ * new value, refuses what is out of range before sending, then shows the outcome and who refused
+ * (the gateway's checks or the device). Resolves with the last outcome banner, or null.
+ */
+function writeDialog(device, f) {
+  const d = $('#dialog');
+  const ok = $('#dialog-ok');
+  const cancel = $('#dialog-cancel');
+  const current = h('p', { class: 'big', id: 'write-current' }, 'Current value: reading…');
+  const when = h('p', { class: 'hint', id: 'write-current-when' }, '');
+  const check = h('p', { class: 'error', role: 'alert', id: 'write-check' }, '');
+  const outcome = h('div', { id: 'write-outcome', role: 'status' });
+  let last = null;
+  let chosen = null;     // a bool point's choice
+  let input;
+  if (f.kind === 'bool') {
+    const pick = (v) => {
+      chosen = v;
+      input.querySelectorAll('button').forEach((b) => b.setAttribute('aria-pressed', String(b.dataset.v === String(v))));
+    };
+    input = h('div', { class: 'choice', id: 'write-value', role: 'group', 'aria-label': 'New value' },
+      [true, false].map((v) => h('button', { type: 'button', 'data-v': String(v), 'aria-pressed': 'false', id: 'write-' + v, onclick: () => pick(v) }, String(v))));
+  } else {
+    input = h('input', { id: 'write-value', class: 'big-input', autocomplete: 'off', autocapitalize: 'none', spellcheck: 'false',
+      inputmode: f.kind === 'number' ? 'decimal' : 'text', enterkeyhint: 'send',
+      placeholder: f.kind === 'number' ? rangeWords(f) : '' });
+    input.addEventListener('input', () => { check.textContent = ''; });
+    input.addEventListener('keydown', (e) => { if (e.key === 'Enter') { e.preventDefault(); ok.click(); } });
+  }
+  $('#dialog-title').textContent = 'Write ' + device + ' · ' + f.point;
+  $('#dialog-body').replaceChildren(current, when,
+    h('p', { id: 'write-range' }, h('strong', {}, 'Range: '), rangeWords(f)),
+    h('label', { for: f.kind === 'bool' ? null : 'write-value' }, 'New value' + (f.unit ? ' (' + f.unit + ')' : '')), input,
+    check, outcome);
+  ok.textContent = 'Write';
+  ok.className = 'danger';
+  ok.hidden = false;
+  ok.disabled = false;
+  cancel.textContent = 'Cancel';
+  d.hidden = false;
+  (f.kind === 'bool' ? cancel : input).focus();
+
+  api('POST', '/api/devices/' + enc(device) + '/read', { points: [f.point] }).then((r) => {
+    const p = r.readings[0];
+    if (p.quality === 'good') {
+      current.textContent = 'Current value: ' + withUnit(p.value, f.unit);
+      when.textContent = 'read from the device at ' + clock(p.ts_ms);
+    } else {
+      current.textContent = 'Current value: unknown';
+      when.textContent = sentence(p.text) + '.';
+    }
+  }).catch((e) => { current.textContent = 'Current value: unknown'; when.textContent = 'The read failed: ' + e.message; });
+
+  return new Promise((resolve) => {
+    const close = () => { d.hidden = true; ok.onclick = null; cancel.onclick = null; ok.hidden = false; cancel.textContent = 'Cancel'; resolve(last); };
+    cancel.onclick = close;
+    ok.onclick = async () => {
+      const c = checkWrite(f, f.kind === 'bool' ? chosen : input.value);
+      if (c.error) { check.textContent = 'Not sent: ' + c.error; return; }
+      check.textContent = '';
+      ok.disabled = true;
+      outcome.replaceChildren(banner('info', 'Writing ' + withUnit(c.value, f.unit) + '…'));
+      try {
+        const r = await api('POST', '/api/devices/' + enc(device) + '/points/' + enc(f.point) + '/write', { value: c.value });
+        last = r.ok
+          ? banner('info', 'The device accepted ' + f.point + ' = ' + withUnit(c.value, f.unit) + ' (' + r.took_ms + ' ms).')
+          : banner('error', sentence(r.text) + ' (code ' + r.code + ').');
+        if (r.ok) { ok.hidden = true; cancel.textContent = 'Close'; cancel.focus(); }
+      } catch (e) {
+        last = banner('error', 'The write failed: ' + e.message);
+      }
+      outcome.replaceChildren(last.cloneNode(true));
+      ok.disabled = false;
+    };
+  });
+}
+
 // ---- device configuration (admin) ----
 
-const PROTOCOLS = ['modbus-tcp', 'modbus-rtu', 'modbus-rtu-over-tcp'];
 const enc = encodeURIComponent;
 
 function problemList(errors) {
@@ -412,70 +511,239 @@ function parseGroups(text) {
     if (!m) throw new Error('Poll groups: "' + part + '" is not name=milliseconds');
     out.push({ name: m[1], interval_ms: Number(m[2]) });
   }
-  if (!out.length) throw new Error('Poll groups: give at least one, e.g. default=1000');
   return out;
+}
+
+// Sub-fields of the nested settings kinds (their keys are the file's).
+const NESTED = {
+  serial: [['port', 'Port', 'text', '/dev/ttyS1'], ['baud', 'Baud rate', 'integer', '9600'], ['parity', 'Parity', 'choice', 'none', ['none', 'even', 'odd']],
+    ['data_bits', 'Data bits', 'integer', '8'], ['stop_bits', 'Stop bits', 'integer', '1']],
+  tls: [['ca', 'CA certificate (file)', 'text', ''], ['cert', 'Certificate (file)', 'text', ''], ['key', 'Key (file)', 'text', ''], ['server_name', 'Server name', 'text', '']],
+};
+
+/**
+ * The settings of one protocol as a form built from its fields (GET /api/protocols). Returns
+ * { el, value() -> the settings' keys, set(device), mark(findings) -> findings left over }.
+ */
+function settingsForm(fields) {
+  const inputs = new Map();   // key -> { get, set, el, msg }
+  const parts = [];
+  for (const f of fields) {
+    const msg = h('div', { class: 'cell-error', role: 'alert' });
+    let entry;
+    if (f.kind === 'serial' || f.kind === 'tls') {
+      const subs = NESTED[f.kind].map(([k, label, kind, def, choices]) => ({ k, el: cellInput({ key: k, label, kind, default: def, choices, required: kind === 'choice' }, undefined, 'dev-' + f.key + '-' + k), label, kind }));
+      entry = {
+        // absent unless its first part (the port, the CA) is given: the rest have defaults
+        get: () => {
+          if (!subs[0].el.value.trim()) return undefined;
+          const o = {};
+          for (const s of subs) { const v = cellValue({ kind: s.kind }, s.el); if (v !== undefined) o[s.k] = v; }
+          return o;
+        },
+        set: (v) => { for (const s of subs) { const x = v && v[s.k]; s.el.value = x === undefined || x === null ? (s.kind === 'choice' ? s.el.value : '') : String(x); } },
+        el: subs[0].el,
+      };
+      parts.push(h('fieldset', { class: 'nested' }, h('legend', {}, f.label), h('p', { class: 'hint' }, f.help),
+        h('div', { class: 'row' }, subs.map((s) => h('div', { class: 'grow' }, h('label', { for: s.el.id }, s.label), s.el))), msg));
+    } else if (f.kind === 'poll-groups') {
+      const el = h('input', { id: 'dev-groups', autocomplete: 'off', spellcheck: 'false', autocapitalize: 'none', placeholder: 'default=1000' });
+      entry = { get: () => { const g = parseGroups(el.value); return g.length ? g : undefined; }, set: (v) => { el.value = groupsText(v); }, el };
+      parts.push(h('div', {}, h('label', { for: el.id }, f.label + ' (name=ms, …)'), el, h('p', { class: 'hint' }, f.help), msg));
+    } else {
+      const el = cellInput(f, undefined, 'dev-' + f.key);
+      entry = { get: () => cellValue(f, el), set: (v) => { const n = cellInput(f, v, el.id); if (f.kind === 'bool') el.checked = n.checked; else el.value = n.value; }, el };
+      parts.push(h('div', { class: 'field ' + f.kind }, h('label', { for: el.id }, f.label + (f.required ? ' *' : '')), el, h('p', { class: 'hint' }, f.help), msg));
+    }
+    entry.msg = msg;
+    entry.el.addEventListener('input', () => { msg.textContent = ''; entry.el.removeAttribute('aria-invalid'); });
+    inputs.set(f.key, entry);
+  }
+  return {
+    el: h('div', { class: 'settings' }, parts),
+    value() {
+      const o = {};
+      for (const [k, e] of inputs) { const v = e.get(); if (v !== undefined) o[k] = v; }
+      return o;
+    },
+    set(d) { for (const [k, e] of inputs) e.set(d[k]); },
+    mark(errors) {
+      for (const e of inputs.values()) { e.msg.textContent = ''; e.el.removeAttribute('aria-invalid'); }
+      const rest = [];
+      for (const x of errors) {
+        const e = !x.point && inputs.get(String(x.field || '').split('.')[0]);
+        if (!e) { rest.push(x); continue; }
+        e.msg.textContent = x.reason;
+        e.el.setAttribute('aria-invalid', 'true');
+      }
+      return rest;
+    },
+  };
+}
+
+// ---- the point grid (device editor) ----
+
+/** The value an input holds for field `f`; undefined: nothing entered (the key is left out). */
+function cellValue(f, el) {
+  if (f.kind === 'bool') return el.checked;
+  const t = el.value.trim();
+  if (t === '') return undefined;
+  if (f.kind === 'integer' || f.kind === 'number') return el.validity.badInput ? t : Number(t);
+  return t;
+}
+
+/** An input fitting field `f` (`kind` choice, bool, integer, number or text) holding `v`. */
+function cellInput(f, v, id) {
+  const attrs = { id, 'aria-label': f.label, autocomplete: 'off', spellcheck: 'false', autocapitalize: 'none' };
+  if (f.kind === 'choice') {
+    const el = h('select', attrs, f.required ? null : h('option', { value: '' }, f.default ? '– (' + f.default + ')' : '–'),
+      (f.choices || []).map((c) => h('option', { value: c }, c)));
+    el.value = v === undefined || v === null ? (f.required && f.default !== undefined && f.default !== null ? String(f.default) : '') : String(v);
+    return el;
+  }
+  if (f.kind === 'bool') {
+    const el = h('input', Object.assign(attrs, { type: 'checkbox' }));
+    el.checked = v === undefined || v === null ? f.default === 'true' : !!v;
+    return el;
+  }
+  if (f.kind === 'integer' || f.kind === 'number') {
+    const el = h('input', Object.assign(attrs, { type: 'number', inputmode: f.kind === 'integer' ? 'numeric' : 'decimal',
+      step: f.kind === 'integer' ? 1 : 'any', min: f.min, max: f.max, placeholder: f.default }));
+    el.value = v === undefined || v === null ? '' : String(v);
+    return el;
+  }
+  const el = h('input', Object.assign(attrs, { placeholder: f.default }));
+  el.value = v === undefined || v === null ? '' : String(v);
+  return el;
+}
+
+/**
+ * The point table as a grid: one row per point, one column per field of the device's protocol.
+ * `fields` come from GET /api/protocols; keys the grid does not show are kept as they were.
+ */
+function pointGrid(fields) {
+  let rows = [];       // { orig, tr, cells: Map(key -> { el, msg }) }
+  let serial = 0;
+  const tbody = h('tbody', {});
+  const none = h('p', { class: 'hint', id: 'grid-empty' }, 'No point yet: add one, or import a CSV file.');
+  const table = h('table', { class: 'point-grid', id: 'point-grid' },
+    h('thead', {}, h('tr', {}, fields.map((f) => h('th', { scope: 'col', 'data-key': f.key }, f.label + (f.required ? ' *' : ''))), h('th', {}, ''))),
+    tbody);
+  const wrap = h('div', { class: 'scroll grid-wrap' }, table);
+
+  function addRow(p, focus) {
+    const n = serial++;
+    const cells = new Map();
+    const tr = h('tr', {});
+    for (const f of fields) {
+      const el = cellInput(f, p[f.key], 'pt-' + n + '-' + f.key);
+      const msg = h('div', { class: 'cell-error', role: 'alert' });
+      el.addEventListener('input', () => { msg.textContent = ''; el.removeAttribute('aria-invalid'); });
+      cells.set(f.key, { el, msg });
+      tr.append(h('td', { 'data-key': f.key }, el, msg));
+    }
+    const row = { orig: p, tr, cells };
+    const del = h('button', { type: 'button', class: 'quiet remove-row', 'aria-label': 'Remove this point', title: 'Remove' }, '✕');
+    del.addEventListener('click', () => { rows = rows.filter((r) => r !== row); tr.remove(); none.hidden = rows.length > 0; });
+    tr.append(h('td', {}, del));
+    rows.push(row);
+    tbody.append(tr);
+    none.hidden = true;
+    if (focus) { const first = cells.get(fields[0].key).el; first.focus(); first.scrollIntoView({ block: 'nearest', inline: 'start' }); }
+  }
+
+  return {
+    el: h('div', {}, wrap, none),
+    /** Replaces every row. */
+    set(points) {
+      rows = [];
+      tbody.replaceChildren();
+      for (const p of points) addRow(p, false);
+      none.hidden = rows.length > 0;
+    },
+    /** A new row: empty cells show the defaults the collector applies. */
+    add() { addRow({}, true); },
+    /** The points as the configuration takes them. */
+    points() {
+      return rows.map((r) => {
+        const p = Object.assign({}, r.orig);
+        for (const f of fields) {
+          const v = cellValue(f, r.cells.get(f.key).el);
+          if (v === undefined) delete p[f.key]; else p[f.key] = v;
+        }
+        return p;
+      });
+    },
+    /**
+     * Marks the server's findings at their cells (`device[i].point[j].field`, else the point by
+     * name); answers the ones that belong to no cell.
+     */
+    mark(errors) {
+      for (const r of rows) for (const c of r.cells.values()) { c.msg.textContent = ''; c.el.removeAttribute('aria-invalid'); }
+      const rest = [];
+      let first = null;
+      for (const e of errors || []) {
+        const m = /point\[(\d+)\]\.([A-Za-z0-9_]+)/.exec(e.key || '');
+        let row = m ? rows[Number(m[1])] : null;
+        if (!row && e.point) row = rows.find((r) => r.cells.has('name') && r.cells.get('name').el.value.trim() === e.point);
+        const cell = row && row.cells.get(m ? m[2] : e.field);
+        if (!cell) { rest.push(e); continue; }
+        cell.msg.textContent = e.reason;
+        cell.el.setAttribute('aria-invalid', 'true');
+        first = first || cell.el;
+      }
+      if (first) first.scrollIntoView({ block: 'nearest', inline: 'nearest' });
+      return rest;
+    },
+    count() { return rows.length; },
+  };
 }
 
 function deviceEditView(id) {
   const isNew = !id;
-  let base = { protocol: 'modbus-tcp', unit_id: 1, timeout_ms: 1000, poll_groups: [{ name: 'default', interval_ms: 1000 }], enabled: true };
   const out = h('div', { id: 'edit-result', role: 'status' });
   const [lId, idIn] = field('dev-id', 'Device id (A-Z a-z 0-9 - _ .)', { autocapitalize: 'none', spellcheck: 'false', readonly: !isNew });
-  const proto = h('select', { id: 'dev-protocol' }, PROTOCOLS.map((p) => h('option', { value: p }, p)));
-  const [lAddr, addr] = field('dev-address', 'Address (host:port)', { autocapitalize: 'none', spellcheck: 'false', placeholder: '192.168.1.10:502' });
-  const [lPort, port] = field('dev-port', 'Serial port', { placeholder: '/dev/ttyS1' });
-  const [lBaud, baud] = field('dev-baud', 'Baud rate', { inputmode: 'numeric' });
-  const parity = h('select', { id: 'dev-parity' }, ['none', 'even', 'odd'].map((p) => h('option', { value: p }, p)));
-  const [lUnit, unit] = field('dev-unit', 'Unit id', { inputmode: 'numeric' });
-  const [lTmo, tmo] = field('dev-timeout', 'Timeout (ms)', { inputmode: 'numeric' });
-  const [lGroups, groups] = field('dev-groups', 'Poll groups (name=ms, …)', { spellcheck: 'false' });
+  const proto = h('select', { id: 'dev-protocol' });
   const enabled = h('select', { id: 'dev-enabled' }, h('option', { value: 'yes' }, 'yes'), h('option', { value: 'no' }, 'no (kept, not polled)'));
-  const csv = h('textarea', { id: 'points-csv', rows: 8, spellcheck: 'false', autocapitalize: 'none' });
+  const settingsBox = h('div', {});
+  const gridBox = h('div', {});
   const file = h('input', { id: 'csv-file', type: 'file', accept: '.csv,text/csv', class: 'file' });
-  const importBtn = h('button', { type: 'button', id: 'csv-import' }, 'Import CSV file…');
+  const importBtn = h('button', { type: 'button', id: 'csv-import' }, 'Import CSV…');
   const exportLink = isNew ? null : h('a', { class: 'button', id: 'csv-export', href: '/api/devices/' + enc(id) + '/points.csv', download: id + '-points.csv', role: 'button' }, 'Export CSV');
+  const addBtn = h('button', { type: 'button', id: 'add-point' }, '+ Add point');
   const saveBtn = h('button', { type: 'button', class: 'primary', id: 'save-device' }, isNew ? 'Add device' : 'Save');
   const delBtn = isNew ? null : h('button', { type: 'button', class: 'danger', id: 'delete-device' }, 'Remove…');
   const tmpl = h('select', { id: 'dev-template' }, h('option', { value: '' }, '— none —'));
-  const preview = h('div', { id: 'points-preview', class: 'scroll' });
-  // The table as the collector will read it; a row's Remove takes it out of the CSV text.
-  function showPoints(points) {
-    preview.replaceChildren(points.length ? h('table', {},
-      h('thead', {}, h('tr', {}, ['Name', 'Area', 'Address', 'Type', 'Scale', 'Unit', 'Access', ''].map((t) => h('th', {}, t)))),
-      h('tbody', {}, points.map((p, i) => h('tr', {},
-        h('td', {}, p.name), h('td', {}, p.area), h('td', { class: 'num' }, p.address), h('td', {}, p.type + (p.type === 'bit' ? ' ' + p.bit : '')),
-        h('td', { class: 'num' }, p.scale), h('td', {}, p.unit), h('td', {}, p.access),
-        h('td', {}, h('button', { type: 'button', class: 'quiet', onclick: () => { points.splice(i, 1); csv.value = pointsCsv(points); showPoints(points); } }, 'Remove')))))) : null);
-  }
-  const tcpBox = h('div', { class: 'row' }, h('div', { class: 'grow' }, lAddr, addr));
-  const serialBox = h('div', { class: 'row' }, h('div', { class: 'grow' }, lPort, port), h('div', { class: 'grow' }, lBaud, baud),
-    h('div', { class: 'grow' }, h('label', { for: 'dev-parity' }, 'Parity'), parity));
+  let protocols = [];
   let models = [];
+  let form = null;
+  let grid = null;
+  let loaded = null;      // the device as loaded (keys the form does not show are kept)
 
-  function showProto() {
-    const serial = proto.value === 'modbus-rtu';
-    tcpBox.hidden = serial;
-    serialBox.hidden = !serial;
+  // The form and the grid of the chosen protocol; `d` fills them.
+  function build(d) {
+    const p = protocols.find((x) => x.name === proto.value);
+    if (!p) return;
+    form = settingsForm(p.device_fields);
+    grid = pointGrid(p.point_fields);
+    settingsBox.replaceChildren(form.el);
+    gridBox.replaceChildren(grid.el);
+    if (d) { form.set(d); grid.set(d.point || []); }
   }
-  proto.addEventListener('change', showProto);
-
   function fill(d, keepId) {
-    base = Object.assign({}, d);
+    loaded = d;
     if (!keepId) idIn.value = d.id || '';
-    proto.value = d.protocol || 'modbus-tcp';
-    addr.value = d.address || '';
-    port.value = (d.serial && d.serial.port) || '';
-    baud.value = (d.serial && d.serial.baud) || 9600;
-    parity.value = (d.serial && d.serial.parity) || 'none';
-    unit.value = d.unit_id === undefined ? 1 : d.unit_id;
-    tmo.value = d.timeout_ms || 1000;
-    groups.value = groupsText(d.poll_groups || [{ name: 'default', interval_ms: 1000 }]);
+    proto.value = d.protocol || proto.value;
     enabled.value = d.enabled === false ? 'no' : 'yes';
-    csv.value = pointsCsv(d.point || []);
-    showPoints(d.point || []);
-    showProto();
+    build(d);
   }
-
+  proto.addEventListener('change', () => {
+    // the points keep what both protocols share (name, unit, scale, ...); the settings start empty
+    const points = grid ? grid.points() : [];
+    build(null);
+    grid.set(points);
+  });
+  addBtn.addEventListener('click', () => grid && grid.add());
   tmpl.addEventListener('change', () => {
     const m = models.find((x) => x.id === tmpl.value);
     if (m) { fill(m.device, true); out.replaceChildren(banner('info', 'Filled in from "' + m.name + '": set the id and the address.')); }
@@ -484,54 +752,43 @@ function deviceEditView(id) {
   file.addEventListener('change', async () => {
     const f = file.files[0];
     if (!f) return;
-    if (f.size > 2 * 1024 * 1024) { out.replaceChildren(banner('error', 'That file is larger than 2 MiB.')); return; }
-    csv.value = await f.text();
     file.value = '';
-    await checkCsv();
-  });
-
-  async function checkCsv() {
-    if (!csv.value.trim()) return [];
+    if (f.size > 2 * 1024 * 1024) { out.replaceChildren(banner('error', 'That file is larger than 2 MiB.')); return; }
     try {
-      const r = await api('POST', '/api/points-csv', { csv: csv.value });
-      out.replaceChildren(banner('info', 'The point table reads well: ' + r.points.length + ' points.'));
-      showPoints(r.points);
-      return r.points;
+      const r = await api('POST', '/api/points-csv', { csv: await f.text(), protocol: proto.value });
+      grid.set(r.points);
+      out.replaceChildren(banner('info', 'Imported ' + r.points.length + ' points from ' + f.name + ': check them, then save.'));
     } catch (e) {
-      out.replaceChildren(banner('error', e.message), problemList(e.errors));
-      return null;
+      out.replaceChildren(banner('error', 'Not imported: ' + e.message), problemList(e.errors));
     }
-  }
+  });
 
   saveBtn.addEventListener('click', async () => {
     out.replaceChildren();
     const devId = idIn.value.trim();
     if (!devId) { out.replaceChildren(banner('error', 'Give the device an id.')); return; }
-    let pg;
-    try { pg = parseGroups(groups.value); } catch (e) { out.replaceChildren(banner('error', e.message)); return; }
+    let settings;
+    try { settings = form.value(); } catch (e) { out.replaceChildren(banner('error', e.message)); return; }
+    const same = loaded && loaded.protocol === proto.value;
+    const d = Object.assign({}, same ? loaded : {}, settings, { id: devId, protocol: proto.value, enabled: enabled.value === 'yes', points_csv: null, point: grid.points() });
+    // keys the form shows but left empty go back to their defaults
+    if (same) for (const f of protocols.find((x) => x.name === proto.value).device_fields) if (!(f.key in settings)) delete d[f.key];
     saveBtn.disabled = true;
     try {
-      const points = await checkCsv();
-      if (points === null) return;
-      const d = Object.assign({}, base, {
-        id: devId, protocol: proto.value, unit_id: Number(unit.value), timeout_ms: Number(tmo.value),
-        poll_groups: pg, enabled: enabled.value === 'yes', point: points, points_csv: null,
-      });
-      if (proto.value === 'modbus-rtu') {
-        d.address = null;
-        d.serial = Object.assign({ data_bits: 8, stop_bits: 1 }, base.serial || {}, { port: port.value.trim(), baud: Number(baud.value), parity: parity.value });
-      } else {
-        d.address = addr.value.trim();
-        d.serial = null;
-      }
       const r = await api('PUT', '/api/devices/' + enc(devId) + '/config', d);
+      grid.mark([]);
+      form.mark([]);
       const a = r.applied;
       const what = [['started', a.started], ['restarted', a.restarted], ['left running', a.unchanged]].filter(([, l]) => l && l.length).map(([k, l]) => k + ': ' + l.join(', ')).join('; ');
       out.replaceChildren(banner('info', (r.created ? 'Added ' : 'Saved ') + devId + '. ' + what + (a.note ? ' (' + a.note + ')' : '')),
         h('a', { class: 'button', href: '#/device/' + enc(devId), role: 'button', id: 'go-test' }, 'Test ' + devId + ' ›'));
-      if (isNew) { idIn.readOnly = true; base = d; }
+      if (isNew) { idIn.readOnly = true; }
+      loaded = d;
     } catch (e) {
-      out.replaceChildren(banner('error', e.message), problemList(e.errors));
+      // each finding of this device at its cell or setting; the others (other devices') listed
+      const errs = e.errors || [];
+      const rest = form.mark(grid.mark(errs.filter((x) => x.device === devId))).concat(errs.filter((x) => x.device !== devId));
+      out.replaceChildren(banner('error', e.message), rest.length ? problemList(rest) : null);
     } finally {
       saveBtn.disabled = false;
       out.scrollIntoView({ block: 'nearest' });
@@ -551,8 +808,10 @@ function deviceEditView(id) {
   const token = pageToken;
   (async () => {
     try {
+      protocols = await api('GET', '/api/protocols');
+      proto.replaceChildren(...protocols.map((p) => h('option', { value: p.name }, p.label)));
       if (isNew) {
-        fill(base, false);
+        build({ point: [] });
         const lib = await api('GET', '/api/device-models');
         models = lib.models || [];
         tmpl.append(...models.map((m) => h('option', { value: m.id }, m.name)));
@@ -570,30 +829,16 @@ function deviceEditView(id) {
       h('h1', { class: 'grow' }, isNew ? 'Add a device' : 'Edit ' + id), delBtn),
     h('div', { class: 'card' },
       isNew ? h('div', {}, h('label', { for: 'dev-template' }, 'Start from a device model'), tmpl) : null,
-      h('div', { class: 'row' }, h('div', { class: 'grow' }, lId, idIn), h('div', { class: 'grow' }, h('label', { for: 'dev-protocol' }, 'Protocol'), proto)),
-      tcpBox, serialBox,
-      h('div', { class: 'row' }, h('div', { class: 'grow' }, lUnit, unit), h('div', { class: 'grow' }, lTmo, tmo),
+      h('div', { class: 'row' }, h('div', { class: 'grow' }, lId, idIn), h('div', { class: 'grow' }, h('label', { for: 'dev-protocol' }, 'Protocol'), proto),
         h('div', { class: 'grow' }, h('label', { for: 'dev-enabled' }, 'Enabled'), enabled)),
-      h('div', { class: 'row' }, h('div', { class: 'grow' }, lGroups, groups))),
+      settingsBox),
     h('div', { class: 'card' },
-      h('h2', {}, 'Point table (CSV)'),
-      h('p', { class: 'hint' }, 'name,area,address,type,order,bit,length,scale,offset,group,access,min,max,decimals,unit,new_block — addresses 0-based; new_block = yes: no read reaches across to this point (a hole before it).'),
-      csv, file,
-      h('div', { class: 'toolbar' }, importBtn, exportLink, h('span', { class: 'grow' }), h('button', { type: 'button', id: 'csv-check', onclick: checkCsv }, 'Check table')),
-      preview),
+      h('h2', {}, 'Points'),
+      h('p', { class: 'hint' }, 'One row per point; * marks a required field; an empty cell takes the default shown in it.'),
+      gridBox, file,
+      h('div', { class: 'toolbar' }, addBtn, h('span', { class: 'grow' }), importBtn, exportLink)),
     h('div', { class: 'toolbar' }, h('span', { class: 'grow' }), saveBtn),
     out);
-}
-
-// The point table as CSV, the same columns the server writes (enos_collector_config::points_csv).
-function pointsCsv(points) {
-  const cols = ['name', 'area', 'address', 'type', 'order', 'bit', 'length', 'scale', 'offset', 'group', 'access', 'min', 'max', 'decimals', 'unit', 'new_block'];
-  const cell = (v) => {
-    if (v === null || v === undefined) return '';
-    const t = String(v);
-    return /[",\n]/.test(t) ? '"' + t.replace(/"/g, '""') + '"' : t;
-  };
-  return [cols.join(',')].concat(points.map((p) => cols.map((c) => cell(p[c])).join(','))).join('\n') + '\n';
 }
 
 // ---- live values and raw registers (device page) ----
@@ -658,6 +903,103 @@ function liveCard(id) {
     when.textContent = 'updated ' + clock(r.time_ms);
   });
   return h('div', { class: 'card' }, h('div', { class: 'toolbar' }, h('h2', { class: 'grow' }, 'Live values'), when), body);
+}
+
+// ---- the live page: every device's values, searchable ----
+
+/** Rows whose device, point or unit hold every word of the search (any case, any order). */
+function liveMatches(row, words) {
+  const hay = (row.device + ' ' + row.point + ' ' + (row.unit || '')).toLowerCase();
+  return words.every((w) => hay.includes(w));
+}
+
+// The Live page's filter, kept while the page is left for a device and back.
+const liveFilter = { text: '', doubtful: false };
+
+function liveView() {
+  // type=search with input events: filters as each letter arrives, from a touch keyboard too
+  const search = h('input', { id: 'live-search', type: 'search', value: liveFilter.text, inputmode: 'search', enterkeyhint: 'search', autocomplete: 'off',
+    autocapitalize: 'none', autocorrect: 'off', spellcheck: 'false', placeholder: 'Search device, point or unit', 'aria-label': 'Search device, point or unit' });
+  const clear = h('button', { type: 'button', class: 'quiet', id: 'live-clear', 'aria-label': 'Clear the search' }, '✕');
+  const doubtful = h('button', { type: 'button', id: 'live-doubtful', 'aria-pressed': 'false' }, 'Only doubtful values');
+  const summary = h('p', { class: 'hint', id: 'live-summary', role: 'status' }, '');
+  const problems = h('div', { id: 'live-errors' });
+  const body = h('div', { id: 'live-all', class: 'scroll' }, h('p', { class: 'loading' }, 'Loading…'));
+  const updated = h('span', { class: 'updated', id: 'live-all-updated' }, '');
+  let last = null;
+  let onlyDoubtful = liveFilter.doubtful;
+  doubtful.setAttribute('aria-pressed', String(onlyDoubtful));
+
+  let drawn = [];       // [{ r, tr }] of the last answer: typing only hides and shows rows
+  let table = null;
+  const none = h('p', { class: 'hint', id: 'live-none', hidden: true }, '');
+
+  // The rows of a new answer, then the filter over them.
+  function draw() {
+    if (!last.points.length) {
+      drawn = [];
+      body.replaceChildren(h('p', { class: 'hint' }, 'Waiting for the first values: the collector keeps them once this page asks, from the next poll on.'));
+      show();
+      return;
+    }
+    drawn = last.points.map((r) => ({ r, tr: h('tr', { class: r.doubtful ? 'doubtful' : null },
+      h('td', {}, r.device), h('td', {}, r.point),
+      h('td', { class: 'num live-value' }, withUnit(r.value, r.unit)),
+      h('td', { class: 'words' },
+        pill(r.quality || 'no value', r.doubtful ? 'bad' : 'ok'), r.ts_ms ? ' ' + clock(r.ts_ms) : null,
+        r.why ? h('div', { class: 'why' }, sentence(r.why)) : null,
+        r.device_error ? h('div', { class: 'hint' }, 'Last error of ' + r.device + ': ' + r.device_error) : null,
+        r.flags ? h('div', { class: 'hint flags' }, 'Quality flags: ' + r.flags.join(', ')) : null)) }));
+    table = h('table', { id: 'live-table' },
+      h('thead', {}, h('tr', {}, h('th', {}, 'Device'), h('th', {}, 'Point'), h('th', {}, 'Value'), h('th', {}, 'Quality, time'))),
+      h('tbody', {}, drawn.map((d) => d.tr)));
+    body.replaceChildren(table, none);
+    show();
+  }
+
+  // The filter: rows hidden or shown, the count, and a word when nothing matches.
+  function show() {
+    liveFilter.text = search.value;
+    liveFilter.doubtful = onlyDoubtful;
+    if (!last || !drawn.length) { summary.textContent = ''; return; }
+    const words = search.value.toLowerCase().split(/\s+/).filter(Boolean);
+    let shown = 0;
+    for (const { r, tr } of drawn) {
+      tr.hidden = !((!onlyDoubtful || r.doubtful) && liveMatches(r, words));
+      if (!tr.hidden) shown++;
+    }
+    const bad = drawn.filter((d) => d.r.doubtful).length;
+    summary.textContent = shown + ' of ' + drawn.length + ' values' + (bad ? ' · ' + bad + ' doubtful' : ' · all good');
+    table.hidden = !shown;
+    none.hidden = shown > 0;
+    none.textContent = onlyDoubtful && !words.length ? 'No doubtful value: every value is good.'
+      : 'No value matches' + (words.length ? ' "' + search.value.trim() + '"' : '') + (onlyDoubtful ? ' among the doubtful ones' : '') + '.';
+  }
+  search.addEventListener('input', show);
+  // Enter closes a touch keyboard; the filter is already applied
+  search.addEventListener('keydown', (e) => { if (e.key === 'Enter') { e.preventDefault(); search.blur(); } });
+  clear.addEventListener('click', () => { search.value = ''; show(); search.focus(); });
+  doubtful.addEventListener('click', () => {
+    onlyDoubtful = !onlyDoubtful;
+    doubtful.setAttribute('aria-pressed', String(onlyDoubtful));
+    show();
+  });
+  every(2000, async () => {
+    try {
+      last = await api('GET', '/api/live');
+      problems.replaceChildren(...Object.entries(last.errors || {}).map(([dev, msg]) => banner('error', dev + ': ' + msg)));
+      updated.textContent = 'updated ' + clock(last.time_ms);
+      draw();
+    } catch (e) {
+      updated.textContent = '';
+      body.replaceChildren(banner('error', 'Cannot get the live values: ' + e.message));
+      throw e;
+    }
+  });
+  return h('section', { class: 'stack' },
+    h('div', { class: 'toolbar' }, h('h1', { class: 'grow' }, 'Live values'), updated),
+    h('div', { class: 'toolbar' }, h('div', { class: 'search grow' }, search, clear), doubtful),
+    summary, problems, body);
 }
 
 function rawCard(id) {
@@ -972,6 +1314,7 @@ function route() {
   let page = parts[0];
   let view;
   if (page === 'devices') view = devicesView();
+  else if (page === 'live') view = liveView();
   else if (page === 'accounts') view = accountsView();
   else if (page === 'system') view = systemView();
   else if (page === 'device' && parts[1]) { view = deviceView(decodeURIComponent(parts.slice(1).join('/'))); page = 'devices'; }

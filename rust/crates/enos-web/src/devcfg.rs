@@ -140,6 +140,12 @@ pub async fn parse_csv(req: Request<Incoming>) -> ApiResult {
     }
 }
 
+/// `GET /api/protocols`: per protocol its device settings and point fields, from which the page
+/// builds the device form and the point grid.
+pub async fn protocols() -> ApiResult {
+    ok(&enos_collector_config::protocols::describe())
+}
+
 /// `GET /api/device-models`: the library shipped with the image.
 pub async fn device_models(app: &App) -> ApiResult {
     ok(&app.bus.device_models().await?)

@@ -1,12 +1,14 @@
 //! The dashboard and the control page: status, the device list, a communication test (read
-//! now) and a point write.
+//! now), the points that can be written and a point write.
 
 use crate::access::Caller;
 use crate::http::{ok, read_json, read_json_opt, ApiError, ApiResult};
+use crate::quality;
 use crate::state::App;
-use enos_bus::PointReading;
+use enos_collector_config::modbus::DataType;
+use enos_collector_config::{Access, PointMeta, ProtocolConfig};
 use hyper::body::Incoming;
-use hyper::Request;
+use hyper::{Request, StatusCode};
 use serde::Deserialize;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -28,23 +30,6 @@ struct ReadRequest {
     points: Vec<String>,
 }
 
-fn quality_words(r: &PointReading) -> String {
-    use enos_batch::Quality::*;
-    let base = match r.quality {
-        Good => "good",
-        DeviceException => "the device answered with an error",
-        CommFailure => "no answer from the device",
-        DecodeError => "the answer does not decode as configured",
-        Offline => "the device is offline",
-        Invalid => "the device marks the value invalid",
-        Doubtful => "the device flags the value as doubtful",
-    };
-    match &r.error {
-        Some(e) if r.quality != Good => format!("{base}: {e}"),
-        _ => base.to_string(),
-    }
-}
-
 /// `POST /api/devices/{id}/read`: a communication test, the points read from the device now.
 pub async fn read(app: &App, req: Request<Incoming>, id: &str) -> ApiResult {
     let r: ReadRequest = read_json_opt(req, app.body_limit()).await?.unwrap_or_default();
@@ -58,7 +43,7 @@ pub async fn read(app: &App, req: Request<Incoming>, id: &str) -> ApiResult {
         .iter()
         .map(|p| {
             let mut v = serde_json::to_value(p).expect("reading");
-            v["text"] = quality_words(p).into();
+            v["text"] = quality::with_reason(p.quality, p.error.as_deref()).into();
             v
         })
         .collect();
@@ -107,4 +92,28 @@ pub async fn write(app: &App, req: Request<Incoming>, c: Caller, id: &str, point
         "text": outcome.text(),
         "took_ms": t0.elapsed().as_millis() as u64,
     }))
+}
+
+/// `GET /api/devices/{id}/writable`: the points an operator may write, with what the write
+/// dialog shows and checks before sending: unit, configured range, what kind of value.
+pub async fn writable(app: &App, id: &str) -> ApiResult {
+    let cfg = app.bus.collector_config().await?;
+    let d = cfg.device(id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no device {id:?} is configured")))?;
+    // `rw` is refused by validation where the protocol's address cannot be written
+    let points: Vec<_> = d.proto.points().into_iter().filter(|p| p.access == Access::Rw).map(|p| write_facts(&d.proto, p)).collect();
+    ok(&serde_json::json!({ "device": id, "points": points }))
+}
+
+/// One writable point: `kind` is `bool` (a coil or a bit), `text` or `number`; `min`/`max` are
+/// the configured range in engineering units (the collector checks the same ones; absent: the
+/// data type's range is what limits a write). `type`: the Modbus data type, else the protocol.
+fn write_facts(proto: &ProtocolConfig, p: &PointMeta) -> serde_json::Value {
+    let modbus = proto.modbus().and_then(|(_, m)| m.point(&p.name)).map(|mp| &mp.at);
+    let (kind, data_type) = match modbus {
+        Some(a) if a.area.is_bits() || matches!(a.data_type, DataType::Bool | DataType::Bit) => ("bool", a.data_type.to_string()),
+        Some(a) if a.data_type == DataType::String => ("text", a.data_type.to_string()),
+        Some(a) => ("number", a.data_type.to_string()),
+        None => ("number", proto.protocol().to_string()),
+    };
+    serde_json::json!({ "point": p.name, "unit": p.unit, "type": data_type, "kind": kind, "min": p.min, "max": p.max })
 }

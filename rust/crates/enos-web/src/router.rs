@@ -5,7 +5,7 @@ use crate::access::{guard, Access, Caller};
 use crate::accounts::Role;
 use crate::http::{self, add_security_headers, decode_segment, header, ApiError, ApiResult, Resp};
 use crate::state::{App, Conn};
-use crate::{assets, devcfg, devices, maint, metrics, signin, users};
+use crate::{assets, devcfg, devices, live, maint, metrics, signin, users};
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use std::future::Future;
@@ -128,12 +128,18 @@ fn table<'a>(app: &'a App, peer: IpAddr, seg: &[&str], path: &str) -> Result<Vec
             let id = arg(id)?;
             vec![change(M::POST, Viewer, move |req, _| async move { devices::read(app, req, &id).await })]
         }
+        ["api", "live"] => vec![read(M::GET, Viewer, move |_, _| live::all(app))],
+        ["api", "devices", id, "writable"] => {
+            let id = arg(id)?;
+            vec![read(M::GET, Viewer, move |_, _| async move { devices::writable(app, &id).await })]
+        }
         ["api", "devices", id, "points", point, "write"] => {
             let (id, point) = (arg(id)?, arg(point)?);
             vec![change(M::POST, Operator, move |req, c| async move { devices::write(app, req, c, &id, &point).await })]
         }
         // device configuration and engineering
         ["api", "config"] => vec![read(M::GET, Viewer, move |_, _| devcfg::get_config(app))],
+        ["api", "protocols"] => vec![read(M::GET, Viewer, move |_, _| devcfg::protocols())],
         ["api", "device-models"] => vec![read(M::GET, Viewer, move |_, _| devcfg::device_models(app))],
         ["api", "points-csv"] => vec![change(M::POST, Admin, move |req, _| devcfg::parse_csv(req))],
         ["api", "devices", id, "config"] => {

@@ -158,11 +158,11 @@ points_csv = "inv01.csv"
     )
 }
 
-const POINTS_CSV: &str = "name,area,address,type,order,scale,group,access,min,max\n\
-counter,holding,0,u32,ABCD,,fast,r,,\n\
-power,holding,2,f32,CDAB,,fast,r,,\n\
-setpoint,holding,10,u16,,0.1,fast,rw,0,100\n\
-broken,holding,20,u16,,,fast,rw,,\n";
+const POINTS_CSV: &str = "name,area,address,type,order,scale,group,access,min,max,unit\n\
+counter,holding,0,u32,ABCD,,fast,r,,,Wh\n\
+power,holding,2,f32,CDAB,,fast,r,,,kW\n\
+setpoint,holding,10,u16,,0.1,fast,rw,0,100,kW\n\
+broken,holding,20,u16,,,fast,rw,,,\n";
 
 fn uplink_toml(uri: &str, cache: &Path) -> String {
     format!(
@@ -1071,6 +1071,70 @@ async fn raw_registers_and_live_values() {
     .await;
     assert_eq!(Client::new(e.port).get("/api/devices/inv01/last-sent").await.status, 401);
     assert_eq!(viewer.get("/api/devices/nosuch/live").await.status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_page_and_the_write_dialog_get_units_ranges_and_why_in_words() {
+    let e = Edge::full("").await;
+    let admin = e.admin().await;
+    let viewer = e.add_user(&admin, "vic", "viewer").await;
+    assert_eq!(Client::new(e.port).get("/api/live").await.status, 401);
+    assert_eq!(Client::new(e.port).get("/api/devices/inv01/writable").await.status, 401);
+
+    // every point of every device, in the table's order, with its unit; a doubtful one says why
+    let live = until(30, "live values of inv01's four points", || async {
+        let v = viewer.get("/api/live").await.json();
+        (v["points"].as_array()?.len() == 4).then_some(v)
+    })
+    .await;
+    let names: Vec<&str> = live["points"].as_array().unwrap().iter().map(|p| p["point"].as_str().unwrap()).collect();
+    assert_eq!(names, ["counter", "power", "setpoint", "broken"], "{live}");
+    let by = |name: &str| live["points"].as_array().unwrap().iter().find(|p| p["point"] == name).unwrap().clone();
+    let counter = by("counter");
+    assert_eq!(
+        (counter["device"].as_str(), counter["unit"].as_str(), counter["quality"].as_str()),
+        (Some("inv01"), Some("Wh"), Some("good"))
+    );
+    assert_eq!(
+        (counter["doubtful"].clone(), counter["why"].clone(), counter["device_error"].clone()),
+        (json!(false), Value::Null, Value::Null)
+    );
+    assert!(counter["value"].as_u64().is_some() && counter["ts_ms"].as_u64().is_some(), "{counter}");
+    assert!(counter.get("history").is_none() && counter.get("flags").is_none(), "no history, no flags the reading lacks: {counter}");
+    let broken = by("broken");
+    assert_eq!((broken["quality"].as_str(), broken["doubtful"].as_bool()), (Some("device-exception"), Some(true)), "{broken}");
+    assert_eq!(broken["why"], "the device answered with an error");
+    assert!(broken["device_error"].as_str().is_some_and(|t| t.contains("illegal data address")), "{broken}");
+    assert_eq!(live["errors"], json!({}));
+
+    // the write dialog's facts: only writable points, their unit, range and kind
+    let r = viewer.get("/api/devices/inv01/writable").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json(),
+        json!({ "device": "inv01", "points": [
+            { "point": "setpoint", "unit": "kW", "type": "u16", "kind": "number", "min": 0.0, "max": 100.0 },
+            { "point": "broken", "unit": "", "type": "u16", "kind": "number", "min": null, "max": null }] })
+    );
+    assert_eq!(viewer.get("/api/devices/nosuch/writable").await.status, 404);
+
+    // the protocols the device form and the point grid are built from
+    assert_eq!(Client::new(e.port).get("/api/protocols").await.status, 401);
+    let r = viewer.get("/api/protocols").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let list = r.json();
+    let tcp = list.as_array().unwrap().iter().find(|p| p["name"] == "modbus-tcp").unwrap_or_else(|| panic!("{list}")).clone();
+    assert_eq!(tcp["label"], "Modbus TCP");
+    let keys: Vec<&str> = tcp["point_fields"].as_array().unwrap().iter().map(|f| f["key"].as_str().unwrap()).collect();
+    assert_eq!(keys.first(), Some(&"name"), "{keys:?}");
+    for k in ["area", "address", "type", "scale", "unit", "access", "min", "max"] {
+        assert!(keys.contains(&k), "{k} missing in {keys:?}");
+    }
+    let area = tcp["point_fields"].as_array().unwrap().iter().find(|f| f["key"] == "area").unwrap();
+    assert_eq!((area["kind"].as_str(), area["required"].as_bool()), (Some("choice"), Some(true)), "{area}");
+    assert!(area["choices"].as_array().unwrap().contains(&json!("holding")), "{area}");
+    assert!(tcp["device_fields"].as_array().unwrap().iter().any(|f| f["key"] == "poll_groups" && f["kind"] == "poll-groups"), "{tcp}");
+    assert!(list.as_array().unwrap().iter().any(|p| p["name"] == "iec104"), "{list}");
 }
 
 /// A cpio (new ASCII) archive whose first member is a sw-description of `version`, padded to
