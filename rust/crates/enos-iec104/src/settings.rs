@@ -41,7 +41,9 @@ pub struct Settings {
     pub clock_sync_interval: Duration,
     /// Each step of a command (select, execute, termination) waits this long.
     pub command_timeout: Duration,
-    /// Wait for ACTTERM after the execute is confirmed (stations that never send it: false).
+    /// Wait for ACTTERM after the execute is confirmed. Off by default: the standard leaves a
+    /// command's termination to the station's application, and many (lib60870/c104 based
+    /// ones among them) never send it for single, double and set-point commands.
     pub await_termination: bool,
     /// The station's clock offset from UTC in minutes (CP56Time2a carries no zone).
     pub station_utc_offset_minutes: i32,
@@ -68,7 +70,7 @@ impl Default for Settings {
             counter_interval: Duration::ZERO,
             clock_sync_interval: Duration::ZERO,
             command_timeout: Duration::from_secs(5),
-            await_termination: true,
+            await_termination: false,
             station_utc_offset_minutes: 0,
             tls: None,
             event_capacity: 4096,
