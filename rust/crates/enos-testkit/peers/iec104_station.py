@@ -78,6 +78,10 @@ def main():
         security.set_ca_certificate(cert=ca)
         security.set_version(min=c104.TlsVersion.TLS_1_2, max=c104.TlsVersion.TLS_1_2)
     server = c104.Server(ip="127.0.0.1", port=port, select_timeout_ms=5000, transport_security=security)
+    if "k" in spec:
+        # c104 queues a whole interrogation answer at once and drops what does not fit while it
+        # waits for acknowledgements with its standard k=12: a large station needs a larger k.
+        server.protocol_parameters.send_window_size = spec["k"]
     station = server.add_station(common_address=spec.get("ca", 1))
     types = {}
     for p in spec.get("points", []):
