@@ -48,5 +48,21 @@ pub(crate) async fn handshake(c: &TlsConnector, s: &TlsSettings, address: &str, 
         None => address.rsplit_once(':').map_or(address, |(h, _)| h).trim_matches(['[', ']']).to_string(),
     };
     let name = ServerName::try_from(host.clone()).map_err(|_| format!("{host:?} is not a valid TLS server name"))?;
-    c.connect(name, tcp).await.map_err(|e| format!("the TLS handshake with {address} failed: {e}"))
+    c.connect(name, tcp).await.map_err(|e| format!("the TLS handshake with {address} failed: {}", in_words(&e)))
+}
+
+/// rustls says certificate faults with its variant names; the common ones in words.
+fn in_words(e: &std::io::Error) -> String {
+    use rustls::{CertificateError as C, Error as E};
+    let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<E>()) else { return e.to_string() };
+    match tls {
+        E::InvalidCertificate(C::UnknownIssuer) => "the station's certificate is not signed by the configured CA".into(),
+        E::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => {
+            "the station's certificate does not carry the station's name (see server_name)".into()
+        }
+        E::InvalidCertificate(C::Expired | C::ExpiredContext { .. }) => "the station's certificate has expired".into(),
+        E::InvalidCertificate(C::NotValidYet | C::NotValidYetContext { .. }) => "the station's certificate is not valid yet".into(),
+        E::AlertReceived(_) => "the station refused the handshake (our certificate or the TLS parameters)".into(),
+        other => other.to_string(),
+    }
 }
