@@ -2,8 +2,8 @@
 //!
 //! - `apci`, `asdu`, `time`: the codec (frames, ASDUs with the 104 field sizes, CP56Time2a);
 //! - `link`: one established connection: STARTDT/STOPDT/TESTFR, k/w, t1-t3, sequence checks;
-//! - `station`: the [`Station`] handle, reconnect with backoff and the redundant address,
-//!   commands (direct and select-before-operate), the schedules;
+//! - `station`: the [`Station`] handle and its task, commands (direct and select-before-operate);
+//! - `reconnect`: backoff and the switch to the redundant address;
 //! - `tls`: mutual TLS (IEC 62351-3) around the same stream.
 //!
 //! What arrives is an ordered stream of [`Event`]s; the session keeps no per-IOA state (the
@@ -13,6 +13,7 @@ pub mod apci;
 pub mod asdu;
 pub mod error;
 mod link;
+mod reconnect;
 pub mod settings;
 mod station;
 pub mod time;

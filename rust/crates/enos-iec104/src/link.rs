@@ -417,6 +417,10 @@ impl<W: AsyncWrite + Unpin> Link<'_, W> {
                     asdu::Reading { value, quality: Quality(q.0 | Quality::IV), time: None }
                 }
             };
+            // A station that (re)initialised has lost what we knew: interrogate it again.
+            if h.type_id == TypeId::M_EI_NA_1 && self.settings.common_addresses.contains(&h.ca) {
+                self.outbox.push_back(asdu::interrogation(h.ca, self.settings.originator));
+            }
             let ev =
                 Event::Value { ca: h.ca, ioa: o.ioa, type_id: h.type_id, value: r.value, quality: r.quality, time: r.time, cot: h.cot };
             self.emit(ev).await?;

@@ -3,6 +3,7 @@
 
 use crate::asdu::{self, CommandValue, Cot, EncodeError, TypeId};
 use crate::link::{self, End};
+use crate::reconnect::Reconnect;
 use crate::settings::{Settings, SettingsError};
 use crate::{time, tls, Event, LinkState};
 use std::fmt;
@@ -229,7 +230,7 @@ fn closed() -> CommandError {
 }
 
 /// The session task: connect to the active address, run the link, and after it ends try
-/// again, switching between the addresses, backing off once every address has failed.
+/// again as `Reconnect` says.
 async fn run(settings: Arc<Settings>, stats: Arc<Stats>, events: mpsc::Sender<Event>, mut requests: mpsc::Receiver<Request>) {
     let tls = match settings.tls.as_ref().map(tls::connector).transpose() {
         Ok(t) => t,
@@ -239,11 +240,10 @@ async fn run(settings: Arc<Settings>, stats: Arc<Stats>, events: mpsc::Sender<Ev
             return;
         }
     };
-    let n = settings.addresses.len();
-    let (mut active, mut failed_in_round, mut backoff) = (0usize, 0usize, settings.reconnect_min);
+    let mut reconnect = Reconnect::new(settings.addresses.len(), settings.reconnect_min, settings.reconnect_max);
     loop {
-        let address = &settings.addresses[active];
-        let role = if active == 0 { "primary address" } else { "redundant address" };
+        let address = &settings.addresses[reconnect.active()];
+        let role = if reconnect.active() == 0 { "primary address" } else { "redundant address" };
         let attempt = async {
             let tcp = match timeout(settings.t0, TcpStream::connect(address.as_str())).await {
                 Ok(Ok(s)) => s,
@@ -279,25 +279,8 @@ async fn run(settings: Arc<Settings>, stats: Arc<Stats>, events: mpsc::Sender<Ev
         if events.send(ev).await.is_err() {
             return;
         }
-        if was_up {
-            (failed_in_round, backoff) = (0, settings.reconnect_min);
-        } else {
-            failed_in_round += 1;
-        }
-        active = (active + 1) % n;
-        // Try the other address at once; wait when every address failed (or the only one
-        // dropped), answering requests meanwhile so no caller waits for a link that is down.
-        let wait = if failed_in_round >= n {
-            failed_in_round = 0;
-            let w = backoff;
-            backoff = (backoff * 2).min(settings.reconnect_max);
-            Some(w)
-        } else if n == 1 {
-            Some(settings.reconnect_min)
-        } else {
-            None
-        };
-        if let Some(w) = wait {
+        // Answer requests while waiting, so no caller waits for a link that is down.
+        if let Some(w) = reconnect.next(was_up) {
             if let Some(reply) = refuse_while_down(&mut requests, &reason, w).await {
                 let ev = Event::Link { state: LinkState::Closed, address: address.clone(), reason: "closed on request".into() };
                 let _ = events.send(ev).await;

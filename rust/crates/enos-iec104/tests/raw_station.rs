@@ -65,6 +65,20 @@ fn single_point(send: u16, recv: u16) -> Vec<u8> {
     f
 }
 
+/// An orderly close: STOPDT act answered with STOPDT con, then the client hangs up.
+async fn close(station: Station, s: &mut TcpStream) {
+    let closing = tokio::spawn(station.close());
+    loop {
+        let f = read_frame(s).await;
+        if f == apci::encode_u(apci::UFunction::StopDtAct) {
+            break;
+        }
+    }
+    s.write_all(&apci::encode_u(apci::UFunction::StopDtCon)).await.unwrap();
+    closing.await.unwrap();
+    closed_by_client(s).await;
+}
+
 async fn down(rx: &mut mpsc::Receiver<Event>) -> String {
     link(rx, LinkState::Up).await;
     link(rx, LinkState::Down).await.1
@@ -131,7 +145,7 @@ async fn an_unanswered_select_times_out_in_words() {
     let e = result.unwrap_err();
     assert_eq!(e, CommandError::Timeout { step: Step::Select, after: Duration::from_secs(2) });
     assert_eq!(e.to_string(), "the station did not confirm the select within 2 s");
-    station.close().await;
+    close(station, &mut s).await;
 }
 
 #[tokio::test]
@@ -167,9 +181,39 @@ async fn windows_k_and_w_and_test_frames() {
     }
     assert_eq!(read_frame(&mut s).await, apci::encode_s(2));
     link(&mut rx, LinkState::Up).await;
-    let closing = tokio::spawn(station.close());
-    assert_eq!(read_frame(&mut s).await, apci::encode_u(apci::UFunction::StopDtAct));
-    s.write_all(&apci::encode_u(apci::UFunction::StopDtCon)).await.unwrap();
-    closing.await.unwrap();
+    close(station, &mut s).await;
     assert_eq!(link(&mut rx, LinkState::Closed).await.1, "closed on request");
+}
+
+#[tokio::test]
+async fn idle_link_is_tested_and_values_keep_order() {
+    let raw = Raw::new().await;
+    let s = enos_iec104::Settings { t3: Duration::from_millis(300), ..settings(&[raw.address()]) };
+    let (station, mut rx) = Station::start(s).unwrap();
+    let mut s = raw.accept().await;
+    s.write_all(&apci::encode_s(1)).await.unwrap();
+    // t3 without a frame from the station: the client tests the link
+    assert_eq!(read_frame(&mut s).await, apci::encode_u(apci::UFunction::TestFrAct));
+    s.write_all(&apci::encode_u(apci::UFunction::TestFrCon)).await.unwrap();
+    // three changes of one IOA in one ASDU (the same instant): all arrive, in order
+    let mut f = Vec::new();
+    encode_i(0, 1, &[1, 3, 3, 0, 1, 0, 9, 0, 0, 1, 9, 0, 0, 0, 9, 0, 0, 1], &mut f);
+    s.write_all(&f).await.unwrap();
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        if let (_, Event::Value { value: enos_iec104::Value::Single(v), .. }) =
+            common::until(&mut rx, "a value of IOA 9", |e| matches!(e, Event::Value { ioa: 9, .. })).await
+        {
+            got.push(v);
+        }
+    }
+    assert_eq!(got, [true, false, true]);
+    // end of initialisation: the station restarted, so it is interrogated again
+    let mut f = Vec::new();
+    encode_i(1, 1, &[70, 1, 4, 0, 1, 0, 0, 0, 0, 0], &mut f);
+    s.write_all(&f).await.unwrap();
+    let gi = read_frame(&mut s).await;
+    assert_eq!(&gi[6..], &[100, 1, 6, 0, 1, 0, 0, 0, 0, 20], "a general interrogation of CA 1");
+    assert_eq!(station.stats().link_failures.load(Ordering::Relaxed), 0);
+    close(station, &mut s).await;
 }

@@ -27,7 +27,10 @@ const POINTS: &str = r#"{"ca": 1, "points": [
  "commands": [
   {"ioa": 100, "type": "C_SC_NA_1", "sbo": true},
   {"ioa": 101, "type": "C_SE_NC_1", "sbo": true},
-  {"ioa": 102, "type": "C_DC_NA_1"}
+  {"ioa": 102, "type": "C_DC_NA_1"},
+  {"ioa": 103, "type": "C_SC_NA_1", "sbo": true},
+  {"ioa": 104, "type": "C_SC_NA_1", "sbo": true},
+  {"ioa": 105, "type": "C_SC_NA_1", "sbo": true}
  ]}"#;
 
 async fn connected(peer: &Peer) -> (Station, tokio::sync::mpsc::Receiver<enos_iec104::Event>) {
@@ -129,24 +132,25 @@ async fn select_before_operate_succeeds_and_each_failure_is_said() {
     station.command(command(101, CommandValue::Float(12.5), true)).await.unwrap();
     peer.expect("command 101 execute 12.5").await;
 
-    peer.send("refuse 100").await;
-    let e = station.command(command(100, CommandValue::Single(false), true)).await.unwrap_err();
+    // One point per case: c104 terminates a select-before-operate command a tick (100 ms)
+    // after its execute and deselects the point then, which can cancel a new select on it.
+    peer.send("refuse 103").await;
+    let e = station.command(command(103, CommandValue::Single(false), true)).await.unwrap_err();
     assert_eq!(e, CommandError::Refused { step: Step::Select, reason: "negative confirmation".into() });
     assert_eq!(e.to_string(), "the station refused the select (negative confirmation)");
 
     // (a select left unanswered: `raw_station.rs`, c104 answers every select)
-    peer.send("ignore 100").await;
-    let e = station.command(command(100, CommandValue::Single(false), true)).await.unwrap_err();
+    peer.send("ignore 104").await;
+    let e = station.command(command(104, CommandValue::Single(false), true)).await.unwrap_err();
     assert!(matches!(e, CommandError::Timeout { step: Step::Execute, .. }), "{e:?}");
     assert_eq!(e.to_string(), "the station did not confirm the execute within 2 s");
-    peer.send("accept 100").await;
 
     // an object the station does not have
     // (c104 answers it with a negative ACTCON rather than cause 47)
     let e = station.command(command(999, CommandValue::Single(true), false)).await.unwrap_err();
     assert!(matches!(e, CommandError::Refused { step: Step::Execute, .. }), "{e:?}");
     // the link survived all of it
-    station.command(command(100, CommandValue::Single(true), true)).await.unwrap();
+    station.command(command(105, CommandValue::Single(true), true)).await.unwrap();
     station.close().await;
 }
 
@@ -181,5 +185,21 @@ async fn a_bad_value_is_refused_before_anything_is_sent() {
     interrogation(&mut rx).await;
     let e = station.command(command(4, CommandValue::Bitstring(1), true)).await.unwrap_err();
     assert_eq!(e.to_string(), "the command cannot be sent: a bitstring command (C_BO_NA_1) has no select; send it as a direct command");
+    station.close().await;
+}
+
+#[tokio::test]
+async fn interrogation_and_clock_sync_run_on_their_schedules() {
+    let mut peer = Peer::start(common::free_port(), POINTS, None).await;
+    let s = enos_iec104::Settings {
+        interrogation_interval: std::time::Duration::from_millis(300),
+        clock_sync_interval: std::time::Duration::from_millis(300),
+        ..settings(&[peer.address()])
+    };
+    let (station, mut rx) = Station::start(s).unwrap();
+    interrogation(&mut rx).await; // after connect
+    interrogation(&mut rx).await; // scheduled
+    interrogation(&mut rx).await;
+    peer.expect("clock ").await; // nobody called clock_sync
     station.close().await;
 }
