@@ -423,6 +423,8 @@ pub enum EncodeError {
     Normalized(f64),
     #[error("a bitstring command (C_BO_NA_1) has no select; send it as a direct command")]
     BitstringSelect,
+    #[error("our clock is outside the years 2000-2099 that CP56Time2a can carry")]
+    ClockOutOfRange,
 }
 
 /// Encodes a command ASDU (COT activation). `qualifier` is QU (0-31) for single, double and

@@ -283,8 +283,9 @@ impl<W: AsyncWrite + Unpin> Link<'_, W> {
         }
         if due(&mut self.next_cs, s.clock_sync_interval) {
             let offset = s.station_utc_offset_minutes;
-            if let Some(t) = time::encode(crate::station::now_unix_ms(), offset) {
-                self.outbox.extend(s.common_addresses.iter().map(|&ca| asdu::clock_sync(ca, orig, t)));
+            match time::encode(crate::station::now_unix_ms(), offset) {
+                Some(t) => self.outbox.extend(s.common_addresses.iter().map(|&ca| asdu::clock_sync(ca, orig, t))),
+                None => log::warn!("IEC 104: scheduled clock sync skipped: {}", asdu::EncodeError::ClockOutOfRange),
             }
         }
         Ok(())

@@ -154,7 +154,7 @@ impl Station {
     /// Sets the station's clock to ours (UTC plus the configured station offset).
     pub async fn clock_sync(&self, ca: u16) -> Result<(), CommandError> {
         let t = time::encode(now_unix_ms(), self.settings.station_utc_offset_minutes)
-            .ok_or_else(|| CommandError::LinkDown("our clock is outside 2000-2099".into()))?;
+            .ok_or(CommandError::BadValue(EncodeError::ClockOutOfRange))?;
         let asdu = asdu::clock_sync(ca, self.settings.originator, t);
         self.confirmed(asdu, TypeId::C_CS_NA_1, ca, 0, Step::ClockSync).await
     }
