@@ -8,7 +8,7 @@
 use crate::apci::{self, Apdu, UFunction, SEQ_MODULO};
 use crate::asdu::{self, Asdu, Cot, Quality, TypeId};
 use crate::error::{DecodeError, Hex};
-use crate::settings::Settings;
+use crate::settings::{words, Settings};
 use crate::station::{Confirmation, Request, Stats, Waiter};
 use crate::{time, Event};
 use std::collections::VecDeque;
@@ -86,14 +86,6 @@ pub(crate) struct Link<'a, W> {
 
 fn seq_distance(from: u16, to: u16) -> u16 {
     (to + SEQ_MODULO - from) % SEQ_MODULO
-}
-
-fn words(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{} s", d.as_secs())
-    } else {
-        format!("{} ms", d.as_millis())
-    }
 }
 
 /// Runs a link on an established stream until it ends; `true` with the end if STARTDT was
@@ -205,6 +197,7 @@ impl<W: AsyncWrite + Unpin> Link<'_, W> {
                     // late: a command must never run long after it was asked for.
                     Some(Request::Send { waiter: Some(w), .. }) if w.tx.is_closed() => Ok(()),
                     Some(Request::Send { asdu, waiter }) => {
+                        self.waiters.retain(|w| !w.tx.is_closed());
                         self.waiters.extend(waiter);
                         self.send_i(&asdu).await
                     }
@@ -330,7 +323,9 @@ impl<W: AsyncWrite + Unpin> Link<'_, W> {
     fn acknowledge(&mut self, nr: u16) -> Result<(), End> {
         let n = seq_distance(self.acked, nr);
         if n as usize > self.unacked.len() {
-            return Err(self.sequence_error(format!("the station acknowledged up to N(R)={nr}, but we have sent only up to {}", self.vs)));
+            return Err(
+                self.sequence_error(format!("the station acknowledged our I frames up to N(R)={nr}, but our next N(S) is {}", self.vs))
+            );
         }
         self.unacked.drain(..n as usize);
         self.acked = nr;

@@ -78,6 +78,15 @@ impl Default for Settings {
     }
 }
 
+/// A duration as people write it: "15 s", "500 ms".
+pub(crate) fn words(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{} ms", d.as_millis())
+    }
+}
+
 /// A setting that cannot work, in words.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SettingsError {
@@ -89,11 +98,11 @@ pub enum SettingsError {
     K(u16),
     #[error("w must be 1..=k ({k}), not {w}")]
     W { w: u16, k: u16 },
-    #[error("t2 ({t2:?}) must be shorter than t1 ({t1:?}) or the station gives up before we acknowledge")]
+    #[error("t2 ({}) must be shorter than t1 ({}) or the station gives up before we acknowledge", words(*.t2), words(*.t1))]
     T2NotBelowT1 { t1: Duration, t2: Duration },
     #[error("{0} must not be zero")]
     Zero(&'static str),
-    #[error("reconnect_min ({min:?}) is above reconnect_max ({max:?})")]
+    #[error("reconnect_min ({}) is above reconnect_max ({})", words(*.min), words(*.max))]
     Backoff { min: Duration, max: Duration },
 }
 
@@ -143,7 +152,7 @@ mod tests {
         let bad = Settings { t2: Duration::from_secs(15), ..s };
         assert_eq!(
             bad.validate().unwrap_err().to_string(),
-            "t2 (15s) must be shorter than t1 (15s) or the station gives up before we acknowledge"
+            "t2 (15 s) must be shorter than t1 (15 s) or the station gives up before we acknowledge"
         );
     }
 }

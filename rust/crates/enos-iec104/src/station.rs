@@ -4,7 +4,7 @@
 use crate::asdu::{self, CommandValue, Cot, EncodeError, TypeId};
 use crate::link::{self, End};
 use crate::reconnect::Reconnect;
-use crate::settings::{Settings, SettingsError};
+use crate::settings::{words, Settings, SettingsError};
 use crate::{time, tls, Event, LinkState};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -94,7 +94,7 @@ pub enum CommandError {
 }
 
 fn timeout_words(step: Step, after: Duration) -> String {
-    let after = if after.subsec_millis() == 0 { format!("{} s", after.as_secs()) } else { format!("{} ms", after.as_millis()) };
+    let after = words(after);
     match step {
         Step::Termination => format!("no termination of the execute from the station within {after}"),
         _ => format!("the station did not confirm the {step} within {after}"),
@@ -248,7 +248,7 @@ async fn run(settings: Arc<Settings>, stats: Arc<Stats>, events: mpsc::Sender<Ev
             let tcp = match timeout(settings.t0, TcpStream::connect(address.as_str())).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => return (End::Lost(format!("connecting to {address} failed: {e}")), false),
-                Err(_) => return (End::Lost(format!("connecting to {address} took longer than t0 ({:?})", settings.t0)), false),
+                Err(_) => return (End::Lost(format!("connecting to {address} took longer than t0 ({})", words(settings.t0))), false),
             };
             let _ = tcp.set_nodelay(true);
             match &tls {
@@ -256,7 +256,7 @@ async fn run(settings: Arc<Settings>, stats: Arc<Stats>, events: mpsc::Sender<Ev
                 Some(c) => match timeout(settings.t0, tls::handshake(c, settings.tls.as_ref().expect("tls set"), address, tcp)).await {
                     Ok(Ok(s)) => link::run(s, &settings, &stats, &events, &mut requests, address, role).await,
                     Ok(Err(why)) => (End::Lost(why), false),
-                    Err(_) => (End::Lost(format!("the TLS handshake with {address} took longer than t0 ({:?})", settings.t0)), false),
+                    Err(_) => (End::Lost(format!("the TLS handshake with {address} took longer than t0 ({})", words(settings.t0))), false),
                 },
             }
         };

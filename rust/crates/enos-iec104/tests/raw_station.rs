@@ -121,7 +121,7 @@ async fn malformed_frames_and_sequence_errors_are_counted_and_reset_the_link() {
     // an acknowledgement of frames never sent
     let mut s = raw.accept().await;
     s.write_all(&apci::encode_s(7)).await.unwrap();
-    assert_eq!(down(&mut rx).await, "the station acknowledged up to N(R)=7, but we have sent only up to 1");
+    assert_eq!(down(&mut rx).await, "the station acknowledged our I frames up to N(R)=7, but our next N(S) is 1");
     closed_by_client(&mut s).await;
     assert_eq!(stats.sequence_errors.load(Ordering::Relaxed), 2);
 
