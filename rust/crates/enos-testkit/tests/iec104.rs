@@ -1,9 +1,9 @@
 //! IEC 104 end to end: a c104 station (peers/iec104_station.py), the collector's IEC 104 driver,
 //! the uplink and the cloud simulator. Values of the interrogation and a spontaneous change with
-//! the station's time tag reach the cloud.
+//! the station's time tag reach the cloud; writes become select-before-operate commands.
 
 use enos_testkit::cloud_sim::CloudSim;
-use enos_testkit::harness::{spawn_service, uplink_toml_one_device, Bus, Mosquitto};
+use enos_testkit::harness::{run_tool, spawn_service, uplink_toml_one_device, Bus, Mosquitto};
 use enos_testkit::wait_for;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -14,7 +14,8 @@ use std::time::Duration;
 
 const SPEC: &str = r#"{"ca": 1, "points": [
   {"ioa": 7, "type": "M_ME_NC_1", "value": 231.5},
-  {"ioa": 30, "type": "M_SP_TB_1", "value": false}]}"#;
+  {"ioa": 30, "type": "M_SP_TB_1", "value": false}],
+ "commands": [{"ioa": 100, "type": "C_SC_NA_1", "sbo": true}, {"ioa": 101, "type": "C_SC_NA_1", "sbo": true}]}"#;
 
 /// The c104 station, answering each stdin line on stdout.
 struct Station {
@@ -68,7 +69,7 @@ impl Drop for Station {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn station_values_and_time_tags_reach_the_cloud() {
+async fn values_and_time_tags_reach_the_cloud_and_writes_become_commands() {
     let dir = tempfile::tempdir().unwrap();
     let bus = Bus::start(dir.path());
     let broker = Mosquitto::start(dir.path());
@@ -81,7 +82,9 @@ async fn station_values_and_time_tags_reach_the_cloud() {
             "[push]\ninterval_ms = 100\n[[device]]\nid = \"rtu\"\nprotocol = \"iec104\"\naddress = \"127.0.0.1:{port}\"\n\
              reconnect_min_ms = 200\n\
              [[device.point]]\nname = \"P\"\nioa = 7\ntype = \"M_ME_NC_1\"\n\
-             [[device.point]]\nname = \"breaker\"\nioa = 30\ntype = \"M_SP_TB_1\"\n"
+             [[device.point]]\nname = \"breaker\"\nioa = 30\ntype = \"M_SP_TB_1\"\n\
+             [[device.point]]\nname = \"switch\"\nioa = 100\ntype = \"M_SP\"\ncommand = \"C_SC\"\nselect_before_operate = true\naccess = \"rw\"\n\
+             [[device.point]]\nname = \"switch2\"\nioa = 101\ntype = \"M_SP\"\ncommand = \"C_SC\"\nselect_before_operate = true\naccess = \"rw\"\n"
         ),
     )
     .unwrap();
@@ -105,4 +108,12 @@ async fn station_values_and_time_tags_reach_the_cloud() {
     let changed = |v: &serde_json::Value| *v == serde_json::json!(true) || *v == serde_json::json!(1);
     let b = wait_for(30, "the spontaneous change at the cloud", || at_cloud("breaker")().filter(|p| changed(&p.value))).await;
     assert_eq!(b.time, at, "the station's time tag is the sample's time");
+
+    // a write is a select-before-operate command; a refusal is said as the station's
+    let (ok, out, err) = run_tool("enosctl", &["write", "rtu", "switch", "true"], &bus.address);
+    assert!(ok, "{out}{err}");
+    assert_eq!(station.expect("command 100"), "command 100 execute True");
+    station.send("refuse 101");
+    let (ok, _, err) = run_tool("enosctl", &["write", "rtu", "switch2", "true"], &bus.address);
+    assert!(!ok && err.contains("the station refused the select (negative confirmation)"), "{err}");
 }
