@@ -109,6 +109,15 @@ async fn values_and_time_tags_reach_the_cloud_and_writes_become_commands() {
     let b = wait_for(30, "the spontaneous change at the cloud", || at_cloud("breaker")().filter(|p| changed(&p.value))).await;
     assert_eq!(b.time, at, "the station's time tag is the sample's time");
 
+    // a read answers the latest values the station sent, with their qualities
+    let (ok, out, err) = run_tool("enosctl", &["--json", "read", "rtu"], &bus.address);
+    assert!(ok, "{err}");
+    let readings: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    let by_name = |n: &str| readings.iter().find(|r| r["point"] == n).cloned().unwrap_or_else(|| panic!("{n} missing in {out}"));
+    assert_eq!((by_name("P")["value"].clone(), by_name("P")["quality"].clone()), (serde_json::json!(231.5), serde_json::json!("good")));
+    assert_eq!(by_name("breaker")["ts_ms"], serde_json::json!(at));
+    assert_eq!(by_name("switch")["error"], "the station has not sent this point yet");
+
     // a write is a select-before-operate command; a refusal is said as the station's
     let (ok, out, err) = run_tool("enosctl", &["write", "rtu", "switch", "true"], &bus.address);
     assert!(ok, "{out}{err}");
