@@ -2,6 +2,7 @@
 //! registry (`enos_collector_config::protocols`) holds each protocol's settings, point fields and
 //! validation; this is the one place that maps a protocol to its driver.
 
+use crate::iec104::Iec104Driver;
 use crate::modbus::ModbusDriver;
 use crate::Driver;
 use enos_collector_config::{DeviceConfig, Protocol};
@@ -17,6 +18,7 @@ pub fn driver(devices: &Arc<[DeviceConfig]>) -> Result<Box<dyn Driver>, String> 
         Protocol::ModbusTcp | Protocol::ModbusRtu | Protocol::ModbusRtuOverTcp => {
             Ok(Box::new(ModbusDriver::new(devices).ok_or_else(none)?))
         }
-        p @ (Protocol::Iec104 | Protocol::Dlt645) => Err(format!("this build of the gateway has no {p} driver")),
+        Protocol::Iec104 => Ok(Box::new(Iec104Driver::new(devices).ok_or_else(none)?)),
+        p @ Protocol::Dlt645 => Err(format!("this build of the gateway has no {p} driver")),
     }
 }

@@ -1,0 +1,289 @@
+//! IEC 60870-5-104: the devices of one station address share one `enos_iec104::Station`
+//! (one connection; each device names its own common address). Values are forwarded as they
+//! arrive, one frame per information object, stamped with the station's time tag when it sent one.
+
+mod map;
+
+use crate::{Command, DeviceEvent, Driver, DriverContext, DriverFuture, Frame};
+use enos_batch::Quality;
+use enos_collector_config::iec104::{Iec104Device, Iec104Point};
+use enos_collector_config::{DeviceConfig, ProtocolConfig};
+use enos_iec104::{CommandError, Event, LinkState, Settings, Station, TlsSettings};
+use enos_model::device::{DeviceStatus, PointReading, WriteFailure, WriteOutcome};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::task::JoinSet;
+
+struct Device {
+    id: Arc<str>,
+    cfg: Iec104Device,
+    names: Vec<Arc<str>>,
+    /// The latest reading of each point (on-demand reads answer from here).
+    latest: Vec<Option<PointReading>>,
+}
+
+pub struct Iec104Driver {
+    devices: Vec<Device>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Iec104Driver {
+    /// `None` unless every device is an IEC 104 one.
+    pub fn new(devices: &[DeviceConfig]) -> Option<Self> {
+        let devices = devices
+            .iter()
+            .map(|d| match &d.proto {
+                ProtocolConfig::Iec104(c) => Some(Device {
+                    id: Arc::from(d.id.as_str()),
+                    names: c.points.iter().map(|p| Arc::from(p.meta.name.as_str())).collect(),
+                    latest: vec![None; c.points.len()],
+                    cfg: c.clone(),
+                }),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()?;
+        (!devices.is_empty()).then_some(Iec104Driver { devices })
+    }
+
+    /// The station's settings: the endpoint's shared ones from the first device (validation
+    /// makes the devices of one address agree), every device's common address.
+    fn settings(&self) -> Settings {
+        let c = &self.devices[0].cfg;
+        let s = |secs: u32| Duration::from_secs(u64::from(secs));
+        let mut common: Vec<u16> = self.devices.iter().map(|d| d.cfg.common_address).collect();
+        common.sort_unstable();
+        common.dedup();
+        Settings {
+            addresses: std::iter::once(c.address.clone()).chain(c.redundant_address.clone()).collect(),
+            common_addresses: common,
+            k: c.k,
+            w: c.w,
+            t0: s(c.t0_s),
+            t1: s(c.t1_s),
+            t2: s(c.t2_s),
+            t3: s(c.t3_s),
+            reconnect_min: Duration::from_millis(c.reconnect_min_ms),
+            reconnect_max: Duration::from_millis(c.reconnect_max_ms),
+            interrogation_interval: Duration::from_secs(c.interrogation_interval_s),
+            counter_interval: Duration::from_secs(c.counter_interval_s),
+            clock_sync_interval: if c.clock_sync { Duration::from_secs(c.clock_sync_interval_s) } else { Duration::ZERO },
+            command_timeout: Duration::from_millis(c.command_timeout_ms),
+            tls: c.tls.as_ref().map(|t| TlsSettings {
+                ca_file: t.ca.clone().into(),
+                cert_file: t.cert.clone().into(),
+                key_file: t.key.clone().into(),
+                server_name: t.server_name.clone(),
+            }),
+            ..Settings::default()
+        }
+    }
+}
+
+impl Driver for Iec104Driver {
+    fn devices(&self) -> Vec<String> {
+        self.devices.iter().map(|d| d.id.to_string()).collect()
+    }
+
+    fn run(self: Box<Self>, ctx: DriverContext) -> DriverFuture {
+        Box::pin(run(*self, ctx))
+    }
+}
+
+/// Where a (common address, IOA) goes: device and point index.
+type Routes = HashMap<(u16, u32), (usize, usize)>;
+
+fn point_ca(d: &Device, p: &Iec104Point) -> u16 {
+    p.at.ca.unwrap_or(d.cfg.common_address)
+}
+
+async fn run(mut drv: Iec104Driver, mut ctx: DriverContext) -> String {
+    let mut routes = Routes::new();
+    for (di, d) in drv.devices.iter().enumerate() {
+        for (pi, p) in d.cfg.points.iter().enumerate() {
+            routes.insert((point_ca(d, p), p.at.ioa), (di, pi));
+        }
+        ctx.status.set(DeviceStatus {
+            id: d.id.to_string(),
+            protocol: "iec104".into(),
+            state: "connecting".into(),
+            last_ok_ms: None,
+            last_error: None,
+            polls_ok: 0,
+            polls_failed: 0,
+            points: d.cfg.points.len(),
+            discarded_answers: 0,
+            requests_unanswered: 0,
+            split_reads: Vec::new(),
+        });
+    }
+    let (station, mut events) = match Station::start(drv.settings()) {
+        Ok(s) => s,
+        Err(e) => return format!("the IEC 104 settings cannot work: {e}"),
+    };
+    let station = Arc::new(station);
+    // commands wait for the station's confirmations: they run beside the event loop and end
+    // with the driver
+    let mut running = JoinSet::new();
+    loop {
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Some(ev) => {
+                    if !on_event(&mut drv, &routes, &ctx, ev).await {
+                        return "the collector stopped taking values".into();
+                    }
+                }
+                None => return "the IEC 104 session ended".into(),
+            },
+            cmd = ctx.commands.recv() => match cmd {
+                Some(cmd) => serve(&drv, &station, &mut running, cmd),
+                None => return "the command queue closed".into(),
+            },
+            Some(_) = running.join_next(), if !running.is_empty() => {}
+        }
+    }
+}
+
+/// Forwards one event; `false` when the frame sink is gone.
+async fn on_event(drv: &mut Iec104Driver, routes: &Routes, ctx: &DriverContext, ev: Event) -> bool {
+    match ev {
+        Event::Value { ca, ioa, value, quality, time, .. } => {
+            let Some(&(di, pi)) = routes.get(&(ca, ioa)) else { return true };
+            let d = &mut drv.devices[di];
+            let p = &d.cfg.points[pi];
+            let Some(v) = map::value(p, value) else { return true };
+            let (q, flags) = map::quality(quality, time);
+            let ts = time.map_or_else(now_ms, |t| t.unix_ms.max(0) as u64);
+            d.latest[pi] = Some(PointReading {
+                point: p.meta.name.clone(),
+                value: v.clone(),
+                quality: q,
+                ts_ms: ts,
+                error: None,
+                flags: flags.names().into_iter().map(String::from).collect(),
+            });
+            let frame = Frame { device: d.id.clone(), ts_ms: ts, samples: vec![(d.names[pi].clone(), v, q, flags)] };
+            let id = d.id.to_string();
+            ctx.status.update(&id, |s| {
+                s.last_ok_ms = Some(now_ms());
+            });
+            ctx.frames.send(frame).await.is_ok()
+        }
+        Event::InterrogationDone { ca } => {
+            for d in drv.devices.iter().filter(|d| d.cfg.common_address == ca) {
+                ctx.status.update(&d.id, |s| s.polls_ok += 1);
+            }
+            true
+        }
+        Event::CounterInterrogationDone { .. } => true,
+        Event::Link { state, reason, .. } => {
+            let (name, error) = match state {
+                LinkState::Up => ("online", None),
+                LinkState::Down => ("offline", Some(reason.clone())),
+                LinkState::Closed => ("offline", Some(reason.clone())),
+            };
+            for d in &drv.devices {
+                let mut changed = false;
+                ctx.status.update(&d.id, |s| {
+                    changed = s.state != name;
+                    s.state = name.into();
+                    if error.is_some() {
+                        s.polls_failed += 1;
+                    }
+                    s.last_error = error.clone();
+                });
+                if changed {
+                    let _ = ctx.events.send(DeviceEvent { device: d.id.to_string(), state: name.into(), reason: reason.clone() });
+                }
+            }
+            true
+        }
+    }
+}
+
+fn serve(drv: &Iec104Driver, station: &Arc<Station>, running: &mut JoinSet<()>, cmd: Command) {
+    let find = |id: &str| drv.devices.iter().find(|d| &*d.id == id);
+    match cmd {
+        Command::Read { device, points, reply } => {
+            let _ = reply.send(read(find(&device), &device, &points));
+        }
+        Command::RawRead { reply, .. } => {
+            let _ = reply.send(Err("the communication test reads Modbus registers; an IEC 104 station is read with a read \
+                                    (its latest values) or a general interrogation"
+                .into()));
+        }
+        Command::Write { device, point, value, reply } => {
+            let Some(d) = find(&device) else {
+                let _ = reply.send(WriteOutcome::failed(WriteFailure::UnknownDevice, format!("there is no device \"{device}\"")));
+                return;
+            };
+            let Some(p) = d.cfg.points.iter().find(|p| p.meta.name == point) else {
+                let _ =
+                    reply.send(WriteOutcome::failed(WriteFailure::UnknownPoint, format!("device \"{device}\" has no point \"{point}\"")));
+                return;
+            };
+            let Some(kind) = p.at.command.filter(|_| p.meta.access == enos_collector_config::Access::Rw) else {
+                let _ = reply.send(WriteOutcome::failed(WriteFailure::ReadOnly, format!("point \"{point}\" is read-only")));
+                return;
+            };
+            let c = match map::command(p, kind, &value) {
+                Ok(v) => enos_iec104::Command {
+                    ca: point_ca(d, p),
+                    ioa: p.at.command_ioa.unwrap_or(p.at.ioa),
+                    value: v,
+                    qualifier: p.at.qualifier,
+                    select_before_operate: p.at.select_before_operate,
+                },
+                Err((range, why)) => {
+                    let _ = reply.send(WriteOutcome::failed(if range { WriteFailure::OutOfRange } else { WriteFailure::BadValue }, why));
+                    return;
+                }
+            };
+            let station = station.clone();
+            running.spawn(async move {
+                let out = match station.command(c).await {
+                    Ok(()) => WriteOutcome::ok(),
+                    Err(e) => {
+                        let failure = match e {
+                            CommandError::Timeout { .. } => WriteFailure::DeviceTimeout,
+                            CommandError::Refused { .. } => WriteFailure::DeviceException,
+                            CommandError::LinkDown(_) => WriteFailure::DeviceOffline,
+                            CommandError::BadValue(_) => WriteFailure::BadValue,
+                        };
+                        WriteOutcome::failed(failure, e.to_string())
+                    }
+                };
+                let _ = reply.send(out);
+            });
+        }
+    }
+}
+
+/// The latest value of each point asked (all when none are named).
+fn read(d: Option<&Device>, device: &str, points: &[String]) -> Result<Vec<PointReading>, String> {
+    let d = d.ok_or_else(|| format!("there is no device \"{device}\""))?;
+    let which: Vec<usize> = if points.is_empty() {
+        (0..d.cfg.points.len()).collect()
+    } else {
+        points
+            .iter()
+            .map(|n| d.cfg.points.iter().position(|p| &p.meta.name == n).ok_or_else(|| format!("device \"{device}\" has no point \"{n}\"")))
+            .collect::<Result<_, _>>()?
+    };
+    Ok(which
+        .into_iter()
+        .map(|i| {
+            d.latest[i].clone().unwrap_or_else(|| PointReading {
+                point: d.cfg.points[i].meta.name.clone(),
+                value: enos_batch::Value::Null,
+                quality: Quality::CommFailure,
+                ts_ms: now_ms(),
+                error: Some("the station has not sent this point yet".into()),
+                flags: Vec::new(),
+            })
+        })
+        .collect())
+}

@@ -1,0 +1,128 @@
+//! IEC 104 end to end: a c104 station (peers/iec104_station.py), the collector's IEC 104 driver,
+//! the uplink and the cloud simulator. Values of the interrogation and a spontaneous change with
+//! the station's time tag reach the cloud; writes become select-before-operate commands.
+
+use enos_testkit::cloud_sim::CloudSim;
+use enos_testkit::harness::{run_tool, spawn_service, uplink_toml_one_device, Bus, Mosquitto};
+use enos_testkit::wait_for;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const SPEC: &str = r#"{"ca": 1, "points": [
+  {"ioa": 7, "type": "M_ME_NC_1", "value": 231.5},
+  {"ioa": 30, "type": "M_SP_TB_1", "value": false}],
+ "commands": [{"ioa": 100, "type": "C_SC_NA_1", "sbo": true}, {"ioa": 101, "type": "C_SC_NA_1", "sbo": true}]}"#;
+
+/// The c104 station, answering each stdin line on stdout.
+struct Station {
+    child: Child,
+    stdin: ChildStdin,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Station {
+    fn start(port: u16) -> Station {
+        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../..");
+        let python = std::env::var_os("ENOS_VENV").map_or(repo.join("build/venv/bin/python3"), |v| PathBuf::from(v).join("bin/python3"));
+        let mut child = Command::new(python)
+            .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("peers/iec104_station.py"))
+            .arg(port.to_string())
+            .arg(SPEC)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the c104 station");
+        let stdin = child.stdin.take().unwrap();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || out.lines().map_while(Result::ok).try_for_each(|l| tx.send(l)));
+        let s = Station { child, stdin, lines };
+        s.expect("ready");
+        s
+    }
+
+    fn expect(&self, prefix: &str) -> String {
+        loop {
+            match self.lines.recv_timeout(Duration::from_secs(20)) {
+                Ok(l) if l.starts_with(prefix) => return l,
+                Ok(_) => {}
+                Err(e) => panic!("the station did not print {prefix:?}: {e}"),
+            }
+        }
+    }
+
+    fn send(&mut self, line: &str) {
+        writeln!(self.stdin, "{line}").unwrap();
+        assert_eq!(self.expect("ok ").trim(), format!("ok {line}"));
+    }
+}
+
+impl Drop for Station {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_and_time_tags_reach_the_cloud_and_writes_become_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = Bus::start(dir.path());
+    let broker = Mosquitto::start(dir.path());
+    let cloud = CloudSim::start(broker.port, HashMap::from([("gw01".to_string(), "s".to_string())])).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut station = Station::start(port);
+    std::fs::write(
+        dir.path().join("collector.toml"),
+        format!(
+            "[push]\ninterval_ms = 100\n[[device]]\nid = \"rtu\"\nprotocol = \"iec104\"\naddress = \"127.0.0.1:{port}\"\n\
+             reconnect_min_ms = 200\n\
+             [[device.point]]\nname = \"P\"\nioa = 7\ntype = \"M_ME_NC_1\"\n\
+             [[device.point]]\nname = \"breaker\"\nioa = 30\ntype = \"M_SP_TB_1\"\n\
+             [[device.point]]\nname = \"switch\"\nioa = 100\ntype = \"M_SP\"\ncommand = \"C_SC\"\nselect_before_operate = true\naccess = \"rw\"\n\
+             [[device.point]]\nname = \"switch2\"\nioa = 101\ntype = \"M_SP\"\ncommand = \"C_SC\"\nselect_before_operate = true\naccess = \"rw\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("uplink.toml"), uplink_toml_one_device(&cloud.uri(), &dir.path().join("cache"), "rtu")).unwrap();
+    let log = dir.path().join("services.log");
+
+    let _uplink = spawn_service("enos-uplink", &dir.path().join("uplink.toml"), &bus.address, &log);
+    let _collector = spawn_service("enos-collector", &dir.path().join("collector.toml"), &bus.address, &log);
+
+    let at_cloud = |name: &'static str| {
+        let cloud = &cloud;
+        move || cloud.with(|r| r.points.iter().rev().find(|p| p.device_key.as_deref() == Some("rtu") && p.point == name).cloned())
+    };
+    let p = wait_for(30, "the interrogated value at the cloud", at_cloud("P")).await;
+    assert_eq!(p.value, serde_json::json!(231.5), "{}", std::fs::read_to_string(&log).unwrap_or_default());
+
+    // a recent instant (the cache drops samples older than its max age), not now
+    let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64 - 61_234;
+    station.send(&format!("set 30 true - {at}"));
+    station.send("spontaneous 30");
+    let changed = |v: &serde_json::Value| *v == serde_json::json!(true) || *v == serde_json::json!(1);
+    let b = wait_for(30, "the spontaneous change at the cloud", || at_cloud("breaker")().filter(|p| changed(&p.value))).await;
+    assert_eq!(b.time, at, "the station's time tag is the sample's time");
+
+    // a read answers the latest values the station sent, with their qualities
+    let (ok, out, err) = run_tool("enosctl", &["--json", "read", "rtu"], &bus.address);
+    assert!(ok, "{err}");
+    let readings: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    let by_name = |n: &str| readings.iter().find(|r| r["point"] == n).cloned().unwrap_or_else(|| panic!("{n} missing in {out}"));
+    assert_eq!((by_name("P")["value"].clone(), by_name("P")["quality"].clone()), (serde_json::json!(231.5), serde_json::json!("good")));
+    assert_eq!(by_name("breaker")["ts_ms"], serde_json::json!(at));
+    assert_eq!(by_name("switch")["error"], "the station has not sent this point yet");
+
+    // a write is a select-before-operate command; a refusal is said as the station's
+    let (ok, out, err) = run_tool("enosctl", &["write", "rtu", "switch", "true"], &bus.address);
+    assert!(ok, "{out}{err}");
+    assert_eq!(station.expect("command 100"), "command 100 execute True");
+    station.send("refuse 101");
+    let (ok, _, err) = run_tool("enosctl", &["write", "rtu", "switch2", "true"], &bus.address);
+    assert!(!ok && err.contains("the station refused the select (negative confirmation)"), "{err}");
+}
