@@ -55,6 +55,31 @@ fn shortest(x: f64) -> f64 {
     }
 }
 
+/// A station's time tag is the value's time unless it cannot be: marked invalid, more than
+/// `FUTURE_MS` ahead of the gateway's clock, or more than `PAST_MS` behind it (a station whose
+/// clock was never set says 2000 or 1970; the uplink's cache would drop such values as older
+/// than its retention, silently). Those values keep their arrival time and the flag
+/// `time invalid`. Seven days: a station's event buffer replayed after a long link outage keeps
+/// its real times.
+pub const FUTURE_MS: u64 = 5 * 60 * 1000;
+pub const PAST_MS: u64 = 7 * 24 * 3600 * 1000;
+
+/// The time of a value (ms) and whether the station's own time tag was refused.
+pub fn timestamp(time: Option<TimeTag>, now_ms: u64) -> (u64, bool) {
+    match time {
+        None => (now_ms, false),
+        Some(t) if t.invalid || t.unix_ms < 0 => (now_ms, true),
+        Some(t) => {
+            let ts = t.unix_ms as u64;
+            if ts > now_ms + FUTURE_MS || ts + PAST_MS < now_ms {
+                (now_ms, true)
+            } else {
+                (ts, false)
+            }
+        }
+    }
+}
+
 /// IV makes a value invalid; NT, SB, BL, OV (and a counter's CY, CA) doubtful; the flags say which.
 pub fn quality(q: enos_iec104::Quality, time: Option<TimeTag>) -> (Quality, Flags) {
     use enos_iec104::Quality as Q;
@@ -136,6 +161,18 @@ pub fn command(p: &Iec104Point, kind: CommandType, v: &serde_json::Value) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_time_tag_far_from_the_gateways_clock_is_refused_for_the_arrival_time() {
+        let now = 1_800_000_000_000u64;
+        let tag = |ms: i64, invalid| Some(TimeTag { unix_ms: ms, invalid, summer: false });
+        assert_eq!(timestamp(None, now), (now, false));
+        assert_eq!(timestamp(tag(now as i64 - 60_000, false), now), (now - 60_000, false));
+        assert_eq!(timestamp(tag(now as i64 - 6 * 86_400_000, false), now), (now - 6 * 86_400_000, false), "a replayed event buffer");
+        assert_eq!(timestamp(tag(1_704_067_200_000, false), now), (now, true), "a clock left in 2024");
+        assert_eq!(timestamp(tag(now as i64 + 3_600_000, false), now), (now, true), "an hour ahead");
+        assert_eq!(timestamp(tag(now as i64, true), now), (now, true), "the station says IV");
+    }
     use enos_collector_config::iec104::{Iec104Address, InfoType};
     use enos_collector_config::PointMeta;
 

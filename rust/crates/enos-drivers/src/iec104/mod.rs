@@ -5,7 +5,7 @@
 mod map;
 
 use crate::{Command, DeviceEvent, Driver, DriverContext, DriverFuture, Frame};
-use enos_batch::Quality;
+use enos_batch::{Flags, Quality};
 use enos_collector_config::iec104::{Iec104Device, Iec104Point};
 use enos_collector_config::{DeviceConfig, ProtocolConfig};
 use enos_iec104::{CommandError, Event, LinkState, Settings, Station, TlsSettings};
@@ -21,6 +21,8 @@ struct Device {
     names: Vec<Arc<str>>,
     /// The latest reading of each point (on-demand reads answer from here).
     latest: Vec<Option<PointReading>>,
+    /// When an implausible time tag of this station was last logged (at most once an hour).
+    clock_warned_ms: u64,
 }
 
 pub struct Iec104Driver {
@@ -41,6 +43,7 @@ impl Iec104Driver {
                     id: Arc::from(d.id.as_str()),
                     names: c.points.iter().map(|p| Arc::from(p.meta.name.as_str())).collect(),
                     latest: vec![None; c.points.len()],
+                    clock_warned_ms: 0,
                     cfg: c.clone(),
                 }),
                 _ => None,
@@ -155,8 +158,21 @@ async fn on_event(drv: &mut Iec104Driver, routes: &Routes, ctx: &DriverContext, 
             let d = &mut drv.devices[di];
             let p = &d.cfg.points[pi];
             let Some(v) = map::value(p, value) else { return true };
-            let (q, flags) = map::quality(quality, time);
-            let ts = time.map_or_else(now_ms, |t| t.unix_ms.max(0) as u64);
+            let (q, mut flags) = map::quality(quality, time);
+            let (ts, refused) = map::timestamp(time, now_ms());
+            if refused {
+                flags |= Flags::TIME_INVALID;
+                if let Some(t) = time.filter(|t| !t.invalid && ts > d.clock_warned_ms + 3_600_000) {
+                    d.clock_warned_ms = ts;
+                    log::warn!(
+                        "device {}: IOA {ioa} came with the time tag {} (Unix ms), more than 5 minutes ahead of this gateway's clock \
+                         or 7 days behind it: is the station's clock set? Such values keep their arrival time and the flag \"time invalid\" \
+                         (said once an hour)",
+                        d.id,
+                        t.unix_ms
+                    );
+                }
+            }
             d.latest[pi] = Some(PointReading {
                 point: p.meta.name.clone(),
                 value: v.clone(),
