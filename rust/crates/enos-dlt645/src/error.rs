@@ -6,7 +6,7 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// No acceptable answer within the timeout, on every attempt.
-    #[error("meter {meter}: no answer to {what} within {} ms ({attempts} attempts){}", timeout.as_millis(), instead(arrived))]
+    #[error("meter {meter}: no answer to {what} within {} ms ({}){}", timeout.as_millis(), attempts_words(*attempts), instead(arrived))]
     Timeout { meter: Address, what: String, timeout: Duration, attempts: u32, arrived: Option<String> },
     /// The meter answered with an abnormal reply (control D6 set); `code` is its error byte.
     #[error("meter {meter}: {what}: device exception 0x{code:02X} ({})", exception_words(*code))]
@@ -23,6 +23,13 @@ impl Error {
     /// A device exception (the meter answered, refusing), as opposed to a communication failure.
     pub fn is_exception(&self) -> bool {
         matches!(self, Error::Exception { .. })
+    }
+}
+
+fn attempts_words(n: u32) -> String {
+    match n {
+        1 => "1 attempt".into(),
+        n => format!("{n} attempts"),
     }
 }
 

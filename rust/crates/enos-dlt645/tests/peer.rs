@@ -80,7 +80,7 @@ async fn every_identifier_of_the_table_reads_the_value_set_in_the_peer_in_both_a
     cfg.retries = 0;
     let strict = Line::new(cfg);
     let e = strict.read(&meter("42", FieldOrder::AsWritten), &Point::new("02010100", None, None).unwrap()).await.unwrap_err();
-    assert_eq!(e.to_string(), "meter 000000000042: no answer to reading 02010100 within 200 ms (1 attempts)");
+    assert_eq!(e.to_string(), "meter 000000000042: no answer to reading 02010100 within 200 ms (1 attempt)");
     assert_eq!(strict.counters().timeouts, 1);
 }
 
