@@ -138,27 +138,58 @@ pub fn scan(buf: &[u8]) -> Scan {
         let len = wake + 1 + rest[1..].iter().position(|b| *b == START || *b == WAKE).unwrap_or(rest.len() - 1);
         return Scan::Junk { len, why: "bytes that are not a frame" };
     }
-    if rest.len() < HEADER {
-        return Scan::Incomplete;
+    match candidate(rest) {
+        Candidate::Whole(frame, total) => Scan::Frame { frame, used: wake + total },
+        // A 68 that is not followed by a header: a byte of noise; resynchronise at the next one.
+        Candidate::NoHeader => Scan::Junk { len: wake + 1, why: "a 68 without a frame header" },
+        Candidate::NoEnd => Scan::Junk { len: wake + 1, why: "a frame header without its end byte 16" },
+        // A header in noise can announce a length that would swallow the real frame after it:
+        // a whole frame further on wins over it.
+        Candidate::Short => match whole_frame_in(rest, rest.len()) {
+            Some(at) => Scan::Junk { len: wake + at, why: "a frame header whose frame never came" },
+            None => Scan::Incomplete,
+        },
+        Candidate::BadSum(total) => {
+            Scan::Junk { len: wake + whole_frame_in(rest, total).unwrap_or(total), why: "a frame with a wrong checksum" }
+        }
     }
-    // A 68 that is not followed by a header: a byte of noise; resynchronise at the next one.
+}
+
+/// What a 68 at the start of `rest` begins.
+enum Candidate {
+    Whole(Frame, usize),
+    Short,
+    NoHeader,
+    NoEnd,
+    BadSum(usize),
+}
+
+fn candidate(rest: &[u8]) -> Candidate {
+    if rest.len() < HEADER {
+        return Candidate::Short;
+    }
     if rest[7] != START {
-        return Scan::Junk { len: wake + 1, why: "a 68 without a frame header" };
+        return Candidate::NoHeader;
     }
     let total = OVERHEAD + rest[9] as usize;
     if rest.len() < total {
-        return Scan::Incomplete;
+        return Candidate::Short;
     }
     if rest[total - 1] != END {
-        return Scan::Junk { len: wake + 1, why: "a frame header without its end byte 16" };
+        return Candidate::NoEnd;
     }
     if checksum(&rest[..total - 2]) != rest[total - 2] {
-        return Scan::Junk { len: wake + total, why: "a frame with a wrong checksum" };
+        return Candidate::BadSum(total);
     }
     let mut address = [0u8; 6];
     address.copy_from_slice(&rest[1..7]);
     let data = rest[HEADER..total - 2].iter().map(|b| b.wrapping_sub(0x33)).collect();
-    Scan::Frame { frame: Frame { address, control: rest[8], data }, used: wake + total }
+    Candidate::Whole(Frame { address, control: rest[8], data }, total)
+}
+
+/// Where the first whole, valid frame starting after position 0 and before `before` is.
+fn whole_frame_in(rest: &[u8], before: usize) -> Option<usize> {
+    (1..before.min(rest.len())).find(|&at| rest[at] == START && matches!(candidate(&rest[at..]), Candidate::Whole(..)))
 }
 
 /// Bytes as spaced hex, for the log.
@@ -223,6 +254,33 @@ mod tests {
         for cut in 0..good.len() {
             assert_eq!(scan(&good[..cut]), Scan::Incomplete, "a frame cut at {cut} bytes waits for more");
         }
+    }
+
+    /// A 68 in noise that looks like a header announcing a long frame must not hold the real
+    /// answer behind it until the timeout, nor must a bad frame's span swallow one.
+    #[test]
+    fn a_false_header_does_not_hide_the_frame_behind_it() {
+        let good = Frame { address: [0x12; 6], control: 0x91, data: vec![0, 1, 1, 2] }.encode(0);
+        let first_frame = |buf: &[u8]| {
+            let mut rest = buf;
+            loop {
+                match scan(rest) {
+                    Scan::Frame { frame, .. } => return Some(frame),
+                    Scan::Junk { len, .. } => rest = &rest[len..],
+                    Scan::Incomplete => return None,
+                }
+            }
+        };
+        let want = Some(Frame { address: [0x12; 6], control: 0x91, data: vec![0, 1, 1, 2] });
+        // A header announcing 250 bytes of data, then the answer.
+        let mut buf = vec![0x68, 1, 2, 3, 4, 5, 6, 0x68, 0x91, 250];
+        buf.extend_from_slice(&good);
+        assert_eq!(first_frame(&buf), want, "waiting for 250 bytes that will never come");
+        // A header whose announced length ends exactly on the answer's end byte 16: a wrong
+        // checksum over a span that holds the whole answer.
+        let mut buf = vec![0x68, 1, 2, 3, 4, 5, 6, 0x68, 0x91, (good.len() - 2) as u8];
+        buf.extend_from_slice(&good);
+        assert_eq!(first_frame(&buf), want, "the answer inside a span with a wrong checksum");
     }
 
     /// Truncations and random bytes (fixed seed): every call ends in a frame, junk of at least

@@ -324,8 +324,9 @@ impl Conn {
     }
 
     async fn answer(&mut self, req: &Frame, deadline: Instant, discard: &mut dyn FnMut(&str, &[u8])) -> Result<Frame, Broken> {
-        // Runs of junk are reported as one discard, flushed before the next frame or at the end.
-        let mut junk: Vec<u8> = Vec::new();
+        // Adjacent skipped bytes are one discard, named by the first reason, reported before
+        // the next frame or at the end.
+        let mut junk = Junk::default();
         let r = loop {
             match scan(&self.buf) {
                 Scan::Incomplete => {
@@ -334,16 +335,11 @@ impl Conn {
                     }
                 }
                 Scan::Junk { len, why } => {
-                    let bytes: Vec<u8> = self.buf.drain(..len).collect();
-                    if why == "a frame with a wrong checksum" {
-                        flush(&mut junk, discard);
-                        discard(why, &bytes);
-                    } else {
-                        junk.extend_from_slice(&bytes);
-                    }
+                    junk.why.get_or_insert(why);
+                    junk.bytes.extend(self.buf.drain(..len));
                 }
                 Scan::Frame { frame, used } => {
-                    flush(&mut junk, discard);
+                    junk.flush(discard);
                     let bytes: Vec<u8> = self.buf.drain(..used).collect();
                     match judge(req, &frame) {
                         Ok(()) => break Ok(frame),
@@ -352,19 +348,28 @@ impl Conn {
                 }
             }
         };
-        // A timeout leaves a partial frame in the buffer: it is junk too.
-        if r.is_err() {
-            junk.append(&mut self.buf);
+        // A timeout leaves the start of a frame that never completed: junk too.
+        if r.is_err() && !self.buf.is_empty() {
+            junk.why.get_or_insert("the start of a frame that never completed");
+            junk.bytes.append(&mut self.buf);
         }
-        flush(&mut junk, discard);
+        junk.flush(discard);
         r
     }
 }
 
-fn flush(junk: &mut Vec<u8>, discard: &mut dyn FnMut(&str, &[u8])) {
-    if !junk.is_empty() {
-        discard("bytes that are not a frame", junk);
-        junk.clear();
+#[derive(Default)]
+struct Junk {
+    bytes: Vec<u8>,
+    why: Option<&'static str>,
+}
+
+impl Junk {
+    fn flush(&mut self, discard: &mut dyn FnMut(&str, &[u8])) {
+        if let Some(why) = self.why.take() {
+            discard(why, &self.bytes);
+            self.bytes.clear();
+        }
     }
 }
 

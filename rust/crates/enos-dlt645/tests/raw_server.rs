@@ -214,3 +214,51 @@ async fn data_that_does_not_fit_the_format_is_a_decode_error_in_words() {
     let e = line.read(&meter(), &p).await.unwrap_err();
     assert_eq!(e.to_string(), "meter 123456789012: reading 02020100: byte 5A is not a BCD number");
 }
+
+#[tokio::test]
+async fn a_timeout_says_what_arrived_instead() {
+    let (addr, _) = raw_meter(|_, req| {
+        let mut other = FieldOrder::LowFirst.wire(Address::parse("999999999998").unwrap().0);
+        other[0] = 0x01;
+        Some(Frame { address: other, control: 0x91, data: [req.data.clone(), vec![0x14, 0x23]].concat() }.encode(4))
+    })
+    .await;
+    let line = line(&addr, 150, 1);
+    let e = line.read(&meter(), &Point::new("02010100", None, None).unwrap()).await.unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "meter 123456789012: no answer to reading 02010100 within 150 ms (2 attempts); what arrived instead: an answer from another address"
+    );
+    assert_eq!(line.counters(), enos_dlt645::Counters { discarded: 2, timeouts: 2 });
+}
+
+/// Random bytes (fixed seed) in front of every answer, cut into random pieces: every read still
+/// gets its value, nothing panics, and the junk is counted.
+#[tokio::test]
+async fn random_bytes_before_every_answer_never_break_the_line() {
+    let seed = Arc::new(Mutex::new(0x9E37_79B9_7F4A_7C15u64));
+    let (addr, _) = raw_meter(move |_, req| {
+        let mut s = seed.lock().unwrap();
+        let mut next = || {
+            *s ^= *s << 13;
+            *s ^= *s >> 7;
+            *s ^= *s << 17;
+            *s
+        };
+        let n = 1 + next() % 200;
+        let mut out: Vec<u8> = (0..n).map(|_| next() as u8).collect();
+        // A truncated copy of the answer in the noise too: a frame start that never completes.
+        let answer = reply(0x91, [req.data.clone(), vec![0x14, 0x23]].concat());
+        out.extend_from_slice(&answer[..(next() as usize) % answer.len()]);
+        out.extend(answer);
+        Some(out)
+    })
+    .await;
+    let line = line(&addr, 2000, 0);
+    for _ in 0..200 {
+        assert_eq!(line.read(&meter(), &Point::new("02010100", None, None).unwrap()).await.unwrap(), Reading::Number(231.4));
+    }
+    let c = line.counters();
+    assert!(c.discarded >= 200, "{c:?}");
+    assert_eq!(c.timeouts, 0);
+}
