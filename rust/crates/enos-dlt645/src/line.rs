@@ -78,6 +78,13 @@ pub struct Counters {
     pub timeouts: u64,
 }
 
+impl Counters {
+    /// What was added since `before`.
+    pub fn since(self, before: Counters) -> Counters {
+        Counters { discarded: self.discarded - before.discarded, timeouts: self.timeouts - before.timeouts }
+    }
+}
+
 /// The most follow-up frames one read takes (the sequence number is one byte).
 const MAX_FOLLOW_UPS: u32 = 255;
 
@@ -109,16 +116,30 @@ impl Line {
 
     /// Reads one point of `meter`, following up while the meter says more frames follow.
     pub async fn read(&self, meter: &Meter, point: &Point) -> Result<Reading, Error> {
-        let data = self.read_raw(meter, point.id).await?;
-        point.format.decode(&data).map_err(|reason| Error::Decode { meter: meter.address, what: what(point.id), reason })
+        self.read_counted(meter, point).await.0
+    }
+
+    /// [`Line::read`], with what this read alone added to the line's counters (the meter's
+    /// share: other meters' reads wait for the line meanwhile).
+    pub async fn read_counted(&self, meter: &Meter, point: &Point) -> (Result<Reading, Error>, Counters) {
+        let mut guard = self.conn.lock().await;
+        let before = self.counters();
+        let r = self.raw(&mut guard, meter, point.id).await.and_then(|data| {
+            point.format.decode(&data).map_err(|reason| Error::Decode { meter: meter.address, what: what(point.id), reason })
+        });
+        (r, self.counters().since(before))
     }
 
     /// The data of identifier `id` (after the identifier, follow-up frames appended), undecoded.
     pub async fn read_raw(&self, meter: &Meter, id: Identifier) -> Result<Vec<u8>, Error> {
         let mut guard = self.conn.lock().await;
+        self.raw(&mut guard, meter, id).await
+    }
+
+    async fn raw(&self, guard: &mut Option<Conn>, meter: &Meter, id: Identifier) -> Result<Vec<u8>, Error> {
         let addr = meter.order.wire(meter.address.0);
         let req = Frame { address: addr, control: control::READ, data: id.wire().to_vec() };
-        let mut reply = self.request(&mut guard, meter.address, &what(id), &req).await?;
+        let mut reply = self.request(guard, meter.address, &what(id), &req).await?;
         let mut data = reply.data.split_off(4);
         let mut seq = 0u32;
         while reply.control & control::MORE_FOLLOWS != 0 {
@@ -130,7 +151,7 @@ impl Line {
             let mut follow = id.wire().to_vec();
             follow.push(seq as u8);
             let req = Frame { address: addr, control: control::READ_FOLLOW_UP, data: follow };
-            reply = self.request(&mut guard, meter.address, &format!("follow-up frame {seq} of {}", what(id)), &req).await?;
+            reply = self.request(guard, meter.address, &format!("follow-up frame {seq} of {}", what(id)), &req).await?;
             // DI, the data, then the frame's sequence number.
             data.extend_from_slice(&reply.data[4..reply.data.len() - 1]);
         }
@@ -381,7 +402,8 @@ fn judge(req: &Frame, reply: &Frame) -> Result<(), &'static str> {
     if reply.control & control::FUNCTION != req.control & control::FUNCTION {
         return Err("an answer to another function");
     }
-    if req.address != Address::WILDCARD.0 && reply.address != req.address {
+    // An AA byte in the request's address matches any (a wildcard, whole or partial).
+    if req.address.iter().zip(reply.address).any(|(q, r)| *q != 0xAA && *q != r) {
         return Err("an answer from another address");
     }
     if reply.control & control::ABNORMAL != 0 {
@@ -398,5 +420,29 @@ fn judge(req: &Frame, reply: &Frame) -> Result<(), &'static str> {
         control::READ_FOLLOW_UP if reply.data.last() != req.data.last() => Err("an answer to another follow-up frame"),
         control::READ_ADDRESS if reply.data.len() != 6 => Err("an address answer that does not hold 6 bytes"),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_counts_as_the_answer() {
+        let req = Frame { address: [0x12, 0x90, 0x78, 0x56, 0x34, 0x12], control: control::READ, data: vec![0, 1, 1, 2] };
+        let ok = |control, address, data: Vec<u8>| judge(&req, &Frame { address, control, data });
+        assert_eq!(ok(0x91, req.address, vec![0, 1, 1, 2, 0x14, 0x23]), Ok(()));
+        assert_eq!(ok(0xD1, req.address, vec![0x02]), Ok(()), "an abnormal answer is an answer");
+        assert_eq!(ok(0x91, [0x13, 0x90, 0x78, 0x56, 0x34, 0x12], vec![0, 1, 1, 2]), Err("an answer from another address"));
+        assert_eq!(ok(0x91, req.address, vec![0, 2, 1, 2]), Err("an answer for another data identifier"));
+        assert_eq!(ok(0x91, req.address, vec![0, 1]), Err("an answer for another data identifier"));
+        assert_eq!(ok(0x11, req.address, vec![0, 1, 1, 2]), Err("a request, not an answer (an echo or another master)"));
+        assert_eq!(ok(0x92, req.address, vec![0, 1, 1, 2]), Err("an answer to another function"));
+        assert_eq!(ok(0xD1, req.address, vec![]), Err("an abnormal answer without its one error byte"));
+        // A partial wildcard (the high digits AA) takes any meter whose low digits match.
+        let wild = Frame { address: [0x12, 0x90, 0xAA, 0xAA, 0xAA, 0xAA], control: control::READ_ADDRESS, data: vec![] };
+        let any = |address| judge(&wild, &Frame { address, control: 0x93, data: vec![0; 6] });
+        assert_eq!(any(req.address), Ok(()));
+        assert_eq!(any([0x13, 0x90, 0x78, 0x56, 0x34, 0x12]), Err("an answer from another address"));
     }
 }

@@ -5,7 +5,7 @@ mod common;
 
 use common::{Peer, Pty};
 use enos_dlt645::ident::KNOWN;
-use enos_dlt645::{Address, Date, Error, FieldOrder, Line, LineConfig, Link, Meter, Point, Reading, Serial, TimeOfDay};
+use enos_dlt645::{Address, Counters, Date, Error, FieldOrder, Line, LineConfig, Link, Meter, Point, Reading, Serial, TimeOfDay};
 use std::time::Duration;
 
 /// A value for every identifier of the table, as the peer takes it and as we expect to read it.
@@ -104,8 +104,10 @@ async fn another_address_a_bad_checksum_and_garbage_are_discarded_and_counted_wh
     let line = tcp_line(peer.port);
     let m = meter("123456789012", FieldOrder::AsWritten);
     for round in 1..=3u64 {
-        assert_eq!(line.read(&m, &Point::new("02020200", None, None).unwrap()).await.unwrap(), Reading::Number(-5.123));
-        assert_eq!(line.counters().discarded, 3 * round, "garbage, another address, a wrong checksum per answer");
+        let (value, counted) = line.read_counted(&m, &Point::new("02020200", None, None).unwrap()).await;
+        assert_eq!(value.unwrap(), Reading::Number(-5.123));
+        assert_eq!(counted, Counters { discarded: 3, timeouts: 0 }, "garbage, another address, a wrong checksum per answer");
+        assert_eq!(line.counters().discarded, 3 * round);
     }
     assert_eq!(line.counters().timeouts, 0);
 }
