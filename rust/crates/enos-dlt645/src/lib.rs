@@ -13,3 +13,23 @@ pub use format::{Date, Format, Reading, TimeOfDay};
 pub use frame::{Address, FieldOrder};
 pub use ident::{Identifier, Point};
 pub use line::{Counters, Line, LineConfig, Link, Meter, Parity, Serial};
+
+#[cfg(test)]
+mod tests {
+    /// The engine runs reads in spawned tasks: a line is shared between them and its futures move
+    /// between threads.
+    #[test]
+    fn a_line_and_its_futures_are_send_and_sync() {
+        fn send<T: Send>(_: &T) {}
+        fn sync<T: Sync>() {}
+        sync::<crate::Line>();
+        let line = crate::Line::new(crate::LineConfig::new(crate::Link::Tcp("127.0.0.1:9".into())));
+        let meter = crate::Meter { address: crate::Address::WILDCARD, order: crate::FieldOrder::LowFirst };
+        let point = crate::Point::new("02010100", None, None).unwrap();
+        send(&line.read(&meter, &point));
+        send(&line.read_counted(&meter, &point));
+        send(&line.read_address(crate::FieldOrder::LowFirst));
+        let (d, t) = (crate::Date { year: 2026, month: 1, day: 1, weekday: None }, crate::TimeOfDay { hour: 0, minute: 0, second: 0 });
+        send(&line.broadcast_time(d, t, crate::FieldOrder::LowFirst));
+    }
+}

@@ -241,6 +241,9 @@ fn what(id: Identifier) -> String {
     format!("reading {id}")
 }
 
+/// Where an exchange hands what it discards (why, the bytes). `Send`: reads run in spawned tasks.
+type Discard<'a> = dyn FnMut(&str, &[u8]) + Send + 'a;
+
 /// Why an attempt ended without an answer.
 enum Broken {
     Timeout,
@@ -310,7 +313,7 @@ impl Conn {
 
     /// Before a request: what is left of earlier traffic is dropped; on a serial line after a
     /// failed exchange, also what arrives until the line has been quiet for a while.
-    async fn settle(&mut self, discard: &mut dyn FnMut(&str, &[u8])) -> Result<(), Broken> {
+    async fn settle(&mut self, discard: &mut Discard<'_>) -> Result<(), Broken> {
         let mut stale = std::mem::take(&mut self.buf);
         if let (true, Some(quiet)) = (self.dirty, self.quiet) {
             let give_up = Instant::now() + 50 * quiet;
@@ -330,13 +333,7 @@ impl Conn {
     }
 
     /// Sends `req` and returns the first frame that answers it; others are handed to `discard`.
-    async fn exchange(
-        &mut self,
-        req: &Frame,
-        preamble: u8,
-        deadline: Instant,
-        discard: &mut dyn FnMut(&str, &[u8]),
-    ) -> Result<Frame, Broken> {
+    async fn exchange(&mut self, req: &Frame, preamble: u8, deadline: Instant, discard: &mut Discard<'_>) -> Result<Frame, Broken> {
         self.settle(discard).await?;
         self.send(&req.encode(preamble)).await?;
         let r = self.answer(req, deadline, discard).await;
@@ -344,7 +341,7 @@ impl Conn {
         r
     }
 
-    async fn answer(&mut self, req: &Frame, deadline: Instant, discard: &mut dyn FnMut(&str, &[u8])) -> Result<Frame, Broken> {
+    async fn answer(&mut self, req: &Frame, deadline: Instant, discard: &mut Discard<'_>) -> Result<Frame, Broken> {
         // Adjacent skipped bytes are one discard, named by the first reason, reported before
         // the next frame or at the end.
         let mut junk = Junk::default();
@@ -386,7 +383,7 @@ struct Junk {
 }
 
 impl Junk {
-    fn flush(&mut self, discard: &mut dyn FnMut(&str, &[u8])) {
+    fn flush(&mut self, discard: &mut Discard<'_>) {
         if let Some(why) = self.why.take() {
             discard(why, &self.bytes);
             self.bytes.clear();
