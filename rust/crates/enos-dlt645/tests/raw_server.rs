@@ -262,3 +262,12 @@ async fn random_bytes_before_every_answer_never_break_the_line() {
     assert!(c.discarded >= 200, "{c:?}");
     assert_eq!(c.timeouts, 0);
 }
+
+#[tokio::test]
+async fn a_port_that_cannot_be_opened_is_said_in_words() {
+    let line = Line::new(LineConfig::new(Link::Serial(enos_dlt645::Serial::new("/nonexistent/ttyRS485"))));
+    let e = line.read(&meter(), &Point::new("02010100", None, None).unwrap()).await.unwrap_err();
+    let text = e.to_string();
+    assert!(text.starts_with("line /nonexistent/ttyRS485: cannot open the serial port: "), "{text}");
+    assert!(matches!(e, Error::Link { .. }), "{e:?}");
+}
