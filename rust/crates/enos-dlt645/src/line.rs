@@ -85,6 +85,9 @@ impl Counters {
     }
 }
 
+/// Requests in a row without a byte in answer after which a TCP connection is opened again.
+const SILENT_BEFORE_RECONNECT: u32 = 3;
+
 /// The most follow-up frames one read takes (the sequence number is one byte).
 const MAX_FOLLOW_UPS: u32 = 255;
 
@@ -203,6 +206,14 @@ impl Line {
                 Ok(reply) => return Ok(reply),
                 Err(Broken::Timeout) => {
                     self.timeouts.fetch_add(1, Relaxed);
+                    // A TCP connection dropped without a reset would be waited on for ever.
+                    if conn.quiet.is_none() && conn.silent >= SILENT_BEFORE_RECONNECT {
+                        log::info!(
+                            "DL/T 645 line {}: {SILENT_BEFORE_RECONNECT} requests in a row met silence: connecting again",
+                            self.name()
+                        );
+                        *guard = None;
+                    }
                 }
                 Err(e @ Broken::Io(_)) => return Err(self.broken(guard, e)),
             }
@@ -262,13 +273,15 @@ struct Conn {
     quiet: Option<Duration>,
     /// The last exchange ended without its answer.
     dirty: bool,
+    /// Exchanges in a row during which nothing at all arrived.
+    silent: u32,
 }
 
 impl Conn {
     async fn tcp(addr: &str) -> Result<Conn, String> {
         let stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| format!("cannot connect: {e}"))?;
         let _ = stream.set_nodelay(true);
-        Ok(Conn { io: Box::new(stream), buf: Vec::new(), quiet: None, dirty: false })
+        Ok(Conn { io: Box::new(stream), buf: Vec::new(), quiet: None, dirty: false, silent: 0 })
     }
 
     fn serial(s: &Serial) -> Result<Conn, String> {
@@ -290,7 +303,7 @@ impl Conn {
         let _ = port.clear(tokio_serial::ClearBuffer::Input);
         // Ten characters of 11 bits, at least 10 ms.
         let quiet = Duration::from_micros((110_000_000 / s.baud.max(1) as u64).max(10_000));
-        Ok(Conn { io: Box::new(port), buf: Vec::new(), quiet: Some(quiet), dirty: false })
+        Ok(Conn { io: Box::new(port), buf: Vec::new(), quiet: Some(quiet), dirty: false, silent: 0 })
     }
 
     async fn send(&mut self, bytes: &[u8]) -> Result<(), Broken> {
@@ -305,6 +318,7 @@ impl Conn {
             Ok(Ok(0)) => Err(Broken::Io("the connection was closed by the other end".into())),
             Ok(Ok(n)) => {
                 self.buf.extend_from_slice(&chunk[..n]);
+                self.silent = 0;
                 Ok(())
             }
             Ok(Err(e)) => Err(Broken::Io(format!("cannot receive: {e}"))),
@@ -336,6 +350,7 @@ impl Conn {
     async fn exchange(&mut self, req: &Frame, preamble: u8, deadline: Instant, discard: &mut Discard<'_>) -> Result<Frame, Broken> {
         self.settle(discard).await?;
         self.send(&req.encode(preamble)).await?;
+        self.silent += 1; // until a byte arrives
         let r = self.answer(req, deadline, discard).await;
         self.dirty = r.is_err();
         r

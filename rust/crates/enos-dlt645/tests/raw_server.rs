@@ -271,3 +271,28 @@ async fn a_port_that_cannot_be_opened_is_said_in_words() {
     assert!(text.starts_with("line /nonexistent/ttyRS485: cannot open the serial port: "), "{text}");
     assert!(matches!(e, Error::Link { .. }), "{e:?}");
 }
+
+/// A device server whose connection went silent (dropped without a reset): after three requests
+/// in a row without a byte in answer the line connects again, and the new connection answers.
+#[tokio::test]
+async fn a_silent_tcp_connection_is_opened_again_after_three_unanswered_requests() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        let (mut dead, _) = listener.accept().await.unwrap();
+        tokio::spawn(async move { while let Ok(1..) = dead.read(&mut [0u8; 512]).await {} });
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 512];
+        while let Ok(n @ 1..) = s.read(&mut chunk).await {
+            buf.extend_from_slice(&chunk[..n]);
+            while let Scan::Frame { frame, used } = scan(&buf) {
+                buf.drain(..used);
+                s.write_all(&reply(0x91, [frame.data, vec![0x01, 0x50]].concat())).await.unwrap();
+            }
+        }
+    });
+    let line = line(&addr, 100, 3);
+    assert_eq!(line.read(&meter(), &Point::new("02800002", None, None).unwrap()).await.unwrap(), Reading::Number(50.01));
+    assert_eq!(line.counters().timeouts, 3);
+}
