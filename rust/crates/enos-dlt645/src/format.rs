@@ -190,6 +190,36 @@ impl Reading {
             _ => None,
         }
     }
+
+    /// A date (its midnight) or date and time as a Unix timestamp, for a meter whose clock runs
+    /// `utc_offset_s` seconds ahead of UTC (China: 8 h); `None` for numbers and times of day.
+    pub fn unix_seconds(&self, utc_offset_s: i32) -> Option<i64> {
+        let (d, t) = match *self {
+            Reading::Date(d) => (d, TimeOfDay { hour: 0, minute: 0, second: 0 }),
+            Reading::DateTime(d, t) => (d, t),
+            _ => return None,
+        };
+        Some(d.days_since_epoch() * 86_400 + t.seconds_of_day() as i64 - utc_offset_s as i64)
+    }
+}
+
+impl Date {
+    /// Days since 1970-01-01 (proleptic Gregorian; H. Hinnant's days_from_civil).
+    pub fn days_since_epoch(&self) -> i64 {
+        let (m, d) = (self.month as i64, self.day as i64);
+        let y = self.year as i64 - i64::from(m <= 2);
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        era * 146_097 + doe - 719_468
+    }
+}
+
+impl TimeOfDay {
+    pub fn seconds_of_day(&self) -> u32 {
+        self.hour as u32 * 3600 + self.minute as u32 * 60 + self.second as u32
+    }
 }
 
 impl fmt::Display for Date {
@@ -246,6 +276,19 @@ mod tests {
         assert_eq!(Format::DateTime.decode(&[0x05, 0x04, 0x03, 0x02, 0x01, 0x26]).unwrap().to_string(), "2026-01-02T03:04:05");
         assert_eq!(Format::Time.decode(&[0x00, 0x61, 0x10]).unwrap_err(), "hhmmss holds no valid time of day (10:61:00)");
         assert_eq!(Format::Date.decode(&[0x01, 0x01, 0x13, 0x26]).unwrap_err(), "YYMMDDWW holds no valid date (month 13, day 1)");
+    }
+
+    #[test]
+    fn dates_as_unix_timestamps() {
+        let day = |year, month, day| Date { year, month, day, weekday: None };
+        assert_eq!(day(1970, 1, 1).days_since_epoch(), 0);
+        assert_eq!(day(2000, 2, 29).days_since_epoch(), 11016);
+        assert_eq!(day(2026, 12, 6).days_since_epoch(), 20793);
+        let t = TimeOfDay { hour: 15, minute: 4, second: 59 };
+        assert_eq!(Reading::DateTime(day(2026, 12, 6), t).unix_seconds(8 * 3600), Some(1_796_540_699));
+        assert_eq!(Reading::Date(day(1970, 1, 2)).unix_seconds(0), Some(86_400));
+        assert_eq!(Reading::Time(t).unix_seconds(0), None);
+        assert_eq!(t.seconds_of_day(), 54_299);
     }
 
     #[test]

@@ -45,7 +45,7 @@ impl Peer {
             }
         });
         let mut peer = Peer { child, lines, port: 0 };
-        let ready = peer.next_line(Duration::from_secs(20)).expect("the peer said ready");
+        let ready = peer.next_line(Duration::from_secs(20)).expect("the peer ended or hung before it said ready (its stderr is above)");
         let port = ready.strip_prefix("ready").unwrap_or_else(|| panic!("the peer said {ready:?} instead of ready"));
         peer.port = port.trim().parse().unwrap_or(0);
         peer
