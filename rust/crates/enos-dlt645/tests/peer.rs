@@ -171,3 +171,11 @@ async fn two_meters_on_one_serial_line_through_a_pty_pair() {
     assert_eq!(line.counters().timeouts, 3);
     assert_eq!(line.read(&m2, &Point::new("02800002", None, None).unwrap()).await.unwrap(), Reading::Number(50.01));
 }
+
+#[tokio::test]
+async fn read_address_of_the_only_meter_on_the_line() {
+    let peer = Peer::start(&format!(r#"{{"tcp": true, "meters": [{}]}}"#, meter_json("000000000042", true, false)));
+    let line = tcp_line(peer.port);
+    assert_eq!(line.read_address(FieldOrder::LowFirst).await.unwrap(), Address::parse("42").unwrap());
+    assert_eq!(line.counters().discarded, 0);
+}
