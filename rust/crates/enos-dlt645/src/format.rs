@@ -39,7 +39,7 @@ impl Format {
             format!("format \"{text}\": expected digits as X or N with at most one decimal point (\"XXX.X\"), or YYMMDDWW, hhmmss, YYMMDDhhmm, YYMMDDhhmmss")
         };
         let (int, frac) = text.split_once('.').unwrap_or((text, ""));
-        let is_digits = |s: &str| s.bytes().all(|b| b == b'X' || b == b'N');
+        let is_digits = |s: &str| s.bytes().all(|b| matches!(b, b'X' | b'x' | b'N' | b'n'));
         if !is_digits(int) || !is_digits(frac) || (text.contains('.') && frac.is_empty()) {
             return Err(bad());
         }
@@ -295,6 +295,7 @@ mod tests {
     fn formats_parse_or_say_what_is_wrong() {
         assert_eq!(Format::parse("XX.XXXX", true), Ok(Format::Number { digits: 6, decimals: 4, signed: true }));
         assert_eq!(Format::parse("XXX.X", false).unwrap().len(), 2);
+        assert_eq!(Format::parse("xxx.x", false), Format::parse("XXX.X", false), "as people type it");
         assert_eq!(Format::parse("XXX.XXX", true).unwrap().to_string(), "signed XXX.XXX");
         for bad in ["", "XX.", "X.X.X", "12.3", "hh:mm"] {
             let e = Format::parse(bad, false).unwrap_err();
