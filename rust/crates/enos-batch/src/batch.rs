@@ -7,6 +7,10 @@
 //!   a reader refuses (clearly, without deleting anything) only when `min_reader` is above its own;
 //! - additions go into the trailing extension section (tag, length, bytes), which readers skip.
 //!
+//! Format 2 added the qualities `invalid` and `doubtful` (a batch holding one needs reader 2;
+//! other batches are still readable by reader 1) and extension 1, the raw quality flags of the
+//! series that have any: `n:varint { series:varint n_runs:varint { run:varint flags:varint }* }*`.
+//!
 //! Layout (varint = LEB128, zz = zigzag):
 //! ```text
 //! "EB" version:u8 min_reader:u8 flags:u8
@@ -21,14 +25,16 @@
 //! Floats that are short decimals (231.4, 0.001) are stored as scaled integers with delta
 //! encoding, which is what makes a slowly changing analog value cost about one byte.
 
-use crate::value::{Quality, Value};
+use crate::value::{Flags, Quality, Value};
 use std::collections::HashMap;
 
 pub const MAGIC: &[u8; 2] = b"EB";
 /// The format version this release writes.
-pub const FORMAT_VERSION: u8 = 1;
+pub const FORMAT_VERSION: u8 = 2;
 /// The newest `min_reader` this release can decode.
-pub const READER_VERSION: u8 = 1;
+pub const READER_VERSION: u8 = 2;
+/// The extension tag of the raw quality flags.
+const EXT_FLAGS: u64 = 1;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum BatchError {
@@ -61,6 +67,8 @@ struct SeriesBuf {
     ts: Vec<u64>,
     quality: Vec<Quality>,
     values: Vec<Value>,
+    /// Empty while every sample's flags are empty (most series, always).
+    flags: Vec<Flags>,
 }
 
 /// Accumulates samples (in any order of devices and points) and encodes them as one batch.
@@ -90,6 +98,11 @@ impl BatchBuilder {
     }
 
     pub fn push(&mut self, device: &str, point: &str, ts_ms: u64, value: Value, quality: Quality) {
+        self.push_flagged(device, point, ts_ms, value, quality, Flags::NONE)
+    }
+
+    /// A sample with the raw quality flags its device sent.
+    pub fn push_flagged(&mut self, device: &str, point: &str, ts_ms: u64, value: Value, quality: Quality, flags: Flags) {
         let d = self.intern(device);
         let p = self.intern(point);
         let idx = match self.series_index.get(&(d, p)) {
@@ -101,6 +114,12 @@ impl BatchBuilder {
             }
         };
         let s = &mut self.series[idx];
+        if !flags.is_empty() && s.flags.len() < s.ts.len() {
+            s.flags.resize(s.ts.len(), Flags::NONE);
+        }
+        if !s.flags.is_empty() {
+            s.flags.push(flags);
+        }
         s.ts.push(ts_ms);
         s.quality.push(quality);
         s.values.push(value);
@@ -125,7 +144,10 @@ impl BatchBuilder {
     pub fn finish(&mut self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64 + self.samples * 3);
         out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&[FORMAT_VERSION, READER_VERSION, 0]);
+        // Reader 1 knows qualities 0-4 only; a batch without the newer ones stays readable by it
+        // (a rollback with data in the cache).
+        let newer = self.series.iter().any(|s| s.quality.iter().any(|q| *q as u8 > Quality::Offline as u8));
+        out.extend_from_slice(&[FORMAT_VERSION, if newer { 2 } else { 1 }, 0]);
         put_varint(&mut out, self.dict.len() as u64);
         for s in &self.dict {
             put_varint(&mut out, s.len() as u64);
@@ -151,7 +173,33 @@ impl BatchBuilder {
             encode_quality(&mut out, &s.quality);
             encode_values(&mut out, &s.values);
         }
-        put_varint(&mut out, 0); // no extensions in format 1
+        let flagged: Vec<(usize, &Vec<Flags>)> =
+            self.series.iter().enumerate().filter(|(_, s)| !s.flags.is_empty()).map(|(i, s)| (i, &s.flags)).collect();
+        if flagged.is_empty() {
+            put_varint(&mut out, 0);
+        } else {
+            put_varint(&mut out, 1);
+            let mut ext = Vec::new();
+            put_varint(&mut ext, flagged.len() as u64);
+            for (i, f) in flagged {
+                put_varint(&mut ext, i as u64);
+                let mut runs: Vec<(u64, u16)> = Vec::new();
+                for x in f {
+                    match runs.last_mut() {
+                        Some((n, v)) if *v == x.0 => *n += 1,
+                        _ => runs.push((1, x.0)),
+                    }
+                }
+                put_varint(&mut ext, runs.len() as u64);
+                for (n, v) in runs {
+                    put_varint(&mut ext, n);
+                    put_varint(&mut ext, v as u64);
+                }
+            }
+            put_varint(&mut out, EXT_FLAGS);
+            put_varint(&mut out, ext.len() as u64);
+            out.extend_from_slice(&ext);
+        }
         self.dict.clear();
         self.dict_index.clear();
         self.series_index.clear();
@@ -169,6 +217,8 @@ pub struct Series {
     pub ts: Vec<u64>,
     pub quality: Vec<Quality>,
     pub values: Vec<Value>,
+    /// The raw quality flags per sample; empty when none has any.
+    pub flags: Vec<Flags>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -230,14 +280,18 @@ impl DecodedBatch {
             };
             let quality = decode_quality(&mut r, n)?;
             let values = decode_values(&mut r, n)?;
-            series.push(Series { device, point, ts, quality, values });
+            series.push(Series { device, point, ts, quality, values, flags: Vec::new() });
         }
         let mut unknown_extensions = Vec::new();
         let n_ext = r.len("extension count")?;
         for _ in 0..n_ext {
             let tag = r.varint("extension tag")?;
             let l = r.len("extension length")?;
-            unknown_extensions.push((tag, r.take(l, "extension")?.to_vec()));
+            let bytes = r.take(l, "extension")?;
+            match tag {
+                EXT_FLAGS => decode_flags(bytes, &mut series)?,
+                _ => unknown_extensions.push((tag, bytes.to_vec())),
+            }
         }
         Ok(DecodedBatch { version, dict, series, unknown_extensions })
     }
@@ -472,6 +526,30 @@ fn decode_ts(r: &mut Reader, n: usize) -> Result<Vec<u64>, BatchError> {
     Ok(ts)
 }
 
+fn decode_flags(buf: &[u8], series: &mut [Series]) -> Result<(), BatchError> {
+    let mut r = Reader { buf, pos: 0 };
+    let n = r.len("flagged series")?;
+    for _ in 0..n {
+        let i = r.varint("flagged series index")? as usize;
+        let s = series.get_mut(i).ok_or_else(|| BatchError::Corrupt("flags of a series outside the batch".into()))?;
+        let runs = r.len("flag runs")?;
+        let mut f = Vec::with_capacity(s.ts.len());
+        for _ in 0..runs {
+            let len = r.varint("flag run")? as usize;
+            let v = r.varint("flags")?;
+            if f.len() + len > s.ts.len() || v > u16::MAX as u64 {
+                return Err(BatchError::Corrupt("flag runs exceed samples".into()));
+            }
+            f.extend(std::iter::repeat_n(Flags(v as u16), len));
+        }
+        if f.len() != s.ts.len() {
+            return Err(BatchError::Corrupt("flag runs short of samples".into()));
+        }
+        s.flags = f;
+    }
+    Ok(())
+}
+
 fn decode_quality(r: &mut Reader, n: usize) -> Result<Vec<Quality>, BatchError> {
     let runs = r.len("quality runs")?;
     let mut q = Vec::with_capacity(n);
@@ -658,17 +736,50 @@ mod tests {
         let mut b = BatchBuilder::new();
         b.push("d", "p", 5, Value::Int(7), Quality::Good);
         let mut bytes = b.finish();
-        // A hypothetical format 2 that adds an extension section but stays readable by 1.
-        bytes[2] = 2;
+        // A hypothetical format 9 that adds an extension section but stays readable by 1.
+        bytes[2] = 9;
         let last = bytes.len() - 1;
         bytes.truncate(last);
         bytes.extend_from_slice(&[1, 9, 3, b'a', b'b', b'c']);
-        let dec = DecodedBatch::decode(&bytes).expect("format 2 with min_reader 1 is readable");
-        assert_eq!(dec.version, 2);
+        let dec = DecodedBatch::decode(&bytes).expect("format 9 with min_reader 1 is readable");
+        assert_eq!(dec.version, 9);
         assert_eq!(dec.unknown_extensions, vec![(9, b"abc".to_vec())]);
         assert_eq!(dec.sample_count(), 1);
         // One that declares it needs a newer reader is refused clearly.
-        bytes[3] = 2;
-        assert_eq!(DecodedBatch::decode(&bytes), Err(BatchError::TooNew { needed: 2, have: 1 }));
+        bytes[3] = 9;
+        assert_eq!(DecodedBatch::decode(&bytes), Err(BatchError::TooNew { needed: 9, have: READER_VERSION }));
+    }
+
+    #[test]
+    fn flags_travel_with_their_samples_and_old_readers_still_read_flag_free_qualities() {
+        let mut b = BatchBuilder::new();
+        b.push("d", "plain", 1, Value::Int(1), Quality::Good);
+        b.push("d", "p", 1, Value::Float(1.5), Quality::Good);
+        b.push_flagged("d", "p", 2, Value::Float(1.5), Quality::Good, Flags::SUBSTITUTED);
+        for t in 3..1003 {
+            b.push_flagged("d", "p", t, Value::Float(2.5), Quality::Doubtful, Flags::NOT_TOPICAL | Flags::BLOCKED);
+        }
+        let bytes = b.finish();
+        assert_eq!(bytes[3], 2, "a batch with doubtful samples needs reader 2");
+        let dec = DecodedBatch::decode(&bytes).unwrap();
+        let p = dec.series.iter().find(|s| dec.name(s.point) == "p").unwrap();
+        assert_eq!(p.flags.len(), 1002);
+        assert_eq!(
+            (p.flags[0], p.flags[1], p.flags[1001]),
+            (Flags::NONE, Flags::SUBSTITUTED, Flags(Flags::NOT_TOPICAL.0 | Flags::BLOCKED.0))
+        );
+        assert_eq!(p.flags[1001].names(), ["not topical", "blocked"]);
+        assert!(dec.series.iter().find(|s| dec.name(s.point) == "plain").unwrap().flags.is_empty());
+        assert!(dec.unknown_extensions.is_empty());
+
+        // Flags alone keep the batch readable by reader 1 (it skips the extension).
+        b.push_flagged("d", "p", 1, Value::Float(1.5), Quality::Good, Flags::SUBSTITUTED);
+        let bytes = b.finish();
+        assert_eq!(bytes[3], 1);
+        // A damaged flag section is refused, never read past the series.
+        let mut bad = bytes.clone();
+        let n = bad.len();
+        bad[n - 3] = 9; // the run count
+        assert!(DecodedBatch::decode(&bad).is_err());
     }
 }

@@ -5,7 +5,7 @@ pub mod batch;
 pub mod value;
 
 pub use batch::{BatchBuilder, BatchError, DecodedBatch, Series};
-pub use value::{Quality, Sample, Value};
+pub use value::{Flags, Quality, Sample, Value};
 
 /// Milliseconds since the Unix epoch, the timestamp unit of the whole product and of EnOS.
 pub fn now_ms() -> u64 {

@@ -56,6 +56,12 @@ pub enum Quality {
     DecodeError = 3,
     /// The device is marked offline and was not polled this cycle.
     Offline = 4,
+    /// The device itself marks the value invalid (IEC 104 IV, DNP3 not online, ...); `Flags`
+    /// say how.
+    Invalid = 5,
+    /// The device flags the value as questionable (not topical, substituted, blocked, overflow,
+    /// ...); `Flags` say how.
+    Doubtful = 6,
 }
 
 impl Quality {
@@ -66,6 +72,8 @@ impl Quality {
             2 => Quality::CommFailure,
             3 => Quality::DecodeError,
             4 => Quality::Offline,
+            5 => Quality::Invalid,
+            6 => Quality::Doubtful,
             _ => return None,
         })
     }
@@ -80,6 +88,8 @@ impl Quality {
             Quality::CommFailure => "comm-failure",
             Quality::DecodeError => "decode-error",
             Quality::Offline => "offline",
+            Quality::Invalid => "invalid",
+            Quality::Doubtful => "doubtful",
         }
     }
 }
@@ -87,6 +97,77 @@ impl Quality {
 impl fmt::Display for Quality {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// The raw quality flags a device sent with a value, in one vocabulary for every protocol (each
+/// driver maps its protocol's bits here). They travel with the sample to the cache, the cloud
+/// (in the quality code's upper bits) and the web center, so people can see why a value is
+/// doubtful.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+pub struct Flags(pub u16);
+
+impl Flags {
+    pub const NONE: Flags = Flags(0);
+    /// The value is invalid (IEC 104 IV).
+    pub const INVALID: Flags = Flags(1);
+    /// Not updated successfully at the last refresh (IEC 104 NT).
+    pub const NOT_TOPICAL: Flags = Flags(1 << 1);
+    /// Set by an operator or an automatic source, not acquired (IEC 104 SB).
+    pub const SUBSTITUTED: Flags = Flags(1 << 2);
+    /// Blocked for transmission (IEC 104 BL).
+    pub const BLOCKED: Flags = Flags(1 << 3);
+    /// Beyond the measuring range (IEC 104 OV, DNP3 over-range).
+    pub const OVERFLOW: Flags = Flags(1 << 4);
+    /// A counter wrapped since the last reading (IEC 104 CY, DNP3 rollover).
+    pub const CARRY: Flags = Flags(1 << 5);
+    /// A counter was adjusted since the last reading (IEC 104 CA).
+    pub const ADJUSTED: Flags = Flags(1 << 6);
+    /// The device's time tag is invalid (IEC 104 CP56Time2a IV).
+    pub const TIME_INVALID: Flags = Flags(1 << 7);
+    /// The device restarted (DNP3 RESTART).
+    pub const RESTART: Flags = Flags(1 << 8);
+    /// The device lost its own source of the value (DNP3 COMM_LOST).
+    pub const SOURCE_LOST: Flags = Flags(1 << 9);
+    /// Forced at the device or remotely (DNP3 LOCAL/REMOTE_FORCED).
+    pub const FORCED: Flags = Flags(1 << 10);
+
+    const NAMES: [(Flags, &'static str); 11] = [
+        (Flags::INVALID, "invalid"),
+        (Flags::NOT_TOPICAL, "not topical"),
+        (Flags::SUBSTITUTED, "substituted"),
+        (Flags::BLOCKED, "blocked"),
+        (Flags::OVERFLOW, "overflow"),
+        (Flags::CARRY, "carry"),
+        (Flags::ADJUSTED, "adjusted"),
+        (Flags::TIME_INVALID, "time invalid"),
+        (Flags::RESTART, "restarted"),
+        (Flags::SOURCE_LOST, "source lost"),
+        (Flags::FORCED, "forced"),
+    ];
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    pub fn contains(self, f: Flags) -> bool {
+        self.0 & f.0 == f.0
+    }
+    /// The set flags in words, in a fixed order.
+    pub fn names(self) -> Vec<&'static str> {
+        Flags::NAMES.iter().filter(|(f, _)| self.contains(*f)).map(|(_, n)| *n).collect()
+    }
+}
+
+impl std::ops::BitOr for Flags {
+    type Output = Flags;
+    fn bitor(self, o: Flags) -> Flags {
+        Flags(self.0 | o.0)
+    }
+}
+
+impl std::ops::BitOrAssign for Flags {
+    fn bitor_assign(&mut self, o: Flags) {
+        self.0 |= o.0
     }
 }
 
@@ -106,7 +187,7 @@ mod tests {
 
     #[test]
     fn quality_words_match_the_json_names() {
-        for v in 0..=4 {
+        for v in 0..=6 {
             let q = Quality::from_u8(v).unwrap();
             assert_eq!(serde_json::to_string(&q).unwrap(), format!("\"{q}\""));
         }

@@ -2,7 +2,7 @@
 //! under the size limit.
 
 use enos_batch::batch::DecodedBatch;
-use enos_batch::{Quality, Value};
+use enos_batch::{Flags, Quality, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 
@@ -49,7 +49,7 @@ pub struct Packed {
     pub unroutable: u64,
 }
 
-fn json_value(v: &Value, q: Quality, out: &mut String) {
+fn json_value(v: &Value, q: Quality, flags: Flags, out: &mut String) {
     let plain = |v: &Value, out: &mut String| match v {
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Int(i) => {
@@ -73,10 +73,11 @@ fn json_value(v: &Value, q: Quality, out: &mut String) {
     if q.is_good() {
         plain(v, out)
     } else {
-        // The quality form of EnOS; the integer is our Quality code (docs/cloud-protocol.md).
+        // The quality form of EnOS; the integer is our Quality code with the device's raw flags
+        // above it (docs/cloud-protocol.md).
         out.push_str("{\"value\":");
         plain(v, out);
-        let _ = write!(out, ",\"quality\":{}}}", q as u8);
+        let _ = write!(out, ",\"quality\":{}}}", q as u32 | (flags.0 as u32) << 8);
     }
 }
 
@@ -176,7 +177,7 @@ pub fn pack_where(
             }
             entry.push_str(&serde_json::to_string(b.name(s.point)).expect("s"));
             entry.push(':');
-            json_value(&s.values[i], s.quality[i], &mut entry);
+            json_value(&s.values[i], s.quality[i], s.flags.get(i).copied().unwrap_or_default(), &mut entry);
         }
         let _ = write!(entry, "}},\"time\":{ts}}}");
         if !cur.is_empty() && cur.len() + entry.len() + 2 > max_bytes {

@@ -1,10 +1,10 @@
 //! The collector's configuration: devices, their connections, poll groups and point tables.
 
+use crate::device::{DeviceConfig, Endpoint};
 use crate::points_csv;
 use enos_config::{parse_toml, read_file, ConfigError, Finding, Findings, Scope};
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
-use std::fmt;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -35,458 +35,6 @@ impl Default for PushConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
-#[serde(rename_all = "kebab-case")]
-pub enum Protocol {
-    ModbusTcp,
-    ModbusRtu,
-    ModbusRtuOverTcp,
-}
-
-impl Protocol {
-    /// The name used in configuration files and shown to people.
-    pub fn name(self) -> &'static str {
-        match self {
-            Protocol::ModbusTcp => "modbus-tcp",
-            Protocol::ModbusRtu => "modbus-rtu",
-            Protocol::ModbusRtuOverTcp => "modbus-rtu-over-tcp",
-        }
-    }
-}
-
-impl fmt::Display for Protocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct SerialConfig {
-    pub port: String,
-    #[serde(default = "d_baud")]
-    pub baud: u32,
-    #[serde(default)]
-    pub parity: Parity,
-    #[serde(default = "d_data_bits")]
-    pub data_bits: u8,
-    #[serde(default = "d_stop_bits")]
-    pub stop_bits: u8,
-}
-fn d_baud() -> u32 {
-    9600
-}
-fn d_data_bits() -> u8 {
-    8
-}
-fn d_stop_bits() -> u8 {
-    1
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Parity {
-    #[default]
-    None,
-    Even,
-    Odd,
-}
-
-impl fmt::Display for Parity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Parity::None => "none",
-            Parity::Even => "even",
-            Parity::Odd => "odd",
-        })
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct PollGroup {
-    pub name: String,
-    pub interval_ms: u64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct DeviceConfig {
-    /// Stable id of the device on this gateway (used on D-Bus and mapped to EnOS keys by the uplink).
-    pub id: String,
-    pub protocol: Protocol,
-    /// `host:port` for TCP-based protocols.
-    #[serde(default)]
-    pub address: Option<String>,
-    #[serde(default)]
-    pub serial: Option<SerialConfig>,
-    #[serde(default = "d_unit")]
-    pub unit_id: u8,
-    #[serde(default = "d_timeout")]
-    pub timeout_ms: u64,
-    /// Extra attempts after a timeout before a request counts as failed.
-    #[serde(default = "d_retries")]
-    pub retries: u32,
-    /// Connections to the device's endpoint, each carrying one request at a time. A setting of
-    /// the endpoint: devices behind one gateway or converter must agree on it (validated), and a
-    /// serial line always has one.
-    #[serde(default = "d_in_flight")]
-    pub max_in_flight: usize,
-    /// Largest hole (in registers or bits) bridged when coalescing adjacent points into one read.
-    #[serde(default = "d_gap")]
-    pub max_gap: u16,
-    /// Most registers in one read (the protocol allows 125).
-    #[serde(default = "d_max_regs")]
-    pub max_registers: u16,
-    /// Consecutive failed poll cycles before the device is marked offline.
-    #[serde(default = "d_offline_after")]
-    pub offline_after: u32,
-    #[serde(default = "d_backoff_min")]
-    pub reconnect_min_ms: u64,
-    #[serde(default = "d_backoff_max")]
-    pub reconnect_max_ms: u64,
-    /// Write with FC15/FC16 even for one coil or one register (devices without FC5/FC6).
-    #[serde(default)]
-    pub multiple_writes_only: bool,
-    #[serde(default = "d_groups")]
-    pub poll_groups: Vec<PollGroup>,
-    /// A CSV point table (relative to the config file's directory); its points are added to `points`.
-    #[serde(default)]
-    pub points_csv: Option<String>,
-    #[serde(default, rename = "point")]
-    pub points: Vec<PointConfig>,
-    #[serde(default = "d_true")]
-    pub enabled: bool,
-}
-fn d_unit() -> u8 {
-    1
-}
-fn d_timeout() -> u64 {
-    1000
-}
-fn d_retries() -> u32 {
-    1
-}
-fn d_in_flight() -> usize {
-    1
-}
-fn d_gap() -> u16 {
-    8
-}
-fn d_max_regs() -> u16 {
-    125
-}
-fn d_offline_after() -> u32 {
-    3
-}
-fn d_backoff_min() -> u64 {
-    500
-}
-fn d_backoff_max() -> u64 {
-    30_000
-}
-fn d_true() -> bool {
-    true
-}
-fn d_groups() -> Vec<PollGroup> {
-    vec![PollGroup { name: "default".into(), interval_ms: 1000 }]
-}
-
-/// Modbus data areas.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[serde(rename_all = "lowercase")]
-pub enum Area {
-    /// Function code 1 (read), 5/15 (write).
-    Coil,
-    /// Function code 2, read only.
-    Discrete,
-    /// Function code 4, read only.
-    Input,
-    /// Function code 3 (read), 6/16 (write).
-    Holding,
-}
-
-impl Area {
-    pub fn is_bits(self) -> bool {
-        matches!(self, Area::Coil | Area::Discrete)
-    }
-    pub fn writable(self) -> bool {
-        matches!(self, Area::Coil | Area::Holding)
-    }
-}
-
-/// The names used in configuration files and CSV tables.
-impl fmt::Display for Area {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Area::Coil => "coil",
-            Area::Discrete => "discrete",
-            Area::Input => "input",
-            Area::Holding => "holding",
-        })
-    }
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
-#[serde(rename_all = "lowercase")]
-pub enum DataType {
-    Bool,
-    U16,
-    I16,
-    U32,
-    I32,
-    U64,
-    I64,
-    F32,
-    F64,
-    /// One bit of a 16-bit register (`bit` = 0..15, 0 = least significant).
-    Bit,
-    /// `length` registers of text, two bytes per register.
-    String,
-}
-
-impl DataType {
-    /// Registers occupied (for register areas).
-    pub fn registers(self, length: Option<u16>) -> u16 {
-        match self {
-            DataType::Bool | DataType::U16 | DataType::I16 | DataType::Bit => 1,
-            DataType::U32 | DataType::I32 | DataType::F32 => 2,
-            DataType::U64 | DataType::I64 | DataType::F64 => 4,
-            DataType::String => length.unwrap_or(1),
-        }
-    }
-    pub fn is_integer(self) -> bool {
-        matches!(self, DataType::U16 | DataType::I16 | DataType::U32 | DataType::I32 | DataType::U64 | DataType::I64)
-    }
-}
-
-impl fmt::Display for DataType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            DataType::Bool => "bool",
-            DataType::U16 => "u16",
-            DataType::I16 => "i16",
-            DataType::U32 => "u32",
-            DataType::I32 => "i32",
-            DataType::U64 => "u64",
-            DataType::I64 => "i64",
-            DataType::F32 => "f32",
-            DataType::F64 => "f64",
-            DataType::Bit => "bit",
-            DataType::String => "string",
-        })
-    }
-}
-
-/// Byte and word order in the classic notation: the letters name the bytes of a 32-bit value
-/// from most to least significant as they appear on the wire. ABCD is big-endian (Modbus
-/// standard), CDAB swaps words, BADC swaps bytes in each word, DCBA is little-endian.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, Default)]
-pub enum ByteOrder {
-    #[default]
-    ABCD,
-    CDAB,
-    BADC,
-    DCBA,
-}
-
-impl ByteOrder {
-    pub fn swap_words(self) -> bool {
-        matches!(self, ByteOrder::CDAB | ByteOrder::DCBA)
-    }
-    pub fn swap_bytes(self) -> bool {
-        matches!(self, ByteOrder::BADC | ByteOrder::DCBA)
-    }
-}
-
-impl fmt::Display for ByteOrder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ByteOrder::ABCD => "ABCD",
-            ByteOrder::CDAB => "CDAB",
-            ByteOrder::BADC => "BADC",
-            ByteOrder::DCBA => "DCBA",
-        })
-    }
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Access {
-    #[default]
-    R,
-    Rw,
-}
-
-impl fmt::Display for Access {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Access::R => "r",
-            Access::Rw => "rw",
-        })
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct PointConfig {
-    pub name: String,
-    pub area: Area,
-    pub address: u16,
-    #[serde(rename = "type")]
-    pub data_type: DataType,
-    #[serde(default)]
-    pub order: ByteOrder,
-    #[serde(default)]
-    pub bit: Option<u8>,
-    #[serde(default)]
-    pub length: Option<u16>,
-    #[serde(default = "d_scale")]
-    pub scale: f64,
-    #[serde(default)]
-    pub offset: f64,
-    /// A read never reaches across to this point from the points before it: it starts a new
-    /// block (a hole in the device's register map, or a range it serves separately).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub new_block: bool,
-    #[serde(default = "d_group")]
-    pub group: String,
-    #[serde(default)]
-    pub access: Access,
-    #[serde(default)]
-    pub min: Option<f64>,
-    #[serde(default)]
-    pub max: Option<f64>,
-    /// Decimals kept after scaling (default: the decimals of `scale` and `offset`).
-    #[serde(default)]
-    pub decimals: Option<u8>,
-    #[serde(default)]
-    pub unit: String,
-}
-fn d_scale() -> f64 {
-    1.0
-}
-fn d_group() -> String {
-    "default".into()
-}
-
-impl PointConfig {
-    pub fn registers(&self) -> u16 {
-        if self.area.is_bits() {
-            1
-        } else {
-            self.data_type.registers(self.length)
-        }
-    }
-
-    /// Every finding of this point on its own (the device checks names and groups).
-    pub fn check(&self, at: &Scope, out: &mut Findings) {
-        if self.name.is_empty() || self.name.len() > 64 || self.name.chars().any(|c| c.is_control() || c == '"') {
-            out.add(at, "name", "must be 1-64 printable characters without quotes");
-        }
-        if self.area.is_bits() && self.data_type != DataType::Bool {
-            out.add(at, "type", format!("area {} holds single bits; the type must be bool", self.area));
-        }
-        if !self.area.is_bits() && self.data_type == DataType::Bool {
-            out.add(at, "type", "bool is for coil/discrete areas; use bit with `bit` for a bit in a register");
-        }
-        match (self.data_type, self.bit) {
-            (DataType::Bit, None) => out.add(at, "bit", "type bit needs `bit` (0-15)"),
-            (DataType::Bit, Some(b)) if b > 15 => out.add(at, "bit", format!("{b} is not a bit of a 16-bit register (0-15)")),
-            (t, Some(_)) if t != DataType::Bit => out.add(at, "bit", "only type bit takes `bit`"),
-            _ => {}
-        }
-        if self.data_type == DataType::String && !matches!(self.length, Some(l) if (1..=125).contains(&l)) {
-            out.add(at, "length", "type string needs `length` in registers (1-125)");
-        }
-        if (self.address as u32) + (self.registers() as u32) > 65536 {
-            out.add(at, "address", "the point runs past register 65535");
-        }
-        if !self.scale.is_finite() || self.scale == 0.0 {
-            out.add(at, "scale", "must be a finite, non-zero number");
-        }
-        if !self.offset.is_finite() {
-            out.add(at, "offset", "must be a finite number");
-        }
-        if self.access == Access::Rw && !self.area.writable() {
-            out.add(at, "access", format!("{} area is read-only", self.area));
-        }
-        if matches!((self.min, self.max), (Some(lo), Some(hi)) if lo > hi) {
-            out.add(at, "min", "min is greater than max");
-        }
-        if matches!(self.decimals, Some(d) if d > 9) {
-            out.add(at, "decimals", "at most 9");
-        }
-    }
-}
-
-impl DeviceConfig {
-    /// Every finding of this device: its settings, poll groups and points.
-    pub fn check(&self, at: &Scope, out: &mut Findings) {
-        if self.id.is_empty() || self.id.len() > 64 || !self.id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-            out.add(at, "id", "must be 1-64 characters of A-Z a-z 0-9 - _ .");
-        }
-        match self.protocol {
-            Protocol::ModbusTcp | Protocol::ModbusRtuOverTcp => match &self.address {
-                None => out.add(at, "address", "required for TCP protocols (host:port)"),
-                Some(a) if a.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() => {
-                    out.add(at, "address", format!("{a:?} is not host:port"))
-                }
-                Some(_) => {}
-            },
-            Protocol::ModbusRtu => match &self.serial {
-                None => out.add(at, "serial", "required for modbus-rtu (port, baud, ...)"),
-                Some(s) => {
-                    if !(5..=8).contains(&s.data_bits) {
-                        out.add(at, "serial.data_bits", "must be 5-8");
-                    }
-                    if !(1..=2).contains(&s.stop_bits) {
-                        out.add(at, "serial.stop_bits", "must be 1 or 2");
-                    }
-                }
-            },
-        }
-        if self.timeout_ms == 0 || self.timeout_ms > 60_000 {
-            out.add(at, "timeout_ms", "must be 1-60000");
-        }
-        if self.max_in_flight == 0 || self.max_in_flight > 64 {
-            out.add(at, "max_in_flight", "must be 1-64");
-        } else if self.protocol == Protocol::ModbusRtu && self.max_in_flight != 1 {
-            out.add(at, "max_in_flight", "a serial line carries one request at a time: must be 1 for modbus-rtu");
-        }
-        if self.max_registers == 0 || self.max_registers > 125 {
-            out.add(at, "max_registers", "must be 1-125 (the Modbus limit)");
-        }
-        if self.reconnect_min_ms == 0 || self.reconnect_min_ms > self.reconnect_max_ms {
-            out.add(at, "reconnect_min_ms", "must be > 0 and <= reconnect_max_ms");
-        }
-        let mut groups = HashSet::new();
-        for (i, g) in self.poll_groups.iter().enumerate() {
-            if g.interval_ms < 10 {
-                out.add(at, format!("poll_groups[{i}].interval_ms"), "must be at least 10");
-            }
-            if !groups.insert(g.name.as_str()) {
-                out.add(at, format!("poll_groups[{i}].name"), format!("duplicate group {:?}", g.name));
-            }
-        }
-        let mut names = HashSet::new();
-        for (i, p) in self.points.iter().enumerate() {
-            let pat = at.point(i, &p.name);
-            p.check(&pat, out);
-            if !names.insert(p.name.as_str()) {
-                out.add(&pat, "name", format!("duplicate point {:?}", p.name));
-            }
-            if !groups.contains(p.group.as_str()) {
-                out.add(&pat, "group", format!("no poll group {:?} on this device", p.group));
-            }
-        }
-    }
-
-    pub fn point(&self, name: &str) -> Option<&PointConfig> {
-        self.points.iter().find(|p| p.name == name)
-    }
-}
-
 impl CollectorConfig {
     /// Reads, parses, merges CSV point tables and validates a collector config file.
     pub fn load(file: &Path) -> Result<CollectorConfig, ConfigError> {
@@ -501,8 +49,11 @@ impl CollectorConfig {
             if let Some(csv) = &d.points_csv {
                 let path = dir.join(csv);
                 let text = read_file(&path)?;
-                let pts = points_csv::parse(&text).map_err(|errors| ConfigError::PointTable { file: path.clone(), errors })?;
-                d.points.extend(pts);
+                let table = |errors| ConfigError::PointTable { file: path.clone(), errors };
+                let rows = points_csv::parse(d.protocol(), &text).map_err(table)?;
+                d.proto
+                    .extend_points(rows)
+                    .map_err(|reason| table(vec![enos_config::RowError { line: 0, column: String::new(), reason }]))?;
             }
         }
         cfg.findings().into_result(file)?;
@@ -535,50 +86,34 @@ impl CollectorConfig {
         out
     }
 
-    /// Devices that share an endpoint (an RS-485 line, a TCP gateway) share its connections, so
-    /// they must agree on the endpoint's settings: the first device's would otherwise silently
-    /// apply to all.
+    /// Devices that share an endpoint (an RS-485 line, a TCP gateway, a station link) share its
+    /// connections, so they must agree on the endpoint's settings: the first device's would
+    /// otherwise silently apply to all.
     fn check_endpoints(&self, out: &mut Findings) {
-        let mut first: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        let mut first: HashMap<String, (usize, Endpoint)> = HashMap::new();
         for (i, d) in self.devices.iter().enumerate() {
+            let Some(ep) = d.proto.endpoint() else { continue };
             let at = Scope::root().device(i, &d.id);
-            let (ep, place) = match (&d.serial, &d.address) {
-                (Some(s), _) if d.protocol == Protocol::ModbusRtu => (format!("serial:{}", s.port), format!("serial port {}", s.port)),
-                (_, Some(a)) if d.protocol != Protocol::ModbusRtu => (format!("tcp:{a}"), format!("address {a}")),
-                _ => continue,
-            };
-            let Some(&j) = first.get(&ep) else {
-                first.insert(ep, i);
+            let Some((j, theirs)) = first.get(&ep.key) else {
+                first.insert(ep.key.clone(), (i, ep));
                 continue;
             };
-            let o = &self.devices[j];
-            if o.protocol != d.protocol {
+            let o = &self.devices[*j];
+            let place = &ep.place;
+            if o.protocol() != d.protocol() {
                 out.add(
                     &at,
                     "protocol",
-                    format!("device \"{}\" uses {} at {place}, but device \"{}\" uses {} there", d.id, d.protocol, o.id, o.protocol),
+                    format!("device \"{}\" uses {} at {place}, but device \"{}\" uses {} there", d.id, d.protocol(), o.id, o.protocol()),
                 );
                 continue;
             }
-            let mut checks = vec![
-                ("max_in_flight", d.max_in_flight.to_string(), o.max_in_flight.to_string()),
-                ("reconnect_min_ms", d.reconnect_min_ms.to_string(), o.reconnect_min_ms.to_string()),
-                ("reconnect_max_ms", d.reconnect_max_ms.to_string(), o.reconnect_max_ms.to_string()),
-            ];
-            if let (Some(a), Some(b)) = (&d.serial, &o.serial) {
-                checks.extend([
-                    ("serial.baud", a.baud.to_string(), b.baud.to_string()),
-                    ("serial.parity", a.parity.to_string(), b.parity.to_string()),
-                    ("serial.data_bits", a.data_bits.to_string(), b.data_bits.to_string()),
-                    ("serial.stop_bits", a.stop_bits.to_string(), b.stop_bits.to_string()),
-                ]);
-            }
-            for (setting, mine, theirs) in checks.into_iter().filter(|(_, mine, theirs)| mine != theirs) {
+            for ((setting, mine), (_, other)) in ep.shared.iter().zip(&theirs.shared).filter(|((_, a), (_, b))| a != b) {
                 out.add(
                     &at,
-                    setting,
+                    *setting,
                     format!(
-                        "device \"{}\" sets {setting} = {mine} and device \"{}\" sets {theirs}; devices on the same {place} share \
+                        "device \"{}\" sets {setting} = {mine} and device \"{}\" sets {other}; devices on the same {place} share \
                          one connection and must agree",
                         d.id, o.id
                     ),
@@ -595,6 +130,10 @@ impl CollectorConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::line::Parity;
+    use crate::modbus::{Area, ByteOrder, DataType};
+    use crate::{Access, Protocol, ProtocolConfig};
+    use std::fmt;
 
     const GOOD: &str = r#"
 [[device]]
@@ -619,7 +158,7 @@ group = "fast"
                 assert_eq!(serde_json::to_string(v).unwrap(), format!("\"{v}\""));
             }
         }
-        same(&[Protocol::ModbusTcp, Protocol::ModbusRtu, Protocol::ModbusRtuOverTcp]);
+        same(&Protocol::ALL);
         same(&[Parity::None, Parity::Even, Parity::Odd]);
         same(&[Area::Coil, Area::Discrete, Area::Input, Area::Holding]);
         use DataType::*;
@@ -631,7 +170,8 @@ group = "fast"
     #[test]
     fn a_good_file_loads() {
         let c = CollectorConfig::from_str_at(Path::new("c.toml"), GOOD).unwrap();
-        assert_eq!(c.devices[0].points[0].order, ByteOrder::CDAB);
+        let ProtocolConfig::ModbusTcp(m) = &c.devices[0].proto else { panic!("{:?}", c.devices[0]) };
+        assert_eq!(m.points[0].at.order, ByteOrder::CDAB);
         assert_eq!(c.push, PushConfig::default());
     }
 

@@ -1,60 +1,43 @@
-//! Point tables as CSV, the format field engineers keep their point lists in.
+//! Point tables as CSV, the format field engineers keep their point lists in, for every protocol.
 //!
-//! Header (case-insensitive, any order; `name`, `area`, `address`, `type` are required):
-//! `name,area,address,type,order,bit,length,scale,offset,group,access,min,max,decimals,unit,new_block`
-//! Addresses are 0-based protocol addresses; `40001`-style register numbers are refused with a
-//! hint because silently guessing the offset writes to the wrong register. `new_block` (`yes`/`no`,
-//! empty = no) marks a point no read may reach across to from the points before it: a hole in
-//! the device's register map.
+//! The columns are the protocol's point fields (`protocols::ProtocolSpec::point_fields`: `name`,
+//! the address fields, then `scale`, `offset`, `unit`, `access`, `min`, `max`, `decimals`),
+//! header case-insensitive and in any order, plus a free-text `description`. Choices accept the
+//! usual other spellings (`4x` for `holding`); booleans `yes`/`no`. Every bad row and column is
+//! reported, not just the first. Modbus addresses are 0-based: `40001`-style register numbers are
+//! refused because silently guessing the offset writes to the wrong register.
 
-use crate::{Access, Area, ByteOrder, DataType, PointConfig};
-use enos_config::{Findings, RowError, Scope};
+use crate::device::{Protocol, ProtocolConfig};
+use crate::fields::{Field, FieldKind};
+use crate::protocols::spec;
+use enos_config::RowError;
+use serde_json::{Map, Value};
 
-const COLUMNS: &[&str] = &[
-    "name",
-    "area",
-    "address",
-    "type",
-    "order",
-    "bit",
-    "length",
-    "scale",
-    "offset",
-    "group",
-    "access",
-    "min",
-    "max",
-    "decimals",
-    "unit",
-    "new_block",
-    "description",
-];
-
-/// The columns `write` writes (all but the free-text description).
-const WRITTEN: usize = 16;
-
-/// Parses a whole table; every bad row is reported, not just the first.
-pub fn parse(text: &str) -> Result<Vec<PointConfig>, Vec<RowError>> {
+/// Parses a whole table into point documents of `protocol` (JSON, as in the files), each checked
+/// as a point in the TOML file would be.
+pub fn parse(protocol: Protocol, text: &str) -> Result<Vec<Value>, Vec<RowError>> {
+    let spec = spec(protocol);
+    let fields = spec.point_fields();
     let mut rdr = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(true).comment(Some(b'#')).from_reader(text.as_bytes());
     let headers: Vec<String> = match rdr.headers() {
         Ok(h) => h.iter().map(|s| s.to_ascii_lowercase()).collect(),
         Err(e) => return Err(vec![RowError { line: 1, column: String::new(), reason: format!("unreadable header: {e}") }]),
     };
     let mut errors = Vec::new();
+    let known = || fields.iter().map(|f| f.key).chain(["description"]).collect::<Vec<_>>().join(", ");
     for h in &headers {
-        if !COLUMNS.contains(&h.as_str()) {
-            errors.push(RowError { line: 1, column: h.clone(), reason: format!("unknown column (known: {})", COLUMNS.join(", ")) });
+        if h != "description" && !fields.iter().any(|f| f.key == h) {
+            errors.push(RowError { line: 1, column: h.clone(), reason: format!("unknown column for {protocol} (known: {})", known()) });
         }
     }
-    for req in ["name", "area", "address", "type"] {
-        if !headers.iter().any(|h| h == req) {
-            errors.push(RowError { line: 1, column: req.into(), reason: "required column missing".into() });
+    for f in fields.iter().filter(|f| f.required) {
+        if !headers.iter().any(|h| h == f.key) {
+            errors.push(RowError { line: 1, column: f.key.into(), reason: "required column missing".into() });
         }
     }
     if !errors.is_empty() {
         return Err(errors);
     }
-    let col = |name: &str| headers.iter().position(|h| h == name);
     let mut points = Vec::new();
     let mut names = std::collections::HashMap::new();
     for rec in rdr.records() {
@@ -70,155 +53,45 @@ pub fn parse(text: &str) -> Result<Vec<PointConfig>, Vec<RowError>> {
         if rec.iter().all(|f| f.is_empty()) {
             continue;
         }
-        let get = |name: &str| col(name).and_then(|i| rec.get(i)).filter(|s| !s.is_empty());
+        let mut row = Map::new();
         let mut row_errs = Vec::new();
-        let mut err = |column: &str, reason: String| row_errs.push(RowError { line, column: column.into(), reason });
-
-        let name = get("name").map(str::to_owned);
-        if name.is_none() {
-            err("name", "empty".into());
+        for f in &fields {
+            let cell = headers.iter().position(|h| h == f.key).and_then(|i| rec.get(i)).unwrap_or_default();
+            if cell.is_empty() {
+                if f.required {
+                    row_errs.push(RowError { line, column: f.key.into(), reason: "empty".into() });
+                }
+                continue;
+            }
+            match cell_value(f, cell) {
+                Ok(v) => {
+                    row.insert(f.key.into(), v);
+                }
+                Err(reason) => row_errs.push(RowError { line, column: f.key.into(), reason }),
+            }
         }
-        let area = match get("area").map(|s| s.to_ascii_lowercase()) {
-            Some(a) => match a.as_str() {
-                "coil" | "coils" | "0x" => Some(Area::Coil),
-                "discrete" | "discrete_input" | "1x" => Some(Area::Discrete),
-                "input" | "input_register" | "3x" => Some(Area::Input),
-                "holding" | "holding_register" | "4x" => Some(Area::Holding),
-                _ => {
-                    err("area", format!("{a:?} is not one of coil, discrete, input, holding"));
-                    None
+        let mut row = Value::Object(row);
+        if row_errs.is_empty() {
+            // The same checks as a point in the TOML file; the column is the field.
+            match (spec.check_point)(row) {
+                Ok((found, point)) => {
+                    row_errs.extend(found.0.into_iter().map(|f| RowError { line, column: f.field, reason: f.reason }));
+                    row = point;
                 }
-            },
-            None => {
-                err("area", "empty".into());
-                None
-            }
-        };
-        let address = match get("address").map(|s| s.parse::<u32>()) {
-            Some(Ok(a)) if a <= 65535 => Some(a as u16),
-            Some(Ok(a)) => {
-                err("address", format!("{a} is above 65535; give the 0-based protocol address, not a 40001-style register number"));
-                None
-            }
-            Some(Err(_)) => {
-                err("address", format!("{:?} is not a number", get("address").unwrap_or_default()));
-                None
-            }
-            None => {
-                err("address", "empty".into());
-                None
-            }
-        };
-        let data_type = match get("type").map(|s| s.to_ascii_lowercase()) {
-            Some(t) => match t.as_str() {
-                "bool" | "coil" | "discrete" => Some(DataType::Bool),
-                "u16" | "uint16" => Some(DataType::U16),
-                "i16" | "int16" => Some(DataType::I16),
-                "u32" | "uint32" => Some(DataType::U32),
-                "i32" | "int32" => Some(DataType::I32),
-                "u64" | "uint64" => Some(DataType::U64),
-                "i64" | "int64" => Some(DataType::I64),
-                "f32" | "float" | "float32" => Some(DataType::F32),
-                "f64" | "double" | "float64" => Some(DataType::F64),
-                "bit" => Some(DataType::Bit),
-                "string" | "str" => Some(DataType::String),
-                _ => {
-                    err("type", format!("{t:?} is not one of bool, u16, i16, u32, i32, u64, i64, f32, f64, bit, string"));
-                    None
+                Err(reason) => {
+                    row_errs.push(RowError { line, column: String::new(), reason });
+                    row = Value::Null;
                 }
-            },
-            None => {
-                err("type", "empty".into());
-                None
             }
-        };
-        let order = match get("order").map(|s| s.to_ascii_uppercase()) {
-            None => ByteOrder::ABCD,
-            Some(o) => match o.as_str() {
-                "ABCD" | "BIG" => ByteOrder::ABCD,
-                "CDAB" => ByteOrder::CDAB,
-                "BADC" => ByteOrder::BADC,
-                "DCBA" | "LITTLE" => ByteOrder::DCBA,
-                _ => {
-                    err("order", format!("{o:?} is not one of ABCD, CDAB, BADC, DCBA"));
-                    ByteOrder::ABCD
-                }
-            },
-        };
-        macro_rules! num {
-            ($c:expr, $t:ty) => {
-                match get($c).map(|s| s.parse::<$t>()) {
-                    None => None,
-                    Some(Ok(v)) => Some(v),
-                    Some(Err(_)) => {
-                        err($c, format!("{:?} is not a valid {}", get($c).unwrap_or_default(), stringify!($t)));
-                        None
-                    }
-                }
-            };
         }
-        let bit = num!("bit", u8);
-        let length = num!("length", u16);
-        let scale = num!("scale", f64).unwrap_or(1.0);
-        let offset = num!("offset", f64).unwrap_or(0.0);
-        let min = num!("min", f64);
-        let max = num!("max", f64);
-        let decimals = num!("decimals", u8);
-        let new_block = match get("new_block").map(|s| s.to_ascii_lowercase()) {
-            None => false,
-            Some(b) => match b.as_str() {
-                "yes" | "y" | "true" | "1" | "x" => true,
-                "no" | "n" | "false" | "0" => false,
-                _ => {
-                    err("new_block", format!("{b:?} is not yes or no"));
-                    false
-                }
-            },
-        };
-        let access = match get("access").map(|s| s.to_ascii_lowercase()) {
-            None => Access::R,
-            Some(a) => match a.as_str() {
-                "r" | "ro" | "read" => Access::R,
-                "rw" | "w" | "write" | "readwrite" => Access::Rw,
-                _ => {
-                    err("access", format!("{a:?} is not r or rw"));
-                    Access::R
-                }
-            },
-        };
-        if let (Some(name), Some(area), Some(address), Some(data_type)) = (name, area, address, data_type) {
-            let p = PointConfig {
-                name,
-                area,
-                address,
-                data_type,
-                order,
-                bit,
-                length,
-                scale,
-                offset,
-                new_block,
-                group: get("group").unwrap_or("default").to_owned(),
-                access,
-                min,
-                max,
-                decimals,
-                unit: get("unit").unwrap_or_default().to_owned(),
-            };
-            if row_errs.is_empty() {
-                // The same checks as a point in the TOML file; the column is the field.
-                let mut found = Findings::default();
-                p.check(&Scope::root(), &mut found);
-                row_errs.extend(found.0.into_iter().map(|f| RowError { line, column: f.field, reason: f.reason }));
+        if row_errs.is_empty() {
+            let name = row["name"].as_str().unwrap_or_default().to_string();
+            if let Some(prev) = names.insert(name, line) {
+                row_errs.push(RowError { line, column: "name".into(), reason: format!("duplicate of line {prev}") });
             }
-            if row_errs.is_empty() {
-                if let Some(prev) = names.insert(p.name.clone(), line) {
-                    row_errs.push(RowError { line, column: "name".into(), reason: format!("duplicate of line {prev}") });
-                }
-            }
-            if row_errs.is_empty() {
-                points.push(p);
-            }
+        }
+        if row_errs.is_empty() {
+            points.push(row);
         }
         errors.extend(row_errs);
     }
@@ -229,30 +102,57 @@ pub fn parse(text: &str) -> Result<Vec<PointConfig>, Vec<RowError>> {
     }
 }
 
-/// Writes a point table in the same format `parse` reads.
-pub fn write(points: &[PointConfig]) -> String {
+/// One cell as the JSON value of its field, or why it is not one.
+fn cell_value(f: &Field, cell: &str) -> Result<Value, String> {
+    // The field's help says what the number is: "400001 is above 65535: 0-based protocol
+    // address (not 40001-style)".
+    let help = || f.help.chars().next().map(|c| c.to_lowercase().chain(f.help.chars().skip(1)).collect::<String>()).unwrap_or_default();
+    let bounded = |v: f64| match (f.min, f.max) {
+        (Some(lo), _) if v < lo => Err(format!("{cell} is below {lo}: {}", help())),
+        (_, Some(hi)) if v > hi => Err(format!("{cell} is above {hi}: {}", help())),
+        _ => Ok(()),
+    };
+    match f.kind {
+        FieldKind::Integer => {
+            let v: i64 = cell.parse().map_err(|_| format!("{cell:?} is not a whole number"))?;
+            bounded(v as f64)?;
+            Ok(Value::from(v))
+        }
+        FieldKind::Number => {
+            let v: f64 = cell.parse().ok().filter(|v: &f64| v.is_finite()).ok_or_else(|| format!("{cell:?} is not a number"))?;
+            bounded(v)?;
+            Ok(Value::from(v))
+        }
+        FieldKind::Bool => match cell.to_ascii_lowercase().as_str() {
+            "yes" | "y" | "true" | "1" | "x" => Ok(Value::Bool(true)),
+            "no" | "n" | "false" | "0" => Ok(Value::Bool(false)),
+            _ => Err(format!("{cell:?} is not yes or no")),
+        },
+        FieldKind::Choice => {
+            let c = f
+                .choices
+                .iter()
+                .copied()
+                .find(|c| c.eq_ignore_ascii_case(cell))
+                .or_else(|| f.aliases.iter().find(|(a, _)| a.eq_ignore_ascii_case(cell)).map(|(_, c)| *c));
+            c.map(Value::from).ok_or_else(|| format!("{cell:?} is not one of {}", f.choices.join(", ")))
+        }
+        FieldKind::Text | FieldKind::Serial | FieldKind::PollGroups | FieldKind::Tls => Ok(Value::from(cell)),
+    }
+}
+
+/// Writes a device's points in the format `parse` reads.
+pub fn write(proto: &ProtocolConfig) -> String {
+    let fields = spec(proto.protocol()).point_fields();
     let mut w = csv::Writer::from_writer(Vec::new());
-    let _ = w.write_record(&COLUMNS[..WRITTEN]);
-    for p in points {
-        let o = |v: Option<String>| v.unwrap_or_default();
-        let _ = w.write_record([
-            p.name.clone(),
-            p.area.to_string(),
-            p.address.to_string(),
-            p.data_type.to_string(),
-            p.order.to_string(),
-            o(p.bit.map(|b| b.to_string())),
-            o(p.length.map(|b| b.to_string())),
-            p.scale.to_string(),
-            p.offset.to_string(),
-            p.group.clone(),
-            p.access.to_string(),
-            o(p.min.map(|b| b.to_string())),
-            o(p.max.map(|b| b.to_string())),
-            o(p.decimals.map(|b| b.to_string())),
-            p.unit.clone(),
-            if p.new_block { "yes" } else { "" }.to_string(),
-        ]);
+    let _ = w.write_record(fields.iter().map(|f| f.key));
+    for p in proto.points_json() {
+        let _ = w.write_record(fields.iter().map(|f| match p.get(f.key) {
+            None | Some(Value::Null) | Some(Value::Bool(false)) => String::new(),
+            Some(Value::Bool(true)) => "yes".into(),
+            Some(Value::String(s)) => s.clone(),
+            Some(v) => v.to_string(),
+        }));
     }
     String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
 }
@@ -263,15 +163,14 @@ mod tests {
 
     #[test]
     fn a_table_with_bad_rows_reports_each_row_and_column() {
-        let t = "Name,Area,Address,Type,Scale,Bit\n\
-                 P,holding,0,f32,0.1,\n\
-                 Q,holding,400001,u16,,\n\
-                 R,holding,2,flaot,,\n\
-                 S,coil,3,u16,,\n\
-                 T,holding,4,bit,,17\n\
-                 P,input,5,u16,,\n";
-        let t = t.replace("Bit\n", "Bit,New_Block\n").replace("Q,holding,400001,u16,,\n", "Q,holding,400001,u16,,,maybe\n");
-        let errs = parse(&t).unwrap_err();
+        let t = "Name,Area,Address,Type,Scale,Bit,New_Block\n\
+                 P,holding,0,f32,0.1,,\n\
+                 Q,holding,400001,u16,,,maybe\n\
+                 R,holding,2,flaot,,,\n\
+                 S,coil,3,u16,,,\n\
+                 T,holding,4,bit,,17,\n\
+                 P,input,5,u16,,,\n";
+        let errs = parse(Protocol::ModbusTcp, t).unwrap_err();
         let got: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
         assert_eq!(got.len(), 6, "{got:#?}");
         assert!(got[0].starts_with("line 3, column \"address\": 400001 is above 65535"), "{}", got[0]);
@@ -282,11 +181,46 @@ mod tests {
         assert_eq!(got[5], "line 7, column \"name\": duplicate of line 2");
     }
 
+    fn round_trip(protocol: Protocol, settings: &str, table: &str) {
+        let rows = parse(protocol, table).unwrap_or_else(|e| panic!("{protocol}: {e:?}"));
+        let text = format!("id = \"d\"\nprotocol = \"{protocol}\"\n{settings}\n");
+        let mut d: crate::DeviceConfig = toml::from_str(&text).unwrap();
+        d.proto.extend_points(rows.clone()).unwrap();
+        let mut again = d.clone();
+        again.proto.clear_points();
+        again.proto.extend_points(parse(protocol, &write(&d.proto)).unwrap()).unwrap();
+        assert_eq!(again, d, "{protocol}");
+        assert_eq!(again.proto.point_count(), rows.len());
+    }
+
     #[test]
-    fn write_then_parse_gives_the_same_points() {
-        let t = "name,area,address,type,order,scale,access,min,max,unit,new_block\nP,holding,0,f32,CDAB,0.1,rw,0,100,kW,\nB,coil,7,bool,,,rw,,,,yes\n";
-        let pts = parse(t).unwrap();
-        assert!(!pts[0].new_block && pts[1].new_block);
-        assert_eq!(parse(&write(&pts)).unwrap(), pts);
+    fn write_then_parse_gives_the_same_points_for_every_protocol() {
+        round_trip(
+            Protocol::ModbusTcp,
+            "address = \"h:1\"",
+            "name,area,address,type,order,scale,access,min,max,unit,new_block\nP,4x,0,float,CDAB,0.1,rw,0,100,kW,\nB,coil,7,bool,,,rw,,,,yes\n",
+        );
+        round_trip(
+            Protocol::Iec104,
+            "address = \"h:2404\"",
+            "name,ioa,type,command,select_before_operate,access\nbreaker,1001,M_DP,C_DC,yes,rw\nP,2001,m_me_nc,,,\n",
+        );
+        round_trip(
+            Protocol::Dlt645,
+            "address = \"h:1\"\nmeter = \"000000000001\"",
+            "name,di,format,unit\nUa,02010100,,V\nE,00010000,XXXXXX.XX,kWh\n",
+        );
+    }
+
+    #[test]
+    fn a_column_of_another_protocol_is_named_with_the_known_ones() {
+        let errs = parse(Protocol::Iec104, "name,ioa,type,area\nP,1,M_SP,holding\n").unwrap_err();
+        assert!(
+            errs[0].to_string().starts_with("line 1, column \"area\": unknown column for iec104 (known: name, ca, ioa, type"),
+            "{}",
+            errs[0]
+        );
+        let errs = parse(Protocol::Iec104, "name,ioa,type,access\nP,1,M_SP,rw\n").unwrap_err();
+        assert!(errs[0].to_string().contains("column \"access\": a writable point needs `command`"), "{}", errs[0]);
     }
 }

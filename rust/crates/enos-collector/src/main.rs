@@ -39,7 +39,7 @@ async fn run() -> anyhow::Result<()> {
     let path = args.config.unwrap_or_else(|| enos_config::default_config_path("collector"));
     let cfg = CollectorConfig::load(&path)?;
     if args.check {
-        let points: usize = cfg.devices.iter().map(|d| d.points.len()).sum();
+        let points: usize = cfg.devices.iter().map(|d| d.proto.point_count()).sum();
         println!("{}: ok ({} devices, {points} points)", path.display(), cfg.devices.len());
         return Ok(());
     }

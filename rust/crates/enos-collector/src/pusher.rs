@@ -153,8 +153,8 @@ impl Shared {
     fn add(&self, f: Frame) {
         self.stats.samples_collected.fetch_add(f.samples.len() as u64, Relaxed);
         let mut p = self.lock();
-        for (point, v, q) in f.samples {
-            p.builder.push(&f.device, &point, f.ts_ms, v, q);
+        for (point, v, q, flags) in f.samples {
+            p.builder.push_flagged(&f.device, &point, f.ts_ms, v, q, flags);
         }
         if p.builder.len() >= self.window {
             p.seal();

@@ -12,10 +12,9 @@
 //! page): a driver's frames pass through a small forwarder that copies them only while a watch
 //! is on, so an unwatched device costs one atomic load per frame.
 
-use enos_batch::{Quality, Value};
-use enos_collector_config::{CollectorConfig, DeviceConfig, Protocol};
-use enos_drivers::modbus::{Endpoint, ModbusDriver};
-use enos_drivers::{panic_text, Command, DeviceEvent, Driver, DriverContext, Frame, StatusBoard};
+use enos_batch::{Flags, Quality, Value};
+use enos_collector_config::{CollectorConfig, DeviceConfig};
+use enos_drivers::{panic_text, registry, Command, DeviceEvent, Driver, DriverContext, Frame, StatusBoard};
 use enos_model::device::DeviceStatus;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -61,20 +60,13 @@ pub struct Applied {
     pub unchanged: Vec<String>,
 }
 
-fn endpoint(d: &DeviceConfig) -> Endpoint {
-    match d.protocol {
-        Protocol::ModbusTcp => Endpoint::Tcp(d.address.clone().unwrap_or_default()),
-        Protocol::ModbusRtuOverTcp => Endpoint::RtuOverTcp(d.address.clone().unwrap_or_default()),
-        Protocol::ModbusRtu => Endpoint::Serial(d.serial.clone().expect("validated: serial settings")),
-    }
-}
-
 /// The enabled devices of a config grouped by endpoint, as the drivers serve them.
-fn groups(cfg: &CollectorConfig) -> BTreeMap<String, (Endpoint, Vec<DeviceConfig>)> {
-    let mut by_ep: BTreeMap<String, (Endpoint, Vec<DeviceConfig>)> = BTreeMap::new();
+fn groups(cfg: &CollectorConfig) -> BTreeMap<String, Vec<DeviceConfig>> {
+    let mut by_ep: BTreeMap<String, Vec<DeviceConfig>> = BTreeMap::new();
     for d in cfg.devices.iter().filter(|d| d.enabled) {
-        let ep = endpoint(d);
-        by_ep.entry(ep.key()).or_insert_with(|| (ep, Vec::new())).1.push(d.clone());
+        // Validation refuses a device without an endpoint; alone, it is failed with the reason.
+        let key = d.proto.endpoint().map(|e| e.key).unwrap_or_else(|| format!("device:{}", d.id));
+        by_ep.entry(key).or_default().push(d.clone());
     }
     by_ep
 }
@@ -96,16 +88,23 @@ impl Engine {
         &self.cfg
     }
 
-    fn spawn(&self, key: String, ep: Endpoint, devices: Vec<DeviceConfig>) -> Running {
+    fn spawn(&self, key: String, devices: Vec<DeviceConfig>) -> Running {
         let (cmd_tx, cmd_rx) = mpsc::channel(64);
         // Small: frames waiting here are outside the pusher's buffer limit (one per driver).
         let (ftx, frx) = mpsc::channel(16);
         let status = Arc::new(StatusBoard::default());
         let make = {
             let devices = devices.clone();
-            move || Box::new(ModbusDriver::new(ep.clone(), devices.clone())) as Box<dyn Driver>
+            move || registry::driver(&devices)
         };
-        let ctx = Supervised { name: key.clone(), commands: cmd_rx, frames: ftx, events: self.events.clone(), status: status.clone() };
+        let ctx = Supervised {
+            name: key.clone(),
+            devices: devices.clone(),
+            commands: cmd_rx,
+            frames: ftx,
+            events: self.events.clone(),
+            status: status.clone(),
+        };
         let task = tokio::spawn(supervise(make, ctx, RESTART_MIN));
         tokio::spawn(forward(frx, self.frames.clone(), self.live.clone()));
         Running { key, devices, commands: cmd_tx, status, task }
@@ -121,7 +120,7 @@ impl Engine {
         let mut want = groups(&cfg);
         let mut out = Applied::default();
         for r in std::mem::take(&mut self.drivers) {
-            if want.get(&r.key).is_some_and(|(_, devs)| *devs == r.devices) {
+            if want.get(&r.key).is_some_and(|devs| *devs == r.devices) {
                 out.unchanged.extend(r.devices.iter().map(|d| d.id.clone()));
                 want.remove(&r.key);
                 self.drivers.push(r);
@@ -129,7 +128,7 @@ impl Engine {
             // any other driver ends here (dropped)
         }
         let was_enabled = |id: &str| self.cfg.device(id).is_some_and(|o| o.enabled);
-        for (_, (_, devs)) in want.iter() {
+        for devs in want.values() {
             for d in devs {
                 if was_enabled(&d.id) {
                     out.restarted.push(d.id.clone());
@@ -140,8 +139,8 @@ impl Engine {
         }
         out.stopped =
             self.cfg.devices.iter().filter(|d| d.enabled && !cfg.device(&d.id).is_some_and(|n| n.enabled)).map(|d| d.id.clone()).collect();
-        for (key, (ep, devs)) in want {
-            let r = self.spawn(key, ep, devs);
+        for (key, devs) in want {
+            let r = self.spawn(key, devs);
             self.drivers.push(r);
         }
         for v in [&mut out.started, &mut out.restarted, &mut out.stopped, &mut out.unchanged] {
@@ -165,13 +164,13 @@ impl Engine {
         for d in self.cfg.devices.iter().filter(|d| !d.enabled) {
             all.push(DeviceStatus {
                 id: d.id.clone(),
-                protocol: d.protocol.name().into(),
+                protocol: d.protocol().name().into(),
                 state: "disabled".into(),
                 last_ok_ms: None,
                 last_error: None,
                 polls_ok: 0,
                 polls_failed: 0,
-                points: d.points.len(),
+                points: d.proto.point_count(),
                 discarded_answers: 0,
                 requests_unanswered: 0,
                 split_reads: Vec::new(),
@@ -188,10 +187,35 @@ const RESTART_MIN: Duration = Duration::from_secs(1);
 const RESTART_MAX: Duration = Duration::from_secs(60);
 const RESTART_STABLE: Duration = Duration::from_secs(120);
 
+/// Devices no driver can serve (a protocol this build lacks): failed with the reason until the
+/// configuration changes; their commands are dropped, so callers hear the driver stopped.
+async fn unserved(mut s: Supervised, why: &str) {
+    let reason = format!("{} cannot be served: {why}", s.name);
+    log::error!("{reason}");
+    for d in &s.devices {
+        s.status.set(DeviceStatus {
+            id: d.id.clone(),
+            protocol: d.protocol().name().into(),
+            state: "failed".into(),
+            last_ok_ms: None,
+            last_error: Some(reason.clone()),
+            polls_ok: 0,
+            polls_failed: 0,
+            points: d.proto.point_count(),
+            discarded_answers: 0,
+            requests_unanswered: 0,
+            split_reads: Vec::new(),
+        });
+        let _ = s.events.send(DeviceEvent { device: d.id.clone(), state: "failed".into(), reason: reason.clone() });
+    }
+    while s.commands.recv().await.is_some() {}
+}
+
 /// What a supervised driver is given, kept across its restarts.
 struct Supervised {
     /// The endpoint, for messages.
     name: String,
+    devices: Vec<DeviceConfig>,
     commands: mpsc::Receiver<Command>,
     frames: mpsc::Sender<Frame>,
     events: mpsc::UnboundedSender<DeviceEvent>,
@@ -209,10 +233,13 @@ impl Drop for AbortOnDrop {
 
 /// Runs the driver `make` builds for as long as the engine holds the command channel, starting
 /// it again (after `first_wait`, doubling) whenever it ends or panics.
-async fn supervise(make: impl Fn() -> Box<dyn Driver>, mut s: Supervised, first_wait: Duration) {
+async fn supervise(make: impl Fn() -> Result<Box<dyn Driver>, String>, mut s: Supervised, first_wait: Duration) {
     let mut wait = first_wait;
     loop {
-        let driver = make();
+        let driver = match make() {
+            Ok(d) => d,
+            Err(why) => return unserved(s, &why).await,
+        };
         let devices = driver.devices();
         let (tx, rx) = mpsc::channel(64);
         let ctx = DriverContext { frames: s.frames.clone(), events: s.events.clone(), status: s.status.clone(), commands: rx };
@@ -285,13 +312,15 @@ pub struct Live {
 
 struct Watched {
     until: Instant,
-    points: BTreeMap<String, VecDeque<(u64, Value, Quality)>>,
+    points: BTreeMap<String, VecDeque<(u64, Value, Quality, Flags)>>,
 }
 
 pub struct LivePoint {
     pub point: String,
     pub value: Value,
     pub quality: Quality,
+    /// The raw quality flags the device sent with the latest value.
+    pub flags: Flags,
     pub ts_ms: u64,
     /// `[ts_ms, number or null]`, oldest first, newer than the `since_ms` asked for.
     pub history: Vec<(u64, Option<f64>)>,
@@ -299,7 +328,11 @@ pub struct LivePoint {
 
 impl LivePoint {
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({ "point": self.point, "value": self.value, "quality": self.quality, "ts_ms": self.ts_ms, "history": self.history })
+        let mut j = serde_json::json!({ "point": self.point, "value": self.value, "quality": self.quality, "ts_ms": self.ts_ms, "history": self.history });
+        if !self.flags.is_empty() {
+            j["flags"] = serde_json::json!(self.flags.names());
+        }
+        j
     }
 }
 
@@ -308,9 +341,9 @@ impl Live {
         let mut m = self.inner.lock().expect("live");
         let Some(w) = m.get_mut(&*f.device) else { return };
         let cutoff = f.ts_ms.saturating_sub(KEEP.as_millis() as u64);
-        for (name, v, q) in &f.samples {
+        for (name, v, q, flags) in &f.samples {
             let h = w.points.entry(name.to_string()).or_default();
-            h.push_back((f.ts_ms, v.clone(), *q));
+            h.push_back((f.ts_ms, v.clone(), *q, *flags));
             while h.len() > KEEP_MAX || h.front().is_some_and(|x| x.0 < cutoff) {
                 h.pop_front();
             }
@@ -328,16 +361,17 @@ impl Live {
             .points
             .iter()
             .filter_map(|(name, h)| {
-                let (ts, v, q) = h.back()?;
+                let (ts, v, q, flags) = h.back()?;
                 Some(LivePoint {
                     point: name.clone(),
                     value: v.clone(),
                     quality: *q,
+                    flags: *flags,
                     ts_ms: *ts,
                     history: h
                         .iter()
                         .filter(|x| x.0 > since_ms)
-                        .map(|(t, v, q)| (*t, if q.is_good() { v.as_f64() } else { None }))
+                        .map(|(t, v, q, _)| (*t, if q.is_good() { v.as_f64() } else { None }))
                         .collect(),
                 })
             })
@@ -396,10 +430,10 @@ mod tests {
         let (frames, _frames) = mpsc::channel(8);
         let (events, mut events_rx) = mpsc::unbounded_channel();
         let status = Arc::new(StatusBoard::default());
-        let s = Supervised { name: "serial:/dev/ttyS1".into(), commands, frames, events, status: status.clone() };
+        let s = Supervised { name: "serial:/dev/ttyS1".into(), devices: Vec::new(), commands, frames, events, status: status.clone() };
         let make = {
             let runs = runs.clone();
-            move || Box::new(Flaky(runs.clone())) as Box<dyn Driver>
+            move || Ok(Box::new(Flaky(runs.clone())) as Box<dyn Driver>)
         };
         let sup = tokio::spawn(supervise(make, s, Duration::from_millis(20)));
 
@@ -429,7 +463,7 @@ mod tests {
         let frame = |d: &str, ts: u64, v: f64| Frame {
             device: Arc::from(d),
             ts_ms: ts,
-            samples: vec![(Arc::from("P"), Value::Float(v), Quality::Good)],
+            samples: vec![(Arc::from("P"), Value::Float(v), Quality::Good, Flags::NONE)],
         };
         live.record(&frame("a", 1, 1.0));
         assert!(live.values("a", 0).is_empty(), "nothing recorded before the watch");

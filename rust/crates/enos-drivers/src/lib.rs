@@ -8,8 +8,9 @@
 //! engine above never knows which kind it runs.
 
 pub mod modbus;
+pub mod registry;
 
-use enos_batch::{Quality, Value};
+use enos_batch::{Flags, Quality, Value};
 use enos_model::device::{DeviceStatus, PointReading, WriteOutcome};
 use std::collections::HashMap;
 use std::future::Future;
@@ -18,11 +19,13 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
 /// Samples of one device taken at one instant (one poll of a group, or one spontaneous report).
+/// `ts_ms` is the device's own time tag when the protocol sent one, else the acquisition time.
 #[derive(Debug, Clone)]
 pub struct Frame {
     pub device: Arc<str>,
     pub ts_ms: u64,
-    pub samples: Vec<(Arc<str>, Value, Quality)>,
+    /// Point, value, quality and the raw quality flags the device sent with it.
+    pub samples: Vec<(Arc<str>, Value, Quality, Flags)>,
 }
 
 /// A request from outside the driver (D-Bus, cloud commands, the web center).

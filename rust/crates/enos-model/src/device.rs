@@ -40,6 +40,9 @@ pub struct PointReading {
     /// Why the value is missing, in plain words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The raw quality flags the device sent with it, in words (`enos_batch::Flags::names`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<String>,
 }
 
 /// Why a write did not reach the device, with the code EnOS gets in the command reply (≥ 2000).

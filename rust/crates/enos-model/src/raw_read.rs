@@ -2,7 +2,7 @@
 //! words as they came off the wire, decoded values, and failures in plain words.
 
 use crate::Refused;
-use enos_collector_config::{ByteOrder, DataType};
+use enos_collector_config::modbus::{ByteOrder, DataType};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

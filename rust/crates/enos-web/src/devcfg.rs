@@ -7,7 +7,7 @@ use crate::access::Caller;
 use crate::http::{ok, read_json, ApiError, ApiResult};
 use crate::state::App;
 use enos_collector_config::points_csv;
-use enos_collector_config::{CollectorConfig, DeviceConfig};
+use enos_collector_config::{CollectorConfig, DeviceConfig, Protocol};
 use enos_model::raw_read::RawRead;
 use hyper::body::Incoming;
 use hyper::header::HeaderValue;
@@ -103,7 +103,7 @@ pub async fn delete_device(app: &App, c: Caller, id: &str) -> ApiResult {
 pub async fn export_csv(app: &App, id: &str) -> ApiResult {
     let cfg = running_config(app).await?;
     let d = cfg.device(id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no device {id:?} is configured")))?;
-    let mut r = crate::http::text(StatusCode::OK, "text/csv; charset=utf-8", points_csv::write(&d.points));
+    let mut r = crate::http::text(StatusCode::OK, "text/csv; charset=utf-8", points_csv::write(&d.proto));
     let fname: String = id.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
     let cd = HeaderValue::from_str(&format!("attachment; filename=\"{fname}-points.csv\"")).expect("ascii");
     r.headers_mut().insert("content-disposition", cd);
@@ -115,12 +115,18 @@ pub async fn export_csv(app: &App, id: &str) -> ApiResult {
 #[serde(deny_unknown_fields)]
 struct CsvBody {
     csv: String,
+    /// The protocol whose columns the table has.
+    #[serde(default = "modbus_tcp")]
+    protocol: Protocol,
+}
+fn modbus_tcp() -> Protocol {
+    Protocol::ModbusTcp
 }
 
 /// `POST /api/points-csv`: parses a point table; every bad row and column is reported.
 pub async fn parse_csv(req: Request<Incoming>) -> ApiResult {
     let b: CsvBody = read_json(req, CONFIG_BODY_MAX).await?;
-    match points_csv::parse(&b.csv) {
+    match points_csv::parse(b.protocol, &b.csv) {
         Ok(points) => ok(&json!({ "points": points })),
         Err(errors) => {
             let list: Vec<_> =

@@ -36,6 +36,8 @@ fn quality_words(r: &PointReading) -> String {
         CommFailure => "no answer from the device",
         DecodeError => "the answer does not decode as configured",
         Offline => "the device is offline",
+        Invalid => "the device marks the value invalid",
+        Doubtful => "the device flags the value as doubtful",
     };
     match &r.error {
         Some(e) if r.quality != Good => format!("{base}: {e}"),

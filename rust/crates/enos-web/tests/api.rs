@@ -903,7 +903,7 @@ async fn devices_are_added_edited_and_removed_without_a_restart() {
     .await;
     let on_disk = enos_collector_config::CollectorConfig::load(&cfg_file).unwrap();
     assert_eq!(on_disk.devices.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["inv01", "meter02"]);
-    assert_eq!(on_disk.devices[0].points.len(), 4, "the CSV points are inline now");
+    assert_eq!(on_disk.devices[0].proto.point_count(), 4, "the CSV points are inline now");
 
     // a bad value is refused whole: nothing written, nothing applied, every problem named
     let mut broken = meter.clone();

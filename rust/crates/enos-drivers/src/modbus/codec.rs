@@ -1,7 +1,7 @@
 //! Register words ⇄ typed, scaled values for one point.
 
 use enos_batch::Value;
-use enos_collector_config::{Area, ByteOrder, DataType, PointConfig};
+use enos_collector_config::modbus::{Area, ByteOrder, DataType, ModbusPoint as PointConfig};
 
 /// Puts the words of a multi-register value into big-endian ABCD order.
 fn normalize(words: &[u16], order: ByteOrder) -> Vec<u16> {
@@ -39,16 +39,16 @@ fn round_to(x: f64, decimals: u8) -> f64 {
 
 /// Decodes a point from its words (register areas) or its bit (coil/discrete).
 pub fn decode(p: &PointConfig, words: &[u16], bits: &[bool]) -> Result<Value, String> {
-    if p.area.is_bits() {
+    if p.at.area.is_bits() {
         return bits.first().map(|b| Value::Bool(*b)).ok_or_else(|| "no bit in the answer".into());
     }
-    let need = p.registers() as usize;
+    let need = p.at.registers() as usize;
     if words.len() < need {
         return Err(format!("needs {need} registers, got {}", words.len()));
     }
-    let w = normalize(&words[..need], p.order);
-    let raw = match p.data_type {
-        DataType::Bit => return Ok(Value::Bool(w[0] >> p.bit.unwrap_or(0) & 1 == 1)),
+    let w = normalize(&words[..need], p.at.order);
+    let raw = match p.at.data_type {
+        DataType::Bit => return Ok(Value::Bool(w[0] >> p.at.bit.unwrap_or(0) & 1 == 1)),
         DataType::Bool => return Ok(Value::Bool(w[0] != 0)),
         DataType::String => {
             let bytes: Vec<u8> = w.iter().flat_map(|x| x.to_be_bytes()).take_while(|&b| b != 0).collect();
@@ -99,15 +99,21 @@ fn hex_words(words: &[u16]) -> String {
 }
 
 fn scale(p: &PointConfig, raw: Value) -> Value {
-    if p.scale == 1.0 && p.offset == 0.0 && p.decimals.is_none() {
+    if p.meta.scale == 1.0 && p.meta.offset == 0.0 && p.meta.decimals.is_none() {
         return match raw {
             Value::UInt(u) if u <= i64::MAX as u64 => Value::Int(u as i64),
             v => v,
         };
     }
     let x = raw.as_f64().unwrap_or(f64::NAN);
-    let y = x * p.scale + p.offset;
-    let decimals = p.decimals.unwrap_or_else(|| if p.data_type.is_integer() { decimals_of(p.scale).max(decimals_of(p.offset)) } else { 9 });
+    let y = x * p.meta.scale + p.meta.offset;
+    let decimals = p.meta.decimals.unwrap_or_else(|| {
+        if p.at.data_type.is_integer() {
+            decimals_of(p.meta.scale).max(decimals_of(p.meta.offset))
+        } else {
+            9
+        }
+    });
     Value::Float(round_to(y, decimals))
 }
 
@@ -129,25 +135,25 @@ pub enum WireWrite {
 pub fn encode(p: &PointConfig, v: &serde_json::Value) -> Result<WireWrite, (bool, String)> {
     // (true, msg) = out of range, (false, msg) = bad value
     let bad = |m: String| Err((false, m));
-    if p.area == Area::Coil || p.data_type == DataType::Bit {
+    if p.at.area == Area::Coil || p.at.data_type == DataType::Bit {
         let on = match v {
             serde_json::Value::Bool(b) => *b,
             serde_json::Value::Number(n) if n.as_f64() == Some(0.0) => false,
             serde_json::Value::Number(n) if n.as_f64() == Some(1.0) => true,
             _ => return bad(format!("{v} is not a boolean (true/false/0/1)")),
         };
-        return Ok(if p.area == Area::Coil { WireWrite::Coil(on) } else { WireWrite::RegisterBit { bit: p.bit.unwrap_or(0), on } });
+        return Ok(if p.at.area == Area::Coil { WireWrite::Coil(on) } else { WireWrite::RegisterBit { bit: p.at.bit.unwrap_or(0), on } });
     }
-    if p.data_type == DataType::String {
+    if p.at.data_type == DataType::String {
         let serde_json::Value::String(s) = v else { return bad(format!("{v} is not a string")) };
-        let cap = p.registers() as usize * 2;
+        let cap = p.at.registers() as usize * 2;
         if s.len() > cap {
-            return Err((true, format!("text of {} bytes does not fit {} registers", s.len(), p.registers())));
+            return Err((true, format!("text of {} bytes does not fit {} registers", s.len(), p.at.registers())));
         }
         let mut bytes = s.as_bytes().to_vec();
         bytes.resize(cap, 0);
         let words: Vec<u16> = bytes.chunks(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
-        return Ok(WireWrite::Registers(denormalize(words, p.order)));
+        return Ok(WireWrite::Registers(denormalize(words, p.at.order)));
     }
     let x = match v {
         serde_json::Value::Number(n) => n.as_f64().unwrap_or(f64::NAN),
@@ -161,28 +167,28 @@ pub fn encode(p: &PointConfig, v: &serde_json::Value) -> Result<WireWrite, (bool
     if !x.is_finite() {
         return bad(format!("{v} is not a finite number"));
     }
-    if let Some(lo) = p.min {
+    if let Some(lo) = p.meta.min {
         if x < lo {
             return Err((true, format!("{x} is below the minimum {lo}")));
         }
     }
-    if let Some(hi) = p.max {
+    if let Some(hi) = p.meta.max {
         if x > hi {
             return Err((true, format!("{x} is above the maximum {hi}")));
         }
     }
-    let raw = (x - p.offset) / p.scale;
+    let raw = (x - p.meta.offset) / p.meta.scale;
     let int = |lo: f64, hi: f64| -> Result<f64, (bool, String)> {
         let r = raw.round();
         if (raw - r).abs() > 1e-6 * raw.abs().max(1.0) {
-            return Err((false, format!("{x} is not a whole number of steps of {} for a {} register", p.scale, p.data_type)));
+            return Err((false, format!("{x} is not a whole number of steps of {} for a {} register", p.meta.scale, p.at.data_type)));
         }
         if r < lo || r > hi {
-            return Err((true, format!("{x} does not fit the {} register", p.data_type)));
+            return Err((true, format!("{x} does not fit the {} register", p.at.data_type)));
         }
         Ok(r)
     };
-    let be: Vec<u16> = match p.data_type {
+    let be: Vec<u16> = match p.at.data_type {
         DataType::U16 => vec![int(0.0, 65535.0)? as u16],
         DataType::I16 => vec![int(-32768.0, 32767.0)? as i16 as u16],
         DataType::U32 => split(int(0.0, u32::MAX as f64)? as u64, 2),
@@ -198,7 +204,7 @@ pub fn encode(p: &PointConfig, v: &serde_json::Value) -> Result<WireWrite, (bool
         DataType::F64 => split(raw.to_bits(), 4),
         DataType::Bool | DataType::Bit | DataType::String => unreachable!("handled above"),
     };
-    Ok(WireWrite::Registers(denormalize(be, p.order)))
+    Ok(WireWrite::Registers(denormalize(be, p.at.order)))
 }
 
 fn split(v: u64, words: usize) -> Vec<u16> {
@@ -213,27 +219,13 @@ fn denormalize(words: Vec<u16>, order: ByteOrder) -> Vec<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use enos_collector_config::Access;
+    use enos_collector_config::modbus::ModbusAddress;
+    use enos_collector_config::{Access, PointMeta};
 
     fn pt(t: DataType, order: ByteOrder) -> PointConfig {
-        PointConfig {
-            name: "p".into(),
-            area: Area::Holding,
-            address: 0,
-            data_type: t,
-            order,
-            bit: None,
-            length: None,
-            scale: 1.0,
-            offset: 0.0,
-            new_block: false,
-            group: "default".into(),
-            access: Access::Rw,
-            min: None,
-            max: None,
-            decimals: None,
-            unit: String::new(),
-        }
+        let mut meta = PointMeta::named("p");
+        meta.access = Access::Rw;
+        PointConfig::new(meta, ModbusAddress { order, ..ModbusAddress::new(Area::Holding, 0, t) })
     }
 
     #[test]
@@ -256,7 +248,7 @@ mod tests {
     fn integers_signed_scaled_and_64_bit() {
         let mut p = pt(DataType::I16, ByteOrder::ABCD);
         assert_eq!(decode(&p, &[0xFFFE], &[]).unwrap(), Value::Int(-2));
-        p.scale = 0.1;
+        p.meta.scale = 0.1;
         assert_eq!(decode(&p, &[2314], &[]).unwrap(), Value::Float(231.4));
         assert_eq!(encode(&p, &serde_json::json!(-0.2)).unwrap(), WireWrite::Registers(vec![0xFFFE]));
         let e = encode(&p, &serde_json::json!(0.25)).unwrap_err();
@@ -273,16 +265,16 @@ mod tests {
     #[test]
     fn bits_strings_and_ranges() {
         let mut p = pt(DataType::Bit, ByteOrder::ABCD);
-        p.bit = Some(3);
+        p.at.bit = Some(3);
         assert_eq!(decode(&p, &[0b1000], &[]).unwrap(), Value::Bool(true));
         assert_eq!(encode(&p, &serde_json::json!(true)).unwrap(), WireWrite::RegisterBit { bit: 3, on: true });
         let mut s = pt(DataType::String, ByteOrder::ABCD);
-        s.length = Some(3);
+        s.at.length = Some(3);
         assert_eq!(decode(&s, &[0x4142, 0x4300, 0], &[]).unwrap(), Value::Str("ABC".into()));
         assert_eq!(encode(&s, &serde_json::json!("AB")).unwrap(), WireWrite::Registers(vec![0x4142, 0, 0]));
         assert!(encode(&s, &serde_json::json!("ABCDEFG")).unwrap_err().0);
         let mut r = pt(DataType::U16, ByteOrder::ABCD);
-        r.max = Some(100.0);
+        r.meta.max = Some(100.0);
         assert!(encode(&r, &serde_json::json!(101)).unwrap_err().1.contains("above the maximum 100"));
         assert!(!encode(&r, &serde_json::json!("x")).unwrap_err().0);
         assert!(decode(&pt(DataType::U32, ByteOrder::ABCD), &[1], &[]).is_err());
@@ -301,7 +293,7 @@ mod tests {
         assert!(e.starts_with("not a number (NaN)"), "{e}");
         // a finite value that scaling pushes past f64
         let mut big = pt(DataType::F64, ByteOrder::ABCD);
-        big.scale = 10.0;
+        big.meta.scale = 10.0;
         let e = decode(&big, &[0x7FEF, 0xFFFF, 0xFFFF, 0xFFFF], &[]).unwrap_err();
         assert!(e.contains("+infinity) after scale and offset"), "{e}");
     }

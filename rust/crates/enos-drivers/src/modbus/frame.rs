@@ -8,7 +8,7 @@
 //! request's answer). Here every mismatch is a [`Mismatch`] the transport discards and counts.
 
 use super::link::{Answer, Op};
-use enos_collector_config::Area;
+use enos_collector_config::modbus::Area;
 
 /// Why a received frame is not the answer to the request, in words.
 #[derive(Debug, Clone, PartialEq)]

@@ -3,7 +3,7 @@
 
 use super::frame::{self, Reply};
 use super::transport::{Conn, Failed};
-use enos_collector_config::{Area, SerialConfig};
+use enos_collector_config::{line::SerialConfig, modbus::Area};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;

@@ -16,16 +16,45 @@ mod transport;
 pub use link::{Endpoint, ReqError};
 
 use crate::{Driver, DriverContext, DriverFuture};
-use enos_collector_config::DeviceConfig;
+use enos_collector_config::modbus::{ModbusDevice, Transport};
+use enos_collector_config::{DeviceConfig, Protocol};
+
+/// A Modbus device as the driver serves it.
+#[derive(Debug, Clone)]
+pub struct Unit {
+    pub id: String,
+    pub protocol: Protocol,
+    pub cfg: ModbusDevice,
+}
+
+/// A unit is its Modbus settings with an id: the poll code reads them as the device's own.
+impl std::ops::Deref for Unit {
+    type Target = ModbusDevice;
+    fn deref(&self) -> &ModbusDevice {
+        &self.cfg
+    }
+}
 
 pub struct ModbusDriver {
     endpoint: Endpoint,
-    devices: Vec<DeviceConfig>,
+    devices: Vec<Unit>,
 }
 
 impl ModbusDriver {
-    pub fn new(endpoint: Endpoint, devices: Vec<DeviceConfig>) -> Self {
-        ModbusDriver { endpoint, devices }
+    /// The driver of devices sharing one endpoint; `None` when they are not Modbus devices or
+    /// have no endpoint (validation refuses both).
+    pub fn new(devices: &[DeviceConfig]) -> Option<Self> {
+        let (transport, first) = devices.first()?.proto.modbus()?;
+        let endpoint = match transport {
+            Transport::Tcp => Endpoint::Tcp(first.address.clone()?),
+            Transport::RtuOverTcp => Endpoint::RtuOverTcp(first.address.clone()?),
+            Transport::Rtu => Endpoint::Serial(first.serial.clone()?),
+        };
+        let devices = devices
+            .iter()
+            .map(|d| d.proto.modbus().map(|(_, m)| Unit { id: d.id.clone(), protocol: d.protocol(), cfg: m.clone() }))
+            .collect::<Option<Vec<_>>>()?;
+        Some(ModbusDriver { endpoint, devices })
     }
 }
 

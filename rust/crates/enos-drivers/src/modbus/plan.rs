@@ -1,6 +1,6 @@
 //! Coalescing points into as few reads as possible.
 
-use enos_collector_config::{Area, PointConfig};
+use enos_collector_config::modbus::{Area, ModbusPoint as PointConfig};
 use std::collections::BTreeSet;
 
 /// One read request and the points it serves.
@@ -19,22 +19,22 @@ pub struct Block {
 /// address) in `cuts`, starts a new block unless it starts at the block's own first address.
 pub fn plan(points: &[PointConfig], which: &[usize], max_gap: u16, max_regs: u16, cuts: &BTreeSet<(Area, u16)>) -> Vec<Block> {
     let mut idx: Vec<usize> = which.to_vec();
-    idx.sort_by_key(|&i| (points[i].area, points[i].address));
+    idx.sort_by_key(|&i| (points[i].at.area, points[i].at.address));
     let mut blocks: Vec<Block> = Vec::new();
     for i in idx {
         let p = &points[i];
-        let (lo, hi) = (p.address as u32, p.address as u32 + p.registers() as u32);
-        let limit = if p.area.is_bits() { 2000 } else { max_regs.min(125) as u32 };
+        let (lo, hi) = (p.at.address as u32, p.at.address as u32 + p.at.registers() as u32);
+        let limit = if p.at.area.is_bits() { 2000 } else { max_regs.min(125) as u32 };
         if let Some(b) = blocks.last_mut() {
             let end = b.start as u32 + b.count as u32;
-            let cut = (p.new_block || cuts.contains(&(p.area, p.address))) && p.address != b.start;
-            if b.area == p.area && !cut && lo <= end + max_gap as u32 && hi.max(end) - b.start as u32 <= limit {
+            let cut = (p.at.new_block || cuts.contains(&(p.at.area, p.at.address))) && p.at.address != b.start;
+            if b.area == p.at.area && !cut && lo <= end + max_gap as u32 && hi.max(end) - b.start as u32 <= limit {
                 b.count = (hi.max(end) - b.start as u32) as u16;
                 b.points.push(i);
                 continue;
             }
         }
-        blocks.push(Block { area: p.area, start: p.address, count: (hi - lo) as u16, points: vec![i] });
+        blocks.push(Block { area: p.at.area, start: p.at.address, count: (hi - lo) as u16, points: vec![i] });
     }
     blocks
 }
@@ -42,27 +42,11 @@ pub fn plan(points: &[PointConfig], which: &[usize], max_gap: u16, max_regs: u16
 #[cfg(test)]
 mod tests {
     use super::*;
-    use enos_collector_config::{Access, ByteOrder, DataType};
+    use enos_collector_config::modbus::{DataType, ModbusAddress};
+    use enos_collector_config::PointMeta;
 
     fn p(area: Area, address: u16, t: DataType) -> PointConfig {
-        PointConfig {
-            name: format!("{area:?}{address}"),
-            area,
-            address,
-            data_type: t,
-            order: ByteOrder::ABCD,
-            bit: None,
-            length: None,
-            scale: 1.0,
-            offset: 0.0,
-            new_block: false,
-            group: "default".into(),
-            access: Access::R,
-            min: None,
-            max: None,
-            decimals: None,
-            unit: String::new(),
-        }
+        PointConfig::new(PointMeta::named(&format!("{area:?}{address}")), ModbusAddress::new(area, address, t))
     }
 
     #[test]
@@ -99,12 +83,12 @@ mod tests {
         let all: Vec<usize> = (0..pts.len()).collect();
         let shape = |b: Vec<Block>| b.iter().map(|b| (b.start, b.count)).collect::<Vec<_>>();
         assert_eq!(shape(plan(&pts, &all, 8, 125, &BTreeSet::new())), vec![(0, 9)]);
-        pts[2].new_block = true; // address 4: the table says a hole is before it
+        pts[2].at.new_block = true; // address 4: the table says a hole is before it
         assert_eq!(shape(plan(&pts, &all, 8, 125, &BTreeSet::new())), vec![(0, 3), (4, 5)]);
         let cuts = BTreeSet::from([(Area::Holding, 8), (Area::Input, 2)]);
         assert_eq!(shape(plan(&pts, &all, 8, 125, &cuts)), vec![(0, 3), (4, 3), (8, 1)]);
         // A mark on the first point of a block changes nothing.
-        pts[0].new_block = true;
+        pts[0].at.new_block = true;
         assert_eq!(shape(plan(&pts, &all, 8, 125, &cuts)), vec![(0, 3), (4, 3), (8, 1)]);
     }
 }

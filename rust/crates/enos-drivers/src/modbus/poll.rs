@@ -4,9 +4,10 @@
 use super::codec::{self, WireWrite};
 use super::link::{Answer, Endpoint, Link, Op, ReqError};
 use super::plan::{plan, Block};
+use super::Unit as DeviceConfig;
 use crate::{Command, DeviceEvent, DriverContext, Frame};
-use enos_batch::{now_ms, Quality, Value};
-use enos_collector_config::{Access, Area, DeviceConfig};
+use enos_batch::{now_ms, Flags, Quality, Value};
+use enos_collector_config::{modbus::Area, Access};
 use enos_model::device::{DeviceStatus, PointReading, WriteFailure, WriteOutcome};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -104,7 +105,7 @@ impl Device {
                     o.any_data = true;
                     for &i in &b.points {
                         let p = &self.cfg.points[i];
-                        let off = (p.address - b.start) as usize;
+                        let off = (p.at.address - b.start) as usize;
                         let decoded = match &ans {
                             Answer::Words(w) => codec::decode(p, w.get(off..).unwrap_or(&[]), &[]),
                             Answer::Bits(bits) => codec::decode(p, &[], bits.get(off..).unwrap_or(&[])),
@@ -186,7 +187,7 @@ impl Device {
     /// or 03 (more registers than it takes at once) in two, for the life of the driver; says so
     /// once in the log and in the device document. False when the block cannot be split.
     fn split(&self, b: &Block, code: u8, status: &crate::StatusBoard) -> bool {
-        let addr = |i: usize| self.cfg.points[i].address;
+        let addr = |i: usize| self.cfg.points[i].at.address;
         let first = addr(b.points[0]);
         // The middle point that starts at another address than the block (points may share one).
         let Some(mid) = (b.points.len() / 2..b.points.len()).chain(1..b.points.len() / 2).map(|k| addr(b.points[k])).find(|&a| a != first)
@@ -229,7 +230,7 @@ pub(super) async fn run(ep: Endpoint, devices: Vec<DeviceConfig>, mut ctx: Drive
             split_reads: Vec::new(),
         });
         let dev = Arc::new(Device {
-            names: cfg.points.iter().map(|p| Arc::from(p.name.as_str())).collect(),
+            names: cfg.points.iter().map(|p| Arc::from(p.meta.name.as_str())).collect(),
             id: Arc::from(cfg.id.as_str()),
             health: Mutex::new(Health::default()),
             link: link.clone(),
@@ -238,7 +239,7 @@ pub(super) async fn run(ep: Endpoint, devices: Vec<DeviceConfig>, mut ctx: Drive
             cfg,
         });
         for g in &dev.cfg.poll_groups {
-            let which: Vec<usize> = dev.cfg.points.iter().enumerate().filter(|(_, p)| p.group == g.name).map(|(i, _)| i).collect();
+            let which: Vec<usize> = dev.cfg.points.iter().enumerate().filter(|(_, p)| p.at.group == g.name).map(|(i, _)| i).collect();
             if which.is_empty() {
                 continue;
             }
@@ -350,7 +351,7 @@ async fn poll_group(
         }
         let samples = values
             .into_iter()
-            .map(|(i, v, q, _)| (dev.names[i].clone(), v, if went_offline && !q.is_good() { Quality::Offline } else { q }))
+            .map(|(i, v, q, _)| (dev.names[i].clone(), v, if went_offline && !q.is_good() { Quality::Offline } else { q }, Flags::NONE))
             .collect();
         if frames.send(Frame { device: dev.id.clone(), ts_ms: ts, samples }).await.is_err() {
             return;
@@ -363,7 +364,11 @@ async fn on_demand_read(by_id: &HashMap<String, Arc<Device>>, device: &str, poin
     let mut which = Vec::new();
     for name in points {
         which.push(
-            dev.cfg.points.iter().position(|p| &p.name == name).ok_or_else(|| format!("device \"{device}\" has no point \"{name}\""))?,
+            dev.cfg
+                .points
+                .iter()
+                .position(|p| &p.meta.name == name)
+                .ok_or_else(|| format!("device \"{device}\" has no point \"{name}\""))?,
         );
     }
     if points.is_empty() {
@@ -374,7 +379,14 @@ async fn on_demand_read(by_id: &HashMap<String, Arc<Device>>, device: &str, poin
     let (vals, _, _) = dev.read_points(&blocks).await;
     Ok(vals
         .into_iter()
-        .map(|(i, value, quality, error)| PointReading { point: dev.cfg.points[i].name.clone(), value, quality, ts_ms: ts, error })
+        .map(|(i, value, quality, error)| PointReading {
+            point: dev.cfg.points[i].meta.name.clone(),
+            value,
+            quality,
+            ts_ms: ts,
+            error,
+            flags: Vec::new(),
+        })
         .collect())
 }
 
@@ -390,7 +402,7 @@ async fn write(dev: &Device, point: &str, value: &serde_json::Value) -> WriteOut
     let Some(p) = dev.cfg.point(point) else {
         return WriteOutcome::failed(WriteFailure::UnknownPoint, format!("device \"{}\" has no point \"{point}\"", dev.cfg.id));
     };
-    if p.access != Access::Rw {
+    if p.meta.access != Access::Rw {
         return WriteOutcome::failed(WriteFailure::ReadOnly, format!("point \"{point}\" is read-only"));
     }
     let wire = match codec::encode(p, value) {
@@ -401,17 +413,17 @@ async fn write(dev: &Device, point: &str, value: &serde_json::Value) -> WriteOut
     let (unit, tmo, retries) = (dev.cfg.unit_id, dev.tmo(), 0); // writes are not retried blindly
     let multiple = dev.cfg.multiple_writes_only;
     let op = match wire {
-        WireWrite::Coil(on) => Op::WriteCoil { addr: p.address, on, multiple },
-        WireWrite::Registers(words) => Op::WriteRegisters { addr: p.address, words, multiple },
+        WireWrite::Coil(on) => Op::WriteCoil { addr: p.at.address, on, multiple },
+        WireWrite::Registers(words) => Op::WriteRegisters { addr: p.at.address, words, multiple },
         WireWrite::RegisterBit { bit, on } => {
-            let read = Op::Read { area: Area::Holding, start: p.address, count: 1 };
+            let read = Op::Read { area: Area::Holding, start: p.at.address, count: 1 };
             let cur = match dev.link.call(unit, read, tmo, dev.cfg.retries, &dev.counters).await {
                 Ok(Answer::Words(w)) if !w.is_empty() => w[0],
                 Ok(_) => return WriteOutcome::failed(WriteFailure::Internal, "empty answer reading the register"),
                 Err(e) => return failure_of(e),
             };
             let words = vec![if on { cur | (1 << bit) } else { cur & !(1 << bit) }];
-            Op::WriteRegisters { addr: p.address, words, multiple }
+            Op::WriteRegisters { addr: p.at.address, words, multiple }
         }
     };
     match dev.link.call(unit, op, tmo, retries, &dev.counters).await {

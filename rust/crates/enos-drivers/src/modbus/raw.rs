@@ -4,7 +4,8 @@
 
 use super::codec;
 use super::link::{Answer, Link, Op, ReqError};
-use enos_collector_config::{Access, Area, ByteOrder, DataType, DeviceConfig, PointConfig};
+use enos_collector_config::modbus::{Area, ByteOrder, DataType, ModbusAddress, ModbusDevice as DeviceConfig, ModbusPoint as PointConfig};
+use enos_collector_config::PointMeta;
 use enos_model::raw_read::{RawAnswer, RawRead, RawValue};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,26 +25,12 @@ pub fn decode_words(words: &[u16], start: u16, data_type: DataType, order: ByteO
     let mut out = Vec::new();
     let mut off = 0usize;
     while off + step <= words.len() {
-        let p = PointConfig {
-            name: String::new(),
-            area: Area::Holding,
-            address: start.wrapping_add(off as u16),
-            data_type,
-            order,
-            bit: None,
-            length: None,
-            scale: 1.0,
-            offset: 0.0,
-            new_block: false,
-            group: String::new(),
-            access: Access::R,
-            min: None,
-            max: None,
-            decimals: None,
-            unit: String::new(),
-        };
+        let p = PointConfig::new(
+            PointMeta::named(""),
+            ModbusAddress { order, ..ModbusAddress::new(Area::Holding, start.wrapping_add(off as u16), data_type) },
+        );
         if let Ok(v) = codec::decode(&p, &words[off..off + step], &[]) {
-            out.push(RawValue { offset: off as u16, address: p.address, value: v });
+            out.push(RawValue { offset: off as u16, address: p.at.address, value: v });
         }
         off += step;
     }

@@ -10,7 +10,7 @@
 
 use super::frame::{self, Mismatch, Reply};
 use super::link::{Endpoint, Op};
-use enos_collector_config::{Parity, SerialConfig};
+use enos_collector_config::line::{Parity, SerialConfig};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{timeout_at, Instant};
@@ -227,7 +227,7 @@ mod tests {
     use super::*;
 
     use crate::modbus::link::{Answer, ReqError};
-    use enos_collector_config::Area;
+    use enos_collector_config::modbus::Area;
     use tokio::net::TcpListener;
 
     /// A device on a real local socket that answers each request with the given frames.

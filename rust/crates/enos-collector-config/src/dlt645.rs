@@ -1,0 +1,186 @@
+//! DL/T 645-2007 energy meters on an RS-485 line or behind a serial device server (TCP,
+//! transparent mode). Points by data identifier.
+
+use crate::fields::{Field, FieldKind as K, POINT_GROUP, POLL_GROUPS};
+use crate::line::{check_backoff, check_groups, check_host_port, default_group, default_groups, PollGroup, SerialConfig};
+use crate::point::{Access, Point, PointAddress, PointMeta};
+use enos_config::{Findings, Scope};
+use serde::{Deserialize, Serialize};
+
+pub type Dlt645Point = Point<Dlt645Address>;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Dlt645Device {
+    /// `host:port` of a serial device server; or `serial` for a line on this box.
+    #[serde(default)]
+    pub address: Option<String>,
+    /// The line (DL/T 645 meters usually run 2400 baud, even parity).
+    #[serde(default)]
+    pub serial: Option<SerialConfig>,
+    /// The meter's address as printed on it: 12 decimal digits.
+    pub meter: String,
+    /// `standard` sends the address low byte first, as the standard says; `as-written` in the
+    /// order printed (some meters and simulators).
+    #[serde(default)]
+    pub address_order: AddressOrder,
+    /// Wake-up bytes (FE) sent before each frame.
+    #[serde(default = "d_preamble")]
+    pub preamble: u8,
+    #[serde(default = "d_timeout")]
+    pub timeout_ms: u64,
+    #[serde(default = "d_retries")]
+    pub retries: u32,
+    /// Consecutive failed poll cycles before the meter is marked offline.
+    #[serde(default = "d_offline_after")]
+    pub offline_after: u32,
+    #[serde(default = "d_backoff_min")]
+    pub reconnect_min_ms: u64,
+    #[serde(default = "d_backoff_max")]
+    pub reconnect_max_ms: u64,
+    /// Broadcast the time to the line this often (0: never).
+    #[serde(default)]
+    pub time_sync_interval_s: u64,
+    #[serde(default = "default_groups")]
+    pub poll_groups: Vec<PollGroup>,
+    #[serde(default, rename = "point")]
+    pub points: Vec<Dlt645Point>,
+}
+fn d_preamble() -> u8 {
+    4
+}
+fn d_timeout() -> u64 {
+    2000
+}
+fn d_retries() -> u32 {
+    1
+}
+fn d_offline_after() -> u32 {
+    3
+}
+fn d_backoff_min() -> u64 {
+    1000
+}
+fn d_backoff_max() -> u64 {
+    30_000
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum AddressOrder {
+    #[default]
+    Standard,
+    AsWritten,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Dlt645Address {
+    /// The data identifier, 8 hex digits as the standard writes it (`02010100`: voltage A).
+    pub di: String,
+    /// The value's format where the identifier is not one the gateway knows, or to override it:
+    /// `XXX.X` (digits and decimals), a leading `-` for signed BCD (sign in the top bit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    #[serde(default = "default_group")]
+    pub group: String,
+}
+
+impl Dlt645Address {
+    /// The identifier as a number (validated: 8 hex digits).
+    pub fn identifier(&self) -> Option<u32> {
+        (self.di.len() == 8).then(|| u32::from_str_radix(&self.di, 16).ok()).flatten()
+    }
+}
+
+/// Checks a `format` such as `XXX.X`, `-XX.XXXX`, `YYMMDDWW` or `hhmmss`.
+pub fn format_finding(f: &str) -> Option<String> {
+    if matches!(f, "YYMMDDWW" | "YYMMDD" | "hhmmss" | "YYMMDDhhmm" | "YYMMDDhhmmss") {
+        return None;
+    }
+    let body = f.strip_prefix('-').unwrap_or(f);
+    let digits = body.chars().filter(|&c| c == 'X').count();
+    let ok = !body.is_empty()
+        && body.chars().all(|c| c == 'X' || c == '.')
+        && body.matches('.').count() <= 1
+        && !body.starts_with('.')
+        && !body.ends_with('.')
+        && digits % 2 == 0
+        && digits <= 16;
+    (!ok).then(|| {
+        format!(
+            "\"{f}\" is not a format: use X for each BCD digit (an even number, at most 16) with at most one '.', a leading '-' \
+             for signed values, or YYMMDDWW / hhmmss"
+        )
+    })
+}
+
+impl PointAddress for Dlt645Address {
+    fn check(&self, meta: &PointMeta, at: &Scope, out: &mut Findings) {
+        if self.identifier().is_none() {
+            out.add(at, "di", format!("\"{}\" is not a data identifier (8 hex digits, e.g. 02010100)", self.di));
+        }
+        if let Some(reason) = self.format.as_deref().and_then(format_finding) {
+            out.add(at, "format", reason);
+        }
+        if meta.access == Access::Rw {
+            out.add(at, "access", "the gateway reads DL/T 645 meters; writing to them is not supported");
+        }
+    }
+}
+
+impl Dlt645Device {
+    pub fn check(&self, at: &Scope, out: &mut Findings) {
+        match (&self.address, &self.serial) {
+            (Some(_), Some(_)) => {
+                out.add(at, "serial", "give either address (a serial device server) or serial (a line on this box), not both")
+            }
+            (None, None) => out.add(at, "address", "required: address (host:port of a serial device server) or serial"),
+            (Some(a), None) => check_host_port(Some(a), at, out, "address"),
+            (None, Some(s)) => s.check(at, out),
+        }
+        if self.meter.len() != 12 || !self.meter.bytes().all(|b| b.is_ascii_digit()) {
+            out.add(at, "meter", format!("\"{}\" is not a meter address (12 digits as printed on the meter)", self.meter));
+        }
+        if self.preamble > 4 {
+            out.add(at, "preamble", "at most 4 wake-up bytes");
+        }
+        if self.timeout_ms == 0 || self.timeout_ms > 60_000 {
+            out.add(at, "timeout_ms", "must be 1-60000");
+        }
+        check_backoff(self.reconnect_min_ms, self.reconnect_max_ms, at, out);
+        let groups = check_groups(&self.poll_groups, at, out);
+        for (i, p) in self.points.iter().enumerate() {
+            if !groups.contains(p.at.group.as_str()) {
+                out.add(&at.point(i, p.name()), "group", format!("no poll group {:?} on this device", p.at.group));
+            }
+        }
+    }
+
+    pub fn point(&self, name: &str) -> Option<&Dlt645Point> {
+        self.points.iter().find(|p| p.meta.name == name)
+    }
+}
+
+pub const DEVICE_FIELDS: &[Field] = &[
+    Field::new("meter", "Meter address", K::Text, "12 digits as printed on the meter").required(),
+    Field::new("address", "Address", K::Text, "host:port of a serial device server (transparent mode)"),
+    Field::new("serial", "Serial line", K::Serial, "An RS-485 port on this box (usually 2400 baud, even parity)"),
+    Field::new("address_order", "Address byte order", K::Choice, "standard: low byte first")
+        .choices(&["standard", "as-written"])
+        .default("standard"),
+    Field::new("preamble", "Wake-up bytes", K::Integer, "FE bytes before each frame").default("4").range(0.0, 4.0),
+    Field::new("timeout_ms", "Timeout (ms)", K::Integer, "Wait for an answer this long").default("2000").range(1.0, 60000.0),
+    Field::new("retries", "Retries", K::Integer, "Extra attempts after a timeout").default("1").range(0.0, 10.0),
+    Field::new("offline_after", "Offline after", K::Integer, "Failed poll cycles before offline").default("3"),
+    Field::new("reconnect_min_ms", "Reconnect after (ms)", K::Integer, "First reconnect delay").default("1000"),
+    Field::new("reconnect_max_ms", "Reconnect at most (ms)", K::Integer, "Longest reconnect delay").default("30000"),
+    Field::new("time_sync_interval_s", "Broadcast time every (s)", K::Integer, "0: never").default("0"),
+    POLL_GROUPS,
+];
+
+pub const POINT_FIELDS: &[Field] = &[
+    Field::new("di", "Data identifier", K::Text, "8 hex digits, e.g. 02010100 (voltage A)").required(),
+    Field::new("format", "Format", K::Text, "e.g. XXX.X; -XX.XXXX for signed; empty for known identifiers"),
+    POINT_GROUP,
+];

@@ -1,0 +1,139 @@
+//! A point as every protocol has it: its name and engineering side (unit, scale, range, access),
+//! plus the protocol's own address (`A`: a register, an information object, a data identifier).
+
+use crate::doc;
+use crate::fields::{POINT_COMMON, POINT_NAME};
+use enos_config::{Findings, Scope};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    #[default]
+    R,
+    Rw,
+}
+
+impl fmt::Display for Access {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Access::R => "r",
+            Access::Rw => "rw",
+        })
+    }
+}
+
+/// The part of a point that is the same in every protocol (its keys are described by
+/// `fields::POINT_NAME` and `fields::POINT_COMMON`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PointMeta {
+    pub name: String,
+    /// Engineering value = raw × scale + offset.
+    #[serde(default = "d_scale")]
+    pub scale: f64,
+    #[serde(default)]
+    pub offset: f64,
+    #[serde(default)]
+    pub access: Access,
+    /// The range a write must stay in (engineering units).
+    #[serde(default)]
+    pub min: Option<f64>,
+    #[serde(default)]
+    pub max: Option<f64>,
+    /// Decimals kept after scaling (default: the decimals of `scale` and `offset`).
+    #[serde(default)]
+    pub decimals: Option<u8>,
+    #[serde(default)]
+    pub unit: String,
+}
+fn d_scale() -> f64 {
+    1.0
+}
+
+impl PointMeta {
+    pub fn named(name: &str) -> PointMeta {
+        PointMeta {
+            name: name.into(),
+            scale: 1.0,
+            offset: 0.0,
+            access: Access::R,
+            min: None,
+            max: None,
+            decimals: None,
+            unit: String::new(),
+        }
+    }
+
+    pub fn check(&self, at: &Scope, out: &mut Findings) {
+        if self.name.is_empty() || self.name.len() > 64 || self.name.chars().any(|c| c.is_control() || c == '"') {
+            out.add(at, "name", "must be 1-64 printable characters without quotes");
+        }
+        if !self.scale.is_finite() || self.scale == 0.0 {
+            out.add(at, "scale", "must be a finite, non-zero number");
+        }
+        if !self.offset.is_finite() {
+            out.add(at, "offset", "must be a finite number");
+        }
+        if matches!((self.min, self.max), (Some(lo), Some(hi)) if lo > hi) {
+            out.add(at, "min", "min is greater than max");
+        }
+        if matches!(self.decimals, Some(d) if d > 9) {
+            out.add(at, "decimals", "at most 9");
+        }
+    }
+}
+
+/// A protocol's point address: what it checks on its own.
+pub trait PointAddress {
+    /// Findings of the address alone; `meta` for checks that depend on both (e.g. `rw` on a
+    /// read-only area).
+    fn check(&self, meta: &PointMeta, at: &Scope, out: &mut Findings);
+}
+
+/// One point of a device: the common part and the protocol's address, in one flat table in the
+/// files (`name = "P", area = "holding", address = 3, ...`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Point<A> {
+    #[serde(flatten)]
+    pub meta: PointMeta,
+    #[serde(flatten)]
+    pub at: A,
+}
+
+/// The table is split by key: `PointMeta`'s keys to it, the rest to the address (which refuses
+/// keys it does not know); errors name the point and the key.
+impl<'de, A: DeserializeOwned> Deserialize<'de> for Point<A> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut rest = doc::table::<D::Error>(serde_json::Value::deserialize(d)?, "a point")?;
+        let name = rest.get("name").and_then(|n| n.as_str()).unwrap_or_default().to_string();
+        let mut meta = serde_json::Map::new();
+        for key in std::iter::once(POINT_NAME.key).chain(POINT_COMMON.iter().map(|f| f.key)) {
+            if let Some(v) = rest.remove(key) {
+                meta.insert(key.into(), v);
+            }
+        }
+        let fail = |e: String| serde::de::Error::custom(format!("point \"{name}\": {e}"));
+        let meta: PointMeta = doc::read(meta.into()).map_err(fail)?;
+        let at: A = doc::read(rest.into()).map_err(fail)?;
+        Ok(Point { meta, at })
+    }
+}
+
+impl<A: PointAddress> Point<A> {
+    pub fn new(meta: PointMeta, at: A) -> Point<A> {
+        Point { meta, at }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.meta.name
+    }
+
+    /// Every finding of this point on its own (the device checks names and groups).
+    pub fn check(&self, at: &Scope, out: &mut Findings) {
+        self.meta.check(at, out);
+        self.at.check(&self.meta, at, out);
+    }
+}

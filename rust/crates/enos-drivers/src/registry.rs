@@ -1,0 +1,20 @@
+//! The driver registry: which driver serves the devices of one endpoint. The configuration's
+//! registry (`enos_collector_config::protocols`) holds each protocol's settings, point fields and
+//! validation; this is the one place that maps a protocol to its driver.
+
+use crate::modbus::ModbusDriver;
+use crate::Driver;
+use enos_collector_config::{DeviceConfig, Protocol};
+
+/// The driver for devices that share one endpoint (the same `ProtocolConfig::endpoint` key,
+/// hence one protocol family), or why there is none, in words.
+pub fn driver(devices: &[DeviceConfig]) -> Result<Box<dyn Driver>, String> {
+    let first = devices.first().ok_or("no devices to serve")?;
+    let none = || format!("device \"{}\": its {} settings name no endpoint", first.id, first.protocol());
+    match first.protocol() {
+        Protocol::ModbusTcp | Protocol::ModbusRtu | Protocol::ModbusRtuOverTcp => {
+            Ok(Box::new(ModbusDriver::new(devices).ok_or_else(none)?))
+        }
+        p @ (Protocol::Iec104 | Protocol::Dlt645) => Err(format!("this build of the gateway has no {p} driver")),
+    }
+}
