@@ -10,6 +10,8 @@ pub enum Format {
     Number { digits: u8, decimals: u8, signed: bool },
     /// YYMMDDWW: date and weekday (0 = Sunday).
     Date,
+    /// YYMMDD: a date without weekday.
+    DateOnly,
     /// hhmmss.
     Time,
     /// YYMMDDhhmm.
@@ -24,6 +26,7 @@ impl Format {
     pub fn parse(text: &str, signed: bool) -> Result<Format, String> {
         let fixed = match text {
             "YYMMDDWW" => Some(Format::Date),
+            "YYMMDD" => Some(Format::DateOnly),
             "hhmmss" => Some(Format::Time),
             "YYMMDDhhmm" => Some(Format::DateTimeMinutes),
             "YYMMDDhhmmss" => Some(Format::DateTime),
@@ -36,7 +39,7 @@ impl Format {
             };
         }
         let bad = || {
-            format!("format \"{text}\": expected digits as X or N with at most one decimal point (\"XXX.X\"), or YYMMDDWW, hhmmss, YYMMDDhhmm, YYMMDDhhmmss")
+            format!("format \"{text}\": expected digits as X or N with at most one decimal point (\"XXX.X\"), or YYMMDDWW, YYMMDD, hhmmss, YYMMDDhhmm, YYMMDDhhmmss")
         };
         let (int, frac) = text.split_once('.').unwrap_or((text, ""));
         let is_digits = |s: &str| s.bytes().all(|b| matches!(b, b'X' | b'x' | b'N' | b'n'));
@@ -55,7 +58,7 @@ impl Format {
         match *self {
             Format::Number { digits, .. } => (digits as usize).div_ceil(2),
             Format::Date => 4,
-            Format::Time => 3,
+            Format::DateOnly | Format::Time => 3,
             Format::DateTimeMinutes => 5,
             Format::DateTime => 6,
         }
@@ -108,6 +111,10 @@ impl Format {
                         }
                         Ok(Reading::Date(Date { year, month, day, weekday: Some(f[3]) }))
                     }
+                    Format::DateOnly => {
+                        let (year, month, day) = date(f[0], f[1], f[2])?;
+                        Ok(Reading::Date(Date { year, month, day, weekday: None }))
+                    }
                     Format::Time => {
                         let (hour, minute, second) = time(f[0], f[1], f[2])?;
                         Ok(Reading::Time(TimeOfDay { hour, minute, second }))
@@ -136,6 +143,7 @@ impl fmt::Display for Format {
                 }
             }
             Format::Date => f.write_str("YYMMDDWW"),
+            Format::DateOnly => f.write_str("YYMMDD"),
             Format::Time => f.write_str("hhmmss"),
             Format::DateTimeMinutes => f.write_str("YYMMDDhhmm"),
             Format::DateTime => f.write_str("YYMMDDhhmmss"),
@@ -273,6 +281,7 @@ mod tests {
         assert_eq!(d, Reading::Date(Date { year: 2026, month: 12, day: 7, weekday: Some(6) }));
         assert_eq!(d.to_string(), "2026-12-07");
         assert_eq!(Format::Time.decode(&[0x12, 0x30, 0x15]).unwrap().to_string(), "15:30:12");
+        assert_eq!(Format::parse("YYMMDD", false).unwrap().decode(&[0x07, 0x12, 0x26]).unwrap().to_string(), "2026-12-07");
         assert_eq!(Format::DateTime.decode(&[0x05, 0x04, 0x03, 0x02, 0x01, 0x26]).unwrap().to_string(), "2026-01-02T03:04:05");
         assert_eq!(Format::Time.decode(&[0x00, 0x61, 0x10]).unwrap_err(), "hhmmss holds no valid time of day (10:61:00)");
         assert_eq!(Format::Date.decode(&[0x01, 0x01, 0x13, 0x26]).unwrap_err(), "YYMMDDWW holds no valid date (month 13, day 1)");

@@ -128,6 +128,20 @@ impl Point {
     }
 }
 
+impl Point {
+    /// A point as the collector's configuration writes it: `format` with a leading `-` for a
+    /// signed value ("-XX.XXXX"), absent for a known identifier's standard format.
+    pub fn from_config(id: &str, format: Option<&str>) -> Result<Point, String> {
+        match format.map(str::trim).filter(|f| !f.is_empty()) {
+            Some(f) => match f.strip_prefix('-') {
+                Some(unsigned) => Point::new(id, Some(unsigned), Some(true)),
+                None => Point::new(id, Some(f), Some(false)),
+            },
+            None => Point::new(id, None, None),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +155,15 @@ mod tests {
         assert_eq!(Point::new("02010100", None, Some(true)).unwrap().format, num(4, 1, true));
         assert_eq!(Point::new("04000102", None, None).unwrap().format, Format::Time);
         assert_eq!(Point::new("02990100", Some("XX.XX"), Some(true)).unwrap().format, num(4, 2, true));
+    }
+
+    #[test]
+    fn points_as_the_collector_configures_them() {
+        assert_eq!(Point::from_config("02020100", None).unwrap().format, num(6, 3, true));
+        assert_eq!(Point::from_config("02020100", Some("XXX.XXX")).unwrap().format, num(6, 3, false));
+        assert_eq!(Point::from_config("02990100", Some("-XX.XX")).unwrap().format, num(4, 2, true));
+        assert_eq!(Point::from_config("04000101", Some("")).unwrap().format, Format::Date);
+        assert!(Point::from_config("02990100", None).unwrap_err().contains("give its format"));
     }
 
     #[test]

@@ -12,7 +12,7 @@ pub use error::Error;
 pub use format::{Date, Format, Reading, TimeOfDay};
 pub use frame::{Address, FieldOrder};
 pub use ident::{Identifier, Point};
-pub use line::{Counters, Line, LineConfig, Link, Meter, Parity, Serial};
+pub use line::{Counters, Line, LineConfig, Link, Meter, Parity, Serial, Timing};
 
 #[cfg(test)]
 mod tests {

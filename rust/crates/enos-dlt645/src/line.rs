@@ -69,6 +69,13 @@ pub struct Meter {
     pub order: FieldOrder,
 }
 
+/// How long one attempt waits, and how many attempts follow a timeout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timing {
+    pub timeout: Duration,
+    pub retries: u32,
+}
+
 /// What the line counted since it was made.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
@@ -125,9 +132,15 @@ impl Line {
     /// [`Line::read`], with what this read alone added to the line's counters (the meter's
     /// share: other meters' reads wait for the line meanwhile).
     pub async fn read_counted(&self, meter: &Meter, point: &Point) -> (Result<Reading, Error>, Counters) {
+        self.read_timed(meter, point, self.timing()).await
+    }
+
+    /// [`Line::read_counted`] with this meter's own timeout and retries (meters on one line may
+    /// answer at different speeds).
+    pub async fn read_timed(&self, meter: &Meter, point: &Point, timing: Timing) -> (Result<Reading, Error>, Counters) {
         let mut guard = self.conn.lock().await;
         let before = self.counters();
-        let r = self.raw(&mut guard, meter, point.id).await.and_then(|data| {
+        let r = self.raw(&mut guard, meter, point.id, timing).await.and_then(|data| {
             point.format.decode(&data).map_err(|reason| Error::Decode { meter: meter.address, what: what(point.id), reason })
         });
         (r, self.counters().since(before))
@@ -136,13 +149,17 @@ impl Line {
     /// The data of identifier `id` (after the identifier, follow-up frames appended), undecoded.
     pub async fn read_raw(&self, meter: &Meter, id: Identifier) -> Result<Vec<u8>, Error> {
         let mut guard = self.conn.lock().await;
-        self.raw(&mut guard, meter, id).await
+        self.raw(&mut guard, meter, id, self.timing()).await
     }
 
-    async fn raw(&self, guard: &mut Option<Conn>, meter: &Meter, id: Identifier) -> Result<Vec<u8>, Error> {
+    fn timing(&self) -> Timing {
+        Timing { timeout: self.cfg.timeout, retries: self.cfg.retries }
+    }
+
+    async fn raw(&self, guard: &mut Option<Conn>, meter: &Meter, id: Identifier, timing: Timing) -> Result<Vec<u8>, Error> {
         let addr = meter.order.wire(meter.address.0);
         let req = Frame { address: addr, control: control::READ, data: id.wire().to_vec() };
-        let mut reply = self.request(guard, meter.address, &what(id), &req).await?;
+        let mut reply = self.request(guard, meter.address, &what(id), &req, timing).await?;
         let mut data = reply.data.split_off(4);
         let mut seq = 0u32;
         while reply.control & control::MORE_FOLLOWS != 0 {
@@ -154,7 +171,7 @@ impl Line {
             let mut follow = id.wire().to_vec();
             follow.push(seq as u8);
             let req = Frame { address: addr, control: control::READ_FOLLOW_UP, data: follow };
-            reply = self.request(guard, meter.address, &format!("follow-up frame {seq} of {}", what(id)), &req).await?;
+            reply = self.request(guard, meter.address, &format!("follow-up frame {seq} of {}", what(id)), &req, timing).await?;
             // DI, the data, then the frame's sequence number.
             data.extend_from_slice(&reply.data[4..reply.data.len() - 1]);
         }
@@ -177,7 +194,7 @@ impl Line {
     pub async fn read_address(&self, order: FieldOrder) -> Result<Address, Error> {
         let mut guard = self.conn.lock().await;
         let req = Frame { address: Address::WILDCARD.0, control: control::READ_ADDRESS, data: vec![] };
-        let reply = self.request(&mut guard, Address::WILDCARD, "reading the meter address", &req).await?;
+        let reply = self.request(&mut guard, Address::WILDCARD, "reading the meter address", &req, self.timing()).await?;
         match <[u8; 6]>::try_from(&reply.data[..]) {
             Ok(a) => Ok(Address(order.wire(a))),
             Err(_) => Err(Error::Decode {
@@ -189,12 +206,12 @@ impl Line {
     }
 
     /// Sends `req` and waits for its answer, `retries` more times after a timeout.
-    async fn request(&self, guard: &mut Option<Conn>, meter: Address, what: &str, req: &Frame) -> Result<Frame, Error> {
-        let attempts = self.cfg.retries + 1;
+    async fn request(&self, guard: &mut Option<Conn>, meter: Address, what: &str, req: &Frame, timing: Timing) -> Result<Frame, Error> {
+        let attempts = timing.retries + 1;
         let mut arrived = None;
         for _ in 0..attempts {
             let conn = self.open(guard).await?;
-            let deadline = Instant::now() + self.cfg.timeout;
+            let deadline = Instant::now() + timing.timeout;
             let mut note = |why: &str, bytes: &[u8]| {
                 arrived = Some(why.to_string());
                 self.discard(why, bytes)
@@ -218,7 +235,7 @@ impl Line {
                 Err(e @ Broken::Io(_)) => return Err(self.broken(guard, e)),
             }
         }
-        Err(Error::Timeout { meter, what: what.into(), timeout: self.cfg.timeout, attempts, arrived })
+        Err(Error::Timeout { meter, what: what.into(), timeout: timing.timeout, attempts, arrived })
     }
 
     async fn open<'a>(&self, guard: &'a mut Option<Conn>) -> Result<&'a mut Conn, Error> {
