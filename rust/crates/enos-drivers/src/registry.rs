@@ -2,6 +2,7 @@
 //! registry (`enos_collector_config::protocols`) holds each protocol's settings, point fields and
 //! validation; this is the one place that maps a protocol to its driver.
 
+use crate::dlt645::Dlt645Driver;
 use crate::modbus::ModbusDriver;
 use crate::Driver;
 use enos_collector_config::{DeviceConfig, Protocol};
@@ -15,6 +16,7 @@ pub fn driver(devices: &[DeviceConfig]) -> Result<Box<dyn Driver>, String> {
         Protocol::ModbusTcp | Protocol::ModbusRtu | Protocol::ModbusRtuOverTcp => {
             Ok(Box::new(ModbusDriver::new(devices).ok_or_else(none)?))
         }
-        p @ (Protocol::Iec104 | Protocol::Dlt645) => Err(format!("this build of the gateway has no {p} driver")),
+        Protocol::Dlt645 => Ok(Box::new(Dlt645Driver::new(devices).ok_or_else(none)?)),
+        p @ Protocol::Iec104 => Err(format!("this build of the gateway has no {p} driver")),
     }
 }
