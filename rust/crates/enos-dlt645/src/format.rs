@@ -159,7 +159,8 @@ fn bcd(b: u8) -> Result<u8, String> {
     Ok(hi * 10 + lo)
 }
 
-/// Packs a value 0..=99 as BCD.
+/// Packs a value 0..=99 as BCD (the broadcast time).
+#[cfg(feature = "line")]
 pub(crate) fn to_bcd(v: u8) -> u8 {
     ((v / 10) << 4) | (v % 10)
 }

@@ -6,15 +6,17 @@ pub mod error;
 pub mod format;
 pub mod frame;
 pub mod ident;
+#[cfg(feature = "line")]
 pub mod line;
 
 pub use error::Error;
 pub use format::{Date, Format, Reading, TimeOfDay};
 pub use frame::{Address, FieldOrder};
 pub use ident::{Identifier, Point};
+#[cfg(feature = "line")]
 pub use line::{Counters, Line, LineConfig, Link, Meter, Parity, Serial, Timing};
 
-#[cfg(test)]
+#[cfg(all(test, feature = "line"))]
 mod tests {
     /// The engine runs reads in spawned tasks: a line is shared between them and its futures move
     /// between threads.
