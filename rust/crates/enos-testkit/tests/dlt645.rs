@@ -11,8 +11,8 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-/// The peer, killed when dropped.
-struct Peer(Child);
+/// The peer, killed when dropped; its stdout lines after "ready" arrive on the channel.
+struct Peer(Child, std::sync::mpsc::Receiver<String>);
 
 impl Drop for Peer {
     fn drop(&mut self) {
@@ -32,10 +32,13 @@ fn peer(config: &str) -> (Peer, u16) {
         .stdout(Stdio::piped())
         .spawn()
         .expect("the venv's python3 (scripts/setup-host)");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    out.read_line(&mut line).unwrap();
     let port = line.strip_prefix("ready ").and_then(|p| p.trim().parse().ok());
-    let p = Peer(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || out.lines().map_while(Result::ok).try_for_each(|l| tx.send(l)));
+    let p = Peer(child, rx);
     (p, port.unwrap_or_else(|| panic!("the peer said {line:?} instead of ready PORT")))
 }
 
@@ -45,7 +48,7 @@ async fn meter_values_reach_the_cloud_and_an_abnormal_reply_is_a_device_exceptio
     let bus = Bus::start(dir.path());
     let broker = Mosquitto::start(dir.path());
     let cloud = CloudSim::start(broker.port, HashMap::from([("gw01".to_string(), "s".to_string())])).await;
-    let (_peer, port) = peer(
+    let (peer, port) = peer(
         r#"{"tcp": true, "meters": [
             {"address": "123456789012", "values": {"02010100": 231.4, "02020100": -5.123, "00010000": 12345.67, "04000102": "153012"}},
             {"address": "000000000042", "low_first": true, "values": {"02800002": 50.01}}]}"#,
@@ -63,6 +66,7 @@ address = "127.0.0.1:{port}"
 meter = "123456789012"
 address_order = "as-written"
 timeout_ms = 1000
+time_sync_interval_s = 1
 poll_groups = [{{ name = "fast", interval_ms = 300 }}]
 
 [[device.point]]
@@ -144,6 +148,19 @@ group = "fast"
         let ts = v(d, p).1;
         assert!(ts <= now && ts + 60_000 > now, "{d}.{p}: ts {ts}, now {now}");
     }
+
+    // Broadcast time sync: the peer's meters got the gateway's local time (YY first: as written).
+    let synced =
+        wait_for(30, "a broadcast time sync at the peer", || peer.1.try_iter().find(|l| l.starts_with("time-sync 123456789012 "))).await;
+    let (date, time) = {
+        let out = Command::new("date").arg("+%Y-%m-%dT%H:%M:%S").output().unwrap();
+        let now = String::from_utf8(out.stdout).unwrap();
+        (now[..10].to_string(), now[11..19].to_string())
+    };
+    let stamp = synced.rsplit(' ').next().unwrap();
+    assert_eq!(&stamp[..10], date, "{synced}");
+    let secs = |t: &str| t.split(':').map(|x| x.parse::<i64>().unwrap()).fold(0, |a, x| a * 60 + x);
+    assert!((secs(&time) - secs(&stamp[11..])).abs() < 5, "{synced} at {time}");
 
     // enosctl read: the exception in words; the meters online.
     let (ok, out, err) = run_tool("enosctl", &["--json", "read", "m1", "missing"], &bus.address);

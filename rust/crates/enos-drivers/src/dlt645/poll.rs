@@ -195,6 +195,9 @@ pub(super) async fn run(line: dlt::LineConfig, meters: Vec<MeterCfg>, mut ctx: D
         by_id.insert(m.cfg.id.clone(), m);
     }
     let by_id = Arc::new(by_id);
+    for (order, every) in time_syncs(&by_id) {
+        groups.spawn(time_sync(line.clone(), order, every));
+    }
     loop {
         tokio::select! {
             cmd = ctx.commands.recv() => match cmd {
@@ -299,4 +302,46 @@ async fn on_demand_read(by_id: &HashMap<String, Arc<Meter>>, device: &str, point
             flags: Vec::new(),
         })
         .collect())
+}
+
+/// The broadcast time syncs the meters ask for: one per address order (the six fields go in the
+/// meter's order), at the shortest interval configured for it.
+fn time_syncs(by_id: &HashMap<String, Arc<Meter>>) -> Vec<(dlt::FieldOrder, Duration)> {
+    let mut out: Vec<(dlt::FieldOrder, Duration)> = Vec::new();
+    for m in by_id.values().filter(|m| m.cfg.cfg.time_sync_interval_s > 0) {
+        let every = Duration::from_secs(m.cfg.cfg.time_sync_interval_s);
+        match out.iter_mut().find(|(o, _)| *o == m.cfg.meter.order) {
+            Some((_, e)) => *e = (*e).min(every),
+            None => out.push((m.cfg.meter.order, every)),
+        }
+    }
+    out
+}
+
+/// Sets the meters' clocks to the gateway's local time (meters keep local time) every `every`.
+async fn time_sync(line: Arc<dlt::Line>, order: dlt::FieldOrder, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let Some((date, time)) = local_now() else {
+            log::warn!("DL/T 645 line {}: no local time to broadcast", line.name());
+            continue;
+        };
+        if let Err(e) = line.broadcast_time(date, time, order).await {
+            log::warn!("DL/T 645 broadcast time sync: {e}");
+        }
+    }
+}
+
+/// The local date and time of day (the box's time zone).
+fn local_now() -> Option<(dlt::Date, dlt::TimeOfDay)> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as libc::time_t;
+    // SAFETY: localtime_r writes only into `tm`, which lives on this stack frame.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    if unsafe { libc::localtime_r(&now, &mut tm) }.is_null() {
+        return None;
+    }
+    let date = dlt::Date { year: (tm.tm_year + 1900) as u16, month: (tm.tm_mon + 1) as u8, day: tm.tm_mday as u8, weekday: None };
+    Some((date, dlt::TimeOfDay { hour: tm.tm_hour as u8, minute: tm.tm_min as u8, second: tm.tm_sec.min(59) as u8 }))
 }
