@@ -93,26 +93,11 @@ impl Dlt645Address {
     }
 }
 
-/// Checks a `format` such as `XXX.X`, `-XX.XXXX`, `YYMMDDWW` or `hhmmss`.
+/// Checks a `format` such as `XXX.X`, `-XX.XXXX`, `YYMMDDWW` or `hhmmss`, with the meter
+/// reader's own parser (`enos_dlt645::Format`), so what passes here decodes there.
 pub fn format_finding(f: &str) -> Option<String> {
-    if matches!(f, "YYMMDDWW" | "YYMMDD" | "hhmmss" | "YYMMDDhhmm" | "YYMMDDhhmmss") {
-        return None;
-    }
-    let body = f.strip_prefix('-').unwrap_or(f);
-    let digits = body.chars().filter(|&c| c == 'X').count();
-    let ok = !body.is_empty()
-        && body.chars().all(|c| c == 'X' || c == '.')
-        && body.matches('.').count() <= 1
-        && !body.starts_with('.')
-        && !body.ends_with('.')
-        && digits % 2 == 0
-        && digits <= 16;
-    (!ok).then(|| {
-        format!(
-            "\"{f}\" is not a format: use X for each BCD digit (an even number, at most 16) with at most one '.', a leading '-' \
-             for signed values, or YYMMDDWW / hhmmss"
-        )
-    })
+    let unsigned = f.strip_prefix('-');
+    enos_dlt645::Format::parse(unsigned.unwrap_or(f), unsigned.is_some()).err()
 }
 
 impl PointAddress for Dlt645Address {
@@ -122,6 +107,12 @@ impl PointAddress for Dlt645Address {
         }
         if let Some(reason) = self.format.as_deref().and_then(format_finding) {
             out.add(at, "format", reason);
+        }
+        // An identifier the meter reader does not know needs its format.
+        if self.identifier().is_some() && self.format.is_none() {
+            if let Err(reason) = enos_dlt645::Point::from_config(&self.di, None) {
+                out.add(at, "format", reason);
+            }
         }
         if meta.access == Access::Rw {
             out.add(at, "access", "the gateway reads DL/T 645 meters; writing to them is not supported");

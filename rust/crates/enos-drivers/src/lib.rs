@@ -7,6 +7,7 @@
 //! DNP3 unsolicited responses, OPC UA subscriptions: the driver forwards what arrives). The
 //! engine above never knows which kind it runs.
 
+pub mod dlt645;
 pub mod iec104;
 pub mod modbus;
 pub mod registry;

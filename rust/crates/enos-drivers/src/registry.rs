@@ -2,6 +2,7 @@
 //! registry (`enos_collector_config::protocols`) holds each protocol's settings, point fields and
 //! validation; this is the one place that maps a protocol to its driver.
 
+use crate::dlt645::Dlt645Driver;
 use crate::iec104::Iec104Driver;
 use crate::modbus::ModbusDriver;
 use crate::Driver;
@@ -19,6 +20,6 @@ pub fn driver(devices: &Arc<[DeviceConfig]>) -> Result<Box<dyn Driver>, String> 
             Ok(Box::new(ModbusDriver::new(devices).ok_or_else(none)?))
         }
         Protocol::Iec104 => Ok(Box::new(Iec104Driver::new(devices).ok_or_else(none)?)),
-        p @ Protocol::Dlt645 => Err(format!("this build of the gateway has no {p} driver")),
+        Protocol::Dlt645 => Ok(Box::new(Dlt645Driver::new(devices).ok_or_else(none)?)),
     }
 }

@@ -1,0 +1,89 @@
+//! DL/T 645-2007 meters (the `enos-dlt645` crate) on an RS-485 line or behind a serial device
+//! server. The meters of one endpoint share one `Line`: one request at a time, whatever the
+//! number of meters and poll groups.
+//!
+//! Each poll group of each meter is a task that reads its points one by one (DL/T 645 reads one
+//! identifier per request) and hands them on as one frame with the cycle's time. A meter that
+//! does not answer a point's read is not asked for the rest of that cycle: its timeouts would
+//! hold the line for every other meter.
+
+mod poll;
+
+use crate::{Driver, DriverContext, DriverFuture};
+use enos_collector_config::dlt645::{AddressOrder, Dlt645Device};
+use enos_collector_config::line::Parity;
+use enos_collector_config::{DeviceConfig, ProtocolConfig};
+use enos_dlt645 as dlt;
+use std::time::Duration;
+
+/// A meter as the driver serves it: its settings and its points, resolved once.
+pub(crate) struct MeterCfg {
+    pub id: String,
+    pub cfg: Dlt645Device,
+    pub meter: dlt::Meter,
+    pub timing: dlt::Timing,
+    /// Per configured point: what to read, or why it cannot be read (validation refuses an
+    /// unknown identifier without a format, so this is a guard).
+    pub points: Vec<Result<dlt::Point, String>>,
+}
+
+pub struct Dlt645Driver {
+    line: dlt::LineConfig,
+    meters: Vec<MeterCfg>,
+}
+
+fn settings(d: &DeviceConfig) -> Option<&Dlt645Device> {
+    match &d.proto {
+        ProtocolConfig::Dlt645(m) => Some(m),
+        _ => None,
+    }
+}
+
+impl Dlt645Driver {
+    /// The driver of the meters of one endpoint; `None` when they are not DL/T 645 devices or
+    /// name no endpoint (validation refuses both).
+    pub fn new(devices: &[DeviceConfig]) -> Option<Self> {
+        let first = settings(devices.first()?)?;
+        let link = match (&first.address, &first.serial) {
+            (Some(a), _) => dlt::Link::Tcp(a.clone()),
+            (None, Some(s)) => dlt::Link::Serial(dlt::Serial {
+                port: s.port.clone(),
+                baud: s.baud,
+                parity: match s.parity {
+                    Parity::None => dlt::Parity::None,
+                    Parity::Even => dlt::Parity::Even,
+                    Parity::Odd => dlt::Parity::Odd,
+                },
+                data_bits: s.data_bits,
+                stop_bits: s.stop_bits,
+            }),
+            (None, None) => return None,
+        };
+        let mut line = dlt::LineConfig::new(link);
+        line.preamble = first.preamble; // an endpoint setting: the devices agree (validated)
+        let meters = devices
+            .iter()
+            .map(|d| {
+                let cfg = settings(d)?.clone();
+                let order = match cfg.address_order {
+                    AddressOrder::Standard => dlt::FieldOrder::LowFirst,
+                    AddressOrder::AsWritten => dlt::FieldOrder::AsWritten,
+                };
+                let meter = dlt::Meter { address: dlt::Address::parse(&cfg.meter).ok()?, order };
+                let timing = dlt::Timing { timeout: Duration::from_millis(cfg.timeout_ms), retries: cfg.retries };
+                let points = cfg.points.iter().map(|p| dlt::Point::from_config(&p.at.di, p.at.format.as_deref())).collect();
+                Some(MeterCfg { id: d.id.clone(), cfg, meter, timing, points })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Dlt645Driver { line, meters })
+    }
+}
+
+impl Driver for Dlt645Driver {
+    fn devices(&self) -> Vec<String> {
+        self.meters.iter().map(|m| m.id.clone()).collect()
+    }
+    fn run(self: Box<Self>, ctx: DriverContext) -> DriverFuture {
+        Box::pin(poll::run(self.line, self.meters, ctx))
+    }
+}
