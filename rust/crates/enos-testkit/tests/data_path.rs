@@ -450,7 +450,7 @@ fn a_broken_config_names_file_key_and_reason_and_the_service_refuses_to_start() 
     std::fs::write(dir.path().join("inv01.csv"), format!("{POINTS_CSV}bad,holding,x,u16,,,slow,r,,\n")).unwrap();
     let out = std::process::Command::new(&bin).arg("--config").arg(&cfg).arg("--check").output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("inv01.csv: line 7, column \"address\": \"x\" is not a number"), "{err}");
+    assert!(!out.status.success() && err.contains("inv01.csv: line 7, column \"address\": \"x\" is not a whole number"), "{err}");
 
     let up = dir.path().join("uplink.toml");
     std::fs::write(&up, uplink_toml("tcp://127.0.0.1:1", dir.path()).replace("allow_plain = true\n", "")).unwrap();
