@@ -5,6 +5,7 @@
 pub mod cloud_sim;
 pub mod harness;
 pub mod http_file;
+pub mod iec104_sim;
 pub mod modbus_sim;
 pub mod swu;
 
