@@ -55,7 +55,7 @@ pub fn write_config(file: &Path, text: &str) -> std::io::Result<()> {
 
 impl ConfigApi {
     pub fn get_config(&self) -> enos_bus::Result<String> {
-        let mut cfg = self.engine.lock().expect("engine").config().clone();
+        let mut cfg = self.engine.lock().expect("engine").config();
         for d in &mut cfg.devices {
             d.points_csv = None; // the points are inline in the document
         }
@@ -91,7 +91,7 @@ impl ConfigApi {
             return to_json(&json!({ "ok": false, "errors": [f] }));
         }
         let mut engine = self.engine.lock().expect("engine");
-        let push_changed = engine.config().push != cfg.push;
+        let push_changed = *engine.push_config() != cfg.push;
         let applied = engine.apply(cfg);
         drop(engine);
         log::info!(
@@ -134,7 +134,7 @@ impl ConfigApi {
 
     pub fn live_values(&self, device: &str, since_ms: u64) -> enos_bus::Result<String> {
         let engine = self.engine.lock().expect("engine");
-        if engine.config().device(device).is_none() {
+        if engine.device(device).is_none() {
             return Err(Error::NotFound(format!("no device {device:?}")));
         }
         let live = engine.live.clone();

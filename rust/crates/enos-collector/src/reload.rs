@@ -13,7 +13,7 @@
 //! is on, so an unwatched device costs one atomic load per frame.
 
 use enos_batch::{Flags, Quality, Value};
-use enos_collector_config::{CollectorConfig, DeviceConfig};
+use enos_collector_config::{CollectorConfig, DeviceConfig, PushConfig};
 use enos_drivers::{panic_text, registry, Command, DeviceEvent, Driver, DriverContext, Frame, StatusBoard};
 use enos_model::device::DeviceStatus;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -45,7 +45,12 @@ impl Drop for Running {
 }
 
 pub struct Engine {
-    cfg: CollectorConfig,
+    push: PushConfig,
+    /// Device ids in the file's order, and whether each runs. A running device's settings and
+    /// points live in its driver's shared list, a disabled one's in `disabled`: one copy of
+    /// every point (100k points are tens of MB a copy).
+    order: Vec<(String, bool)>,
+    disabled: Vec<DeviceConfig>,
     drivers: Vec<Running>,
     frames: mpsc::Sender<Frame>,
     events: mpsc::UnboundedSender<DeviceEvent>,
@@ -61,21 +66,28 @@ pub struct Applied {
     pub unchanged: Vec<String>,
 }
 
-/// The enabled devices of a config grouped by endpoint, as the drivers serve them.
-fn groups(cfg: &CollectorConfig) -> BTreeMap<String, Vec<DeviceConfig>> {
+/// The enabled devices grouped by endpoint, as the drivers serve them, and the disabled ones.
+fn groups(devices: Vec<DeviceConfig>) -> (BTreeMap<String, Vec<DeviceConfig>>, Vec<DeviceConfig>) {
     let mut by_ep: BTreeMap<String, Vec<DeviceConfig>> = BTreeMap::new();
-    for d in cfg.devices.iter().filter(|d| d.enabled) {
+    let mut disabled = Vec::new();
+    for d in devices {
+        if !d.enabled {
+            disabled.push(d);
+            continue;
+        }
         // Validation refuses a device without an endpoint; alone, it is failed with the reason.
         let key = d.proto.endpoint().map(|e| e.key).unwrap_or_else(|| format!("device:{}", d.id));
-        by_ep.entry(key).or_default().push(d.clone());
+        by_ep.entry(key).or_default().push(d);
     }
-    by_ep
+    (by_ep, disabled)
 }
 
 impl Engine {
     pub fn start(cfg: CollectorConfig, frames: mpsc::Sender<Frame>, events: mpsc::UnboundedSender<DeviceEvent>) -> Engine {
         let mut e = Engine {
-            cfg: CollectorConfig { push: cfg.push.clone(), devices: Vec::new() },
+            push: cfg.push.clone(),
+            order: Vec::new(),
+            disabled: Vec::new(),
             drivers: Vec::new(),
             frames,
             events,
@@ -85,8 +97,18 @@ impl Engine {
         e
     }
 
-    pub fn config(&self) -> &CollectorConfig {
-        &self.cfg
+    /// The running configuration (assembled: a copy, for the rare caller that needs it whole).
+    pub fn config(&self) -> CollectorConfig {
+        let devices = self.order.iter().filter_map(|(id, _)| self.device(id).cloned()).collect();
+        CollectorConfig { push: self.push.clone(), devices }
+    }
+
+    pub fn push_config(&self) -> &PushConfig {
+        &self.push
+    }
+
+    pub fn device(&self, id: &str) -> Option<&DeviceConfig> {
+        self.drivers.iter().flat_map(|r| r.devices.iter()).chain(&self.disabled).find(|d| d.id == id)
     }
 
     fn spawn(&self, key: String, devices: Vec<DeviceConfig>) -> Running {
@@ -119,7 +141,10 @@ impl Engine {
         for d in &mut cfg.devices {
             d.points_csv = None;
         }
-        let mut want = groups(&cfg);
+        let order: Vec<(String, bool)> = cfg.devices.iter().map(|d| (d.id.clone(), d.enabled)).collect();
+        self.push = cfg.push;
+        let (mut want, disabled) = groups(cfg.devices);
+        self.disabled = disabled;
         let mut out = Applied::default();
         for r in std::mem::take(&mut self.drivers) {
             if want.get(&r.key).is_some_and(|devs| devs[..] == r.devices[..]) {
@@ -129,7 +154,8 @@ impl Engine {
             }
             // any other driver ends here (dropped)
         }
-        let was_enabled = |id: &str| self.cfg.device(id).is_some_and(|o| o.enabled);
+        let enabled_in = |order: &[(String, bool)], id: &str| order.iter().any(|(i, on)| *on && i == id);
+        let was_enabled = |id: &str| enabled_in(&self.order, id);
         for devs in want.values() {
             for d in devs {
                 if was_enabled(&d.id) {
@@ -139,8 +165,7 @@ impl Engine {
                 }
             }
         }
-        out.stopped =
-            self.cfg.devices.iter().filter(|d| d.enabled && !cfg.device(&d.id).is_some_and(|n| n.enabled)).map(|d| d.id.clone()).collect();
+        out.stopped = self.order.iter().filter(|(id, on)| *on && !enabled_in(&order, id)).map(|(id, _)| id.clone()).collect();
         for (key, devs) in want {
             let r = self.spawn(key, devs);
             self.drivers.push(r);
@@ -148,7 +173,7 @@ impl Engine {
         for v in [&mut out.started, &mut out.restarted, &mut out.stopped, &mut out.unchanged] {
             v.sort();
         }
-        self.cfg = cfg;
+        self.order = order;
         enos_runtime::sys::release_free_memory();
         out
     }
@@ -158,13 +183,13 @@ impl Engine {
     }
 
     pub fn device_count(&self) -> usize {
-        self.cfg.devices.len()
+        self.order.len()
     }
 
     /// Every configured device and its state (disabled ones too).
     pub fn statuses(&self) -> Vec<DeviceStatus> {
         let mut all: Vec<DeviceStatus> = self.drivers.iter().flat_map(|r| r.status.all()).collect();
-        for d in self.cfg.devices.iter().filter(|d| !d.enabled) {
+        for d in &self.disabled {
             all.push(DeviceStatus {
                 id: d.id.clone(),
                 protocol: d.protocol().name().into(),
