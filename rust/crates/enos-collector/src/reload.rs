@@ -190,19 +190,7 @@ impl Engine {
     pub fn statuses(&self) -> Vec<DeviceStatus> {
         let mut all: Vec<DeviceStatus> = self.drivers.iter().flat_map(|r| r.status.all()).collect();
         for d in &self.disabled {
-            all.push(DeviceStatus {
-                id: d.id.clone(),
-                protocol: d.protocol().name().into(),
-                state: "disabled".into(),
-                last_ok_ms: None,
-                last_error: None,
-                polls_ok: 0,
-                polls_failed: 0,
-                points: d.proto.point_count(),
-                discarded_answers: 0,
-                requests_unanswered: 0,
-                split_reads: Vec::new(),
-            });
+            all.push(DeviceStatus::new(&d.id, d.protocol().name(), "disabled", d.proto.point_count()));
         }
         all.sort_by(|a, b| a.id.cmp(&b.id));
         all
@@ -222,17 +210,8 @@ async fn unserved(mut s: Supervised, why: &str) {
     log::error!("{reason}");
     for d in s.devices.iter() {
         s.status.set(DeviceStatus {
-            id: d.id.clone(),
-            protocol: d.protocol().name().into(),
-            state: "failed".into(),
-            last_ok_ms: None,
             last_error: Some(reason.clone()),
-            polls_ok: 0,
-            polls_failed: 0,
-            points: d.proto.point_count(),
-            discarded_answers: 0,
-            requests_unanswered: 0,
-            split_reads: Vec::new(),
+            ..DeviceStatus::new(&d.id, d.protocol().name(), "failed", d.proto.point_count())
         });
         let _ = s.events.send(DeviceEvent { device: d.id.clone(), state: "failed".into(), reason: reason.clone() });
     }
@@ -425,19 +404,7 @@ mod tests {
         fn run(self: Box<Self>, mut ctx: DriverContext) -> enos_drivers::DriverFuture {
             Box::pin(async move {
                 let run = self.0.fetch_add(1, Ordering::SeqCst);
-                ctx.status.set(DeviceStatus {
-                    id: "meter".into(),
-                    protocol: "modbus-rtu".into(),
-                    state: "online".into(),
-                    last_ok_ms: None,
-                    last_error: None,
-                    polls_ok: 0,
-                    polls_failed: 0,
-                    points: 1,
-                    discarded_answers: 0,
-                    requests_unanswered: 0,
-                    split_reads: Vec::new(),
-                });
+                ctx.status.set(DeviceStatus::new("meter", "modbus-rtu", "online", 1));
                 if run == 0 {
                     panic!("assertion `left == right` failed\n  left: 10\n right: 1");
                 }

@@ -31,6 +31,25 @@ pub struct DeviceStatus {
     pub split_reads: Vec<String>,
 }
 
+impl DeviceStatus {
+    /// A device with no poll yet: `state` (connecting, disabled, failed), no counters.
+    pub fn new(id: &str, protocol: &str, state: &str, points: usize) -> DeviceStatus {
+        DeviceStatus {
+            id: id.into(),
+            protocol: protocol.into(),
+            state: state.into(),
+            last_ok_ms: None,
+            last_error: None,
+            polls_ok: 0,
+            polls_failed: 0,
+            points,
+            discarded_answers: 0,
+            requests_unanswered: 0,
+            split_reads: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PointReading {
     pub point: String,

@@ -164,19 +164,7 @@ pub(super) async fn run(line: dlt::LineConfig, meters: Vec<MeterCfg>, mut ctx: D
     // The poll groups end with this task (a JoinSet aborts its tasks when dropped).
     let mut groups = tokio::task::JoinSet::new();
     for cfg in meters {
-        ctx.status.set(DeviceStatus {
-            id: cfg.id.clone(),
-            protocol: "dlt645".into(),
-            state: "connecting".into(),
-            last_ok_ms: None,
-            last_error: None,
-            polls_ok: 0,
-            polls_failed: 0,
-            points: cfg.points.len(),
-            discarded_answers: 0,
-            requests_unanswered: 0,
-            split_reads: Vec::new(),
-        });
+        ctx.status.set(DeviceStatus::new(&cfg.id, "dlt645", "connecting", cfg.points.len()));
         let m = Arc::new(Meter {
             names: cfg.cfg.points.iter().map(|p| Arc::from(p.meta.name.as_str())).collect(),
             id: Arc::from(cfg.id.as_str()),

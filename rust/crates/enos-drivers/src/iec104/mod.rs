@@ -109,19 +109,7 @@ async fn run(mut drv: Iec104Driver, mut ctx: DriverContext) -> String {
         for (pi, p) in d.cfg.points.iter().enumerate() {
             routes.insert((point_ca(d, p), p.at.ioa), (di, pi));
         }
-        ctx.status.set(DeviceStatus {
-            id: d.id.to_string(),
-            protocol: "iec104".into(),
-            state: "connecting".into(),
-            last_ok_ms: None,
-            last_error: None,
-            polls_ok: 0,
-            polls_failed: 0,
-            points: d.cfg.points.len(),
-            discarded_answers: 0,
-            requests_unanswered: 0,
-            split_reads: Vec::new(),
-        });
+        ctx.status.set(DeviceStatus::new(&d.id, "iec104", "connecting", d.cfg.points.len()));
     }
     let (station, mut events) = match Station::start(drv.settings()) {
         Ok(s) => s,
