@@ -89,6 +89,17 @@ fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }
 
+/// Makes malloc serve allocations of `bytes` and more with their own mappings, returned to the
+/// system when freed. glibc raises this threshold by itself to the largest block freed so far
+/// (up to 32 MiB), after which big, short-lived buffers (a batch, a device's point list) are
+/// carved from the arenas and leave holes there that keep the RSS up.
+pub fn malloc_mmap_threshold(bytes: i32) {
+    // SAFETY: mallopt only sets an allocator parameter.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, bytes);
+    }
+}
+
 /// Gives the memory malloc holds free back to the system. Loading a large configuration parses
 /// through many short-lived allocations; without this their pages stay in the process's RSS.
 pub fn release_free_memory() {
