@@ -106,6 +106,18 @@ pub struct CloudSim {
 /// Secrets the cloud knows, by device key.
 pub type Secrets = HashMap<String, String>;
 
+/// The responder's client is never destroyed. paho-mqtt keeps a client handle in a pending
+/// connect's token; when the test (and its runtime) ends first, that token is the last handle,
+/// and a later connect failure drops it on paho's receive thread, which destroys the client
+/// under paho's global lock it already holds: every client in the test process then deadlocks
+/// (seen: a CI run hung in `enosctl::an_unreachable_cloud_is_said_so` creating the next test's
+/// client). A leaked handle per simulator costs a few KiB in a test process.
+impl Drop for CloudSim {
+    fn drop(&mut self) {
+        std::mem::forget(self.cli.clone());
+    }
+}
+
 impl CloudSim {
     /// Starts the CONNECT-checking front on a free port, forwarding to mosquitto on `broker_port`,
     /// and the responder connected to mosquitto directly.
