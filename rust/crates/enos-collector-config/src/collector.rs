@@ -35,6 +35,28 @@ impl Default for PushConfig {
     }
 }
 
+/// A device's settings are read after the TOML parser (by key, `doc.rs`), so its errors come
+/// back pointing at the first `[[device]]`, whichever device it was. They name the device; this
+/// puts the line of that device's `id` in front instead of the parser's misleading diagram.
+fn at_device_line(e: ConfigError, text: &str) -> ConfigError {
+    let ConfigError::Syntax { file, message } = e else { return e };
+    // The reason is the parser's last line; only a device's own reason begins with its name.
+    let last = message.lines().last().unwrap_or_default();
+    if !last.starts_with("device \"") {
+        return ConfigError::Syntax { file, message };
+    }
+    let what = last.to_string();
+    let id = what["device \"".len()..].split('"').next().unwrap_or_default();
+    let line = text.lines().position(|l| {
+        let l = l.trim();
+        l.strip_prefix("id").map(|r| r.trim_start()).and_then(|r| r.strip_prefix('=')).map(|r| r.trim()) == Some(&format!("\"{id}\""))
+    });
+    match line {
+        Some(n) => ConfigError::Syntax { file, message: format!("line {}: {what}", n + 1) },
+        None => ConfigError::Syntax { file, message },
+    }
+}
+
 impl CollectorConfig {
     /// Reads, parses, merges CSV point tables and validates a collector config file.
     pub fn load(file: &Path) -> Result<CollectorConfig, ConfigError> {
@@ -43,7 +65,7 @@ impl CollectorConfig {
     }
 
     pub fn from_str_at(file: &Path, text: &str) -> Result<CollectorConfig, ConfigError> {
-        let mut cfg: CollectorConfig = parse_toml(file, text)?;
+        let mut cfg: CollectorConfig = parse_toml(file, text).map_err(|e| at_device_line(e, text))?;
         let dir = file.parent().unwrap_or(Path::new("."));
         for d in &mut cfg.devices {
             if let Some(csv) = &d.points_csv {
