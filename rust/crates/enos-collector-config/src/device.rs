@@ -261,8 +261,8 @@ impl ProtocolConfig {
                 Some(Endpoint { key: format!("tcp:{}", d.address), place: format!("address {}", d.address), shared })
             }
             ProtocolConfig::Dlt645(d) => {
-                let mut shared = backoff(d.reconnect_min_ms, d.reconnect_max_ms);
-                shared.push(("preamble", d.preamble.to_string()));
+                // A line that failed is tried again at the next poll; no backoff settings.
+                let mut shared = vec![("preamble", d.preamble.to_string())];
                 match (&d.address, &d.serial) {
                     (Some(a), None) => Some(Endpoint { key: format!("tcp:{a}"), place: format!("address {a}"), shared }),
                     (None, Some(s)) => {

@@ -2,7 +2,7 @@
 //! transparent mode). Points by data identifier.
 
 use crate::fields::{Field, FieldKind as K, POINT_GROUP, POLL_GROUPS};
-use crate::line::{check_backoff, check_groups, check_host_port, default_group, default_groups, PollGroup, SerialConfig};
+use crate::line::{check_groups, check_host_port, default_group, default_groups, PollGroup, SerialConfig};
 use crate::point::{Access, Point, PointAddress, PointMeta};
 use enos_config::{Findings, Scope};
 use serde::{Deserialize, Serialize};
@@ -34,10 +34,6 @@ pub struct Dlt645Device {
     /// Consecutive failed poll cycles before the meter is marked offline.
     #[serde(default = "d_offline_after")]
     pub offline_after: u32,
-    #[serde(default = "d_backoff_min")]
-    pub reconnect_min_ms: u64,
-    #[serde(default = "d_backoff_max")]
-    pub reconnect_max_ms: u64,
     /// Broadcast the time to the line this often (0: never).
     #[serde(default)]
     pub time_sync_interval_s: u64,
@@ -57,12 +53,6 @@ fn d_retries() -> u32 {
 }
 fn d_offline_after() -> u32 {
     3
-}
-fn d_backoff_min() -> u64 {
-    1000
-}
-fn d_backoff_max() -> u64 {
-    30_000
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, Default)]
@@ -139,7 +129,6 @@ impl Dlt645Device {
         if self.timeout_ms == 0 || self.timeout_ms > 60_000 {
             out.add(at, "timeout_ms", "must be 1-60000");
         }
-        check_backoff(self.reconnect_min_ms, self.reconnect_max_ms, at, out);
         let groups = check_groups(&self.poll_groups, at, out);
         for (i, p) in self.points.iter().enumerate() {
             if !groups.contains(p.at.group.as_str()) {
@@ -164,8 +153,6 @@ pub const DEVICE_FIELDS: &[Field] = &[
     Field::new("timeout_ms", "Timeout (ms)", K::Integer, "Wait for an answer this long").default("2000").range(1.0, 60000.0),
     Field::new("retries", "Retries", K::Integer, "Extra attempts after a timeout").default("1").range(0.0, 10.0),
     Field::new("offline_after", "Offline after", K::Integer, "Failed poll cycles before offline").default("3"),
-    Field::new("reconnect_min_ms", "Reconnect after (ms)", K::Integer, "First reconnect delay").default("1000"),
-    Field::new("reconnect_max_ms", "Reconnect at most (ms)", K::Integer, "Longest reconnect delay").default("30000"),
     Field::new("time_sync_interval_s", "Broadcast time every (s)", K::Integer, "0: never").default("0"),
     POLL_GROUPS,
 ];
