@@ -113,10 +113,10 @@ impl Agent {
         OtaStatus {
             state: job.as_ref().map(|j| j.state.clone()).unwrap_or_else(|| "idle".into()),
             version,
-            booted_slot: match self.booted_slot.get() {
-                Some(s) => s.clone(),
-                None => bootslot::run(&self.cfg.bootslot, &["current"]).unwrap_or_else(|e| format!("unknown ({e})")),
-            },
+            // Never a round to the slot helper: Status must answer at once (the uplink gives it
+            // 2 s before it tells the cloud its own build version instead). Until the agent's
+            // start read the boot slots, the slot is not known yet.
+            booted_slot: self.booted_slot.get().cloned().unwrap_or_else(|| "unknown (the boot slots are being read)".into()),
             job,
         }
     }
@@ -870,6 +870,16 @@ pub(crate) mod tests {
     async fn status_after_the_start_does_not_ask_the_slot_tool() {
         let b = Box_::new();
         let a = b.agent();
+        // Before the start read the slots (the uplink asks as soon as both are on the bus): the
+        // version at once, no round to a slot helper that may be slow to start.
+        let tool = std::fs::read(b.path("bootslot")).unwrap();
+        std::fs::write(b.path("bootslot"), "#!/bin/sh\nsleep 30\n").unwrap();
+        let asked = std::time::Instant::now();
+        let st = a.status();
+        assert!(asked.elapsed() < std::time::Duration::from_secs(5), "Status waited for the slot tool");
+        assert!(st.booted_slot.starts_with("unknown"), "{}", st.booted_slot);
+        assert_ne!(st.version, "unknown");
+        std::fs::write(b.path("bootslot"), tool).unwrap();
         a.clone().resume().await;
         std::fs::write(b.path("bootslot"), "#!/bin/sh\necho the slot helper was asked >&2\nexit 1\n").unwrap();
         assert_eq!(a.status().booted_slot, "A");
