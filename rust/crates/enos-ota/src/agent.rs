@@ -144,13 +144,15 @@ impl Agent {
 
     /// Accepts a job if none is running and no slot is on trial.
     pub fn accept(&self, mut job: OtaJob) -> Result<OtaJob, String> {
+        // The environment, not the job file, says whether a trial is pending: a new install
+        // would write the other slot, which during a trial is the only good one. Read before the
+        // job lock and in one round to the slot helper (a socket-activated root service, seconds
+        // under QEMU): `Status` takes the same lock and must answer at once.
+        let boot = Boot::read(&self.cfg.bootslot).map_err(|e| format!("cannot read the boot slots: {e}"))?;
         let mut cur = self.job.lock().expect("job");
         if let Some(j) = cur.as_ref() {
             return Err(format!("job {} ({}) is {}; one update at a time", j.id, j.version, j.state));
         }
-        // The environment, not the job file, says whether a trial is pending: a new install
-        // would write the other slot, which during a trial is the only good one.
-        let boot = Boot::read(&self.cfg.bootslot).map_err(|e| format!("cannot read the boot slots: {e}"))?;
         if boot.trial {
             return Err(format!(
                 "slot {} is on trial (installed, not yet committed); a new update waits until its health check committed it or it was rolled back",
@@ -165,8 +167,12 @@ impl Agent {
         }
         job.state = "downloading".into();
         job.from_version = running;
-        job.from_slot = bootslot::run(&self.cfg.bootslot, &["current"]).map_err(|e| format!("cannot tell the running slot: {e}"))?;
-        job.to_slot = bootslot::run(&self.cfg.bootslot, &["other"]).map_err(|e| format!("cannot tell the inactive slot: {e}"))?;
+        job.to_slot = match boot.current.as_str() {
+            "A" => "B".into(),
+            "B" => "A".into(),
+            other => return Err(format!("cannot tell the inactive slot: the running slot is {other:?}")),
+        };
+        job.from_slot = boot.current;
         job.started_ms = now_ms();
         job.updated_ms = job.started_ms;
         *cur = Some(job.clone());
