@@ -167,12 +167,16 @@ impl Agent {
         }
         job.state = "downloading".into();
         job.from_version = running;
-        job.to_slot = match boot.current.as_str() {
-            "A" => "B".into(),
-            "B" => "A".into(),
-            other => return Err(format!("cannot tell the inactive slot: the running slot is {other:?}")),
+        // The status names the running slot when the kernel command line does; else the tool's
+        // own `current`/`other` (their fallbacks) answer, as before.
+        (job.from_slot, job.to_slot) = match boot.current.as_str() {
+            "A" => ("A".into(), "B".into()),
+            "B" => ("B".into(), "A".into()),
+            _ => (
+                bootslot::run(&self.cfg.bootslot, &["current"]).map_err(|e| format!("cannot tell the running slot: {e}"))?,
+                bootslot::run(&self.cfg.bootslot, &["other"]).map_err(|e| format!("cannot tell the inactive slot: {e}"))?,
+            ),
         };
-        job.from_slot = boot.current;
         job.started_ms = now_ms();
         job.updated_ms = job.started_ms;
         *cur = Some(job.clone());
