@@ -27,6 +27,7 @@
 
 use crate::value::{Flags, Quality, Value};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 pub const MAGIC: &[u8; 2] = b"EB";
 /// The format version this release writes.
@@ -60,25 +61,68 @@ enum Kind {
     Mixed = 6,
 }
 
-#[derive(Default)]
-struct SeriesBuf {
-    device: u32,
-    point: u32,
-    ts: Vec<u64>,
-    quality: Vec<Quality>,
-    values: Vec<Value>,
-    /// Empty while every sample's flags are empty (most series, always).
-    flags: Vec<Flags>,
+/// One sample as it arrived, 24 bytes; grouped into series only when the batch is encoded.
+/// The value is packed (`Packed`): a text value's string waits in `BatchBuilder::texts`.
+struct Pending {
+    ts: u64,
+    bits: u64,
+    series: u32,
+    flags: Flags,
+    quality: Quality,
+    kind: Packed,
+}
+
+#[derive(Clone, Copy)]
+#[repr(u8)]
+enum Packed {
+    Bool,
+    Int,
+    UInt,
+    Float,
+    /// `bits` is the index in `texts`.
+    Str,
+    Null,
+}
+
+fn pack(v: Value, texts: &mut Vec<String>) -> (Packed, u64) {
+    match v {
+        Value::Bool(b) => (Packed::Bool, b as u64),
+        Value::Int(i) => (Packed::Int, i as u64),
+        Value::UInt(u) => (Packed::UInt, u),
+        Value::Float(f) => (Packed::Float, f.to_bits()),
+        Value::Str(s) => {
+            texts.push(s);
+            (Packed::Str, texts.len() as u64 - 1)
+        }
+        Value::Null => (Packed::Null, 0),
+    }
+}
+
+fn unpack(kind: Packed, bits: u64, texts: &mut [String]) -> Value {
+    match kind {
+        Packed::Bool => Value::Bool(bits != 0),
+        Packed::Int => Value::Int(bits as i64),
+        Packed::UInt => Value::UInt(bits),
+        Packed::Float => Value::Float(f64::from_bits(bits)),
+        Packed::Str => Value::Str(std::mem::take(&mut texts[bits as usize])),
+        Packed::Null => Value::Null,
+    }
 }
 
 /// Accumulates samples (in any order of devices and points) and encodes them as one batch.
+///
+/// Memory: one flat record (24 bytes) per sample and one shared name per device and point.
+/// A collector with 100,000 points polled every second holds a batch of that many samples; a
+/// series of growable columns per point (the former layout) cost ~300 bytes per sample there.
 #[derive(Default)]
 pub struct BatchBuilder {
-    dict: Vec<String>,
-    dict_index: HashMap<String, u32>,
-    series_index: HashMap<(u32, u32), usize>,
-    series: Vec<SeriesBuf>,
-    samples: usize,
+    dict: Vec<Arc<str>>,
+    dict_index: HashMap<Arc<str>, u32>,
+    /// (device, point) → series number, in the order each series first appeared.
+    series_index: HashMap<(u32, u32), u32>,
+    series: Vec<(u32, u32)>,
+    samples: Vec<Pending>,
+    texts: Vec<String>,
     min_ts: u64,
 }
 
@@ -87,13 +131,14 @@ impl BatchBuilder {
         Self::default()
     }
 
-    fn intern(&mut self, s: &str) -> u32 {
+    fn intern(&mut self, s: &str, shared: Option<&Arc<str>>) -> u32 {
         if let Some(&i) = self.dict_index.get(s) {
             return i;
         }
+        let name = shared.cloned().unwrap_or_else(|| Arc::from(s));
         let i = self.dict.len() as u32;
-        self.dict.push(s.to_owned());
-        self.dict_index.insert(s.to_owned(), i);
+        self.dict.push(name.clone());
+        self.dict_index.insert(name, i);
         i
     }
 
@@ -103,77 +148,102 @@ impl BatchBuilder {
 
     /// A sample with the raw quality flags its device sent.
     pub fn push_flagged(&mut self, device: &str, point: &str, ts_ms: u64, value: Value, quality: Quality, flags: Flags) {
-        let d = self.intern(device);
-        let p = self.intern(point);
-        let idx = match self.series_index.get(&(d, p)) {
-            Some(&i) => i,
-            None => {
-                self.series.push(SeriesBuf { device: d, point: p, ..Default::default() });
-                self.series_index.insert((d, p), self.series.len() - 1);
-                self.series.len() - 1
-            }
-        };
-        let s = &mut self.series[idx];
-        // The flags column exists from the series' first flagged sample on (earlier: none).
-        if !s.flags.is_empty() || !flags.is_empty() {
-            s.flags.resize(s.ts.len(), Flags::NONE);
-            s.flags.push(flags);
+        let d = self.intern(device, None);
+        let p = self.intern(point, None);
+        self.add(d, p, ts_ms, value, quality, flags);
+    }
+
+    /// As [`push_flagged`](Self::push_flagged) with names the caller already shares: a new name
+    /// costs no allocation (the collector's names live as long as its configuration).
+    pub fn push_shared(&mut self, device: &Arc<str>, point: &Arc<str>, ts_ms: u64, value: Value, quality: Quality, flags: Flags) {
+        let d = self.intern(device, Some(device));
+        let p = self.intern(point, Some(point));
+        self.add(d, p, ts_ms, value, quality, flags);
+    }
+
+    fn add(&mut self, d: u32, p: u32, ts: u64, value: Value, quality: Quality, flags: Flags) {
+        let next = self.series.len() as u32;
+        let series = *self.series_index.entry((d, p)).or_insert(next);
+        if series == next {
+            self.series.push((d, p));
         }
-        s.ts.push(ts_ms);
-        s.quality.push(quality);
-        s.values.push(value);
-        if self.samples == 0 || ts_ms < self.min_ts {
-            self.min_ts = ts_ms;
+        if self.samples.is_empty() || ts < self.min_ts {
+            self.min_ts = ts;
         }
-        self.samples += 1;
+        let (kind, bits) = pack(value, &mut self.texts);
+        self.samples.push(Pending { ts, bits, series, flags, quality, kind });
     }
 
     pub fn len(&self) -> usize {
-        self.samples
+        self.samples.len()
     }
     pub fn is_empty(&self) -> bool {
-        self.samples == 0
+        self.samples.is_empty()
     }
     /// Acquisition time of the oldest sample, if any.
     pub fn oldest_ts(&self) -> Option<u64> {
-        (self.samples > 0).then_some(self.min_ts)
+        (!self.samples.is_empty()).then_some(self.min_ts)
     }
 
-    /// Encodes and resets the builder (keeping the allocations of the dictionary map).
+    /// Encodes and resets the builder (keeping its allocations for the next batch).
     pub fn finish(&mut self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(64 + self.samples * 3);
+        let mut out = Vec::with_capacity(64 + self.samples.len() * 3);
         out.extend_from_slice(MAGIC);
         // Reader 1 knows qualities 0-4 only; a batch without the newer ones stays readable by it
         // (a rollback with data in the cache).
-        let newer = self.series.iter().any(|s| s.quality.iter().any(|q| *q as u8 > Quality::Offline as u8));
+        let newer = self.samples.iter().any(|s| s.quality as u8 > Quality::Offline as u8);
         out.extend_from_slice(&[FORMAT_VERSION, if newer { 2 } else { 1 }, 0]);
         put_varint(&mut out, self.dict.len() as u64);
         for s in &self.dict {
             put_varint(&mut out, s.len() as u64);
             out.extend_from_slice(s.as_bytes());
         }
+        // Series in the order they first appeared, each one's samples in arrival order (a
+        // stable sort by series number).
+        self.samples.sort_by_key(|s| s.series);
         put_varint(&mut out, self.series.len() as u64);
-        let mut last_explicit: Option<usize> = None;
-        for (i, s) in self.series.iter().enumerate() {
-            put_varint(&mut out, s.device as u64);
-            put_varint(&mut out, s.point as u64);
-            put_varint(&mut out, s.ts.len() as u64);
+        let (mut ts, mut quality, mut values, mut flags) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        // The last series whose times were written out, and those times (a later series with
+        // the same times refers to it).
+        let (mut last_explicit, mut last_ts): (Option<usize>, Vec<u64>) = (None, Vec::new());
+        // Series that carry raw flags: (series number, flags per sample).
+        let mut flagged: Vec<(usize, Vec<Flags>)> = Vec::new();
+        let mut rest = std::mem::take(&mut self.samples);
+        let mut drain = rest.drain(..).peekable();
+        for (i, &(device, point)) in self.series.iter().enumerate() {
+            ts.clear();
+            quality.clear();
+            values.clear();
+            flags.clear();
+            while let Some(s) = drain.next_if(|s| s.series as usize == i) {
+                ts.push(s.ts);
+                quality.push(s.quality);
+                flags.push(s.flags);
+                values.push(unpack(s.kind, s.bits, &mut self.texts));
+            }
+            put_varint(&mut out, device as u64);
+            put_varint(&mut out, point as u64);
+            put_varint(&mut out, ts.len() as u64);
             match last_explicit {
-                Some(j) if self.series[j].ts == s.ts => {
+                Some(j) if last_ts == ts => {
                     out.push(1);
                     put_varint(&mut out, j as u64);
                 }
                 _ => {
                     out.push(0);
-                    encode_ts(&mut out, &s.ts);
+                    encode_ts(&mut out, &ts);
                     last_explicit = Some(i);
+                    std::mem::swap(&mut last_ts, &mut ts);
                 }
             }
-            encode_quality(&mut out, &s.quality);
-            encode_values(&mut out, &s.values);
+            encode_quality(&mut out, &quality);
+            encode_values(&mut out, &values);
+            if flags.iter().any(|f| !f.is_empty()) {
+                flagged.push((i, flags.clone()));
+            }
         }
-        let flagged: Vec<(usize, &Vec<Flags>)> =
-            self.series.iter().enumerate().filter(|(_, s)| !s.flags.is_empty()).map(|(i, s)| (i, &s.flags)).collect();
+        drop(drain);
+        self.samples = rest;
         if flagged.is_empty() {
             put_varint(&mut out, 0);
         } else {
@@ -203,7 +273,7 @@ impl BatchBuilder {
         self.dict_index.clear();
         self.series_index.clear();
         self.series.clear();
-        self.samples = 0;
+        self.texts.clear();
         out
     }
 }
@@ -641,6 +711,50 @@ fn utf8(b: &[u8]) -> Result<String, BatchError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Samples of several series pushed interleaved (as drivers deliver them) come out as one
+    /// series each, in first-seen order, every series' samples in arrival order (even when the
+    /// times go backwards) with its flags; shared names and copied names give the same bytes,
+    /// and a builder reused after `finish` starts clean.
+    #[test]
+    fn interleaved_series_keep_their_order_and_flags() {
+        let (d, a, b): (Arc<str>, Arc<str>, Arc<str>) = ("rtu".into(), "a".into(), "b".into());
+        let feed = [
+            (&a, 30, 1.5, Flags::NONE),
+            (&b, 10, 2.0, Flags::NONE),
+            (&a, 20, 1.25, Flags::SUBSTITUTED),
+            (&b, 40, 3.0, Flags::NONE),
+            (&a, 50, 7.0, Flags::NONE),
+        ];
+        let mut shared = BatchBuilder::new();
+        let mut copied = BatchBuilder::new();
+        shared.push("other", "z", 1, Value::Int(1), Quality::Good);
+        shared.finish();
+        for (p, t, v, f) in feed {
+            shared.push_shared(&d, p, t, Value::Float(v), Quality::Good, f);
+            copied.push_flagged(&d, p, t, Value::Float(v), Quality::Good, f);
+        }
+        assert_eq!(shared.oldest_ts(), Some(10));
+        let bytes = shared.finish();
+        assert_eq!(bytes, copied.finish());
+        assert!(shared.is_empty());
+        let dec = DecodedBatch::decode(&bytes).unwrap();
+        type Got<'a> = (&'a str, Vec<u64>, Vec<Value>, Vec<Flags>);
+        let got: Vec<Got> = dec.series.iter().map(|s| (dec.name(s.point), s.ts.clone(), s.values.clone(), s.flags.clone())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "a",
+                    vec![30, 20, 50],
+                    vec![Value::Float(1.5), Value::Float(1.25), Value::Float(7.0)],
+                    vec![Flags::NONE, Flags::SUBSTITUTED, Flags::NONE]
+                ),
+                ("b", vec![10, 40], vec![Value::Float(2.0), Value::Float(3.0)], vec![]),
+            ]
+        );
+        assert_eq!(dec.dict, vec!["rtu".to_string(), "a".into(), "b".into()]);
+    }
 
     fn roundtrip(samples: &[(&str, &str, u64, Value, Quality)]) -> DecodedBatch {
         let mut b = BatchBuilder::new();

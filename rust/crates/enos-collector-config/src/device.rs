@@ -187,6 +187,17 @@ impl ProtocolConfig {
         }
     }
 
+    /// Shares the points' repeated strings through `pool` (see `CollectorConfig::compact`).
+    pub fn compact(&mut self, pool: &mut crate::point::StringPool) {
+        match self {
+            ProtocolConfig::ModbusTcp(m) | ProtocolConfig::ModbusRtu(m) | ProtocolConfig::ModbusRtuOverTcp(m) => {
+                pool.compact(&mut m.points)
+            }
+            ProtocolConfig::Iec104(d) => pool.compact(&mut d.points),
+            ProtocolConfig::Dlt645(d) => pool.compact(&mut d.points),
+        }
+    }
+
     pub fn clear_points(&mut self) {
         match self {
             ProtocolConfig::ModbusTcp(m) | ProtocolConfig::ModbusRtu(m) | ProtocolConfig::ModbusRtuOverTcp(m) => m.points.clear(),
@@ -297,7 +308,7 @@ impl DeviceConfig {
     }
 
     pub fn point(&self, name: &str) -> Option<&PointMeta> {
-        self.proto.points().into_iter().find(|p| p.name == name)
+        self.proto.points().into_iter().find(|p| *p.name == *name)
     }
 
     /// Every finding of this device: its settings, poll groups and points.

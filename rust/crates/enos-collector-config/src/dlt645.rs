@@ -6,6 +6,7 @@ use crate::line::{check_groups, check_host_port, default_group, default_groups, 
 use crate::point::{Access, Point, PointAddress, PointMeta};
 use enos_config::{Findings, Scope};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 pub type Dlt645Point = Point<Dlt645Address>;
 
@@ -73,7 +74,7 @@ pub struct Dlt645Address {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
     #[serde(default = "default_group")]
-    pub group: String,
+    pub group: Arc<str>,
 }
 
 impl Dlt645Address {
@@ -91,6 +92,10 @@ pub fn format_finding(f: &str) -> Option<String> {
 }
 
 impl PointAddress for Dlt645Address {
+    fn share_strings(&mut self, pool: &mut crate::point::StringPool) {
+        pool.share(&mut self.group);
+    }
+
     fn check(&self, meta: &PointMeta, at: &Scope, out: &mut Findings) {
         if self.identifier().is_none() {
             out.add(at, "di", format!("\"{}\" is not a data identifier (8 hex digits, e.g. 02010100)", self.di));
@@ -131,14 +136,14 @@ impl Dlt645Device {
         }
         let groups = check_groups(&self.poll_groups, at, out);
         for (i, p) in self.points.iter().enumerate() {
-            if !groups.contains(p.at.group.as_str()) {
+            if !groups.contains(&*p.at.group) {
                 out.add(&at.point(i, p.name()), "group", format!("no poll group {:?} on this device", p.at.group));
             }
         }
     }
 
     pub fn point(&self, name: &str) -> Option<&Dlt645Point> {
-        self.points.iter().find(|p| p.meta.name == name)
+        self.points.iter().find(|p| *p.meta.name == *name)
     }
 }
 

@@ -247,7 +247,7 @@ impl Iec104Device {
     }
 
     pub fn point(&self, name: &str) -> Option<&Iec104Point> {
-        self.points.iter().find(|p| p.meta.name == name)
+        self.points.iter().find(|p| *p.meta.name == *name)
     }
 }
 

@@ -73,7 +73,7 @@ pub fn default_groups() -> Vec<PollGroup> {
     vec![PollGroup { name: "default".into(), interval_ms: 1000 }]
 }
 
-pub fn default_group() -> String {
+pub fn default_group() -> std::sync::Arc<str> {
     "default".into()
 }
 

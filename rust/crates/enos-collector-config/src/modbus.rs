@@ -7,6 +7,7 @@ use crate::point::{Access, Point, PointAddress, PointMeta};
 use enos_config::{Findings, Scope};
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 
 pub type ModbusPoint = Point<ModbusAddress>;
 
@@ -224,7 +225,7 @@ pub struct ModbusAddress {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub new_block: bool,
     #[serde(default = "default_group")]
-    pub group: String,
+    pub group: Arc<str>,
 }
 
 impl ModbusAddress {
@@ -252,6 +253,10 @@ impl ModbusAddress {
 }
 
 impl PointAddress for ModbusAddress {
+    fn share_strings(&mut self, pool: &mut crate::point::StringPool) {
+        pool.share(&mut self.group);
+    }
+
     fn check(&self, meta: &PointMeta, at: &Scope, out: &mut Findings) {
         if self.area.is_bits() && self.data_type != DataType::Bool {
             out.add(at, "type", format!("area {} holds single bits; the type must be bool", self.area));
@@ -300,14 +305,14 @@ impl ModbusDevice {
         check_backoff(self.reconnect_min_ms, self.reconnect_max_ms, at, out);
         let groups = check_groups(&self.poll_groups, at, out);
         for (i, p) in self.points.iter().enumerate() {
-            if !groups.contains(p.at.group.as_str()) {
+            if !groups.contains(&*p.at.group) {
                 out.add(&at.point(i, p.name()), "group", format!("no poll group {:?} on this device", p.at.group));
             }
         }
     }
 
     pub fn point(&self, name: &str) -> Option<&ModbusPoint> {
-        self.points.iter().find(|p| p.meta.name == name)
+        self.points.iter().find(|p| *p.meta.name == *name)
     }
 }
 

@@ -7,6 +7,7 @@ use enos_config::{Findings, Scope};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
@@ -30,7 +31,9 @@ impl fmt::Display for Access {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PointMeta {
-    pub name: String,
+    /// Shared with the driver's samples and interned across the configuration (`intern`): a
+    /// configured point costs its name once.
+    pub name: Arc<str>,
     /// Engineering value = raw × scale + offset.
     #[serde(default = "d_scale")]
     pub scale: f64,
@@ -47,7 +50,7 @@ pub struct PointMeta {
     #[serde(default)]
     pub decimals: Option<u8>,
     #[serde(default)]
-    pub unit: String,
+    pub unit: Arc<str>,
 }
 fn d_scale() -> f64 {
     1.0
@@ -55,16 +58,7 @@ fn d_scale() -> f64 {
 
 impl PointMeta {
     pub fn named(name: &str) -> PointMeta {
-        PointMeta {
-            name: name.into(),
-            scale: 1.0,
-            offset: 0.0,
-            access: Access::R,
-            min: None,
-            max: None,
-            decimals: None,
-            unit: String::new(),
-        }
+        PointMeta { name: name.into(), scale: 1.0, offset: 0.0, access: Access::R, min: None, max: None, decimals: None, unit: "".into() }
     }
 
     pub fn check(&self, at: &Scope, out: &mut Findings) {
@@ -91,6 +85,35 @@ pub trait PointAddress {
     /// Findings of the address alone; `meta` for checks that depend on both (e.g. `rw` on a
     /// read-only area).
     fn check(&self, meta: &PointMeta, at: &Scope, out: &mut Findings);
+    /// Shares the address's repeated strings (e.g. a poll group's name) through `pool`.
+    fn share_strings(&mut self, _pool: &mut StringPool) {}
+}
+
+/// One copy of each string that many points repeat: the same point names on identical devices,
+/// units, poll groups. A collector holds 100,000 points and more; a separate allocation per
+/// name, unit and group cost ~100 bytes per point.
+#[derive(Default)]
+pub struct StringPool(std::collections::HashSet<Arc<str>>);
+
+impl StringPool {
+    pub fn share(&mut self, s: &mut Arc<str>) {
+        match self.0.get(&**s) {
+            Some(same) => *s = same.clone(),
+            None => {
+                self.0.insert(s.clone());
+            }
+        }
+    }
+
+    /// Shares the strings of `points` and drops their spare capacity.
+    pub fn compact<A: PointAddress>(&mut self, points: &mut Vec<Point<A>>) {
+        for p in points.iter_mut() {
+            self.share(&mut p.meta.name);
+            self.share(&mut p.meta.unit);
+            p.at.share_strings(self);
+        }
+        points.shrink_to_fit();
+    }
 }
 
 /// One point of a device: the common part and the protocol's address, in one flat table in the

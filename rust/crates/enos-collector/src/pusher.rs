@@ -154,7 +154,7 @@ impl Shared {
         self.stats.samples_collected.fetch_add(f.samples.len() as u64, Relaxed);
         let mut p = self.lock();
         for (point, v, q, flags) in f.samples {
-            p.builder.push_flagged(&f.device, &point, f.ts_ms, v, q, flags);
+            p.builder.push_shared(&f.device, &point, f.ts_ms, v, q, flags);
         }
         if p.builder.len() >= self.window {
             p.seal();

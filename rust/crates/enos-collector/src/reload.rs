@@ -141,6 +141,7 @@ impl Engine {
         for d in &mut cfg.devices {
             d.points_csv = None;
         }
+        cfg.compact();
         let order: Vec<(String, bool)> = cfg.devices.iter().map(|d| (d.id.clone(), d.enabled)).collect();
         self.push = cfg.push;
         let (mut want, disabled) = groups(cfg.devices);

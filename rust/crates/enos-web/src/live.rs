@@ -47,7 +47,7 @@ fn join(cfg: &CollectorConfig, states: &[DeviceStatus], answers: Vec<(String, Re
         let last_error = status.and_then(|s| s.last_error.as_deref());
         let got = live["points"].as_array().map(Vec::as_slice).unwrap_or_default();
         for p in dev.proto.points() {
-            let Some(v) = got.iter().find(|v| v["point"] == p.name.as_str()) else {
+            let Some(v) = got.iter().find(|v| v["point"] == *p.name) else {
                 // An offline device reports once and then stays quiet, so a watch started after
                 // that has nothing: its points are shown by what the device's state says.
                 if let Some(why) = status.and_then(|s| without_value(&s.state)) {

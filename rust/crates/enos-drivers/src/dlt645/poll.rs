@@ -166,14 +166,14 @@ pub(super) async fn run(line: dlt::LineConfig, meters: Vec<MeterCfg>, mut ctx: D
     for cfg in meters {
         ctx.status.set(DeviceStatus::new(&cfg.id, "dlt645", "connecting", cfg.points.len()));
         let m = Arc::new(Meter {
-            names: cfg.cfg.points.iter().map(|p| Arc::from(p.meta.name.as_str())).collect(),
+            names: cfg.cfg.points.iter().map(|p| p.meta.name.clone()).collect(),
             id: Arc::from(cfg.id.as_str()),
             line: line.clone(),
             health: Mutex::default(),
             cfg,
         });
         for g in &m.cfg.cfg.poll_groups {
-            let which: Vec<usize> = m.cfg.cfg.points.iter().enumerate().filter(|(_, p)| p.at.group == g.name).map(|(i, _)| i).collect();
+            let which: Vec<usize> = m.cfg.cfg.points.iter().enumerate().filter(|(_, p)| *p.at.group == *g.name).map(|(i, _)| i).collect();
             if which.is_empty() {
                 continue;
             }
@@ -270,7 +270,7 @@ async fn on_demand_read(by_id: &HashMap<String, Arc<Meter>>, device: &str, point
                 .cfg
                 .points
                 .iter()
-                .position(|p| &p.meta.name == name)
+                .position(|p| *p.meta.name == **name)
                 .ok_or_else(|| format!("device \"{device}\" has no point \"{name}\""))?,
         );
     }
@@ -282,7 +282,7 @@ async fn on_demand_read(by_id: &HashMap<String, Arc<Meter>>, device: &str, point
     Ok(vals
         .into_iter()
         .map(|(i, value, quality, error)| PointReading {
-            point: m.cfg.cfg.points[i].meta.name.clone(),
+            point: m.cfg.cfg.points[i].meta.name.to_string(),
             value,
             quality,
             ts_ms: ts,

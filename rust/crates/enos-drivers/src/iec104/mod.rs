@@ -41,7 +41,7 @@ impl Iec104Driver {
             .map(|d| match &d.proto {
                 ProtocolConfig::Iec104(c) => Some(Device {
                     id: Arc::from(d.id.as_str()),
-                    names: c.points.iter().map(|p| Arc::from(p.meta.name.as_str())).collect(),
+                    names: c.points.iter().map(|p| p.meta.name.clone()).collect(),
                     latest: vec![None; c.points.len()],
                     clock_warned_ms: 0,
                     cfg: c.clone(),
@@ -162,7 +162,7 @@ async fn on_event(drv: &mut Iec104Driver, routes: &Routes, ctx: &DriverContext, 
                 }
             }
             d.latest[pi] = Some(PointReading {
-                point: p.meta.name.clone(),
+                point: p.meta.name.to_string(),
                 value: v.clone(),
                 quality: q,
                 ts_ms: ts,
@@ -224,7 +224,7 @@ fn serve(drv: &Iec104Driver, station: &Arc<Station>, running: &mut JoinSet<()>, 
                 let _ = reply.send(WriteOutcome::failed(WriteFailure::UnknownDevice, format!("there is no device \"{device}\"")));
                 return;
             };
-            let Some(p) = d.cfg.points.iter().find(|p| p.meta.name == point) else {
+            let Some(p) = d.cfg.points.iter().find(|p| *p.meta.name == *point) else {
                 let _ =
                     reply.send(WriteOutcome::failed(WriteFailure::UnknownPoint, format!("device \"{device}\" has no point \"{point}\"")));
                 return;
@@ -274,14 +274,16 @@ fn read(d: Option<&Device>, device: &str, points: &[String]) -> Result<Vec<Point
     } else {
         points
             .iter()
-            .map(|n| d.cfg.points.iter().position(|p| &p.meta.name == n).ok_or_else(|| format!("device \"{device}\" has no point \"{n}\"")))
+            .map(|n| {
+                d.cfg.points.iter().position(|p| *p.meta.name == **n).ok_or_else(|| format!("device \"{device}\" has no point \"{n}\""))
+            })
             .collect::<Result<_, _>>()?
     };
     Ok(which
         .into_iter()
         .map(|i| {
             d.latest[i].clone().unwrap_or_else(|| PointReading {
-                point: d.cfg.points[i].meta.name.clone(),
+                point: d.cfg.points[i].meta.name.to_string(),
                 value: enos_batch::Value::Null,
                 quality: Quality::CommFailure,
                 ts_ms: now_ms(),

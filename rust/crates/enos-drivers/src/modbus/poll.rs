@@ -17,7 +17,6 @@ use tokio::sync::mpsc;
 
 struct Device {
     cfg: DeviceConfig,
-    names: Vec<Arc<str>>,
     id: Arc<str>,
     link: Link,
     /// What this device's requests met on the link (discarded answers, timeouts).
@@ -218,7 +217,6 @@ pub(super) async fn run(ep: Endpoint, devices: Vec<DeviceConfig>, mut ctx: Drive
     for cfg in devices {
         ctx.status.set(DeviceStatus::new(&cfg.id, cfg.protocol.name(), "connecting", cfg.points.len()));
         let dev = Arc::new(Device {
-            names: cfg.points.iter().map(|p| Arc::from(p.meta.name.as_str())).collect(),
             id: Arc::from(cfg.id.as_str()),
             health: Mutex::new(Health::default()),
             link: link.clone(),
@@ -227,7 +225,7 @@ pub(super) async fn run(ep: Endpoint, devices: Vec<DeviceConfig>, mut ctx: Drive
             cfg,
         });
         for g in &dev.cfg.poll_groups {
-            let which: Vec<usize> = dev.cfg.points.iter().enumerate().filter(|(_, p)| p.at.group == g.name).map(|(i, _)| i).collect();
+            let which: Vec<usize> = dev.cfg.points.iter().enumerate().filter(|(_, p)| *p.at.group == *g.name).map(|(i, _)| i).collect();
             if which.is_empty() {
                 continue;
             }
@@ -339,7 +337,9 @@ async fn poll_group(
         }
         let samples = values
             .into_iter()
-            .map(|(i, v, q, _)| (dev.names[i].clone(), v, if went_offline && !q.is_good() { Quality::Offline } else { q }, Flags::NONE))
+            .map(|(i, v, q, _)| {
+                (dev.cfg.points[i].meta.name.clone(), v, if went_offline && !q.is_good() { Quality::Offline } else { q }, Flags::NONE)
+            })
             .collect();
         if frames.send(Frame { device: dev.id.clone(), ts_ms: ts, samples }).await.is_err() {
             return;
@@ -355,7 +355,7 @@ async fn on_demand_read(by_id: &HashMap<String, Arc<Device>>, device: &str, poin
             dev.cfg
                 .points
                 .iter()
-                .position(|p| &p.meta.name == name)
+                .position(|p| *p.meta.name == **name)
                 .ok_or_else(|| format!("device \"{device}\" has no point \"{name}\""))?,
         );
     }
@@ -368,7 +368,7 @@ async fn on_demand_read(by_id: &HashMap<String, Arc<Device>>, device: &str, poin
     Ok(vals
         .into_iter()
         .map(|(i, value, quality, error)| PointReading {
-            point: dev.cfg.points[i].meta.name.clone(),
+            point: dev.cfg.points[i].meta.name.to_string(),
             value,
             quality,
             ts_ms: ts,
