@@ -1,7 +1,7 @@
 SUMMARY = "EnOS Edge A/B boot slot selection with boot counting"
 DESCRIPTION = "The bootloader side of the A/B scheme (GRUB grub.cfg with an environment block on \
-               the ESP for x86-64, a U-Boot boot script with bootcount/bootlimit/altbootcmd for the \
-               Raspberry Pi) and enos-bootslot, the tool that reads and arms slots from Linux \
+               the ESP for x86-64, a U-Boot boot script that counts every boot in bootcount \
+               for the Raspberry Pi) and enos-bootslot, the tool that reads and arms slots from Linux \
                (current, selected, set-next, commit, rollback). Variables: docs/boot-slots.md."
 HOMEPAGE = "https://github.com/enos-edge/enos-edge"
 BUGTRACKER = "https://github.com/enos-edge/enos-edge/issues"
