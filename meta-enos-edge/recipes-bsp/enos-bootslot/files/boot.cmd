@@ -31,12 +31,13 @@ if test "${enos_good_A}" != "1"; then setenv enos_good_A 0; fi
 if test "${enos_good_B}" != "1"; then setenv enos_good_B 0; fi
 if test -z "${bootcount}"; then setenv bootcount 0; fi
 
-# Helpers, set again on every boot (a value from the stored environment is never run).
+# Helpers, set again on every boot: the copies saveenv stores are never what runs.
 # enos_pair: enos_other and whether it is a known good fallback.
 setenv enos_pair 'if test "${enos_slot}" = "A"; then setenv enos_other B; setenv enos_other_good ${enos_good_B}; else setenv enos_other A; setenv enos_other_good ${enos_good_A}; fi'
 # enos_fall_back: enos_slot failed: mark it not good, switch to the other slot, tell Linux.
 setenv enos_fall_back 'setenv enos_good_${enos_slot} 0; setenv enos_slot ${enos_other}; setenv upgrade_available 0; setenv bootcount 0; setenv enos_rollback 1; run enos_pair'
-# enos_save: saveenv (tests/uboot/run sets enos_test_save: QEMU's flash env cannot be written).
+# enos_save: saveenv. Test only: tests/uboot/run sets enos_test_save (its QEMU U-Boot keeps the
+# environment in flash, which QEMU fails to write; it saves uboot.env to the FAT partition instead).
 setenv enos_save 'if test -n "${enos_test_save}"; then run enos_test_save; else saveenv; fi'
 # enos_boot: boot enos_slot; returns only when its kernel cannot be loaded or started. The
 # firmware's command line (console, cmdline.txt) is kept and the slot's root appended (the kernel
