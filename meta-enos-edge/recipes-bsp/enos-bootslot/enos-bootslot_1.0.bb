@@ -1,7 +1,7 @@
 SUMMARY = "EnOS Edge A/B boot slot selection with boot counting"
 DESCRIPTION = "The bootloader side of the A/B scheme (GRUB grub.cfg with an environment block on \
-               the ESP for x86-64, a U-Boot boot script with bootcount/bootlimit/altbootcmd for the \
-               Raspberry Pi) and enos-bootslot, the tool that reads and arms slots from Linux \
+               the ESP for x86-64, a U-Boot boot script that counts every boot in bootcount \
+               for the Raspberry Pi) and enos-bootslot, the tool that reads and arms slots from Linux \
                (current, selected, set-next, commit, rollback). Variables: docs/boot-slots.md."
 HOMEPAGE = "https://github.com/enos-edge/enos-edge"
 BUGTRACKER = "https://github.com/enos-edge/enos-edge/issues"
@@ -36,12 +36,13 @@ do_compile() {
     # The initial GRUB environment block, written by the same code the running system uses
     # (no "# WARNING" line: SWUpdate's grubenv parser mishandles it).
     rm -f ${B}/grubenv
-    ENOS_BOOTSLOT_BACKEND=grub ENOS_BOOTSLOT_GRUBENV=${B}/grubenv sh ${S}/enos-bootslot env-set \
+    ENOS_BOOTSLOT_BACKEND=grub ENOS_BOOTSLOT_GRUBENV=${B}/grubenv ENOS_BOOTSLOT_LOCK=${B}/bootslot.lock \
+        sh ${S}/enos-bootslot env-set \
         enos_slot=A upgrade_available=0 bootcount=0 bootlimit=${ENOS_BOOTLIMIT} enos_rollback=0 \
         enos_good_A=1 enos_good_B=0
 
     # U-Boot boot script. No uboot.env is built: it would replace U-Boot's whole default
-    # environment; boot.scr adds the EnOS variables to it on the first boot.
+    # environment; boot.scr sets the EnOS variables' defaults itself on every boot.
     sed -e 's/setenv bootlimit 3/setenv bootlimit ${ENOS_BOOTLIMIT}/' ${S}/boot.cmd > ${B}/boot.cmd
     uboot-mkimage -A arm64 -O linux -T script -C none -n "EnOS Edge A/B boot" -d ${B}/boot.cmd ${B}/boot.scr
 }
@@ -66,7 +67,8 @@ addtask deploy after do_compile before do_build
 
 PACKAGE_ARCH = "${MACHINE_ARCH}"
 
-# enos-bootslot: the tool (POSIX sh, grep, sed, head, tr, mktemp, sync), enough for GRUB machines.
+# enos-bootslot: the tool (POSIX sh, grep, sed, head, tr, mktemp, sync, flock), enough for GRUB
+# machines.
 # enos-bootslot-uboot: what U-Boot machines add (the env location and libubootenv's tools).
 # The trial guard (enos-trial-guard.service) ends a trial boot that is not committed in time.
 PACKAGES =+ "${PN}-uboot"
@@ -76,3 +78,5 @@ FILES:${PN} += "${systemd_system_unitdir}/enos-trial-guard.service"
 FILES:${PN}-uboot += "${sysconfdir}/fw_env.config"
 CONFFILES:${PN}-uboot = "${sysconfdir}/fw_env.config"
 RDEPENDS:${PN}-uboot = "${PN} libubootenv-bin"
+# flock(1): enos-bootslot serialises its read-modify-write cycles on /run/enos-bootslot/lock.
+RDEPENDS:${PN} += "util-linux-flock"
