@@ -444,6 +444,7 @@ function writeDialog(device, f) {
   if (choosing) {
     const pick = (c) => {
       chosen = c.value;
+      check.textContent = '';
       input.querySelectorAll('button').forEach((b) => b.setAttribute('aria-pressed', String(b.dataset.label === c.label)));
     };
     input = h('div', { class: 'choice', id: 'write-value', role: 'group', 'aria-label': 'New value' },
