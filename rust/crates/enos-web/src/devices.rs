@@ -103,9 +103,11 @@ pub async fn writable(app: &App, id: &str) -> ApiResult {
     // `rw` is refused by validation where the protocol's address cannot be written
     let points: Vec<_> = d.proto.points().into_iter().filter(|p| p.access == Access::Rw).map(|p| write_facts(&d.proto, p)).collect();
     // why nothing can be written, when the protocol never writes
-    let note = matches!(d.proto, ProtocolConfig::Dlt645(_))
-        .then_some("DL/T 645 meters are read-only: the gateway reads them and never writes to them.");
-    ok(&serde_json::json!({ "device": id, "points": points, "note": note }))
+    let mut facts = serde_json::json!({ "device": id, "points": points });
+    if matches!(d.proto, ProtocolConfig::Dlt645(_)) {
+        facts["note"] = "DL/T 645 meters are read-only: the gateway reads them and never writes to them.".into();
+    }
+    ok(&facts)
 }
 
 /// One writable point: `kind` is `bool` (a coil or a bit), `text` or `number`; `min`/`max` are
