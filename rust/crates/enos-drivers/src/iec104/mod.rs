@@ -55,7 +55,11 @@ impl Iec104Driver {
                 _ => None,
             })
             .collect::<Option<Vec<_>>>()?;
-        (!devices.is_empty()).then_some(Iec104Driver { devices, down: Some("not connected yet".into()), tests: Vec::new() })
+        (!devices.is_empty()).then_some(Iec104Driver {
+            devices,
+            down: Some("the first connection is still being made".into()),
+            tests: Vec::new(),
+        })
     }
 
     /// The station's settings: the endpoint's shared ones from the first device (validation
