@@ -58,8 +58,9 @@ pub trait Collector {
     fn apply_config(&self, config: &str) -> Result<String>;
     /// The device-model library: JSON `{"dir", "models": [config_edit::DeviceModel], "errors"}`.
     fn list_device_models(&self) -> Result<String>;
-    /// Raw-register communication test: `request` is JSON `raw_read::RawRead`, the answer JSON
-    /// `raw_read::RawAnswer` (a failed read is an answer with `failure` and `message`).
+    /// The communication test: `request` is JSON `comm_test::CommTest`, tagged by `kind` (without
+    /// it: a Modbus register read, `raw_read::RawRead`), the answer JSON `comm_test::CommAnswer` of
+    /// the same kind (a failed test is an answer with `failure` and `message`).
     fn read_raw(&self, device: &str, request: &str) -> Result<String>;
     /// The device's recent polled values with a short history newer than `since_ms` (starts or
     /// extends a 60 s watch; history is kept only while watched). JSON

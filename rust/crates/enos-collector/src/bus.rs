@@ -118,7 +118,7 @@ impl Collector {
         self.api.device_models()
     }
 
-    /// Raw-register communication test (`enos_model::raw_read`).
+    /// The communication test (`enos_model::comm_test`).
     async fn read_raw(&self, device: &str, request: &str) -> Result<String> {
         self.api.read_raw(device, request).await
     }

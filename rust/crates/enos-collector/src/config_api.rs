@@ -12,7 +12,7 @@ use enos_bus::Error;
 use enos_collector_config::CollectorConfig;
 use enos_config::Finding;
 use enos_drivers::Command;
-use enos_model::raw_read::RawRead;
+use enos_model::comm_test::{self, CommTest};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -118,17 +118,37 @@ impl ConfigApi {
         to_json(&json!({ "dir": self.models_dir, "models": models, "errors": errors }))
     }
 
+    /// The communication test of `device`: `request` is an `enos_model::comm_test::CommTest`
+    /// (without `kind`: a Modbus register read), of the kind the device's protocol answers.
     pub async fn read_raw(&self, device: &str, request: &str) -> enos_bus::Result<String> {
-        let req: RawRead = serde_json::from_str(request).map_err(|e| Error::InvalidArgs(format!("bad request: {e}")))?;
-        let route = self.engine.lock().expect("engine").route(device);
-        let route = route.ok_or_else(|| Error::NotFound(format!("no device {device:?} (or it is disabled)")))?;
+        let req = CommTest::parse(request).map_err(|e| Error::InvalidArgs(e.to_string()))?;
+        let route = {
+            let engine = self.engine.lock().expect("engine");
+            let protocol = engine.device(device).map(|d| d.proto.protocol());
+            let want = protocol.map(comm_test::kind_of);
+            match (protocol, want) {
+                (None, _) => return Err(Error::NotFound(format!("there is no device \"{device}\""))),
+                (Some(p), Some(None)) => {
+                    return Err(Error::NotSupported(format!("device \"{device}\" ({p}) has no communication test yet")))
+                }
+                (Some(p), Some(Some(k))) if k != req.kind() => {
+                    return Err(Error::InvalidArgs(format!(
+                        "device \"{device}\" ({p}): its communication test is {}, not {}",
+                        k.name(),
+                        req.kind().name()
+                    )))
+                }
+                _ => engine.route(device),
+            }
+        };
+        let route = route.ok_or_else(|| Error::NotFound(format!("device \"{device}\" is disabled: enable it to test it")))?;
         let (reply, rx) = oneshot::channel();
         route
             .send(Command::RawRead { device: device.into(), request: req, reply })
             .await
             .map_err(|_| Error::Failed(crate::reload::DRIVER_STOPPED.into()))?;
         let ans = rx.await.map_err(|_| Error::Failed(crate::reload::DRIVER_STOPPED.into()))?.map_err(Error::InvalidArgs)?;
-        log::info!("raw read {device} unit {} fc{} @{}: {}", ans.unit_id, ans.function, ans.address, ans.message);
+        log::info!("communication test of {device} ({}): {}", ans.kind().name(), ans.message());
         to_json(&serde_json::to_value(&ans).map_err(|e| Error::Failed(e.to_string()))?)
     }
 

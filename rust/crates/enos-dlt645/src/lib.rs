@@ -14,7 +14,7 @@ pub use format::{Date, Format, Reading, TimeOfDay};
 pub use frame::{Address, FieldOrder};
 pub use ident::{Identifier, Point};
 #[cfg(feature = "line")]
-pub use line::{Counters, Line, LineConfig, Link, Meter, Parity, Serial, Timing};
+pub use line::{Counters, Exchange, Line, LineConfig, Link, Meter, Parity, Serial, Timing};
 
 #[cfg(all(test, feature = "line"))]
 mod tests {

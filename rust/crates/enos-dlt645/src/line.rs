@@ -140,7 +140,7 @@ impl Line {
     pub async fn read_timed(&self, meter: &Meter, point: &Point, timing: Timing) -> (Result<Reading, Error>, Counters) {
         let mut guard = self.conn.lock().await;
         let before = self.counters();
-        let r = self.raw(&mut guard, meter, point.id, timing).await.and_then(|data| {
+        let r = self.raw(&mut guard, meter, point.id, timing, None).await.and_then(|data| {
             point.format.decode(&data).map_err(|reason| Error::Decode { meter: meter.address, what: what(point.id), reason })
         });
         (r, self.counters().since(before))
@@ -149,17 +149,33 @@ impl Line {
     /// The data of identifier `id` (after the identifier, follow-up frames appended), undecoded.
     pub async fn read_raw(&self, meter: &Meter, id: Identifier) -> Result<Vec<u8>, Error> {
         let mut guard = self.conn.lock().await;
-        self.raw(&mut guard, meter, id, self.timing()).await
+        self.raw(&mut guard, meter, id, self.timing(), None).await
+    }
+
+    /// [`Line::read_raw`] with `timing`, and every request of it with the answer taken for it
+    /// (the communication test shows them).
+    pub async fn read_traced(&self, meter: &Meter, id: Identifier, timing: Timing) -> (Result<Vec<u8>, Error>, Vec<Exchange>) {
+        let mut guard = self.conn.lock().await;
+        let mut trace = Vec::new();
+        let r = self.raw(&mut guard, meter, id, timing, Some(&mut trace)).await;
+        (r, trace)
     }
 
     fn timing(&self) -> Timing {
         Timing { timeout: self.cfg.timeout, retries: self.cfg.retries }
     }
 
-    async fn raw(&self, guard: &mut Option<Conn>, meter: &Meter, id: Identifier, timing: Timing) -> Result<Vec<u8>, Error> {
+    async fn raw(
+        &self,
+        guard: &mut Option<Conn>,
+        meter: &Meter,
+        id: Identifier,
+        timing: Timing,
+        mut trace: Option<&mut Vec<Exchange>>,
+    ) -> Result<Vec<u8>, Error> {
         let addr = meter.order.wire(meter.address.0);
         let req = Frame { address: addr, control: control::READ, data: id.wire().to_vec() };
-        let mut reply = self.request(guard, meter.address, &what(id), &req, timing).await?;
+        let mut reply = self.request(guard, meter.address, &what(id), &req, timing, trace.as_deref_mut()).await?;
         let mut data = reply.data.split_off(4);
         let mut seq = 0u32;
         while reply.control & control::MORE_FOLLOWS != 0 {
@@ -171,7 +187,8 @@ impl Line {
             let mut follow = id.wire().to_vec();
             follow.push(seq as u8);
             let req = Frame { address: addr, control: control::READ_FOLLOW_UP, data: follow };
-            reply = self.request(guard, meter.address, &format!("follow-up frame {seq} of {}", what(id)), &req, timing).await?;
+            let what = format!("follow-up frame {seq} of {}", what(id));
+            reply = self.request(guard, meter.address, &what, &req, timing, trace.as_deref_mut()).await?;
             // DI, the data, then the frame's sequence number.
             data.extend_from_slice(&reply.data[4..reply.data.len() - 1]);
         }
@@ -194,7 +211,7 @@ impl Line {
     pub async fn read_address(&self, order: FieldOrder) -> Result<Address, Error> {
         let mut guard = self.conn.lock().await;
         let req = Frame { address: Address::WILDCARD.0, control: control::READ_ADDRESS, data: vec![] };
-        let reply = self.request(&mut guard, Address::WILDCARD, "reading the meter address", &req, self.timing()).await?;
+        let reply = self.request(&mut guard, Address::WILDCARD, "reading the meter address", &req, self.timing(), None).await?;
         match <[u8; 6]>::try_from(&reply.data[..]) {
             Ok(a) => Ok(Address(order.wire(a))),
             Err(_) => Err(Error::Decode {
@@ -205,8 +222,31 @@ impl Line {
         }
     }
 
-    /// Sends `req` and waits for its answer, `retries` more times after a timeout.
-    async fn request(&self, guard: &mut Option<Conn>, meter: Address, what: &str, req: &Frame, timing: Timing) -> Result<Frame, Error> {
+    /// Sends `req` and waits for its answer, `retries` more times after a timeout; `trace` gets
+    /// the request and the answer taken (none after a timeout).
+    async fn request(
+        &self,
+        guard: &mut Option<Conn>,
+        meter: Address,
+        what: &str,
+        req: &Frame,
+        timing: Timing,
+        trace: Option<&mut Vec<Exchange>>,
+    ) -> Result<Frame, Error> {
+        let r = self.attempts(guard, meter, what, req, timing).await;
+        if let Some(t) = trace {
+            t.push(Exchange { request: req.encode(self.cfg.preamble), response: r.as_ref().ok().map(|f| f.encode(0)) });
+        }
+        match r? {
+            reply if reply.control & control::ABNORMAL != 0 => {
+                Err(Error::Exception { meter, what: what.into(), code: reply.data.first().copied().unwrap_or(0) })
+            }
+            reply => Ok(reply),
+        }
+    }
+
+    /// The answer to `req` (an abnormal reply too), trying again after a timeout.
+    async fn attempts(&self, guard: &mut Option<Conn>, meter: Address, what: &str, req: &Frame, timing: Timing) -> Result<Frame, Error> {
         let attempts = timing.retries + 1;
         let mut arrived = None;
         for _ in 0..attempts {
@@ -217,9 +257,6 @@ impl Line {
                 self.discard(why, bytes)
             };
             match conn.exchange(req, self.cfg.preamble, deadline, &mut note).await {
-                Ok(reply) if reply.control & control::ABNORMAL != 0 => {
-                    return Err(Error::Exception { meter, what: what.into(), code: reply.data.first().copied().unwrap_or(0) });
-                }
                 Ok(reply) => return Ok(reply),
                 Err(Broken::Timeout) => {
                     self.timeouts.fetch_add(1, Relaxed);
@@ -263,6 +300,14 @@ impl Line {
         self.discarded.fetch_add(1, Relaxed);
         log::warn!("DL/T 645 line {}: discarded {why}: {}", self.name(), hex(bytes));
     }
+}
+
+/// One request as sent (wake-up bytes included) and the answer taken for it, as it was framed
+/// (without the meter's wake-up bytes); `None` when no answer came.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exchange {
+    pub request: Vec<u8>,
+    pub response: Option<Vec<u8>>,
 }
 
 fn what(id: Identifier) -> String {

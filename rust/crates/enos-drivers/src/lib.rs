@@ -43,11 +43,12 @@ pub enum Command {
         value: serde_json::Value,
         reply: oneshot::Sender<WriteOutcome>,
     },
-    /// The raw-register communication test (`enos_model::raw_read`); the answer says any failure.
+    /// The communication test (`enos_model::comm_test`: each protocol its kind); the answer
+    /// says any failure of the device, `Err` a request this driver cannot run.
     RawRead {
         device: String,
-        request: enos_model::raw_read::RawRead,
-        reply: oneshot::Sender<Result<enos_model::raw_read::RawAnswer, String>>,
+        request: enos_model::comm_test::CommTest,
+        reply: oneshot::Sender<Result<enos_model::comm_test::CommAnswer, String>>,
     },
 }
 

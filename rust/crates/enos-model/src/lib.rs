@@ -2,6 +2,7 @@
 //! write outcomes, raw reads, the services' status, OTA jobs and the cloud settings.
 
 pub mod cloud;
+pub mod comm_test;
 pub mod device;
 pub mod raw_read;
 pub mod refused;

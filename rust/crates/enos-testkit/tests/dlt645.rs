@@ -175,3 +175,92 @@ group = "fast"
         assert_eq!(d["state"], "online", "{d}");
     }
 }
+
+/// The collector's communication test over D-Bus (`ReadRaw`, as the web center calls it).
+async fn comm_test(conn: &zbus::Connection, device: &str, request: serde_json::Value) -> serde_json::Value {
+    let p = enos_bus::CollectorProxy::new(conn).await.unwrap();
+    serde_json::from_str(&p.read_raw(device, &request.to_string()).await.unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_communication_test_shows_frames_and_decoded_values_and_an_abnormal_reply_in_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = Bus::start(dir.path());
+    let (_peer, port) =
+        peer(r#"{"tcp": true, "meters": [{"address": "123456789012", "values": {"02010100": 231.4, "00010000": 12345.67}}]}"#);
+    std::fs::write(
+        dir.path().join("collector.toml"),
+        format!(
+            r#"[[device]]
+id = "m1"
+protocol = "dlt645"
+address = "127.0.0.1:{port}"
+meter = "123456789012"
+address_order = "as-written"
+timeout_ms = 1000
+poll_groups = [{{ name = "slow", interval_ms = 60000 }}]
+
+[[device.point]]
+name = "Ua"
+di = "02010100"
+group = "slow"
+
+[[device]]
+id = "gone"
+protocol = "dlt645"
+address = "127.0.0.1:{port}"
+meter = "000000000077"
+timeout_ms = 200
+retries = 0
+offline_after = 1
+poll_groups = [{{ name = "fast", interval_ms = 300 }}]
+
+[[device.point]]
+name = "Ua"
+di = "02010100"
+group = "fast"
+"#
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("services.log");
+    let _collector = spawn_service("enos-collector", &dir.path().join("collector.toml"), &bus.address, &log);
+    let conn = zbus::connection::Builder::address(bus.address.as_str()).build().await.unwrap();
+    let state = |id: &str| {
+        let (ok, out, _) = run_tool("enosctl", &["--json", "devices"], &bus.address);
+        let v: serde_json::Value = if ok { serde_json::from_str(&out).unwrap() } else { serde_json::Value::Null };
+        v.as_array().and_then(|a| a.iter().find(|d| d["id"] == id)).map(|d| d["state"].as_str().unwrap_or("").to_string())
+    };
+    wait_for(30, "the unserved meter offline", || (state("gone").as_deref() == Some("offline")).then_some(())).await;
+
+    let a =
+        comm_test(&conn, "m1", serde_json::json!({"kind": "dlt645-identifiers", "identifiers": ["02-01-01-00", "00010000", "02990100"]}))
+            .await;
+    assert_eq!((a["kind"].as_str(), a["meter"].as_str()), (Some("dlt645-identifiers"), Some("123456789012")), "{a}");
+    let reads = a["reads"].as_array().unwrap();
+    let r = |di: &str| reads.iter().find(|r| r["di"] == di).unwrap_or_else(|| panic!("{di} missing in {a}"));
+    assert_eq!((r("02010100")["value"].clone(), r("02010100")["text"].as_str()), (serde_json::json!(231.4), Some("231.4 V")), "{a}");
+    assert_eq!(r("02010100")["name"], "voltage, phase A");
+    // the request as sent: wake-up bytes, the address as written, read (11), length 4, the DI + 33
+    let f = &r("02010100")["frames"][0];
+    assert_eq!(f["request"], "FE FE FE FE 68 12 34 56 78 90 12 68 11 04 33 34 34 35 6B 16", "{a}");
+    let resp = f["response"].as_str().unwrap();
+    assert!(resp.starts_with("68 12 34 56 78 90 12 68 91 ") && resp.ends_with(" 16"), "the meter's answer (control 91): {resp}");
+    assert_eq!(r("00010000")["text"], "12345.67 kWh");
+    // an identifier the meter does not have: its abnormal reply (control D1), in words
+    let x = r("02990100");
+    assert_eq!((x["ok"].as_bool(), x["failure"].as_str()), (Some(false), Some("exception")), "{a}");
+    assert_eq!(x["text"], "meter 123456789012: reading 02990100: device exception 0x02 (no requested data)");
+    assert!(x["frames"][0]["response"].as_str().unwrap().starts_with("68 12 34 56 78 90 12 68 D1 01 35 "), "{a}");
+    assert_eq!((a["ok"].as_bool(), a["message"].as_str()), (Some(false), Some("2 of 3 identifiers read")));
+
+    // a meter that does not answer: the test says it is offline, and the request went out
+    let a = comm_test(&conn, "gone", serde_json::json!({"kind": "dlt645-identifiers", "identifiers": ["02010100", "00010000"]})).await;
+    assert_eq!((a["ok"].as_bool(), a["failure"].as_str()), (Some(false), Some("offline")), "{a}");
+    assert!(
+        a["message"].as_str().unwrap().starts_with("the meter is offline, and did not answer now either: meter 000000000077: no answer"),
+        "{a}"
+    );
+    assert_eq!(a["reads"][0]["frames"][0]["response"], "", "{a}");
+    assert_eq!(a["reads"][1]["text"], "not asked: the meter did not answer the read before", "{a}");
+}

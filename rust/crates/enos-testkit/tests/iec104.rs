@@ -26,12 +26,16 @@ struct Station {
 
 impl Station {
     fn start(port: u16) -> Station {
+        Station::start_with(port, SPEC)
+    }
+
+    fn start_with(port: u16, spec: &str) -> Station {
         let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../..");
         let python = std::env::var_os("ENOS_VENV").map_or(repo.join("build/venv/bin/python3"), |v| PathBuf::from(v).join("bin/python3"));
         let mut child = Command::new(python)
             .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("peers/iec104_station.py"))
             .arg(port.to_string())
-            .arg(SPEC)
+            .arg(spec)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -125,4 +129,84 @@ async fn values_and_time_tags_reach_the_cloud_and_writes_become_commands() {
     station.send("refuse 101");
     let (ok, _, err) = run_tool("enosctl", &["write", "rtu", "switch2", "true"], &bus.address);
     assert!(!ok && err.contains("the station refused the select (negative confirmation)"), "{err}");
+}
+
+/// The collector's communication test over D-Bus (`ReadRaw`, as the web center calls it).
+async fn comm_test(conn: &zbus::Connection, device: &str, request: serde_json::Value) -> Result<serde_json::Value, String> {
+    let p = enos_bus::CollectorProxy::new(conn).await.unwrap();
+    p.read_raw(device, &request.to_string()).await.map(|a| serde_json::from_str(&a).unwrap()).map_err(|e| e.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_communication_test_interrogates_the_station_and_says_when_it_is_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = Bus::start(dir.path());
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut station = Station::start_with(
+        port,
+        r#"{"ca": 1, "points": [
+          {"ioa": 7, "type": "M_ME_NC_1", "value": 231.5},
+          {"ioa": 8, "type": "M_ME_NC_1", "value": 1.25, "quality": ["Invalid", "NonTopical"]},
+          {"ioa": 30, "type": "M_SP_TB_1", "value": true},
+          {"ioa": 40, "type": "M_DP_NA_1", "value": 2}]}"#,
+    );
+    // a slow periodic interrogation: the test's own is the one answered
+    std::fs::write(
+        dir.path().join("collector.toml"),
+        format!(
+            "[[device]]\nid = \"rtu\"\nprotocol = \"iec104\"\naddress = \"127.0.0.1:{port}\"\nreconnect_min_ms = 200\n\
+             interrogation_interval_s = 3600\n\
+             [[device.point]]\nname = \"P\"\nioa = 7\ntype = \"M_ME_NC_1\"\nunit = \"kW\"\n"
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("services.log");
+    let _collector = spawn_service("enos-collector", &dir.path().join("collector.toml"), &bus.address, &log);
+    let conn = zbus::connection::Builder::address(bus.address.as_str()).build().await.unwrap();
+    let online = || {
+        let (ok, out, _) = run_tool("enosctl", &["--json", "devices"], &bus.address);
+        (ok && out.contains("\"online\"")).then_some(())
+    };
+    wait_for(30, "the station online", online).await;
+    let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64 - 61_234;
+    station.send(&format!("set 30 true - {at}"));
+
+    let a = comm_test(&conn, "rtu", serde_json::json!({"kind": "iec104-interrogation"})).await.unwrap();
+    assert_eq!((a["kind"].as_str(), a["ok"].as_bool()), (Some("iec104-interrogation"), Some(true)), "{a}");
+    assert_eq!(a["ca"], 1);
+    let objects = a["objects"].as_array().unwrap();
+    let ioas: Vec<u64> = objects.iter().map(|o| o["ioa"].as_u64().unwrap()).collect();
+    assert_eq!(ioas, [7, 8, 30, 40], "every object of the station, in address order: {a}");
+    let o = |ioa: u64| objects.iter().find(|o| o["ioa"] == ioa).unwrap();
+    assert_eq!(o(7)["type"], "M_ME_NC_1");
+    assert_eq!(o(7)["type_words"], "measured value, short float");
+    assert_eq!((o(7)["value"].clone(), o(7)["point"].clone()), (serde_json::json!(231.5), serde_json::json!("P")));
+    assert_eq!(o(7)["flags"], serde_json::json!([]));
+    assert_eq!(o(8)["flags"], serde_json::json!(["invalid", "not topical"]), "{a}");
+    assert_eq!(o(8)["point"], serde_json::Value::Null, "no point is configured at IOA 8");
+    assert_eq!((o(30)["text"].as_str(), o(30)["time_ms"].as_u64()), (Some("on"), Some(at)), "the time tag as the station sent it: {a}");
+    assert_eq!(o(30)["type_words"], "single point, with time tag");
+    assert_eq!((o(40)["value"].as_str(), o(40)["type_words"].as_str()), (Some("on"), Some("double point")));
+    assert!(a["message"].as_str().unwrap().starts_with("4 objects from common address 1"), "{a}");
+
+    // one range of addresses
+    let a = comm_test(&conn, "rtu", serde_json::json!({"kind": "iec104-interrogation", "ioa_from": 8, "ioa_to": 30})).await.unwrap();
+    let ioas: Vec<u64> = a["objects"].as_array().unwrap().iter().map(|o| o["ioa"].as_u64().unwrap()).collect();
+    assert_eq!(ioas, [8, 30], "{a}");
+
+    // another protocol's test is refused in words
+    let e = comm_test(&conn, "rtu", serde_json::json!({"kind": "dlt645-identifiers", "identifiers": ["02010100"]})).await.unwrap_err();
+    assert!(e.ends_with("device \"rtu\" (iec104): its communication test is iec104-interrogation, not dlt645-identifiers"), "{e}");
+    assert!(!e.contains("org.enos"), "no D-Bus error name in {e}");
+
+    // the station gone: the test says the device is offline, at once
+    drop(station);
+    wait_for(30, "the station offline", || {
+        let (ok, out, _) = run_tool("enosctl", &["--json", "devices"], &bus.address);
+        (ok && out.contains("\"offline\"")).then_some(())
+    })
+    .await;
+    let a = comm_test(&conn, "rtu", serde_json::json!({"kind": "iec104-interrogation"})).await.unwrap();
+    assert_eq!((a["ok"].as_bool(), a["failure"].as_str()), (Some(false), Some("offline")), "{a}");
+    assert!(a["message"].as_str().unwrap().starts_with("device \"rtu\" is offline: the station is not connected"), "{a}");
 }

@@ -336,10 +336,12 @@ function deviceView(id) {
   // The points that can be written, with unit, range and kind (GET .../writable).
   async function loadWritable() {
     try {
-      writable = (await api('GET', '/api/devices/' + enc(id) + '/writable')).points;
+      const w = await api('GET', '/api/devices/' + enc(id) + '/writable');
+      writable = w.points;
       pointSel.replaceChildren(...(writable.length ? writable.map((f) => h('option', { value: f.point }, f.point + (f.unit ? ' (' + f.unit + ')' : '')))
         : [h('option', { value: '' }, 'no point of this device can be written')]));
       writeBtn.disabled = !writable.length;
+      if (w.note) writeOut.replaceChildren(banner('info', w.note));
     } catch (e) {
       writeOut.replaceChildren(banner('error', 'Cannot list the points that can be written: ' + e.message));
     }
@@ -366,7 +368,7 @@ function deviceView(id) {
     h('div', { class: 'toolbar' }, h('a', { class: 'button quiet', href: '#/devices', role: 'button' }, '‹ Devices'), h('h1', { class: 'grow' }, id), edit),
     liveCard(id),
     h('div', { class: 'card' }, h('h2', {}, 'Communication test'), h('div', { class: 'toolbar' }, readBtn, status), result),
-    rawCard(id),
+    commCard(id),
     writeCard);
 }
 
@@ -390,6 +392,7 @@ function rangeWords(f) {
   const u = f.unit ? ' ' + f.unit : '';
   const has = (x) => x !== null && x !== undefined;
   if (f.kind === 'bool') return 'true or false';
+  if (f.kind === 'choice') return f.choices.map((c) => c.label).join(' or ') + ' (' + f.type + ')';
   if (f.kind === 'text') return 'text (' + f.type + ')';
   if (has(f.min) && has(f.max)) return f.min + ' to ' + f.max + u;
   if (has(f.min)) return 'at least ' + f.min + u + ' (above: the data type, ' + f.type + ')';
@@ -403,6 +406,7 @@ function rangeWords(f) {
  */
 function checkWrite(f, raw) {
   if (f.kind === 'bool') return raw === true || raw === false ? { value: raw } : { error: 'Choose true or false.' };
+  if (f.kind === 'choice') return raw === null ? { error: 'Choose ' + f.choices.map((c) => c.label).join(' or ') + '.' } : { value: raw };
   if (f.kind === 'text') return { value: raw };
   const t = raw.trim();
   if (!t) return { error: 'Enter a value.' };
@@ -430,15 +434,21 @@ function writeDialog(device, f) {
   const check = h('p', { class: 'error', role: 'alert', id: 'write-check' }, '');
   const outcome = h('div', { id: 'write-outcome', role: 'status' });
   let last = null;
-  let chosen = null;     // a bool point's choice
+  let chosen = null;     // a bool or choice point's choice
   let input;
-  if (f.kind === 'bool') {
-    const pick = (v) => {
-      chosen = v;
-      input.querySelectorAll('button').forEach((b) => b.setAttribute('aria-pressed', String(b.dataset.v === String(v))));
+  const choosing = f.kind === 'bool' || f.kind === 'choice';
+  // what is sent and its word: a command's states (off/on), else true/false
+  const choices = f.kind === 'choice' ? f.choices : [true, false].map((v) => ({ value: v, label: String(v) }));
+  // the word of a value sent or read (a command's states; a double point reads 1 off, 2 on)
+  const word = (v) => { const st = (f.states || []).find((x) => x[0] === v); return st ? st[1] : withUnit(v, f.unit); };
+  if (choosing) {
+    const pick = (c) => {
+      chosen = c.value;
+      check.textContent = '';
+      input.querySelectorAll('button').forEach((b) => b.setAttribute('aria-pressed', String(b.dataset.label === c.label)));
     };
     input = h('div', { class: 'choice', id: 'write-value', role: 'group', 'aria-label': 'New value' },
-      [true, false].map((v) => h('button', { type: 'button', 'data-v': String(v), 'aria-pressed': 'false', id: 'write-' + v, onclick: () => pick(v) }, String(v))));
+      choices.map((c) => h('button', { type: 'button', 'data-label': c.label, 'aria-pressed': 'false', id: 'write-' + c.label, onclick: () => pick(c) }, c.label)));
   } else {
     input = h('input', { id: 'write-value', class: 'big-input', autocomplete: 'off', autocapitalize: 'none', spellcheck: 'false',
       inputmode: f.kind === 'number' ? 'decimal' : 'text', enterkeyhint: 'send',
@@ -449,7 +459,7 @@ function writeDialog(device, f) {
   $('#dialog-title').textContent = 'Write ' + device + ' · ' + f.point;
   $('#dialog-body').replaceChildren(current, when,
     h('p', { id: 'write-range' }, h('strong', {}, 'Range: '), rangeWords(f)),
-    h('label', { for: f.kind === 'bool' ? null : 'write-value' }, 'New value' + (f.unit ? ' (' + f.unit + ')' : '')), input,
+    h('label', { for: choosing ? null : 'write-value' }, 'New value' + (f.unit && !choosing ? ' (' + f.unit + ')' : '')), input,
     check, outcome);
   ok.textContent = 'Write';
   ok.className = 'danger';
@@ -457,12 +467,12 @@ function writeDialog(device, f) {
   ok.disabled = false;
   cancel.textContent = 'Cancel';
   d.hidden = false;
-  (f.kind === 'bool' ? cancel : input).focus();
+  (choosing ? cancel : input).focus();
 
   api('POST', '/api/devices/' + enc(device) + '/read', { points: [f.point] }).then((r) => {
     const p = r.readings[0];
     if (p.quality === 'good') {
-      current.textContent = 'Current value: ' + withUnit(p.value, f.unit);
+      current.textContent = 'Current value: ' + word(p.value);
       when.textContent = 'read from the device at ' + clock(p.ts_ms);
     } else {
       current.textContent = 'Current value: unknown';
@@ -474,15 +484,16 @@ function writeDialog(device, f) {
     const close = () => { d.hidden = true; ok.onclick = null; cancel.onclick = null; ok.hidden = false; cancel.textContent = 'Cancel'; resolve(last); };
     cancel.onclick = close;
     ok.onclick = async () => {
-      const c = checkWrite(f, f.kind === 'bool' ? chosen : input.value);
+      const c = checkWrite(f, choosing ? chosen : input.value);
       if (c.error) { check.textContent = 'Not sent: ' + c.error; return; }
       check.textContent = '';
       ok.disabled = true;
-      outcome.replaceChildren(banner('info', 'Writing ' + withUnit(c.value, f.unit) + '…'));
+      const said = f.kind === 'choice' ? choices.find((x) => x.value === c.value).label : withUnit(c.value, f.unit);
+      outcome.replaceChildren(banner('info', 'Writing ' + said + '…'));
       try {
         const r = await api('POST', '/api/devices/' + enc(device) + '/points/' + enc(f.point) + '/write', { value: c.value });
         last = r.ok
-          ? banner('info', 'The device accepted ' + f.point + ' = ' + withUnit(c.value, f.unit) + ' (' + r.took_ms + ' ms).')
+          ? banner('info', 'The device accepted ' + f.point + ' = ' + said + ' (' + r.took_ms + ' ms).')
           : banner('error', sentence(r.text) + ' (code ' + r.code + ').');
         if (r.ok) { ok.hidden = true; cancel.textContent = 'Close'; cancel.focus(); }
       } catch (e) {
@@ -1000,6 +1011,109 @@ function liveView() {
     h('div', { class: 'toolbar' }, h('h1', { class: 'grow' }, 'Live values'), updated),
     h('div', { class: 'toolbar' }, h('div', { class: 'search grow' }, search, clear), doubtful),
     summary, problems, body);
+}
+
+// ---- the communication test of a device: its protocol's kind (GET /api/protocols, comm_test) ----
+
+/**
+ * The card of the device's communication test. Which test a protocol has comes from the registry
+ * (`comm_test.kind`), so no protocol is named here; a kind this page does not know is said so.
+ */
+function commCard(id) {
+  const card = h('div', { class: 'card', id: 'comm-card' }, h('h2', {}, 'Communication test'), h('p', { class: 'hint' }, 'Loading…'));
+  Promise.all([api('GET', '/api/devices'), api('GET', '/api/protocols')]).then(([devs, protos]) => {
+    const d = devs.find((x) => x.id === id);
+    const p = d && protos.find((x) => x.name === d.protocol);
+    const t = p && p.comm_test;
+    const build = t && commTests[t.kind];
+    card.replaceWith(build ? build(id, t) : h('div', { class: 'card', id: 'comm-card' }, h('h2', {}, 'Communication test'),
+      banner('info', d ? 'Devices of this protocol (' + (p ? p.label : d.protocol) + ') have no communication test yet.' : 'No device ' + id + '.')));
+  }).catch((e) => card.replaceChildren(h('h2', {}, 'Communication test'), banner('error', e.message)));
+  return card;
+}
+
+/** Runs test `req` on device `id` into `res`, with `btn` disabled meanwhile; `show` renders an answer that worked. */
+async function runCommTest(id, req, btn, res, show) {
+  btn.disabled = true;
+  res.replaceChildren(banner('info', 'Asking the device…'));
+  try {
+    const r = await api('POST', '/api/devices/' + enc(id) + '/raw-read', req);
+    res.replaceChildren(...show(r));
+  } catch (e) {
+    res.replaceChildren(banner('error', e.message));
+  } finally {
+    btn.disabled = false;
+  }
+}
+
+function failureBanner(r) {
+  const what = { timeout: 'Timeout: ', exception: 'Exception: ', offline: 'Offline: ', refused: 'Refused: ' }[r.failure] || 'Failed: ';
+  return banner('error', what + r.message);
+}
+
+const commTests = {
+  'modbus-registers': rawCard,
+  'iec104-interrogation': interrogationCard,
+  'dlt645-identifiers': identifiersCard,
+};
+
+/** IEC 104: a general interrogation now, optionally of one range of addresses. */
+function interrogationCard(id, t) {
+  const [lC, ca] = field('gi-ca', 'Common address (empty: the device\'s)', { inputmode: 'numeric' });
+  const [lF, from] = field('gi-from', 'From IOA (empty: all)', { inputmode: 'numeric' });
+  const [lT, to] = field('gi-to', 'To IOA', { inputmode: 'numeric' });
+  const btn = h('button', { type: 'button', class: 'primary', id: 'gi-run' }, 'Interrogate');
+  const res = h('div', { id: 'gi-result', role: 'status' });
+  btn.addEventListener('click', () => {
+    const req = { kind: t.kind };
+    for (const [k, el] of [['ca', ca], ['ioa_from', from], ['ioa_to', to]]) {
+      const v = el.value.trim();
+      if (v === '') continue;
+      if (!/^\d+$/.test(v)) { res.replaceChildren(banner('error', 'Common address and IOAs are whole numbers.')); return; }
+      req[k] = Number(v);
+    }
+    runCommTest(id, req, btn, res, (r) => {
+      if (!r.ok) return [failureBanner(r)];
+      const time = (o) => o.time_ms === null || o.time_ms === undefined ? '–' : new Date(o.time_ms).toLocaleString() + (o.time_invalid ? ' (invalid)' : '');
+      return [h('p', { class: 'hint' }, sentence(r.message) + ', ' + r.took_ms + ' ms'),
+        h('table', { id: 'gi-table' },
+          h('thead', {}, h('tr', {}, h('th', {}, 'IOA'), h('th', {}, 'Type'), h('th', {}, 'Value'), h('th', {}, 'Quality'), h('th', {}, 'Time tag'))),
+          h('tbody', {}, r.objects.map((o) => h('tr', {},
+            h('td', {}, String(o.ioa), o.point ? h('div', { class: 'hint' }, o.point) : null),
+            h('td', { class: 'words' }, o.type, h('div', { class: 'hint' }, o.type_words)),
+            h('td', { class: 'num' }, o.text),
+            h('td', { class: 'words' }, o.flags.length ? o.flags.join(', ') : 'good'),
+            h('td', {}, time(o))))))];
+    });
+  });
+  return h('div', { class: 'card', id: 'comm-card' }, h('h2', {}, t.label),
+    h('p', { class: 'hint' }, 'A general interrogation: the station sends every object it has now.'),
+    h('div', { class: 'row' }, h('div', { class: 'grow' }, lC, ca), h('div', { class: 'grow' }, lF, from), h('div', { class: 'grow' }, lT, to)),
+    h('div', { class: 'toolbar' }, h('span', { class: 'grow' }), btn), res);
+}
+
+/** DL/T 645: chosen data identifiers (the standard's table, or typed), frames in hex, values with units. */
+function identifiersCard(id, t) {
+  const pick = h('select', { id: 'di-pick' }, (t.identifiers || []).map((k) => h('option', { value: k.di }, k.di + ' ' + k.name + (k.unit ? ' (' + k.unit + ')' : ''))));
+  const [lT, typed] = field('di-typed', 'Or type identifiers (e.g. 02-01-01-00, several with commas)', { autocapitalize: 'none', spellcheck: 'false' });
+  const btn = h('button', { type: 'button', class: 'primary', id: 'di-run' }, 'Read');
+  const res = h('div', { id: 'di-result', role: 'status' });
+  btn.addEventListener('click', () => {
+    const ids = typed.value.split(/[,;\s]+/).filter((x) => x);
+    runCommTest(id, { kind: t.kind, identifiers: ids.length ? ids : [pick.value] }, btn, res, (r) => {
+      const rows = r.reads.map((x) => h('tr', {},
+        h('td', {}, x.di, x.name ? h('div', { class: 'hint' }, x.name) : null),
+        h('td', { class: x.ok ? 'num' : 'words error' }, x.text),
+        h('td', { class: 'frames' }, x.frames.map((f) => h('div', {},
+          h('div', { class: 'hex' }, '→ ' + f.request), h('div', { class: 'hex' }, '← ' + (f.response || 'no answer')))))));
+      return [r.ok ? h('p', { class: 'hint' }, sentence(r.message) + ', ' + r.took_ms + ' ms') : failureBanner(r),
+        h('table', { id: 'di-table' }, h('thead', {}, h('tr', {}, h('th', {}, 'Identifier'), h('th', {}, 'Value'), h('th', {}, 'Frames (hex)'))),
+          h('tbody', {}, rows))];
+    });
+  });
+  return h('div', { class: 'card', id: 'comm-card' }, h('h2', {}, t.label),
+    h('label', { for: 'di-pick' }, 'Data identifier'), pick, lT, typed,
+    h('div', { class: 'toolbar' }, h('span', { class: 'grow' }), btn), res);
 }
 
 function rawCard(id) {

@@ -79,7 +79,7 @@ impl Services {
         decode("collector", call("collector", self.timeout, self.collector.list_device_models()).await?)
     }
 
-    /// `request` is an `enos_model::raw_read::RawRead` as JSON.
+    /// `request` is an `enos_model::comm_test::CommTest` as JSON.
     pub async fn read_raw(&self, device: &str, request: &str) -> Result<Value, ApiError> {
         decode("collector", call("collector", self.device_timeout, self.collector.read_raw(device, request)).await?)
     }

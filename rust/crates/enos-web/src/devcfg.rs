@@ -8,7 +8,7 @@ use crate::http::{ok, read_json, ApiError, ApiResult};
 use crate::state::App;
 use enos_collector_config::points_csv;
 use enos_collector_config::{CollectorConfig, DeviceConfig, Protocol};
-use enos_model::raw_read::RawRead;
+use enos_model::comm_test::CommTest;
 use hyper::body::Incoming;
 use hyper::header::HeaderValue;
 use hyper::{Request, StatusCode};
@@ -141,9 +141,19 @@ pub async fn parse_csv(req: Request<Incoming>) -> ApiResult {
 }
 
 /// `GET /api/protocols`: per protocol its device settings and point fields, from which the page
-/// builds the device form and the point grid.
+/// builds the device form and the point grid, and its communication test.
 pub async fn protocols() -> ApiResult {
-    ok(&enos_collector_config::protocols::describe())
+    // each with the communication test its devices answer (`comm_test`, absent: none yet)
+    let list: Vec<serde_json::Value> = enos_collector_config::protocols::describe()
+        .into_iter()
+        .zip(enos_collector_config::protocols::ALL)
+        .map(|(info, spec)| {
+            let mut v = serde_json::to_value(info).expect("protocol description");
+            v["comm_test"] = serde_json::to_value(enos_model::comm_test::for_protocol(spec.protocol)).expect("test description");
+            v
+        })
+        .collect();
+    ok(&list)
 }
 
 /// `GET /api/device-models`: the library shipped with the image.
@@ -151,14 +161,15 @@ pub async fn device_models(app: &App) -> ApiResult {
     ok(&app.bus.device_models().await?)
 }
 
-/// `POST /api/devices/{id}/raw-read`: chosen registers from the device now.
+/// `POST /api/devices/{id}/raw-read`: the device's communication test now
+/// (`enos_model::comm_test`: registers, an interrogation, data identifiers; by `kind`).
 pub async fn raw_read(app: &App, req: Request<Incoming>, c: Caller, id: &str) -> ApiResult {
     let s = c.session;
-    let r: RawRead = read_json(req, app.body_limit()).await?;
-    r.check().map_err(ApiError::bad_request)?;
-    let body = serde_json::to_string(&r).expect("request");
+    let body: serde_json::Value = read_json(req, app.body_limit()).await?;
+    let body = body.to_string();
+    let t = CommTest::parse(&body).map_err(ApiError::bad_request)?;
     let v = app.bus.read_raw(id, &body).await?;
-    log::info!("raw read by {:?}: {id} fc{} @{} x{}: {}", s.user, r.function, r.address, r.count, v["message"].as_str().unwrap_or(""));
+    log::info!("communication test by {:?}: {id} ({}): {}", s.user, t.kind().name(), v["message"].as_str().unwrap_or(""));
     ok(&v)
 }
 

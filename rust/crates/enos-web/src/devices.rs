@@ -5,6 +5,7 @@ use crate::access::Caller;
 use crate::http::{ok, read_json, read_json_opt, ApiError, ApiResult};
 use crate::quality;
 use crate::state::App;
+use enos_collector_config::iec104::CommandType;
 use enos_collector_config::modbus::DataType;
 use enos_collector_config::{Access, PointMeta, ProtocolConfig};
 use hyper::body::Incoming;
@@ -101,13 +102,23 @@ pub async fn writable(app: &App, id: &str) -> ApiResult {
     let d = cfg.device(id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no device {id:?} is configured")))?;
     // `rw` is refused by validation where the protocol's address cannot be written
     let points: Vec<_> = d.proto.points().into_iter().filter(|p| p.access == Access::Rw).map(|p| write_facts(&d.proto, p)).collect();
-    ok(&serde_json::json!({ "device": id, "points": points }))
+    // why nothing can be written, when the protocol never writes
+    let mut facts = serde_json::json!({ "device": id, "points": points });
+    if matches!(d.proto, ProtocolConfig::Dlt645(_)) {
+        facts["note"] = "DL/T 645 meters are read-only: the gateway reads them and never writes to them.".into();
+    }
+    ok(&facts)
 }
 
 /// One writable point: `kind` is `bool` (a coil or a bit), `text` or `number`; `min`/`max` are
 /// the configured range in engineering units (the collector checks the same ones; absent: the
 /// data type's range is what limits a write). `type`: the Modbus data type, else the protocol.
 fn write_facts(proto: &ProtocolConfig, p: &PointMeta) -> serde_json::Value {
+    if let ProtocolConfig::Iec104(d) = proto {
+        if let Some(c) = d.points.iter().find(|x| x.meta.name == p.name).and_then(|x| x.at.command) {
+            return iec104_write_facts(p, c);
+        }
+    }
     let modbus = proto.modbus().and_then(|(_, m)| m.point(&p.name)).map(|mp| &mp.at);
     let (kind, data_type) = match modbus {
         Some(a) if a.area.is_bits() || matches!(a.data_type, DataType::Bool | DataType::Bit) => ("bool", a.data_type.to_string()),
@@ -116,4 +127,33 @@ fn write_facts(proto: &ProtocolConfig, p: &PointMeta) -> serde_json::Value {
         None => ("number", proto.protocol().to_string()),
     };
     serde_json::json!({ "point": p.name, "unit": p.unit, "type": data_type, "kind": kind, "min": p.min, "max": p.max })
+}
+
+/// An IEC 104 command point: switching commands are a `choice` of their states (`choices`: the
+/// value sent and its word; `states`: the monitored value's words, for the current value),
+/// set-points and bitstrings numbers with the configured range.
+fn iec104_write_facts(p: &PointMeta, c: CommandType) -> serde_json::Value {
+    use serde_json::json;
+    let off_on = json!([{ "value": false, "label": "off" }, { "value": true, "label": "on" }]);
+    let (kind, data_type, choices, states) = match c {
+        CommandType::Single => ("choice", "C_SC_NA_1 single command", off_on, json!([[false, "off"], [true, "on"]])),
+        CommandType::Double => {
+            ("choice", "C_DC_NA_1 double command", off_on, json!([[0, "intermediate"], [1, "off"], [2, "on"], [3, "indeterminate"]]))
+        }
+        CommandType::Regulating => (
+            "choice",
+            "C_RC_NA_1 regulating step",
+            json!([{ "value": false, "label": "lower" }, { "value": true, "label": "higher" }]),
+            json!([]),
+        ),
+        CommandType::SetpointNormalized => ("number", "C_SE_NA_1 set-point, normalised", json!(null), json!([])),
+        CommandType::SetpointScaled => ("number", "C_SE_NB_1 set-point, scaled", json!(null), json!([])),
+        CommandType::SetpointFloat => ("number", "C_SE_NC_1 set-point, short float", json!(null), json!([])),
+        CommandType::Bitstring => ("number", "C_BO_NA_1 bitstring of 32 bits", json!(null), json!([])),
+    };
+    let (min, max) = match c {
+        CommandType::Bitstring => (Some(p.min.unwrap_or(0.0)), Some(p.max.unwrap_or(f64::from(u32::MAX)))),
+        _ => (p.min, p.max),
+    };
+    json!({ "point": p.name, "unit": p.unit, "type": data_type, "kind": kind, "min": min, "max": max, "choices": choices, "states": states })
 }

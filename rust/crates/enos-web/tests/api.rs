@@ -1030,6 +1030,17 @@ async fn raw_registers_and_live_values() {
         assert_eq!(r.status, 400, "{bad}: {}", r.text());
     }
     assert_eq!(viewer.post("/api/devices/nosuch/raw-read", &json!({ "function": 3, "address": 0, "count": 1 })).await.status, 404);
+    // the test of another protocol, a kind that does not exist: refused in words
+    let r = viewer.post(path, &json!({ "kind": "iec104-interrogation" })).await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(
+        r.text().contains("device \\\"inv01\\\" (modbus-tcp): its communication test is modbus-registers, not iec104-interrogation"),
+        "{}",
+        r.text()
+    );
+    let r = viewer.post(path, &json!({ "kind": "opcua-browse" })).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("is not a communication test"), "{}", r.text());
     // the device is still polled after the tests (the timeout dropped the connection only)
     until(10, "inv01 online", || async {
         device_state(&viewer.get("/api/devices").await.json(), "inv01").filter(|d| d["state"] == "online")
@@ -1135,6 +1146,16 @@ async fn the_live_page_and_the_write_dialog_get_units_ranges_and_why_in_words() 
     assert!(area["choices"].as_array().unwrap().contains(&json!("holding")), "{area}");
     assert!(tcp["device_fields"].as_array().unwrap().iter().any(|f| f["key"] == "poll_groups" && f["kind"] == "poll-groups"), "{tcp}");
     assert!(list.as_array().unwrap().iter().any(|p| p["name"] == "iec104"), "{list}");
+    // each protocol's communication test, which the device page offers
+    let test_of = |name: &str| list.as_array().unwrap().iter().find(|p| p["name"] == name).map(|p| p["comm_test"].clone()).unwrap();
+    assert_eq!(test_of("modbus-tcp")["kind"], "modbus-registers");
+    assert_eq!(test_of("iec104")["kind"], "iec104-interrogation");
+    let dlt = test_of("dlt645");
+    assert_eq!(dlt["kind"], "dlt645-identifiers");
+    assert!(
+        dlt["identifiers"].as_array().unwrap().contains(&json!({ "di": "02010100", "name": "voltage, phase A", "unit": "V" })),
+        "{dlt}"
+    );
 }
 
 /// A cpio (new ASCII) archive whose first member is a sw-description of `version`, padded to

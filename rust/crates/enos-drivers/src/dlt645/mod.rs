@@ -7,6 +7,7 @@
 //! does not answer a point's read is not asked for the rest of that cycle: its timeouts would
 //! hold the line for every other meter.
 
+mod comm;
 mod poll;
 
 use crate::{Driver, DriverContext, DriverFuture};

@@ -4,6 +4,7 @@ use super::MeterCfg;
 use crate::{Command, DeviceEvent, DriverContext, Frame, StatusBoard};
 use enos_batch::{now_ms, Flags, Quality, Value};
 use enos_dlt645 as dlt;
+use enos_model::comm_test::{CommAnswer, CommTest};
 use enos_model::device::{DeviceStatus, PointReading, WriteFailure, WriteOutcome};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -216,8 +217,15 @@ fn serve(by_id: Arc<HashMap<String, Arc<Meter>>>, cmd: Command) {
                 };
                 let _ = reply.send(out);
             }
-            Command::RawRead { reply, .. } => {
-                let _ = reply.send(Err("the communication test reads Modbus registers; for a DL/T 645 meter, read a point".into()));
+            Command::RawRead { device, request, reply } => {
+                let out = match (by_id.get(&device), request) {
+                    (Some(m), CommTest::Dlt645Identifiers(r)) => {
+                        Ok(CommAnswer::Dlt645Identifiers(super::comm::read(&m.line, &m.cfg, m.is_offline(), &r).await))
+                    }
+                    (Some(_), _) => Err(format!("device \"{device}\" is a DL/T 645 meter: its communication test reads data identifiers")),
+                    (None, _) => Err(format!("there is no device \"{device}\"")),
+                };
+                let _ = reply.send(out);
             }
         }
     });

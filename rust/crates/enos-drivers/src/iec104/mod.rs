@@ -2,6 +2,7 @@
 //! (one connection; each device names its own common address). Values are forwarded as they
 //! arrive, one frame per information object, stamped with the station's time tag when it sent one.
 
+mod comm;
 mod map;
 
 use crate::{Command, DeviceEvent, Driver, DriverContext, DriverFuture, Frame};
@@ -9,6 +10,7 @@ use enos_batch::{Flags, Quality};
 use enos_collector_config::iec104::{Iec104Device, Iec104Point};
 use enos_collector_config::{DeviceConfig, ProtocolConfig};
 use enos_iec104::{CommandError, Event, LinkState, Settings, Station, TlsSettings};
+use enos_model::comm_test::CommTest;
 use enos_model::device::{DeviceStatus, PointReading, WriteFailure, WriteOutcome};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,6 +29,10 @@ struct Device {
 
 pub struct Iec104Driver {
     devices: Vec<Device>,
+    /// Why the station is not connected (`None`: data flows), for the communication test.
+    down: Option<String>,
+    /// Interrogations asked for by communication tests.
+    tests: Vec<comm::Pending>,
 }
 
 fn now_ms() -> u64 {
@@ -49,7 +55,11 @@ impl Iec104Driver {
                 _ => None,
             })
             .collect::<Option<Vec<_>>>()?;
-        (!devices.is_empty()).then_some(Iec104Driver { devices })
+        (!devices.is_empty()).then_some(Iec104Driver {
+            devices,
+            down: Some("the first connection is still being made".into()),
+            tests: Vec::new(),
+        })
     }
 
     /// The station's settings: the endpoint's shared ones from the first device (validation
@@ -116,6 +126,9 @@ async fn run(mut drv: Iec104Driver, mut ctx: DriverContext) -> String {
         Err(e) => return format!("the IEC 104 settings cannot work: {e}"),
     };
     let station = Arc::new(station);
+    // a test's interrogation that failed or ran out of time: (test id, why)
+    let (test_end_tx, mut test_ends) = tokio::sync::mpsc::unbounded_channel::<(u64, &'static str, String)>();
+    let mut next_test = 0u64;
     // commands wait for the station's confirmations: they run beside the event loop and end
     // with the driver
     let mut running = JoinSet::new();
@@ -130,9 +143,18 @@ async fn run(mut drv: Iec104Driver, mut ctx: DriverContext) -> String {
                 None => return "the IEC 104 session ended".into(),
             },
             cmd = ctx.commands.recv() => match cmd {
+                Some(Command::RawRead { device, request, reply }) => {
+                    next_test += 1;
+                    interrogate(&mut drv, &station, &mut running, &test_end_tx, next_test, &device, request, reply);
+                }
                 Some(cmd) => serve(&drv, &station, &mut running, cmd),
                 None => return "the command queue closed".into(),
             },
+            Some((id, failure, why)) = test_ends.recv() => {
+                if let Some(i) = drv.tests.iter().position(|t| t.id == id) {
+                    drv.tests.swap_remove(i).finish(Some((failure, why)));
+                }
+            }
             Some(_) = running.join_next(), if !running.is_empty() => {}
         }
     }
@@ -141,7 +163,11 @@ async fn run(mut drv: Iec104Driver, mut ctx: DriverContext) -> String {
 /// Forwards one event; `false` when the frame sink is gone.
 async fn on_event(drv: &mut Iec104Driver, routes: &Routes, ctx: &DriverContext, ev: Event) -> bool {
     match ev {
-        Event::Value { ca, ioa, value, quality, time, .. } => {
+        Event::Value { ca, ioa, value, quality, time, cot, type_id } => {
+            let point = routes.get(&(ca, ioa)).map(|&(di, pi)| drv.devices[di].cfg.points[pi].meta.name.clone());
+            for t in &mut drv.tests {
+                t.offer(ca, cot, || comm::object(ioa, type_id, value, quality, time, point.clone()), ioa);
+            }
             let Some(&(di, pi)) = routes.get(&(ca, ioa)) else { return true };
             let d = &mut drv.devices[di];
             let p = &d.cfg.points[pi];
@@ -177,6 +203,12 @@ async fn on_event(drv: &mut Iec104Driver, routes: &Routes, ctx: &DriverContext, 
             ctx.frames.send(frame).await.is_ok()
         }
         Event::InterrogationDone { ca } => {
+            for t in std::mem::take(&mut drv.tests) {
+                match t.ca == ca {
+                    true => t.finish(None),
+                    false => drv.tests.push(t),
+                }
+            }
             for d in drv.devices.iter().filter(|d| d.cfg.common_address == ca) {
                 ctx.status.update(&d.id, |s| s.polls_ok += 1);
             }
@@ -189,6 +221,12 @@ async fn on_event(drv: &mut Iec104Driver, routes: &Routes, ctx: &DriverContext, 
                 LinkState::Down => ("offline", Some(reason.clone())),
                 LinkState::Closed => ("offline", Some(reason.clone())),
             };
+            drv.down = error.clone();
+            if let Some(why) = &error {
+                for t in std::mem::take(&mut drv.tests) {
+                    t.finish(Some(("offline", format!("the link to the station went down during the interrogation: {why}"))));
+                }
+            }
             for d in &drv.devices {
                 let mut changed = false;
                 ctx.status.update(&d.id, |s| {
@@ -214,10 +252,9 @@ fn serve(drv: &Iec104Driver, station: &Arc<Station>, running: &mut JoinSet<()>, 
         Command::Read { device, points, reply } => {
             let _ = reply.send(read(find(&device), &device, &points));
         }
+        // the event loop takes communication tests before they get here (they wait for events)
         Command::RawRead { reply, .. } => {
-            let _ = reply.send(Err("the communication test reads Modbus registers; an IEC 104 station is read with a read \
-                                    (its latest values) or a general interrogation"
-                .into()));
+            let _ = reply.send(Err("the communication test could not be started".into()));
         }
         Command::Write { device, point, value, reply } => {
             let Some(d) = find(&device) else {
@@ -264,6 +301,54 @@ fn serve(drv: &Iec104Driver, station: &Arc<Station>, running: &mut JoinSet<()>, 
             });
         }
     }
+}
+
+/// The communication test: a general interrogation of the device's common address (or the one
+/// asked), answered once the station terminates it; at once when the station is not connected.
+#[allow(clippy::too_many_arguments)]
+fn interrogate(
+    drv: &mut Iec104Driver,
+    station: &Arc<Station>,
+    running: &mut JoinSet<()>,
+    ends: &tokio::sync::mpsc::UnboundedSender<(u64, &'static str, String)>,
+    id: u64,
+    device: &str,
+    request: CommTest,
+    reply: comm::Reply,
+) {
+    let Some(d) = drv.devices.iter().find(|d| &*d.id == device) else {
+        let _ = reply.send(Err(format!("there is no device \"{device}\"")));
+        return;
+    };
+    let CommTest::Iec104Interrogation(req) = request else {
+        let _ = reply.send(Err(format!("device \"{device}\" is an IEC 104 station: its communication test is an interrogation")));
+        return;
+    };
+    let ca = req.ca.unwrap_or(d.cfg.common_address);
+    if let Some(why) = &drv.down {
+        comm::refuse(reply, ca, "offline", format!("device \"{device}\" is offline: the station is not connected ({why})"));
+        return;
+    }
+    drv.tests.push(comm::Pending { id, ca, req, objects: Vec::new(), reply, started: std::time::Instant::now() });
+    let (station, ends) = (station.clone(), ends.clone());
+    running.spawn(async move {
+        let end = match station.interrogate(ca).await {
+            Ok(()) => {
+                tokio::time::sleep(comm::LIMIT).await;
+                (
+                    "timeout",
+                    format!(
+                        "the station confirmed the interrogation of common address {ca} but did not terminate it within {} s",
+                        comm::LIMIT.as_secs()
+                    ),
+                )
+            }
+            Err(e @ CommandError::Refused { .. }) => ("refused", e.to_string()),
+            Err(e @ CommandError::LinkDown(_)) => ("offline", e.to_string()),
+            Err(e) => ("timeout", e.to_string()),
+        };
+        let _ = ends.send((id, end.0, end.1));
+    });
 }
 
 /// The latest value of each point asked (all when none are named).

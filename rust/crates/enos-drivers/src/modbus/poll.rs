@@ -8,6 +8,7 @@ use super::Unit as DeviceConfig;
 use crate::{Command, DeviceEvent, DriverContext, Frame};
 use enos_batch::{now_ms, Flags, Quality, Value};
 use enos_collector_config::{modbus::Area, Access};
+use enos_model::comm_test::{CommAnswer, CommTest};
 use enos_model::device::{DeviceStatus, PointReading, WriteFailure, WriteOutcome};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -277,9 +278,12 @@ fn serve(by_id: Arc<HashMap<String, Arc<Device>>>, cmd: Command) {
                 let _ = reply.send(out);
             }
             Command::RawRead { device, request, reply } => {
-                let out = match by_id.get(&device) {
-                    Some(d) => Ok(super::raw::read(&d.link, &d.cfg, &d.counters, &request).await),
-                    None => Err(format!("there is no device \"{device}\"")),
+                let out = match (by_id.get(&device), request) {
+                    (Some(d), CommTest::ModbusRegisters(r)) => {
+                        Ok(CommAnswer::ModbusRegisters(super::raw::read(&d.link, &d.cfg, &d.counters, &r).await))
+                    }
+                    (Some(_), _) => Err(format!("device \"{device}\" is a Modbus device: its communication test reads registers")),
+                    (None, _) => Err(format!("there is no device \"{device}\"")),
                 };
                 let _ = reply.send(out);
             }

@@ -1,0 +1,249 @@
+// IEC 104 and DL/T 645 devices in the web center, in a real browser at the kiosk size: the point
+// grid (rows added, edited, removed, a finding at its cell, CSV out and back in), each protocol's
+// communication test (an interrogation; data identifiers with their frames) and the write dialog's
+// choices (a command's states; a meter is read-only). The devices talk to real peers: a c104
+// station and a DL/T 645 meter of the `dlt645` library, started by tests/browser/run.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const URL = process.env.ENOS_WEB_URL;
+const OUT = process.env.ENOS_TEST_OUT;
+const PASSWORD = 'kiosk-first-boot-1'; // kiosk.test.mjs sets it on the first visit; so does this file when it runs alone
+const KIOSK = { width: 800, height: 480 };
+assert.ok(URL && OUT && process.env.ENOS_SIM_IEC104 && process.env.ENOS_SIM_DLT645, 'run through tests/browser/run');
+mkdirSync(OUT, { recursive: true });
+
+let context, page, profile;
+const problems = [];
+
+async function shot(name) {
+  await page.screenshot({ path: join(OUT, name + '.png') });
+}
+
+before(async () => {
+  profile = mkdtempSync(join(tmpdir(), 'enos-chromium-'));
+  context = await chromium.launchPersistentContext(profile, {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+    viewport: KIOSK, hasTouch: true, isMobile: false, ignoreHTTPSErrors: true, locale: 'en-GB',
+  });
+  page = context.pages()[0] || await context.newPage();
+  page.on('pageerror', (e) => problems.push('page error: ' + e.message));
+  page.on('console', (m) => {
+    // 400: a data identifier refused on purpose below; 422: the findings of a device the collector refused
+    if (m.type() === 'error' && !/status of (400|401|422)/.test(m.text())) problems.push('console: ' + m.text());
+  });
+});
+
+after(async () => {
+  await context?.close();
+  if (profile) rmSync(profile, { recursive: true, force: true });
+});
+
+test('sign in (or claim the gateway when this file runs alone)', async () => {
+  await page.goto(URL);
+  await page.locator('#password').waitFor();
+  await page.fill('#password', PASSWORD);
+  if (await page.locator('#password2').count()) {
+    await page.fill('#password2', PASSWORD);
+    await page.fill('#setup-code', readFileSync(join(process.env.ENOS_WEB_STATE, 'setup-code'), 'utf8').trim());
+  }
+  await page.click('#signin-button');
+  await page.locator('#dash .card').first().waitFor({ timeout: 20000 });
+});
+
+// The grid's content: per row, each cell's value by field key.
+async function gridRows() {
+  return page.evaluate(() => [...document.querySelectorAll('#point-grid tbody tr')].map((tr) =>
+    Object.fromEntries([...tr.querySelectorAll('td[data-key]')].map((td) => {
+      const el = td.querySelector('input, select');
+      return [td.dataset.key, el.type === 'checkbox' ? el.checked : el.value];
+    }))));
+}
+
+/** Sets the cells of grid row `n` from `values` (field key → value). */
+async function fillRow(n, values) {
+  const row = page.locator('#point-grid tbody tr').nth(n);
+  for (const [key, v] of Object.entries(values)) {
+    const cell = row.locator(`td[data-key="${key}"]`);
+    if (await cell.locator('select').count()) await cell.locator('select').selectOption(String(v));
+    else if (typeof v === 'boolean') await cell.locator('input').setChecked(v);
+    else await cell.locator('input').fill(String(v));
+  }
+}
+
+/** A new device of `protocol` in the editor, its grid emptied. */
+async function newDevice(protocol, id) {
+  await page.goto(URL + '#/devices');
+  await page.click('#add-device');
+  await page.locator(`#dev-protocol option[value="${protocol}"]`).waitFor({ state: 'attached' });
+  await page.selectOption('#dev-protocol', protocol);
+  await page.fill('#dev-id', id);
+  while (await page.locator('#point-grid tbody tr').count()) await page.locator('#point-grid tbody tr button.remove-row').first().click();
+}
+
+/** Adds a row and fills it. */
+async function addRow(values) {
+  await page.click('#add-point');
+  await fillRow((await page.locator('#point-grid tbody tr').count()) - 1, values);
+}
+
+async function csvRoundTrip(id, rows) {
+  await page.goto(URL + '#/device-edit/' + id);
+  await page.locator('#point-grid tbody tr').nth(rows - 1).waitFor({ timeout: 20000 });
+  const before = await gridRows();
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#csv-export')]);
+  const csv = readFileSync(await download.path(), 'utf8');
+  assert.match(csv, /^name,/);
+  await page.setInputFiles('#csv-file', { name: 'back.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
+  await page.locator('#edit-result .banner.info', { hasText: `Imported ${rows} points` }).waitFor();
+  assert.deepEqual(await gridRows(), before);
+  return csv;
+}
+
+test('IEC 104 device: rows added, edited and removed in the grid, a finding at its cell, CSV out and back in', async () => {
+  await newDevice('iec104', 'rtu1');
+  await page.fill('#dev-address', process.env.ENOS_SIM_IEC104);
+  const headers = await page.locator('#point-grid thead th').allInnerTexts();
+  for (const want of ['Name *', 'IOA *', 'Type *', 'Command']) assert.ok(headers.includes(want), headers.join('|'));
+  await addRow({ name: 'P', ioa: 7, type: 'M_ME_NC', unit: 'kW' });
+  await addRow({ name: 'Q', ioa: 8, type: 'M_ME_NC' });
+  await addRow({ name: 'spare', ioa: 99, type: 'M_SP' });
+  // writable without a command: the collector's finding is shown at the access cell
+  await addRow({ name: 'switch', ioa: 30, type: 'M_SP', access: 'rw', command_ioa: 130 });
+  await addRow({ name: 'breaker', ioa: 40, type: 'M_DP', command: 'C_DC', command_ioa: 140, access: 'rw' });
+  await page.click('#save-device');
+  const access = page.locator('#point-grid tbody tr').nth(3).locator('td[data-key="access"]');
+  await access.locator('.cell-error', { hasText: 'a writable point needs `command`' }).waitFor({ timeout: 20000 });
+  await page.locator('#edit-result .banner.error').waitFor();
+  await access.scrollIntoViewIfNeeded();
+  await shot('40-iec104-finding-at-its-cell');
+  // edit: the command; a unit; remove the spare row
+  await fillRow(3, { command: 'C_SC' });
+  await fillRow(1, { unit: 'kvar' });
+  await page.locator('#point-grid tbody tr').nth(2).locator('button.remove-row').click();
+  assert.deepEqual((await gridRows()).map((r) => r.name), ['P', 'Q', 'switch', 'breaker']);
+  await page.click('#save-device');
+  await page.locator('#edit-result .banner.info', { hasText: 'Added rtu1' }).waitFor({ timeout: 20000 });
+  await shot('41-iec104-added');
+  const csv = await csvRoundTrip('rtu1', 4);
+  assert.match(csv, /\nQ,[^\n]*kvar/, csv);
+  assert.match(csv, /\nswitch,[^\n]*C_SC/, csv);
+});
+
+test('DL/T 645 device: rows in the grid, a wrong data identifier marked at its cell, CSV out and back in', async () => {
+  await newDevice('dlt645', 'meter1');
+  await page.fill('#dev-meter', '123456789012');
+  await page.fill('#dev-address', process.env.ENOS_SIM_DLT645);
+  await page.selectOption('#dev-address_order', 'as-written');
+  await page.fill('#dev-groups', 'default=1000');
+  await addRow({ name: 'Ua', di: '0201010G' });
+  await addRow({ name: 'E', di: '00010000', unit: 'kWh' });
+  await addRow({ name: 'extra', di: '02800002' });
+  await page.click('#save-device');
+  const di = page.locator('#point-grid tbody tr').nth(0).locator('td[data-key="di"]');
+  await di.locator('.cell-error', { hasText: 'is not a data identifier' }).waitFor({ timeout: 20000 });
+  await shot('42-dlt645-finding-at-its-cell');
+  await fillRow(0, { di: '02010100' });
+  assert.equal(await di.locator('.cell-error').innerText(), '', 'the mark goes as the cell is edited');
+  await page.locator('#point-grid tbody tr').nth(2).locator('button.remove-row').click();
+  await page.click('#save-device');
+  await page.locator('#edit-result .banner.info', { hasText: 'Added meter1' }).waitFor({ timeout: 20000 });
+  const csv = await csvRoundTrip('meter1', 2);
+  assert.match(csv, /\nUa,02010100/, csv);
+});
+
+test('IEC 104 communication test: an interrogation lists every object with type, value, quality and time tag', async () => {
+  await page.goto(URL + '#/device/rtu1');
+  await page.locator('#gi-run').waitFor({ timeout: 20000 });
+  assert.equal(await page.locator('#comm-card h2').innerText(), 'Interrogation');
+  // the station may still be connecting just after the device was added
+  for (let i = 0; i < 40; i++) {
+    await page.click('#gi-run');
+    await page.locator('#gi-table, #gi-result .banner.error').first().waitFor({ timeout: 20000 });
+    if (await page.locator('#gi-table').count()) break;
+    await page.waitForTimeout(250); // a retry interval, not a synchronisation
+  }
+  const rows = page.locator('#gi-table tbody tr');
+  assert.equal(await rows.count(), 4, await page.locator('#gi-result').innerText());
+  const text = await page.locator('#gi-table').innerText();
+  assert.match(text, /7\s+P\s+M_ME_NC_1\s+measured value, short float\s+231\.5\s+good/, text);
+  assert.match(text, /8\s+Q\s+M_ME_NC_1[\s\S]*1\.25\s+invalid/, text);
+  assert.match(text, /40\s+breaker\s+M_DP_NA_1\s+double point\s+off/, text);
+  await page.locator('#comm-card').scrollIntoViewIfNeeded();
+  await shot('43-iec104-interrogation');
+  // one range of addresses
+  await page.fill('#gi-from', '8');
+  await page.fill('#gi-to', '30');
+  await page.click('#gi-run');
+  await page.waitForFunction(() => document.querySelectorAll('#gi-table tbody tr').length === 2, null, { timeout: 20000 });
+  await page.fill('#gi-from', 'x');
+  await page.click('#gi-run');
+  assert.equal(await page.locator('#gi-result').innerText(), 'Common address and IOAs are whole numbers.');
+});
+
+test('IEC 104 write dialog: a single command offers off/on, a double command off/on, never a number field', async () => {
+  await page.locator('#write-point option[value="switch"]').waitFor({ state: 'attached' });
+  assert.deepEqual(await page.locator('#write-point option').allInnerTexts(), ['switch', 'breaker']);
+  await page.selectOption('#write-point', 'switch');
+  await page.click('#write-button');
+  assert.equal(await page.locator('#write-range').innerText(), 'Range: off or on (C_SC_NA_1 single command)');
+  assert.deepEqual(await page.locator('#write-value button').allInnerTexts(), ['off', 'on']);
+  assert.equal(await page.locator('input#write-value').count(), 0, 'no text field for a switching command');
+  await page.locator('#write-current', { hasText: /^Current value: (off|on)$/ }).waitFor({ timeout: 20000 });
+  await page.click('#dialog-ok');
+  assert.equal(await page.locator('#write-check').innerText(), 'Not sent: Choose off or on.');
+  await page.click('#write-on');
+  assert.equal(await page.getAttribute('#write-on', 'aria-pressed'), 'true');
+  assert.equal(await page.locator('#write-check').innerText(), '', 'a choice clears the refusal');
+  await shot('44-iec104-write-single');
+  await page.click('#dialog-ok');
+  await page.locator('#write-outcome .banner.info', { hasText: 'The device accepted switch = on' }).waitFor({ timeout: 20000 });
+  await page.click('#dialog-cancel');
+  await page.selectOption('#write-point', 'breaker');
+  await page.click('#write-button');
+  assert.equal(await page.locator('#write-range').innerText(), 'Range: off or on (C_DC_NA_1 double command)');
+  // the station's double point reads 1: off, in words
+  await page.locator('#write-current', { hasText: 'Current value: off' }).waitFor({ timeout: 20000 });
+  await shot('45-iec104-write-double');
+  await page.click('#dialog-cancel');
+});
+
+test('DL/T 645 communication test: chosen identifiers with request and response frames and the value with its unit', async () => {
+  await page.goto(URL + '#/device/meter1');
+  await page.locator('#di-run').waitFor({ timeout: 20000 });
+  // the known identifiers come from the registry
+  assert.ok((await page.locator('#di-pick option').allInnerTexts()).includes('02010100 voltage, phase A (V)'));
+  await page.selectOption('#di-pick', '02010100');
+  await page.click('#di-run');
+  await page.locator('#di-table').waitFor({ timeout: 20000 });
+  const text = await page.locator('#di-table').innerText();
+  assert.match(text, /02010100\s+voltage, phase A\s+231\.4 V/, text);
+  assert.match(text, /→ FE FE FE FE 68 12 34 56 78 90 12 68 11 04 33 34 34 35 6B 16/, text);
+  assert.match(text, /← 68 12 34 56 78 90 12 68 91 /, text);
+  await page.locator('#comm-card').scrollIntoViewIfNeeded();
+  await shot('46-dlt645-identifiers');
+  // typed, one the meter does not have: its abnormal reply in words
+  await page.fill('#di-typed', '02-99-01-00, 00010000');
+  await page.click('#di-run');
+  await page.locator('#di-result .banner.error', { hasText: '1 of 2 identifiers read' }).waitFor({ timeout: 20000 });
+  const t2 = await page.locator('#di-table').innerText();
+  assert.match(t2, /02990100\s+meter 123456789012: reading 02990100: device exception 0x02 \(no requested data\)/, t2);
+  assert.match(t2, /12345\.67 kWh/, t2);
+  await page.fill('#di-typed', '0201');
+  await page.click('#di-run');
+  await page.locator('#di-result .banner.error', { hasText: '"0201" is not a data identifier' }).waitFor({ timeout: 20000 });
+  await shot('47-dlt645-refused');
+  // the write card says the meter is read-only
+  assert.match(await page.locator('#write-result').innerText(), /DL\/T 645 meters are read-only/);
+});
+
+test('no script errors on these pages', () => {
+  assert.deepEqual(problems, []);
+});
