@@ -472,38 +472,51 @@ async fn point_memory(t: &mut Table, dir: &std::path::Path, bus: &str, log: &std
     }
     std::fs::write(dir.join("mem-points.csv"), csv.lines().take(2).map(|l| format!("{l}\n")).collect::<String>()).unwrap();
     std::fs::write(dir.join("mem-points-full.csv"), csv).unwrap();
-    let mut rss = Vec::new();
-    for table in ["mem-points.csv", "mem-points-full.csv"] {
-        let mut cfg = String::from("[push]\ninterval_ms = 200\n");
-        for (d, sim) in sims.iter().enumerate() {
-            cfg.push_str(&format!(
-                "[[device]]\nid = \"m{d:03}\"\nprotocol = \"modbus-tcp\"\naddress = \"{}\"\npoll_groups = [{{ name = \"default\", interval_ms = 1000 }}]\npoints_csv = \"{table}\"\n",
-                sim.addr
-            ));
-        }
-        let file = dir.join("collector-mem.toml");
-        std::fs::write(&file, cfg).unwrap();
-        let mut c = spawn_service("enos-collector", &file, bus, log);
-        // Settled: the configuration loaded (100k points take seconds in a debug build), every
-        // device polled many times, the pusher's buffers at their size; the highest of four
-        // readings 5 s apart.
-        let mut high = 0;
-        for _ in 0..4 {
+    // Polled every second (samples in flight: a poll's frames and the batch being built), and
+    // polled once an hour (what the configuration itself costs).
+    for (interval_ms, label) in [(1000, "polled every s"), (3_600_000, "polled once an hour")] {
+        let (mut rss, mut load) = (Vec::new(), Vec::new());
+        for table in ["mem-points.csv", "mem-points-full.csv"] {
+            let mut cfg = String::from("[push]\ninterval_ms = 200\n");
+            for (d, sim) in sims.iter().enumerate() {
+                cfg.push_str(&format!(
+                    "[[device]]\nid = \"m{d:03}\"\nprotocol = \"modbus-tcp\"\naddress = \"{}\"\npoll_groups = [{{ name = \"default\", interval_ms = {interval_ms} }}]\npoints_csv = \"{table}\"\n",
+                    sim.addr
+                ));
+            }
+            let file = dir.join("collector-mem.toml");
+            std::fs::write(&file, cfg).unwrap();
+            let mut c = spawn_service("enos-collector", &file, bus, log);
+            // Settled: the configuration loaded and applied (the parser's temporary data given
+            // back, which the collector does within 5 s; the first reading shows the load's
+            // peak), every device polled (many times at 1 s), the pusher's buffers at their
+            // size; the highest of four readings 5 s apart after that.
             tokio::time::sleep(Duration::from_secs(5)).await;
-            high = high.max(proc_stat(&c).0);
+            load.push(proc_stat(&c).0);
+            let mut high = 0;
+            for _ in 0..4 {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                high = high.max(proc_stat(&c).0);
+            }
+            let s = collector_stats(bus);
+            if s.samples_dropped > 0 {
+                println!("  (the uplink did not keep up: {} samples shed; the figure includes buffered data)", s.samples_dropped);
+            }
+            rss.push(high);
+            c.terminate();
         }
-        let s = collector_stats(bus);
-        if s.samples_dropped > 0 {
-            println!("  (the uplink did not keep up: {} samples shed; the figure includes buffered data)", s.samples_dropped);
-        }
-        rss.push(high);
-        c.terminate();
+        let per_point = |r: &[u64]| (r[1] as f64 - r[0] as f64) * 1024.0 / (DEVICES * (POINTS - 1)) as f64;
+        t.row(
+            format!("collector RSS, {DEVICES} devices x 1 point / x {POINTS} points ({label})"),
+            format!(
+                "{} / {} KiB = {:.0} bytes per configured point (while loading: {:.0})",
+                rss[0],
+                rss[1],
+                per_point(&rss),
+                per_point(&load)
+            ),
+        );
     }
-    let per_point = (rss[1] as f64 - rss[0] as f64) * 1024.0 / (DEVICES * (POINTS - 1)) as f64;
-    t.row(
-        format!("collector RSS, {DEVICES} devices x 1 point / x {POINTS} points (polled every s)"),
-        format!("{} / {} KiB = {per_point:.0} bytes per configured point", rss[0], rss[1]),
-    );
 }
 
 /// The collector's counters (`enosctl --json status`).
