@@ -101,6 +101,39 @@ pub trait Driver: Send {
     fn run(self: Box<Self>, ctx: DriverContext) -> DriverFuture;
 }
 
+/// One device's protocol settings inside the engine's shared device list: a driver reads its
+/// devices' points there instead of keeping a copy (a configured point is held once).
+pub struct SharedDevice<T: 'static> {
+    all: Arc<[enos_collector_config::DeviceConfig]>,
+    index: usize,
+    pick: fn(&enos_collector_config::ProtocolConfig) -> Option<&T>,
+}
+
+impl<T> SharedDevice<T> {
+    /// `None` when device `index` is not of the kind `pick` takes.
+    pub fn new(
+        all: &Arc<[enos_collector_config::DeviceConfig]>,
+        index: usize,
+        pick: fn(&enos_collector_config::ProtocolConfig) -> Option<&T>,
+    ) -> Option<Self> {
+        pick(&all.get(index)?.proto)?;
+        Some(SharedDevice { all: all.clone(), index, pick })
+    }
+}
+
+impl<T> Clone for SharedDevice<T> {
+    fn clone(&self) -> Self {
+        SharedDevice { all: self.all.clone(), index: self.index, pick: self.pick }
+    }
+}
+
+impl<T> std::ops::Deref for SharedDevice<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        (self.pick)(&self.all[self.index].proto).expect("checked in SharedDevice::new")
+    }
+}
+
 /// The message of a panic payload (a task that panicked), for people.
 pub fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
     match p.downcast::<String>() {

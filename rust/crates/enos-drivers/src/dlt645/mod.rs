@@ -10,17 +10,18 @@
 mod comm;
 mod poll;
 
-use crate::{Driver, DriverContext, DriverFuture};
+use crate::{Driver, DriverContext, DriverFuture, SharedDevice};
 use enos_collector_config::dlt645::{AddressOrder, Dlt645Device};
 use enos_collector_config::line::Parity;
 use enos_collector_config::{DeviceConfig, ProtocolConfig};
 use enos_dlt645 as dlt;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A meter as the driver serves it: its settings and its points, resolved once.
 pub(crate) struct MeterCfg {
     pub id: String,
-    pub cfg: Dlt645Device,
+    pub cfg: SharedDevice<Dlt645Device>,
     pub meter: dlt::Meter,
     pub timing: dlt::Timing,
     /// Per configured point: what to read, or why it cannot be read (validation refuses an
@@ -33,8 +34,8 @@ pub struct Dlt645Driver {
     meters: Vec<MeterCfg>,
 }
 
-fn settings(d: &DeviceConfig) -> Option<&Dlt645Device> {
-    match &d.proto {
+fn settings(p: &ProtocolConfig) -> Option<&Dlt645Device> {
+    match p {
         ProtocolConfig::Dlt645(m) => Some(m),
         _ => None,
     }
@@ -43,8 +44,8 @@ fn settings(d: &DeviceConfig) -> Option<&Dlt645Device> {
 impl Dlt645Driver {
     /// The driver of the meters of one endpoint; `None` when they are not DL/T 645 devices or
     /// name no endpoint (validation refuses both).
-    pub fn new(devices: &[DeviceConfig]) -> Option<Self> {
-        let first = settings(devices.first()?)?;
+    pub fn new(devices: &Arc<[DeviceConfig]>) -> Option<Self> {
+        let first = settings(&devices.first()?.proto)?;
         let link = match (&first.address, &first.serial) {
             (Some(a), _) => dlt::Link::Tcp(a.clone()),
             (None, Some(s)) => dlt::Link::Serial(dlt::Serial {
@@ -64,8 +65,9 @@ impl Dlt645Driver {
         line.preamble = first.preamble; // an endpoint setting: the devices agree (validated)
         let meters = devices
             .iter()
-            .map(|d| {
-                let cfg = settings(d)?.clone();
+            .enumerate()
+            .map(|(i, d)| {
+                let cfg = SharedDevice::new(devices, i, settings)?;
                 let order = match cfg.address_order {
                     AddressOrder::Standard => dlt::FieldOrder::LowFirst,
                     AddressOrder::AsWritten => dlt::FieldOrder::AsWritten,

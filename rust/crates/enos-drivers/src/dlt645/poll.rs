@@ -14,7 +14,6 @@ use tokio::sync::mpsc;
 struct Meter {
     cfg: MeterCfg,
     id: Arc<str>,
-    names: Vec<Arc<str>>,
     line: Arc<dlt::Line>,
     health: Mutex<Health>,
 }
@@ -166,13 +165,7 @@ pub(super) async fn run(line: dlt::LineConfig, meters: Vec<MeterCfg>, mut ctx: D
     let mut groups = tokio::task::JoinSet::new();
     for cfg in meters {
         ctx.status.set(DeviceStatus::new(&cfg.id, "dlt645", "connecting", cfg.points.len()));
-        let m = Arc::new(Meter {
-            names: cfg.cfg.points.iter().map(|p| p.meta.name.clone()).collect(),
-            id: Arc::from(cfg.id.as_str()),
-            line: line.clone(),
-            health: Mutex::default(),
-            cfg,
-        });
+        let m = Arc::new(Meter { id: Arc::from(cfg.id.as_str()), line: line.clone(), health: Mutex::default(), cfg });
         for g in &m.cfg.cfg.poll_groups {
             let which: Vec<usize> = m.cfg.cfg.points.iter().enumerate().filter(|(_, p)| *p.at.group == *g.name).map(|(i, _)| i).collect();
             if which.is_empty() {
@@ -261,7 +254,9 @@ async fn poll_group(
         }
         let samples = values
             .into_iter()
-            .map(|(i, v, q, _)| (m.names[i].clone(), v, if went_offline && !q.is_good() { Quality::Offline } else { q }, Flags::NONE))
+            .map(|(i, v, q, _)| {
+                (m.cfg.cfg.points[i].meta.name.clone(), v, if went_offline && !q.is_good() { Quality::Offline } else { q }, Flags::NONE)
+            })
             .collect();
         if frames.send(Frame { device: m.id.clone(), ts_ms: ts, samples }).await.is_err() {
             return;

@@ -5,7 +5,7 @@
 mod comm;
 mod map;
 
-use crate::{Command, DeviceEvent, Driver, DriverContext, DriverFuture, Frame};
+use crate::{Command, DeviceEvent, Driver, DriverContext, DriverFuture, Frame, SharedDevice};
 use enos_batch::{Flags, Quality};
 use enos_collector_config::iec104::{Iec104Device, Iec104Point};
 use enos_collector_config::{DeviceConfig, ProtocolConfig};
@@ -19,8 +19,7 @@ use tokio::task::JoinSet;
 
 struct Device {
     id: Arc<str>,
-    cfg: Iec104Device,
-    names: Vec<Arc<str>>,
+    cfg: SharedDevice<Iec104Device>,
     /// The latest reading of each point (on-demand reads answer from here).
     latest: Vec<Option<PointReading>>,
     /// When an implausible time tag of this station was last logged (at most once an hour).
@@ -41,18 +40,17 @@ fn now_ms() -> u64 {
 
 impl Iec104Driver {
     /// `None` unless every device is an IEC 104 one.
-    pub fn new(devices: &[DeviceConfig]) -> Option<Self> {
-        let devices = devices
-            .iter()
-            .map(|d| match &d.proto {
-                ProtocolConfig::Iec104(c) => Some(Device {
-                    id: Arc::from(d.id.as_str()),
-                    names: c.points.iter().map(|p| p.meta.name.clone()).collect(),
-                    latest: vec![None; c.points.len()],
-                    clock_warned_ms: 0,
-                    cfg: c.clone(),
-                }),
+    pub fn new(all: &Arc<[DeviceConfig]>) -> Option<Self> {
+        fn pick(p: &ProtocolConfig) -> Option<&Iec104Device> {
+            match p {
+                ProtocolConfig::Iec104(c) => Some(c),
                 _ => None,
+            }
+        }
+        let devices = (0..all.len())
+            .map(|i| {
+                let cfg = SharedDevice::new(all, i, pick)?;
+                Some(Device { id: Arc::from(all[i].id.as_str()), latest: vec![None; cfg.points.len()], clock_warned_ms: 0, cfg })
             })
             .collect::<Option<Vec<_>>>()?;
         (!devices.is_empty()).then_some(Iec104Driver {
@@ -166,7 +164,7 @@ async fn on_event(drv: &mut Iec104Driver, routes: &Routes, ctx: &DriverContext, 
         Event::Value { ca, ioa, value, quality, time, cot, type_id } => {
             let point = routes.get(&(ca, ioa)).map(|&(di, pi)| drv.devices[di].cfg.points[pi].meta.name.clone());
             for t in &mut drv.tests {
-                t.offer(ca, cot, || comm::object(ioa, type_id, value, quality, time, point.clone()), ioa);
+                t.offer(ca, cot, || comm::object(ioa, type_id, value, quality, time, point.as_deref().map(String::from)), ioa);
             }
             let Some(&(di, pi)) = routes.get(&(ca, ioa)) else { return true };
             let d = &mut drv.devices[di];
@@ -195,7 +193,7 @@ async fn on_event(drv: &mut Iec104Driver, routes: &Routes, ctx: &DriverContext, 
                 error: None,
                 flags: flags.names().into_iter().map(String::from).collect(),
             });
-            let frame = Frame { device: d.id.clone(), ts_ms: ts, samples: vec![(d.names[pi].clone(), v, q, flags)] };
+            let frame = Frame { device: d.id.clone(), ts_ms: ts, samples: vec![(d.cfg.points[pi].meta.name.clone(), v, q, flags)] };
             let id = d.id.to_string();
             ctx.status.update(&id, |s| {
                 s.last_ok_ms = Some(now_ms());
