@@ -155,6 +155,12 @@ pub fn status_words(status: u8) -> String {
         10 => "automation inhibit",
         11 => "processing limited",
         12 => "value out of range",
+        13 => "the downstream device is under local control",
+        14 => "already complete",
+        15 => "blocked",
+        16 => "cancelled",
+        17 => "blocked by another master",
+        18 => "the downstream device failed",
         126 => "non-participating",
         _ => return format!("status code {status}"),
     };
