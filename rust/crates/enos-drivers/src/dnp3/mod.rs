@@ -24,6 +24,14 @@ struct Device {
     latest: Vec<Option<PointReading>>,
 }
 
+/// A value without the outstation's time gets its arrival time, but at least 1 ms after the
+/// point's previous value: the events of one response arrive within a millisecond, and values
+/// of one point at one time would be one value at the cloud (a breaker's trip and close in one
+/// poll must stay two changes, in order).
+fn arrival_time(now: u64, previous: Option<&PointReading>) -> u64 {
+    previous.map_or(now, |r| now.max(r.ts_ms + 1))
+}
+
 pub struct Dnp3Driver {
     devices: Vec<Device>,
 }
@@ -140,9 +148,9 @@ async fn on_event(drv: &mut Dnp3Driver, routes: &Routes, ctx: &DriverContext, ma
                 Some(t) if t <= now + crate::iec104::FUTURE_MS && t + crate::iec104::PAST_MS >= now => t,
                 Some(_) => {
                     flags |= Flags::TIME_INVALID;
-                    now
+                    arrival_time(now, d.latest[pi].as_ref())
                 }
-                None => now,
+                None => arrival_time(now, d.latest[pi].as_ref()),
             };
             d.latest[pi] = Some(PointReading {
                 point: p.meta.name.clone(),
