@@ -40,6 +40,9 @@ async fn integrity_poll_events_commands_and_a_dropped_link() {
     assert_eq!(find(&ms, PointKind::AnalogInput, 5).value, Value::Int(231));
     assert_eq!(find(&ms, PointKind::Counter, 2).value, Value::Int(7));
     assert!(seen.iter().any(|e| matches!(e, Event::Notice { what, .. } if what.starts_with("the outstation restarted"))), "{seen:#?}");
+    let set: u64 = peer.expect("time ")[5..].parse().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    assert!(set <= now && set + 5_000 > now, "the clock was set to ours: {set} vs {now}");
 
     // events: three binary changes in one burst arrive in order; a counter's with its time
     peer.send("bi 3 true");
@@ -89,5 +92,8 @@ async fn integrity_poll_events_commands_and_a_dropped_link() {
     assert!(seen.iter().any(|e| matches!(e, Event::Link { state: LinkState::Up, .. })), "{seen:#?}");
     assert_eq!(find(&values(&seen), PointKind::Counter, 2).value, Value::Int(9));
     assert_eq!(master.stats().malformed.load(std::sync::atomic::Ordering::Relaxed), 0);
+    // the restart indication was cleared once: no second notice over the whole session
+    let more = until(&mut events, "an event poll", |e| matches!(e, Event::Poll { what: "event poll", .. })).await;
+    assert!(!more.iter().any(|e| matches!(e, Event::Notice { .. })), "{more:#?}");
     master.close().await;
 }

@@ -19,7 +19,8 @@ synchronises on output, never on sleeps:
     drop                              close the master's connection (the server keeps listening)
     quit
 Unprompted lines: "ready" once listening, "command KIND INDEX STEP VALUE" for every command the
-outstation acts on or checks (KIND crob|ao, STEP select|operate|direct).
+outstation acts on or checks (KIND crob|ao, STEP select|operate|direct), "time UNIX_MS" when the
+master sets its clock.
 """
 import asyncio
 import json
@@ -92,7 +93,7 @@ async def main():
         db.add_analog_output(int(i))
     handler = Handler([int(i) for i in spec.get("bo", [])] + [int(i) for i in spec.get("ao", [])])
     config = OutstationConfig(address=spec.get("address", 10), master_address=spec.get("master", 1))
-    outstation = Outstation(config=config, database=db, handler=handler)
+    outstation = Outstation(config=config, database=db, handler=handler, time_handler=lambda t: out(f"time {t.milliseconds}"))
     runner = OutstationTcpRunner(outstation=outstation, host="127.0.0.1", port=port)
     server = asyncio.create_task(runner.run())
     while runner.local_address is None:
