@@ -61,6 +61,7 @@ fn settings(port: u16) -> Settings {
     let mut o = OutstationSettings::new(ME);
     o.class_intervals = [Duration::ZERO; 3];
     o.integrity_interval = Duration::ZERO;
+    o.unsolicited = true;
     Settings {
         address: format!("127.0.0.1:{port}"),
         outstations: vec![o],
@@ -105,6 +106,22 @@ async fn garbled_frames_are_counted_and_dropped_and_the_channel_goes_on() {
         o.s.write_all(&b).await.unwrap();
     }
     assert_eq!(value(&mut events).await, (PointKind::AnalogInput, 0, Value::Int(42), None), "only the good answer counts");
+    // unsolicited responses are enabled after the integrity poll; the answer says the event
+    // buffer overflowed: a notice, and the integrity poll again
+    let (c, f, objs) = o.request().await;
+    assert_eq!((f, objs.as_slice()), (func::ENABLE_UNSOLICITED, &[60, 2, 6, 60, 3, 6, 60, 4, 6][..]));
+    o.respond(0xC0 | (c & 0x0f), func::RESPONSE, [0, 0x08], &[]).await;
+    let notice = loop {
+        match timeout(WAIT, events.recv()).await.expect("a notice").expect("the channel runs") {
+            Event::Notice { what, .. } => break what,
+            _ => continue,
+        }
+    };
+    assert_eq!(notice, "the outstation's event buffer overflowed: events were lost; an integrity poll follows");
+    let (c, f, objs) = o.request().await;
+    assert_eq!((f, objs.as_slice()), (func::READ, &[60, 2, 6, 60, 3, 6, 60, 4, 6, 60, 1, 6][..]), "the integrity poll again");
+    o.respond(0xC0 | (c & 0x0f), func::RESPONSE, [0, 0], &[]).await;
+
     let stats = master.stats();
     assert!(stats.malformed.load(Ordering::Relaxed) >= 3, "header CRC, block CRC, sequence: {stats:?}");
     assert_eq!(stats.wrong_address.load(Ordering::Relaxed), 1);
