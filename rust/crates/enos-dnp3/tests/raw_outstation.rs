@@ -9,22 +9,22 @@ use enos_dnp3::transport::{self, Reassembler};
 use enos_dnp3::{Command, CommandError, Crob, Event, Master, Mode, OutstationSettings, PointKind, Settings, Step, Value};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
 const WAIT: Duration = Duration::from_secs(10);
 const ME: u16 = 10;
 
-struct Raw {
-    s: TcpStream,
+struct Raw<S> {
+    s: S,
     decoder: link::Decoder,
     reassembly: Reassembler,
     seq: u8,
 }
 
-impl Raw {
+impl<S: AsyncRead + AsyncWrite + Unpin> Raw<S> {
     /// The master's next request: (control, function, objects).
     async fn request(&mut self) -> (u8, u8, Vec<u8>) {
         let mut buf = [0u8; 1024];
@@ -152,4 +152,38 @@ async fn garbled_frames_are_counted_and_dropped_and_the_channel_goes_on() {
         "the outstation's answer to the direct operate does not echo the command (the echo of index 2 carries another value)"
     );
     master.close().await;
+}
+
+/// The channel is generic over the byte stream: the same master over a serial line, here the
+/// two ends of a socat PTY pair (opened as files).
+#[tokio::test]
+async fn the_same_master_runs_over_a_serial_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("master"), dir.path().join("outstation"));
+    let mut socat = std::process::Command::new("socat")
+        .arg(format!("pty,raw,echo=0,link={}", a.display()))
+        .arg(format!("pty,raw,echo=0,link={}", b.display()))
+        .spawn()
+        .expect("socat");
+    let deadline = std::time::Instant::now() + WAIT;
+    while !(a.exists() && b.exists()) {
+        assert!(std::time::Instant::now() < deadline, "socat made no PTY pair");
+        tokio::time::sleep(Duration::from_millis(10)).await; // polling for the links, with a deadline
+    }
+    let open = |p: std::path::PathBuf| async move { tokio::fs::OpenOptions::new().read(true).write(true).open(p).await };
+    let mut s = settings(1);
+    s.outstations[0].unsolicited = false;
+    let path = a.clone();
+    let (master, mut events) = Master::start_with(s, Box::new(move || Box::pin(open(path.clone())))).unwrap();
+    let mut o = Raw { s: open(b).await.unwrap(), decoder: link::Decoder::default(), reassembly: Reassembler::new(4096), seq: 0 };
+    let (c, f, _) = o.request().await;
+    assert_eq!(f, func::DISABLE_UNSOLICITED);
+    o.respond(0xC0 | (c & 0x0f), func::RESPONSE, [0, 0], &[]).await;
+    let (c, f, _) = o.request().await;
+    assert_eq!(f, func::READ);
+    o.respond(0xC0 | (c & 0x0f), func::RESPONSE, [0, 0], &[30, 5, 0x00, 3, 3, 0x01, 0x00, 0x00, 0x60, 0x43]).await;
+    assert_eq!(value(&mut events).await, (PointKind::AnalogInput, 3, Value::Float(224.0), None));
+    drop(master);
+    let _ = socat.kill();
+    let _ = socat.wait();
 }
