@@ -875,3 +875,33 @@ fn check_echo(step: Step, c: &Command, r: &Reply) -> Result<(), CommandError> {
         Some((status, _)) => Err(CommandError::Refused { step, reason: status_words(status) }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn startup_order_then_schedules_and_a_hold_after_a_failure() {
+        let now = Instant::now();
+        let mut cfg = OutstationSettings::new(10);
+        cfg.unsolicited = true;
+        cfg.class_intervals = [Duration::from_secs(1), Duration::ZERO, Duration::from_secs(1)];
+        let mut o = Outstation::new(&cfg, now);
+        let mut order = Vec::new();
+        while let Some(t) = o.next_task(now) {
+            order.push(t);
+            o.done(t, now);
+        }
+        assert_eq!(order, [Task::DisableUnsolicited, Task::Integrity, Task::EnableUnsolicited]);
+        assert_eq!(o.integrity_due, Some(now + Duration::from_secs(3600)));
+        let later = now + Duration::from_secs(1);
+        let events = Classes { class0: false, class1: true, class2: false, class3: true };
+        assert_eq!(o.next_task(later), Some(Task::Events(events)), "the due classes in one read; class 2 is never polled");
+        o.hold_until = later + Duration::from_secs(1);
+        assert_eq!(o.next_task(later), None, "held after a failure");
+        assert_eq!(o.next_time(), Some(later + Duration::from_secs(1)));
+        o.clear_restart = true;
+        o.time_sync = true;
+        assert_eq!(o.next_task(later + Duration::from_secs(1)), Some(Task::ClearRestart), "a restart is cleared first");
+    }
+}
