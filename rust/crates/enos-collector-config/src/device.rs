@@ -1,6 +1,7 @@
 //! A device of any protocol: its id, whether it runs, and its protocol's settings and points.
 
 use crate::dlt645::Dlt645Device;
+use crate::dnp3::Dnp3Device;
 use crate::doc;
 use crate::iec104::Iec104Device;
 use crate::modbus::{ModbusDevice, Transport};
@@ -60,6 +61,7 @@ impl<'de> Deserialize<'de> for DeviceConfig {
             Protocol::ModbusRtuOverTcp => ProtocolConfig::ModbusRtuOverTcp(doc::read(rest).map_err(fail)?),
             Protocol::Iec104 => ProtocolConfig::Iec104(doc::read(rest).map_err(fail)?),
             Protocol::Dlt645 => ProtocolConfig::Dlt645(doc::read(rest).map_err(fail)?),
+            Protocol::Dnp3 => ProtocolConfig::Dnp3(doc::read(rest).map_err(fail)?),
         };
         Ok(DeviceConfig { id, enabled, points_csv, proto })
     }
@@ -74,6 +76,7 @@ pub enum ProtocolConfig {
     ModbusRtuOverTcp(ModbusDevice),
     Iec104(Iec104Device),
     Dlt645(Dlt645Device),
+    Dnp3(Dnp3Device),
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
@@ -84,11 +87,12 @@ pub enum Protocol {
     ModbusRtuOverTcp,
     Iec104,
     Dlt645,
+    Dnp3,
 }
 
 impl Protocol {
-    pub const ALL: [Protocol; 5] =
-        [Protocol::ModbusTcp, Protocol::ModbusRtu, Protocol::ModbusRtuOverTcp, Protocol::Iec104, Protocol::Dlt645];
+    pub const ALL: [Protocol; 6] =
+        [Protocol::ModbusTcp, Protocol::ModbusRtu, Protocol::ModbusRtuOverTcp, Protocol::Iec104, Protocol::Dlt645, Protocol::Dnp3];
 
     /// The name used in configuration files and shown to people.
     pub fn name(self) -> &'static str {
@@ -98,6 +102,7 @@ impl Protocol {
             Protocol::ModbusRtuOverTcp => "modbus-rtu-over-tcp",
             Protocol::Iec104 => "iec104",
             Protocol::Dlt645 => "dlt645",
+            Protocol::Dnp3 => "dnp3",
         }
     }
 }
@@ -126,6 +131,7 @@ impl ProtocolConfig {
             ProtocolConfig::ModbusRtuOverTcp(_) => Protocol::ModbusRtuOverTcp,
             ProtocolConfig::Iec104(_) => Protocol::Iec104,
             ProtocolConfig::Dlt645(_) => Protocol::Dlt645,
+            ProtocolConfig::Dnp3(_) => Protocol::Dnp3,
         }
     }
 
@@ -148,6 +154,7 @@ impl ProtocolConfig {
             ProtocolConfig::ModbusTcp(m) | ProtocolConfig::ModbusRtu(m) | ProtocolConfig::ModbusRtuOverTcp(m) => metas(&m.points),
             ProtocolConfig::Iec104(d) => metas(&d.points),
             ProtocolConfig::Dlt645(d) => metas(&d.points),
+            ProtocolConfig::Dnp3(d) => metas(&d.points),
         }
     }
 
@@ -156,6 +163,7 @@ impl ProtocolConfig {
             ProtocolConfig::ModbusTcp(m) | ProtocolConfig::ModbusRtu(m) | ProtocolConfig::ModbusRtuOverTcp(m) => m.points.len(),
             ProtocolConfig::Iec104(d) => d.points.len(),
             ProtocolConfig::Dlt645(d) => d.points.len(),
+            ProtocolConfig::Dnp3(d) => d.points.len(),
         }
     }
 
@@ -168,6 +176,7 @@ impl ProtocolConfig {
             ProtocolConfig::ModbusTcp(m) | ProtocolConfig::ModbusRtu(m) | ProtocolConfig::ModbusRtuOverTcp(m) => json(&m.points),
             ProtocolConfig::Iec104(d) => json(&d.points),
             ProtocolConfig::Dlt645(d) => json(&d.points),
+            ProtocolConfig::Dnp3(d) => json(&d.points),
         }
     }
 
@@ -184,6 +193,7 @@ impl ProtocolConfig {
             ProtocolConfig::ModbusTcp(m) | ProtocolConfig::ModbusRtu(m) | ProtocolConfig::ModbusRtuOverTcp(m) => add(&mut m.points, rows),
             ProtocolConfig::Iec104(d) => add(&mut d.points, rows),
             ProtocolConfig::Dlt645(d) => add(&mut d.points, rows),
+            ProtocolConfig::Dnp3(d) => add(&mut d.points, rows),
         }
     }
 
@@ -195,6 +205,7 @@ impl ProtocolConfig {
             }
             ProtocolConfig::Iec104(d) => pool.compact(&mut d.points),
             ProtocolConfig::Dlt645(d) => pool.compact(&mut d.points),
+            ProtocolConfig::Dnp3(d) => pool.compact(&mut d.points),
         }
     }
 
@@ -203,6 +214,7 @@ impl ProtocolConfig {
             ProtocolConfig::ModbusTcp(m) | ProtocolConfig::ModbusRtu(m) | ProtocolConfig::ModbusRtuOverTcp(m) => m.points.clear(),
             ProtocolConfig::Iec104(d) => d.points.clear(),
             ProtocolConfig::Dlt645(d) => d.points.clear(),
+            ProtocolConfig::Dnp3(d) => d.points.clear(),
         }
     }
 
@@ -228,6 +240,10 @@ impl ProtocolConfig {
                 each(&d.points, at, out);
             }
             ProtocolConfig::Dlt645(d) => {
+                d.check(at, out);
+                each(&d.points, at, out);
+            }
+            ProtocolConfig::Dnp3(d) => {
                 d.check(at, out);
                 each(&d.points, at, out);
             }
@@ -283,6 +299,13 @@ impl ProtocolConfig {
                     _ => None,
                 }
             }
+            ProtocolConfig::Dnp3(d) => {
+                // one connection to the address; each device is one outstation on it
+                let mut shared = backoff(d.reconnect_min_ms, d.reconnect_max_ms);
+                shared
+                    .extend([("master_address", d.master_address.to_string()), ("response_timeout_ms", d.response_timeout_ms.to_string())]);
+                Some(Endpoint { key: format!("tcp:{}", d.address), place: format!("address {}", d.address), shared })
+            }
         }
         .map(|mut e| {
             // Devices of different protocols never share an endpoint; the key says which.
@@ -299,6 +322,7 @@ fn proto_family(p: Protocol) -> &'static str {
         Protocol::ModbusTcp | Protocol::ModbusRtu | Protocol::ModbusRtuOverTcp => "modbus",
         Protocol::Iec104 => "iec104",
         Protocol::Dlt645 => "dlt645",
+        Protocol::Dnp3 => "dnp3",
     }
 }
 

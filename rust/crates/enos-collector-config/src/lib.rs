@@ -5,6 +5,7 @@
 mod collector;
 mod device;
 pub mod dlt645;
+pub mod dnp3;
 mod doc;
 pub mod fields;
 pub mod iec104;

@@ -210,6 +210,11 @@ mod tests {
             "address = \"h:1\"\nmeter = \"000000000001\"",
             "name,di,format,unit\nUa,02010100,,V\nE,00010000,XXXXXX.XX,kWh\n",
         );
+        round_trip(
+            Protocol::Dnp3,
+            "address = \"h:20000\"",
+            "name,type,index,command,select_before_operate,pulse_ms,access\ntrip,BO,0,trip-close,yes,200,rw\nP,g30,5,,,,\n",
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use crate::device::Protocol;
 use crate::fields::{Field, POINT_COMMON, POINT_NAME};
 use crate::point::{Point, PointAddress};
-use crate::{dlt645, iec104, modbus};
+use crate::{dlt645, dnp3, iec104, modbus};
 use enos_config::{Findings, Scope};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -66,6 +66,13 @@ pub const ALL: &[ProtocolSpec] = &[
         address_fields: dlt645::POINT_FIELDS,
         check_point: check_point::<dlt645::Dlt645Address>,
     },
+    ProtocolSpec {
+        protocol: Protocol::Dnp3,
+        label: "DNP3 (IEEE 1815) outstation",
+        device_fields: dnp3::DEVICE_FIELDS,
+        address_fields: dnp3::POINT_FIELDS,
+        check_point: check_point::<dnp3::Dnp3Address>,
+    },
 ];
 
 pub fn spec(p: Protocol) -> &'static ProtocolSpec {
@@ -113,6 +120,7 @@ mod tests {
             ("modbus-tcp", "address = \"h:1\"", "area = \"holding\"\naddress = 1\ntype = \"bit\"\nbit = 3\nlength = 1\ngroup = \"default\"\nnew_block = true\norder = \"CDAB\""),
             ("iec104", "address = \"h:1\"", "ca = 2\nioa = 7\ntype = \"M_SP\"\ncommand = \"C_SC\"\ncommand_ioa = 9\nselect_before_operate = true\nqualifier = 1"),
             ("dlt645", "address = \"h:1\"\nmeter = \"000000000001\"", "di = \"02010100\"\nformat = \"XXX.X\"\ngroup = \"default\""),
+            ("dnp3", "address = \"h:1\"", "type = \"BO\"\nindex = 3\ncommand = \"pulse\"\nselect_before_operate = true\npulse_ms = 500"),
         ];
         for (proto, settings, addr) in cases {
             let text = format!("id = \"d\"\nprotocol = \"{proto}\"\n{settings}\n[[point]]\n{}\n", point(addr));

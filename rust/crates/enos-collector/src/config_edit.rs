@@ -163,7 +163,7 @@ group = "slow"
         let (models, errors) = load_models(&dir);
         assert_eq!(errors, Vec::<String>::new());
         assert!(models.len() >= 4, "{}", dir.display());
-        for p in ["modbus-rtu", "iec104", "dlt645"] {
+        for p in ["modbus-rtu", "iec104", "dlt645", "dnp3"] {
             assert!(models.iter().any(|m| m.device.protocol().name() == p), "a model for {p}");
         }
         assert!(models.iter().all(|m| m.device.proto.point_count() > 0));

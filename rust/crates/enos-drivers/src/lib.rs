@@ -8,6 +8,7 @@
 //! engine above never knows which kind it runs.
 
 pub mod dlt645;
+pub mod dnp3;
 pub mod iec104;
 pub mod modbus;
 pub mod registry;

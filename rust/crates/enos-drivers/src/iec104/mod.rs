@@ -5,6 +5,9 @@
 mod comm;
 mod map;
 
+// the plausible window of a device time tag, shared with the DNP3 driver
+pub(crate) use map::{FUTURE_MS, PAST_MS};
+
 use crate::{Command, DeviceEvent, Driver, DriverContext, DriverFuture, Frame, SharedDevice};
 use enos_batch::{Flags, Quality};
 use enos_collector_config::iec104::{Iec104Device, Iec104Point};

@@ -1,0 +1,153 @@
+//! DNP3 end to end: a dnp3py outstation (peers/dnp3_outstation.py), the collector's DNP3 driver,
+//! the uplink and the cloud simulator. The integrity poll's values, events in order with the
+//! outstation's time and flags reach the cloud; writes become CROBs; a dropped link comes back.
+
+use enos_testkit::cloud_sim::CloudSim;
+use enos_testkit::harness::{run_tool, spawn_service, uplink_toml_one_device, Bus, Mosquitto};
+use enos_testkit::wait_for;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const SPEC: &str = r#"{"address": 10, "master": 1, "bi": {"0": true}, "ai": {"5": 231}, "counter": {"2": 7}, "bo": [0, 1]}"#;
+
+/// The dnp3py outstation, answering each stdin line on stdout.
+struct Outstation {
+    child: Child,
+    stdin: ChildStdin,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Outstation {
+    fn start(port: u16) -> Outstation {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let python =
+            std::env::var_os("ENOS_VENV").map_or(dir.join("../../../build/venv/bin/python3"), |v| PathBuf::from(v).join("bin/python3"));
+        let mut child = Command::new(python)
+            .arg(dir.join("peers/dnp3_outstation.py"))
+            .arg(port.to_string())
+            .arg(SPEC)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the dnp3py outstation");
+        let stdin = child.stdin.take().unwrap();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || out.lines().map_while(Result::ok).try_for_each(|l| tx.send(l)));
+        let o = Outstation { child, stdin, lines };
+        o.expect("ready");
+        o
+    }
+
+    fn expect(&self, prefix: &str) -> String {
+        loop {
+            match self.lines.recv_timeout(Duration::from_secs(20)) {
+                Ok(l) if l.starts_with(prefix) => return l,
+                Ok(_) => {}
+                Err(e) => panic!("the outstation did not print {prefix:?}: {e}"),
+            }
+        }
+    }
+
+    fn send(&mut self, line: &str) {
+        writeln!(self.stdin, "{line}").unwrap();
+        assert_eq!(self.expect("ok ").trim(), format!("ok {line}"));
+    }
+}
+
+impl Drop for Outstation {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_events_and_commands_reach_the_cloud_and_the_outstation() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = Bus::start(dir.path());
+    let broker = Mosquitto::start(dir.path());
+    let cloud = CloudSim::start(broker.port, HashMap::from([("gw01".to_string(), "s".to_string())])).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut outstation = Outstation::start(port);
+    std::fs::write(
+        dir.path().join("collector.toml"),
+        format!(
+            "[push]\ninterval_ms = 100\n[[device]]\nid = \"rtu\"\nprotocol = \"dnp3\"\naddress = \"127.0.0.1:{port}\"\n\
+             outstation_address = 10\nclass1_interval_ms = 200\nreconnect_min_ms = 200\n\
+             [[device.point]]\nname = \"P\"\ntype = \"AI\"\nindex = 5\n\
+             [[device.point]]\nname = \"breaker\"\ntype = \"BI\"\nindex = 0\n\
+             [[device.point]]\nname = \"energy\"\ntype = \"CNT\"\nindex = 2\n\
+             [[device.point]]\nname = \"switch\"\ntype = \"BO\"\nindex = 0\ncommand = \"latch\"\naccess = \"rw\"\n\
+             [[device.point]]\nname = \"switch2\"\ntype = \"BO\"\nindex = 1\ncommand = \"latch\"\nselect_before_operate = true\naccess = \"rw\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("uplink.toml"), uplink_toml_one_device(&cloud.uri(), &dir.path().join("cache"), "rtu")).unwrap();
+    let log = dir.path().join("services.log");
+    let _uplink = spawn_service("enos-uplink", &dir.path().join("uplink.toml"), &bus.address, &log);
+    let _collector = spawn_service("enos-collector", &dir.path().join("collector.toml"), &bus.address, &log);
+
+    let series = |name: &'static str| {
+        let cloud = &cloud;
+        move || {
+            cloud.with(|r| {
+                r.points.iter().filter(|p| p.device_key.as_deref() == Some("rtu") && p.point == name).cloned().collect::<Vec<_>>()
+            })
+        }
+    };
+    let logs = || std::fs::read_to_string(&log).unwrap_or_default();
+    // the integrity poll's values
+    let p = wait_for(30, "the integrity poll's value at the cloud", || series("P")().pop()).await;
+    assert_eq!(p.value, serde_json::json!(231), "{}", logs());
+    let e = wait_for(30, "the counter at the cloud", || series("energy")().pop()).await;
+    assert_eq!(e.value, serde_json::json!(7));
+
+    // events: two binary changes in order; a counter event with the outstation's time; an
+    // analog over range: doubtful (6) with the flag overflow (16 << 8)
+    outstation.send("bi 0 false");
+    outstation.send("bi 0 true");
+    let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64 - 61_234;
+    outstation.send(&format!("counter 2 9 {at}"));
+    outstation.send("ai 5 -40 OVER_RANGE");
+    let b = wait_for(30, "both binary events at the cloud", || {
+        let s: Vec<serde_json::Value> = series("breaker")().into_iter().map(|p| p.value).collect();
+        (s.len() >= 3).then_some(s)
+    })
+    .await;
+    assert_eq!(b[b.len() - 2..], [serde_json::json!(false), serde_json::json!(true)], "in order: {b:?}");
+    let e =
+        wait_for(30, "the counter event at the cloud", || series("energy")().into_iter().find(|p| p.value == serde_json::json!(9))).await;
+    assert_eq!(e.time, at, "the outstation's time is the sample's time");
+    let p = wait_for(30, "the over-range value at the cloud", || series("P")().into_iter().find(|p| p.value.is_object())).await;
+    assert_eq!(p.value["quality"], serde_json::json!(6 + (16 << 8)), "{}", p.value);
+
+    // a read answers the latest values with quality and flags in words
+    let (ok, out, err) = run_tool("enosctl", &["--json", "read", "rtu"], &bus.address);
+    assert!(ok, "{err}");
+    let readings: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    let by_name = |n: &str| readings.iter().find(|r| r["point"] == n).cloned().unwrap_or_else(|| panic!("{n} missing in {out}"));
+    assert_eq!(
+        (by_name("P")["quality"].clone(), by_name("P")["flags"].clone()),
+        (serde_json::json!("doubtful"), serde_json::json!(["overflow"]))
+    );
+    assert_eq!(by_name("energy")["ts_ms"], serde_json::json!(at));
+
+    // writes: a direct operate; a select-before-operate the outstation refuses, said in words
+    let (ok, out, err) = run_tool("enosctl", &["write", "rtu", "switch", "true"], &bus.address);
+    assert!(ok, "{out}{err}");
+    assert_eq!(outstation.expect("command"), "command crob 0 direct 3");
+    outstation.send("refuse 1 7");
+    let (ok, _, err) = run_tool("enosctl", &["write", "rtu", "switch2", "false"], &bus.address);
+    assert!(!ok && err.contains("the outstation refused the select: the point is under local control (status 7)"), "{err}");
+
+    // the link drops: the driver reconnects and values flow again
+    outstation.send("drop");
+    outstation.send("ai 5 77");
+    wait_for(30, "a value after the reconnect", || series("P")().into_iter().find(|p| p.value == serde_json::json!(77))).await;
+    assert!(logs().contains("the outstation closed the connection"), "{}", logs());
+}
