@@ -2,6 +2,7 @@
 
 mod bus;
 mod check;
+mod cloud;
 
 use anyhow::{bail, Context};
 use bus::Bus;
@@ -26,6 +27,8 @@ enum Cmd {
     Status,
     /// Devices and their state.
     Devices,
+    /// Each sub-device's cloud identity and state: registered, logged in, refused and why.
+    Cloud,
     /// Read points from a device now (all points when none are named).
     Read { device: String, points: Vec<String> },
     /// Write a value (JSON: 12.5, -5, true, "text") to a point.
@@ -163,6 +166,7 @@ async fn run() -> anyhow::Result<i32> {
                         s.rejected,
                         s.in_flight
                     );
+                    println!("sub-devices {}", cloud::summary(&u.sub_devices));
                 }
                 Err(e) => println!("uplink      {e}"),
             }
@@ -180,6 +184,14 @@ async fn run() -> anyhow::Result<i32> {
                     );
                 }
                 Err(e) => println!("collector   {e}"),
+            }
+        }
+        Cmd::Cloud => {
+            let u = bus.uplink_status().await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&u.sub_devices)?);
+            } else {
+                print!("{}", cloud::render(&u.sub_devices));
             }
         }
         Cmd::Devices => {
