@@ -9,6 +9,7 @@ pub mod sign;
 pub mod subdevices;
 pub mod telemetry;
 pub mod topics;
+pub mod tsl;
 
 use serde::{Deserialize, Serialize};
 

@@ -32,7 +32,9 @@ fn collector_toml(addr: &str, product_key: Option<&str>) -> String {
     format!(
         "[push]\ninterval_ms = 100\n\n[[device]]\nid = \"inv01\"\n{pk}protocol = \"modbus-tcp\"\naddress = \"{addr}\"\n\
          timeout_ms = 2000\npoll_groups = [{{ name = \"fast\", interval_ms = 200 }}]\n\n\
-         [[device.point]]\nname = \"counter\"\narea = \"holding\"\naddress = 0\ntype = \"u32\"\ngroup = \"fast\"\n"
+         [[device.point]]\nname = \"counter\"\narea = \"holding\"\naddress = 0\ntype = \"u32\"\ngroup = \"fast\"\n\n\
+         [[device.point]]\nname = \"sp\"\narea = \"holding\"\naddress = 10\ntype = \"u16\"\naccess = \"rw\"\nmin = 0\nmax = 100\n\
+         group = \"fast\"\n\n[[device.point]]\nname = \"extra\"\narea = \"holding\"\naddress = 20\ntype = \"u16\"\ngroup = \"fast\"\n"
     )
 }
 
@@ -202,4 +204,53 @@ async fn hostile_registration_replies_are_said_and_the_data_path_goes_on() {
     e.cloud.with(|r| r.hostile_register = None);
     wait_for(40, "the device's points once the cloud answers well", || (e.stored("counter") > 0).then_some(())).await;
     assert_eq!(e.cloud.with(|r| r.registrations()), 3);
+}
+
+/// A model the simulated cloud holds for the sub-device's product.
+fn model(version: &str, counter_type: &str) -> serde_json::Value {
+    serde_json::json!({"version": version,
+        "tslMeasurepointMap": {"counter": {"dataDefinition": {"type": counter_type}}, "sp": {"dataType": "INT", "accessMode": "r"},
+                               "power": {"dataType": "FLOAT"}},
+        "tslAttributeMap": {}, "tslEventMap": {}, "tslServiceMap": {}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_device_model_is_fetched_on_login_kept_and_checked_against_the_points() {
+    let e = Edge::start(Some(SUB_PK), |c| c.with(|r| drop(r.models.insert(SUB_PK.into(), model("7", "STRING"))))).await;
+    let check = |fetch: bool| {
+        let args: &[&str] = if fetch { &["model", "check", "inv01", "--fetch"] } else { &["model", "check", "inv01"] };
+        let (_, out, err) = run_tool("enosctl", args, &e.bus.address);
+        out + &err
+    };
+    let out = wait_for(30, "the model fetched after the login", || {
+        let o = check(false);
+        o.contains("version 7").then_some(o)
+    })
+    .await;
+    assert!(out.contains("counter: configured as u32 (an integer value), the device model says STRING"), "{out}");
+    assert!(out.contains("sp: writable here, read-only in the device model"), "{out}");
+    assert!(out.contains("extra: the device model has no measure point extra"), "{out}");
+    // kept on disk, so a box offline still knows it
+    let kept = e.dir.path().join("device-models").join(format!("{SUB_PK}.json"));
+    assert!(std::fs::read_to_string(&kept).unwrap().contains("\"version\": \"7\""));
+
+    // the cloud changes the model: no push, so asked for
+    e.cloud.with(|r| drop(r.models.insert(SUB_PK.into(), model("8", "LONG"))));
+    let out = check(true);
+    assert!(out.contains("version 8") && !out.contains("counter:"), "{out}");
+
+    // a skeleton point table for the device's protocol
+    let (ok, csv, err) = run_tool("enosctl", &["model", "skeleton", "inv01"], &e.bus.address);
+    assert!(ok, "{err}");
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(header[0], "name");
+    let t = header.iter().position(|h| *h == "type").unwrap();
+    let power: Vec<&str> = csv.lines().find(|l| l.starts_with("power,")).unwrap().split(',').collect();
+    assert_eq!(power[t], "f32", "{csv}");
+
+    // the cloud refuses the model now: said, and the kept one still answered
+    e.cloud.with(|r| r.models.clear());
+    let out = check(true);
+    assert!(out.contains("not fetched now: refused by the cloud with code 1102") && out.contains("version 8"), "{out}");
 }

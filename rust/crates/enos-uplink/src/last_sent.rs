@@ -91,6 +91,11 @@ impl Inspect {
     async fn last_sent(&self, device: &str) -> enos_bus::Result<String> {
         Ok(last_sent(&self.shared, device)?.to_string())
     }
+
+    /// The device's model and how its points disagree with it (`crate::models`).
+    async fn device_model(&self, device: &str, fetch: bool) -> enos_bus::Result<String> {
+        Ok(crate::models::answer(&self.shared, device, fetch).await?.to_string())
+    }
 }
 
 /// Points the interface at the new state after the session started again.

@@ -9,6 +9,7 @@ mod config;
 mod health;
 mod last_sent;
 mod local_devices;
+mod models;
 mod mqtt;
 mod order;
 mod ota;

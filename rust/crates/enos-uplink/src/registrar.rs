@@ -58,11 +58,16 @@ impl fmt::Display for CallError {
 pub async fn run(shared: Arc<Shared>, cli: Client, mut replies: SubReplies, mut subscribed: HashSet<(String, String)>) {
     shared.subs().session_started();
     shared.subs_changed();
+    // products whose model was fetched on this session
+    let mut models: HashSet<String> = HashSet::new();
     loop {
         let changed = shared.subs_changed.notified();
         tokio::pin!(changed);
         changed.as_mut().enable();
         if let Err(CallError::SessionEnded) = step(&shared, &cli, &mut replies, &mut subscribed).await {
+            return;
+        }
+        if let Err(CallError::SessionEnded) = fetch_models(&shared, &cli, &mut replies, &mut models).await {
             return;
         }
         tokio::select! {
@@ -205,6 +210,41 @@ async fn step(
             Err(e) => fail(&mut shared.subs(), &id, State::Removing, format!("logout: {e}")),
         }
         shared.subs_changed();
+    }
+    Ok(())
+}
+
+/// The device models (TSL) of logged-in devices' products: once per session (the cloud never
+/// says a model changed), and again for the devices someone asked about.
+async fn fetch_models(shared: &Arc<Shared>, cli: &Client, replies: &mut SubReplies, done: &mut HashSet<String>) -> Result<(), CallError> {
+    let wanted: HashSet<String> = std::mem::take(&mut *shared.models_wanted.lock().expect("models wanted"));
+    let due: Vec<(String, Identity)> = {
+        let subs = shared.subs();
+        let mut seen = HashSet::new();
+        subs.devices
+            .iter()
+            .filter(|(id, s)| s.state == State::LoggedIn && (wanted.contains(*id) || !done.contains(&s.product_key)))
+            .filter_map(|(id, s)| Some((id.clone(), s.identity.clone()?)))
+            .filter(|(_, i)| seen.insert(i.product_key.clone()))
+            .collect()
+    };
+    for id in wanted.iter().filter(|w| !due.iter().any(|(d, _)| d == *w)) {
+        let why = "the device is not logged in on a cloud session now".to_string();
+        shared.models_failed.lock().expect("models failed").insert(id.clone(), why);
+    }
+    for (id, i) in due {
+        let r = call(cli, replies, enos_cloud::tsl::get(&i.product_key, &i.device_key, mqtt::next_id())).await;
+        let outcome = match &r {
+            Ok(reply) => enos_cloud::tsl::model(reply)
+                .and_then(|m| crate::models::store(shared, &i.product_key, m).map_err(|e| format!("not kept: {e}"))),
+            Err(CallError::SessionEnded) => return Err(CallError::SessionEnded),
+            Err(e) => Err(e.to_string()),
+        };
+        done.insert(i.product_key.clone());
+        if let Err(e) = outcome {
+            log::warn!("the device model of {} (asked for {id}): {e}", i.product_key);
+            shared.models_failed.lock().expect("models failed").insert(id, e);
+        }
     }
     Ok(())
 }

@@ -31,6 +31,9 @@ pub struct Shared {
     /// Woken when a sub-device changed (configured, removed, registered, logged in): the
     /// registrar has work, the sender may send what it held back.
     pub subs_changed: Notify,
+    /// Devices whose model was asked for (`UplinkInspect1.DeviceModel`), and why a fetch failed.
+    pub models_wanted: Mutex<std::collections::HashSet<String>>,
+    pub models_failed: Mutex<HashMap<String, String>>,
     /// Counts sub-device changes (the sender looks again at what it held back).
     pub subs_generation: AtomicU64,
     /// Command ids each device got lately (across reconnects), so a repeated one is not run again.
@@ -75,6 +78,8 @@ impl Shared {
             subs: Mutex::new(SubDevices::new(&cfg, identities)),
             subs_changed: Notify::new(),
             subs_generation: AtomicU64::new(1),
+            models_wanted: Mutex::default(),
+            models_failed: Mutex::default(),
             recent_commands: Mutex::default(),
             cfg,
             cache,

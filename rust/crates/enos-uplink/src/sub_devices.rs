@@ -152,6 +152,11 @@ impl SubDevices {
         SubDevices { devices, store, gateway: (cfg.cloud.product_key.clone(), cfg.cloud.device_key.clone()) }
     }
 
+    /// The uplink's own directory (the identities file's).
+    pub fn dir(&self) -> PathBuf {
+        self.store.file.parent().unwrap_or(Path::new(".")).to_path_buf()
+    }
+
     /// The collector's configuration now: (device id, product key) of every device that names a
     /// product. Answers whether anything changed.
     pub fn configured(&mut self, wanted: &[(String, String)]) -> bool {

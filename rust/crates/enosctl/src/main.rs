@@ -3,6 +3,7 @@
 mod bus;
 mod check;
 mod cloud;
+mod model;
 
 use anyhow::{bail, Context};
 use bus::Bus;
@@ -41,9 +42,25 @@ enum Cmd {
     },
     /// Cache backlog and counters.
     Cache,
+    /// A sub-device's device model (TSL) from the cloud.
+    #[command(subcommand)]
+    Model(ModelCmd),
     /// Whole-system updates.
     #[command(subcommand)]
     Ota(OtaCmd),
+}
+
+#[derive(Subcommand)]
+enum ModelCmd {
+    /// The model's version and where the device's configured points disagree with it.
+    Check {
+        device: String,
+        /// Ask the cloud for the model now (else the one kept on this box).
+        #[arg(long)]
+        fetch: bool,
+    },
+    /// A point table (CSV for the device's protocol) with a row per measure point of the model.
+    Skeleton { device: String },
 }
 
 #[derive(Subcommand)]
@@ -185,6 +202,21 @@ async fn run() -> anyhow::Result<i32> {
                 }
                 Err(e) => println!("collector   {e}"),
             }
+        }
+        Cmd::Model(ModelCmd::Check { device, fetch }) => {
+            let v = bus.device_model(&device, fetch).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                print!("{}", model::render(&v));
+            }
+            return Ok(if v["findings"].as_array().is_some_and(|f| !f.is_empty()) { 1 } else { 0 });
+        }
+        Cmd::Model(ModelCmd::Skeleton { device }) => {
+            let v = bus.device_model(&device, false).await?;
+            let protocol = bus.devices().await?.into_iter().find(|d| d.id == device).map(|d| d.protocol);
+            let protocol = protocol.ok_or_else(|| anyhow::anyhow!("the collector has no device {device}"))?;
+            print!("{}", model::skeleton(&protocol, &v).map_err(anyhow::Error::msg)?);
         }
         Cmd::Cloud => {
             let u = bus.uplink_status().await?;
