@@ -84,6 +84,10 @@ impl Edge {
     fn stored(&self, point: &str) -> usize {
         self.cloud.with(|r| r.points.iter().filter(|p| p.point == point && p.device_key.as_deref() == Some(SUB_DK)).count())
     }
+    /// Whether the cloud has a sample of `point` of the sub-device acquired before `ms`.
+    fn stored_before(&self, point: &str, ms: u64) -> bool {
+        self.cloud.with(|r| r.points.iter().any(|p| p.point == point && p.device_key.as_deref() == Some(SUB_DK) && p.time < ms))
+    }
     fn gateway_points(&self) -> usize {
         self.cloud.with(|r| r.points.iter().filter(|p| p.device_key.is_none()).count())
     }
@@ -169,6 +173,7 @@ async fn a_refused_registration_is_said_with_the_clouds_code_retried_later_and_s
     })
     .await;
     assert!(table.contains("registration: refused by the cloud with code 1000: product pkInv not found"), "{table}");
+    let refused_at = enos_batch::now_ms();
     assert!(table.contains(" no "), "{table}");
     let (ok, status, _) = run_tool("enosctl", &["status"], &e.bus.address);
     assert!(ok && status.contains("sub-devices 0 of 1 uploading, 1 not"), "{status}");
@@ -180,6 +185,8 @@ async fn a_refused_registration_is_said_with_the_clouds_code_retried_later_and_s
     // the cloud takes it now: registered at the next attempt, and it uploads
     e.cloud.with(|r| r.refuse_register = None);
     wait_for(40, "the device's points after the refusal ended", || (e.stored("counter") > 0).then_some(())).await;
+    // what it read while refused waited in the cache and follows (back-fill), nothing lost
+    wait_for(30, "the device's samples from while it was refused", || e.stored_before("counter", refused_at).then_some(())).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -191,6 +198,7 @@ async fn hostile_registration_replies_are_said_and_the_data_path_goes_on() {
     })
     .await;
     assert!(t.contains("registering") && t.contains("asking again in 5 s"), "{t}");
+    let failed_at = enos_batch::now_ms();
     e.cloud.with(|r| r.hostile_register = Some(Hostile::WrongId));
     let t = wait_for(30, "a reply with a wrong id, in words", || {
         let t = e.cloud_table();
@@ -204,6 +212,8 @@ async fn hostile_registration_replies_are_said_and_the_data_path_goes_on() {
     e.cloud.with(|r| r.hostile_register = None);
     wait_for(40, "the device's points once the cloud answers well", || (e.stored("counter") > 0).then_some(())).await;
     assert_eq!(e.cloud.with(|r| r.registrations()), 3);
+    // what it read meanwhile waited in the cache: nothing of it lost
+    wait_for(30, "the device's samples from the hostile replies' time", || e.stored_before("counter", failed_at).then_some(())).await;
 }
 
 /// A model the simulated cloud holds for the sub-device's product.

@@ -162,11 +162,21 @@ impl Sender<'_> {
         let mut batches = Vec::new();
         let mut seqs = Vec::new();
         let waiting = self.shared.subs().waiting(stream);
+        let parked = self.shared.subs().parked();
         for r in &records {
             match self.shared.cache.read(r.seq) {
                 Ok(Some(bytes)) => match DecodedBatch::decode(&bytes) {
                     Ok(b) if !waiting.is_empty() && b.series.iter().any(|s| waiting.iter().any(|w| w == b.name(s.device))) => {
                         self.held.insert(r.seq);
+                    }
+                    Ok(b) if !parked.is_empty() && b.series.iter().any(|s| parked.iter().any(|w| w == b.name(s.device))) => {
+                        match self.park(b, &parked) {
+                            Some(rest) => {
+                                batches.push(rest);
+                                seqs.push(r.seq);
+                            }
+                            None => drop(self.held.insert(r.seq)),
+                        }
                     }
                     Ok(b) => {
                         batches.push(b);
@@ -254,6 +264,36 @@ impl Sender<'_> {
                 self.msgs.insert(id, m);
             }
         }
+    }
+
+    /// Samples of devices waiting for their cloud identity stay in the cache: a record that holds
+    /// only theirs waits whole (`None`); from a mixed one their samples are copied into a record of
+    /// their own and the rest goes now. A crash in between can send the others twice, never lose
+    /// the parked ones.
+    fn park(&mut self, mut b: DecodedBatch, parked: &[String]) -> Option<DecodedBatch> {
+        let is_parked = |b: &DecodedBatch, s: &enos_batch::Series| parked.iter().any(|p| p == b.name(s.device));
+        if b.series.iter().all(|s| is_parked(&b, s)) {
+            return None;
+        }
+        let mut own = enos_batch::BatchBuilder::new();
+        for s in b.series.iter().filter(|s| is_parked(&b, s)) {
+            for i in 0..s.ts.len() {
+                let flags = s.flags.get(i).copied().unwrap_or_default();
+                own.push_flagged(b.name(s.device), b.name(s.point), s.ts[i], s.values[i].clone(), s.quality[i], flags);
+            }
+        }
+        match self.shared.cache.append(&own.finish(), enos_batch::now_ms()) {
+            Ok(m) => log::debug!("{} samples of devices waiting for their registration parked as record {}", m.points, m.seq),
+            Err(e) => {
+                // not parked: the whole record waits rather than lose them
+                log::warn!("samples of devices waiting for their registration could not be parked ({e}); their record waits");
+                return None;
+            }
+        }
+        let keep: Vec<bool> = b.series.iter().map(|s| !is_parked(&b, s)).collect();
+        let mut k = keep.into_iter();
+        b.series.retain(|_| k.next().unwrap_or(true));
+        Some(b)
     }
 
     /// Packs the kept samples of `batches`: (unroutable points, [(id, payload, points)]).

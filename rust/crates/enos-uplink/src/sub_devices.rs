@@ -77,16 +77,17 @@ impl Sub {
         self.reason = reason;
     }
 
-    /// Its samples are kept back (not dropped) on `stream` for now: a first registration under
-    /// way (both paths), or a login under way (live data needs it; `resume/batch` allows offline
-    /// sub-devices). Once an attempt failed the samples are no longer kept back, so one device the
-    /// cloud does not take never holds up the others'.
+    /// Its live records are kept back for now: its first login on this session is under way
+    /// (live data needs it; `resume/batch` allows offline sub-devices). Once an attempt failed they
+    /// are no longer kept back: its live samples go through resume, the others' live.
     fn waits(&self, stream: Stream) -> bool {
-        match self.state {
-            State::Registering => self.failures == 0,
-            State::Registered => stream == Stream::Live && self.failures == 0,
-            _ => false,
-        }
+        self.state == State::Registered && stream == Stream::Live && self.failures == 0
+    }
+
+    /// No identity yet, but one is being asked for (or will be, after a refusal): its samples
+    /// are parked in the cache until it has one, never dropped.
+    fn parked(&self) -> bool {
+        self.identity.is_none() && matches!(self.state, State::Registering | State::Refused)
     }
 
     /// Its samples go to the cloud on `stream`: live only when logged in; through resume
@@ -293,6 +294,11 @@ impl SubDevices {
         Routes(m)
     }
 
+    /// Devices without an identity yet whose samples wait in the cache (`Sub::parked`).
+    pub fn parked(&self) -> Vec<String> {
+        self.devices.iter().filter(|(_, s)| s.parked()).map(|(id, _)| id.clone()).collect()
+    }
+
     /// Devices that upload through resume only for now (an identity, not logged in).
     pub fn offline(&self) -> Vec<String> {
         self.devices.iter().filter(|(_, s)| s.uploads(Stream::Resume) && !s.uploads(Stream::Live)).map(|(id, _)| id.clone()).collect()
@@ -431,7 +437,7 @@ mod tests {
         let file = dir.path().join("sub-devices.json");
         let mut s = SubDevices::new(&cfg(), file.clone());
         assert!(s.configured(&[("inv".into(), "pkI".into())]));
-        assert_eq!(s.waiting(Stream::Resume), vec!["inv".to_string()], "its first registration holds its samples back");
+        assert_eq!(s.parked(), vec!["inv".to_string()], "its samples wait for its registration");
         assert!(s.key_map(Stream::Live).keys("inv").is_none());
         let r = Registered { product_key: "pkI".into(), device_key: "gw_inv".into(), secret: "x".into(), asset_id: "a".into() };
         s.registered("inv", r).unwrap();
@@ -469,6 +475,7 @@ mod tests {
         assert!(!d.ready_to_ask(now + Duration::from_secs(1)) && d.ready_to_ask(now + RETRY_MIN));
         assert_eq!(d.failed(State::Refused, "code 1000".into(), now), RETRY_MIN * 2);
         assert!(s.waiting(Stream::Live).is_empty() && s.waiting(Stream::Resume).is_empty());
+        assert_eq!(s.parked(), vec!["inv".to_string()], "a refused device's samples wait for its registration, never lost");
         let st = &s.status()[0];
         assert_eq!((st.state.as_str(), st.uploading), ("refused", false));
         assert_eq!(st.reason.as_deref(), Some("code 1000; asking again in 10 s"));
