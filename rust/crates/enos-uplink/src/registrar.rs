@@ -3,7 +3,8 @@
 //! to the topology and log them in (`thing.topo.add`, `combine.login.batch`), log out and take out
 //! of the topology the ones no longer configured, and answer the cloud's
 //! `combine.enable/disable/delete`. A request refused or unanswered is asked again with backoff
-//! (`sub_devices::RETRY_MIN` doubling), never in a tight loop; its reason is the device's state.
+//! (from 5 s after a refusal, 1 s after a lost reply, doubling to 10 minutes), never in a tight
+//! loop; its reason is the device's state.
 
 use crate::mqtt::{self, Client};
 use crate::state::Shared;

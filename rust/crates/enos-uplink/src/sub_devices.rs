@@ -19,8 +19,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// The first wait after a refused or unanswered registration or login; doubled up to `RETRY_MAX`.
+/// The first wait after the cloud refused a registration or login; doubled up to `RETRY_MAX`.
 pub const RETRY_MIN: Duration = Duration::from_secs(5);
+/// The first wait after a request got no usable reply (a lost reply is likely to come through
+/// at once when asked again); doubled up to `RETRY_MAX` as well.
+const RETRY_LOST: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,7 +111,8 @@ impl Sub {
 
     /// Another failed attempt: the next one waits longer.
     pub fn failed(&mut self, state: State, reason: String, now: Instant) -> Duration {
-        let wait = RETRY_MIN.saturating_mul(1 << self.failures.min(10)).min(RETRY_MAX);
+        let first = if state == State::Refused { RETRY_MIN } else { RETRY_LOST };
+        let wait = first.saturating_mul(1 << self.failures.min(10)).min(RETRY_MAX);
         self.failures += 1;
         self.retry_at = Some(now + wait);
         self.set(state, Some(format!("{reason}; asking again in {} s", wait.as_secs())));
@@ -479,5 +483,8 @@ mod tests {
         let st = &s.status()[0];
         assert_eq!((st.state.as_str(), st.uploading), ("refused", false));
         assert_eq!(st.reason.as_deref(), Some("code 1000; asking again in 10 s"));
+        let d = s.devices.get_mut("inv").unwrap();
+        d.failures = 0;
+        assert_eq!(d.failed(State::Registering, "no reply".into(), now), RETRY_LOST, "a lost reply is asked again sooner");
     }
 }
