@@ -80,7 +80,8 @@ pub const UPLINK_SETTINGS1: Interface = Interface {
     signals: &[],
 };
 
-pub const UPLINK_INSPECT1: Interface = Interface { name: UPLINK_INSPECT_IFACE, methods: &[m("LastSent", "s", "s")], signals: &[] };
+pub const UPLINK_INSPECT1: Interface =
+    Interface { name: UPLINK_INSPECT_IFACE, methods: &[m("LastSent", "s", "s"), m("DeviceModel", "sb", "s")], signals: &[] };
 
 pub const OTA1: Interface = Interface {
     name: OTA_IFACE,

@@ -92,6 +92,10 @@ pub trait UplinkInspect {
     /// "device_key", "points": [{"point", "value", "ts_ms", "acked_ms"}]}`. A call starts (or
     /// extends) a 60 s watch; only watched devices are recorded, so the first answer is empty.
     fn last_sent(&self, device: &str) -> Result<String>;
+    /// JSON `{"device", "product_key", "version", "fetched_ms", "model", "findings": [{"point",
+    /// "problem"}], "note"}`: the device's model (TSL), fetched from the cloud now when `fetch`,
+    /// else as kept, and where its configured points disagree with it.
+    fn device_model(&self, device: &str, fetch: bool) -> Result<String>;
 }
 
 /// `org.enos.Edge.UplinkSettings1`, on the uplink's object: the cloud settings.

@@ -6,8 +6,10 @@ pub mod codes;
 pub mod command;
 pub mod requests;
 pub mod sign;
+pub mod subdevices;
 pub mod telemetry;
 pub mod topics;
+pub mod tsl;
 
 use serde::{Deserialize, Serialize};
 
@@ -38,7 +40,12 @@ impl Reply {
 
 /// `{"id":..,"version":"1.0","method":..,"params":..}` as bytes.
 pub fn request(id: u64, method: &str, params: serde_json::Value) -> Vec<u8> {
-    serde_json::to_vec(&serde_json::json!({"id": id.to_string(), "version": "1.0", "method": method, "params": params})).expect("json")
+    request_version(id, method, "1.0", params)
+}
+
+/// A request of a method whose version is not 1.0 (`thing.device.register` is 1.1).
+pub fn request_version(id: u64, method: &str, version: &str, params: serde_json::Value) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({"id": id.to_string(), "version": version, "method": method, "params": params})).expect("json")
 }
 
 pub fn reply(id: &str, code: i64, message: &str, data: serde_json::Value) -> Vec<u8> {

@@ -65,11 +65,22 @@ pub fn login_batch(gw_pk: &str, gw_dk: &str, id: u64, subs: &[Identity], ts_ms: 
     )
 }
 
-/// What the reply to a batch login says: how many sub-devices are online, which failed.
-pub fn login_result(r: &Reply) -> (usize, Vec<serde_json::Value>) {
-    let n = r.data.get("loginedSubDevices").and_then(|v| v.as_array()).map(|a| a.len()).unwrap_or(0);
+/// The sub-devices a batch login's reply lists as failed: (device key, why in words).
+pub fn login_failures(r: &Reply) -> Vec<(String, String)> {
     let failed = r.data.get("failedSubDevices").and_then(|v| v.as_array()).cloned().unwrap_or_default();
-    (n, failed)
+    failed
+        .iter()
+        .map(|f| {
+            let dk = f["deviceKey"].as_str().unwrap_or_default().to_string();
+            let why = match (f["code"].as_i64(), f["message"].as_str().or(f["msg"].as_str())) {
+                (Some(c), Some(m)) => format!("code {c}: {m}"),
+                (Some(c), None) => format!("code {c}"),
+                (None, Some(m)) => m.to_string(),
+                (None, None) => "no reason given".to_string(),
+            };
+            (dk, why)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -91,8 +102,12 @@ mod tests {
         assert_eq!(v["params"]["subDevices"][0]["secureMode"], "2");
         let p: serde_json::Value = serde_json::from_slice(&ota_progress("pk", "gw", 9, OTA_STEP_DECLINED, "no").payload).unwrap();
         assert_eq!(p["params"], json!({"step": "-5", "desc": "no"}));
-        let r =
-            Reply { id: "8".into(), code: 200, message: String::new(), data: json!({"loginedSubDevices": [{}], "failedSubDevices": []}) };
-        assert_eq!(login_result(&r), (1, vec![]));
+        let r = Reply {
+            id: "8".into(),
+            code: 200,
+            message: String::new(),
+            data: json!({"loginedSubDevices": [{}], "failedSubDevices": [{"deviceKey": "d2", "code": 1002, "message": "no such device"}]}),
+        };
+        assert_eq!(login_failures(&r), vec![("d2".to_string(), "code 1002: no such device".to_string())]);
     }
 }

@@ -16,9 +16,10 @@ pub fn reply_of(topic: &str) -> String {
 pub fn request_of(topic: &str) -> Option<&str> {
     topic.strip_suffix(REPLY)
 }
-/// A reply to the sub-devices' login (topology add or batch login), not to telemetry.
-pub fn is_login_reply(topic: &str) -> bool {
-    request_of(topic).is_some_and(|t| t.ends_with(TOPO_ADD) || t.ends_with(LOGIN_BATCH))
+/// A reply to a request about sub-devices (registration, topology, login, device model), not
+/// to telemetry: the sub-device manager waits for these.
+pub fn is_sub_device_reply(topic: &str) -> bool {
+    request_of(topic).is_some_and(|t| SUB_DEVICE_REQUESTS.iter().any(|r| t.ends_with(r)))
 }
 
 pub const POST_BATCH: &str = "thing/measurepoint/post/batch";
@@ -30,18 +31,40 @@ pub const OTA_PROGRESS: &str = "ota/device/progress";
 pub const MEASUREPOINT_SET: &str = "thing/service/measurepoint/set";
 pub const SERVICE_PREFIX: &str = "thing/service/";
 pub const OTA_UPGRADE: &str = "ota/device/upgrade";
+pub const DEVICE_REGISTER: &str = "thing/device/register";
+pub const TOPO_DELETE: &str = "thing/topo/delete";
+pub const TOPO_GET: &str = "thing/topo/get";
+pub const LOGIN: &str = "combine/login";
+pub const LOGOUT: &str = "combine/logout";
+pub const TSL_GET: &str = "thing/tsltemplate/get";
+/// Downstream, on the gateway's session topics: the cloud enables, disables or deletes one of
+/// its sub-devices (`combine/enable`, `combine/disable`, `combine/delete`).
+pub const COMBINE_PREFIX: &str = "combine/";
+/// The requests whose replies the sub-device manager takes.
+const SUB_DEVICE_REQUESTS: [&str; 8] = [DEVICE_REGISTER, TOPO_ADD, TOPO_DELETE, TOPO_GET, LOGIN_BATCH, LOGIN, LOGOUT, TSL_GET];
 
 /// What a gateway subscribes to after every connect: the replies to its requests, and the
 /// commands for itself and each sub-device (`devices`: (product key, device key)).
 pub fn subscriptions(gw_pk: &str, gw_dk: &str, devices: &[(&str, &str)]) -> Vec<String> {
     let mut subs: Vec<String> = [POST_BATCH, RESUME_BATCH, TOPO_ADD, OTA_INFORM].iter().map(|t| reply_of(&sys(gw_pk, gw_dk, t))).collect();
-    subs.push(reply_of(&session(gw_pk, gw_dk, LOGIN_BATCH)));
+    for t in [DEVICE_REGISTER, TOPO_DELETE, TOPO_GET] {
+        subs.push(reply_of(&sys(gw_pk, gw_dk, t)));
+    }
+    for t in [LOGIN_BATCH, LOGIN, LOGOUT] {
+        subs.push(reply_of(&session(gw_pk, gw_dk, t)));
+    }
+    // the cloud's enable/disable/delete of a sub-device
+    subs.push(session(gw_pk, gw_dk, &format!("{COMBINE_PREFIX}+")));
     for (p, d) in std::iter::once((gw_pk, gw_dk)).chain(devices.iter().copied()) {
-        subs.push(sys(p, d, MEASUREPOINT_SET));
-        subs.push(sys(p, d, &format!("{SERVICE_PREFIX}+")));
+        subs.extend(device_subscriptions(p, d));
     }
     subs.push(sys(gw_pk, gw_dk, OTA_UPGRADE));
     subs
+}
+
+/// What a gateway subscribes to for one of its devices: its commands, its device model's reply.
+pub fn device_subscriptions(pk: &str, dk: &str) -> [String; 3] {
+    [sys(pk, dk, MEASUREPOINT_SET), sys(pk, dk, &format!("{SERVICE_PREFIX}+")), reply_of(&sys(pk, dk, TSL_GET))]
 }
 
 #[cfg(test)]
@@ -51,8 +74,15 @@ mod tests {
     #[test]
     fn replies_and_subscriptions() {
         assert_eq!(request_of("/sys/pk/gw/thing/topo/add_reply"), Some("/sys/pk/gw/thing/topo/add"));
-        assert!(is_login_reply("/sys/pk/gw/thing/topo/add_reply") && is_login_reply("/ext/session/pk/gw/combine/login/batch_reply"));
-        assert!(!is_login_reply("/sys/pk/gw/thing/measurepoint/post/batch_reply") && !is_login_reply("/sys/pk/gw/thing/topo/add"));
+        assert!(
+            is_sub_device_reply("/sys/pk/gw/thing/topo/add_reply") && is_sub_device_reply("/ext/session/pk/gw/combine/login/batch_reply")
+        );
+        assert!(
+            is_sub_device_reply("/sys/pk/gw/thing/device/register_reply") && is_sub_device_reply("/sys/p/d/thing/tsltemplate/get_reply")
+        );
+        assert!(
+            !is_sub_device_reply("/sys/pk/gw/thing/measurepoint/post/batch_reply") && !is_sub_device_reply("/sys/pk/gw/thing/topo/add")
+        );
         let s = subscriptions("pk", "gw", &[("pk2", "inv")]);
         assert!(s.contains(&"/sys/pk2/inv/thing/service/+".to_string()) && s.contains(&"/sys/pk/gw/ota/device/upgrade".to_string()));
         assert!(s.contains(&"/ext/session/pk/gw/combine/login/batch_reply".to_string()));

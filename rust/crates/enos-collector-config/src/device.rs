@@ -20,6 +20,10 @@ pub struct DeviceConfig {
     /// device's points at load.
     #[serde(default)]
     pub points_csv: Option<String>,
+    /// The EnOS product this device is registered under by the gateway (its cloud identity is
+    /// the uplink's); none: the device is not registered (or the uplink names its keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_key: Option<String>,
     /// `protocol = "..."` and that protocol's settings and points, in the same table.
     #[serde(flatten)]
     pub proto: ProtocolConfig,
@@ -47,6 +51,12 @@ impl<'de> Deserialize<'de> for DeviceConfig {
             Some(serde_json::Value::String(s)) => Some(s),
             Some(_) => return Err(fail("points_csv: must be a file name".into())),
         };
+        let product_key = match m.remove("product_key") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(s)) if s.is_empty() => None,
+            Some(serde_json::Value::String(s)) => Some(s),
+            Some(_) => return Err(fail("product_key: must be text".into())),
+        };
         let protocol = match m.remove("protocol") {
             Some(serde_json::Value::String(p)) => Protocol::ALL
                 .into_iter()
@@ -63,7 +73,7 @@ impl<'de> Deserialize<'de> for DeviceConfig {
             Protocol::Dlt645 => ProtocolConfig::Dlt645(doc::read(rest).map_err(fail)?),
             Protocol::Dnp3 => ProtocolConfig::Dnp3(doc::read(rest).map_err(fail)?),
         };
-        Ok(DeviceConfig { id, enabled, points_csv, proto })
+        Ok(DeviceConfig { id, enabled, points_csv, product_key, proto })
     }
 }
 
@@ -339,6 +349,11 @@ impl DeviceConfig {
     pub fn check(&self, at: &Scope, out: &mut Findings) {
         if self.id.is_empty() || self.id.len() > 64 || !self.id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
             out.add(at, "id", "must be 1-64 characters of A-Z a-z 0-9 - _ .");
+        }
+        if let Some(pk) = &self.product_key {
+            if pk.len() > 64 || pk.contains(['/', '+', '#', '&', '|']) || pk.chars().any(char::is_whitespace) {
+                out.add(at, "product_key", "must be an EnOS product key: at most 64 characters, no spaces or / + # & |");
+            }
         }
         self.proto.check(at, out);
     }

@@ -227,6 +227,30 @@ pub struct UplinkStatus {
     pub cloud: CloudStatus,
     pub cache: CacheStatus,
     pub sender: SenderStatus,
+    /// The collector's devices the uplink knows a cloud identity for, or registers.
+    #[serde(default)]
+    pub sub_devices: Vec<SubDeviceStatus>,
+}
+
+/// One sub-device's cloud identity and where it stands (`enos-uplink` `sub_devices.rs`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SubDeviceStatus {
+    /// The collector's device id.
+    pub device: String,
+    pub product_key: String,
+    /// Known once registered (or named in `uplink.toml`).
+    pub device_key: Option<String>,
+    pub asset_id: Option<String>,
+    /// `config` (keys in `uplink.toml`) or `registered` (the gateway registered it).
+    pub source: String,
+    /// `registering`, `registered` (not logged in on this session), `logged-in`, `refused`,
+    /// `disabled` or `deleted` (by the cloud), `removing` (no longer configured).
+    pub state: String,
+    /// Why, in words, when the device's data cannot be uploaded (or is late).
+    pub reason: Option<String>,
+    /// Whether its samples reach the cloud now.
+    pub uploading: bool,
+    pub since_ms: u64,
 }
 
 /// One update job, as the agent persists it and reports it.

@@ -49,6 +49,39 @@ pub struct Record {
     pub arrivals: Vec<String>,
     /// How many of the next `thing.topo.add` requests get no reply (a reply lost on the way).
     pub unanswered_topo_add: u32,
+    /// Sub-devices registered by a gateway: (product key, device key) → (secret, asset id).
+    pub devices: HashMap<(String, String), (String, String)>,
+    /// The next registrations are answered with this instead of 200 (code, message).
+    pub refuse_register: Option<(i64, String)>,
+    /// The next registrations are answered in a hostile way.
+    pub hostile_register: Option<Hostile>,
+    /// Sub-devices in the gateway's topology, and logged in.
+    pub topo: std::collections::BTreeSet<(String, String)>,
+    pub online: std::collections::BTreeSet<(String, String)>,
+    /// Device models by product key: the `data` of a `thing.tsltemplate.get` reply.
+    pub models: HashMap<String, serde_json::Value>,
+}
+
+/// A reply no real cloud should send, to see the gateway cope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hostile {
+    /// A payload that is not JSON.
+    NotJson,
+    /// A reply with an id that was never asked.
+    WrongId,
+    /// Code 200 without the devices' keys.
+    EmptyData,
+}
+
+impl Record {
+    /// How many `thing.device.register` requests arrived.
+    pub fn registrations(&self) -> usize {
+        self.requests.iter().filter(|(t, _)| t.ends_with("/thing/device/register")).count()
+    }
+    /// The requests that arrived on topics ending with `suffix`.
+    pub fn requests_on(&self, suffix: &str) -> Vec<serde_json::Value> {
+        self.requests.iter().filter(|(t, _)| t.ends_with(suffix)).map(|(_, v)| v.clone()).collect()
+    }
 }
 
 /// What a strict cloud-side checker makes of the telemetry stored so far.
@@ -116,6 +149,15 @@ impl Drop for CloudSim {
     fn drop(&mut self) {
         std::mem::forget(self.cli.clone());
     }
+}
+
+fn keys_of(d: &serde_json::Value) -> (String, String) {
+    (d["productKey"].as_str().unwrap_or_default().to_string(), d["deviceKey"].as_str().unwrap_or_default().to_string())
+}
+
+fn reply_with(cli: &mqtt::AsyncClient, topic: &str, id: &str, code: i64, message: &str, data: serde_json::Value) {
+    let reply = serde_json::json!({"id": id, "code": code, "message": message, "data": data});
+    drop(cli.publish(mqtt::Message::new(format!("{topic}_reply"), serde_json::to_vec(&reply).unwrap(), 0)));
 }
 
 impl CloudSim {
@@ -252,17 +294,26 @@ fn handle(cli: &mqtt::AsyncClient, rec: &Arc<Mutex<Record>>, topic: &str, payloa
     let mut r = rec.lock().unwrap();
     r.arrivals.push(topic.to_string());
     if topic.ends_with("_reply") {
-        if !topic.ends_with("/post/batch_reply")
-            && !topic.ends_with("/resume/batch_reply")
-            && !topic.contains("topo/add_reply")
-            && !topic.contains("login/batch_reply")
-            && !topic.contains("inform_reply")
-        {
+        // ours to the gateway's requests, echoed by the broker
+        const OURS: [&str; 9] = [
+            "/post/batch_reply",
+            "/resume/batch_reply",
+            "topo/add_reply",
+            "topo/delete_reply",
+            "login/batch_reply",
+            "combine/logout_reply",
+            "inform_reply",
+            "device/register_reply",
+            "tsltemplate/get_reply",
+        ];
+        if !OURS.iter().any(|o| topic.ends_with(o)) {
             r.command_replies.push((topic.to_string(), v));
         }
         return;
     }
-    let is_command = topic.contains("/thing/service/") || topic.ends_with("/ota/device/upgrade");
+    let is_command = topic.contains("/thing/service/")
+        || topic.ends_with("/ota/device/upgrade")
+        || ["/combine/enable", "/combine/disable", "/combine/delete"].iter().any(|c| topic.ends_with(c));
     if is_command {
         return; // ours, echoed by the broker
     }
@@ -314,9 +365,67 @@ fn handle(cli: &mqtt::AsyncClient, rec: &Arc<Mutex<Record>>, topic: &str, payloa
     } else if topic.ends_with("/thing/topo/add") && r.unanswered_topo_add > 0 {
         r.unanswered_topo_add -= 1;
         return;
+    } else if topic.ends_with("/thing/device/register") {
+        if let Some((c, m)) = r.refuse_register.clone() {
+            return reply_with(cli, topic, &id, c, &m, serde_json::json!([]));
+        }
+        match r.hostile_register {
+            Some(Hostile::NotJson) => {
+                drop(cli.publish(mqtt::Message::new(format!("{topic}_reply"), &b"<html>bad gateway</html>"[..], 0)));
+                return;
+            }
+            Some(Hostile::WrongId) => return reply_with(cli, topic, "999999", 200, "", serde_json::json!([])),
+            Some(Hostile::EmptyData) => return reply_with(cli, topic, &id, 200, "", serde_json::json!({})),
+            None => {}
+        }
+        let mut out = Vec::new();
+        for d in v["params"].as_array().into_iter().flatten() {
+            let pk = d["productKey"].as_str().unwrap_or_default().to_string();
+            let n = r.devices.len();
+            let dk = d["deviceKey"].as_str().map(String::from).unwrap_or_else(|| format!("sim{n}"));
+            let entry = r.devices.entry((pk.clone(), dk.clone())).or_insert_with(|| (format!("secret-{dk}-{n}"), format!("asset{n}")));
+            out.push(serde_json::json!({"productKey": pk, "deviceKey": dk, "deviceSecret": entry.0, "assetId": entry.1}));
+        }
+        data = serde_json::Value::Array(out);
+    } else if topic.ends_with("/thing/topo/add") {
+        for d in v["params"].as_array().into_iter().flatten() {
+            r.topo.insert(keys_of(d));
+        }
+    } else if topic.ends_with("/thing/topo/delete") {
+        for d in v["params"].as_array().into_iter().flatten() {
+            r.topo.remove(&keys_of(d));
+        }
+    } else if topic.ends_with("/combine/logout") {
+        let k = keys_of(&v["params"]);
+        r.online.remove(&k);
     } else if topic.ends_with("/combine/login/batch") {
-        let subs: Vec<serde_json::Value> = v["params"]["subDevices"].as_array().cloned().unwrap_or_default();
-        data = serde_json::json!({"loginedSubDevices": subs, "failedSubDevices": []});
+        // a device the simulator registered must sign with the secret it was given
+        let ts = v["params"]["timestamp"].as_str().unwrap_or_default().to_string();
+        let client = v["params"]["clientId"].as_str().unwrap_or_default().to_string();
+        let (mut ok, mut failed) = (Vec::new(), Vec::new());
+        for d in v["params"]["subDevices"].as_array().into_iter().flatten() {
+            let k = keys_of(d);
+            let good = match r.devices.get(&k) {
+                Some((secret, _)) => {
+                    let want = sign::sign(&[("clientId", &client), ("deviceKey", &k.1), ("productKey", &k.0), ("timestamp", &ts)], secret);
+                    d["sign"].as_str() == Some(want.as_str())
+                }
+                None => true, // configured by hand: the simulator does not know its secret
+            };
+            if good {
+                r.online.insert(k);
+                ok.push(d.clone());
+            } else {
+                failed.push(serde_json::json!({"productKey": k.0, "deviceKey": k.1, "code": 1002, "message": "bad sign"}));
+            }
+        }
+        data = serde_json::json!({"loginedSubDevices": ok, "failedSubDevices": failed});
+    } else if topic.ends_with("/thing/tsltemplate/get") {
+        let pk = topic.split('/').nth(2).unwrap_or_default();
+        match r.models.get(pk) {
+            Some(m) => data = m.clone(),
+            None => code = 1102,
+        }
     }
     drop(r);
     let reply =

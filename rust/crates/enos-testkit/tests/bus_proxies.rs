@@ -80,7 +80,9 @@ async fn every_proxy_sends_and_decodes_what_the_contract_says() {
     set.get_cloud_settings().await.unwrap();
     set.set_cloud_settings("{}").await.unwrap();
     set.test_connection("{}").await.unwrap();
-    enos_bus::UplinkInspectProxy::new(&conn).await.unwrap().last_sent("d").await.unwrap();
+    let inspect = enos_bus::UplinkInspectProxy::new(&conn).await.unwrap();
+    inspect.last_sent("d").await.unwrap();
+    inspect.device_model("d", true).await.unwrap();
     let ota = enos_bus::OtaProxy::new(&conn).await.unwrap();
     ota.start_job("{}").await.unwrap();
     ota.install_file("/f").await.unwrap();

@@ -241,7 +241,7 @@ mod tests {
         std::fs::write(&file, text).unwrap();
         let cfg = crate::config::UplinkConfig::load(&file).unwrap();
         let cache = Arc::new(enos_cache::Cache::open(&cfg.cache.dir, 1 << 30, 0, enos_cache::Sync::Never).unwrap());
-        let settings = Settings::new(Shared::new(cfg, cache), file.clone(), file.clone());
+        let settings = Settings::new(Shared::new(cfg, cache, dir.path().join("sub-devices.json")), file.clone(), file.clone());
         // a change that gives no new secret: the one there is stays
         let answer = settings.set_cloud_settings(r#"{"uri":"tcp://127.0.0.1:2","product_key":"pk","device_key":"gw"}"#).await.unwrap();
         assert!(answer.contains(r#""ok":true"#), "{answer}");

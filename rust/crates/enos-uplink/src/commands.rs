@@ -58,7 +58,8 @@ impl Dispatcher {
                 return;
             }
         };
-        let Some(device) = self.shared.by_keys.get(&(cmd.product_key.clone(), cmd.device_key.clone())).cloned() else {
+        let device = self.shared.subs().device_of(&cmd.product_key, &cmd.device_key);
+        let Some(device) = device else {
             answer(&cmd.reply_topic, &cmd.id, codes::write_failed(Some(WriteFailure::UnknownDevice)), "unknown device");
             return;
         };

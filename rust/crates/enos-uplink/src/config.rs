@@ -15,6 +15,8 @@ pub struct UplinkConfig {
     pub sender: SenderConfig,
     #[serde(default)]
     pub health: HealthConfig,
+    #[serde(default)]
+    pub registration: RegistrationConfig,
     /// EnOS identities of the collector's devices, by collector device id.
     #[serde(default, rename = "sub_device")]
     pub sub_devices: Vec<SubDevice>,
@@ -152,6 +154,23 @@ impl Default for HealthConfig {
     }
 }
 
+/// The registration of the collector's devices that name a product key (`product_key` in
+/// `collector.toml`) and have no `[[sub_device]]` here.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrationConfig {
+    /// The site's UTC offset the cloud files registered devices under (`+08:00`).
+    pub timezone: String,
+    /// How often the collector's configuration is read for added and removed devices.
+    pub poll_s: u64,
+}
+
+impl Default for RegistrationConfig {
+    fn default() -> Self {
+        RegistrationConfig { timezone: "+00:00".into(), poll_s: 10 }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SubDevice {
@@ -253,6 +272,14 @@ impl UplinkConfig {
         }
         if self.sender.live_share_percent > 90 {
             out.add(at, "sender.live_share_percent", "must be 0-90");
+        }
+        let tz = self.registration.timezone.as_bytes();
+        let tz_ok = tz.len() == 6 && matches!(tz[0], b'+' | b'-') && tz[3] == b':' && [1, 2, 4, 5].iter().all(|&i| tz[i].is_ascii_digit());
+        if !tz_ok {
+            out.add(at, "registration.timezone", "must be a UTC offset such as +08:00 or -05:00");
+        }
+        if !(1..=3600).contains(&self.registration.poll_s) {
+            out.add(at, "registration.poll_s", "must be 1-3600");
         }
         let mut seen = HashSet::new();
         for (i, s) in self.sub_devices.iter().enumerate() {

@@ -56,12 +56,13 @@ pub fn acked(payload: &[u8]) {
 
 /// The device's last acknowledged values; starts or extends the watch of it.
 fn last_sent(shared: &Shared, device: &str) -> enos_bus::Result<serde_json::Value> {
-    let keys = match shared.keys.get(device) {
-        Some(Some(k)) => k.clone(),
+    let keys = shared.subs().keys_of(device);
+    let keys = match keys {
+        Some(Some(k)) => k,
         Some(None) => return Err(enos_bus::Error::InvalidArgs(format!("{device:?} is the gateway itself"))),
         None => {
             return Ok(serde_json::json!({ "device": device, "routed": false, "points": [],
-                "note": "this device has no EnOS identity ([[sub_device]] in uplink.toml): its data is not uploaded" }))
+                "note": "this device has no EnOS identity (give it a product key in the device editor, or a [[sub_device]] in uplink.toml): its data is not uploaded" }))
         }
     };
     let now = Instant::now();
@@ -89,6 +90,11 @@ impl Inspect {
     /// watch began (a call starts a 60 s watch; the first answer is usually empty).
     async fn last_sent(&self, device: &str) -> enos_bus::Result<String> {
         Ok(last_sent(&self.shared, device)?.to_string())
+    }
+
+    /// The device's model and how its points disagree with it (`crate::models`).
+    async fn device_model(&self, device: &str, fetch: bool) -> enos_bus::Result<String> {
+        Ok(crate::models::answer(&self.shared, device, fetch).await?.to_string())
     }
 }
 

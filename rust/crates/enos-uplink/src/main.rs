@@ -8,13 +8,17 @@ mod commands;
 mod config;
 mod health;
 mod last_sent;
+mod local_devices;
+mod models;
 mod mqtt;
 mod order;
 mod ota;
 mod recent_ids;
+mod registrar;
 mod sender;
 mod session;
 mod state;
+mod sub_devices;
 mod write_policy;
 
 use crate::config::{SyncPolicy, UplinkConfig};
@@ -58,7 +62,8 @@ async fn run() -> anyhow::Result<()> {
     let cache = Arc::new(Cache::open(&cfg.cache.dir, cfg.cache.max_bytes, cfg.cache.max_age_hours * 3_600_000, sync)?);
     let st = cache.stats();
     log::info!("cache {}: {} records, {} points, {} bytes waiting", cfg.cache.dir.display(), st.records, st.points, st.bytes);
-    let mut shared = state::Shared::new(cfg, cache.clone());
+    let identities = sub_devices::store_file(&writes);
+    let mut shared = state::Shared::new(cfg, cache.clone(), identities.clone());
     let conn = bus::serve(shared.clone()).await.context("registering org.enos.Edge.Uplink on the bus")?;
     last_sent::serve(&conn, shared.clone()).await.context("registering org.enos.Edge.UplinkInspect1 on the bus")?;
     let settings = Arc::new(cloud_settings::Settings::new(shared.clone(), path, writes));
@@ -69,6 +74,7 @@ async fn run() -> anyhow::Result<()> {
             tokio::spawn(session::run(shared.clone())),
             tokio::spawn(health::run(shared.clone())),
             tokio::spawn(ota::relay(shared.clone())),
+            tokio::spawn(local_devices::run(shared.clone())),
         ]
     };
     let mut tasks = spawn(&shared);
@@ -93,7 +99,7 @@ async fn run() -> anyhow::Result<()> {
                     mqtt::stop_delivery(&c);
                     mqtt::bury(c);
                 }
-                shared = state::Shared::new(cfg, cache.clone());
+                shared = state::Shared::new(cfg, cache.clone(), identities.clone());
                 shared.set_bus(conn.clone(), bus::cloud_state_signal(&conn));
                 bus::replace(&conn, shared.clone()).await?;
                 last_sent::replace(&conn, shared.clone()).await?;

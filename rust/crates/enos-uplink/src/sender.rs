@@ -11,14 +11,15 @@
 //! paho refuses holds back every later one until it is taken. What can still reach the cloud
 //! out of order is a re-delivery: a message sent again after its reply timed out (the cloud
 //! usually has it already: a duplicate) or one the cloud refused and asked for again by that.
-//! While the sub-devices are not logged in (their login is retried in the background), live
-//! records of sub-devices wait; the gateway's own data and the backlog (`resume/batch` allows
-//! offline sub-devices) keep going.
+//! While a sub-device's first registration is under way, records with its samples wait; while
+//! its login is, its live records wait (`resume/batch` allows offline sub-devices). Once an
+//! attempt failed nothing waits for it any more: its samples are not uploaded (counted as
+//! unroutable), the others' go (`sub_devices`).
 
 use crate::config::RejectPolicy;
 use crate::mqtt::{self, next_id, Client, Replies};
 use crate::order::{self, LiveFloor};
-use crate::state::{Shared, GATEWAY_DEVICE};
+use crate::state::Shared;
 use enos_batch::DecodedBatch;
 use enos_cache::RecordMeta;
 use enos_cloud::telemetry::{pack_where, Stream};
@@ -61,8 +62,12 @@ struct Sender<'a> {
     msgs: BTreeMap<u64, Msg>,
     taken: HashSet<u64>,
     live_floor: LiveFloor,
-    /// Live records of sub-devices waiting for their login.
+    /// Records of sub-devices waiting for their registration or login.
     held: HashSet<u64>,
+    /// The sub-devices' generation `held` was decided at.
+    subs_seen: u64,
+    /// When unroutable points were last said in the log.
+    unroutable_said: Option<Instant>,
 }
 
 /// Runs until the connection is lost; returns why.
@@ -76,6 +81,8 @@ pub async fn run(shared: &Arc<Shared>, cli: Client, mut replies: Replies) -> Str
         taken: HashSet::new(),
         live_floor: LiveFloor::default(),
         held: HashSet::new(),
+        subs_seen: 0,
+        unroutable_said: None,
     };
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
@@ -106,7 +113,10 @@ impl Sender<'_> {
         if self.msgs.len() >= max {
             return;
         }
-        if !self.held.is_empty() && self.shared.subs_logged_in.load(Ordering::Relaxed) {
+        let generation = self.shared.subs_generation.load(Ordering::Relaxed);
+        if generation != self.subs_seen {
+            // a sub-device registered, logged in or failed: what waited for it is looked at again
+            self.subs_seen = generation;
             self.held.clear();
         }
         let threshold = order::threshold(enos_batch::now_ms(), self.cfg().sender.resume_after_s);
@@ -120,8 +130,10 @@ impl Sender<'_> {
         if room == 0 {
             return;
         }
-        let taken = &self.taken;
-        let backlog = order::backlog_records(&self.shared.cache, threshold, room * GROUP_RECORDS, |m| taken.contains(&m.seq));
+        let (taken, held) = (&self.taken, &self.held);
+        let backlog = order::backlog_records(&self.shared.cache, threshold, room * GROUP_RECORDS, |m| {
+            taken.contains(&m.seq) || held.contains(&m.seq)
+        });
         self.send_records(backlog, Stream::Resume);
     }
 
@@ -149,12 +161,22 @@ impl Sender<'_> {
     fn send_unit(&mut self, records: Vec<RecordMeta>, stream: Stream) {
         let mut batches = Vec::new();
         let mut seqs = Vec::new();
-        let subs_waiting = stream == Stream::Live && !self.shared.subs_logged_in.load(Ordering::Relaxed);
+        let waiting = self.shared.subs().waiting(stream);
+        let parked = self.shared.subs().parked();
         for r in &records {
             match self.shared.cache.read(r.seq) {
                 Ok(Some(bytes)) => match DecodedBatch::decode(&bytes) {
-                    Ok(b) if subs_waiting && b.series.iter().any(|s| b.name(s.device) != GATEWAY_DEVICE) => {
+                    Ok(b) if !waiting.is_empty() && b.series.iter().any(|s| waiting.iter().any(|w| w == b.name(s.device))) => {
                         self.held.insert(r.seq);
+                    }
+                    Ok(b) if !parked.is_empty() && b.series.iter().any(|s| parked.iter().any(|w| w == b.name(s.device))) => {
+                        match self.park(b, &parked) {
+                            Some(rest) => {
+                                batches.push(rest);
+                                seqs.push(r.seq);
+                            }
+                            None => drop(self.held.insert(r.seq)),
+                        }
                     }
                     Ok(b) => {
                         batches.push(b);
@@ -177,23 +199,37 @@ impl Sender<'_> {
             Stream::Live => self.live_floor.claim(&batches),
             Stream::Resume => None,
         };
+        // Live samples of a sub-device that is registered but not logged in go through resume,
+        // which allows offline sub-devices (a live batch is all or nothing).
+        let offline = match stream {
+            Stream::Live => self.shared.subs().offline(),
+            Stream::Resume => Vec::new(),
+        };
+        let divert = |d: &str, p: &str, t: u64| late.as_ref().is_some_and(|l| l.is_late(d, p, t)) || offline.iter().any(|o| o == d);
         let mut parts = Vec::new();
         let mut unroutable = 0;
         let max_bytes = self.cfg().sender.max_message_bytes;
-        if let Some(late) = &late {
-            let p = self.pack(&batches, Stream::Resume, max_bytes, |d, p, t| late.is_late(d, p, t));
+        if late.is_some() || !offline.is_empty() {
+            let p = self.pack(&batches, Stream::Resume, max_bytes, divert);
             log::debug!(
-                "{} live samples arrived after newer ones went live; sending them through resume",
+                "{} live samples arrived after newer ones went live or belong to sub-devices not logged in; sending them through resume",
                 p.1.iter().map(|m| m.2).sum::<u64>()
             );
             unroutable += p.0;
             parts.push((Stream::Resume, p.1));
         }
-        let p = self.pack(&batches, stream, max_bytes, |d, p, t| late.as_ref().is_none_or(|l| !l.is_late(d, p, t)));
+        let p = self.pack(&batches, stream, max_bytes, |d, p, t| !divert(d, p, t));
         unroutable += p.0;
         parts.push((stream, p.1));
         if unroutable > 0 {
-            log::warn!("{unroutable} points belong to devices without an EnOS identity (add a [[sub_device]]); they are not uploaded");
+            // said once a minute, not with every message: the status names each device and why
+            if self.unroutable_said.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                self.unroutable_said = Some(Instant::now());
+                log::warn!(
+                    "{unroutable} points belong to devices that have no cloud identity or may not upload now (see the \
+                     sub-devices in the uplink's status); they are not uploaded"
+                );
+            }
             self.shared.sender_stats(|s| s.unroutable_points += unroutable);
         }
         let count: usize = parts.iter().map(|(_, m)| m.len()).sum();
@@ -230,6 +266,36 @@ impl Sender<'_> {
         }
     }
 
+    /// Samples of devices waiting for their cloud identity stay in the cache: a record that holds
+    /// only theirs waits whole (`None`); from a mixed one their samples are copied into a record of
+    /// their own and the rest goes now. A crash in between can send the others twice, never lose
+    /// the parked ones.
+    fn park(&mut self, mut b: DecodedBatch, parked: &[String]) -> Option<DecodedBatch> {
+        let is_parked = |b: &DecodedBatch, s: &enos_batch::Series| parked.iter().any(|p| p == b.name(s.device));
+        if b.series.iter().all(|s| is_parked(&b, s)) {
+            return None;
+        }
+        let mut own = enos_batch::BatchBuilder::new();
+        for s in b.series.iter().filter(|s| is_parked(&b, s)) {
+            for i in 0..s.ts.len() {
+                let flags = s.flags.get(i).copied().unwrap_or_default();
+                own.push_flagged(b.name(s.device), b.name(s.point), s.ts[i], s.values[i].clone(), s.quality[i], flags);
+            }
+        }
+        match self.shared.cache.append(&own.finish(), enos_batch::now_ms()) {
+            Ok(m) => log::debug!("{} samples of devices waiting for their registration parked as record {}", m.points, m.seq),
+            Err(e) => {
+                // not parked: the whole record waits rather than lose them
+                log::warn!("samples of devices waiting for their registration could not be parked ({e}); their record waits");
+                return None;
+            }
+        }
+        let keep: Vec<bool> = b.series.iter().map(|s| !is_parked(&b, s)).collect();
+        let mut k = keep.into_iter();
+        b.series.retain(|_| k.next().unwrap_or(true));
+        Some(b)
+    }
+
     /// Packs the kept samples of `batches`: (unroutable points, [(id, payload, points)]).
     #[allow(clippy::type_complexity)]
     fn pack(
@@ -240,9 +306,10 @@ impl Sender<'_> {
         keep: impl FnMut(&str, &str, u64) -> bool,
     ) -> (u64, Vec<(u64, Vec<u8>, u64)>) {
         let mut ids = Vec::new();
+        let routes = self.shared.subs().key_map(stream);
         let packed = pack_where(
             batches,
-            &self.shared.keys,
+            &routes,
             stream,
             &mut || {
                 let id = next_id();

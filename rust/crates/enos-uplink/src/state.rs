@@ -1,10 +1,12 @@
 //! State shared by the bus interface, the session, the sender and the health reporter.
 
 use crate::config::UplinkConfig;
+use crate::sub_devices::SubDevices;
 use enos_bus::{CloudStatus, SenderStatus};
 use enos_cache::Cache;
 use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::Notify;
 
@@ -24,12 +26,16 @@ pub struct Shared {
     cloud_state_signal: OnceLock<CloudStateSignal>,
     /// The MQTT client while a session is up (for publishers outside the sender).
     pub mqtt: Mutex<Option<crate::mqtt::Client>>,
-    /// The sub-devices are logged in on the current session (live data of theirs may go).
-    pub subs_logged_in: AtomicBool,
-    /// collector device id → EnOS keys (None = the gateway itself).
-    pub keys: HashMap<String, Option<(String, String)>>,
-    /// (pk, dk) → collector device id, for commands.
-    pub by_keys: HashMap<(String, String), String>,
+    /// The sub-devices: their identities, states and routes.
+    pub subs: Mutex<SubDevices>,
+    /// Woken when a sub-device changed (configured, removed, registered, logged in): the
+    /// registrar has work, the sender may send what it held back.
+    pub subs_changed: Notify,
+    /// Devices whose model was asked for (`UplinkInspect1.DeviceModel`), and why a fetch failed.
+    pub models_wanted: Mutex<std::collections::HashSet<String>>,
+    pub models_failed: Mutex<HashMap<String, String>>,
+    /// Counts sub-device changes (the sender looks again at what it held back).
+    pub subs_generation: AtomicU64,
     /// Command ids each device got lately (across reconnects), so a repeated one is not run again.
     pub recent_commands: Mutex<HashMap<String, crate::recent_ids::RecentIds>>,
 }
@@ -59,15 +65,8 @@ impl Rate {
 pub const GATEWAY_DEVICE: &str = "gateway";
 
 impl Shared {
-    pub fn new(cfg: UplinkConfig, cache: Arc<Cache>) -> Arc<Shared> {
-        let mut keys = HashMap::new();
-        let mut by_keys = HashMap::new();
-        keys.insert(GATEWAY_DEVICE.to_string(), None);
-        by_keys.insert((cfg.cloud.product_key.clone(), cfg.cloud.device_key.clone()), GATEWAY_DEVICE.to_string());
-        for s in &cfg.sub_devices {
-            keys.insert(s.device.clone(), Some((s.product_key.clone(), s.device_key.clone())));
-            by_keys.insert((s.product_key.clone(), s.device_key.clone()), s.device.clone());
-        }
+    /// `identities`: the file of the sub-device identities the gateway registered.
+    pub fn new(cfg: UplinkConfig, cache: Arc<Cache>, identities: PathBuf) -> Arc<Shared> {
         Arc::new(Shared {
             cloud: Mutex::new(CloudStatus { state: "disconnected".into(), uri: cfg.cloud.uri.clone(), ..Default::default() }),
             sender: Mutex::new(SenderStatus::default()),
@@ -76,10 +75,12 @@ impl Shared {
             bus: OnceLock::new(),
             cloud_state_signal: OnceLock::new(),
             mqtt: Mutex::new(None),
-            subs_logged_in: AtomicBool::new(false),
+            subs: Mutex::new(SubDevices::new(&cfg, identities)),
+            subs_changed: Notify::new(),
+            subs_generation: AtomicU64::new(1),
+            models_wanted: Mutex::default(),
+            models_failed: Mutex::default(),
             recent_commands: Mutex::default(),
-            keys,
-            by_keys,
             cfg,
             cache,
         })
@@ -93,6 +94,19 @@ impl Shared {
     }
     pub fn bus(&self) -> Option<&zbus::Connection> {
         self.bus.get()
+    }
+
+    pub fn subs(&self) -> std::sync::MutexGuard<'_, SubDevices> {
+        self.subs.lock().expect("sub-devices")
+    }
+
+    /// A sub-device changed: the registrar and the sender look again.
+    pub fn subs_changed(&self) {
+        let n = self.subs().logged_in();
+        self.cloud.lock().expect("cloud").sub_devices_logged_in = n;
+        self.subs_generation.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.subs_changed.notify_waiters();
+        self.new_data.notify_one();
     }
 
     pub fn sender_stats(&self, f: impl FnOnce(&mut SenderStatus)) {
@@ -141,6 +155,7 @@ impl Shared {
                 schema_version: enos_cache::SCHEMA_VERSION,
             },
             sender: self.sender.lock().expect("sender").clone(),
+            sub_devices: self.subs().status(),
         }
     }
 }

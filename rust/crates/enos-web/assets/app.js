@@ -286,10 +286,22 @@ function deviceRow(d) {
         ' · ' + count(d.polls_ok) + ' polls ok, ' + count(d.polls_failed) + ' failed'),
       d.last_error ? h('div', { class: 'hint error' }, d.last_error) : null,
       // reads the device kept refusing as one block, split for the life of the driver
-      (d.split_reads || []).map((t) => h('div', { class: 'hint' }, 'Split: ' + t))),
+      (d.split_reads || []).map((t) => h('div', { class: 'hint' }, 'Split: ' + t)),
+      cloudLine(d)),
     pill(d.state),
     h('a', { class: 'button', href: '#/device/' + encodeURIComponent(d.id), role: 'button' }, 'Test'),
     session.role === 'admin' ? h('a', { class: 'button quiet', href: '#/device-edit/' + encodeURIComponent(d.id), role: 'button' }, 'Edit') : null);
+}
+
+// The device's cloud side: its identity and state, or why its data does not reach the cloud.
+// `d.cloud` is left out when the uplink does not answer (then nothing is said here).
+function cloudLine(d) {
+  if (d.cloud === undefined) return null;
+  const c = d.cloud;
+  if (!c) return h('div', { class: 'hint error cloud' }, 'Cloud: not uploaded: this device has no cloud identity (give it a product key under Edit)');
+  const who = c.product_key + (c.device_key ? '/' + c.device_key : '');
+  const why = c.reason ? ': ' + c.reason : (c.uploading ? '' : ': its data is not uploaded');
+  return h('div', { class: 'hint cloud' + (c.uploading ? '' : ' error') }, 'Cloud: ' + c.state + ' as ' + who + why);
 }
 
 function devicesView() {
@@ -716,6 +728,8 @@ function deviceEditView(id) {
   const [lId, idIn] = field('dev-id', 'Device id (A-Z a-z 0-9 - _ .)', { autocapitalize: 'none', spellcheck: 'false', readonly: !isNew });
   const proto = h('select', { id: 'dev-protocol' });
   const enabled = h('select', { id: 'dev-enabled' }, h('option', { value: 'yes' }, 'yes'), h('option', { value: 'no' }, 'no (kept, not polled)'));
+  // the EnOS product the gateway registers the device under (its keys come from the cloud)
+  const [lPk, pkIn] = field('dev-product-key', 'Cloud product key (empty: not uploaded)', { autocapitalize: 'none', spellcheck: 'false' });
   const settingsBox = h('div', {});
   const gridBox = h('div', {});
   const file = h('input', { id: 'csv-file', type: 'file', accept: '.csv,text/csv', class: 'file' });
@@ -746,6 +760,7 @@ function deviceEditView(id) {
     if (!keepId) idIn.value = d.id || '';
     proto.value = d.protocol || proto.value;
     enabled.value = d.enabled === false ? 'no' : 'yes';
+    pkIn.value = d.product_key || '';
     build(d);
   }
   proto.addEventListener('change', () => {
@@ -781,7 +796,7 @@ function deviceEditView(id) {
     let settings;
     try { settings = form.value(); } catch (e) { out.replaceChildren(banner('error', e.message)); return; }
     const same = loaded && loaded.protocol === proto.value;
-    const d = Object.assign({}, same ? loaded : {}, settings, { id: devId, protocol: proto.value, enabled: enabled.value === 'yes', points_csv: null, point: grid.points() });
+    const d = Object.assign({}, same ? loaded : {}, settings, { id: devId, protocol: proto.value, enabled: enabled.value === 'yes', points_csv: null, product_key: pkIn.value.trim() || null, point: grid.points() });
     // keys the form shows but left empty go back to their defaults
     if (same) for (const f of protocols.find((x) => x.name === proto.value).device_fields) if (!(f.key in settings)) delete d[f.key];
     saveBtn.disabled = true;
@@ -842,6 +857,7 @@ function deviceEditView(id) {
       isNew ? h('div', {}, h('label', { for: 'dev-template' }, 'Start from a device model'), tmpl) : null,
       h('div', { class: 'row' }, h('div', { class: 'grow' }, lId, idIn), h('div', { class: 'grow' }, h('label', { for: 'dev-protocol' }, 'Protocol'), proto),
         h('div', { class: 'grow' }, h('label', { for: 'dev-enabled' }, 'Enabled'), enabled)),
+      h('div', { class: 'row' }, h('div', { class: 'grow' }, lPk, pkIn)),
       settingsBox),
     h('div', { class: 'card' },
       h('h2', {}, 'Points'),

@@ -210,7 +210,7 @@ impl serde::Serialize for Status {
             "time_ms": enos_batch::now_ms(),
             "uplink": self.uplink.as_ref().ok(),
             "collector": self.collector.as_ref().ok(),
-            "devices": self.devices.as_ref().ok(),
+            "devices": self.devices.as_ref().ok().map(|d| crate::devices::with_cloud(d, self.uplink.as_ref().ok())),
             "errors": errors,
         })
         .serialize(s)

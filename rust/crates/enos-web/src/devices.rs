@@ -19,9 +19,26 @@ pub async fn status(app: &App) -> ApiResult {
     ok(&app.bus.status().await)
 }
 
-/// `GET /api/devices`.
+/// `GET /api/devices`: each device with its cloud side (`cloud`, see `with_cloud`).
 pub async fn list(app: &App) -> ApiResult {
-    ok(&app.bus.devices().await?)
+    let (devices, uplink) = tokio::join!(app.bus.devices(), app.bus.uplink_status());
+    ok(&with_cloud(&devices?, uplink.ok().as_ref()))
+}
+
+/// The devices, each with `cloud`: its sub-device status in the uplink (identity, state, why it
+/// cannot upload), `null` when it has no cloud identity; left out when the uplink does not answer
+/// (unknown, not "none").
+pub fn with_cloud(devices: &[enos_bus::DeviceStatus], uplink: Option<&enos_bus::UplinkStatus>) -> Vec<serde_json::Value> {
+    devices
+        .iter()
+        .map(|d| {
+            let mut v = serde_json::to_value(d).unwrap_or_default();
+            if let Some(u) = uplink {
+                v["cloud"] = serde_json::to_value(u.sub_devices.iter().find(|s| s.device == d.id)).unwrap_or_default();
+            }
+            v
+        })
+        .collect()
 }
 
 #[derive(Deserialize, Default)]

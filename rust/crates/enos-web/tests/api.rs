@@ -535,6 +535,17 @@ async fn viewers_read_operators_write_to_the_device() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(online, "inv01 never came online");
+    // its cloud side next to it: the identity uplink.toml names, and that its data is uploaded
+    let mut cloud = Value::Null;
+    for _ in 0..150 {
+        cloud = viewer.get("/api/devices").await.json()[0]["cloud"].clone();
+        if cloud.is_object() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!((cloud["product_key"].as_str(), cloud["device_key"].as_str()), (Some("pkInv"), Some("inv01")), "{cloud}");
+    assert_eq!((cloud["source"].as_str(), cloud["uploading"].as_bool()), (Some("config"), Some(true)), "{cloud}");
 
     // communication test: values, quality, errors in words
     let r = viewer.post("/api/devices/inv01/read", &json!({})).await;

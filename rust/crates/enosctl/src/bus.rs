@@ -51,6 +51,11 @@ impl Bus {
         OtaProxy::new(&self.conn).await.map_err(|e| words("enos-ota", e))
     }
 
+    pub async fn device_model(&self, device: &str, fetch: bool) -> Result<serde_json::Value, CallError> {
+        let p = enos_bus::UplinkInspectProxy::new(&self.conn).await.map_err(|e| words("enos-uplink", e))?;
+        decode("enos-uplink", call("enos-uplink", DEVICE_TIMEOUT, p.device_model(device, fetch)).await?)
+    }
+
     pub async fn collector_stats(&self) -> Result<CollectorStats, CallError> {
         decode("enos-collector", call("enos-collector", TIMEOUT, self.collector().await?.stats()).await?)
     }

@@ -2,6 +2,8 @@
 
 mod bus;
 mod check;
+mod cloud;
+mod model;
 
 use anyhow::{bail, Context};
 use bus::Bus;
@@ -26,6 +28,8 @@ enum Cmd {
     Status,
     /// Devices and their state.
     Devices,
+    /// Each sub-device's cloud identity and state: registered, logged in, refused and why.
+    Cloud,
     /// Read points from a device now (all points when none are named).
     Read { device: String, points: Vec<String> },
     /// Write a value (JSON: 12.5, -5, true, "text") to a point.
@@ -38,9 +42,25 @@ enum Cmd {
     },
     /// Cache backlog and counters.
     Cache,
+    /// A sub-device's device model (TSL) from the cloud.
+    #[command(subcommand)]
+    Model(ModelCmd),
     /// Whole-system updates.
     #[command(subcommand)]
     Ota(OtaCmd),
+}
+
+#[derive(Subcommand)]
+enum ModelCmd {
+    /// The model's version and where the device's configured points disagree with it.
+    Check {
+        device: String,
+        /// Ask the cloud for the model now (else the one kept on this box).
+        #[arg(long)]
+        fetch: bool,
+    },
+    /// A point table (CSV for the device's protocol) with a row per measure point of the model.
+    Skeleton { device: String },
 }
 
 #[derive(Subcommand)]
@@ -163,6 +183,7 @@ async fn run() -> anyhow::Result<i32> {
                         s.rejected,
                         s.in_flight
                     );
+                    println!("sub-devices {}", cloud::summary(&u.sub_devices));
                 }
                 Err(e) => println!("uplink      {e}"),
             }
@@ -180,6 +201,29 @@ async fn run() -> anyhow::Result<i32> {
                     );
                 }
                 Err(e) => println!("collector   {e}"),
+            }
+        }
+        Cmd::Model(ModelCmd::Check { device, fetch }) => {
+            let v = bus.device_model(&device, fetch).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                print!("{}", model::render(&v));
+            }
+            return Ok(if v["findings"].as_array().is_some_and(|f| !f.is_empty()) { 1 } else { 0 });
+        }
+        Cmd::Model(ModelCmd::Skeleton { device }) => {
+            let v = bus.device_model(&device, false).await?;
+            let protocol = bus.devices().await?.into_iter().find(|d| d.id == device).map(|d| d.protocol);
+            let protocol = protocol.ok_or_else(|| anyhow::anyhow!("the collector has no device {device}"))?;
+            print!("{}", model::skeleton(&protocol, &v).map_err(anyhow::Error::msg)?);
+        }
+        Cmd::Cloud => {
+            let u = bus.uplink_status().await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&u.sub_devices)?);
+            } else {
+                print!("{}", cloud::render(&u.sub_devices));
             }
         }
         Cmd::Devices => {
