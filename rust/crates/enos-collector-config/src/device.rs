@@ -4,6 +4,7 @@ use crate::dlt645::Dlt645Device;
 use crate::doc;
 use crate::iec104::Iec104Device;
 use crate::modbus::{ModbusDevice, Transport};
+use crate::opcua::OpcuaDevice;
 use crate::point::{Point, PointAddress, PointMeta};
 use enos_config::{Findings, Scope};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -60,6 +61,7 @@ impl<'de> Deserialize<'de> for DeviceConfig {
             Protocol::ModbusRtuOverTcp => ProtocolConfig::ModbusRtuOverTcp(doc::read(rest).map_err(fail)?),
             Protocol::Iec104 => ProtocolConfig::Iec104(doc::read(rest).map_err(fail)?),
             Protocol::Dlt645 => ProtocolConfig::Dlt645(doc::read(rest).map_err(fail)?),
+            Protocol::Opcua => ProtocolConfig::Opcua(doc::read(rest).map_err(fail)?),
         };
         Ok(DeviceConfig { id, enabled, points_csv, proto })
     }
@@ -74,6 +76,7 @@ pub enum ProtocolConfig {
     ModbusRtuOverTcp(ModbusDevice),
     Iec104(Iec104Device),
     Dlt645(Dlt645Device),
+    Opcua(OpcuaDevice),
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
@@ -84,11 +87,12 @@ pub enum Protocol {
     ModbusRtuOverTcp,
     Iec104,
     Dlt645,
+    Opcua,
 }
 
 impl Protocol {
-    pub const ALL: [Protocol; 5] =
-        [Protocol::ModbusTcp, Protocol::ModbusRtu, Protocol::ModbusRtuOverTcp, Protocol::Iec104, Protocol::Dlt645];
+    pub const ALL: [Protocol; 6] =
+        [Protocol::ModbusTcp, Protocol::ModbusRtu, Protocol::ModbusRtuOverTcp, Protocol::Iec104, Protocol::Dlt645, Protocol::Opcua];
 
     /// The name used in configuration files and shown to people.
     pub fn name(self) -> &'static str {
@@ -98,6 +102,7 @@ impl Protocol {
             Protocol::ModbusRtuOverTcp => "modbus-rtu-over-tcp",
             Protocol::Iec104 => "iec104",
             Protocol::Dlt645 => "dlt645",
+            Protocol::Opcua => "opcua",
         }
     }
 }
@@ -126,6 +131,7 @@ impl ProtocolConfig {
             ProtocolConfig::ModbusRtuOverTcp(_) => Protocol::ModbusRtuOverTcp,
             ProtocolConfig::Iec104(_) => Protocol::Iec104,
             ProtocolConfig::Dlt645(_) => Protocol::Dlt645,
+            ProtocolConfig::Opcua(_) => Protocol::Opcua,
         }
     }
 
@@ -148,6 +154,7 @@ impl ProtocolConfig {
             ProtocolConfig::ModbusTcp(m) | ProtocolConfig::ModbusRtu(m) | ProtocolConfig::ModbusRtuOverTcp(m) => metas(&m.points),
             ProtocolConfig::Iec104(d) => metas(&d.points),
             ProtocolConfig::Dlt645(d) => metas(&d.points),
+            ProtocolConfig::Opcua(d) => metas(&d.points),
         }
     }
 
@@ -156,6 +163,7 @@ impl ProtocolConfig {
             ProtocolConfig::ModbusTcp(m) | ProtocolConfig::ModbusRtu(m) | ProtocolConfig::ModbusRtuOverTcp(m) => m.points.len(),
             ProtocolConfig::Iec104(d) => d.points.len(),
             ProtocolConfig::Dlt645(d) => d.points.len(),
+            ProtocolConfig::Opcua(d) => d.points.len(),
         }
     }
 
@@ -168,6 +176,7 @@ impl ProtocolConfig {
             ProtocolConfig::ModbusTcp(m) | ProtocolConfig::ModbusRtu(m) | ProtocolConfig::ModbusRtuOverTcp(m) => json(&m.points),
             ProtocolConfig::Iec104(d) => json(&d.points),
             ProtocolConfig::Dlt645(d) => json(&d.points),
+            ProtocolConfig::Opcua(d) => json(&d.points),
         }
     }
 
@@ -184,6 +193,7 @@ impl ProtocolConfig {
             ProtocolConfig::ModbusTcp(m) | ProtocolConfig::ModbusRtu(m) | ProtocolConfig::ModbusRtuOverTcp(m) => add(&mut m.points, rows),
             ProtocolConfig::Iec104(d) => add(&mut d.points, rows),
             ProtocolConfig::Dlt645(d) => add(&mut d.points, rows),
+            ProtocolConfig::Opcua(d) => add(&mut d.points, rows),
         }
     }
 
@@ -192,6 +202,7 @@ impl ProtocolConfig {
             ProtocolConfig::ModbusTcp(m) | ProtocolConfig::ModbusRtu(m) | ProtocolConfig::ModbusRtuOverTcp(m) => m.points.clear(),
             ProtocolConfig::Iec104(d) => d.points.clear(),
             ProtocolConfig::Dlt645(d) => d.points.clear(),
+            ProtocolConfig::Opcua(d) => d.points.clear(),
         }
     }
 
@@ -217,6 +228,10 @@ impl ProtocolConfig {
                 each(&d.points, at, out);
             }
             ProtocolConfig::Dlt645(d) => {
+                d.check(at, out);
+                each(&d.points, at, out);
+            }
+            ProtocolConfig::Opcua(d) => {
                 d.check(at, out);
                 each(&d.points, at, out);
             }
@@ -272,6 +287,12 @@ impl ProtocolConfig {
                     _ => None,
                 }
             }
+            // The devices of one server share one session (each has its own subscription).
+            ProtocolConfig::Opcua(d) => Some(Endpoint {
+                key: format!("session:{}", d.endpoint),
+                place: format!("OPC UA server {}", d.endpoint),
+                shared: d.session_settings(),
+            }),
         }
         .map(|mut e| {
             // Devices of different protocols never share an endpoint; the key says which.
@@ -288,6 +309,7 @@ fn proto_family(p: Protocol) -> &'static str {
         Protocol::ModbusTcp | Protocol::ModbusRtu | Protocol::ModbusRtuOverTcp => "modbus",
         Protocol::Iec104 => "iec104",
         Protocol::Dlt645 => "dlt645",
+        Protocol::Opcua => "opcua",
     }
 }
 

@@ -210,6 +210,11 @@ mod tests {
             "address = \"h:1\"\nmeter = \"000000000001\"",
             "name,di,format,unit\nUa,02010100,,V\nE,00010000,XXXXXX.XX,kWh\n",
         );
+        round_trip(
+            Protocol::Opcua,
+            "endpoint = \"opc.tcp://h:4840\"\nsecurity_policy = \"None\"",
+            "name,node,mode,sampling_ms,queue_size,deadband,deadband_type,access\nP,ns=2;s=Plant.P,,250,10,0.5,percent,rw\nE,nsu=urn:x;i=7,poll,,,,,\n",
+        );
     }
 
     #[test]

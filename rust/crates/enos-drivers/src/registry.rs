@@ -21,5 +21,6 @@ pub fn driver(devices: &Arc<[DeviceConfig]>) -> Result<Box<dyn Driver>, String> 
         }
         Protocol::Iec104 => Ok(Box::new(Iec104Driver::new(devices).ok_or_else(none)?)),
         Protocol::Dlt645 => Ok(Box::new(Dlt645Driver::new(devices).ok_or_else(none)?)),
+        Protocol::Opcua => Err("this build has no OPC UA driver yet".into()),
     }
 }
