@@ -10,6 +10,7 @@
 pub mod dlt645;
 pub mod iec104;
 pub mod modbus;
+pub mod opcua;
 pub mod registry;
 
 use enos_batch::{Flags, Quality, Value};
