@@ -11,7 +11,6 @@ use opcua::types::{
 };
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -121,6 +120,9 @@ impl Client {
             .session_timeout(u32::try_from(s.session_timeout.as_millis()).unwrap_or(u32::MAX))
             .request_timeout(s.request_timeout)
             .session_name("enos-collector")
+            // async-opcua's own remake after a server restart delivered nothing here (asyncua
+            // 2.1 server); `pump` makes them afresh instead
+            .recreate_subscriptions(false)
             .client()
             .map_err(|e| Error::Setup(format!("the OPC UA client settings cannot work: {}", e.join("; "))))?;
         let unreachable = |e: opcua::types::Error| Error::Unreachable { url: s.endpoint.clone(), why: words(e.status()) };
@@ -191,8 +193,10 @@ async fn resolve(session: &Session, node: &NodeId, namespace_uri: Option<&str>) 
     Ok(NodeId { namespace: ns, identifier: node.identifier.clone() })
 }
 
-/// Drives the session's event loop and says what happens, in words. The subscriptions are made
-/// at the first connect that lets them be made; afterwards async-opcua keeps them.
+/// Drives the session's event loop and says what happens, in words. A new session (the first,
+/// or after the server lost the old one, e.g. restarted) gets its subscriptions made afresh: the
+/// monitored items' first notifications are the values the server has now. A reactivated
+/// session still has them on the server, with the changes queued meanwhile (`queue_size`).
 async fn pump(
     session: Arc<Session>,
     event_loop: opcua::client::SessionEventLoop<opcua::client::transport::TcpConnector>,
@@ -200,7 +204,8 @@ async fn pump(
     tx: mpsc::UnboundedSender<Event>,
     pki_dir: PathBuf,
 ) {
-    let subscribed = Arc::new(AtomicBool::new(false));
+    // the ids of the subscriptions made for the current session; one remake at a time
+    let made: Arc<tokio::sync::Mutex<Vec<u32>>> = Arc::default();
     let subs = Arc::new(subs);
     let stream = event_loop.enter();
     tokio::pin!(stream);
@@ -209,17 +214,22 @@ async fn pump(
             None => return,
             Some(Err(code)) => Event::Down { reason: format!("the session ended: {}", words(code)) },
             Some(Ok(SessionPollResult::Reconnected(mode))) => {
-                if !subscribed.swap(true, Ordering::SeqCst) {
-                    let (session, subs, tx, done) = (session.clone(), subs.clone(), tx.clone(), subscribed.clone());
+                let resumed = matches!(mode, SessionConnectMode::ReactivatedSession(_));
+                if !resumed {
+                    let (session, subs, tx, made) = (session.clone(), subs.clone(), tx.clone(), made.clone());
                     tokio::spawn(async move {
-                        if let Err(reason) = subscribe(&session, &subs, &tx).await {
-                            // tried again at the next connect
-                            done.store(false, Ordering::SeqCst);
+                        let mut made = made.lock().await;
+                        // the old ones are gone with the old session; this forgets them here
+                        if !made.is_empty() {
+                            let _ = session.delete_subscriptions(&made).await;
+                            made.clear();
+                        }
+                        if let Err(reason) = subscribe(&session, &subs, &tx, &mut made).await {
                             let _ = tx.send(Event::Down { reason });
                         }
                     });
                 }
-                Event::Up { resumed: matches!(mode, SessionConnectMode::ReactivatedSession(_)) }
+                Event::Up { resumed }
             }
             Some(Ok(SessionPollResult::ConnectionLost(code))) => {
                 Event::Down { reason: format!("the connection to the server was lost: {}", words(code)) }
@@ -249,7 +259,12 @@ fn connect_failed(code: StatusCode, pki_dir: &std::path::Path) -> String {
 
 /// Creates each subscription and its monitored items; items the server refuses are reported
 /// one by one, a failure of the whole is the error.
-async fn subscribe(session: &Session, subs: &[SubscriptionSpec], tx: &mpsc::UnboundedSender<Event>) -> Result<(), String> {
+async fn subscribe(
+    session: &Session,
+    subs: &[SubscriptionSpec],
+    tx: &mpsc::UnboundedSender<Event>,
+    made: &mut Vec<u32>,
+) -> Result<(), String> {
     for (si, spec) in subs.iter().enumerate() {
         if spec.items.is_empty() {
             continue;
@@ -285,6 +300,7 @@ async fn subscribe(session: &Session, subs: &[SubscriptionSpec], tx: &mpsc::Unbo
             .create_subscription(publishing, lifetime, keep_alive, 0, 0, true, callback)
             .await
             .map_err(|e| format!("the server refused the subscription: {}", words(e.status())))?;
+        made.push(id);
         let created = session
             .create_monitored_items(id, TimestampsToReturn::Both, requests)
             .await

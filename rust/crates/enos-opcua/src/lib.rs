@@ -2,9 +2,9 @@
 //!
 //! One [`Client`] is one session to one server, with any number of subscriptions (the
 //! collector makes one per device). async-opcua keeps the session alive and, after a break,
-//! reactivates it or creates a new one and transfers or recreates the subscriptions with their
-//! monitored items; this crate turns that into [`Event`]s in words, resolves `nsu=` namespaces,
-//! and keeps the gateway's certificate store (`pki`).
+//! reactivates it (the server kept it: its subscriptions go on) or creates a new one, for which
+//! this crate makes the subscriptions again; it turns all that into [`Event`]s in words,
+//! resolves `nsu=` namespaces, and keeps the gateway's certificate store (`pki`).
 
 mod client;
 mod pki;

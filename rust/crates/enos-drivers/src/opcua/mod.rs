@@ -227,6 +227,8 @@ async fn forward(d: &mut Device, pi: usize, v: &DataValue, ctx: &DriverContext) 
     let ts = map::timestamp(v, now_ms());
     let mut note = (!code.is_good()).then(|| words(code));
     let value = match v.value.as_ref().map(|x| map::value(p, x)) {
+        // a Bad status's value means nothing (Part 4, 7.7.1)
+        _ if code.is_bad() => enos_batch::Value::Null,
         Some(Ok(x)) => x,
         None => enos_batch::Value::Null,
         Some(Err(why)) => {
