@@ -91,6 +91,8 @@ pub enum Event {
     ItemRefused { subscription: usize, item: usize, reason: String },
     /// A change of a monitored item.
     Value { subscription: usize, item: usize, value: DataValue },
+    /// This client gave up (the server's certificate changed): connect a new one.
+    Ended { reason: String },
 }
 
 pub struct Client {
@@ -151,11 +153,13 @@ impl Client {
                 IdentityToken::X509(Box::new(c), Box::new(k))
             }
         };
-        let (session, event_loop) =
-            client.connect_to_endpoint_directly(endpoint, identity).map_err(|e| Error::Setup(format!("the session cannot start: {e}")))?;
+        let (session, event_loop) = client
+            .connect_to_endpoint_directly(endpoint.clone(), identity)
+            .map_err(|e| Error::Setup(format!("the session cannot start: {e}")))?;
         let (tx, rx) = mpsc::unbounded_channel();
         let close = session.close_on_drop();
-        tokio::spawn(pump(session.clone(), event_loop, subs, tx, s.pki_dir.clone()));
+        let server = Server { client, url: s.endpoint.clone(), certificate: endpoint.server_certificate, pki_dir: s.pki_dir.clone() };
+        tokio::spawn(pump(session.clone(), event_loop, subs, tx, server));
         Ok((Client { session, _close: close }, rx))
     }
 
@@ -197,12 +201,17 @@ async fn resolve(session: &Session, node: &NodeId, namespace_uri: Option<&str>) 
 /// or after the server lost the old one, e.g. restarted) gets its subscriptions made afresh: the
 /// monitored items' first notifications are the values the server has now. A reactivated
 /// session still has them on the server, with the changes queued meanwhile (`queue_size`).
+///
+/// The session keeps the server certificate it was started with; a server that now presents
+/// another one (replaced, or another machine at the address) never answers it. After a failed
+/// attempt the certificate is asked for again, and if it changed the stream ends: the driver
+/// starts a new client, which checks the new certificate against the trust list.
 async fn pump(
     session: Arc<Session>,
     event_loop: opcua::client::SessionEventLoop<opcua::client::transport::TcpConnector>,
     subs: Vec<SubscriptionSpec>,
     tx: mpsc::UnboundedSender<Event>,
-    pki_dir: PathBuf,
+    server: Server,
 ) {
     // the ids of the subscriptions made for the current session; one remake at a time
     let made: Arc<tokio::sync::Mutex<Vec<u32>>> = Arc::default();
@@ -234,11 +243,40 @@ async fn pump(
             Some(Ok(SessionPollResult::ConnectionLost(code))) => {
                 Event::Down { reason: format!("the connection to the server was lost: {}", words(code)) }
             }
-            Some(Ok(SessionPollResult::ReconnectFailed(code))) => Event::Down { reason: connect_failed(code, &pki_dir) },
+            Some(Ok(SessionPollResult::ReconnectFailed(code))) => {
+                if server.certificate_changed().await {
+                    let reason = "the server presents another certificate than at connect: connecting anew to check it".to_string();
+                    let _ = tx.send(Event::Ended { reason });
+                    return;
+                }
+                Event::Down { reason: connect_failed(code, &server.pki_dir) }
+            }
             Some(Ok(_)) => continue,
         };
         if tx.send(ev).is_err() {
             return;
+        }
+    }
+}
+
+/// The server as the session was started with it.
+struct Server {
+    client: opcua::client::Client,
+    url: String,
+    /// The certificate of the endpoint in use (empty with security None).
+    certificate: opcua::types::ByteString,
+    pki_dir: PathBuf,
+}
+
+impl Server {
+    /// Whether the server (answering GetEndpoints) now presents another certificate.
+    async fn certificate_changed(&self) -> bool {
+        if self.certificate.is_null_or_empty() {
+            return false;
+        }
+        match self.client.get_server_endpoints_from_url(self.url.as_str()).await {
+            Ok(offered) => !offered.iter().any(|e| e.server_certificate == self.certificate),
+            Err(_) => false,
         }
     }
 }

@@ -138,13 +138,18 @@ impl Edge {
 
     /// The device's last error, once `ok` accepts it.
     async fn last_error(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
-        wait_for(40, what, || {
-            let (_, out, _) = run_tool("enosctl", &["--json", "devices"], &self.bus.address);
-            let devs: Vec<serde_json::Value> = serde_json::from_str(&out).ok()?;
-            let e = devs.iter().find(|d| d["id"] == "plc")?["last_error"].as_str()?.to_string();
-            ok(&e).then_some(e)
-        })
-        .await
+        let log = || self.log();
+        let found = tokio::time::timeout(
+            Duration::from_secs(40),
+            wait_for(60, what, || {
+                let (_, out, _) = run_tool("enosctl", &["--json", "devices"], &self.bus.address);
+                let devs: Vec<serde_json::Value> = serde_json::from_str(&out).ok()?;
+                let e = devs.iter().find(|d| d["id"] == "plc")?["last_error"].as_str()?.to_string();
+                ok(&e).then_some(e)
+            }),
+        )
+        .await;
+        found.unwrap_or_else(|_| panic!("{what}: not said\n{}", log()))
     }
 }
 

@@ -147,33 +147,25 @@ async fn run(mut drv: OpcuaDriver, mut ctx: DriverContext) -> String {
     }
     let settings = drv.settings();
     let subs = drv.subscriptions();
-    // Until the server answers GetEndpoints there is no session to keep: try again with backoff,
-    // answering commands meanwhile.
-    let mut backoff = settings.reconnect_min;
-    let (client, mut events) = loop {
-        match Client::connect(&settings, subs.clone()).await {
-            Ok(c) => break c,
-            Err(e) => set_state(&drv, &ctx, "offline", Some(e.to_string())),
-        }
-        let until = Instant::now() + backoff;
-        backoff = (backoff * 2).min(settings.reconnect_max);
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep_until(until) => break,
-                cmd = ctx.commands.recv() => match cmd {
-                    Some(cmd) => refuse(&drv, cmd, "the OPC UA server is not connected"),
-                    None => return "the command queue closed".into(),
-                },
-            }
-        }
+    let Some((client, mut events)) = connect(&drv, &mut ctx, &settings, &subs).await else {
+        return "the command queue closed".into();
     };
-    let client = Arc::new(client);
+    let mut client = Arc::new(client);
     let mut online = false;
     let mut running = JoinSet::new();
     loop {
         let next_poll = drv.devices.iter().filter(|d| !d.polled.is_empty()).map(|d| d.next_poll).min();
         tokio::select! {
             ev = events.recv() => match ev {
+                // the client gave up its session (the server's certificate changed): a new one
+                Some(Event::Ended { reason }) => {
+                    online = false;
+                    set_state(&drv, &ctx, "offline", Some(reason));
+                    let Some((c, e)) = connect(&drv, &mut ctx, &settings, &subs).await else {
+                        return "the command queue closed".into();
+                    };
+                    (client, events) = (Arc::new(c), e);
+                }
                 Some(ev) => {
                     if let Event::Up { .. } = ev { online = true }
                     if let Event::Down { .. } = ev { online = false }
@@ -197,6 +189,34 @@ async fn run(mut drv: OpcuaDriver, mut ctx: DriverContext) -> String {
                 None => return "the command queue closed".into(),
             },
             Some(_) = running.join_next(), if !running.is_empty() => {}
+        }
+    }
+}
+
+/// A client, once the server answers GetEndpoints with the configured endpoint: until then
+/// tried again with backoff, commands answered meanwhile. `None` when the command queue closed.
+async fn connect(
+    drv: &OpcuaDriver,
+    ctx: &mut DriverContext,
+    settings: &Settings,
+    subs: &[SubscriptionSpec],
+) -> Option<(Client, tokio::sync::mpsc::UnboundedReceiver<Event>)> {
+    let mut backoff = settings.reconnect_min;
+    loop {
+        match Client::connect(settings, subs.to_vec()).await {
+            Ok(c) => return Some(c),
+            Err(e) => set_state(drv, ctx, "offline", Some(e.to_string())),
+        }
+        let until = Instant::now() + backoff;
+        backoff = (backoff * 2).min(settings.reconnect_max);
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => break,
+                cmd = ctx.commands.recv() => match cmd {
+                    Some(cmd) => refuse(drv, cmd, "the OPC UA server is not connected"),
+                    None => return None,
+                },
+            }
         }
     }
 }
@@ -283,6 +303,7 @@ async fn on_event(drv: &mut OpcuaDriver, ctx: &DriverContext, ev: Event) -> bool
             let pi = d.subscribed[item];
             forward(d, pi, &value, ctx).await
         }
+        Event::Ended { .. } => true,
     }
 }
 
