@@ -146,7 +146,7 @@ pub struct OpcuaAddress {
     /// How often the server samples the node (default: the publishing interval).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sampling_ms: Option<u32>,
-    /// Changes the server keeps for the point between publishes (and across a short break).
+    /// Changes the server keeps for the point between two publishes (not across a break).
     #[serde(default = "d_queue", skip_serializing_if = "is_one")]
     pub queue_size: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]

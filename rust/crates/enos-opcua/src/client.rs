@@ -197,10 +197,10 @@ async fn resolve(session: &Session, node: &NodeId, namespace_uri: Option<&str>) 
     Ok(NodeId { namespace: ns, identifier: node.identifier.clone() })
 }
 
-/// Drives the session's event loop and says what happens, in words. A new session (the first,
-/// or after the server lost the old one, e.g. restarted) gets its subscriptions made afresh: the
-/// monitored items' first notifications are the values the server has now. A reactivated
-/// session still has them on the server, with the changes queued meanwhile (`queue_size`).
+/// Drives the session's event loop and says what happens, in words. A session (the first, one
+/// after the server lost the old one, e.g. restarted) gets its subscriptions made afresh: the
+/// monitored items' first notifications are the values the server has now. So does a
+/// reactivated session (see below why).
 ///
 /// The session keeps the server certificate it was started with; a server that now presents
 /// another one (replaced, or another machine at the address) never answers it. After a failed
@@ -224,20 +224,22 @@ async fn pump(
             Some(Err(code)) => Event::Down { reason: format!("the session ended: {}", words(code)) },
             Some(Ok(SessionPollResult::Reconnected(mode))) => {
                 let resumed = matches!(mode, SessionConnectMode::ReactivatedSession(_));
-                if !resumed {
-                    let (session, subs, tx, made) = (session.clone(), subs.clone(), tx.clone(), made.clone());
-                    tokio::spawn(async move {
-                        let mut made = made.lock().await;
-                        // the old ones are gone with the old session; this forgets them here
-                        if !made.is_empty() {
-                            let _ = session.delete_subscriptions(&made).await;
-                            made.clear();
-                        }
-                        if let Err(reason) = subscribe(&session, &subs, &tx, &mut made).await {
-                            let _ = tx.send(Event::Down { reason });
-                        }
-                    });
-                }
+                let (session, subs, tx, made) = (session.clone(), subs.clone(), tx.clone(), made.clone());
+                tokio::spawn(async move {
+                    let mut made = made.lock().await;
+                    // Made again after every break, the session resumed or not: asyncua 2.1 keeps
+                    // publishing a resumed session's subscription to the dead connection, and
+                    // after TransferSubscriptions to the new channel (async-opcua's way) it still
+                    // delivered nothing; a new subscription's first notifications are the values
+                    // the server has now. What the server queued in between is given up.
+                    if !made.is_empty() {
+                        let _ = session.delete_subscriptions(&made).await;
+                        made.clear();
+                    }
+                    if let Err(reason) = subscribe(&session, &subs, &tx, &mut made).await {
+                        let _ = tx.send(Event::Down { reason });
+                    }
+                });
                 Event::Up { resumed }
             }
             Some(Ok(SessionPollResult::ConnectionLost(code))) => {
