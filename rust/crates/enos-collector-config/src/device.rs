@@ -5,6 +5,7 @@ use crate::dnp3::Dnp3Device;
 use crate::doc;
 use crate::iec104::Iec104Device;
 use crate::modbus::{ModbusDevice, Transport};
+use crate::opcua::OpcuaDevice;
 use crate::point::{Point, PointAddress, PointMeta};
 use enos_config::{Findings, Scope};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -72,6 +73,7 @@ impl<'de> Deserialize<'de> for DeviceConfig {
             Protocol::Iec104 => ProtocolConfig::Iec104(doc::read(rest).map_err(fail)?),
             Protocol::Dlt645 => ProtocolConfig::Dlt645(doc::read(rest).map_err(fail)?),
             Protocol::Dnp3 => ProtocolConfig::Dnp3(doc::read(rest).map_err(fail)?),
+            Protocol::Opcua => ProtocolConfig::Opcua(doc::read(rest).map_err(fail)?),
         };
         Ok(DeviceConfig { id, enabled, points_csv, product_key, proto })
     }
@@ -87,6 +89,7 @@ pub enum ProtocolConfig {
     Iec104(Iec104Device),
     Dlt645(Dlt645Device),
     Dnp3(Dnp3Device),
+    Opcua(OpcuaDevice),
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
@@ -98,11 +101,19 @@ pub enum Protocol {
     Iec104,
     Dlt645,
     Dnp3,
+    Opcua,
 }
 
 impl Protocol {
-    pub const ALL: [Protocol; 6] =
-        [Protocol::ModbusTcp, Protocol::ModbusRtu, Protocol::ModbusRtuOverTcp, Protocol::Iec104, Protocol::Dlt645, Protocol::Dnp3];
+    pub const ALL: [Protocol; 7] = [
+        Protocol::ModbusTcp,
+        Protocol::ModbusRtu,
+        Protocol::ModbusRtuOverTcp,
+        Protocol::Iec104,
+        Protocol::Dlt645,
+        Protocol::Dnp3,
+        Protocol::Opcua,
+    ];
 
     /// The name used in configuration files and shown to people.
     pub fn name(self) -> &'static str {
@@ -113,6 +124,7 @@ impl Protocol {
             Protocol::Iec104 => "iec104",
             Protocol::Dlt645 => "dlt645",
             Protocol::Dnp3 => "dnp3",
+            Protocol::Opcua => "opcua",
         }
     }
 }
@@ -142,6 +154,7 @@ impl ProtocolConfig {
             ProtocolConfig::Iec104(_) => Protocol::Iec104,
             ProtocolConfig::Dlt645(_) => Protocol::Dlt645,
             ProtocolConfig::Dnp3(_) => Protocol::Dnp3,
+            ProtocolConfig::Opcua(_) => Protocol::Opcua,
         }
     }
 
@@ -165,6 +178,7 @@ impl ProtocolConfig {
             ProtocolConfig::Iec104(d) => metas(&d.points),
             ProtocolConfig::Dlt645(d) => metas(&d.points),
             ProtocolConfig::Dnp3(d) => metas(&d.points),
+            ProtocolConfig::Opcua(d) => metas(&d.points),
         }
     }
 
@@ -174,6 +188,7 @@ impl ProtocolConfig {
             ProtocolConfig::Iec104(d) => d.points.len(),
             ProtocolConfig::Dlt645(d) => d.points.len(),
             ProtocolConfig::Dnp3(d) => d.points.len(),
+            ProtocolConfig::Opcua(d) => d.points.len(),
         }
     }
 
@@ -187,6 +202,7 @@ impl ProtocolConfig {
             ProtocolConfig::Iec104(d) => json(&d.points),
             ProtocolConfig::Dlt645(d) => json(&d.points),
             ProtocolConfig::Dnp3(d) => json(&d.points),
+            ProtocolConfig::Opcua(d) => json(&d.points),
         }
     }
 
@@ -204,6 +220,7 @@ impl ProtocolConfig {
             ProtocolConfig::Iec104(d) => add(&mut d.points, rows),
             ProtocolConfig::Dlt645(d) => add(&mut d.points, rows),
             ProtocolConfig::Dnp3(d) => add(&mut d.points, rows),
+            ProtocolConfig::Opcua(d) => add(&mut d.points, rows),
         }
     }
 
@@ -216,6 +233,7 @@ impl ProtocolConfig {
             ProtocolConfig::Iec104(d) => pool.compact(&mut d.points),
             ProtocolConfig::Dlt645(d) => pool.compact(&mut d.points),
             ProtocolConfig::Dnp3(d) => pool.compact(&mut d.points),
+            ProtocolConfig::Opcua(d) => pool.compact(&mut d.points),
         }
     }
 
@@ -225,6 +243,7 @@ impl ProtocolConfig {
             ProtocolConfig::Iec104(d) => d.points.clear(),
             ProtocolConfig::Dlt645(d) => d.points.clear(),
             ProtocolConfig::Dnp3(d) => d.points.clear(),
+            ProtocolConfig::Opcua(d) => d.points.clear(),
         }
     }
 
@@ -254,6 +273,10 @@ impl ProtocolConfig {
                 each(&d.points, at, out);
             }
             ProtocolConfig::Dnp3(d) => {
+                d.check(at, out);
+                each(&d.points, at, out);
+            }
+            ProtocolConfig::Opcua(d) => {
                 d.check(at, out);
                 each(&d.points, at, out);
             }
@@ -316,6 +339,12 @@ impl ProtocolConfig {
                     .extend([("master_address", d.master_address.to_string()), ("response_timeout_ms", d.response_timeout_ms.to_string())]);
                 Some(Endpoint { key: format!("tcp:{}", d.address), place: format!("address {}", d.address), shared })
             }
+            // The devices of one server share one session (each has its own subscription).
+            ProtocolConfig::Opcua(d) => Some(Endpoint {
+                key: format!("session:{}", d.endpoint),
+                place: format!("OPC UA server {}", d.endpoint),
+                shared: d.session_settings(),
+            }),
         }
         .map(|mut e| {
             // Devices of different protocols never share an endpoint; the key says which.
@@ -333,6 +362,7 @@ fn proto_family(p: Protocol) -> &'static str {
         Protocol::Iec104 => "iec104",
         Protocol::Dlt645 => "dlt645",
         Protocol::Dnp3 => "dnp3",
+        Protocol::Opcua => "opcua",
     }
 }
 

@@ -11,6 +11,7 @@ pub mod fields;
 pub mod iec104;
 pub mod line;
 pub mod modbus;
+pub mod opcua;
 pub mod point;
 pub mod points_csv;
 pub mod protocols;

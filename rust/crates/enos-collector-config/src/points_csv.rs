@@ -215,6 +215,11 @@ mod tests {
             "address = \"h:20000\"",
             "name,type,index,command,select_before_operate,pulse_ms,access\ntrip,BO,0,trip-close,yes,200,rw\nP,g30,5,,,,\n",
         );
+        round_trip(
+            Protocol::Opcua,
+            "endpoint = \"opc.tcp://h:4840\"\nsecurity_policy = \"None\"",
+            "name,node,mode,sampling_ms,queue_size,deadband,deadband_type,access\nP,ns=2;s=Plant.P,,250,10,0.5,percent,rw\nE,nsu=urn:x;i=7,poll,,,,,\n",
+        );
     }
 
     #[test]

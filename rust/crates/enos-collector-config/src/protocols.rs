@@ -7,7 +7,7 @@
 use crate::device::Protocol;
 use crate::fields::{Field, POINT_COMMON, POINT_NAME};
 use crate::point::{Point, PointAddress};
-use crate::{dlt645, dnp3, iec104, modbus};
+use crate::{dlt645, dnp3, iec104, modbus, opcua};
 use enos_config::{Findings, Scope};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -73,6 +73,13 @@ pub const ALL: &[ProtocolSpec] = &[
         address_fields: dnp3::POINT_FIELDS,
         check_point: check_point::<dnp3::Dnp3Address>,
     },
+    ProtocolSpec {
+        protocol: Protocol::Opcua,
+        label: "OPC UA server",
+        device_fields: opcua::DEVICE_FIELDS,
+        address_fields: opcua::POINT_FIELDS,
+        check_point: check_point::<opcua::OpcuaAddress>,
+    },
 ];
 
 pub fn spec(p: Protocol) -> &'static ProtocolSpec {
@@ -121,6 +128,7 @@ mod tests {
             ("iec104", "address = \"h:1\"", "ca = 2\nioa = 7\ntype = \"M_SP\"\ncommand = \"C_SC\"\ncommand_ioa = 9\nselect_before_operate = true\nqualifier = 1"),
             ("dlt645", "address = \"h:1\"\nmeter = \"000000000001\"", "di = \"02010100\"\nformat = \"XXX.X\"\ngroup = \"default\""),
             ("dnp3", "address = \"h:1\"", "type = \"BO\"\nindex = 3\ncommand = \"pulse\"\nselect_before_operate = true\npulse_ms = 500"),
+            ("opcua", "endpoint = \"opc.tcp://h:1\"\nsecurity_policy = \"None\"", "node = \"ns=2;i=5\"\nmode = \"poll\"\nsampling_ms = 100\nqueue_size = 4\ndeadband = 0.5\ndeadband_type = \"percent\""),
         ];
         for (proto, settings, addr) in cases {
             let text = format!("id = \"d\"\nprotocol = \"{proto}\"\n{settings}\n[[point]]\n{}\n", point(addr));

@@ -11,6 +11,7 @@ pub mod dlt645;
 pub mod dnp3;
 pub mod iec104;
 pub mod modbus;
+pub mod opcua;
 pub mod registry;
 
 use enos_batch::{Flags, Quality, Value};

@@ -22,8 +22,9 @@ struct Device {
 #[derive(Deserialize)]
 struct Point {
     name: String,
-    #[serde(rename = "type")]
-    data_type: String,
+    /// Modbus and IEC 104 points have one; others (OPC UA) take their node's type.
+    #[serde(default, rename = "type")]
+    data_type: Option<String>,
     min: Option<f64>,
     max: Option<f64>,
 }
@@ -33,14 +34,14 @@ impl PointTable {
     /// collector does not know go on: it answers them as unknown).
     pub fn refusal(&self, device: &str, point: &str, type_range_points: &[String]) -> Option<String> {
         let p = self.devices.iter().find(|d| d.id == device)?.points.iter().find(|p| p.name == point)?;
-        let numeric = !matches!(p.data_type.as_str(), "bool" | "bit" | "string");
+        let numeric = !matches!(p.data_type.as_deref(), Some("bool" | "bit" | "string"));
         if !numeric || (p.min.is_some() && p.max.is_some()) || type_range_points.iter().any(|n| n == point) {
             return None;
         }
         Some(format!(
             "{point}: the cloud may not write a point without a configured range (set min and max of {point}, or list it in \
              type_range_points of the sub-device to allow its whole {} range)",
-            p.data_type
+            p.data_type.as_deref().unwrap_or("data type's")
         ))
     }
 }
@@ -67,5 +68,20 @@ mod tests {
         assert_eq!(t.refusal("inv01", "free", &["free".into()]), None);
         assert_eq!(t.refusal("inv01", "nosuch", &[]), None, "the collector answers unknown points");
         assert_eq!(t.refusal("other", "free", &[]), None);
+    }
+
+    #[test]
+    fn points_of_protocols_without_a_type_key_are_read_too() {
+        // OPC UA points name a node, not a `type`; one such device must not make the whole
+        // table unreadable (every cloud write was refused with 2099)
+        let t: PointTable = serde_json::from_str(
+            r#"{"device":[{"id":"plc","point":[
+                {"name":"sp","node":"ns=2;s=S","min":0,"max":9},
+                {"name":"free","node":"ns=2;s=F"}]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(t.refusal("plc", "sp", &[]), None);
+        let why = t.refusal("plc", "free", &[]).expect("refused");
+        assert!(why.contains("to allow its whole data type's range"), "{why}");
     }
 }

@@ -1,0 +1,478 @@
+//! OPC UA: the devices of one server share one session (`enos_opcua::Client`); each device has
+//! its own subscription (its publishing interval) holding its subscribed points, and its polled
+//! points are read every `poll_interval_ms`. Changes are forwarded as they arrive, one frame per
+//! value, stamped with the source timestamp (else the server's).
+
+mod map;
+
+use crate::{Command, DeviceEvent, Driver, DriverContext, DriverFuture, Frame};
+use enos_batch::Quality;
+use enos_collector_config::opcua::{self as cfg, NodeRef, OpcuaDevice, ReadMode};
+use enos_collector_config::{Access, DeviceConfig, ProtocolConfig};
+use enos_model::device::{DeviceStatus, PointReading, WriteFailure, WriteOutcome};
+use enos_opcua::opcua::crypto::SecurityPolicy;
+use enos_opcua::opcua::types::{DataValue, MessageSecurityMode, NodeId, StatusCode, VariantScalarTypeId};
+use enos_opcua::{words, Client, Deadband, Event, Identity, Item, Settings, SubscriptionSpec};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+struct Device {
+    id: Arc<str>,
+    cfg: OpcuaDevice,
+    names: Vec<Arc<str>>,
+    /// Each point's node id (`None` when it does not convert: reported at start).
+    nodes: Vec<Option<(NodeId, Option<String>)>>,
+    /// The subscription's items, by point index.
+    subscribed: Vec<usize>,
+    polled: Vec<usize>,
+    next_poll: Instant,
+    /// The latest reading of each point (on-demand reads answer from here) and its value's
+    /// type (a write sends that type).
+    latest: Vec<Option<PointReading>>,
+    kinds: Vec<Option<VariantScalarTypeId>>,
+}
+
+pub struct OpcuaDriver {
+    devices: Vec<Device>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+impl OpcuaDriver {
+    /// `None` unless every device is an OPC UA one.
+    pub fn new(devices: &[DeviceConfig]) -> Option<Self> {
+        let devices = devices
+            .iter()
+            .map(|d| match &d.proto {
+                ProtocolConfig::Opcua(c) => Some(Device {
+                    id: Arc::from(d.id.as_str()),
+                    names: c.points.iter().map(|p| p.meta.name.clone()).collect(),
+                    nodes: c.points.iter().map(|p| NodeRef::parse(&p.at.node).and_then(|r| map::node(&r)).ok()).collect(),
+                    subscribed: (0..c.points.len()).filter(|&i| c.points[i].at.mode == ReadMode::Subscribe).collect(),
+                    polled: (0..c.points.len()).filter(|&i| c.points[i].at.mode == ReadMode::Poll).collect(),
+                    next_poll: Instant::now(),
+                    latest: vec![None; c.points.len()],
+                    kinds: vec![None; c.points.len()],
+                    cfg: c.clone(),
+                }),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()?;
+        (!devices.is_empty()).then_some(OpcuaDriver { devices })
+    }
+
+    /// The session's settings: the first device's (validation makes the devices of one server agree).
+    fn settings(&self) -> Settings {
+        let c = &self.devices[0].cfg;
+        let ms = |v: u32| Duration::from_millis(u64::from(v));
+        Settings {
+            endpoint: c.endpoint.clone(),
+            policy: match c.security_policy {
+                cfg::SecurityPolicy::None => SecurityPolicy::None,
+                cfg::SecurityPolicy::Basic256Sha256 => SecurityPolicy::Basic256Sha256,
+                cfg::SecurityPolicy::Aes128Sha256RsaOaep => SecurityPolicy::Aes128Sha256RsaOaep,
+                cfg::SecurityPolicy::Aes256Sha256RsaPss => SecurityPolicy::Aes256Sha256RsaPss,
+            },
+            mode: match c.mode() {
+                cfg::SecurityMode::None => MessageSecurityMode::None,
+                cfg::SecurityMode::Sign => MessageSecurityMode::Sign,
+                cfg::SecurityMode::SignAndEncrypt => MessageSecurityMode::SignAndEncrypt,
+            },
+            identity: match c.auth {
+                cfg::Auth::Anonymous => Identity::Anonymous,
+                cfg::Auth::Username => {
+                    Identity::UserName { user: c.username.clone().unwrap_or_default(), password: c.password.clone().unwrap_or_default() }
+                }
+                cfg::Auth::Certificate => Identity::Certificate {
+                    cert: c.user_cert.clone().unwrap_or_default().into(),
+                    key: c.user_key.clone().unwrap_or_default().into(),
+                },
+            },
+            pki_dir: c.pki_dir.clone().into(),
+            session_timeout: ms(c.session_timeout_ms),
+            request_timeout: ms(c.request_timeout_ms),
+            reconnect_min: Duration::from_millis(c.reconnect_min_ms),
+            reconnect_max: Duration::from_millis(c.reconnect_max_ms),
+        }
+    }
+
+    /// One subscription per device, its items in the order of `Device::subscribed` (a point
+    /// whose node id does not convert is left out; validation refuses such configurations).
+    fn subscriptions(&mut self) -> Vec<SubscriptionSpec> {
+        self.devices
+            .iter_mut()
+            .map(|d| {
+                d.subscribed.retain(|&i| d.nodes[i].is_some());
+                let items = d
+                    .subscribed
+                    .iter()
+                    .map(|&i| {
+                        let at = &d.cfg.points[i].at;
+                        let (node, namespace_uri) = d.nodes[i].clone().expect("kept above");
+                        Item {
+                            node,
+                            namespace_uri,
+                            sampling: at.sampling_ms.map(|s| Duration::from_millis(u64::from(s))),
+                            queue_size: at.queue_size,
+                            deadband: at.deadband.map(|v| match at.deadband_type {
+                                cfg::DeadbandType::Absolute => Deadband::Absolute(v),
+                                cfg::DeadbandType::Percent => Deadband::Percent(v),
+                            }),
+                        }
+                    })
+                    .collect();
+                SubscriptionSpec { publishing_interval: Duration::from_millis(u64::from(d.cfg.publishing_interval_ms)), items }
+            })
+            .collect()
+    }
+}
+
+impl Driver for OpcuaDriver {
+    fn devices(&self) -> Vec<String> {
+        self.devices.iter().map(|d| d.id.to_string()).collect()
+    }
+
+    fn run(self: Box<Self>, ctx: DriverContext) -> DriverFuture {
+        Box::pin(run(*self, ctx))
+    }
+}
+
+async fn run(mut drv: OpcuaDriver, mut ctx: DriverContext) -> String {
+    for d in &drv.devices {
+        ctx.status.set(DeviceStatus::new(&d.id, "opcua", "connecting", d.cfg.points.len()));
+    }
+    let settings = drv.settings();
+    let subs = drv.subscriptions();
+    let Some((client, mut events)) = connect(&drv, &mut ctx, &settings, &subs).await else {
+        return "the command queue closed".into();
+    };
+    let mut client = Arc::new(client);
+    let mut online = false;
+    let mut running = JoinSet::new();
+    loop {
+        let next_poll = drv.devices.iter().filter(|d| !d.polled.is_empty()).map(|d| d.next_poll).min();
+        tokio::select! {
+            ev = events.recv() => match ev {
+                // the client gave up its session (the server's certificate changed): a new one
+                Some(Event::Ended { reason }) => {
+                    online = false;
+                    set_state(&drv, &ctx, "offline", Some(reason));
+                    let Some((c, e)) = connect(&drv, &mut ctx, &settings, &subs).await else {
+                        return "the command queue closed".into();
+                    };
+                    (client, events) = (Arc::new(c), e);
+                }
+                Some(ev) => {
+                    if let Event::Up { .. } = ev { online = true }
+                    if let Event::Down { .. } = ev { online = false }
+                    if !on_event(&mut drv, &ctx, ev).await {
+                        return "the collector stopped taking values".into();
+                    }
+                }
+                None => return "the OPC UA session ended".into(),
+            },
+            _ = tokio::time::sleep_until(next_poll.unwrap_or_else(Instant::now)), if next_poll.is_some() => {
+                if online && !poll(&mut drv, &client, &ctx).await {
+                    return "the collector stopped taking values".into();
+                }
+                let now = Instant::now();
+                for d in drv.devices.iter_mut().filter(|d| d.next_poll <= now) {
+                    d.next_poll = now + Duration::from_millis(u64::from(d.cfg.poll_interval_ms));
+                }
+            }
+            cmd = ctx.commands.recv() => match cmd {
+                Some(cmd) => serve(&drv, &client, &mut running, cmd),
+                None => return "the command queue closed".into(),
+            },
+            Some(_) = running.join_next(), if !running.is_empty() => {}
+        }
+    }
+}
+
+/// A client, once the server answers GetEndpoints with the configured endpoint: until then
+/// tried again with backoff, commands answered meanwhile. `None` when the command queue closed.
+async fn connect(
+    drv: &OpcuaDriver,
+    ctx: &mut DriverContext,
+    settings: &Settings,
+    subs: &[SubscriptionSpec],
+) -> Option<(Client, tokio::sync::mpsc::UnboundedReceiver<Event>)> {
+    let mut backoff = settings.reconnect_min;
+    loop {
+        match Client::connect(settings, subs.to_vec()).await {
+            Ok(c) => return Some(c),
+            Err(e) => set_state(drv, ctx, "offline", Some(e.to_string())),
+        }
+        let until = Instant::now() + backoff;
+        backoff = (backoff * 2).min(settings.reconnect_max);
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => break,
+                cmd = ctx.commands.recv() => match cmd {
+                    Some(cmd) => refuse(drv, cmd, "the OPC UA server is not connected"),
+                    None => return None,
+                },
+            }
+        }
+    }
+}
+
+fn set_state(drv: &OpcuaDriver, ctx: &DriverContext, state: &str, error: Option<String>) {
+    for d in &drv.devices {
+        let mut changed = false;
+        ctx.status.update(&d.id, |s| {
+            changed = s.state != state;
+            s.state = state.into();
+            if error.is_some() {
+                s.polls_failed += 1;
+            }
+            s.last_error = error.clone();
+        });
+        if changed {
+            let reason = error.clone().unwrap_or_default();
+            let _ = ctx.events.send(DeviceEvent { device: d.id.to_string(), state: state.into(), reason });
+        }
+    }
+}
+
+/// Records and forwards one value; `false` when the frame sink is gone.
+async fn forward(d: &mut Device, pi: usize, v: &DataValue, ctx: &DriverContext) -> bool {
+    let p = &d.cfg.points[pi];
+    let code = v.status.unwrap_or(StatusCode::Good);
+    let (mut q, flags) = map::quality(code);
+    let ts = map::timestamp(v, now_ms());
+    let mut note = (!code.is_good()).then(|| words(code));
+    let value = match v.value.as_ref().map(|x| map::value(p, x)) {
+        // a Bad status's value means nothing (Part 4, 7.7.1)
+        _ if code.is_bad() => enos_batch::Value::Null,
+        Some(Ok(x)) => x,
+        None => enos_batch::Value::Null,
+        Some(Err(why)) => {
+            q = Quality::DecodeError;
+            note = Some(why);
+            enos_batch::Value::Null
+        }
+    };
+    if let Some(k) = v.value.as_ref().and_then(|x| x.scalar_type_id()) {
+        d.kinds[pi] = Some(k);
+    }
+    d.latest[pi] = Some(PointReading {
+        point: p.meta.name.to_string(),
+        value: value.clone(),
+        quality: q,
+        ts_ms: ts,
+        error: note,
+        flags: flags.names().into_iter().map(String::from).collect(),
+    });
+    ctx.status.update(&d.id, |s| s.last_ok_ms = Some(now_ms()));
+    let frame = Frame { device: d.id.clone(), ts_ms: ts, samples: vec![(d.names[pi].clone(), value, q, flags)] };
+    ctx.frames.send(frame).await.is_ok()
+}
+
+async fn on_event(drv: &mut OpcuaDriver, ctx: &DriverContext, ev: Event) -> bool {
+    match ev {
+        Event::Up { resumed } => {
+            log::info!(
+                "OPC UA server {}: session {}",
+                drv.devices[0].cfg.endpoint,
+                if resumed { "resumed" } else { "up (subscriptions made or transferred)" }
+            );
+            set_state(drv, ctx, "online", None);
+            true
+        }
+        Event::Down { reason } => {
+            log::warn!("OPC UA server {}: {reason}", drv.devices[0].cfg.endpoint);
+            set_state(drv, ctx, "offline", Some(reason));
+            true
+        }
+        Event::ItemRefused { subscription, item, reason } => {
+            let d = &mut drv.devices[subscription];
+            let pi = d.subscribed[item];
+            let why = format!("point \"{}\" ({}): {reason}", d.cfg.points[pi].meta.name, d.cfg.points[pi].at.node);
+            log::warn!("device {}: {why}", d.id);
+            d.latest[pi] = Some(refused_reading(&d.cfg.points[pi].meta.name, why.clone()));
+            ctx.status.update(&d.id, |s| s.last_error = Some(why));
+            true
+        }
+        Event::Value { subscription, item, value } => {
+            let d = &mut drv.devices[subscription];
+            let pi = d.subscribed[item];
+            forward(d, pi, &value, ctx).await
+        }
+        Event::Ended { .. } => true,
+    }
+}
+
+fn refused_reading(point: &str, why: String) -> PointReading {
+    PointReading {
+        point: point.into(),
+        value: enos_batch::Value::Null,
+        quality: Quality::DeviceException,
+        ts_ms: now_ms(),
+        error: Some(why),
+        flags: Vec::new(),
+    }
+}
+
+/// Reads the polled points of every device that is due; `false` when the frame sink is gone.
+async fn poll(drv: &mut OpcuaDriver, client: &Client, ctx: &DriverContext) -> bool {
+    let now = Instant::now();
+    for d in drv.devices.iter_mut().filter(|d| !d.polled.is_empty() && d.next_poll <= now) {
+        let mut which = Vec::new();
+        let mut nodes = Vec::new();
+        for &pi in &d.polled {
+            let Some((node, uri)) = &d.nodes[pi] else { continue };
+            match client.resolve(node, uri.as_deref()).await {
+                Ok(n) => {
+                    which.push(pi);
+                    nodes.push(n);
+                }
+                Err(code) => d.latest[pi] = Some(refused_reading(&d.cfg.points[pi].meta.name, words(code))),
+            }
+        }
+        match client.read(&nodes).await {
+            Ok(values) => {
+                ctx.status.update(&d.id, |s| s.polls_ok += 1);
+                for (pi, v) in which.into_iter().zip(values) {
+                    if !forward(d, pi, &v, ctx).await {
+                        return false;
+                    }
+                }
+            }
+            Err(code) => {
+                let why = format!("reading the polled points failed: {}", words(code));
+                ctx.status.update(&d.id, |s| {
+                    s.polls_failed += 1;
+                    s.last_error = Some(why.clone());
+                });
+            }
+        }
+    }
+    true
+}
+
+/// Answers a command while there is no session.
+fn refuse(drv: &OpcuaDriver, cmd: Command, why: &str) {
+    match cmd {
+        Command::Read { device, points, reply } => {
+            let _ = reply.send(read(drv.devices.iter().find(|d| *d.id == device), &device, &points));
+        }
+        Command::Write { reply, .. } => {
+            let _ = reply.send(WriteOutcome::failed(WriteFailure::DeviceOffline, why));
+        }
+        Command::RawRead { reply, .. } => {
+            let _ = reply.send(Err(why.into()));
+        }
+    }
+}
+
+fn serve(drv: &OpcuaDriver, client: &Arc<Client>, running: &mut JoinSet<()>, cmd: Command) {
+    let find = |id: &str| drv.devices.iter().find(|d| &*d.id == id);
+    match cmd {
+        Command::Read { device, points, reply } => {
+            let _ = reply.send(read(find(&device), &device, &points));
+        }
+        Command::RawRead { reply, .. } => {
+            let _ = reply.send(Err("the communication test reads Modbus registers; an OPC UA server is read with a read \
+                                    (its latest values)"
+                .into()));
+        }
+        Command::Write { device, point, value, reply } => {
+            let Some(d) = find(&device) else {
+                let _ = reply.send(WriteOutcome::failed(WriteFailure::UnknownDevice, format!("there is no device \"{device}\"")));
+                return;
+            };
+            let Some(pi) = d.cfg.points.iter().position(|p| *p.meta.name == *point) else {
+                let _ =
+                    reply.send(WriteOutcome::failed(WriteFailure::UnknownPoint, format!("device \"{device}\" has no point \"{point}\"")));
+                return;
+            };
+            let p = d.cfg.points[pi].clone();
+            if p.meta.access != Access::Rw {
+                let _ = reply.send(WriteOutcome::failed(WriteFailure::ReadOnly, format!("point \"{point}\" is read-only")));
+                return;
+            }
+            let Some((node, uri)) = d.nodes[pi].clone() else {
+                let _ = reply.send(WriteOutcome::failed(WriteFailure::BadValue, format!("point \"{point}\" has no usable node id")));
+                return;
+            };
+            let (client, kind) = (client.clone(), d.kinds[pi]);
+            running.spawn(async move {
+                let _ = reply.send(write(&client, &p, node, uri, kind, &value).await);
+            });
+        }
+    }
+}
+
+/// Writes one value: as the node's type (from its latest value, else read first), then the
+/// server's answer in words.
+async fn write(
+    client: &Client,
+    p: &cfg::OpcuaPoint,
+    node: NodeId,
+    uri: Option<String>,
+    kind: Option<VariantScalarTypeId>,
+    value: &serde_json::Value,
+) -> WriteOutcome {
+    let failed = |code: StatusCode| {
+        let failure = match code.sub_code().name() {
+            "BadTimeout" | "BadRequestTimeout" => WriteFailure::DeviceTimeout,
+            "BadNotConnected" | "BadConnectionClosed" | "BadCommunicationError" | "BadSessionClosed" => WriteFailure::DeviceOffline,
+            "BadTypeMismatch" => WriteFailure::BadValue,
+            "BadOutOfRange" => WriteFailure::OutOfRange,
+            _ => WriteFailure::DeviceException,
+        };
+        WriteOutcome::failed(failure, words(code))
+    };
+    let node = match client.resolve(&node, uri.as_deref()).await {
+        Ok(n) => n,
+        Err(code) => return failed(code),
+    };
+    let kind = match kind {
+        Some(k) => Some(k),
+        None => match client.read(std::slice::from_ref(&node)).await {
+            Ok(v) => v.first().and_then(|v| v.value.as_ref()).and_then(|v| v.scalar_type_id()),
+            Err(code) => return failed(code),
+        },
+    };
+    let v = match map::command(p, kind, value) {
+        Ok(v) => v,
+        Err((range, why)) => return WriteOutcome::failed(if range { WriteFailure::OutOfRange } else { WriteFailure::BadValue }, why),
+    };
+    match client.write(node, v).await {
+        Ok(()) => WriteOutcome::ok(),
+        Err(code) => failed(code),
+    }
+}
+
+/// The latest value of each point asked (all when none are named).
+fn read(d: Option<&Device>, device: &str, points: &[String]) -> Result<Vec<PointReading>, String> {
+    let d = d.ok_or_else(|| format!("there is no device \"{device}\""))?;
+    let which: Vec<usize> = if points.is_empty() {
+        (0..d.cfg.points.len()).collect()
+    } else {
+        points
+            .iter()
+            .map(|n| {
+                d.cfg.points.iter().position(|p| *p.meta.name == **n).ok_or_else(|| format!("device \"{device}\" has no point \"{n}\""))
+            })
+            .collect::<Result<_, _>>()?
+    };
+    Ok(which
+        .into_iter()
+        .map(|i| {
+            d.latest[i].clone().unwrap_or_else(|| PointReading {
+                point: d.cfg.points[i].meta.name.to_string(),
+                value: enos_batch::Value::Null,
+                quality: Quality::CommFailure,
+                ts_ms: now_ms(),
+                error: Some("the server has not sent this point yet".into()),
+                flags: Vec::new(),
+            })
+        })
+        .collect())
+}

@@ -1,0 +1,389 @@
+//! One session to one server and its subscriptions.
+
+use crate::{pki, status::words, Error};
+use futures::StreamExt;
+use opcua::client::{ClientBuilder, DataChangeCallback, IdentityToken, Session, SessionConnectMode, SessionPollResult};
+use opcua::crypto::{CertificateStore, SecurityPolicy};
+use opcua::types::{
+    AttributeId, DataChangeFilter, DataChangeTrigger, DataValue, ExtensionObject, MessageSecurityMode, MonitoredItemCreateRequest,
+    MonitoringMode, MonitoringParameters, NodeId, NumericRange, QualifiedName, ReadValueId, StatusCode, TimestampsToReturn, Variant,
+    WriteValue,
+};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// What the session needs to know, in async-opcua's types.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `opc.tcp://host:port/path`; also the URL the session uses, whatever URL the server
+    /// advertises for itself (servers often name a host the gateway cannot resolve).
+    pub endpoint: String,
+    pub policy: SecurityPolicy,
+    pub mode: MessageSecurityMode,
+    pub identity: Identity,
+    pub pki_dir: PathBuf,
+    pub session_timeout: Duration,
+    pub request_timeout: Duration,
+    pub reconnect_min: Duration,
+    pub reconnect_max: Duration,
+}
+
+#[derive(Clone)]
+pub enum Identity {
+    Anonymous,
+    UserName {
+        user: String,
+        password: String,
+    },
+    /// A user certificate (DER or PEM) and its private key (PEM).
+    Certificate {
+        cert: PathBuf,
+        key: PathBuf,
+    },
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Identity::Anonymous => f.write_str("anonymous"),
+            Identity::UserName { user, .. } => write!(f, "user {user}"),
+            Identity::Certificate { cert, .. } => write!(f, "user certificate {}", cert.display()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Deadband {
+    Absolute(f64),
+    Percent(f64),
+}
+
+/// A node to monitor. `namespace_uri` (an `nsu=` node id) replaces the node's namespace index
+/// once the session knows the server's namespace array.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub node: NodeId,
+    pub namespace_uri: Option<String>,
+    /// `None`: the publishing interval.
+    pub sampling: Option<Duration>,
+    pub queue_size: u32,
+    pub deadband: Option<Deadband>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SubscriptionSpec {
+    pub publishing_interval: Duration,
+    pub items: Vec<Item>,
+}
+
+#[derive(Debug)]
+pub enum Event {
+    /// The session is up: `resumed` when the server still had it after a break (its
+    /// subscriptions and their queued changes with it), else a new session whose subscriptions
+    /// were transferred or created again.
+    Up { resumed: bool },
+    /// The connection was lost, or an attempt to connect failed, in words.
+    Down { reason: String },
+    /// The server refused to monitor an item (`subscription`, `item` index the specs).
+    ItemRefused { subscription: usize, item: usize, reason: String },
+    /// A change of a monitored item.
+    Value { subscription: usize, item: usize, value: DataValue },
+    /// This client gave up (the server's certificate changed): connect a new one.
+    Ended { reason: String },
+}
+
+pub struct Client {
+    session: Arc<Session>,
+    /// Ends the event loop (and with it the reconnect attempts) when the client is dropped.
+    _close: opcua::client::SessionDropGuard,
+}
+
+impl Client {
+    /// Asks the server for its endpoints, picks the configured one and starts the session and
+    /// its event loop; the subscriptions are made at the first connect and kept by async-opcua
+    /// across breaks. Fails only when there is no server to talk to or no matching endpoint
+    /// (the caller tries again); everything later arrives as [`Event`]s.
+    pub async fn connect(s: &Settings, subs: Vec<SubscriptionSpec>) -> Result<(Client, mpsc::UnboundedReceiver<Event>), Error> {
+        pki::prepare(&s.pki_dir).map_err(Error::Setup)?;
+        let mut client = ClientBuilder::new()
+            .application_name("EnOS Edge collector")
+            .application_uri("urn:enos-edge:collector")
+            .product_uri("urn:enos-edge")
+            .create_sample_keypair(true)
+            .pki_dir(&s.pki_dir)
+            .trust_server_certs(false)
+            .verify_server_certs(true)
+            .session_retry_limit(-1)
+            .session_retry_initial(s.reconnect_min)
+            .session_retry_max(s.reconnect_max)
+            .session_timeout(u32::try_from(s.session_timeout.as_millis()).unwrap_or(u32::MAX))
+            .request_timeout(s.request_timeout)
+            .session_name("enos-collector")
+            // async-opcua's own remake after a server restart delivered nothing here (asyncua
+            // 2.1 server); `pump` makes them afresh instead
+            .recreate_subscriptions(false)
+            .client()
+            .map_err(|e| Error::Setup(format!("the OPC UA client settings cannot work: {}", e.join("; "))))?;
+        let unreachable = |e: opcua::types::Error| Error::Unreachable { url: s.endpoint.clone(), why: words(e.status()) };
+        let offered = client.get_server_endpoints_from_url(s.endpoint.as_str()).await.map_err(unreachable)?;
+        let want = s.policy.to_uri();
+        let Some(mut endpoint) = offered.iter().find(|e| e.security_policy_uri.as_ref() == want && e.security_mode == s.mode).cloned()
+        else {
+            let list: Vec<String> = offered
+                .iter()
+                .map(|e| format!("{} {}", SecurityPolicy::from_uri(e.security_policy_uri.as_ref()).to_str(), e.security_mode))
+                .collect();
+            return Err(Error::NoEndpoint {
+                url: s.endpoint.clone(),
+                policy: s.policy.to_str().into(),
+                mode: s.mode.to_string(),
+                offered: list.join(", "),
+            });
+        };
+        endpoint.endpoint_url = s.endpoint.as_str().into();
+        let identity = match &s.identity {
+            Identity::Anonymous => IdentityToken::Anonymous,
+            Identity::UserName { user, password } => IdentityToken::new_user_name(user.clone(), password.clone()),
+            Identity::Certificate { cert, key } => {
+                let c = CertificateStore::read_cert(cert).map_err(|e| Error::Setup(format!("user certificate {}: {e}", cert.display())))?;
+                let k = CertificateStore::read_pkey(key).map_err(|e| Error::Setup(format!("user key {}: {e}", key.display())))?;
+                IdentityToken::X509(Box::new(c), Box::new(k))
+            }
+        };
+        let (session, event_loop) = client
+            .connect_to_endpoint_directly(endpoint.clone(), identity)
+            .map_err(|e| Error::Setup(format!("the session cannot start: {e}")))?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let close = session.close_on_drop();
+        let server = Server { client, url: s.endpoint.clone(), certificate: endpoint.server_certificate, pki_dir: s.pki_dir.clone() };
+        tokio::spawn(pump(session.clone(), event_loop, subs, tx, server));
+        Ok((Client { session, _close: close }, rx))
+    }
+
+    /// The node id on this server (an `nsu=` URI replaced by its namespace index).
+    pub async fn resolve(&self, node: &NodeId, namespace_uri: Option<&str>) -> Result<NodeId, StatusCode> {
+        resolve(&self.session, node, namespace_uri).await
+    }
+
+    /// Reads the values of `nodes`, with source and server timestamps.
+    pub async fn read(&self, nodes: &[NodeId]) -> Result<Vec<DataValue>, StatusCode> {
+        let ids: Vec<ReadValueId> = nodes.iter().cloned().map(ReadValueId::from).collect();
+        self.session.read(&ids, TimestampsToReturn::Both, 0.0).await.map_err(|e| e.status())
+    }
+
+    /// Writes a value; the server's answer for it (`Good` or why not).
+    pub async fn write(&self, node: NodeId, value: Variant) -> Result<(), StatusCode> {
+        let w = WriteValue {
+            node_id: node,
+            attribute_id: AttributeId::Value as u32,
+            index_range: NumericRange::None,
+            value: DataValue { value: Some(value), ..DataValue::null() },
+        };
+        let codes = self.session.write(&[w]).await.map_err(|e| e.status())?;
+        match codes.first() {
+            Some(c) if c.is_good() => Ok(()),
+            Some(c) => Err(*c),
+            None => Err(StatusCode::BadUnknownResponse),
+        }
+    }
+}
+
+async fn resolve(session: &Session, node: &NodeId, namespace_uri: Option<&str>) -> Result<NodeId, StatusCode> {
+    let Some(uri) = namespace_uri else { return Ok(node.clone()) };
+    let ns = session.get_namespace_index(uri).await.map_err(|e| e.status())?;
+    Ok(NodeId { namespace: ns, identifier: node.identifier.clone() })
+}
+
+/// Drives the session's event loop and says what happens, in words. A session (the first, one
+/// after the server lost the old one, e.g. restarted) gets its subscriptions made afresh: the
+/// monitored items' first notifications are the values the server has now. So does a
+/// reactivated session (see below why).
+///
+/// The session keeps the server certificate it was started with; a server that now presents
+/// another one (replaced, or another machine at the address) never answers it. After a failed
+/// attempt the certificate is asked for again, and if it changed the stream ends: the driver
+/// starts a new client, which checks the new certificate against the trust list.
+async fn pump(
+    session: Arc<Session>,
+    event_loop: opcua::client::SessionEventLoop<opcua::client::transport::TcpConnector>,
+    subs: Vec<SubscriptionSpec>,
+    tx: mpsc::UnboundedSender<Event>,
+    server: Server,
+) {
+    // the ids of the subscriptions made for the current session; one remake at a time
+    let made: Arc<tokio::sync::Mutex<Vec<u32>>> = Arc::default();
+    let subs = Arc::new(subs);
+    let stream = event_loop.enter();
+    tokio::pin!(stream);
+    loop {
+        let ev = match stream.next().await {
+            None => return,
+            Some(Err(code)) => Event::Down { reason: format!("the session ended: {}", words(code)) },
+            Some(Ok(SessionPollResult::Reconnected(mode))) => {
+                let resumed = matches!(mode, SessionConnectMode::ReactivatedSession(_));
+                let (session, subs, tx, made) = (session.clone(), subs.clone(), tx.clone(), made.clone());
+                tokio::spawn(async move {
+                    let mut made = made.lock().await;
+                    // Made again after every break, the session resumed or not: asyncua 2.1 keeps
+                    // publishing a resumed session's subscription to the dead connection, and
+                    // after TransferSubscriptions to the new channel (async-opcua's way) it still
+                    // delivered nothing; a new subscription's first notifications are the values
+                    // the server has now. What the server queued in between is given up.
+                    if !made.is_empty() {
+                        let _ = session.delete_subscriptions(&made).await;
+                        made.clear();
+                    }
+                    if let Err(reason) = subscribe(&session, &subs, &tx, &mut made).await {
+                        let _ = tx.send(Event::Down { reason });
+                    }
+                });
+                Event::Up { resumed }
+            }
+            Some(Ok(SessionPollResult::ConnectionLost(code))) => {
+                Event::Down { reason: format!("the connection to the server was lost: {}", words(code)) }
+            }
+            Some(Ok(SessionPollResult::ReconnectFailed(code))) => {
+                if server.certificate_changed().await {
+                    let reason = "the server presents another certificate than at connect: connecting anew to check it".to_string();
+                    let _ = tx.send(Event::Ended { reason });
+                    return;
+                }
+                Event::Down { reason: connect_failed(code, &server.pki_dir) }
+            }
+            Some(Ok(_)) => continue,
+        };
+        if tx.send(ev).is_err() {
+            return;
+        }
+    }
+}
+
+/// The server as the session was started with it.
+struct Server {
+    client: opcua::client::Client,
+    url: String,
+    /// The certificate of the endpoint in use (empty with security None).
+    certificate: opcua::types::ByteString,
+    pki_dir: PathBuf,
+}
+
+impl Server {
+    /// Whether the server (answering GetEndpoints) now presents another certificate.
+    async fn certificate_changed(&self) -> bool {
+        if self.certificate.is_null_or_empty() {
+            return false;
+        }
+        match self.client.get_server_endpoints_from_url(self.url.as_str()).await {
+            Ok(offered) => !offered.iter().any(|e| e.server_certificate == self.certificate),
+            Err(_) => false,
+        }
+    }
+}
+
+/// Why a connect attempt failed; an untrusted server certificate says where it was put.
+fn connect_failed(code: StatusCode, pki_dir: &std::path::Path) -> String {
+    let untrusted = matches!(code.sub_code().name(), "BadCertificateUntrusted" | "BadSecurityChecksFailed" | "BadCertificateInvalid");
+    match pki::newest_rejected(pki_dir).filter(|_| untrusted) {
+        Some(p) => format!(
+            "the server's certificate is not trusted ({}): it was put in {}; to trust this server, move it to {}",
+            code.sub_code().name(),
+            p.display(),
+            pki_dir.join("trusted").display()
+        ),
+        None => format!("cannot connect to the server: {}", words(code)),
+    }
+}
+
+/// Creates each subscription and its monitored items; items the server refuses are reported
+/// one by one, a failure of the whole is the error.
+async fn subscribe(
+    session: &Session,
+    subs: &[SubscriptionSpec],
+    tx: &mpsc::UnboundedSender<Event>,
+    made: &mut Vec<u32>,
+) -> Result<(), String> {
+    for (si, spec) in subs.iter().enumerate() {
+        if spec.items.is_empty() {
+            continue;
+        }
+        let mut by_node = HashMap::new();
+        let mut requests = Vec::new();
+        let mut order = Vec::new();
+        for (ii, item) in spec.items.iter().enumerate() {
+            match resolve(session, &item.node, item.namespace_uri.as_deref()).await {
+                Ok(node) => {
+                    by_node.insert(node.clone(), ii);
+                    requests.push(request(node, item));
+                    order.push(ii);
+                }
+                Err(code) => {
+                    let reason = format!("namespace {}: {}", item.namespace_uri.as_deref().unwrap_or_default(), words(code));
+                    let _ = tx.send(Event::ItemRefused { subscription: si, item: ii, reason });
+                }
+            }
+        }
+        let publishing = spec.publishing_interval.max(Duration::from_millis(10));
+        // The server keeps the subscription for lifetime × interval without a publish request:
+        // long enough to ride out a break the session itself survives.
+        let keep_alive = (10_000 / publishing.as_millis().max(1) as u32).clamp(1, 1000);
+        let lifetime = (keep_alive * 3).max((120_000 / publishing.as_millis().max(1)) as u32);
+        let values = tx.clone();
+        let callback = DataChangeCallback::new(move |value, item| {
+            if let Some(&ii) = by_node.get(&item.item_to_monitor().node_id) {
+                let _ = values.send(Event::Value { subscription: si, item: ii, value });
+            }
+        });
+        let id = session
+            .create_subscription(publishing, lifetime, keep_alive, 0, 0, true, callback)
+            .await
+            .map_err(|e| format!("the server refused the subscription: {}", words(e.status())))?;
+        made.push(id);
+        let created = session
+            .create_monitored_items(id, TimestampsToReturn::Both, requests)
+            .await
+            .map_err(|e| format!("the server refused the monitored items: {}", words(e.status())))?;
+        for (ii, c) in order.into_iter().zip(created) {
+            if !c.result.status_code.is_good() {
+                let _ = tx.send(Event::ItemRefused { subscription: si, item: ii, reason: words(c.result.status_code) });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn request(node: NodeId, item: &Item) -> MonitoredItemCreateRequest {
+    let filter = match item.deadband {
+        None => ExtensionObject::null(),
+        Some(d) => {
+            let (kind, value) = match d {
+                Deadband::Absolute(v) => (1, v),
+                Deadband::Percent(v) => (2, v),
+            };
+            ExtensionObject::from_message(DataChangeFilter {
+                trigger: DataChangeTrigger::StatusValue,
+                deadband_type: kind,
+                deadband_value: value,
+            })
+        }
+    };
+    MonitoredItemCreateRequest::new(
+        ReadValueId {
+            node_id: node,
+            attribute_id: AttributeId::Value as u32,
+            index_range: NumericRange::None,
+            data_encoding: QualifiedName::null(),
+        },
+        MonitoringMode::Reporting,
+        MonitoringParameters {
+            client_handle: 0,
+            // -1 asks for the publishing interval
+            sampling_interval: item.sampling.map_or(-1.0, |d| d.as_secs_f64() * 1000.0),
+            filter,
+            queue_size: item.queue_size,
+            discard_oldest: true,
+        },
+    )
+}

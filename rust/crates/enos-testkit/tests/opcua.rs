@@ -1,0 +1,332 @@
+//! OPC UA end to end: an asyncua server (peers/opcua_server.py), the collector's OPC UA driver,
+//! the uplink and the cloud simulator. Subscribed values with their source timestamps and
+//! qualities reach the cloud, a polled point is read, writes go through the cloud's
+//! measurepoint/set and enosctl, the session comes back after the server restarts; with
+//! Basic256Sha256 SignAndEncrypt and a user name, an untrusted server certificate is refused
+//! (put in rejected/, said in the device's last error) until it is trusted, and a server with
+//! another certificate is refused again; after a network break (a TCP proxy cut) the session
+//! survives, it is resumed and the values the server has then reach the cloud.
+
+use enos_testkit::cloud_sim::CloudSim;
+use enos_testkit::harness::{run_tool, spawn_service, uplink_toml_one_device, Bus, Mosquitto};
+use enos_testkit::wait_for;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// The asyncua server, answering each stdin line on stdout.
+struct Server {
+    child: Child,
+    stdin: ChildStdin,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Server {
+    fn start(port: u16, dir: &Path, args: &[&str]) -> Server {
+        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../..");
+        let python = std::env::var_os("ENOS_VENV").map_or(repo.join("build/venv/bin/python3"), |v| PathBuf::from(v).join("bin/python3"));
+        let mut child = Command::new(python)
+            .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("peers/opcua_server.py"))
+            .arg(port.to_string())
+            .arg(dir)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the asyncua server");
+        let stdin = child.stdin.take().unwrap();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || out.lines().map_while(Result::ok).try_for_each(|l| tx.send(l)));
+        let s = Server { child, stdin, lines };
+        s.expect("ready");
+        s
+    }
+
+    fn expect(&self, prefix: &str) -> String {
+        loop {
+            match self.lines.recv_timeout(Duration::from_secs(30)) {
+                Ok(l) if l.starts_with(prefix) || l.starts_with("error") => return l,
+                Ok(_) => {}
+                Err(e) => panic!("the server did not print {prefix:?}: {e}"),
+            }
+        }
+    }
+
+    fn send(&mut self, line: &str) -> String {
+        writeln!(self.stdin, "{line}").unwrap();
+        let answer = self.expect("ok ");
+        assert!(answer.starts_with(&format!("ok {line}")), "{answer}");
+        answer
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+const POINTS: &str = "[[device.point]]\nname = \"P\"\nnode = \"ns=2;s=P\"\n\
+     [[device.point]]\nname = \"count\"\nnode = \"nsu=urn:enos:test;i=1001\"\nqueue_size = 10\n\
+     [[device.point]]\nname = \"F\"\nnode = \"ns=2;g=09087e75-8e5e-499b-954f-f2a9603db28a\"\n\
+     [[device.point]]\nname = \"polled\"\nnode = \"ns=2;b=AQID\"\nmode = \"poll\"\nscale = 0.5\n\
+     [[device.point]]\nname = \"setpoint\"\nnode = \"ns=2;s=Setpoint\"\naccess = \"rw\"\nmin = 0\nmax = 100\n\
+     [[device.point]]\nname = \"locked\"\nnode = \"ns=2;s=Locked\"\naccess = \"rw\"\nmin = 0\nmax = 100\n";
+
+struct Edge {
+    dir: tempfile::TempDir,
+    bus: Bus,
+    _broker: Mosquitto,
+    cloud: CloudSim,
+    _services: Vec<enos_testkit::harness::Proc>,
+}
+
+impl Edge {
+    /// The services with one OPC UA device "plc" of these settings.
+    async fn start(dir: tempfile::TempDir, settings: &str) -> Edge {
+        let bus = Bus::start(dir.path());
+        let broker = Mosquitto::start(dir.path());
+        let cloud = CloudSim::start(broker.port, HashMap::from([("gw01".to_string(), "s".to_string())])).await;
+        std::fs::write(
+            dir.path().join("collector.toml"),
+            format!(
+                "[push]\ninterval_ms = 100\n[[device]]\nid = \"plc\"\nprotocol = \"opcua\"\n{settings}\n\
+                 publishing_interval_ms = 100\npoll_interval_ms = 200\nreconnect_min_ms = 200\nreconnect_max_ms = 1000\n{POINTS}"
+            ),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("uplink.toml"), uplink_toml_one_device(&cloud.uri(), &dir.path().join("cache"), "plc")).unwrap();
+        let log = dir.path().join("services.log");
+        let uplink = spawn_service("enos-uplink", &dir.path().join("uplink.toml"), &bus.address, &log);
+        let collector = spawn_service("enos-collector", &dir.path().join("collector.toml"), &bus.address, &log);
+        Edge { dir, bus, _broker: broker, cloud, _services: vec![uplink, collector] }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("services.log")).unwrap_or_default()
+    }
+
+    /// The latest sample of `point` at the cloud that `ok` accepts (the services' log if none).
+    async fn at_cloud(
+        &self,
+        point: &str,
+        what: &str,
+        ok: impl Fn(&enos_testkit::cloud_sim::Point) -> bool,
+    ) -> enos_testkit::cloud_sim::Point {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+        loop {
+            if let Some(p) = self.cloud.with(|r| r.points.iter().rev().find(|p| p.point == point && ok(p)).cloned()) {
+                return p;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{what}: not at the cloud\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The device's last error, once `ok` accepts it.
+    async fn last_error(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let log = || self.log();
+        let found = tokio::time::timeout(
+            Duration::from_secs(40),
+            wait_for(60, what, || {
+                let (_, out, _) = run_tool("enosctl", &["--json", "devices"], &self.bus.address);
+                let devs: Vec<serde_json::Value> = serde_json::from_str(&out).ok()?;
+                let e = devs.iter().find(|d| d["id"] == "plc")?["last_error"].as_str()?.to_string();
+                ok(&e).then_some(e)
+            }),
+        )
+        .await;
+        found.unwrap_or_else(|_| panic!("{what}: not said\n{}", log()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribed_values_qualities_writes_and_a_server_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut server = Server::start(port, &dir.path().join("server"), &[]);
+    let pki = dir.path().join("pki");
+    let e = Edge::start(
+        dir,
+        &format!("endpoint = \"opc.tcp://127.0.0.1:{port}/enos/test\"\nsecurity_policy = \"None\"\npki_dir = \"{}\"", pki.display()),
+    )
+    .await;
+
+    // the values the server has when the subscription is made, in every node id form
+    let p = e.at_cloud("P", "P's first value", |p| p.value == serde_json::json!(231.5)).await;
+    assert_eq!(p.device_key.as_deref(), Some("plc"));
+    e.at_cloud("count", "the nsu= node", |p| p.value == serde_json::json!(7)).await;
+    e.at_cloud("F", "the GUID node (a Float as its decimal)", |p| p.value == serde_json::json!(1.25)).await;
+    e.at_cloud("polled", "the polled ByteString node, scaled", |p| p.value == serde_json::json!(1.5)).await;
+
+    // a change with the source's timestamp (a recent instant: the cache drops older samples)
+    let at = now_ms() - 61_234;
+    server.send(&format!("set ns=2;s=P 232.25 - {at}"));
+    let p = e.at_cloud("P", "the change", |p| p.value == serde_json::json!(232.25)).await;
+    assert_eq!(p.time, at, "the source timestamp is the sample's time");
+
+    // status codes: Uncertain is doubtful (its value kept), Bad invalid (a Bad value means
+    // nothing), with the flags that say why
+    server.send(&format!("set ns=2;s=P 233 UncertainLastUsableValue {}", now_ms()));
+    e.at_cloud("P", "a doubtful value", |p| p.value == serde_json::json!({"value": 233, "quality": 6 + (2 << 8)})).await;
+    server.send(&format!("set ns=2;s=P 0 BadSensorFailure {}", now_ms()));
+    e.at_cloud("P", "an invalid value", |p| p.value == serde_json::json!({"value": null, "quality": 5 + (1 << 8)})).await;
+    let (ok, out, err) = run_tool("enosctl", &["--json", "read", "plc", "P"], &e.bus.address);
+    assert!(ok, "{err}");
+    let r: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(r[0]["quality"], "invalid", "{out}");
+    assert!(r[0]["error"].as_str().unwrap().contains("sensor failure (BadSensorFailure, 0x808C0000)"), "{out}");
+
+    // a write from the cloud reaches the node as its type; a node the server will not write is
+    // refused with the server's reason
+    let set =
+        |id: &str, body: &str| format!(r#"{{"id":"{id}","version":"1.0","method":"thing.service.measurepoint.set","params":{body}}}"#);
+    let topic = "/sys/pkM/plc/thing/service/measurepoint/set";
+    e.cloud.command(topic, set("1", r#"{"setpoint":42.5}"#).as_bytes()).await;
+    e.cloud.command(topic, set("2", r#"{"locked":1}"#).as_bytes()).await;
+    let replies = wait_for(30, "two command replies", || {
+        let r = e.cloud.with(|r| r.command_replies.clone());
+        (r.len() >= 2).then_some(r)
+    })
+    .await;
+    let code = |id: &str| replies.iter().find(|(_, v)| v["id"] == id).map(|(_, v)| v["code"].as_i64().unwrap());
+    assert_eq!((code("1"), code("2")), (Some(200), Some(2006)), "{replies:?}\n{}", e.log());
+    assert_eq!(server.send("get ns=2;s=Setpoint"), "ok get ns=2;s=Setpoint 42.5");
+    let (ok, _, err) = run_tool("enosctl", &["write", "plc", "locked", "5"], &e.bus.address);
+    // (asyncua answers a node that is not writable with BadUserAccessDenied)
+    assert!(!ok && err.contains("this user may not do that on the server (BadUserAccessDenied, 0x801F0000)"), "{err}");
+
+    // the server stops and comes back with other values: the session is made again, the
+    // subscription recreated, and the values the server has now reach the cloud
+    drop(server);
+    e.last_error("the break said", |s| s.contains("connection to the server")).await;
+    let _server = Server::start(port, &e.dir.path().join("server"), &["--init", "ns=2;s=P=240.5", "ns=2;i=1001=8"]);
+    e.at_cloud("P", "P after the restart", |p| p.value == serde_json::json!(240.5)).await;
+    e.at_cloud("count", "count after the restart", |p| p.value == serde_json::json!(8)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_and_encrypt_with_a_user_refuses_an_untrusted_server_until_it_is_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let server_dir = dir.path().join("server");
+    let server = Server::start(port, &server_dir, &["--secure", "--user", "operator:s3cret"]);
+    let pki = dir.path().join("pki");
+    let e = Edge::start(
+        dir,
+        &format!(
+            "endpoint = \"opc.tcp://127.0.0.1:{port}/enos/test\"\nsecurity_policy = \"Basic256Sha256\"\n\
+             auth = \"username\"\nusername = \"operator\"\npassword = \"s3cret\"\npki_dir = \"{}\"",
+            pki.display()
+        ),
+    )
+    .await;
+
+    // the gateway made its certificate; the server's is not trusted yet: refused, kept in
+    // rejected/ and said in the device's last error
+    let why = e.last_error("the untrusted server said", |s| s.contains("not trusted")).await;
+    assert!(why.contains(&pki.join("rejected").display().to_string()) && why.contains("move it to"), "{why}");
+    assert!(pki.join("own/cert.der").exists() && pki.join("private/private.pem").exists());
+    let rejected: Vec<PathBuf> = std::fs::read_dir(pki.join("rejected")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert!(e.cloud.with(|r| r.points.iter().all(|p| p.point != "P")), "no value from an untrusted server");
+
+    // trusted by the administrator: the next attempt connects, encrypted, as the user
+    std::fs::rename(&rejected[0], pki.join("trusted").join(rejected[0].file_name().unwrap())).unwrap();
+    e.at_cloud("P", "P over SignAndEncrypt", |p| p.value == serde_json::json!(231.5)).await;
+
+    // another server (another certificate) at the same address is refused again
+    drop(server);
+    let _other = Server::start(port, &e.dir.path().join("other-server"), &["--secure", "--user", "operator:s3cret"]);
+    let why = e.last_error("the other server refused", |s| s.contains("not trusted")).await;
+    assert!(why.contains("rejected"), "{why}");
+}
+
+/// A TCP proxy between the gateway and the server whose connections can be cut (a network
+/// break the server does not notice as its own restart).
+struct Proxy {
+    port: u16,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Proxy {
+    async fn start(to: u16) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let p = Proxy { port, cut: Default::default(), conns: Default::default() };
+        let (cut, conns) = (p.cut.clone(), p.conns.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if cut.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue; // dropped: the gateway sees the connection closed
+                }
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                conns.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        p
+    }
+
+    /// Drops every connection and refuses new ones until `restore`.
+    fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.conns.lock().unwrap().drain(..).for_each(|c| c.abort());
+    }
+
+    fn restore(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_network_break_the_session_survives_the_current_values_arrive() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut server = Server::start(port, &dir.path().join("server"), &[]);
+    let proxy = Proxy::start(port).await;
+    let pki = dir.path().join("pki");
+    let e = Edge::start(
+        dir,
+        &format!(
+            "endpoint = \"opc.tcp://127.0.0.1:{}/enos/test\"\nsecurity_policy = \"None\"\npki_dir = \"{}\"",
+            proxy.port,
+            pki.display()
+        ),
+    )
+    .await;
+    e.at_cloud("count", "count's first value", |p| p.value == serde_json::json!(7)).await;
+
+    proxy.cut();
+    e.last_error("the break said", |s| s.contains("connection to the server")).await;
+    // three changes while the gateway cannot hear them
+    let t0 = now_ms() - 3_000;
+    for (i, v) in [8, 9, 10].iter().enumerate() {
+        server.send(&format!("set ns=2;i=1001 {v} - {}", t0 + i as u64 * 1000));
+    }
+    proxy.restore();
+    wait_for(40, "the session resumed (the server kept it)", || e.log().contains("session resumed").then_some(())).await;
+    // What arrives is the value the server has now (the subscription made again). The changes in
+    // between (8, 9) are not: asyncua published them to the dead connection; recovering them
+    // would need Republish, which is not done (docs/protocols/opcua.md).
+    let p = e.at_cloud("count", "the value after the break", |p| p.value == serde_json::json!(10)).await;
+    assert_eq!(p.time, t0 + 2000, "its source timestamp");
+}
