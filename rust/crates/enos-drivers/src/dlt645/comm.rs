@@ -30,7 +30,7 @@ pub async fn read(line: &dlt::Line, m: &MeterCfg, offline: bool, req: &Identifie
         // the meter's own point for this identifier decodes it as configured, else the standard's format
         let configured = m.cfg.points.iter().zip(&m.points).find(|(p, _)| p.at.di.eq_ignore_ascii_case(&di));
         if let (None, Some((p, _))) = (known, configured) {
-            (r.name, r.unit) = (format!("point \"{}\"", p.meta.name), p.meta.unit.clone());
+            (r.name, r.unit) = (format!("point \"{}\"", p.meta.name), p.meta.unit.to_string());
         }
         let format = configured.and_then(|(_, pt)| pt.as_ref().ok()).map(|pt| pt.format).or(known.map(|k| k.format));
         if let Some(why) = &silent {

@@ -166,7 +166,7 @@ async fn on_event(drv: &mut Iec104Driver, routes: &Routes, ctx: &DriverContext, 
         Event::Value { ca, ioa, value, quality, time, cot, type_id } => {
             let point = routes.get(&(ca, ioa)).map(|&(di, pi)| drv.devices[di].cfg.points[pi].meta.name.clone());
             for t in &mut drv.tests {
-                t.offer(ca, cot, || comm::object(ioa, type_id, value, quality, time, point.clone()), ioa);
+                t.offer(ca, cot, || comm::object(ioa, type_id, value, quality, time, point.as_deref().map(String::from)), ioa);
             }
             let Some(&(di, pi)) = routes.get(&(ca, ioa)) else { return true };
             let d = &mut drv.devices[di];
