@@ -75,6 +75,8 @@ pub struct Report {
     pub minutes: f64,
     /// Set when a cycle did not recover or the end did not settle: the campaign stopped there.
     pub stalled: Option<String>,
+    /// Where the services' log and the cache of a failed campaign were kept.
+    pub evidence: Option<String>,
 }
 
 impl Report {
@@ -110,6 +112,9 @@ impl Report {
         let _ = writeln!(t, "| figure | value |\n|---|---:|");
         for (k, v) in rows {
             let _ = writeln!(t, "| {k} | {v} |");
+        }
+        if let Some(d) = &self.evidence {
+            let _ = writeln!(t, "\nthe services' log and cache are kept in {d}");
         }
         if let Some(s) = &self.stalled {
             let _ = writeln!(t, "\nSTOPPED: {s}");
@@ -219,12 +224,7 @@ pub async fn run(plan: &Plan, mut progress: impl FnMut(usize, Fault)) -> Report 
         // Recovered: a value read after the restart reached the cloud.
         let last = served_at_kill.iter().copied().max().unwrap_or(0) as u64;
         if !until(60, || max_received(&e).is_some_and(|m| m > last)).await {
-            rep.stalled = Some(format!(
-                "cycle {} ({}): no new value reached the cloud within 60 s (log {})",
-                i + 1,
-                fault.label(),
-                e.log().display()
-            ));
+            rep.stalled = Some(format!("cycle {} ({}): no new value reached the cloud within 60 s", i + 1, fault.label()));
             break;
         }
         let dupes = counter_duplicates(&e);
@@ -238,7 +238,19 @@ pub async fn run(plan: &Plan, mut progress: impl FnMut(usize, Fault)) -> Report 
     rep.minutes = started.elapsed().as_secs_f64() / 60.0;
     failed_reads += e.failed_polls();
     settle_and_count(&mut e, &mut rep, &windows, failed_reads).await;
+    if !rep.passed() {
+        keep_evidence(&e, &mut rep);
+    }
     rep
+}
+
+/// The edge's temp dir goes with it: a failed campaign keeps the services' log and the cache.
+fn keep_evidence(e: &Edge, rep: &mut Report) {
+    let keep = std::env::temp_dir().join(format!("enos-campaign-{}-{}", rep.seed, std::process::id()));
+    let copied = std::process::Command::new("cp").arg("-a").arg(e.dir.path()).arg(&keep).status().is_ok_and(|s| s.success());
+    if copied {
+        rep.evidence = Some(keep.display().to_string());
+    }
 }
 
 /// Unplugs the device, lets everything through, and sorts every served value into reached,
@@ -264,7 +276,7 @@ async fn settle_and_count(e: &mut Edge, rep: &mut Report, windows: &[(Range<usiz
     // Everything served is either in the cloud or allowed to be missing; the sender may still be
     // resuming the backlog of the last kills.
     if !until(120, || missing(e).len() <= allowed_missing && max_received(e) >= served.iter().max().map(|m| *m as u64)).await {
-        rep.stalled.get_or_insert_with(|| format!("the backlog did not drain within 120 s (log {})", e.log().display()));
+        rep.stalled.get_or_insert_with(|| "the backlog did not drain within 120 s".to_string());
     }
     let missing = missing(e);
     rep.served = served.len();
