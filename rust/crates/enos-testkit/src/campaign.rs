@@ -185,12 +185,14 @@ pub async fn run(plan: &Plan, mut progress: impl FnMut(usize, Fault)) -> Report 
     }
     let started = Instant::now();
     let mut dupes_before = counter_duplicates(&e);
+    // (when, values served by then), kept across cycles: a kill soon after the previous cycle's
+    // recovery still gets its whole window.
+    let mut timeline: VecDeque<(Instant, usize)> = VecDeque::new();
     for i in 0..plan.cycles {
         let fault = Fault::ALL[i % 3];
         // The random moment; while waiting, note how many values were served when, so a collector
         // kill's window can be cut by time.
         let kill_at = Instant::now() + Duration::from_millis(rng.next() % plan.max_delay_ms.max(1));
-        let mut timeline: VecDeque<(Instant, usize)> = VecDeque::new();
         let failed_before = if fault.kills_collector() { e.failed_polls() } else { 0 };
         loop {
             let now = Instant::now();
@@ -223,7 +225,12 @@ pub async fn run(plan: &Plan, mut progress: impl FnMut(usize, Fault)) -> Report 
         }
         // Recovered: a value read after the restart reached the cloud.
         let last = served_at_kill.iter().copied().max().unwrap_or(0) as u64;
-        if !until(60, || max_received(&e).is_some_and(|m| m > last)).await {
+        if !until(60, || {
+            timeline.push_back((Instant::now(), e.served().len()));
+            max_received(&e).is_some_and(|m| m > last)
+        })
+        .await
+        {
             rep.stalled = Some(format!("cycle {} ({}): no new value reached the cloud within 60 s", i + 1, fault.label()));
             break;
         }
