@@ -2,7 +2,9 @@
 //! (CONNECT-checking front + protocol responder on a real mosquitto), and a harness that runs a
 //! private dbus-daemon, mosquitto and the real service binaries.
 
+pub mod campaign;
 pub mod cloud_sim;
+pub mod edge;
 pub mod harness;
 pub mod http_file;
 pub mod iec104_sim;

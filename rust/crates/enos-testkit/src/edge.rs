@@ -1,0 +1,213 @@
+//! One edge gateway on real parts, for end-to-end tests and the fault campaign: the service
+//! binaries on a private dbus-daemon, a real mosquitto behind the cloud simulator, RocksDB in a
+//! temp dir, a simulated Modbus device whose `counter` point counts up at every read.
+
+use crate::cloud_sim::CloudSim;
+use crate::harness::{run_tool, spawn_service, Bus, Mosquitto, Proc};
+use crate::modbus_sim::SimServer;
+use crate::wait_for;
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+
+pub const PK: &str = "pkGW";
+pub const GW: &str = "gw01";
+pub const SUB_PK: &str = "pkInv";
+
+pub struct Edge {
+    pub dir: tempfile::TempDir,
+    pub bus: Bus,
+    pub broker: Mosquitto,
+    pub cloud: CloudSim,
+    pub sim: SimServer,
+    pub collector: Proc,
+    pub uplink: Proc,
+}
+
+pub fn collector_toml(addr: &str) -> String {
+    format!(
+        r#"
+[push]
+interval_ms = 100
+
+[[device]]
+id = "inv01"
+protocol = "modbus-tcp"
+address = "{addr}"
+timeout_ms = 2000
+retries = 0
+offline_after = 2
+reconnect_min_ms = 100
+reconnect_max_ms = 400
+poll_groups = [{{ name = "fast", interval_ms = 100 }}, {{ name = "slow", interval_ms = 300 }}]
+points_csv = "inv01.csv"
+"#
+    )
+}
+
+pub const POINTS_CSV: &str = "name,area,address,type,order,scale,group,access,min,max\n\
+counter,holding,0,u32,ABCD,,fast,r,,\n\
+power,holding,2,f32,CDAB,,fast,r,,\n\
+setpoint,holding,10,u16,,0.1,slow,rw,0,100\n\
+broken,holding,20,u16,,,slow,rw,0,100\n\
+switch,coil,0,bool,,,slow,rw,,\n";
+
+pub fn uplink_toml(uri: &str, cache: &std::path::Path) -> String {
+    format!(
+        r#"
+[cloud]
+uri = "{uri}"
+allow_plain = true
+product_key = "{PK}"
+device_key = "{GW}"
+device_secret = "gw-secret"
+reconnect_min_ms = 200
+reconnect_max_ms = 1000
+
+[cache]
+dir = "{}"
+
+[sender]
+resume_after_s = 2
+reply_timeout_s = 3
+max_attempts = 3
+
+[health]
+interval_s = 1
+
+[[sub_device]]
+device = "inv01"
+product_key = "{SUB_PK}"
+device_key = "inv01"
+device_secret = "inv-secret"
+"#,
+        cache.display()
+    )
+}
+
+impl Edge {
+    pub async fn start() -> Edge {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = Bus::start(dir.path());
+        let broker = Mosquitto::start(dir.path());
+        let cloud = CloudSim::start(broker.port, HashMap::from([(GW.to_string(), "gw-secret".to_string())])).await;
+        let sim = SimServer::start(1).await;
+        sim.with(|s| {
+            s.counters.push(0);
+            // power = 231.4 as f32, CDAB
+            s.holding.insert(2, 0x6666);
+            s.holding.insert(3, 0x4367);
+            s.forbidden.push(20);
+        });
+        std::fs::write(dir.path().join("collector.toml"), collector_toml(&sim.addr.to_string())).unwrap();
+        std::fs::write(dir.path().join("inv01.csv"), POINTS_CSV).unwrap();
+        std::fs::write(dir.path().join("uplink.toml"), uplink_toml(&cloud.uri(), &dir.path().join("cache"))).unwrap();
+        let mut e = Edge {
+            collector: Proc { child: None, name: String::new() },
+            uplink: Proc { child: None, name: String::new() },
+            dir,
+            bus,
+            broker,
+            cloud,
+            sim,
+        };
+        e.start_uplink();
+        e.start_collector();
+        e
+    }
+    pub fn log(&self) -> PathBuf {
+        self.dir.path().join("services.log")
+    }
+    pub fn start_uplink(&mut self) {
+        self.uplink = spawn_service("enos-uplink", &self.dir.path().join("uplink.toml"), &self.bus.address, &self.log());
+    }
+    pub fn start_collector(&mut self) {
+        self.collector = spawn_service("enos-collector", &self.dir.path().join("collector.toml"), &self.bus.address, &self.log());
+    }
+    pub fn served(&self) -> Vec<u32> {
+        self.sim.with(|s| s.served.get(&0).cloned().unwrap_or_default())
+    }
+    /// Counter values the cloud stored (with duplicates).
+    pub fn received(&self) -> Vec<(u64, u64, bool)> {
+        self.cloud.with(|r| {
+            r.points
+                .iter()
+                .filter(|p| p.point == "counter" && p.device_key.as_deref() == Some("inv01") && p.product_key.as_deref() == Some(SUB_PK))
+                .filter_map(|p| p.value.as_u64().map(|v| (v, p.time, p.resume)))
+                .collect()
+        })
+    }
+    /// Failed polls of inv01 so far, as the collector reports them.
+    pub fn failed_polls(&self) -> usize {
+        let (_, out, _) = run_tool("enosctl", &["--json", "devices"], &self.bus.address);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+        v.as_array().and_then(|a| a.iter().find(|d| d["id"] == "inv01")).and_then(|d| d["polls_failed"].as_u64()).unwrap_or(0) as usize
+    }
+
+    /// Stops the device so nothing new is served, then waits until the cloud has every value.
+    ///
+    /// A value can be served and still never be collected without any fault of the data path:
+    /// when the collector timed out on that read (the answer came too late, the poll failed), or
+    /// for the very last read, answered while the device was being unplugged. So: every served
+    /// value must arrive except at most one per failed poll before the unplug, and the last one.
+    pub async fn settle(&mut self) -> (Vec<u32>, Vec<(u64, u64, bool)>) {
+        self.settle_allowing(0).await
+    }
+
+    /// `extra`: values that may go missing beyond the accounted ones (see the kill -9 test).
+    pub async fn settle_allowing(&mut self, extra: usize) -> (Vec<u32>, Vec<(u64, u64, bool)>) {
+        let allowance = self.failed_polls() + extra;
+        self.sim.unplug();
+        // let in-flight polls finish: the served list stops growing
+        let mut last = usize::MAX;
+        wait_for(10, "the device to go quiet", || {
+            let n = self.served().len();
+            let quiet = n == last;
+            last = n;
+            std::thread::sleep(std::time::Duration::from_millis(400));
+            quiet.then_some(())
+        })
+        .await;
+        let served = self.served();
+        let mut want: BTreeSet<u64> = served.iter().map(|&v| v as u64).collect();
+        let last_served = want.iter().next_back().copied();
+        let log = self.log();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut done = false;
+        while !done && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let got: BTreeSet<u64> = self.received().iter().map(|r| r.0).collect();
+            let missing = want.difference(&got).count();
+            done = missing <= allowance && got.iter().next_back() >= want.iter().next_back();
+        }
+        if !done {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(80).collect::<Vec<_>>().into_iter().rev().collect();
+            eprintln!("---- services.log (last 80 lines) ----\n{}", tail.join("\n"));
+            let keep = std::env::temp_dir().join(format!("enos-data-path-{}.log", std::process::id()));
+            let _ = std::fs::copy(&log, &keep);
+            eprintln!("---- the whole log is kept in {} ----", keep.display());
+        }
+        wait_for(1, "every served counter value to reach the cloud", || {
+            let got: BTreeSet<u64> = self.received().iter().map(|r| r.0).collect();
+            if let Some(l) = last_served {
+                if !got.contains(&l) && got.iter().next_back().is_some_and(|g| *g + 1 == l) {
+                    want.remove(&l); // the unplug race
+                }
+            }
+            let missing: Vec<_> = want.difference(&got).collect();
+            if missing.len() <= allowance && got.iter().next_back() >= want.iter().next_back() {
+                Some(())
+            } else {
+                eprintln!(
+                    "still missing {} values (allowed {allowance}), e.g. {:?}; log {}",
+                    missing.len(),
+                    &missing[..missing.len().min(10)],
+                    log.display()
+                );
+                None
+            }
+        })
+        .await;
+        (served, self.received())
+    }
+}
