@@ -101,13 +101,18 @@ impl Agent {
         self.file.history()
     }
 
-    /// `version` is the committed release: during the trial boot of a new slot (job state
-    /// `rebooting` / `verifying`) it is still the version the job started from, so the uplink's
-    /// `inform` on connect does not announce the new version before the health check committed it.
+    /// `version` is the committed release: while a job runs it is the version the job started
+    /// from, so the uplink's `inform` on connect does not announce the new version before the
+    /// health check committed it. That includes `installing`: after a power cut between the armed
+    /// trial and the saved `rebooting`, the new slot boots with the job file still saying so.
     pub fn status(&self) -> OtaStatus {
         let job = self.job.lock().expect("job").clone();
         let version = match &job {
-            Some(j) if matches!(j.state.as_str(), "rebooting" | "verifying") && !j.from_version.is_empty() => j.from_version.clone(),
+            Some(j)
+                if matches!(j.state.as_str(), "downloading" | "installing" | "rebooting" | "verifying") && !j.from_version.is_empty() =>
+            {
+                j.from_version.clone()
+            }
             _ => self.os_version(),
         };
         OtaStatus {
@@ -749,7 +754,12 @@ pub(crate) mod tests {
         drop(a);
         b.boot("B", "2.0.0");
         let a = b.agent();
+        // The uplink asks on connect, maybe before the agent's start looked at the job: the
+        // committed release, not the one on trial (the QEMU tier's scenario h saw 2.0.0 informed
+        // before progress 100).
+        assert_eq!(a.status().version, "1.0.0", "the trial's version is not reported before its commit");
         a.clone().resume().await;
+        assert_eq!(a.status().version, "2.0.0");
         let last = a.history().pop().expect("the job ended");
         assert_eq!((last.state.as_str(), last.step), ("committed", 100), "{last:?}");
         let st = b.status();
