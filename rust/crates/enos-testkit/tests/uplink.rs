@@ -369,3 +369,15 @@ async fn a_cloud_write_to_a_point_without_a_range_is_refused_in_words() {
     let writes = e.sim.with(|s| s.writes.clone());
     assert_eq!(writes, vec![(13, vec![6])], "a refused command wrote something");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_of_the_gateway_it_does_not_have_is_refused_in_words() {
+    let e = Edge::start().await;
+    wait_for(30, "the session up", || (e.received().len() >= 3).then_some(())).await;
+    let body = r#"{"id":"g1","version":"1.0","method":"thing.service.noSuchService","params":{"a":1}}"#;
+    e.cloud.command(&format!("/sys/{PK}/{GW}/thing/service/noSuchService"), body.as_bytes()).await;
+    let replies = e.replies(&["g1"]).await;
+    let r = &replies["g1"];
+    assert_eq!(r["code"], enos_cloud::codes::NO_HANDLER, "{r}");
+    assert_eq!(r["message"], "the gateway has no service \"noSuchService\"", "{r}");
+}

@@ -95,6 +95,14 @@ async fn run_queue(shared: Arc<Shared>, cli: Client, device: String, mut rx: mps
 
 /// Executes one command and answers it; returns the answer.
 async fn execute(shared: &Arc<Shared>, cli: &Client, device: &str, cmd: &Command) -> (i64, String) {
+    if let (GATEWAY_DEVICE, CommandKind::Service { service, writes }) = (device, &cmd.kind) {
+        let params = serde_json::Value::Object(writes.iter().flatten().cloned().collect());
+        let a = crate::gateway_services::call(shared, service, &params).await;
+        // A repeated id gets the code and message again, not the output parameters (the cloud
+        // asks again with a new id for fresh data).
+        answer_with(shared, cli, &cmd.reply_topic, &cmd.id, a.code, &a.message, a.data);
+        return (a.code, a.message);
+    }
     let (code, msg) = match &cmd.kind {
         CommandKind::SetPoints(w) => write_points(shared, device, w).await,
         // A service call on a field device is a set of point writes named by its input parameters.
@@ -163,7 +171,12 @@ async fn write_points(shared: &Arc<Shared>, device: &str, writes: &Writes) -> (i
 /// Sends an answer on its own task (the cloud waits for it and holds later commands behind it:
 /// a failed publish must be visible, not lost with a dropped token).
 fn answer(shared: &Shared, cli: &Client, topic: &str, id: &str, code: i64, msg: &str) {
-    tokio::spawn(publish_reply(cli.clone(), topic.to_string(), id.to_string(), code, msg.to_string()));
+    answer_with(shared, cli, topic, id, code, msg, serde_json::json!({}));
+}
+
+/// [`answer`] with output parameters (a gateway service's `data`).
+fn answer_with(shared: &Shared, cli: &Client, topic: &str, id: &str, code: i64, msg: &str, data: serde_json::Value) {
+    tokio::spawn(publish_reply_with(cli.clone(), topic.to_string(), id.to_string(), code, msg.to_string(), data));
     if code != codes::OK {
         shared.sender_stats(|s| s.commands_failed += 1);
         log::warn!("command on {topic} (id {id}) answered {code}: {msg}");
@@ -171,7 +184,11 @@ fn answer(shared: &Shared, cli: &Client, topic: &str, id: &str, code: i64, msg: 
 }
 
 async fn publish_reply(cli: Client, topic: String, id: String, code: i64, msg: String) {
-    let payload = enos_cloud::reply(&id, code, &msg, serde_json::json!({}));
+    publish_reply_with(cli, topic, id, code, msg, serde_json::json!({})).await
+}
+
+async fn publish_reply_with(cli: Client, topic: String, id: String, code: i64, msg: String, data: serde_json::Value) {
+    let payload = enos_cloud::reply(&id, code, &msg, data);
     let what = format!("reply to command {id}");
     mqtt::publish_persistently(&cli, &topic, &payload, &what, std::time::Duration::from_secs(REPLY_RETRY_S)).await;
 }

@@ -6,6 +6,7 @@ mod cloud_edit;
 mod cloud_settings;
 mod commands;
 mod config;
+mod gateway_services;
 mod health;
 mod last_sent;
 mod local_devices;

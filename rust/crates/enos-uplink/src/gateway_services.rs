@@ -1,0 +1,39 @@
+//! Services of the gateway's own EnOS model: `thing.service.{identifier}` addressed to the gateway
+//! itself (not to a sub-device). The EnOS protocol has no MQTT methods for resource packages,
+//! remote configuration or log uploads; the gateway's model defines them as services
+//! (docs/cloud-protocol.md lists each with its parameters), answered on the service's `_reply`
+//! with a code, a message and output parameters.
+//!
+//! One home for the dispatch: a service is one line in [`call`] and a module of its own.
+
+use crate::state::Shared;
+use enos_cloud::codes;
+use std::sync::Arc;
+
+/// A service's answer: the reply's code and message, and its output parameters (`data`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub code: i64,
+    pub message: String,
+    pub data: serde_json::Value,
+}
+
+impl Answer {
+    #[allow(dead_code)] // the services to come answer with it
+    pub fn ok(data: serde_json::Value) -> Answer {
+        Answer { code: codes::OK, message: String::new(), data }
+    }
+
+    pub fn refused(code: i64, message: impl Into<String>) -> Answer {
+        Answer { code, message: message.into(), data: serde_json::json!({}) }
+    }
+}
+
+/// Runs the gateway service `service` with its input parameters (an object, `{}` when the cloud
+/// sent none).
+pub async fn call(_shared: &Arc<Shared>, service: &str, _params: &serde_json::Value) -> Answer {
+    #[allow(clippy::match_single_binding)] // services are added here, one arm each
+    match service {
+        _ => Answer::refused(codes::NO_HANDLER, format!("the gateway has no service \"{service}\"")),
+    }
+}
