@@ -335,9 +335,12 @@ async fn retained_and_repeated_commands_are_not_executed_again() {
     let topic = format!("/sys/{SUB_PK}/inv01/thing/service/measurepoint/set");
     cli.publish(paho_mqtt::Message::new_retained(topic.as_str(), stale, 1)).await.unwrap();
     cli.disconnect(None).await.unwrap();
-    let connects = e.cloud.with(|r| r.connects_ok);
+    // The uplink informs its version right after it subscribed: commands sent before that would
+    // find no subscriber (a connect alone is too early; this test timed out under load).
+    let informs = |c: &CloudSim| c.with(|r| r.arrivals.iter().filter(|t| t.ends_with("/ota/device/inform")).count());
+    let before = informs(&e.cloud);
     e.start_uplink();
-    wait_for(30, "the uplink back", || (e.cloud.with(|r| r.connects_ok) > connects).then_some(())).await;
+    wait_for(30, "the uplink back and subscribed", || (informs(&e.cloud) > before).then_some(())).await;
 
     // The same id twice (a resend by the cloud, a QoS 1 re-delivery), then another command.
     e.set("d1", r#"{"sp_a":7}"#).await;
