@@ -333,11 +333,18 @@ impl ProtocolConfig {
                 }
             }
             ProtocolConfig::Dnp3(d) => {
-                // one connection to the address; each device is one outstation on it
+                // one channel (connection or line); each device is one outstation on it
                 let mut shared = backoff(d.reconnect_min_ms, d.reconnect_max_ms);
                 shared
                     .extend([("master_address", d.master_address.to_string()), ("response_timeout_ms", d.response_timeout_ms.to_string())]);
-                Some(Endpoint { key: format!("tcp:{}", d.address), place: format!("address {}", d.address), shared })
+                match (&d.address, &d.serial) {
+                    (Some(a), None) => Some(Endpoint { key: format!("tcp:{a}"), place: format!("address {a}"), shared }),
+                    (None, Some(s)) => {
+                        shared.extend(serial_shared(s));
+                        Some(Endpoint { key: format!("serial:{}", s.port), place: format!("serial port {}", s.port), shared })
+                    }
+                    _ => None,
+                }
             }
             // The devices of one server share one session (each has its own subscription).
             ProtocolConfig::Opcua(d) => Some(Endpoint {

@@ -54,7 +54,8 @@ impl OutstationSettings {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
-    /// `host:port` of the outstations' TCP server.
+    /// `host:port` of the outstations' TCP server (with `start_with`: the name of what it opens,
+    /// such as the serial port, for messages).
     pub address: String,
     /// This master's link address.
     pub master_address: u16,

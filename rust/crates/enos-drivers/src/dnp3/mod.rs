@@ -1,5 +1,5 @@
-//! DNP3: the devices of one address share one `enos_dnp3::Master` (one connection), each device
-//! one outstation with its own link address. Values are forwarded as they arrive, one frame per
+//! DNP3: the devices of one address or serial port share one `enos_dnp3::Master` (one TCP
+//! connection or line), each device one outstation with its own link address. Values are forwarded as they arrive, one frame per
 //! value, stamped with the outstation's time when it sent one.
 
 mod map;
@@ -63,7 +63,8 @@ impl Dnp3Driver {
         let c = &self.devices[0].cfg;
         let ms = Duration::from_millis;
         Settings {
-            address: c.address.clone(),
+            // a TCP address, or the serial port (for the channel's messages)
+            address: c.address.clone().or_else(|| c.serial.as_ref().map(|s| s.port.clone())).unwrap_or_default(),
             master_address: c.master_address,
             outstations: self
                 .devices
@@ -106,7 +107,21 @@ async fn run(mut drv: Dnp3Driver, mut ctx: DriverContext) -> String {
         }
         ctx.status.set(DeviceStatus::new(&d.id, "dnp3", "connecting", d.cfg.points.len()));
     }
-    let (master, mut events) = match Master::start(drv.settings()) {
+    let started = match (&drv.devices[0].cfg.address, &drv.devices[0].cfg.serial) {
+        (_, Some(line)) => {
+            // the line is opened again after every failure, like a TCP connection
+            let line = line.clone();
+            Master::start_with(
+                drv.settings(),
+                Box::new(move || {
+                    let port = crate::modbus::transport::serial(&line).map_err(std::io::Error::other);
+                    Box::pin(async move { port })
+                }),
+            )
+        }
+        _ => Master::start(drv.settings()),
+    };
+    let (master, mut events) = match started {
         Ok(m) => m,
         Err(e) => return format!("the DNP3 settings cannot work: {e}"),
     };
