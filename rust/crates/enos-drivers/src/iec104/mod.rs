@@ -4,6 +4,8 @@
 
 mod comm;
 mod map;
+#[cfg(test)]
+mod tests;
 
 // the plausible window of a device time tag, shared with the DNP3 driver
 pub(crate) use map::{FUTURE_MS, PAST_MS};
@@ -203,9 +205,16 @@ async fn on_event(drv: &mut Iec104Driver, routes: &Routes, ctx: &DriverContext, 
             });
             ctx.frames.send(frame).await.is_ok()
         }
+        Event::InterrogationStarted { ca, requested } => {
+            // tests of one address are sent in the order asked: the first waiting one is this
+            if let Some(t) = drv.tests.iter_mut().find(|t| requested && t.ca == ca && !t.active) {
+                t.active = true;
+            }
+            true
+        }
         Event::InterrogationDone { ca } => {
             for t in std::mem::take(&mut drv.tests) {
-                match t.ca == ca {
+                match t.active && t.ca == ca {
                     true => t.finish(None),
                     false => drv.tests.push(t),
                 }
@@ -330,7 +339,7 @@ fn interrogate(
         comm::refuse(reply, ca, "offline", format!("device \"{device}\" is offline: the station is not connected ({why})"));
         return;
     }
-    drv.tests.push(comm::Pending { id, ca, req, objects: Vec::new(), reply, started: std::time::Instant::now() });
+    drv.tests.push(comm::Pending { id, ca, active: false, req, objects: Vec::new(), reply, started: std::time::Instant::now() });
     let (station, ends) = (station.clone(), ends.clone());
     running.spawn(async move {
         let end = match station.interrogate(ca).await {
