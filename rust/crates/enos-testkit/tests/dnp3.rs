@@ -227,4 +227,26 @@ async fn two_outstations_on_one_serial_line_are_polled_and_commanded_by_link_add
     let (ok, out, err) = run_tool("enosctl", &["write", "rtu11", "switch", "true"], &bus.address);
     assert!(ok, "{out}{err}");
     assert_eq!(outstations.expect("command"), "command crob 3 direct 3");
+
+    // the communication test: a poll now, every object with its flags in words (JSON for tools)
+    outstations.send("@11 ai 5 402 OVER_RANGE");
+    let (ok, out, err) = run_tool("enosctl", &["--json", "comm-test", "rtu11"], &bus.address);
+    assert!(ok, "{out}{err}");
+    let a: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((a["kind"].as_str(), a["outstation"].as_u64()), (Some("dnp3-poll"), Some(11)), "{a}");
+    let objects = a["objects"].as_array().unwrap();
+    let ai = objects.iter().find(|o| o["type"] == "AI" && o["event"] == false).unwrap_or_else(|| panic!("no static AI: {a}"));
+    assert_eq!(
+        (ai["index"].as_u64(), ai["value"].as_f64(), ai["flags"].clone(), ai["point"].as_str()),
+        (Some(5), Some(402.0), serde_json::json!(["over range"]), Some("P")),
+        "{a}"
+    );
+    assert!(objects.iter().any(|o| o["type"] == "BO" && o["index"] == 3), "the binary output's status too: {a}");
+    // and as a table for people; an event poll of an outstation with nothing new
+    let (ok, out, err) = run_tool("enosctl", &["comm-test", "rtu10"], &bus.address);
+    assert!(ok, "{out}{err}");
+    assert!(out.starts_with("integrity poll of outstation 10: "), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("AI") && l.contains(" 231 ") && l.ends_with(" P")), "{out}");
+    let (ok, out, err) = run_tool("enosctl", &["comm-test", "rtu10", r#"{"poll": "events"}"#], &bus.address);
+    assert!(ok && out.starts_with("event poll of outstation 10: 0 objects"), "{out}{err}");
 }

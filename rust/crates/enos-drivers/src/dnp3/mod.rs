@@ -2,6 +2,7 @@
 //! connection or line), each device one outstation with its own link address. Values are forwarded as they arrive, one frame per
 //! value, stamped with the outstation's time when it sent one.
 
+mod comm;
 mod map;
 
 use crate::{Command, DeviceEvent, Driver, DriverContext, DriverFuture, Frame, SharedDevice};
@@ -245,10 +246,19 @@ fn serve(drv: &Dnp3Driver, master: &Arc<Master>, running: &mut JoinSet<()>, cmd:
         Command::Read { device, points, reply } => {
             let _ = reply.send(read(find(&device), &device, &points));
         }
-        Command::RawRead { reply, .. } => {
-            let _ = reply.send(Err("the communication test reads Modbus registers; a DNP3 outstation is read with a read \
-                                    (its latest values)"
-                .into()));
+        Command::RawRead { device, request, reply } => {
+            let Some(d) = find(&device) else {
+                let _ = reply.send(Err(format!("there is no device \"{device}\"")));
+                return;
+            };
+            let enos_model::comm_test::CommTest::Dnp3Poll(req) = request else {
+                let _ = reply.send(Err(format!("device \"{device}\" is a DNP3 outstation: its communication test is dnp3-poll")));
+                return;
+            };
+            let (master, outstation, names) = (master.clone(), d.cfg.outstation_address, comm::names(&d.cfg));
+            running.spawn(async move {
+                let _ = reply.send(Ok(comm::poll(master, outstation, req, names).await));
+            });
         }
         Command::Write { device, point, value, reply } => {
             let fail = |f, why: String| WriteOutcome::failed(f, why);
