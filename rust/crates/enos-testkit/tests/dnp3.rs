@@ -4,7 +4,7 @@
 //! On a serial line (a socat PTY pair) two outstations share the line, each by its link address.
 
 use enos_testkit::cloud_sim::CloudSim;
-use enos_testkit::harness::{run_tool, spawn_service, uplink_toml_one_device, Bus, Mosquitto};
+use enos_testkit::harness::{pty_pair, run_tool, spawn_service, uplink_toml_one_device, Bus, Mosquitto};
 use enos_testkit::wait_for;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -154,52 +154,19 @@ async fn values_events_and_commands_reach_the_cloud_and_the_outstation() {
     assert!(logs().contains("the outstation closed the connection"), "{}", logs());
 }
 
-/// A socat PTY pair: the collector's end and the outstations' end of one line.
-struct Line {
-    child: Child,
-    collector: String,
-    outstations: String,
-}
-
-impl Line {
-    fn open(dir: &std::path::Path) -> Line {
-        let (a, b) = (dir.join("ttyA").display().to_string(), dir.join("ttyB").display().to_string());
-        let child = Command::new("socat")
-            .arg(format!("pty,raw,echo=0,link={a}"))
-            .arg(format!("pty,raw,echo=0,link={b}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("socat (scripts/setup-host)");
-        let end = std::time::Instant::now() + Duration::from_secs(5);
-        while !(std::path::Path::new(&a).exists() && std::path::Path::new(&b).exists()) {
-            assert!(std::time::Instant::now() < end, "socat made no PTY pair");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Line { child, collector: a, outstations: b }
-    }
-}
-
-impl Drop for Line {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_outstations_on_one_serial_line_are_polled_and_commanded_by_link_address() {
     let dir = tempfile::tempdir().unwrap();
     let bus = Bus::start(dir.path());
-    let line = Line::open(dir.path());
+    let (_socat, tty_collector, tty_outstations) = pty_pair(dir.path());
     let spec = r#"{"outstations": [{"address": 10, "ai": {"5": 231}}, {"address": 11, "ai": {"5": 400}, "bo": [3]}]}"#;
-    let mut outstations = Outstation::start(&line.outstations, spec);
+    let mut outstations = Outstation::start(&tty_outstations, spec);
     let device = |id: &str, address: u16, extra: &str| {
         format!(
             "[[device]]\nid = \"{id}\"\nprotocol = \"dnp3\"\nserial = {{ port = \"{}\", baud = 19200 }}\n\
              outstation_address = {address}\nclass1_interval_ms = 200\nreconnect_min_ms = 200\nresponse_timeout_ms = 1000\n\
              [[device.point]]\nname = \"P\"\ntype = \"AI\"\nindex = 5\n{extra}",
-            line.collector
+            tty_collector
         )
     };
     let cfg = device("rtu10", 10, "")
