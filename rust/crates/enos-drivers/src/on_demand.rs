@@ -3,7 +3,7 @@
 //! the latest value of each point, kept here as it is forwarded; a write first finds its point
 //! and the point's command, refusing in the same words for every protocol.
 
-use enos_batch::Quality;
+use enos_batch::{Flags, Quality};
 use enos_collector_config::{Access, Point};
 use enos_model::device::{PointReading, WriteFailure, WriteOutcome};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -22,6 +22,12 @@ impl Latest {
 
     pub fn set(&mut self, point: usize, r: PointReading) {
         self.0[point] = Some(r);
+    }
+
+    /// Keeps what is being forwarded as the point's latest reading.
+    pub fn record(&mut self, point: usize, name: &str, value: &enos_batch::Value, quality: Quality, ts_ms: u64, flags: Flags) {
+        let flags = flags.names().into_iter().map(String::from).collect();
+        self.set(point, PointReading { point: name.into(), value: value.clone(), quality, ts_ms, error: None, flags });
     }
 
     /// A read of `device`: the latest value of each point asked (all when none are named), in

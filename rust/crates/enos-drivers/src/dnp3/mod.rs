@@ -168,17 +168,7 @@ async fn on_event(drv: &mut Dnp3Driver, routes: &Routes, ctx: &DriverContext, ma
                 }
                 None => arrival_time(now, d.latest.get(pi)),
             };
-            d.latest.set(
-                pi,
-                PointReading {
-                    point: p.meta.name.to_string(),
-                    value: v.clone(),
-                    quality: q,
-                    ts_ms: ts,
-                    error: None,
-                    flags: flags.names().into_iter().map(String::from).collect(),
-                },
-            );
+            d.latest.record(pi, &p.meta.name, &v, q, ts, flags);
             let frame = Frame { device: d.id.clone(), ts_ms: ts, samples: vec![(d.cfg.points[pi].meta.name.clone(), v, q, flags)] };
             ctx.status.update(&d.id, |s| s.last_ok_ms = Some(now));
             ctx.frames.send(frame).await.is_ok()

@@ -17,7 +17,7 @@ use enos_collector_config::iec104::{Iec104Device, Iec104Point};
 use enos_collector_config::{DeviceConfig, ProtocolConfig};
 use enos_iec104::{CommandError, Event, LinkState, Settings, Station, TlsSettings};
 use enos_model::comm_test::CommTest;
-use enos_model::device::{DeviceStatus, PointReading, WriteFailure, WriteOutcome};
+use enos_model::device::{DeviceStatus, WriteFailure, WriteOutcome};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -191,17 +191,7 @@ async fn on_event(drv: &mut Iec104Driver, routes: &Routes, ctx: &DriverContext, 
                     );
                 }
             }
-            d.latest.set(
-                pi,
-                PointReading {
-                    point: p.meta.name.to_string(),
-                    value: v.clone(),
-                    quality: q,
-                    ts_ms: ts,
-                    error: None,
-                    flags: flags.names().into_iter().map(String::from).collect(),
-                },
-            );
+            d.latest.record(pi, &p.meta.name, &v, q, ts, flags);
             let frame = Frame { device: d.id.clone(), ts_ms: ts, samples: vec![(d.cfg.points[pi].meta.name.clone(), v, q, flags)] };
             let id = d.id.to_string();
             ctx.status.update(&id, |s| {

@@ -445,13 +445,7 @@ async fn iec104_rates(a: &Args, t: &mut Table, dir: &std::path::Path, bus: &str,
         )
         .unwrap();
         let mut c = spawn_service("enos-collector", &file, bus, log);
-        tokio::time::sleep(Duration::from_secs(3)).await; // connect, interrogate, warm up
-        let (p0, c0, s0) = (cloud.with(|r| r.points_total), proc_stat(&c).1, sim.sent.load(std::sync::atomic::Ordering::Relaxed));
-        let start = Instant::now();
-        tokio::time::sleep(Duration::from_secs(a.seconds.min(15))).await;
-        let el = start.elapsed().as_secs_f64();
-        let (p1, c1, s1) = (cloud.with(|r| r.points_total), proc_stat(&c).1, sim.sent.load(std::sync::atomic::Ordering::Relaxed));
-        let (got, offered, cpu) = ((p1 - p0) as f64 / el, (s1 - s0) as f64 / el, (c1 - c0) / el);
+        let (got, offered, cpu) = spontaneous_rates(a, &c, cloud, &sim.sent).await;
         t.row(
             format!("IEC 104 spontaneous values, offered {rate}/s"),
             format!(
@@ -462,6 +456,20 @@ async fn iec104_rates(a: &Args, t: &mut Table, dir: &std::path::Path, bus: &str,
         );
         c.terminate();
     }
+}
+
+/// After 3 s to connect, start up and warm up, over `--seconds` (15 at most): the values the
+/// cloud acknowledged per second, the values the device simulator sent (`sent`) per second, and
+/// the collector's CPU in cores.
+async fn spontaneous_rates(a: &Args, collector: &Proc, cloud: &CloudSim, sent: &std::sync::atomic::AtomicU64) -> (f64, f64, f64) {
+    use std::sync::atomic::Ordering::Relaxed;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (p0, c0, s0) = (cloud.with(|r| r.points_total), proc_stat(collector).1, sent.load(Relaxed));
+    let start = Instant::now();
+    tokio::time::sleep(Duration::from_secs(a.seconds.min(15))).await;
+    let el = start.elapsed().as_secs_f64();
+    let (p1, c1, s1) = (cloud.with(|r| r.points_total), proc_stat(collector).1, sent.load(Relaxed));
+    ((p1 - p0) as f64 / el, (s1 - s0) as f64 / el, (c1 - c0) / el)
 }
 
 /// DNP3 end to end: an outstation (`dnp3_sim`, 1,000 analog inputs) sends unsolicited events
@@ -488,13 +496,7 @@ async fn dnp3_rates(a: &Args, t: &mut Table, dir: &std::path::Path, bus: &str, l
         )
         .unwrap();
         let mut c = spawn_service("enos-collector", &file, bus, log);
-        tokio::time::sleep(Duration::from_secs(3)).await; // connect, startup sequence, warm up
-        let (p0, c0, s0) = (cloud.with(|r| r.points_total), proc_stat(&c).1, sim.sent.load(std::sync::atomic::Ordering::Relaxed));
-        let start = Instant::now();
-        tokio::time::sleep(Duration::from_secs(a.seconds.min(15))).await;
-        let el = start.elapsed().as_secs_f64();
-        let (p1, c1, s1) = (cloud.with(|r| r.points_total), proc_stat(&c).1, sim.sent.load(std::sync::atomic::Ordering::Relaxed));
-        let (got, offered, cpu) = ((p1 - p0) as f64 / el, (s1 - s0) as f64 / el, (c1 - c0) / el);
+        let (got, offered, cpu) = spontaneous_rates(a, &c, cloud, &sim.sent).await;
         t.row(
             format!("DNP3 unsolicited events, offered {rate}/s"),
             format!(
