@@ -6,6 +6,8 @@ use enos_config::{parse_toml, read_file, ConfigError, Finding, Findings, Scope};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -36,25 +38,63 @@ impl Default for PushConfig {
 }
 
 /// A device's settings are read after the TOML parser (by key, `doc.rs`), so its errors come
-/// back pointing at the first `[[device]]`, whichever device it was. They name the device; this
-/// puts the line of that device's `id` in front instead of the parser's misleading diagram.
+/// back pointing at the first `[[device]]`, whichever device it was. They name the device, maybe
+/// the point, and the key; this finds that key in the document's spans and puts its line in
+/// front instead of the parser's misleading diagram (the device's `id` line when the key is not
+/// written, e.g. a missing one).
 fn at_device_line(e: ConfigError, text: &str) -> ConfigError {
     let ConfigError::Syntax { file, message } = e else { return e };
     // The reason is the parser's last line; only a device's own reason begins with its name.
     let last = message.lines().last().unwrap_or_default();
-    if !last.starts_with("device \"") {
-        return ConfigError::Syntax { file, message };
-    }
-    let what = last.to_string();
-    let id = what["device \"".len()..].split('"').next().unwrap_or_default();
-    let line = text.lines().position(|l| {
-        let l = l.trim();
-        l.strip_prefix("id").map(|r| r.trim_start()).and_then(|r| r.strip_prefix('=')).map(|r| r.trim()) == Some(&format!("\"{id}\""))
-    });
-    match line {
-        Some(n) => ConfigError::Syntax { file, message: format!("line {}: {what}", n + 1) },
+    let Some(rest) = last.strip_prefix("device \"") else { return ConfigError::Syntax { file, message } };
+    let Some((id, rest)) = rest.split_once("\": ") else { return ConfigError::Syntax { file, message } };
+    let (point, rest) = match rest.strip_prefix("point \"").and_then(|r| r.split_once("\": ")) {
+        Some((name, rest)) => (Some(name), rest),
+        None => (None, rest),
+    };
+    let key = rest.split_once(": ").map(|(k, _)| k).filter(|k| !k.contains(' '));
+    match key_offset(text, id, point, key) {
+        Some(at) => {
+            let line = text[..at].matches('\n').count() + 1;
+            ConfigError::Syntax { file, message: format!("line {line}: {last}") }
+        }
         None => ConfigError::Syntax { file, message },
     }
+}
+
+/// Where in `text` the key (dotted: `serial.baud`) of device `id` (of its point `point`) is
+/// written; else the device's `id`.
+fn key_offset(text: &str, id: &str, point: Option<&str>, key: Option<&str>) -> Option<usize> {
+    let doc = DeTable::parse(text).ok()?;
+    let devices = doc.get_ref().iter().find(|(k, _)| k.get_ref() == "device").map(|(_, v)| v)?;
+    let device = named(devices, "id", id)?;
+    let id_at = field(device, "id").map(|(at, _)| at);
+    let mut table = device;
+    if let Some(name) = point {
+        match field(table, "point").and_then(|(_, p)| named(p, "name", name)) {
+            Some(p) => table = p,
+            None => return id_at,
+        }
+    }
+    let mut at = None;
+    for part in key.into_iter().flat_map(|k| k.split('.')) {
+        let Some((offset, v)) = field(table, part) else { break };
+        at = Some(offset);
+        table = v;
+    }
+    at.or(id_at)
+}
+
+/// The table of array `arr` whose `key` is the text `want`.
+fn named<'a, 'i>(arr: &'a Spanned<DeValue<'i>>, key: &str, want: &str) -> Option<&'a Spanned<DeValue<'i>>> {
+    let DeValue::Array(a) = arr.get_ref() else { return None };
+    a.iter().find(|v| matches!(field(v, key), Some((_, s)) if matches!(s.get_ref(), DeValue::String(s) if s == want)))
+}
+
+/// Key `key` of table `t`: where the key is written, and its value.
+fn field<'a, 'i>(t: &'a Spanned<DeValue<'i>>, key: &str) -> Option<(usize, &'a Spanned<DeValue<'i>>)> {
+    let DeValue::Table(t) = t.get_ref() else { return None };
+    t.iter().find(|(k, _)| k.get_ref() == key).map(|(k, v)| (k.span().start, v))
 }
 
 impl CollectorConfig {

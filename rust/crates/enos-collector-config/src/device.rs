@@ -295,6 +295,16 @@ impl ProtocolConfig {
             ]
         };
         let backoff = |min: u64, max: u64| vec![("reconnect_min_ms", min.to_string()), ("reconnect_max_ms", max.to_string())];
+        // a device server's TCP address, or a serial port on this box (and its line settings)
+        let tcp_or_serial =
+            |address: &Option<String>, serial: &Option<crate::line::SerialConfig>, mut shared: Vec<_>| match (address, serial) {
+                (Some(a), None) => Some(Endpoint { key: format!("tcp:{a}"), place: format!("address {a}"), shared }),
+                (None, Some(s)) => {
+                    shared.extend(serial_shared(s));
+                    Some(Endpoint { key: format!("serial:{}", s.port), place: format!("serial port {}", s.port), shared })
+                }
+                _ => None,
+            };
         match self {
             ProtocolConfig::ModbusRtu(m) => {
                 let s = m.serial.as_ref()?;
@@ -322,22 +332,14 @@ impl ProtocolConfig {
             }
             ProtocolConfig::Dlt645(d) => {
                 // A line that failed is tried again at the next poll; no backoff settings.
-                let mut shared = vec![("preamble", d.preamble.to_string())];
-                match (&d.address, &d.serial) {
-                    (Some(a), None) => Some(Endpoint { key: format!("tcp:{a}"), place: format!("address {a}"), shared }),
-                    (None, Some(s)) => {
-                        shared.extend(serial_shared(s));
-                        Some(Endpoint { key: format!("serial:{}", s.port), place: format!("serial port {}", s.port), shared })
-                    }
-                    _ => None,
-                }
+                tcp_or_serial(&d.address, &d.serial, vec![("preamble", d.preamble.to_string())])
             }
             ProtocolConfig::Dnp3(d) => {
-                // one connection to the address; each device is one outstation on it
+                // one channel (connection or line); each device is one outstation on it
                 let mut shared = backoff(d.reconnect_min_ms, d.reconnect_max_ms);
                 shared
                     .extend([("master_address", d.master_address.to_string()), ("response_timeout_ms", d.response_timeout_ms.to_string())]);
-                Some(Endpoint { key: format!("tcp:{}", d.address), place: format!("address {}", d.address), shared })
+                tcp_or_serial(&d.address, &d.serial, shared)
             }
             // The devices of one server share one session (each has its own subscription).
             ProtocolConfig::Opcua(d) => Some(Endpoint {

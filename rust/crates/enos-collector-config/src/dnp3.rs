@@ -1,8 +1,9 @@
-//! DNP3 (IEEE 1815) outstations over TCP (RTUs, IEDs, substation gateways). Points by type and
-//! index: `type = "AI"`, `index = 5` (the group numbers are accepted too: `type = "g30"`).
+//! DNP3 (IEEE 1815) outstations over TCP or a serial line (RTUs, IEDs, substation gateways).
+//! Points by type and index: `type = "AI"`, `index = 5` (the group numbers are accepted too:
+//! `type = "g30"`).
 
 use crate::fields::{Field, FieldKind as K};
-use crate::line::{check_backoff, check_host_port};
+use crate::line::{check_backoff, check_host_port, SerialConfig};
 use crate::point::{Access, Point, PointAddress, PointMeta};
 use enos_config::{Findings, Scope};
 use serde::{Deserialize, Serialize};
@@ -12,9 +13,13 @@ pub type Dnp3Point = Point<Dnp3Address>;
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Dnp3Device {
-    /// `host:port` of the outstation (the standard's port is 20000). Devices with one address
-    /// share the connection, each with its own outstation address.
-    pub address: String,
+    /// `host:port` of the outstation (the standard's port is 20000); or `serial` for an RS-485/232
+    /// line on this box. Devices with one address or port share the channel, each with its own
+    /// outstation address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<SerialConfig>,
     /// This gateway's link address.
     #[serde(default = "d_master")]
     pub master_address: u16,
@@ -180,7 +185,12 @@ impl PointAddress for Dnp3Address {
 
 impl Dnp3Device {
     pub fn check(&self, at: &Scope, out: &mut Findings) {
-        check_host_port(Some(&self.address), at, out, "address");
+        match (&self.address, &self.serial) {
+            (Some(_), Some(_)) => out.add(at, "serial", "give either address (TCP) or serial (a line on this box), not both"),
+            (None, None) => out.add(at, "address", "required: address (host:port of the outstation) or serial"),
+            (a @ Some(_), None) => check_host_port(a.as_deref(), at, out, "address"),
+            (None, Some(s)) => s.check(at, out),
+        }
         for (key, a) in [("master_address", self.master_address), ("outstation_address", self.outstation_address)] {
             if a >= 0xFFF0 {
                 out.add(at, key, "must be 0-65519 (65520 and above are reserved)");
@@ -205,7 +215,8 @@ impl Dnp3Device {
 }
 
 pub const DEVICE_FIELDS: &[Field] = &[
-    Field::new("address", "Address", K::Text, "host:port of the outstation (20000)").required(),
+    Field::new("address", "Address", K::Text, "host:port of the outstation (20000)"),
+    Field::new("serial", "Serial line", K::Serial, "An RS-485/232 port on this box (instead of an address)"),
     Field::new("master_address", "Master address", K::Integer, "This gateway's link address").default("1").range(0.0, 65519.0),
     Field::new("outstation_address", "Outstation address", K::Integer, "The outstation's link address").default("1024").range(0.0, 65519.0),
     Field::new("integrity_interval_s", "Integrity poll every (s)", K::Integer, "0: after connect and restart only").default("3600"),

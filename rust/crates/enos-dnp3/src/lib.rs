@@ -20,7 +20,7 @@ pub mod transport;
 
 pub use app::Iin;
 pub use error::{DecodeError, DecodeErrorKind};
-pub use master::{Command, CommandError, Master, Mode, OutstationSettings, Settings, SettingsError, Stats, Step};
+pub use master::{Command, CommandError, Master, Mode, OutstationSettings, PollError, PollReply, Settings, SettingsError, Stats, Step};
 pub use objects::{Crob, DoubleBit, Measurement, OutputValue, PointKind, Value};
 
 /// What the channel reports, in arrival order.

@@ -6,7 +6,7 @@
 use crate::app::{self, func, Classes, Iin};
 use crate::error::{DecodeError, Hex};
 use crate::link::{self, Frame};
-use crate::objects::{self, status_words, Crob, Object, OutputValue};
+use crate::objects::{self, status_words, Crob, Measurement, Object, OutputValue};
 use crate::transport::{self, Reassembler};
 use crate::{Event, LinkState};
 use std::collections::HashMap;
@@ -54,7 +54,8 @@ impl OutstationSettings {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
-    /// `host:port` of the outstations' TCP server.
+    /// `host:port` of the outstations' TCP server (with `start_with`: the name of what it opens,
+    /// such as the serial port, for messages).
     pub address: String,
     /// This master's link address.
     pub master_address: u16,
@@ -198,8 +199,28 @@ pub enum Command {
     Analog { outstation: u16, index: u16, value: OutputValue, mode: Mode },
 }
 
+/// What a poll on demand read: the values in the outstation's order (they go on the event
+/// stream too) and the IIN of its last fragment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PollReply {
+    pub iin: Iin,
+    pub values: Vec<Measurement>,
+}
+
+/// Why a poll on demand got no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PollError {
+    #[error("the outstation did not answer the poll within {} ms", .0.as_millis())]
+    Timeout(Duration),
+    #[error("the link to the outstation is down: {0}")]
+    LinkDown(String),
+    #[error("outstation {0} is not on this channel")]
+    UnknownOutstation(u16),
+}
+
 enum Request {
     Command(Command, oneshot::Sender<Result<(), CommandError>>),
+    Poll { outstation: u16, classes: Classes, reply: oneshot::Sender<Result<PollReply, PollError>> },
     Close(oneshot::Sender<()>),
 }
 
@@ -253,6 +274,17 @@ impl Master {
         let (tx, rx) = oneshot::channel();
         let ended = || CommandError::LinkDown("the channel has ended".into());
         self.requests.send(Request::Command(c, tx)).await.map_err(|_| ended())?;
+        rx.await.unwrap_or_else(|_| Err(ended()))
+    }
+
+    /// Polls `outstation` now, between the scheduled tasks: an integrity poll (classes 1, 2, 3
+    /// and 0) or its events (classes 1, 2 and 3). A communication test, not a schedule: the
+    /// scheduled polls stay as they are.
+    pub async fn poll(&self, outstation: u16, integrity: bool) -> Result<PollReply, PollError> {
+        let (reply, rx) = oneshot::channel();
+        let classes = if integrity { Classes::INTEGRITY } else { Classes::EVENTS };
+        let ended = || PollError::LinkDown("the channel has ended".into());
+        self.requests.send(Request::Poll { outstation, classes, reply }).await.map_err(|_| ended())?;
         rx.await.unwrap_or_else(|_| Err(ended()))
     }
 
@@ -334,6 +366,9 @@ async fn run<S>(
                     }
                     Some(Request::Command(_, reply)) => {
                         let _ = reply.send(Err(CommandError::LinkDown(reason.clone())));
+                    }
+                    Some(Request::Poll { reply, .. }) => {
+                        let _ = reply.send(Err(PollError::LinkDown(reason.clone())));
                     }
                 },
             }
@@ -466,6 +501,8 @@ struct Channel<'a, S> {
     outs: Vec<Outstation>,
     /// Octets to send before anything else (link answers), written in a cancel-safe way.
     out: Vec<u8>,
+    /// The values of the response being collected for a poll on demand.
+    kept: Option<Vec<Measurement>>,
 }
 
 impl<'a, S: AsyncRead + AsyncWrite + Unpin> Channel<'a, S> {
@@ -481,6 +518,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Channel<'a, S> {
             tx_seq: HashMap::new(),
             outs: settings.outstations.iter().map(|o| Outstation::new(o, now)).collect(),
             out: Vec::new(),
+            kept: None,
         }
     }
 
@@ -507,22 +545,42 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Channel<'a, S> {
                 req = requests.recv() => match req {
                     None => return End::Closed(None),
                     Some(Request::Close(reply)) => return End::Closed(Some(reply)),
+                    Some(Request::Poll { outstation, classes, reply }) => match self.poll_now(outstation, classes).await {
+                        Ok(r) => {
+                            let _ = reply.send(r);
+                        }
+                        Err(end) => {
+                            let _ = reply.send(Err(PollError::LinkDown(end_words(&end))));
+                            return end;
+                        }
+                    },
                     Some(Request::Command(c, reply)) => match self.command(c).await {
                         Ok(r) => {
                             let _ = reply.send(r);
                         }
                         Err(end) => {
-                            let why = match &end {
-                                End::Lost(why) => why.clone(),
-                                End::Closed(_) => "the channel is closing".into(),
-                            };
-                            let _ = reply.send(Err(CommandError::LinkDown(why)));
+                            let _ = reply.send(Err(CommandError::LinkDown(end_words(&end))));
                             return end;
                         }
                     },
                 },
                 _ = sleep_until(next) => {}
             }
+        }
+    }
+
+    /// A poll on demand: its values go on the event stream as always and are kept for the reply.
+    async fn poll_now(&mut self, outstation: u16, classes: Classes) -> Result<Result<PollReply, PollError>, End> {
+        let Some(i) = self.outs.iter().position(|o| o.cfg.address == outstation) else {
+            return Ok(Err(PollError::UnknownOutstation(outstation)));
+        };
+        self.kept = Some(Vec::new());
+        let r = self.transact(i, |s| app::read_classes(s, classes)).await;
+        let values = self.kept.take().unwrap_or_default();
+        match r {
+            Ok(reply) => Ok(Ok(PollReply { iin: reply.iin, values })),
+            Err(Failure::Timeout) => Ok(Err(PollError::Timeout(self.settings.response_timeout))),
+            Err(Failure::Lost(end)) => Err(end),
         }
     }
 
@@ -629,7 +687,15 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Channel<'a, S> {
             first = false;
             let (iin, con, fin) = (r.iin, r.con(), r.fin());
             match objects::parse(r.objects) {
-                Ok(o) => objects.extend(self.deliver(addr, o).await.map_err(Failure::Lost)?),
+                Ok(o) => {
+                    if let Some(kept) = &mut self.kept {
+                        kept.extend(o.iter().filter_map(|o| match o {
+                            Object::Measurement(m) => Some(*m),
+                            _ => None,
+                        }));
+                    }
+                    objects.extend(self.deliver(addr, o).await.map_err(Failure::Lost)?)
+                }
                 Err(e) => self.malformed(src, &e),
             }
             self.on_iin(i, iin).await.map_err(Failure::Lost)?;
@@ -844,6 +910,13 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Channel<'a, S> {
                 Err(e) => return Err(End::Lost(format!("reading failed: {e}"))),
             }
         }
+    }
+}
+
+fn end_words(end: &End) -> String {
+    match end {
+        End::Lost(why) => why.clone(),
+        End::Closed(_) => "the channel is closing".into(),
     }
 }
 

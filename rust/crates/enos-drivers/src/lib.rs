@@ -11,6 +11,7 @@ pub mod dlt645;
 pub mod dnp3;
 pub mod iec104;
 pub mod modbus;
+mod on_demand;
 pub mod opcua;
 pub mod registry;
 

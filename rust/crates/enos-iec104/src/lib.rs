@@ -12,6 +12,7 @@
 pub mod apci;
 pub mod asdu;
 pub mod error;
+mod interrogations;
 mod link;
 mod reconnect;
 pub mod settings;
@@ -45,6 +46,10 @@ pub enum Event {
     InterrogationDone { ca: u16 },
     /// The station terminated a counter interrogation of `ca`.
     CounterInterrogationDone { ca: u16 },
+    /// A general interrogation of `ca` was sent: the objects of cause 20 and the
+    /// `InterrogationDone` that follow are its answer (one runs at a time per common address).
+    /// `requested`: asked for with `Station::interrogate`, not the link's own.
+    InterrogationStarted { ca: u16, requested: bool },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

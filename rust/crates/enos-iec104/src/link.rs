@@ -8,6 +8,7 @@
 use crate::apci::{self, Apdu, UFunction, SEQ_MODULO};
 use crate::asdu::{self, Asdu, Cot, Quality, TypeId};
 use crate::error::{DecodeError, Hex};
+use crate::interrogations::Interrogations;
 use crate::settings::{words, Settings};
 use crate::station::{Confirmation, Request, Stats, Waiter};
 use crate::{time, Event};
@@ -78,6 +79,8 @@ pub(crate) struct Link<'a, W> {
     last_rx: Instant,
     /// ASDUs of our own (interrogations after connect, schedules) waiting for room in k.
     outbox: VecDeque<Vec<u8>>,
+    /// General interrogations, sent one at a time per common address.
+    gis: Interrogations,
     waiters: Vec<Waiter>,
     next_gi: Option<Instant>,
     next_ci: Option<Instant>,
@@ -117,6 +120,7 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         u_pending: None,
         last_rx: now,
         outbox: VecDeque::new(),
+        gis: Interrogations::default(),
         waiters: Vec::new(),
         next_gi: every(settings.interrogation_interval),
         next_ci: every(settings.counter_interval),
@@ -131,7 +135,7 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         return (End::NoListener, true);
     }
     for &ca in &settings.common_addresses {
-        link.outbox.push_back(asdu::interrogation(ca, settings.originator));
+        link.gis.schedule(ca, asdu::interrogation(ca, settings.originator));
     }
     let end = link.serve(&mut reader, requests).await;
     (end, true)
@@ -196,6 +200,10 @@ impl<W: AsyncWrite + Unpin> Link<'_, W> {
                     // A caller that gave up (timed out while the link was down) is not served
                     // late: a command must never run long after it was asked for.
                     Some(Request::Send { waiter: Some(w), .. }) if w.tx.is_closed() => Ok(()),
+                    Some(Request::Send { asdu, waiter: Some(w) }) if w.type_id == TypeId::C_IC_NA_1 => {
+                        self.gis.request(w.ca, asdu, w);
+                        Ok(())
+                    }
                     Some(Request::Send { asdu, waiter }) => {
                         self.waiters.retain(|w| !w.tx.is_closed());
                         self.waiters.extend(waiter);
@@ -221,6 +229,21 @@ impl<W: AsyncWrite + Unpin> Link<'_, W> {
             let Some(a) = self.outbox.pop_front() else { break };
             self.send_i(&a).await?;
         }
+        while self.room() {
+            let Some(gi) = self.gis.next(Instant::now()) else { break };
+            let requested = gi.waiter.is_some();
+            if let Some(w) = gi.waiter {
+                if w.tx.is_closed() {
+                    self.gis.ended(gi.ca); // its caller gave up: not sent late
+                    continue;
+                }
+                self.waiters.retain(|w| !w.tx.is_closed());
+                self.waiters.push(w);
+            }
+            // said before it is sent: its answer cannot come before this event
+            self.emit(Event::InterrogationStarted { ca: gi.ca, requested }).await?;
+            self.send_i(&gi.asdu).await?;
+        }
         Ok(())
     }
 
@@ -233,6 +256,7 @@ impl<W: AsyncWrite + Unpin> Link<'_, W> {
             self.t2_since.map(|t| t + s.t2),
             self.u_pending.is_none().then(|| self.last_rx + s.t3),
             self.next_gi,
+            self.gis.deadline(),
             self.next_ci,
             self.next_cs,
         ]
@@ -269,7 +293,9 @@ impl<W: AsyncWrite + Unpin> Link<'_, W> {
         };
         let orig = s.originator;
         if due(&mut self.next_gi, s.interrogation_interval) {
-            self.outbox.extend(s.common_addresses.iter().map(|&ca| asdu::interrogation(ca, orig)));
+            for &ca in &s.common_addresses {
+                self.gis.schedule(ca, asdu::interrogation(ca, orig));
+            }
         }
         if due(&mut self.next_ci, s.counter_interval) {
             self.outbox.extend(s.common_addresses.iter().map(|&ca| asdu::counter_interrogation(ca, orig)));
@@ -384,6 +410,9 @@ impl<W: AsyncWrite + Unpin> Link<'_, W> {
                     let _ = w.tx.try_send(c);
                 }
             }
+            if h.type_id == TypeId::C_IC_NA_1 && (h.cot == Cot::ACTIVATION_TERM || h.negative || h.cot.is_unknown_reply()) {
+                self.gis.ended(h.ca); // the next interrogation of this address may go
+            }
             let done = match (h.type_id, h.cot) {
                 (TypeId::C_IC_NA_1, Cot::ACTIVATION_TERM) => Some(Event::InterrogationDone { ca: h.ca }),
                 (TypeId::C_CI_NA_1, Cot::ACTIVATION_TERM) => Some(Event::CounterInterrogationDone { ca: h.ca }),
@@ -415,7 +444,9 @@ impl<W: AsyncWrite + Unpin> Link<'_, W> {
             };
             // A station that (re)initialised has lost what we knew: interrogate it again.
             if h.type_id == TypeId::M_EI_NA_1 && self.settings.common_addresses.contains(&h.ca) {
-                self.outbox.push_back(asdu::interrogation(h.ca, self.settings.originator));
+                // an interrogation it was answering is lost with its restart
+                self.gis.ended(h.ca);
+                self.gis.schedule(h.ca, asdu::interrogation(h.ca, self.settings.originator));
             }
             let ev =
                 Event::Value { ca: h.ca, ioa: o.ioa, type_id: h.type_id, value: r.value, quality: r.quality, time: r.time, cot: h.cot };

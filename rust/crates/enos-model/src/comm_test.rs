@@ -2,7 +2,8 @@
 //! `kind` so the D-Bus method (`ReadRaw`) stays the same when a protocol adds its own test:
 //! `modbus-registers` (chosen registers or bits, `raw_read`), `iec104-interrogation` (a general
 //! interrogation of the station, every object it sends) and `dlt645-identifiers` (chosen data
-//! identifiers, with the frames on the wire). Which kind a protocol answers is [`for_protocol`];
+//! identifiers, with the frames on the wire) and `dnp3-poll` (an integrity or event poll of the
+//! outstation on demand, every object it answers and its IIN in words). Which kind a protocol answers is [`for_protocol`];
 //! the web center offers it from `GET /api/protocols`.
 
 use crate::raw_read::{RawAnswer, RawRead};
@@ -18,6 +19,7 @@ pub enum CommTest {
     ModbusRegisters(RawRead),
     Iec104Interrogation(Interrogation),
     Dlt645Identifiers(IdentifierRead),
+    Dnp3Poll(Dnp3Poll),
 }
 
 /// The answer, tagged like the request; a test that failed is an answer with `ok: false`, a
@@ -28,6 +30,7 @@ pub enum CommAnswer {
     ModbusRegisters(RawAnswer),
     Iec104Interrogation(InterrogationAnswer),
     Dlt645Identifiers(IdentifierAnswer),
+    Dnp3Poll(Dnp3PollAnswer),
 }
 
 /// The kinds of test, as `kind` names them.
@@ -37,6 +40,7 @@ pub enum Kind {
     ModbusRegisters,
     Iec104Interrogation,
     Dlt645Identifiers,
+    Dnp3Poll,
 }
 
 impl Kind {
@@ -45,6 +49,7 @@ impl Kind {
             Kind::ModbusRegisters => "modbus-registers",
             Kind::Iec104Interrogation => "iec104-interrogation",
             Kind::Dlt645Identifiers => "dlt645-identifiers",
+            Kind::Dnp3Poll => "dnp3-poll",
         }
     }
 
@@ -54,6 +59,7 @@ impl Kind {
             Kind::ModbusRegisters => "Raw registers",
             Kind::Iec104Interrogation => "Interrogation",
             Kind::Dlt645Identifiers => "Read data identifiers",
+            Kind::Dnp3Poll => "Poll now",
         }
     }
 }
@@ -64,6 +70,7 @@ pub fn kind_of(p: Protocol) -> Option<Kind> {
         Protocol::ModbusTcp | Protocol::ModbusRtu | Protocol::ModbusRtuOverTcp => Some(Kind::ModbusRegisters),
         Protocol::Iec104 => Some(Kind::Iec104Interrogation),
         Protocol::Dlt645 => Some(Kind::Dlt645Identifiers),
+        Protocol::Dnp3 => Some(Kind::Dnp3Poll),
         #[allow(unreachable_patterns)] // protocols added later have no test until they add one here
         _ => None,
     }
@@ -107,11 +114,13 @@ impl CommTest {
                 obj.insert("kind".into(), Kind::ModbusRegisters.name().into());
             }
             Some(serde_json::Value::String(k))
-                if [Kind::ModbusRegisters, Kind::Iec104Interrogation, Kind::Dlt645Identifiers].iter().any(|x| x.name() == k) => {}
+                if [Kind::ModbusRegisters, Kind::Iec104Interrogation, Kind::Dlt645Identifiers, Kind::Dnp3Poll]
+                    .iter()
+                    .any(|x| x.name() == k) => {}
             Some(k) => {
                 return Err(Refused::field(
                     "kind",
-                    format!("{k} is not a communication test (modbus-registers, iec104-interrogation or dlt645-identifiers)"),
+                    format!("{k} is not a communication test (modbus-registers, iec104-interrogation, dlt645-identifiers or dnp3-poll)"),
                 ))
             }
         }
@@ -125,6 +134,7 @@ impl CommTest {
             CommTest::ModbusRegisters(_) => Kind::ModbusRegisters,
             CommTest::Iec104Interrogation(_) => Kind::Iec104Interrogation,
             CommTest::Dlt645Identifiers(_) => Kind::Dlt645Identifiers,
+            CommTest::Dnp3Poll(_) => Kind::Dnp3Poll,
         }
     }
 
@@ -133,6 +143,7 @@ impl CommTest {
             CommTest::ModbusRegisters(r) => r.check(),
             CommTest::Iec104Interrogation(r) => r.check(),
             CommTest::Dlt645Identifiers(r) => r.check().map(|_| ()),
+            CommTest::Dnp3Poll(_) => Ok(()),
         }
     }
 }
@@ -143,6 +154,7 @@ impl CommAnswer {
             CommAnswer::ModbusRegisters(_) => Kind::ModbusRegisters,
             CommAnswer::Iec104Interrogation(_) => Kind::Iec104Interrogation,
             CommAnswer::Dlt645Identifiers(_) => Kind::Dlt645Identifiers,
+            CommAnswer::Dnp3Poll(_) => Kind::Dnp3Poll,
         }
     }
 
@@ -151,6 +163,7 @@ impl CommAnswer {
             CommAnswer::ModbusRegisters(a) => a.ok,
             CommAnswer::Iec104Interrogation(a) => a.ok,
             CommAnswer::Dlt645Identifiers(a) => a.ok,
+            CommAnswer::Dnp3Poll(a) => a.ok,
         }
     }
 
@@ -159,6 +172,7 @@ impl CommAnswer {
             CommAnswer::ModbusRegisters(a) => &a.message,
             CommAnswer::Iec104Interrogation(a) => &a.message,
             CommAnswer::Dlt645Identifiers(a) => &a.message,
+            CommAnswer::Dnp3Poll(a) => &a.message,
         }
     }
 }
@@ -324,12 +338,19 @@ mod tests {
         assert_eq!(t, CommTest::Iec104Interrogation(Interrogation { ioa_from: Some(5), ..Default::default() }));
         let t = CommTest::parse(r#"{"kind": "dlt645-identifiers", "identifiers": ["02-01-01-00"]}"#).unwrap();
         assert_eq!(t.kind(), Kind::Dlt645Identifiers);
+        let t = CommTest::parse(r#"{"kind": "dnp3-poll"}"#).unwrap();
+        assert_eq!(t, CommTest::Dnp3Poll(Dnp3Poll { poll: Dnp3PollKind::Integrity }));
     }
 
     #[test]
     fn bad_requests_are_refused_in_words() {
-        let e = CommTest::parse(r#"{"kind": "dnp3-poll"}"#).unwrap_err().to_string();
-        assert_eq!(e, "kind: \"dnp3-poll\" is not a communication test (modbus-registers, iec104-interrogation or dlt645-identifiers)");
+        let e = CommTest::parse(r#"{"kind": "opcua-browse"}"#).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "kind: \"opcua-browse\" is not a communication test (modbus-registers, iec104-interrogation, dlt645-identifiers or dnp3-poll)"
+        );
+        let e = CommTest::parse(r#"{"kind": "dnp3-poll", "poll": "class0"}"#).unwrap_err().to_string();
+        assert!(e.contains("unknown variant `class0`, expected `integrity` or `events`"), "{e}");
         let e = CommTest::parse(r#"{"kind": "dlt645-identifiers", "identifiers": ["0201010G"]}"#).unwrap_err().to_string();
         assert!(e.contains("\"0201010G\" is not a data identifier"), "{e}");
         let e = CommTest::parse(r#"{"kind": "dlt645-identifiers", "identifiers": []}"#).unwrap_err().to_string();
@@ -366,4 +387,60 @@ mod tests {
         assert!(d.identifiers.iter().any(|k| k.di == "02010100" && k.unit == "V"));
         assert_eq!(for_protocol(Protocol::Iec104).unwrap().kind, "iec104-interrogation");
     }
+}
+
+/// DNP3: a poll of the device's outstation on demand: `integrity` (classes 1, 2, 3 and 0, the
+/// default) or `events` (classes 1, 2 and 3).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Dnp3Poll {
+    #[serde(default)]
+    pub poll: Dnp3PollKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Dnp3PollKind {
+    #[default]
+    Integrity,
+    Events,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Dnp3PollAnswer {
+    pub ok: bool,
+    /// The outstation's link address.
+    pub outstation: u16,
+    /// In the order the outstation sent them (events of one point stay separate).
+    pub objects: Vec<Dnp3Object>,
+    /// The internal indications of the (last fragment of the) response, in words.
+    pub iin: Vec<String>,
+    /// `offline`, `timeout` or `refused` when the test failed.
+    #[serde(default)]
+    pub failure: Option<String>,
+    pub message: String,
+    pub took_ms: u64,
+}
+
+/// One object of a DNP3 response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dnp3Object {
+    /// The point type as configured: BI, DBI, BO, CNT, FCNT, AI, AO.
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// The type in words, e.g. "analog input".
+    pub type_words: String,
+    pub index: u32,
+    /// An event (g2, g4, g22, g32, ...) rather than a static value.
+    pub event: bool,
+    /// The value as sent (unscaled).
+    pub value: serde_json::Value,
+    /// The point's flags in words; empty when just online.
+    pub flags: Vec<String>,
+    /// The outstation's time of the value (Unix ms), for the time-tagged variations.
+    #[serde(default)]
+    pub time_ms: Option<u64>,
+    /// The configured point of this type and index, if any.
+    #[serde(default)]
+    pub point: Option<String>,
 }

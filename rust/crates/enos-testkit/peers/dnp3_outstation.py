@@ -2,6 +2,12 @@
 """A DNP3 outstation (TCP server) on 127.0.0.1 for the enos-dnp3 tests, on dnp3py.
 
     dnp3_outstation.py PORT JSON
+    dnp3_outstation.py /dev/... JSON   (a serial line: one end of a socat PTY pair)
+
+On a serial line JSON may also be {"outstations": [JSON, JSON, ...]}: several outstations on one
+multi-drop line, each seeing every frame and answering those to its own address (dnp3py's own
+connection handler serves each, over a channel fed from the line). Stdin lines then go to the
+first outstation unless they start with "@ADDRESS ".
 
 JSON describes it:
     {"address": 10, "master": 1,
@@ -24,7 +30,9 @@ master sets its clock.
 """
 import asyncio
 import json
+import os
 import sys
+import tty
 
 from dnp3.core.enums import CommandStatus
 from dnp3.core.flags import AnalogQuality, BinaryQuality, CounterQuality
@@ -77,9 +85,63 @@ def stamp(args, i):
     return DNP3Timestamp(milliseconds=int(args[i])) if len(args) > i else None
 
 
-async def main():
-    port = int(sys.argv[1])
-    spec = json.loads(sys.argv[2])
+class LineChannel:
+    """What dnp3py's connection handler reads and writes (read/write_all/close): one outstation's
+    view of a shared serial line. Every octet read from the line is given to every outstation."""
+
+    def __init__(self, line):
+        self.line = line
+        self.queue = asyncio.Queue()
+
+    async def read(self, max_bytes):
+        return await self.queue.get()
+
+    async def write_all(self, data):
+        await self.line.write(data)
+
+    async def close(self):
+        pass
+
+
+class SerialLine:
+    """A serial port (a PTY end) opened without blocking; reads fan out to every channel."""
+
+    def __init__(self, path):
+        self.fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        tty.setraw(self.fd)  # no echo, no line discipline: DNP3 frames are binary
+        self.channels = []
+        self.lock = asyncio.Lock()
+        asyncio.get_running_loop().add_reader(self.fd, self._readable)
+
+    def channel(self):
+        c = LineChannel(self)
+        self.channels.append(c)
+        return c
+
+    def _readable(self):
+        try:
+            data = os.read(self.fd, 4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""  # the other end is closed (EIO): nothing to hand on
+        if data:
+            for c in self.channels:
+                c.queue.put_nowait(data)
+
+    async def write(self, data):
+        async with self.lock:  # a frame is written whole, never interleaved with another's
+            view = memoryview(data)
+            while view:
+                try:
+                    n = os.write(self.fd, view)
+                    view = view[n:]
+                except BlockingIOError:
+                    await asyncio.sleep(0.001)  # the PTY's buffer is full: let it drain
+
+
+def build(spec):
+    """One outstation from its JSON: (outstation, database, handler)."""
     db = Database()
     for i, v in spec.get("bi", {}).items():
         db.add_binary_input(int(i), BinaryInputConfig(), value=bool(v), quality=BinaryQuality.ONLINE)
@@ -94,10 +156,29 @@ async def main():
     handler = Handler([int(i) for i in spec.get("bo", [])] + [int(i) for i in spec.get("ao", [])])
     config = OutstationConfig(address=spec.get("address", 10), master_address=spec.get("master", 1))
     outstation = Outstation(config=config, database=db, handler=handler, time_handler=lambda t: out(f"time {t.milliseconds}"))
-    runner = OutstationTcpRunner(outstation=outstation, host="127.0.0.1", port=port)
-    server = asyncio.create_task(runner.run())
-    while runner.local_address is None:
-        await asyncio.sleep(0.01)  # the listener comes up in the runner's task
+    return outstation, db, handler
+
+
+async def main():
+    where = sys.argv[1]
+    spec = json.loads(sys.argv[2])
+    specs = spec.get("outstations", [spec])
+    stations = {s.get("address", 10): build(s) for s in specs}
+    first = specs[0].get("address", 10)
+    runners, tasks = [], []
+    if where.startswith("/"):
+        line = SerialLine(where)
+        for outstation, _, _ in stations.values():
+            runner = OutstationTcpRunner(outstation=outstation)
+            runners.append(runner)
+            tasks.append(asyncio.create_task(runner._handle_connection(line.channel())))
+    else:
+        outstation = stations[first][0]
+        runner = OutstationTcpRunner(outstation=outstation, host="127.0.0.1", port=int(where))
+        runners.append(runner)
+        tasks.append(asyncio.create_task(runner.run()))
+        while runner.local_address is None:
+            await asyncio.sleep(0.01)  # the listener comes up in the runner's task
     out("ready")
 
     reader = asyncio.StreamReader()
@@ -111,6 +192,11 @@ async def main():
         try:
             if not args:
                 continue
+            address = first
+            if args[0].startswith("@"):
+                address, args = int(args[0][1:]), args[1:]
+            _, db, handler = stations[address]
+            runner = runners[0]
             if args[0] == "quit":
                 break
             if args[0] == "bi":
@@ -140,8 +226,10 @@ async def main():
             out(f"ok {line}")
         except Exception as e:  # noqa: BLE001 - the test reads the reason
             out(f"error {line}: {e}")
-    await runner.stop()
-    server.cancel()
+    for r in runners:
+        await r.stop()
+    for t in tasks:
+        t.cancel()
 
 
 asyncio.run(main())

@@ -35,6 +35,24 @@ impl Drop for Proc {
     }
 }
 
+/// A socat PTY pair in `dir`: the process and the two ends of one serial line (`ttyA`, `ttyB`).
+pub fn pty_pair(dir: &Path) -> (Proc, String, String) {
+    let (a, b) = (dir.join("ttyA").display().to_string(), dir.join("ttyB").display().to_string());
+    let child = Command::new("socat")
+        .arg(format!("pty,raw,echo=0,link={a}"))
+        .arg(format!("pty,raw,echo=0,link={b}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("socat (scripts/setup-host)");
+    let end = std::time::Instant::now() + Duration::from_secs(5);
+    while !(Path::new(&a).exists() && Path::new(&b).exists()) {
+        assert!(std::time::Instant::now() < end, "socat made no PTY pair");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (Proc { child: Some(child), name: "socat".into() }, a, b)
+}
+
 /// A private bus (the session configuration: any name may be owned, anyone may call).
 pub struct Bus {
     pub address: String,

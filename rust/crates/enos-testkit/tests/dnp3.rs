@@ -1,9 +1,10 @@
 //! DNP3 end to end: a dnp3py outstation (peers/dnp3_outstation.py), the collector's DNP3 driver,
 //! the uplink and the cloud simulator. The integrity poll's values, events in order with the
 //! outstation's time and flags reach the cloud; writes become CROBs; a dropped link comes back.
+//! On a serial line (a socat PTY pair) two outstations share the line, each by its link address.
 
 use enos_testkit::cloud_sim::CloudSim;
-use enos_testkit::harness::{run_tool, spawn_service, uplink_toml_one_device, Bus, Mosquitto};
+use enos_testkit::harness::{pty_pair, run_tool, spawn_service, uplink_toml_one_device, Bus, Mosquitto};
 use enos_testkit::wait_for;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -22,14 +23,15 @@ struct Outstation {
 }
 
 impl Outstation {
-    fn start(port: u16) -> Outstation {
+    /// `at`: a TCP port, or a serial port's path; `spec` as the peer's JSON.
+    fn start(at: &str, spec: &str) -> Outstation {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let python =
             std::env::var_os("ENOS_VENV").map_or(dir.join("../../../build/venv/bin/python3"), |v| PathBuf::from(v).join("bin/python3"));
         let mut child = Command::new(python)
             .arg(dir.join("peers/dnp3_outstation.py"))
-            .arg(port.to_string())
-            .arg(SPEC)
+            .arg(at)
+            .arg(spec)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -73,7 +75,7 @@ async fn values_events_and_commands_reach_the_cloud_and_the_outstation() {
     let broker = Mosquitto::start(dir.path());
     let cloud = CloudSim::start(broker.port, HashMap::from([("gw01".to_string(), "s".to_string())])).await;
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut outstation = Outstation::start(port);
+    let mut outstation = Outstation::start(&port.to_string(), SPEC);
     std::fs::write(
         dir.path().join("collector.toml"),
         format!(
@@ -150,4 +152,68 @@ async fn values_events_and_commands_reach_the_cloud_and_the_outstation() {
     outstation.send("ai 5 77");
     wait_for(30, "a value after the reconnect", || series("P")().into_iter().find(|p| p.value == serde_json::json!(77))).await;
     assert!(logs().contains("the outstation closed the connection"), "{}", logs());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_outstations_on_one_serial_line_are_polled_and_commanded_by_link_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = Bus::start(dir.path());
+    let (_socat, tty_collector, tty_outstations) = pty_pair(dir.path());
+    let spec = r#"{"outstations": [{"address": 10, "ai": {"5": 231}}, {"address": 11, "ai": {"5": 400}, "bo": [3]}]}"#;
+    let mut outstations = Outstation::start(&tty_outstations, spec);
+    let device = |id: &str, address: u16, extra: &str| {
+        format!(
+            "[[device]]\nid = \"{id}\"\nprotocol = \"dnp3\"\nserial = {{ port = \"{}\", baud = 19200 }}\n\
+             outstation_address = {address}\nclass1_interval_ms = 200\nreconnect_min_ms = 200\nresponse_timeout_ms = 1000\n\
+             [[device.point]]\nname = \"P\"\ntype = \"AI\"\nindex = 5\n{extra}",
+            tty_collector
+        )
+    };
+    let cfg = device("rtu10", 10, "")
+        + &device("rtu11", 11, "[[device.point]]\nname = \"switch\"\ntype = \"BO\"\nindex = 3\ncommand = \"latch\"\naccess = \"rw\"\n");
+    std::fs::write(dir.path().join("collector.toml"), cfg).unwrap();
+    let log = dir.path().join("services.log");
+    let _collector = spawn_service("enos-collector", &dir.path().join("collector.toml"), &bus.address, &log);
+
+    let value = |device: &str| {
+        let (ok, out, _) = run_tool("enosctl", &["--json", "read", device, "P"], &bus.address);
+        let r: Vec<serde_json::Value> = if ok { serde_json::from_str(&out).unwrap() } else { Vec::new() };
+        r.first().map(|r| r["value"].clone())
+    };
+    let logs = || std::fs::read_to_string(&log).unwrap_or_default();
+    // each device has its own outstation's integrity poll values
+    let v = wait_for(30, "outstation 10's value", || value("rtu10").filter(|v| !v.is_null())).await;
+    assert_eq!(v, serde_json::json!(231), "{}", logs());
+    let v = wait_for(30, "outstation 11's value", || value("rtu11").filter(|v| !v.is_null())).await;
+    assert_eq!(v, serde_json::json!(400), "{}", logs());
+    // an event of one outstation reaches its device only
+    outstations.send("@11 ai 5 401");
+    wait_for(30, "outstation 11's event", || value("rtu11").filter(|v| *v == serde_json::json!(401))).await;
+    assert_eq!(value("rtu10"), Some(serde_json::json!(231)));
+    // a write goes to its device's outstation on the line
+    let (ok, out, err) = run_tool("enosctl", &["write", "rtu11", "switch", "true"], &bus.address);
+    assert!(ok, "{out}{err}");
+    assert_eq!(outstations.expect("command"), "command crob 3 direct 3");
+
+    // the communication test: a poll now, every object with its flags in words (JSON for tools)
+    outstations.send("@11 ai 5 402 OVER_RANGE");
+    let (ok, out, err) = run_tool("enosctl", &["--json", "comm-test", "rtu11"], &bus.address);
+    assert!(ok, "{out}{err}");
+    let a: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((a["kind"].as_str(), a["outstation"].as_u64()), (Some("dnp3-poll"), Some(11)), "{a}");
+    let objects = a["objects"].as_array().unwrap();
+    let ai = objects.iter().find(|o| o["type"] == "AI" && o["event"] == false).unwrap_or_else(|| panic!("no static AI: {a}"));
+    assert_eq!(
+        (ai["index"].as_u64(), ai["value"].as_f64(), ai["flags"].clone(), ai["point"].as_str()),
+        (Some(5), Some(402.0), serde_json::json!(["over range"]), Some("P")),
+        "{a}"
+    );
+    assert!(objects.iter().any(|o| o["type"] == "BO" && o["index"] == 3), "the binary output's status too: {a}");
+    // and as a table for people; an event poll of an outstation with nothing new
+    let (ok, out, err) = run_tool("enosctl", &["comm-test", "rtu10"], &bus.address);
+    assert!(ok, "{out}{err}");
+    assert!(out.starts_with("integrity poll of outstation 10: "), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("AI") && l.contains(" 231 ") && l.ends_with(" P")), "{out}");
+    let (ok, out, err) = run_tool("enosctl", &["comm-test", "rtu10", r#"{"poll": "events"}"#], &bus.address);
+    assert!(ok && out.starts_with("event poll of outstation 10: 0 objects"), "{out}{err}");
 }

@@ -1,34 +1,15 @@
 //! Modbus RTU on a serial line (a socat PTY pair, as tokio-modbus tests it), RTU over TCP, and
 //! several unit ids on one line, read through the real collector over a private bus.
 
-use enos_testkit::harness::{run_tool, spawn_service, Bus, Proc};
+use enos_testkit::harness::{pty_pair, run_tool, spawn_service, Bus};
 use enos_testkit::modbus_sim::{serve_rtu_over_tcp, serve_rtu_serial, MultiDrop, SimDevice};
 use enos_testkit::wait_for;
-use std::process::{Command, Stdio};
-
-fn socat_pair(dir: &std::path::Path) -> (Proc, String, String) {
-    let (a, b) = (dir.join("ttyA").display().to_string(), dir.join("ttyB").display().to_string());
-    let child = Command::new("socat")
-        .arg(format!("pty,raw,echo=0,link={a}"))
-        .arg(format!("pty,raw,echo=0,link={b}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("socat (apt install socat)");
-    for _ in 0..100 {
-        if std::path::Path::new(&a).exists() && std::path::Path::new(&b).exists() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    (Proc { child: Some(child), name: "socat".into() }, a, b)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rtu_serial_multi_drop_and_rtu_over_tcp() {
     let dir = tempfile::tempdir().unwrap();
     let bus = Bus::start(dir.path());
-    let (_socat, tty_collector, tty_devices) = socat_pair(dir.path());
+    let (_socat, tty_collector, tty_devices) = pty_pair(dir.path());
     let (d1, d2, d3) = (SimDevice::new(1), SimDevice::new(2), SimDevice::new(7));
     d1.state.lock().unwrap().holding.insert(0, 1111);
     d2.state.lock().unwrap().holding.insert(0, 2222);
@@ -153,7 +134,7 @@ fn read_value(bus: &str, dev: &str, point: &str) -> Option<serde_json::Value> {
 async fn a_late_answer_on_a_serial_line_is_discarded_and_the_line_keeps_working() {
     let dir = tempfile::tempdir().unwrap();
     let bus = Bus::start(dir.path());
-    let (_socat, tty_collector, tty_devices) = socat_pair(dir.path());
+    let (_socat, tty_collector, tty_devices) = pty_pair(dir.path());
     let (slow, meter) = (SimDevice::new(3), SimDevice::new(2));
     slow.state.lock().unwrap().holding.extend((0..10).map(|i| (i, 1000 + i)));
     slow.state.lock().unwrap().holding.insert(100, 4242);

@@ -194,6 +194,12 @@ async fn the_communication_test_interrogates_the_station_and_says_when_it_is_off
     let ioas: Vec<u64> = a["objects"].as_array().unwrap().iter().map(|o| o["ioa"].as_u64().unwrap()).collect();
     assert_eq!(ioas, [8, 30], "{a}");
 
+    // the same from a shell: enosctl comm-test, the request's kind from the device's protocol
+    let (ok, out, err) = run_tool("enosctl", &["comm-test", "rtu", r#"{"ioa_from": 7, "ioa_to": 8}"#], &bus.address);
+    assert!(ok, "{out}{err}");
+    assert!(out.starts_with("2 objects from common address 1"), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("8 ") && l.contains("M_ME_NC_1") && l.contains("invalid, not topical")), "{out}");
+
     // another protocol's test is refused in words
     let e = comm_test(&conn, "rtu", serde_json::json!({"kind": "dlt645-identifiers", "identifiers": ["02010100"]})).await.unwrap_err();
     assert!(e.ends_with("device \"rtu\" (iec104): its communication test is iec104-interrogation, not dlt645-identifiers"), "{e}");
@@ -209,4 +215,6 @@ async fn the_communication_test_interrogates_the_station_and_says_when_it_is_off
     let a = comm_test(&conn, "rtu", serde_json::json!({"kind": "iec104-interrogation"})).await.unwrap();
     assert_eq!((a["ok"].as_bool(), a["failure"].as_str()), (Some(false), Some("offline")), "{a}");
     assert!(a["message"].as_str().unwrap().starts_with("device \"rtu\" is offline: the station is not connected"), "{a}");
+    let (ok, out, _) = run_tool("enosctl", &["comm-test", "rtu"], &bus.address);
+    assert!(!ok && out.contains("is offline") && out.contains("the test failed"), "a failed test exits 1: {out}");
 }

@@ -1071,7 +1071,36 @@ const commTests = {
   'modbus-registers': rawCard,
   'iec104-interrogation': interrogationCard,
   'dlt645-identifiers': identifiersCard,
+  'dnp3-poll': dnp3PollCard,
 };
+
+/** DNP3: an integrity or event poll of the outstation now; every object with its flags, and the IIN, in words. */
+function dnp3PollCard(id, t) {
+  const which = h('select', { id: 'dnp3-poll-kind' },
+    h('option', { value: 'integrity' }, 'Integrity poll (classes 1, 2, 3 and 0)'), h('option', { value: 'events' }, 'Event poll (classes 1, 2 and 3)'));
+  const btn = h('button', { type: 'button', class: 'primary', id: 'dnp3-poll-run' }, 'Poll');
+  const res = h('div', { id: 'dnp3-poll-result', role: 'status' });
+  btn.addEventListener('click', () => {
+    runCommTest(id, { kind: t.kind, poll: which.value }, btn, res, (r) => {
+      if (!r.ok) return [failureBanner(r), r.iin.length ? h('p', { class: 'hint' }, 'IIN: ' + r.iin.join(', ')) : null].filter((x) => x);
+      const time = (o) => o.time_ms === null || o.time_ms === undefined ? '–' : new Date(o.time_ms).toLocaleString();
+      return [h('p', { class: 'hint' }, sentence(r.message) + ', ' + r.took_ms + ' ms'),
+        h('p', { class: 'hint', id: 'dnp3-iin' }, 'IIN: ' + (r.iin.length ? r.iin.join(', ') : 'none')),
+        h('table', { id: 'dnp3-poll-table' },
+          h('thead', {}, h('tr', {}, h('th', {}, 'Type'), h('th', {}, 'Index'), h('th', {}, 'Value'), h('th', {}, 'Flags'), h('th', {}, 'Time'))),
+          h('tbody', {}, r.objects.map((o) => h('tr', {},
+            h('td', { class: 'words' }, o.type + (o.event ? ' event' : ''), h('div', { class: 'hint' }, o.type_words)),
+            h('td', {}, String(o.index), o.point ? h('div', { class: 'hint' }, o.point) : null),
+            h('td', { class: 'num' }, String(o.value)),
+            h('td', { class: 'words' }, o.flags.length ? o.flags.join(', ') : 'online'),
+            h('td', {}, time(o))))))];
+    });
+  });
+  return h('div', { class: 'card', id: 'comm-card' }, h('h2', {}, t.label),
+    h('p', { class: 'hint' }, 'Asks the outstation now, beside its scheduled polls; what it sends also goes on to the cloud.'),
+    h('label', { for: 'dnp3-poll-kind' }, 'Poll'), which,
+    h('div', { class: 'toolbar' }, h('span', { class: 'grow' }), btn), res);
+}
 
 /** IEC 104: a general interrogation now, optionally of one range of addresses. */
 function interrogationCard(id, t) {

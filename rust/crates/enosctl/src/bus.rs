@@ -69,6 +69,10 @@ impl Bus {
     pub async fn write_point(&self, device: &str, point: &str, value: &str) -> Result<WriteOutcome, CallError> {
         decode("enos-collector", call("enos-collector", DEVICE_TIMEOUT, self.collector().await?.write_point(device, point, value)).await?)
     }
+    /// The device's communication test (`request`: JSON with its `kind`).
+    pub async fn comm_test(&self, device: &str, request: &str) -> Result<enos_model::comm_test::CommAnswer, CallError> {
+        decode("enos-collector", call("enos-collector", DEVICE_TIMEOUT, self.collector().await?.read_raw(device, request)).await?)
+    }
     pub async fn uplink_status(&self) -> Result<UplinkStatus, CallError> {
         decode("enos-uplink", call("enos-uplink", TIMEOUT, self.uplink().await?.status()).await?)
     }

@@ -3,6 +3,7 @@
 mod bus;
 mod check;
 mod cloud;
+mod comm;
 mod model;
 
 use anyhow::{bail, Context};
@@ -48,6 +49,11 @@ enum Cmd {
     /// Whole-system updates.
     #[command(subcommand)]
     Ota(OtaCmd),
+    /// The device's communication test now: Modbus registers, an IEC 104 interrogation, DL/T 645
+    /// identifiers, a DNP3 poll. REQUEST is its JSON (e.g. '{"poll": "events"}' for DNP3,
+    /// '{"identifiers": ["02010100"]}' for DL/T 645); without it the protocol's plain test.
+    /// Exit status 1 when the test failed.
+    CommTest { device: String, request: Option<String> },
 }
 
 #[derive(Subcommand)]
@@ -265,6 +271,22 @@ async fn run() -> anyhow::Result<i32> {
                     p.error.map(|e| format!("  {e}")).unwrap_or_default()
                 );
             }
+        }
+        Cmd::CommTest { device, request } => {
+            let devices = bus.devices().await?;
+            let Some(d) = devices.iter().find(|d| d.id == device) else { bail!("there is no device \"{device}\"") };
+            let kind = enos_collector_config::Protocol::ALL
+                .into_iter()
+                .find(|p| p.name() == d.protocol)
+                .and_then(enos_model::comm_test::kind_of)
+                .with_context(|| format!("devices of protocol {} have no communication test yet", d.protocol))?;
+            let a = bus.comm_test(&device, &comm::request(kind.name(), request.as_deref())?).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&a)?);
+            } else {
+                print!("{}", comm::render(&a));
+            }
+            return Ok(if a.ok() { 0 } else { 1 });
         }
         Cmd::Ota(c) => match c {
             OtaCmd::Status => {

@@ -1,11 +1,13 @@
-//! DNP3: the devices of one address share one `enos_dnp3::Master` (one connection), each device
-//! one outstation with its own link address. Values are forwarded as they arrive, one frame per
+//! DNP3: the devices of one address or serial port share one `enos_dnp3::Master` (one TCP
+//! connection or line), each device one outstation with its own link address. Values are forwarded as they arrive, one frame per
 //! value, stamped with the outstation's time when it sent one.
 
+mod comm;
 mod map;
 
+use crate::on_demand::{write_target, Latest};
 use crate::{Command, DeviceEvent, Driver, DriverContext, DriverFuture, Frame, SharedDevice};
-use enos_batch::{Flags, Quality};
+use enos_batch::Flags;
 use enos_collector_config::dnp3::{Dnp3Device, PointType};
 use enos_collector_config::{DeviceConfig, ProtocolConfig};
 use enos_dnp3::{CommandError, Event, LinkState, Master, Mode, OutstationSettings, PointKind, Settings};
@@ -20,7 +22,7 @@ struct Device {
     id: Arc<str>,
     cfg: SharedDevice<Dnp3Device>,
     /// The latest reading of each point (on-demand reads answer from here).
-    latest: Vec<Option<PointReading>>,
+    latest: Latest,
 }
 
 /// A value without the outstation's time gets its arrival time, but at least 1 ms after the
@@ -51,7 +53,7 @@ impl Dnp3Driver {
         let devices = (0..all.len())
             .map(|i| {
                 let cfg = SharedDevice::new(all, i, pick)?;
-                Some(Device { id: Arc::from(all[i].id.as_str()), latest: vec![None; cfg.points.len()], cfg })
+                Some(Device { id: Arc::from(all[i].id.as_str()), latest: Latest::new(cfg.points.len()), cfg })
             })
             .collect::<Option<Vec<_>>>()?;
         (!devices.is_empty()).then_some(Dnp3Driver { devices })
@@ -63,7 +65,8 @@ impl Dnp3Driver {
         let c = &self.devices[0].cfg;
         let ms = Duration::from_millis;
         Settings {
-            address: c.address.clone(),
+            // a TCP address, or the serial port (for the channel's messages)
+            address: c.address.clone().or_else(|| c.serial.as_ref().map(|s| s.port.clone())).unwrap_or_default(),
             master_address: c.master_address,
             outstations: self
                 .devices
@@ -106,7 +109,21 @@ async fn run(mut drv: Dnp3Driver, mut ctx: DriverContext) -> String {
         }
         ctx.status.set(DeviceStatus::new(&d.id, "dnp3", "connecting", d.cfg.points.len()));
     }
-    let (master, mut events) = match Master::start(drv.settings()) {
+    let started = match (&drv.devices[0].cfg.address, &drv.devices[0].cfg.serial) {
+        (_, Some(line)) => {
+            // the line is opened again after every failure, like a TCP connection
+            let line = line.clone();
+            Master::start_with(
+                drv.settings(),
+                Box::new(move || {
+                    let port = crate::modbus::transport::serial(&line).map_err(std::io::Error::other);
+                    Box::pin(async move { port })
+                }),
+            )
+        }
+        _ => Master::start(drv.settings()),
+    };
+    let (master, mut events) = match started {
         Ok(m) => m,
         Err(e) => return format!("the DNP3 settings cannot work: {e}"),
     };
@@ -147,18 +164,11 @@ async fn on_event(drv: &mut Dnp3Driver, routes: &Routes, ctx: &DriverContext, ma
                 Some(t) if t <= now + crate::iec104::FUTURE_MS && t + crate::iec104::PAST_MS >= now => t,
                 Some(_) => {
                     flags |= Flags::TIME_INVALID;
-                    arrival_time(now, d.latest[pi].as_ref())
+                    arrival_time(now, d.latest.get(pi))
                 }
-                None => arrival_time(now, d.latest[pi].as_ref()),
+                None => arrival_time(now, d.latest.get(pi)),
             };
-            d.latest[pi] = Some(PointReading {
-                point: p.meta.name.to_string(),
-                value: v.clone(),
-                quality: q,
-                ts_ms: ts,
-                error: None,
-                flags: flags.names().into_iter().map(String::from).collect(),
-            });
+            d.latest.record(pi, &p.meta.name, &v, q, ts, flags);
             let frame = Frame { device: d.id.clone(), ts_ms: ts, samples: vec![(d.cfg.points[pi].meta.name.clone(), v, q, flags)] };
             ctx.status.update(&d.id, |s| s.last_ok_ms = Some(now));
             ctx.frames.send(frame).await.is_ok()
@@ -228,28 +238,37 @@ fn serve(drv: &Dnp3Driver, master: &Arc<Master>, running: &mut JoinSet<()>, cmd:
     let find = |id: &str| drv.devices.iter().find(|d| &*d.id == id);
     match cmd {
         Command::Read { device, points, reply } => {
-            let _ = reply.send(read(find(&device), &device, &points));
+            let r = match find(&device) {
+                Some(d) => d.latest.read(&device, &d.cfg.points, &points, "the outstation has not sent this point yet"),
+                None => Err(format!("there is no device \"{device}\"")),
+            };
+            let _ = reply.send(r);
         }
-        Command::RawRead { reply, .. } => {
-            let _ = reply.send(Err("the communication test reads Modbus registers; a DNP3 outstation is read with a read \
-                                    (its latest values)"
-                .into()));
+        Command::RawRead { device, request, reply } => {
+            let Some(d) = find(&device) else {
+                let _ = reply.send(Err(format!("there is no device \"{device}\"")));
+                return;
+            };
+            let enos_model::comm_test::CommTest::Dnp3Poll(req) = request else {
+                let _ = reply.send(Err(format!("device \"{device}\" is a DNP3 outstation: its communication test is dnp3-poll")));
+                return;
+            };
+            let (master, outstation, names) = (master.clone(), d.cfg.outstation_address, comm::names(&d.cfg));
+            running.spawn(async move {
+                let _ = reply.send(Ok(comm::poll(master, outstation, req, names).await));
+            });
         }
         Command::Write { device, point, value, reply } => {
             let fail = |f, why: String| WriteOutcome::failed(f, why);
-            let Some(d) = find(&device) else {
-                let _ = reply.send(fail(WriteFailure::UnknownDevice, format!("there is no device \"{device}\"")));
-                return;
+            let d = find(&device);
+            let (p, kind) = match write_target(&device, d.map(|d| &d.cfg.points[..]), &point, |a| a.command) {
+                Ok(t) => t,
+                Err(refused) => {
+                    let _ = reply.send(refused);
+                    return;
+                }
             };
-            let Some(p) = d.cfg.points.iter().find(|p| *p.meta.name == *point) else {
-                let _ = reply.send(fail(WriteFailure::UnknownPoint, format!("device \"{device}\" has no point \"{point}\"")));
-                return;
-            };
-            let Some(kind) = p.at.command.filter(|_| p.meta.access == enos_collector_config::Access::Rw) else {
-                let _ = reply.send(fail(WriteFailure::ReadOnly, format!("point \"{point}\" is read-only")));
-                return;
-            };
-            let (outstation, index) = (d.cfg.outstation_address, p.at.index);
+            let (outstation, index) = (d.map_or(0, |d| d.cfg.outstation_address), p.at.index);
             let mode = if p.at.select_before_operate { Mode::SelectBeforeOperate } else { Mode::DirectOperate };
             let c = match map::command(p, kind, &value) {
                 Ok(map::Output::Crob(crob)) if p.at.kind == PointType::BinaryOutput => {
@@ -285,32 +304,4 @@ fn serve(drv: &Dnp3Driver, master: &Arc<Master>, running: &mut JoinSet<()>, cmd:
             });
         }
     }
-}
-
-/// The latest value of each point asked (all when none are named).
-fn read(d: Option<&Device>, device: &str, points: &[String]) -> Result<Vec<PointReading>, String> {
-    let d = d.ok_or_else(|| format!("there is no device \"{device}\""))?;
-    let which: Vec<usize> = if points.is_empty() {
-        (0..d.cfg.points.len()).collect()
-    } else {
-        points
-            .iter()
-            .map(|n| {
-                d.cfg.points.iter().position(|p| *p.meta.name == **n).ok_or_else(|| format!("device \"{device}\" has no point \"{n}\""))
-            })
-            .collect::<Result<_, _>>()?
-    };
-    Ok(which
-        .into_iter()
-        .map(|i| {
-            d.latest[i].clone().unwrap_or_else(|| PointReading {
-                point: d.cfg.points[i].meta.name.to_string(),
-                value: enos_batch::Value::Null,
-                quality: Quality::CommFailure,
-                ts_ms: now_ms(),
-                error: Some("the outstation has not sent this point yet".into()),
-                flags: Vec::new(),
-            })
-        })
-        .collect())
 }

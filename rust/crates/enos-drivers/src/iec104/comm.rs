@@ -17,6 +17,9 @@ pub type Reply = oneshot::Sender<Result<CommAnswer, String>>;
 pub struct Pending {
     pub id: u64,
     pub ca: u16,
+    /// Its interrogation was sent (`Event::InterrogationStarted`): what follows of cause 20 and
+    /// the next termination of its common address are its answer, not a scheduled one's.
+    pub active: bool,
     pub req: Interrogation,
     pub objects: Vec<InfoObject>,
     pub reply: Reply,
@@ -27,7 +30,7 @@ impl Pending {
     /// Takes one object if it answers this interrogation.
     pub fn offer(&mut self, ca: u16, cot: Cot, obj: impl FnOnce() -> InfoObject, ioa: u32) {
         // 20: station interrogation, 21-36: group interrogation
-        if ca == self.ca && (20..=36).contains(&cot.0) && self.req.wants(ioa) {
+        if self.active && ca == self.ca && (20..=36).contains(&cot.0) && self.req.wants(ioa) {
             self.objects.push(obj());
         }
     }

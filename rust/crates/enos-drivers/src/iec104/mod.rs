@@ -4,17 +4,20 @@
 
 mod comm;
 mod map;
+#[cfg(test)]
+mod tests;
 
 // the plausible window of a device time tag, shared with the DNP3 driver
 pub(crate) use map::{FUTURE_MS, PAST_MS};
 
+use crate::on_demand::{write_target, Latest};
 use crate::{Command, DeviceEvent, Driver, DriverContext, DriverFuture, Frame, SharedDevice};
-use enos_batch::{Flags, Quality};
+use enos_batch::Flags;
 use enos_collector_config::iec104::{Iec104Device, Iec104Point};
 use enos_collector_config::{DeviceConfig, ProtocolConfig};
 use enos_iec104::{CommandError, Event, LinkState, Settings, Station, TlsSettings};
 use enos_model::comm_test::CommTest;
-use enos_model::device::{DeviceStatus, PointReading, WriteFailure, WriteOutcome};
+use enos_model::device::{DeviceStatus, WriteFailure, WriteOutcome};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -24,7 +27,7 @@ struct Device {
     id: Arc<str>,
     cfg: SharedDevice<Iec104Device>,
     /// The latest reading of each point (on-demand reads answer from here).
-    latest: Vec<Option<PointReading>>,
+    latest: Latest,
     /// When an implausible time tag of this station was last logged (at most once an hour).
     clock_warned_ms: u64,
 }
@@ -53,7 +56,7 @@ impl Iec104Driver {
         let devices = (0..all.len())
             .map(|i| {
                 let cfg = SharedDevice::new(all, i, pick)?;
-                Some(Device { id: Arc::from(all[i].id.as_str()), latest: vec![None; cfg.points.len()], clock_warned_ms: 0, cfg })
+                Some(Device { id: Arc::from(all[i].id.as_str()), latest: Latest::new(cfg.points.len()), clock_warned_ms: 0, cfg })
             })
             .collect::<Option<Vec<_>>>()?;
         (!devices.is_empty()).then_some(Iec104Driver {
@@ -188,14 +191,7 @@ async fn on_event(drv: &mut Iec104Driver, routes: &Routes, ctx: &DriverContext, 
                     );
                 }
             }
-            d.latest[pi] = Some(PointReading {
-                point: p.meta.name.to_string(),
-                value: v.clone(),
-                quality: q,
-                ts_ms: ts,
-                error: None,
-                flags: flags.names().into_iter().map(String::from).collect(),
-            });
+            d.latest.record(pi, &p.meta.name, &v, q, ts, flags);
             let frame = Frame { device: d.id.clone(), ts_ms: ts, samples: vec![(d.cfg.points[pi].meta.name.clone(), v, q, flags)] };
             let id = d.id.to_string();
             ctx.status.update(&id, |s| {
@@ -203,9 +199,16 @@ async fn on_event(drv: &mut Iec104Driver, routes: &Routes, ctx: &DriverContext, 
             });
             ctx.frames.send(frame).await.is_ok()
         }
+        Event::InterrogationStarted { ca, requested } => {
+            // tests of one address are sent in the order asked: the first waiting one is this
+            if let Some(t) = drv.tests.iter_mut().find(|t| requested && t.ca == ca && !t.active) {
+                t.active = true;
+            }
+            true
+        }
         Event::InterrogationDone { ca } => {
             for t in std::mem::take(&mut drv.tests) {
-                match t.ca == ca {
+                match t.active && t.ca == ca {
                     true => t.finish(None),
                     false => drv.tests.push(t),
                 }
@@ -251,7 +254,11 @@ fn serve(drv: &Iec104Driver, station: &Arc<Station>, running: &mut JoinSet<()>, 
     let find = |id: &str| drv.devices.iter().find(|d| &*d.id == id);
     match cmd {
         Command::Read { device, points, reply } => {
-            let _ = reply.send(read(find(&device), &device, &points));
+            let r = match find(&device) {
+                Some(d) => d.latest.read(&device, &d.cfg.points, &points, "the station has not sent this point yet"),
+                None => Err(format!("there is no device \"{device}\"")),
+            };
+            let _ = reply.send(r);
         }
         // the event loop takes communication tests before they get here (they wait for events)
         Command::RawRead { reply, .. } => {
@@ -262,14 +269,12 @@ fn serve(drv: &Iec104Driver, station: &Arc<Station>, running: &mut JoinSet<()>, 
                 let _ = reply.send(WriteOutcome::failed(WriteFailure::UnknownDevice, format!("there is no device \"{device}\"")));
                 return;
             };
-            let Some(p) = d.cfg.points.iter().find(|p| *p.meta.name == *point) else {
-                let _ =
-                    reply.send(WriteOutcome::failed(WriteFailure::UnknownPoint, format!("device \"{device}\" has no point \"{point}\"")));
-                return;
-            };
-            let Some(kind) = p.at.command.filter(|_| p.meta.access == enos_collector_config::Access::Rw) else {
-                let _ = reply.send(WriteOutcome::failed(WriteFailure::ReadOnly, format!("point \"{point}\" is read-only")));
-                return;
+            let (p, kind) = match write_target(&device, Some(&d.cfg.points[..]), &point, |a| a.command) {
+                Ok(t) => t,
+                Err(refused) => {
+                    let _ = reply.send(refused);
+                    return;
+                }
             };
             let c = match map::command(p, kind, &value) {
                 Ok(v) => enos_iec104::Command {
@@ -330,7 +335,7 @@ fn interrogate(
         comm::refuse(reply, ca, "offline", format!("device \"{device}\" is offline: the station is not connected ({why})"));
         return;
     }
-    drv.tests.push(comm::Pending { id, ca, req, objects: Vec::new(), reply, started: std::time::Instant::now() });
+    drv.tests.push(comm::Pending { id, ca, active: false, req, objects: Vec::new(), reply, started: std::time::Instant::now() });
     let (station, ends) = (station.clone(), ends.clone());
     running.spawn(async move {
         let end = match station.interrogate(ca).await {
@@ -350,32 +355,4 @@ fn interrogate(
         };
         let _ = ends.send((id, end.0, end.1));
     });
-}
-
-/// The latest value of each point asked (all when none are named).
-fn read(d: Option<&Device>, device: &str, points: &[String]) -> Result<Vec<PointReading>, String> {
-    let d = d.ok_or_else(|| format!("there is no device \"{device}\""))?;
-    let which: Vec<usize> = if points.is_empty() {
-        (0..d.cfg.points.len()).collect()
-    } else {
-        points
-            .iter()
-            .map(|n| {
-                d.cfg.points.iter().position(|p| *p.meta.name == **n).ok_or_else(|| format!("device \"{device}\" has no point \"{n}\""))
-            })
-            .collect::<Result<_, _>>()?
-    };
-    Ok(which
-        .into_iter()
-        .map(|i| {
-            d.latest[i].clone().unwrap_or_else(|| PointReading {
-                point: d.cfg.points[i].meta.name.to_string(),
-                value: enos_batch::Value::Null,
-                quality: Quality::CommFailure,
-                ts_ms: now_ms(),
-                error: Some("the station has not sent this point yet".into()),
-                flags: Vec::new(),
-            })
-        })
-        .collect())
 }

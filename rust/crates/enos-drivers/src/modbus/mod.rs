@@ -11,7 +11,7 @@ mod link;
 pub mod plan;
 mod poll;
 mod raw;
-mod transport;
+pub(crate) mod transport;
 
 pub use link::{Endpoint, ReqError};
 

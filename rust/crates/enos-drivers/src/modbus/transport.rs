@@ -201,7 +201,8 @@ async fn tcp(addr: &str) -> Result<tokio::net::TcpStream, String> {
     Ok(stream)
 }
 
-fn serial(s: &SerialConfig) -> Result<tokio_serial::SerialStream, String> {
+/// Opens a serial port with its settings (the DNP3 driver uses it too).
+pub(crate) fn serial(s: &SerialConfig) -> Result<tokio_serial::SerialStream, String> {
     use tokio_serial::{SerialPort, SerialPortBuilderExt};
     let builder = tokio_serial::new(&s.port, s.baud)
         .parity(match s.parity {

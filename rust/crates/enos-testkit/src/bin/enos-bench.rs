@@ -38,6 +38,10 @@ struct Args {
     /// Only IEC 104: spontaneous values end to end (one station, 1,000 IOAs) at offered rates.
     #[arg(long)]
     iec104: bool,
+    /// Only DNP3: unsolicited analog events end to end (one outstation, 1,000 points) at offered
+    /// rates.
+    #[arg(long)]
+    dnp3: bool,
 }
 
 struct Table(Vec<(String, String)>);
@@ -96,7 +100,7 @@ async fn main() {
     let a = Args::parse();
     let mut t = Table(Vec::new());
     println!("EnOS Edge benchmark on {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
-    if a.point_memory || a.iec104 {
+    if a.point_memory || a.iec104 || a.dnp3 {
         // A bus, a broker, the cloud simulator and an uplink with one sub-device, "rtu".
         let dir = tempfile::tempdir().unwrap();
         let bus = Bus::start(dir.path());
@@ -116,6 +120,9 @@ async fn main() {
         }
         if a.iec104 {
             iec104_rates(&a, &mut t, dir.path(), &bus.address, &log, &cloud).await;
+        }
+        if a.dnp3 {
+            dnp3_rates(&a, &mut t, dir.path(), &bus.address, &log, &cloud).await;
         }
         uplink.terminate();
         return print_table(&t);
@@ -438,17 +445,62 @@ async fn iec104_rates(a: &Args, t: &mut Table, dir: &std::path::Path, bus: &str,
         )
         .unwrap();
         let mut c = spawn_service("enos-collector", &file, bus, log);
-        tokio::time::sleep(Duration::from_secs(3)).await; // connect, interrogate, warm up
-        let (p0, c0, s0) = (cloud.with(|r| r.points_total), proc_stat(&c).1, sim.sent.load(std::sync::atomic::Ordering::Relaxed));
-        let start = Instant::now();
-        tokio::time::sleep(Duration::from_secs(a.seconds.min(15))).await;
-        let el = start.elapsed().as_secs_f64();
-        let (p1, c1, s1) = (cloud.with(|r| r.points_total), proc_stat(&c).1, sim.sent.load(std::sync::atomic::Ordering::Relaxed));
-        let (got, offered, cpu) = ((p1 - p0) as f64 / el, (s1 - s0) as f64 / el, (c1 - c0) / el);
+        let (got, offered, cpu) = spontaneous_rates(a, &c, cloud, &sim.sent).await;
         t.row(
             format!("IEC 104 spontaneous values, offered {rate}/s"),
             format!(
                 "station sent {offered:.0}/s, cloud acknowledged {got:.0}/s; collector {:.0}% of one core = {:.2} cores per 10k values/s",
+                cpu * 100.0,
+                cpu / (got.max(1.0) / 10_000.0)
+            ),
+        );
+        c.terminate();
+    }
+}
+
+/// After 3 s to connect, start up and warm up, over `--seconds` (15 at most): the values the
+/// cloud acknowledged per second, the values the device simulator sent (`sent`) per second, and
+/// the collector's CPU in cores.
+async fn spontaneous_rates(a: &Args, collector: &Proc, cloud: &CloudSim, sent: &std::sync::atomic::AtomicU64) -> (f64, f64, f64) {
+    use std::sync::atomic::Ordering::Relaxed;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (p0, c0, s0) = (cloud.with(|r| r.points_total), proc_stat(collector).1, sent.load(Relaxed));
+    let start = Instant::now();
+    tokio::time::sleep(Duration::from_secs(a.seconds.min(15))).await;
+    let el = start.elapsed().as_secs_f64();
+    let (p1, c1, s1) = (cloud.with(|r| r.points_total), proc_stat(collector).1, sent.load(Relaxed));
+    ((p1 - p0) as f64 / el, (s1 - s0) as f64 / el, (c1 - c0) / el)
+}
+
+/// DNP3 end to end: an outstation (`dnp3_sim`, 1,000 analog inputs) sends unsolicited events
+/// (g32v1, 50 per response) at rising rates; per rate, the events the cloud acknowledged per
+/// second and the collector's CPU per 10k events/s.
+async fn dnp3_rates(a: &Args, t: &mut Table, dir: &std::path::Path, bus: &str, log: &std::path::Path, cloud: &CloudSim) {
+    use enos_testkit::dnp3_sim::Dnp3Sim;
+    const POINTS: u32 = 1000;
+    let mut csv = String::from("name,type,index\n");
+    for i in 0..POINTS {
+        csv.push_str(&format!("P{i:04},AI,{i}\n"));
+    }
+    std::fs::write(dir.join("rtu-dnp3.csv"), csv).unwrap();
+    for rate in [5_000u64, 20_000, 50_000] {
+        let sim = Dnp3Sim::start(10, POINTS, rate).await;
+        let file = dir.join("collector-dnp3.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "[[device]]\nid = \"rtu\"\nprotocol = \"dnp3\"\naddress = \"{}\"\noutstation_address = 10\nunsolicited = true\n\
+                 integrity_interval_s = 0\nclass1_interval_ms = 0\nclass2_interval_ms = 0\nclass3_interval_ms = 0\npoints_csv = \"rtu-dnp3.csv\"\n",
+                sim.addr
+            ),
+        )
+        .unwrap();
+        let mut c = spawn_service("enos-collector", &file, bus, log);
+        let (got, offered, cpu) = spontaneous_rates(a, &c, cloud, &sim.sent).await;
+        t.row(
+            format!("DNP3 unsolicited events, offered {rate}/s"),
+            format!(
+                "outstation sent {offered:.0}/s, cloud acknowledged {got:.0}/s; collector {:.0}% of one core = {:.2} cores per 10k events/s",
                 cpu * 100.0,
                 cpu / (got.max(1.0) / 10_000.0)
             ),
