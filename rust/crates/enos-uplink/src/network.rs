@@ -14,27 +14,43 @@ fn broker_of(uri: &str) -> Option<String> {
     Some(rest.split('/').next()?.to_string()).filter(|s| !s.is_empty())
 }
 
-/// The interface holding `ip` (`/proc/net/if_inet6` for v6; for v4 the kernel's routing table's
-/// default route's interface, loopback for 127.0.0.0/8).
+/// The interface holding `ip` (getifaddrs: the service's sandbox shows no `/proc/net`).
 fn interface_of(ip: IpAddr) -> Option<String> {
-    if ip.is_loopback() {
-        return Some("lo".into());
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `head` with a list we only read and free once below.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return None;
     }
-    match ip {
-        IpAddr::V6(v6) => {
-            let hex: String = v6.octets().iter().map(|b| format!("{b:02x}")).collect();
-            let t = std::fs::read_to_string("/proc/net/if_inet6").ok()?;
-            t.lines().find(|l| l.starts_with(&hex)).and_then(|l| l.split_whitespace().last()).map(String::from)
+    let mut found = None;
+    let mut cur = head;
+    while !cur.is_null() && found.is_none() {
+        // SAFETY: `cur` is a node of the list getifaddrs returned, alive until freeifaddrs.
+        let ifa = unsafe { &*cur };
+        if !ifa.ifa_addr.is_null() {
+            // SAFETY: the family says which sockaddr the address is.
+            let addr = unsafe {
+                match (*ifa.ifa_addr).sa_family as i32 {
+                    libc::AF_INET => {
+                        let a = &*(ifa.ifa_addr as *const libc::sockaddr_in);
+                        Some(IpAddr::from(u32::from_be(a.sin_addr.s_addr).to_be_bytes()))
+                    }
+                    libc::AF_INET6 => {
+                        let a = &*(ifa.ifa_addr as *const libc::sockaddr_in6);
+                        Some(IpAddr::from(a.sin6_addr.s6_addr))
+                    }
+                    _ => None,
+                }
+            };
+            if addr == Some(ip) {
+                // SAFETY: ifa_name is a NUL-terminated string of the list.
+                found = Some(unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) }.to_string_lossy().into_owned());
+            }
         }
-        IpAddr::V4(_) => {
-            let t = std::fs::read_to_string("/proc/net/route").ok()?;
-            t.lines()
-                .skip(1)
-                .map(|l| l.split_whitespace().collect::<Vec<_>>())
-                .find(|f| f.get(1) == Some(&"00000000"))
-                .map(|f| f[0].to_string())
-        }
+        cur = ifa.ifa_next;
     }
+    // SAFETY: the list getifaddrs gave, freed once.
+    unsafe { libc::freeifaddrs(head) };
+    found
 }
 
 /// `up`, `down` or `unknown` as the kernel says (loopback's `unknown` is a working link).
