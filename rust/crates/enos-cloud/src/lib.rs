@@ -4,6 +4,7 @@
 
 pub mod codes;
 pub mod command;
+pub mod monitor;
 pub mod requests;
 pub mod sign;
 pub mod subdevices;

@@ -78,6 +78,23 @@ impl Record {
     pub fn registrations(&self) -> usize {
         self.requests.iter().filter(|(t, _)| t.ends_with("/thing/device/register")).count()
     }
+    /// The attributes of every `thing.attribute.update`, in arrival order.
+    pub fn attribute_updates(&self) -> Vec<serde_json::Value> {
+        self.requests_on("/thing/attribute/update").into_iter().map(|v| v["params"]["attributes"].clone()).collect()
+    }
+    /// The values of every `thing.event.{event}.post`, in arrival order.
+    pub fn events(&self, event: &str) -> Vec<serde_json::Value> {
+        self.requests_on(&format!("/thing/event/{event}/post")).into_iter().map(|v| v["params"]["events"].clone()).collect()
+    }
+    /// Every log line of `thing.log.post` messages with `trace_id` (the service call's id).
+    pub fn log_lines(&self, trace_id: &str) -> Vec<serde_json::Value> {
+        let posts = self.requests_on("/thing/log/post");
+        posts
+            .iter()
+            .flat_map(|v| v["params"].as_array().cloned().unwrap_or_default())
+            .filter(|l| l["logs"]["traceId"] == trace_id)
+            .collect()
+    }
     /// The requests that arrived on topics ending with `suffix`.
     pub fn requests_on(&self, suffix: &str) -> Vec<serde_json::Value> {
         self.requests.iter().filter(|(t, _)| t.ends_with(suffix)).map(|(_, v)| v.clone()).collect()
@@ -295,7 +312,7 @@ fn handle(cli: &mqtt::AsyncClient, rec: &Arc<Mutex<Record>>, topic: &str, payloa
     r.arrivals.push(topic.to_string());
     if topic.ends_with("_reply") {
         // ours to the gateway's requests, echoed by the broker
-        const OURS: [&str; 9] = [
+        const OURS: [&str; 12] = [
             "/post/batch_reply",
             "/resume/batch_reply",
             "topo/add_reply",
@@ -305,6 +322,10 @@ fn handle(cli: &mqtt::AsyncClient, rec: &Arc<Mutex<Record>>, topic: &str, payloa
             "inform_reply",
             "device/register_reply",
             "tsltemplate/get_reply",
+            // monitoring: attributes, events and log lines (`/post_reply`), network status
+            "attribute/update_reply",
+            "/post_reply",
+            "status/report_reply",
         ];
         if !OURS.iter().any(|o| topic.ends_with(o)) {
             r.command_replies.push((topic.to_string(), v));

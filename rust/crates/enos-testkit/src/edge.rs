@@ -86,6 +86,11 @@ device_secret = "inv-secret"
 
 impl Edge {
     pub async fn start() -> Edge {
+        Edge::start_with("").await
+    }
+
+    /// `uplink_extra`: more of `uplink.toml` (tables after the rest; `{dir}` is the edge's directory).
+    pub async fn start_with(uplink_extra: &str) -> Edge {
         let dir = tempfile::tempdir().unwrap();
         let bus = Bus::start(dir.path());
         let broker = Mosquitto::start(dir.path());
@@ -100,7 +105,11 @@ impl Edge {
         });
         std::fs::write(dir.path().join("collector.toml"), collector_toml(&sim.addr.to_string())).unwrap();
         std::fs::write(dir.path().join("inv01.csv"), POINTS_CSV).unwrap();
-        std::fs::write(dir.path().join("uplink.toml"), uplink_toml(&cloud.uri(), &dir.path().join("cache"))).unwrap();
+        std::fs::write(
+            dir.path().join("uplink.toml"),
+            uplink_toml(&cloud.uri(), &dir.path().join("cache")) + &uplink_extra.replace("{dir}", &dir.path().display().to_string()),
+        )
+        .unwrap();
         let mut e = Edge {
             collector: Proc { child: None, name: String::new() },
             uplink: Proc { child: None, name: String::new() },

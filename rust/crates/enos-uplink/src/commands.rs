@@ -97,7 +97,7 @@ async fn run_queue(shared: Arc<Shared>, cli: Client, device: String, mut rx: mps
 async fn execute(shared: &Arc<Shared>, cli: &Client, device: &str, cmd: &Command) -> (i64, String) {
     if let (GATEWAY_DEVICE, CommandKind::Service { service, writes }) = (device, &cmd.kind) {
         let params = serde_json::Value::Object(writes.iter().flatten().cloned().collect());
-        let a = crate::gateway_services::call(shared, service, &params).await;
+        let a = crate::gateway_services::call(shared, &cmd.id, service, &params).await;
         // A repeated id gets the code and message again, not the output parameters (the cloud
         // asks again with a new id for fresh data).
         answer_with(shared, cli, &cmd.reply_topic, &cmd.id, a.code, &a.message, a.data);

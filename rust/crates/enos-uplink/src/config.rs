@@ -20,6 +20,8 @@ pub struct UplinkConfig {
     /// EnOS identities of the collector's devices, by collector device id.
     #[serde(default, rename = "sub_device")]
     pub sub_devices: Vec<SubDevice>,
+    #[serde(default)]
+    pub monitor: MonitorConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -154,6 +156,29 @@ impl Default for HealthConfig {
     }
 }
 
+/// What the cloud learns about the gateway besides telemetry (attributes, events, logs, network).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MonitorConfig {
+    /// How often device states and the gateway's attributes are looked at (changes become events
+    /// and attribute updates).
+    pub check_s: u64,
+    /// Period of `network.status.report`; 0 turns it off.
+    pub network_report_s: u64,
+    /// Where `uploadLogs` reads: absent → the journal (`journalctl`); a file → the services'
+    /// stderr lines in it (`{time} {service} {LEVEL}: {text}`), for boxes without a journal and tests.
+    pub log_file: Option<PathBuf>,
+    /// Bounds of one `uploadLogs`: lines and bytes of text in all its messages.
+    pub log_max_lines: usize,
+    pub log_max_bytes: usize,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        MonitorConfig { check_s: 5, network_report_s: 600, log_file: None, log_max_lines: 1000, log_max_bytes: 256 * 1024 }
+    }
+}
+
 /// The registration of the collector's devices that name a product key (`product_key` in
 /// `collector.toml`) and have no `[[sub_device]]` here.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -272,6 +297,16 @@ impl UplinkConfig {
         }
         if self.sender.live_share_percent > 90 {
             out.add(at, "sender.live_share_percent", "must be 0-90");
+        }
+        let m = &self.monitor;
+        if m.check_s == 0 || m.check_s > 3600 {
+            out.add(at, "monitor.check_s", "must be 1-3600");
+        }
+        if m.log_max_lines == 0 || m.log_max_lines > 10_000 {
+            out.add(at, "monitor.log_max_lines", "must be 1-10000");
+        }
+        if m.log_max_bytes < 1024 || m.log_max_bytes > 4 << 20 {
+            out.add(at, "monitor.log_max_bytes", "must be 1024-4194304");
         }
         let tz = self.registration.timezone.as_bytes();
         let tz_ok = tz.len() == 6 && matches!(tz[0], b'+' | b'-') && tz[3] == b':' && [1, 2, 4, 5].iter().all(|&i| tz[i].is_ascii_digit());

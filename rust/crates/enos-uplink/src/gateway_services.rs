@@ -19,7 +19,6 @@ pub struct Answer {
 }
 
 impl Answer {
-    #[allow(dead_code)] // the services to come answer with it
     pub fn ok(data: serde_json::Value) -> Answer {
         Answer { code: codes::OK, message: String::new(), data }
     }
@@ -30,10 +29,12 @@ impl Answer {
 }
 
 /// Runs the gateway service `service` with its input parameters (an object, `{}` when the cloud
-/// sent none).
-pub async fn call(_shared: &Arc<Shared>, service: &str, _params: &serde_json::Value) -> Answer {
-    #[allow(clippy::match_single_binding)] // services are added here, one arm each
+/// sent none); `request` is the cloud's request id (audit lines and log uploads name it).
+pub async fn call(shared: &Arc<Shared>, request: &str, service: &str, params: &serde_json::Value) -> Answer {
     match service {
+        "getConfig" => crate::remote_config::get_config(shared).await,
+        "setParameter" => crate::remote_config::set_parameter(shared, request, params).await,
+        "uploadLogs" => crate::log_upload::upload(shared, request, params).await,
         _ => Answer::refused(codes::NO_HANDLER, format!("the gateway has no service \"{service}\"")),
     }
 }

@@ -10,12 +10,16 @@ mod gateway_services;
 mod health;
 mod last_sent;
 mod local_devices;
+mod log_upload;
 mod models;
+mod monitor;
 mod mqtt;
+mod network;
 mod order;
 mod ota;
 mod recent_ids;
 mod registrar;
+mod remote_config;
 mod sender;
 mod session;
 mod state;
@@ -76,6 +80,8 @@ async fn run() -> anyhow::Result<()> {
             tokio::spawn(health::run(shared.clone())),
             tokio::spawn(ota::relay(shared.clone())),
             tokio::spawn(local_devices::run(shared.clone())),
+            tokio::spawn(monitor::run(shared.clone())),
+            tokio::spawn(network::run(shared.clone())),
         ]
     };
     let mut tasks = spawn(&shared);

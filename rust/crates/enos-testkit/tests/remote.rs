@@ -1,0 +1,172 @@
+//! The edge configured and watched from the cloud, end to end (real services, mosquitto behind
+//! the cloud simulator): the gateway's services `getConfig`, `setParameter`, `uploadLogs`; its
+//! attributes, events and network status (docs/cloud-protocol.md, "Remote configuration" and
+//! "Monitoring").
+
+use enos_testkit::edge::{Edge, GW, PK};
+use enos_testkit::wait_for;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// Quick monitoring for tests; the log upload reads the services' log file.
+const MONITOR_TOML: &str =
+    "\n[monitor]\ncheck_s = 1\nnetwork_report_s = 1\nlog_file = \"{dir}/services.log\"\nlog_max_lines = 50\nlog_max_bytes = 4096\n";
+
+async fn edge() -> Edge {
+    let e = Edge::start_with(MONITOR_TOML).await;
+    wait_for(30, "the attributes after connecting", || e.cloud.with(|r| (!r.attribute_updates().is_empty()).then_some(()))).await;
+    e
+}
+
+/// Calls a service of the gateway and waits for its reply.
+async fn call(e: &Edge, id: &str, service: &str, params: Value) -> Value {
+    let body = json!({"id": id, "version": "1.0", "method": format!("thing.service.{service}"), "params": params});
+    e.cloud.command(&format!("/sys/{PK}/{GW}/thing/service/{service}"), body.to_string().as_bytes()).await;
+    wait_for(30, &format!("the reply to {id}"), || {
+        e.cloud.with(|r| r.command_replies.iter().find(|(_, v)| v["id"] == id).map(|(_, v)| v.clone()))
+    })
+    .await
+}
+
+/// Reads of the `fast` group (the counter) in `secs`.
+async fn reads_in(e: &Edge, secs: u64) -> usize {
+    let n = e.served().len();
+    tokio::time::sleep(Duration::from_secs(secs)).await; // a measuring window, not a synchronisation
+    e.served().len() - n
+}
+
+fn log_text(e: &Edge) -> String {
+    std::fs::read_to_string(e.log()).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cloud_reads_the_configuration_without_secrets() {
+    let e = edge().await;
+    let r = call(&e, "c1", "getConfig", json!({})).await;
+    assert_eq!(r["code"], 200, "{r}");
+    let text = r.to_string();
+    assert!(!text.contains("gw-secret") && !text.contains("inv-secret"), "a secret in {text}");
+    assert_eq!(r["data"]["uplink"]["cloud"]["device_secret"], "(secret)", "{r}");
+    assert_eq!(r["data"]["uplink"]["sub_device"][0]["device_secret"], "(secret)", "{r}");
+    let dev = &r["data"]["collector"]["device"][0];
+    assert_eq!((dev["id"].as_str(), dev["points"].as_u64()), (Some("inv01"), Some(5)), "{r}");
+    assert_eq!(dev["poll_groups"][0], json!({"name": "fast", "interval_ms": 100}), "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_interval_changed_by_the_cloud_takes_effect_with_an_audit_line() {
+    let e = edge().await;
+    wait_for(30, "polls", || (e.served().len() > 10).then_some(())).await;
+    let before = reads_in(&e, 2).await;
+    assert!(before >= 8, "100 ms polls: {before} reads in 2 s");
+    let name = "collector.device.inv01.poll_group.fast.interval_ms";
+    let r = call(&e, "p1", "setParameter", json!({"name": name, "value": 1000})).await;
+    assert_eq!(r["code"], 200, "{r}");
+    assert_eq!(r["data"], json!({"name": name, "old": 100, "new": 1000, "changed": true}), "{r}");
+    let after = reads_in(&e, 3).await;
+    assert!(after <= 5, "1 s polls: {after} reads in 3 s");
+    let audit = format!("AUDIT the cloud (request p1) set {name}: 100 -> 1000");
+    assert!(log_text(&e).contains(&audit), "no audit line {audit:?} in the log");
+    let r = call(&e, "c2", "getConfig", json!({})).await;
+    assert_eq!(r["data"]["collector"]["device"][0]["poll_groups"][0]["interval_ms"], 1000, "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_or_out_of_bounds_parameter_is_refused_in_words_and_nothing_changes() {
+    let e = edge().await;
+    let file = std::fs::read(e.dir.path().join("collector.toml")).unwrap();
+    let cases = [
+        (
+            "collector.device.inv01.timeout_ms",
+            json!(500),
+            "\"collector.device.inv01.timeout_ms\" is not a parameter the cloud may change (these are: ",
+        ),
+        (
+            "collector.device.inv01.poll_group.fast.interval_ms",
+            json!(5),
+            "collector.device.inv01.poll_group.fast.interval_ms: 5 is out of bounds (10-86400000)",
+        ),
+        (
+            "collector.device.inv01.poll_group.fast.interval_ms",
+            json!("soon"),
+            "collector.device.inv01.poll_group.fast.interval_ms: \"soon\" is not a whole number",
+        ),
+        ("collector.device.nope.poll_group.fast.interval_ms", json!(500), "the collector has no device \"nope\""),
+        ("collector.device.inv01.poll_group.other.interval_ms", json!(500), "device \"inv01\" has no poll group \"other\""),
+    ];
+    for (i, (name, value, words)) in cases.iter().enumerate() {
+        let id = format!("r{i}");
+        let r = call(&e, &id, "setParameter", json!({"name": name, "value": value})).await;
+        assert_eq!(r["code"], enos_cloud::codes::BAD_PARAMS, "{r}");
+        let msg = r["message"].as_str().unwrap();
+        assert!(msg.starts_with(words), "{msg:?} does not start with {words:?}");
+    }
+    assert_eq!(std::fs::read(e.dir.path().join("collector.toml")).unwrap(), file, "a refused change wrote the file");
+    let r = call(&e, "c3", "getConfig", json!({})).await;
+    assert_eq!(r["data"]["collector"]["device"][0]["poll_groups"][0]["interval_ms"], 100, "{r}");
+    assert!(!log_text(&e).contains("AUDIT"), "a refused change was audited as done");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attributes_on_connect_and_after_a_change_events_and_the_network_status() {
+    let mut e = edge().await;
+    let first = e.cloud.with(|r| r.attribute_updates()[0].clone());
+    assert_eq!(first["deviceCount"], 1, "{first}");
+    assert_eq!(first["deviceIds"], json!(["inv01"]), "{first}");
+    assert_eq!(first["protocols"], json!(["modbus-tcp"]), "{first}");
+    assert!(first["version"].as_str().is_some_and(|v| !v.is_empty()), "{first}");
+
+    // a second device: the inventory changed
+    let conn = zbus::connection::Builder::address(e.bus.address.as_str()).build().await.unwrap();
+    let p = enos_bus::CollectorProxy::new(&conn).await.unwrap();
+    let mut cfg: Value = serde_json::from_str(&p.get_config().await.unwrap()).unwrap();
+    let mut second = cfg["device"][0].clone();
+    second["id"] = json!("inv02");
+    second["enabled"] = json!(false);
+    cfg["device"].as_array_mut().unwrap().push(second);
+    let a: Value = serde_json::from_str(&p.apply_config(&cfg.to_string()).await.unwrap()).unwrap();
+    assert_eq!(a["ok"], true, "{a}");
+    let latest = wait_for(20, "the attributes after the change", || {
+        e.cloud.with(|r| r.attribute_updates().into_iter().find(|a| a["deviceCount"] == 2))
+    })
+    .await;
+    assert_eq!(latest["deviceIds"], json!(["inv01", "inv02"]), "{latest}");
+
+    // the device stops answering
+    e.sim.unplug();
+    let ev = wait_for(30, "the device-stopped event", || e.cloud.with(|r| r.events("deviceStopped").into_iter().next())).await;
+    assert_eq!(ev["device"], "inv01", "{ev}");
+    assert!(ev["state"] == "offline" || ev["state"] == "connecting", "{ev}");
+
+    let n = wait_for(20, "a network status report", || e.cloud.with(|r| r.requests_on("/network/status/report").into_iter().next())).await;
+    assert_eq!(n["method"], "network.status.report", "{n}");
+    assert_eq!((n["params"]["interface"].as_str(), n["params"]["link"].as_str()), (Some("lo"), Some("up")), "{n}");
+    assert!(n["params"]["rttMs"].is_u64(), "{n}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_upload_is_bounded_in_lines_and_bytes() {
+    let e = edge().await;
+    wait_for(30, "log lines", || (log_text(&e).lines().count() > 6).then_some(())).await;
+    let r = call(&e, "l1", "uploadLogs", json!({"max_lines": 3})).await;
+    assert_eq!(r["code"], 200, "{r}");
+    assert_eq!((r["data"]["lines"].as_u64(), r["data"]["truncated"].as_bool()), (Some(3), Some(true)), "{r}");
+    let lines = wait_for(20, "the log lines", || e.cloud.with(|r| Some(r.log_lines("l1")).filter(|l| l.len() >= 3))).await;
+    assert_eq!(lines.len(), 3);
+    assert!(lines.iter().all(|l| l["logs"]["module"].as_str().is_some_and(|m| m.starts_with("enos-")) && l["time"].is_u64()), "{lines:?}");
+
+    // more lines than the box's bound: bounded by log_max_lines (50) and log_max_bytes (4096)
+    let r = call(&e, "l2", "uploadLogs", json!({"max_lines": 100000, "level": "trace"})).await;
+    assert_eq!(r["code"], 200, "{r}");
+    assert!(r["data"]["lines"].as_u64().unwrap() <= 50, "{r}");
+    let lines = wait_for(20, "the log lines", || {
+        e.cloud.with(|x| Some(x.log_lines("l2")).filter(|l| l.len() as u64 >= r["data"]["lines"].as_u64().unwrap()))
+    })
+    .await;
+    let bytes: usize = lines.iter().map(|l| l["logs"]["content"].as_str().unwrap().len()).sum();
+    assert!(bytes <= 4096, "{bytes} bytes of text");
+
+    let r = call(&e, "l3", "uploadLogs", json!({"level": "loud"})).await;
+    assert_eq!(r["code"], enos_cloud::codes::BAD_PARAMS, "{r}");
+    assert_eq!(r["message"], "level: \"loud\" is not one of error, warn, info, debug, trace", "{r}");
+}
