@@ -1,0 +1,214 @@
+//! Protocol plugins (WebAssembly components, `enos:driver@1.0.0`) in the sandbox of
+//! `enos-plugin-host`: the IEC 62056-21 example, built from source by `scripts/plugin`, reads a
+//! meter (peers/iec62056_meter.py); plugins that crash, loop, hoard memory or reach for an
+//! endpoint their device does not name are stopped with the reason in words while the others
+//! keep reporting; a manifest for another interface version is refused.
+
+use enos_plugin_host::{DeviceSpec, DeviceState, Endpoint, Plugin, Report, Runtime, Schedule, Value};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..")
+}
+
+/// The example and the misbehaving plugin, built from source once per test run and packed by
+/// `scripts/plugin build` into a directory each.
+fn packed() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugins");
+        for (src, name) in [("iec62056", "iec62056"), ("testing", "misbehave")] {
+            let st = Command::new(repo().join("scripts/plugin"))
+                .args(["build", repo().join("rust/plugins").join(src).to_str().unwrap(), out.join(name).to_str().unwrap()])
+                .status()
+                .expect("scripts/plugin");
+            assert!(st.success(), "scripts/plugin build {src} failed");
+        }
+        out
+    })
+}
+
+fn load(rt: &Runtime, name: &str) -> Arc<Plugin> {
+    rt.load(&packed().join(name)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The meter simulator, killed when dropped.
+struct Meter(Child);
+
+impl Drop for Meter {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn meter(config: &str) -> (Meter, u16) {
+    let venv = std::env::var_os("ENOS_VENV").map(PathBuf::from).unwrap_or_else(|| repo().join("build/venv"));
+    let mut child = Command::new(venv.join("bin/python3"))
+        .arg(repo().join("rust/crates/enos-testkit/peers/iec62056_meter.py"))
+        .arg(config)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the venv's python3 (scripts/setup-host)");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let port = line.strip_prefix("ready ").and_then(|p| p.trim().parse().ok());
+    (Meter(child), port.unwrap_or_else(|| panic!("the meter said {line:?} instead of ready PORT")))
+}
+
+fn device(plugin: &Plugin, id: &str, settings: serde_json::Value, points: &[(&str, &str)], endpoints: &[(&str, Endpoint)]) -> DeviceSpec {
+    DeviceSpec {
+        id: id.into(),
+        settings: plugin.check_settings(&settings).unwrap_or_else(|e| panic!("{e:?}")),
+        points: points.iter().map(|(n, a)| (n.to_string(), a.to_string())).collect(),
+        endpoints: endpoints.iter().map(|(k, e)| (k.to_string(), e.clone())).collect::<BTreeMap<_, _>>(),
+        kv_file: None,
+    }
+}
+
+fn fast() -> Schedule {
+    Schedule { poll: Duration::from_millis(100), backoff_min: Duration::from_millis(100), backoff_max: Duration::from_millis(400) }
+}
+
+/// A report of one device, tagged with its id.
+type Tagged = (String, Report);
+
+fn reporter(tx: &mpsc::Sender<Tagged>, id: &str) -> impl FnMut(Report) + Send + 'static {
+    let (tx, id) = (tx.clone(), id.to_string());
+    move |r| {
+        let _ = tx.send((id.clone(), r));
+    }
+}
+
+/// Takes reports until `done` says enough (or panics after 20 s with what came).
+fn until(rx: &mpsc::Receiver<Tagged>, mut done: impl FnMut(&str, &Report) -> bool) {
+    let end = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    while let Some(left) = end.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok((id, r)) => {
+                if done(&id, &r) {
+                    return;
+                }
+                seen.push(format!("{id}: {r:?}"));
+            }
+            Err(_) => break,
+        }
+    }
+    panic!("not seen in 20 s; the reports were:\n{}", seen.join("\n"));
+}
+
+#[test]
+fn the_example_plugin_reads_a_meter_over_tcp() {
+    let (_m, port) = meter(r#"{"tcp": true, "ident": "ISK5MT174-0001", "values": {"1.8.0": "001234.567*kWh", "32.7.0": "230.1*V"}}"#);
+    let rt = Runtime::new(None).unwrap();
+    let plugin = load(&rt, "iec62056");
+    let spec = device(
+        &plugin,
+        "meter1",
+        serde_json::json!({"timeout_ms": 2000}),
+        &[("energy", "1-0:1.8.0*255"), ("voltage", "32.7.0")],
+        &[("line", Endpoint::Tcp(format!("127.0.0.1:{port}")))],
+    );
+    let (tx, rx) = mpsc::channel::<Tagged>();
+    let _running = enos_plugin_host::supervisor::spawn(rt.clone(), plugin, spec, fast(), reporter(&tx, "meter1")).unwrap();
+    // Two readouts: the energy register counts up between them.
+    let mut energy = Vec::new();
+    until(&rx, |_, r| {
+        if let Report::Samples(s) = r {
+            for x in s {
+                match (x.point.as_str(), &x.value) {
+                    ("energy", Value::Float(v)) => energy.push(*v),
+                    ("voltage", Value::Float(v)) => assert_eq!(*v, 230.1),
+                    (p, v) => panic!("unexpected sample {p} = {v:?}"),
+                }
+            }
+        }
+        energy.len() >= 2
+    });
+    assert_eq!(energy[0], 1234.567);
+    assert!(energy[1] > energy[0], "{energy:?}");
+}
+
+#[test]
+fn misbehaving_plugins_are_stopped_with_a_reason_while_the_others_keep_reporting() {
+    let rt = Runtime::new(None).unwrap();
+    let plugin = load(&rt, "misbehave");
+    let kv = tempfile::tempdir().unwrap();
+    let (tx, rx) = mpsc::channel::<Tagged>();
+    let mut running = Vec::new();
+    for how in ["count", "trap", "trap-once", "spin", "hog", "snoop"] {
+        let mut spec =
+            device(&plugin, how, serde_json::json!({ "how": how }), &[("n", "n")], &[("line", Endpoint::Tcp("127.0.0.1:9".into()))]);
+        spec.kv_file = Some(kv.path().join(format!("{how}.json")));
+        running.push(enos_plugin_host::supervisor::spawn(rt.clone(), plugin.clone(), spec, fast(), reporter(&tx, how)).unwrap());
+    }
+    let want: BTreeMap<&str, &str> = BTreeMap::from([
+        ("trap", "the driver crashed in poll: panic: panicked at"),
+        ("spin", "the driver ran past its time budget of 300 ms in poll and was stopped"),
+        ("hog", "the driver asked for more than its 8 MiB of memory in poll and was stopped"),
+        ("snoop", "the driver did not start: opening 127.0.0.1:22: not permitted: device \"snoop\" names no endpoint \"127.0.0.1:22\" (it names line)"),
+    ]);
+    let mut failed = BTreeMap::new();
+    let mut trap_once = (false, false); // (failed, then online again after the restart)
+    let mut counts_after = 0;
+    until(&rx, |id, r| {
+        match (id, r) {
+            ("count", Report::Samples(_)) if failed.len() == want.len() => counts_after += 1,
+            ("count", Report::State(s, reason)) => assert_eq!(*s, DeviceState::Online, "{reason}"),
+            ("trap-once", Report::State(DeviceState::Failed, reason)) => {
+                assert!(reason.contains("trapping once (on purpose)"), "{reason}");
+                trap_once.0 = true;
+            }
+            ("trap-once", Report::State(DeviceState::Online, _)) => trap_once.1 = trap_once.0,
+            (_, Report::State(DeviceState::Failed, reason)) if want.contains_key(id) => {
+                failed.insert(id.to_string(), reason.clone());
+            }
+            _ => {}
+        }
+        failed.len() == want.len() && trap_once.1 && counts_after >= 3
+    });
+    for (id, reason) in &failed {
+        assert!(reason.starts_with(want[id.as_str()]), "{id}: {reason}");
+    }
+    assert!(failed["trap"].contains("the meter table is corrupt (on purpose)"), "{}", failed["trap"]);
+    // The stopped ones stay stopped (each restart fails again), and stopping all is prompt:
+    // a spinning instance does not hold up the rest.
+    let t = Instant::now();
+    drop(running);
+    assert!(t.elapsed() < Duration::from_secs(3), "stopping took {:?}", t.elapsed());
+}
+
+#[test]
+fn a_plugin_for_another_interface_version_or_with_bad_settings_is_refused_in_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = packed().join("misbehave");
+    for f in ["plugin.toml", "plugin.wasm"] {
+        std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
+    }
+    let manifest = std::fs::read_to_string(src.join("plugin.toml")).unwrap().replace("enos:driver@1.0.0", "enos:driver@2.0.0");
+    std::fs::write(dir.path().join("plugin.toml"), manifest).unwrap();
+    let rt = Runtime::new(None).unwrap();
+    let e = rt.load(dir.path()).err().expect("refused").to_string();
+    assert_eq!(
+        e,
+        format!(
+            "{}: plugin \"misbehave\": it is built for the driver interface \"enos:driver@2.0.0\"; this gateway serves enos:driver@1.0.0",
+            dir.path().join("plugin.toml").display()
+        )
+    );
+    let meter = load(&rt, "iec62056");
+    let e = meter.check_settings(&serde_json::json!({"timeout_ms": 5, "baud": 9600})).unwrap_err();
+    assert_eq!(
+        e,
+        [
+            "settings.baud: not a setting of this protocol (it has endpoint, meter_address, timeout_ms)",
+            "settings.timeout_ms: 5 is below the minimum 100",
+        ]
+    );
+}
