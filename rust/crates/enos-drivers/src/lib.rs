@@ -12,6 +12,7 @@ pub mod dnp3;
 pub mod iec104;
 pub mod modbus;
 pub mod opcua;
+pub mod plugin;
 pub mod registry;
 
 use enos_batch::{Flags, Quality, Value};

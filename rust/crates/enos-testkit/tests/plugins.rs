@@ -212,3 +212,134 @@ fn a_plugin_for_another_interface_version_or_with_bad_settings_is_refused_in_wor
         ]
     );
 }
+
+/// The collector end to end: a Modbus device and plugin devices in one collector. The meter's
+/// values (through the IEC 62056-21 plugin) reach the cloud simulator through the real uplink;
+/// a plugin that crashes, one that loops and one built for another interface version are each
+/// failed with their reason in `enosctl devices`, while the Modbus device and the meter keep
+/// reaching the cloud.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_collector_runs_plugin_devices_beside_a_modbus_device() {
+    use enos_testkit::cloud_sim::CloudSim;
+    use enos_testkit::harness::{run_tool, spawn_service, Bus, Mosquitto};
+    use enos_testkit::modbus_sim::SimServer;
+    use enos_testkit::wait_for;
+    use std::collections::HashMap;
+
+    let dir = tempfile::tempdir().unwrap();
+    // The installed plugins: the two built ones and a copy that names another interface.
+    let plugins = dir.path().join("plugins");
+    for (name, from) in [("iec62056", "iec62056"), ("misbehave", "misbehave"), ("future", "misbehave")] {
+        std::fs::create_dir_all(plugins.join(name)).unwrap();
+        for f in ["plugin.toml", "plugin.wasm"] {
+            std::fs::copy(packed().join(from).join(f), plugins.join(name).join(f)).unwrap();
+        }
+    }
+    let future = plugins.join("future/plugin.toml");
+    std::fs::write(&future, std::fs::read_to_string(&future).unwrap().replace("enos:driver@1.0.0", "enos:driver@2.0.0")).unwrap();
+    // The collector started below inherits it.
+    std::env::set_var("ENOS_PLUGINS_DIR", &plugins);
+
+    let bus = Bus::start(dir.path());
+    let broker = Mosquitto::start(dir.path());
+    let cloud = CloudSim::start(broker.port, HashMap::from([("gw01".to_string(), "s".to_string())])).await;
+    let sim = SimServer::start(1).await;
+    sim.with(|s| s.counters.push(0));
+    let (_meter, port) = meter(r#"{"tcp": true, "values": {"1.8.0": "001234.567*kWh"}}"#);
+    let misbehaving = |id: &str, plugin: &str, how: &str| {
+        format!(
+            "[[device]]\nid = \"{id}\"\nprotocol = \"plugin\"\nplugin = \"{plugin}\"\npoll_interval_ms = 100\nsettings = {{ how = \"{how}\" }}\n\n\
+             [[device.point]]\nname = \"n\"\naddress = \"n\"\n\n"
+        )
+    };
+    std::fs::write(
+        dir.path().join("collector.toml"),
+        format!(
+            r#"[push]
+interval_ms = 100
+
+[[device]]
+id = "inv01"
+protocol = "modbus-tcp"
+address = "{modbus}"
+timeout_ms = 2000
+poll_groups = [{{ name = "fast", interval_ms = 100 }}]
+
+[[device.point]]
+name = "counter"
+area = "holding"
+address = 0
+type = "u32"
+group = "fast"
+
+[[device]]
+id = "meter1"
+protocol = "plugin"
+plugin = "iec62056"
+poll_interval_ms = 200
+endpoints = {{ line = {{ address = "127.0.0.1:{port}" }} }}
+settings = {{ timeout_ms = 2000 }}
+
+[[device.point]]
+name = "energy"
+address = "1.8.0"
+scale = 1000
+unit = "Wh"
+
+{crash}{spin}{future}"#,
+            modbus = sim.addr,
+            crash = misbehaving("crash", "misbehave", "trap"),
+            spin = misbehaving("spin", "misbehave", "spin"),
+            future = misbehaving("future", "future", "count"),
+        ),
+    )
+    .unwrap();
+    let uplink = format!(
+        "[cloud]\nuri = \"{}\"\nallow_plain = true\nproduct_key = \"pkGW\"\ndevice_key = \"gw01\"\ndevice_secret = \"s\"\n\
+         [cache]\ndir = \"{}\"\n[health]\ninterval_s = 0\n\
+         [[sub_device]]\ndevice = \"inv01\"\nproduct_key = \"pkInv\"\ndevice_key = \"inv01\"\ndevice_secret = \"i\"\n\
+         [[sub_device]]\ndevice = \"meter1\"\nproduct_key = \"pkM\"\ndevice_key = \"meter1\"\ndevice_secret = \"m\"\n",
+        cloud.uri(),
+        dir.path().join("cache").display()
+    );
+    std::fs::write(dir.path().join("uplink.toml"), uplink).unwrap();
+    let log = dir.path().join("services.log");
+    let _uplink = spawn_service("enos-uplink", &dir.path().join("uplink.toml"), &bus.address, &log);
+    let _collector = spawn_service("enos-collector", &dir.path().join("collector.toml"), &bus.address, &log);
+
+    let at_cloud = |device: &str, point: &str| -> Vec<serde_json::Value> {
+        cloud.with(|r| {
+            r.points.iter().filter(|p| p.device_key.as_deref() == Some(device) && p.point == point).map(|p| p.value.clone()).collect()
+        })
+    };
+    let energy = wait_for(60, "the meter's energy at the cloud", || at_cloud("meter1", "energy").first().cloned()).await;
+    assert_eq!(energy.as_f64(), Some(1_234_567.0), "kWh scaled to Wh");
+
+    // Each bad plugin is failed with its reason; the Modbus device and the meter are online.
+    let want = [
+        ("crash", "the driver crashed in poll: panic: panicked at"),
+        ("spin", "the driver ran past its time budget of 300 ms in poll and was stopped"),
+        ("future", "it is built for the driver interface \"enos:driver@2.0.0\"; this gateway serves enos:driver@1.0.0"),
+    ];
+    let devices = wait_for(60, "the bad plugins failed with their reasons", || {
+        let (ok, out, _) = run_tool("enosctl", &["--json", "devices"], &bus.address);
+        let v: serde_json::Value = serde_json::from_str(&out).ok().filter(|_| ok)?;
+        let by_id: HashMap<String, serde_json::Value> =
+            v.as_array()?.iter().map(|d| (d["id"].as_str().unwrap_or_default().to_string(), d.clone())).collect();
+        want.iter()
+            .all(|(id, why)| {
+                by_id.get(*id).is_some_and(|d| d["state"] == "failed" && d["last_error"].as_str().is_some_and(|e| e.contains(why)))
+            })
+            .then_some(by_id)
+    })
+    .await;
+    for id in ["inv01", "meter1"] {
+        assert_eq!(devices[id]["state"], "online", "{}", devices[id]);
+    }
+    // ... and keep reaching the cloud after the failures.
+    let (counters, energies) = (at_cloud("inv01", "counter").len(), at_cloud("meter1", "energy").len());
+    wait_for(30, "more Modbus and meter values after the plugins failed", || {
+        (at_cloud("inv01", "counter").len() > counters + 5 && at_cloud("meter1", "energy").len() > energies + 2).then_some(())
+    })
+    .await;
+}
