@@ -65,14 +65,18 @@ impl Runtime {
         let bytes = std::fs::read(&path).map_err(|source| LoadError::Read { name: name.clone(), path: path.clone(), source })?;
         let compile_error = |e: wasmtime::Error| LoadError::Compile { name: name.clone(), path: path.clone(), reason: e.to_string() };
         let cached = self.cache.as_ref().map(|d| d.join(format!("{}.cwasm", self.cache_key(&bytes))));
-        let component = match cached.as_ref().filter(|p| p.exists()) {
-            // SAFETY: the file was written by `serialize` below into the gateway's own cache
-            // directory, under a key that includes the engine's compatibility hash.
-            Some(p) => unsafe { Component::deserialize_file(&self.engine, p) }.or_else(|_| Component::new(&self.engine, &bytes)),
-            None => Component::new(&self.engine, &bytes),
-        }
-        .map_err(compile_error)?;
-        if let Some(p) = cached.filter(|p| !p.exists()) {
+        // Read into memory rather than mapped from the file: /data is mounted noexec.
+        // SAFETY: the file was written by `serialize` below into the gateway's own cache
+        // directory, under a key that includes the engine's compatibility hash; a damaged one
+        // fails its checks and is compiled again.
+        let from_cache =
+            cached.as_ref().and_then(|p| std::fs::read(p).ok()).and_then(|c| unsafe { Component::deserialize(&self.engine, c) }.ok());
+        let fresh = from_cache.is_none();
+        let component = match from_cache {
+            Some(c) => c,
+            None => Component::new(&self.engine, &bytes).map_err(compile_error)?,
+        };
+        if let Some(p) = cached.filter(|_| fresh) {
             // A cache that cannot be written costs a compile at the next start, nothing else.
             if let Err(e) = write_atomic(&p, &component.serialize().map_err(compile_error)?) {
                 log::warn!("plugin \"{name}\": compiled code not cached at {}: {e}", p.display());

@@ -343,3 +343,27 @@ unit = "Wh"
     })
     .await;
 }
+
+/// Compiled code is kept in the cache directory and used at the next load; a damaged entry is
+/// compiled again, not trusted.
+#[test]
+fn compiled_plugins_are_cached_and_a_damaged_cache_entry_is_compiled_again() {
+    let cache = tempfile::tempdir().unwrap();
+    let rt = Runtime::new(Some(cache.path().to_path_buf())).unwrap();
+    load(&rt, "misbehave");
+    let entries: Vec<PathBuf> = std::fs::read_dir(cache.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(entries[0].extension().is_some_and(|x| x == "cwasm"), "{entries:?}");
+    let plugin = load(&rt, "misbehave");
+    std::fs::write(&entries[0], b"not machine code").unwrap();
+    let again = load(&rt, "misbehave");
+    assert_ne!(std::fs::read(&entries[0]).unwrap(), b"not machine code", "the damaged entry is written anew");
+    // Both instantiate and run.
+    for p in [plugin, again] {
+        let spec = device(&p, "c", serde_json::json!({"how": "count"}), &[], &[]);
+        let mut i = enos_plugin_host::Instance::new(&rt, &p, &spec).unwrap();
+        i.init(&spec).unwrap();
+        i.poll(1).unwrap();
+        assert_eq!(i.take_output().0.len(), 1);
+    }
+}
