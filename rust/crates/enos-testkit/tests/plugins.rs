@@ -47,7 +47,15 @@ impl Drop for Meter {
     }
 }
 
+/// Starts the meter with `config` (JSON, see the script); its TCP port, if it serves TCP.
 fn meter(config: &str) -> (Meter, u16) {
+    let (m, rest) = meter_ready(config);
+    let port = rest.trim().parse().unwrap_or_else(|_| panic!("the meter said ready {rest:?} instead of ready PORT"));
+    (m, port)
+}
+
+/// Starts the meter and waits for its "ready" line; returns what followed "ready".
+fn meter_ready(config: &str) -> (Meter, String) {
     let venv = std::env::var_os("ENOS_VENV").map(PathBuf::from).unwrap_or_else(|| repo().join("build/venv"));
     let mut child = Command::new(venv.join("bin/python3"))
         .arg(repo().join("rust/crates/enos-testkit/peers/iec62056_meter.py"))
@@ -56,9 +64,12 @@ fn meter(config: &str) -> (Meter, u16) {
         .spawn()
         .expect("the venv's python3 (scripts/setup-host)");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let port = line.strip_prefix("ready ").and_then(|p| p.trim().parse().ok());
-    (Meter(child), port.unwrap_or_else(|| panic!("the meter said {line:?} instead of ready PORT")))
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    out.read_line(&mut line).unwrap();
+    // Keep reading its "readout N" lines: a closed pipe would end the meter.
+    std::thread::spawn(move || out.lines().map_while(Result::ok).for_each(drop));
+    let rest = line.strip_prefix("ready").unwrap_or_else(|| panic!("the meter said {line:?} instead of ready")).to_string();
+    (Meter(child), rest)
 }
 
 fn device(plugin: &Plugin, id: &str, settings: serde_json::Value, points: &[(&str, &str)], endpoints: &[(&str, Endpoint)]) -> DeviceSpec {
@@ -133,6 +144,43 @@ fn the_example_plugin_reads_a_meter_over_tcp() {
     });
     assert_eq!(energy[0], 1234.567);
     assert!(energy[1] > energy[0], "{energy:?}");
+}
+
+/// The same plugin over a serial line: a socat PTY pair, the meter on one end, the plugin's
+/// endpoint on the other (9600 baud, even parity, raw).
+#[test]
+fn the_example_plugin_reads_a_meter_over_a_serial_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("ttyA"), dir.path().join("ttyB"));
+    let socat = Command::new("socat")
+        .arg(format!("pty,raw,echo=0,link={}", a.display()))
+        .arg(format!("pty,raw,echo=0,link={}", b.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("socat (apt install socat)");
+    let _socat = Meter(socat);
+    let end = Instant::now() + Duration::from_secs(5);
+    while !(a.exists() && b.exists()) {
+        assert!(Instant::now() < end, "socat made no PTY pair");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (_m, _) = meter_ready(&format!(r#"{{"serial": "{}", "address": "42", "values": {{"1.8.0": "000007.000*kWh"}}}}"#, a.display()));
+    let rt = Runtime::new(None).unwrap();
+    let plugin = load(&rt, "iec62056");
+    let spec = device(
+        &plugin,
+        "meter2",
+        serde_json::json!({"meter_address": "42", "timeout_ms": 2000}),
+        &[("energy", "1.8.0")],
+        &[("line", Endpoint::Serial { port: b.clone(), baud: 9600, parity: 'E' })],
+    );
+    let (tx, rx) = mpsc::channel::<Tagged>();
+    let _running = enos_plugin_host::supervisor::spawn(rt.clone(), plugin, spec, fast(), reporter(&tx, "meter2")).unwrap();
+    until(
+        &rx,
+        |_, r| matches!(r, Report::Samples(s) if s.iter().any(|x| x.point == "energy" && matches!(x.value, Value::Float(v) if v >= 7.0))),
+    );
 }
 
 #[test]
