@@ -11,9 +11,8 @@ use enos_collector_config::line::Parity;
 use enos_collector_config::plugin::PluginDevice;
 use enos_collector_config::{DeviceConfig, ProtocolConfig};
 use enos_model::device::DeviceStatus;
-use enos_plugin_host as host;
+use enos_plugin_host::{self as host, plugins_dir};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -33,11 +32,6 @@ impl PluginDriver {
     pub fn new(devices: &Arc<[DeviceConfig]>) -> Option<Self> {
         devices.iter().all(|d| settings(&d.proto).is_some()).then(|| PluginDriver { devices: devices.clone() })
     }
-}
-
-/// Where installed plugins are.
-pub fn plugins_dir() -> PathBuf {
-    std::env::var_os("ENOS_PLUGINS_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/data/enos/plugins"))
 }
 
 /// The one engine of this process (its epoch thread times every plugin call).

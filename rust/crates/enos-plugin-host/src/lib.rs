@@ -16,6 +16,7 @@ mod bindings {
 }
 
 mod conn;
+mod install;
 mod instance;
 mod kv;
 mod log_budget;
@@ -26,6 +27,7 @@ pub mod supervisor;
 
 pub use bindings::enos::driver::types::{CommandKind, CommandRequest, Description, Event, Quality, Sample, Severity, Value};
 pub use conn::Endpoint;
+pub use install::{install, plugins_dir};
 pub use instance::{CallError, DeviceSpec, Instance};
 pub use manifest::Manifest;
 pub use runtime::{LoadError, Plugin, Runtime};

@@ -415,3 +415,40 @@ fn compiled_plugins_are_cached_and_a_damaged_cache_entry_is_compiled_again() {
         assert_eq!(i.take_output().0.len(), 1);
     }
 }
+
+/// `enosctl plugin install DIR`: a packed plugin is checked and copied into the plugins
+/// directory (a reinstall replaces it whole); a core module or a wrong interface is refused.
+#[test]
+fn enosctl_installs_a_packed_plugin_and_refuses_a_bad_one() {
+    let into = tempfile::tempdir().unwrap();
+    let install = |dir: &Path| {
+        let out = Command::new(enos_testkit::harness::bin_dir().join("enosctl"))
+            .args(["plugin", "install", dir.to_str().unwrap()])
+            .env("ENOS_PLUGINS_DIR", into.path())
+            .output()
+            .unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr))
+    };
+    for _ in 0..2 {
+        let (ok, out) = install(&packed().join("iec62056"));
+        assert!(ok, "{out}");
+        assert!(out.starts_with("installed plugin iec62056 0.1.0 (protocols iec62056-21) in "), "{out}");
+    }
+    let rt = Runtime::new(None).unwrap();
+    rt.load(&into.path().join("iec62056")).unwrap();
+
+    let bad = tempfile::tempdir().unwrap();
+    std::fs::copy(packed().join("iec62056/plugin.toml"), bad.path().join("plugin.toml")).unwrap();
+    // A core module (`\0asm`, version 1, layer 0), not a component.
+    std::fs::write(bad.path().join("plugin.wasm"), b"\0asm\x01\0\0\0").unwrap();
+    let (ok, out) = install(bad.path());
+    assert!(!ok);
+    assert!(out.contains("plugin.wasm: not a WebAssembly component (build it with scripts/plugin build)"), "{out}");
+    let manifest = std::fs::read_to_string(bad.path().join("plugin.toml")).unwrap().replace("@1.0.0", "@2.1.0");
+    std::fs::write(bad.path().join("plugin.toml"), manifest).unwrap();
+    let (ok, out) = install(bad.path());
+    assert!(!ok);
+    assert!(out.contains("this gateway serves enos:driver@1.0.0"), "{out}");
+    let installed: Vec<_> = std::fs::read_dir(into.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(installed, ["iec62056"]);
+}
