@@ -6,6 +6,7 @@ use crate::doc;
 use crate::iec104::Iec104Device;
 use crate::modbus::{ModbusDevice, Transport};
 use crate::opcua::OpcuaDevice;
+use crate::plugin::PluginDevice;
 use crate::point::{Point, PointAddress, PointMeta};
 use enos_config::{Findings, Scope};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -74,6 +75,7 @@ impl<'de> Deserialize<'de> for DeviceConfig {
             Protocol::Dlt645 => ProtocolConfig::Dlt645(doc::read(rest).map_err(fail)?),
             Protocol::Dnp3 => ProtocolConfig::Dnp3(doc::read(rest).map_err(fail)?),
             Protocol::Opcua => ProtocolConfig::Opcua(doc::read(rest).map_err(fail)?),
+            Protocol::Plugin => ProtocolConfig::Plugin(doc::read(rest).map_err(fail)?),
         };
         Ok(DeviceConfig { id, enabled, points_csv, product_key, proto })
     }
@@ -90,6 +92,8 @@ pub enum ProtocolConfig {
     Dlt645(Dlt645Device),
     Dnp3(Dnp3Device),
     Opcua(OpcuaDevice),
+    /// Served by a protocol plugin (a WebAssembly component).
+    Plugin(PluginDevice),
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
@@ -102,10 +106,11 @@ pub enum Protocol {
     Dlt645,
     Dnp3,
     Opcua,
+    Plugin,
 }
 
 impl Protocol {
-    pub const ALL: [Protocol; 7] = [
+    pub const ALL: [Protocol; 8] = [
         Protocol::ModbusTcp,
         Protocol::ModbusRtu,
         Protocol::ModbusRtuOverTcp,
@@ -113,6 +118,7 @@ impl Protocol {
         Protocol::Dlt645,
         Protocol::Dnp3,
         Protocol::Opcua,
+        Protocol::Plugin,
     ];
 
     /// The name used in configuration files and shown to people.
@@ -125,6 +131,7 @@ impl Protocol {
             Protocol::Dlt645 => "dlt645",
             Protocol::Dnp3 => "dnp3",
             Protocol::Opcua => "opcua",
+            Protocol::Plugin => "plugin",
         }
     }
 }
@@ -155,6 +162,7 @@ impl ProtocolConfig {
             ProtocolConfig::Dlt645(_) => Protocol::Dlt645,
             ProtocolConfig::Dnp3(_) => Protocol::Dnp3,
             ProtocolConfig::Opcua(_) => Protocol::Opcua,
+            ProtocolConfig::Plugin(_) => Protocol::Plugin,
         }
     }
 
@@ -179,6 +187,7 @@ impl ProtocolConfig {
             ProtocolConfig::Dlt645(d) => metas(&d.points),
             ProtocolConfig::Dnp3(d) => metas(&d.points),
             ProtocolConfig::Opcua(d) => metas(&d.points),
+            ProtocolConfig::Plugin(d) => metas(&d.points),
         }
     }
 
@@ -189,6 +198,7 @@ impl ProtocolConfig {
             ProtocolConfig::Dlt645(d) => d.points.len(),
             ProtocolConfig::Dnp3(d) => d.points.len(),
             ProtocolConfig::Opcua(d) => d.points.len(),
+            ProtocolConfig::Plugin(d) => d.points.len(),
         }
     }
 
@@ -203,6 +213,7 @@ impl ProtocolConfig {
             ProtocolConfig::Dlt645(d) => json(&d.points),
             ProtocolConfig::Dnp3(d) => json(&d.points),
             ProtocolConfig::Opcua(d) => json(&d.points),
+            ProtocolConfig::Plugin(d) => json(&d.points),
         }
     }
 
@@ -221,6 +232,7 @@ impl ProtocolConfig {
             ProtocolConfig::Dlt645(d) => add(&mut d.points, rows),
             ProtocolConfig::Dnp3(d) => add(&mut d.points, rows),
             ProtocolConfig::Opcua(d) => add(&mut d.points, rows),
+            ProtocolConfig::Plugin(d) => add(&mut d.points, rows),
         }
     }
 
@@ -234,6 +246,7 @@ impl ProtocolConfig {
             ProtocolConfig::Dlt645(d) => pool.compact(&mut d.points),
             ProtocolConfig::Dnp3(d) => pool.compact(&mut d.points),
             ProtocolConfig::Opcua(d) => pool.compact(&mut d.points),
+            ProtocolConfig::Plugin(d) => pool.compact(&mut d.points),
         }
     }
 
@@ -244,6 +257,7 @@ impl ProtocolConfig {
             ProtocolConfig::Dlt645(d) => d.points.clear(),
             ProtocolConfig::Dnp3(d) => d.points.clear(),
             ProtocolConfig::Opcua(d) => d.points.clear(),
+            ProtocolConfig::Plugin(d) => d.points.clear(),
         }
     }
 
@@ -277,6 +291,10 @@ impl ProtocolConfig {
                 each(&d.points, at, out);
             }
             ProtocolConfig::Opcua(d) => {
+                d.check(at, out);
+                each(&d.points, at, out);
+            }
+            ProtocolConfig::Plugin(d) => {
                 d.check(at, out);
                 each(&d.points, at, out);
             }
@@ -347,6 +365,11 @@ impl ProtocolConfig {
                 place: format!("OPC UA server {}", d.endpoint),
                 shared: d.session_settings(),
             }),
+            // Each device runs its own sandboxed instance; devices of one plugin and endpoint
+            // share a driver.
+            ProtocolConfig::Plugin(d) => {
+                Some(Endpoint { key: d.endpoint_key(), place: format!("plugin {}", d.plugin), shared: Vec::new() })
+            }
         }
         .map(|mut e| {
             // Devices of different protocols never share an endpoint; the key says which.
@@ -365,6 +388,7 @@ fn proto_family(p: Protocol) -> &'static str {
         Protocol::Dlt645 => "dlt645",
         Protocol::Dnp3 => "dnp3",
         Protocol::Opcua => "opcua",
+        Protocol::Plugin => "plugin",
     }
 }
 

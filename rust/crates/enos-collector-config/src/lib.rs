@@ -12,6 +12,7 @@ pub mod iec104;
 pub mod line;
 pub mod modbus;
 pub mod opcua;
+pub mod plugin;
 pub mod point;
 pub mod points_csv;
 pub mod protocols;

@@ -220,6 +220,7 @@ mod tests {
             "endpoint = \"opc.tcp://h:4840\"\nsecurity_policy = \"None\"",
             "name,node,mode,sampling_ms,queue_size,deadband,deadband_type,access\nP,ns=2;s=Plant.P,,250,10,0.5,percent,rw\nE,nsu=urn:x;i=7,poll,,,,,\n",
         );
+        round_trip(Protocol::Plugin, "plugin = \"iec62056\"", "name,address,scale,unit\nenergy,1-0:1.8.0*255,,kWh\nU,32.7.0,0.1,V\n");
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use crate::device::Protocol;
 use crate::fields::{Field, POINT_COMMON, POINT_NAME};
 use crate::point::{Point, PointAddress};
-use crate::{dlt645, dnp3, iec104, modbus, opcua};
+use crate::{dlt645, dnp3, iec104, modbus, opcua, plugin};
 use enos_config::{Findings, Scope};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -80,6 +80,13 @@ pub const ALL: &[ProtocolSpec] = &[
         address_fields: opcua::POINT_FIELDS,
         check_point: check_point::<opcua::OpcuaAddress>,
     },
+    ProtocolSpec {
+        protocol: Protocol::Plugin,
+        label: "Protocol plugin (WebAssembly)",
+        device_fields: plugin::DEVICE_FIELDS,
+        address_fields: plugin::POINT_FIELDS,
+        check_point: check_point::<plugin::PluginAddress>,
+    },
 ];
 
 pub fn spec(p: Protocol) -> &'static ProtocolSpec {
@@ -129,6 +136,7 @@ mod tests {
             ("dlt645", "address = \"h:1\"\nmeter = \"000000000001\"", "di = \"02010100\"\nformat = \"XXX.X\"\ngroup = \"default\""),
             ("dnp3", "address = \"h:1\"", "type = \"BO\"\nindex = 3\ncommand = \"pulse\"\nselect_before_operate = true\npulse_ms = 500"),
             ("opcua", "endpoint = \"opc.tcp://h:1\"\nsecurity_policy = \"None\"", "node = \"ns=2;i=5\"\nmode = \"poll\"\nsampling_ms = 100\nqueue_size = 4\ndeadband = 0.5\ndeadband_type = \"percent\""),
+            ("plugin", "plugin = \"m\"", "address = \"1.8.0\""),
         ];
         for (proto, settings, addr) in cases {
             let text = format!("id = \"d\"\nprotocol = \"{proto}\"\n{settings}\n[[point]]\n{}\n", point(addr));

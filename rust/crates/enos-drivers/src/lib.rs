@@ -13,6 +13,7 @@ pub mod iec104;
 pub mod modbus;
 mod on_demand;
 pub mod opcua;
+pub mod plugin;
 pub mod registry;
 
 use enos_batch::{Flags, Quality, Value};

@@ -7,6 +7,7 @@ use crate::dnp3::Dnp3Driver;
 use crate::iec104::Iec104Driver;
 use crate::modbus::ModbusDriver;
 use crate::opcua::OpcuaDriver;
+use crate::plugin::PluginDriver;
 use crate::Driver;
 use enos_collector_config::{DeviceConfig, Protocol};
 use std::sync::Arc;
@@ -25,5 +26,6 @@ pub fn driver(devices: &Arc<[DeviceConfig]>) -> Result<Box<dyn Driver>, String> 
         Protocol::Dlt645 => Ok(Box::new(Dlt645Driver::new(devices).ok_or_else(none)?)),
         Protocol::Dnp3 => Ok(Box::new(Dnp3Driver::new(devices).ok_or_else(none)?)),
         Protocol::Opcua => Ok(Box::new(OpcuaDriver::new(devices).ok_or_else(none)?)),
+        Protocol::Plugin => Ok(Box::new(PluginDriver::new(devices).ok_or_else(none)?)),
     }
 }

@@ -54,6 +54,17 @@ enum Cmd {
     /// '{"identifiers": ["02010100"]}' for DL/T 645); without it the protocol's plain test.
     /// Exit status 1 when the test failed.
     CommTest { device: String, request: Option<String> },
+    /// Protocol plugins (docs/plugins.md).
+    #[command(subcommand)]
+    Plugin(PluginCmd),
+}
+
+#[derive(Subcommand)]
+enum PluginCmd {
+    /// Checks a packed plugin directory (plugin.toml and its component) and installs it into the
+    /// plugins directory, replacing an installed version; devices using it load it at their
+    /// driver's next start.
+    Install { dir: std::path::PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -132,9 +143,15 @@ async fn run() -> anyhow::Result<i32> {
         }
         return Ok(worst.exit_code());
     }
+    if let Cmd::Plugin(PluginCmd::Install { dir }) = &args.cmd {
+        let into = enos_plugin_host::plugins_dir();
+        let m = enos_plugin_host::install(dir, &into).map_err(anyhow::Error::msg)?;
+        println!("installed plugin {} {} (protocols {}) in {}", m.name, m.version, m.protocols.join(", "), into.join(&m.name).display());
+        return Ok(0);
+    }
     let bus = Bus::connect().await?;
     match args.cmd {
-        Cmd::Check => unreachable!("answered above"),
+        Cmd::Check | Cmd::Plugin(_) => unreachable!("answered above"),
         Cmd::Status | Cmd::Cache => {
             let (u, c) = tokio::join!(bus.uplink_status(), bus.collector_stats());
             if args.json {

@@ -42,6 +42,10 @@ struct Args {
     /// rates.
     #[arg(long)]
     dnp3: bool,
+    /// Only protocol plugins: compile time, memory per plugin and per instance, calls through
+    /// the sandbox (builds the plugins with scripts/plugin first).
+    #[arg(long)]
+    plugins: bool,
 }
 
 struct Table(Vec<(String, String)>);
@@ -100,6 +104,10 @@ async fn main() {
     let a = Args::parse();
     let mut t = Table(Vec::new());
     println!("EnOS Edge benchmark on {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    if a.plugins {
+        plugins(&mut t);
+        return print_table(&t);
+    }
     if a.point_memory || a.iec104 || a.dnp3 {
         // A bus, a broker, the cloud simulator and an uplink with one sub-device, "rtu".
         let dir = tempfile::tempdir().unwrap();
@@ -682,4 +690,83 @@ fn print_table(t: &Table) {
     for (k, v) in &t.0 {
         println!("| {k} | {v} |");
     }
+}
+
+/// This process's resident memory, KiB.
+fn self_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// Protocol plugins in this process (the collector runs them the same way): the engine, the
+/// IEC 62056-21 example compiled and instantiated 20 times, and polls of a plugin that emits one
+/// value per call (the cost of crossing the sandbox, without I/O).
+fn plugins(t: &mut Table) {
+    use enos_plugin_host::{DeviceSpec, Endpoint, Instance, Runtime};
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..");
+    let dir = tempfile::tempdir().unwrap();
+    for (src, name) in [("iec62056", "iec62056"), ("testing", "misbehave")] {
+        let st = std::process::Command::new(repo.join("scripts/plugin"))
+            .args(["build", repo.join("rust/plugins").join(src).to_str().unwrap(), dir.path().join(name).to_str().unwrap()])
+            .status()
+            .expect("scripts/plugin");
+        assert!(st.success(), "scripts/plugin build {src}");
+    }
+    let rss0 = self_rss_kb();
+    let cache = tempfile::tempdir().unwrap();
+    let rt = Runtime::new(Some(cache.path().to_path_buf())).unwrap();
+    let rss_engine = self_rss_kb();
+    let start = Instant::now();
+    drop(rt.load(&dir.path().join("iec62056")).unwrap());
+    t.row("plugin compile, IEC 62056-21 example (Cranelift, on this box)", format!("{} ms", start.elapsed().as_millis()));
+    // Memory from here on: what the compiler left in the heap is not the plugin's.
+    let rss_compiled = self_rss_kb();
+    let start = Instant::now();
+    let meter = rt.load(&dir.path().join("iec62056")).unwrap();
+    t.row("plugin load from the compile cache", format!("{:.1} ms", start.elapsed().as_secs_f64() * 1000.0));
+    let rss_loaded = self_rss_kb();
+    let spec = |id: String, settings: serde_json::Value| DeviceSpec {
+        id,
+        settings,
+        points: vec![("energy".into(), "1.8.0".into())],
+        endpoints: [("line".to_string(), Endpoint::Tcp("127.0.0.1:9".into()))].into(),
+        kv_file: None,
+    };
+    let settings = meter.check_settings(&serde_json::json!({})).unwrap();
+    let mut instances = Vec::new();
+    let mut rss_first = 0;
+    for i in 0..20 {
+        let s = spec(format!("m{i}"), settings.clone());
+        let mut inst = Instance::new(&rt, &meter, &s).unwrap();
+        inst.init(&s).unwrap();
+        instances.push(inst);
+        if i == 0 {
+            rss_first = self_rss_kb();
+        }
+    }
+    let rss_20 = self_rss_kb();
+    t.row("plugin RSS: engine (and its epoch thread)", format!("{} KiB", rss_engine.saturating_sub(rss0)));
+    t.row("plugin RSS: the example loaded (compiled code)", format!("{} KiB", rss_loaded.saturating_sub(rss_compiled)));
+    t.row("plugin RSS: its first instance", format!("{} KiB", rss_first.saturating_sub(rss_loaded)));
+    t.row("plugin RSS: each of 19 more instances", format!("{:.1} KiB", rss_20.saturating_sub(rss_first) as f64 / 19.0));
+    drop(instances);
+    let counter = rt.load(&dir.path().join("misbehave")).unwrap();
+    let s = spec("count".into(), counter.check_settings(&serde_json::json!({"how": "count"})).unwrap());
+    let mut inst = Instance::new(&rt, &counter, &s).unwrap();
+    inst.init(&s).unwrap();
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < Duration::from_secs(2) {
+        for _ in 0..1000 {
+            inst.poll(n).unwrap();
+            n += 1;
+        }
+        inst.take_output();
+    }
+    t.row(
+        "plugin calls through the sandbox (poll + emit of 1 value, no I/O)",
+        format!("{:.0} /s", n as f64 / start.elapsed().as_secs_f64()),
+    );
 }

@@ -1,0 +1,454 @@
+//! Protocol plugins (WebAssembly components, `enos:driver@1.0.0`) in the sandbox of
+//! `enos-plugin-host`: the IEC 62056-21 example, built from source by `scripts/plugin`, reads a
+//! meter (peers/iec62056_meter.py); plugins that crash, loop, hoard memory or reach for an
+//! endpoint their device does not name are stopped with the reason in words while the others
+//! keep reporting; a manifest for another interface version is refused.
+
+use enos_plugin_host::{DeviceSpec, DeviceState, Endpoint, Plugin, Report, Runtime, Schedule, Value};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..")
+}
+
+/// The example and the misbehaving plugin, built from source once per test run and packed by
+/// `scripts/plugin build` into a directory each.
+fn packed() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugins");
+        for (src, name) in [("iec62056", "iec62056"), ("testing", "misbehave")] {
+            let st = Command::new(repo().join("scripts/plugin"))
+                .args(["build", repo().join("rust/plugins").join(src).to_str().unwrap(), out.join(name).to_str().unwrap()])
+                .status()
+                .expect("scripts/plugin");
+            assert!(st.success(), "scripts/plugin build {src} failed");
+        }
+        out
+    })
+}
+
+fn load(rt: &Runtime, name: &str) -> Arc<Plugin> {
+    rt.load(&packed().join(name)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The meter simulator, killed when dropped.
+struct Meter(Child);
+
+impl Drop for Meter {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the meter with `config` (JSON, see the script); its TCP port, if it serves TCP.
+fn meter(config: &str) -> (Meter, u16) {
+    let (m, rest) = meter_ready(config);
+    let port = rest.trim().parse().unwrap_or_else(|_| panic!("the meter said ready {rest:?} instead of ready PORT"));
+    (m, port)
+}
+
+/// Starts the meter and waits for its "ready" line; returns what followed "ready".
+fn meter_ready(config: &str) -> (Meter, String) {
+    let venv = std::env::var_os("ENOS_VENV").map(PathBuf::from).unwrap_or_else(|| repo().join("build/venv"));
+    let mut child = Command::new(venv.join("bin/python3"))
+        .arg(repo().join("rust/crates/enos-testkit/peers/iec62056_meter.py"))
+        .arg(config)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the venv's python3 (scripts/setup-host)");
+    let mut line = String::new();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    out.read_line(&mut line).unwrap();
+    // Keep reading its "readout N" lines: a closed pipe would end the meter.
+    std::thread::spawn(move || out.lines().map_while(Result::ok).for_each(drop));
+    let rest = line.strip_prefix("ready").unwrap_or_else(|| panic!("the meter said {line:?} instead of ready")).to_string();
+    (Meter(child), rest)
+}
+
+fn device(plugin: &Plugin, id: &str, settings: serde_json::Value, points: &[(&str, &str)], endpoints: &[(&str, Endpoint)]) -> DeviceSpec {
+    DeviceSpec {
+        id: id.into(),
+        settings: plugin.check_settings(&settings).unwrap_or_else(|e| panic!("{e:?}")),
+        points: points.iter().map(|(n, a)| (n.to_string(), a.to_string())).collect(),
+        endpoints: endpoints.iter().map(|(k, e)| (k.to_string(), e.clone())).collect::<BTreeMap<_, _>>(),
+        kv_file: None,
+    }
+}
+
+fn fast() -> Schedule {
+    Schedule { poll: Duration::from_millis(100), backoff_min: Duration::from_millis(100), backoff_max: Duration::from_millis(400) }
+}
+
+/// A report of one device, tagged with its id.
+type Tagged = (String, Report);
+
+fn reporter(tx: &mpsc::Sender<Tagged>, id: &str) -> impl FnMut(Report) + Send + 'static {
+    let (tx, id) = (tx.clone(), id.to_string());
+    move |r| {
+        let _ = tx.send((id.clone(), r));
+    }
+}
+
+/// Takes reports until `done` says enough (or panics after 20 s with what came).
+fn until(rx: &mpsc::Receiver<Tagged>, mut done: impl FnMut(&str, &Report) -> bool) {
+    let end = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    while let Some(left) = end.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok((id, r)) => {
+                if done(&id, &r) {
+                    return;
+                }
+                seen.push(format!("{id}: {r:?}"));
+            }
+            Err(_) => break,
+        }
+    }
+    panic!("not seen in 20 s; the reports were:\n{}", seen.join("\n"));
+}
+
+#[test]
+fn the_example_plugin_reads_a_meter_over_tcp() {
+    let (_m, port) = meter(r#"{"tcp": true, "ident": "ISK5MT174-0001", "values": {"1.8.0": "001234.567*kWh", "32.7.0": "230.1*V"}}"#);
+    let rt = Runtime::new(None).unwrap();
+    let plugin = load(&rt, "iec62056");
+    let spec = device(
+        &plugin,
+        "meter1",
+        serde_json::json!({"timeout_ms": 2000}),
+        &[("energy", "1-0:1.8.0*255"), ("voltage", "32.7.0")],
+        &[("line", Endpoint::Tcp(format!("127.0.0.1:{port}")))],
+    );
+    let (tx, rx) = mpsc::channel::<Tagged>();
+    let _running = enos_plugin_host::supervisor::spawn(rt.clone(), plugin, spec, fast(), reporter(&tx, "meter1")).unwrap();
+    // Two readouts: the energy register counts up between them.
+    let mut energy = Vec::new();
+    until(&rx, |_, r| {
+        if let Report::Samples(s) = r {
+            for x in s {
+                match (x.point.as_str(), &x.value) {
+                    ("energy", Value::Float(v)) => energy.push(*v),
+                    ("voltage", Value::Float(v)) => assert_eq!(*v, 230.1),
+                    (p, v) => panic!("unexpected sample {p} = {v:?}"),
+                }
+            }
+        }
+        energy.len() >= 2
+    });
+    assert_eq!(energy[0], 1234.567);
+    assert!(energy[1] > energy[0], "{energy:?}");
+}
+
+/// The same plugin over a serial line: a socat PTY pair, the meter on one end, the plugin's
+/// endpoint on the other (9600 baud, even parity, raw).
+#[test]
+fn the_example_plugin_reads_a_meter_over_a_serial_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("ttyA"), dir.path().join("ttyB"));
+    let socat = Command::new("socat")
+        .arg(format!("pty,raw,echo=0,link={}", a.display()))
+        .arg(format!("pty,raw,echo=0,link={}", b.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("socat (apt install socat)");
+    let _socat = Meter(socat);
+    let end = Instant::now() + Duration::from_secs(5);
+    while !(a.exists() && b.exists()) {
+        assert!(Instant::now() < end, "socat made no PTY pair");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (_m, _) = meter_ready(&format!(r#"{{"serial": "{}", "address": "42", "values": {{"1.8.0": "000007.000*kWh"}}}}"#, a.display()));
+    let rt = Runtime::new(None).unwrap();
+    let plugin = load(&rt, "iec62056");
+    let spec = device(
+        &plugin,
+        "meter2",
+        serde_json::json!({"meter_address": "42", "timeout_ms": 2000}),
+        &[("energy", "1.8.0")],
+        &[("line", Endpoint::Serial { port: b.clone(), baud: 9600, parity: 'E' })],
+    );
+    let (tx, rx) = mpsc::channel::<Tagged>();
+    let _running = enos_plugin_host::supervisor::spawn(rt.clone(), plugin, spec, fast(), reporter(&tx, "meter2")).unwrap();
+    until(
+        &rx,
+        |_, r| matches!(r, Report::Samples(s) if s.iter().any(|x| x.point == "energy" && matches!(x.value, Value::Float(v) if v >= 7.0))),
+    );
+}
+
+#[test]
+fn misbehaving_plugins_are_stopped_with_a_reason_while_the_others_keep_reporting() {
+    let rt = Runtime::new(None).unwrap();
+    let plugin = load(&rt, "misbehave");
+    let kv = tempfile::tempdir().unwrap();
+    let (tx, rx) = mpsc::channel::<Tagged>();
+    let mut running = Vec::new();
+    for how in ["count", "trap", "trap-once", "spin", "hog", "snoop"] {
+        let mut spec =
+            device(&plugin, how, serde_json::json!({ "how": how }), &[("n", "n")], &[("line", Endpoint::Tcp("127.0.0.1:9".into()))]);
+        spec.kv_file = Some(kv.path().join(format!("{how}.json")));
+        running.push(enos_plugin_host::supervisor::spawn(rt.clone(), plugin.clone(), spec, fast(), reporter(&tx, how)).unwrap());
+    }
+    let want: BTreeMap<&str, &str> = BTreeMap::from([
+        ("trap", "the driver crashed in poll: panic: panicked at"),
+        ("spin", "the driver ran past its time budget of 300 ms in poll and was stopped"),
+        ("hog", "the driver asked for more than its 8 MiB of memory in poll and was stopped"),
+        ("snoop", "the driver did not start: opening 127.0.0.1:22: not permitted: device \"snoop\" names no endpoint \"127.0.0.1:22\" (it names line)"),
+    ]);
+    let mut failed = BTreeMap::new();
+    let mut trap_once = (false, false); // (failed, then online again after the restart)
+    let mut counts_after = 0;
+    until(&rx, |id, r| {
+        match (id, r) {
+            ("count", Report::Samples(_)) if failed.len() == want.len() => counts_after += 1,
+            ("count", Report::State(s, reason)) => assert_eq!(*s, DeviceState::Online, "{reason}"),
+            ("trap-once", Report::State(DeviceState::Failed, reason)) => {
+                assert!(reason.contains("trapping once (on purpose)"), "{reason}");
+                trap_once.0 = true;
+            }
+            ("trap-once", Report::State(DeviceState::Online, _)) => trap_once.1 = trap_once.0,
+            (_, Report::State(DeviceState::Failed, reason)) if want.contains_key(id) => {
+                failed.insert(id.to_string(), reason.clone());
+            }
+            _ => {}
+        }
+        failed.len() == want.len() && trap_once.1 && counts_after >= 3
+    });
+    for (id, reason) in &failed {
+        assert!(reason.starts_with(want[id.as_str()]), "{id}: {reason}");
+    }
+    assert!(failed["trap"].contains("the meter table is corrupt (on purpose)"), "{}", failed["trap"]);
+    // The stopped ones stay stopped (each restart fails again), and stopping all is prompt:
+    // a spinning instance does not hold up the rest.
+    let t = Instant::now();
+    drop(running);
+    assert!(t.elapsed() < Duration::from_secs(3), "stopping took {:?}", t.elapsed());
+}
+
+#[test]
+fn a_plugin_for_another_interface_version_or_with_bad_settings_is_refused_in_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = packed().join("misbehave");
+    for f in ["plugin.toml", "plugin.wasm"] {
+        std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
+    }
+    let manifest = std::fs::read_to_string(src.join("plugin.toml")).unwrap().replace("enos:driver@1.0.0", "enos:driver@2.0.0");
+    std::fs::write(dir.path().join("plugin.toml"), manifest).unwrap();
+    let rt = Runtime::new(None).unwrap();
+    let e = rt.load(dir.path()).err().expect("refused").to_string();
+    assert_eq!(
+        e,
+        format!(
+            "{}: plugin \"misbehave\": it is built for the driver interface \"enos:driver@2.0.0\"; this gateway serves enos:driver@1.0.0",
+            dir.path().join("plugin.toml").display()
+        )
+    );
+    let meter = load(&rt, "iec62056");
+    let e = meter.check_settings(&serde_json::json!({"timeout_ms": 5, "baud": 9600})).unwrap_err();
+    assert_eq!(
+        e,
+        [
+            "settings.baud: not a setting of this protocol (it has endpoint, meter_address, timeout_ms)",
+            "settings.timeout_ms: 5 is below the minimum 100",
+        ]
+    );
+}
+
+/// The collector end to end: a Modbus device and plugin devices in one collector. The meter's
+/// values (through the IEC 62056-21 plugin) reach the cloud simulator through the real uplink;
+/// a plugin that crashes, one that loops and one built for another interface version are each
+/// failed with their reason in `enosctl devices`, while the Modbus device and the meter keep
+/// reaching the cloud.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_collector_runs_plugin_devices_beside_a_modbus_device() {
+    use enos_testkit::cloud_sim::CloudSim;
+    use enos_testkit::harness::{run_tool, spawn_service, Bus, Mosquitto};
+    use enos_testkit::modbus_sim::SimServer;
+    use enos_testkit::wait_for;
+    use std::collections::HashMap;
+
+    let dir = tempfile::tempdir().unwrap();
+    // The installed plugins: the two built ones and a copy that names another interface.
+    let plugins = dir.path().join("plugins");
+    for (name, from) in [("iec62056", "iec62056"), ("misbehave", "misbehave"), ("future", "misbehave")] {
+        std::fs::create_dir_all(plugins.join(name)).unwrap();
+        for f in ["plugin.toml", "plugin.wasm"] {
+            std::fs::copy(packed().join(from).join(f), plugins.join(name).join(f)).unwrap();
+        }
+    }
+    let future = plugins.join("future/plugin.toml");
+    std::fs::write(&future, std::fs::read_to_string(&future).unwrap().replace("enos:driver@1.0.0", "enos:driver@2.0.0")).unwrap();
+    // The collector started below inherits it.
+    std::env::set_var("ENOS_PLUGINS_DIR", &plugins);
+
+    let bus = Bus::start(dir.path());
+    let broker = Mosquitto::start(dir.path());
+    let cloud = CloudSim::start(broker.port, HashMap::from([("gw01".to_string(), "s".to_string())])).await;
+    let sim = SimServer::start(1).await;
+    sim.with(|s| s.counters.push(0));
+    let (_meter, port) = meter(r#"{"tcp": true, "values": {"1.8.0": "001234.567*kWh"}}"#);
+    let misbehaving = |id: &str, plugin: &str, how: &str| {
+        format!(
+            "[[device]]\nid = \"{id}\"\nprotocol = \"plugin\"\nplugin = \"{plugin}\"\npoll_interval_ms = 100\nsettings = {{ how = \"{how}\" }}\n\n\
+             [[device.point]]\nname = \"n\"\naddress = \"n\"\n\n"
+        )
+    };
+    std::fs::write(
+        dir.path().join("collector.toml"),
+        format!(
+            r#"[push]
+interval_ms = 100
+
+[[device]]
+id = "inv01"
+protocol = "modbus-tcp"
+address = "{modbus}"
+timeout_ms = 2000
+poll_groups = [{{ name = "fast", interval_ms = 100 }}]
+
+[[device.point]]
+name = "counter"
+area = "holding"
+address = 0
+type = "u32"
+group = "fast"
+
+[[device]]
+id = "meter1"
+protocol = "plugin"
+plugin = "iec62056"
+poll_interval_ms = 200
+endpoints = {{ line = {{ address = "127.0.0.1:{port}" }} }}
+settings = {{ timeout_ms = 2000 }}
+
+[[device.point]]
+name = "energy"
+address = "1.8.0"
+scale = 1000
+unit = "Wh"
+
+{crash}{spin}{future}"#,
+            modbus = sim.addr,
+            crash = misbehaving("crash", "misbehave", "trap"),
+            spin = misbehaving("spin", "misbehave", "spin"),
+            future = misbehaving("future", "future", "count"),
+        ),
+    )
+    .unwrap();
+    let uplink = format!(
+        "[cloud]\nuri = \"{}\"\nallow_plain = true\nproduct_key = \"pkGW\"\ndevice_key = \"gw01\"\ndevice_secret = \"s\"\n\
+         [cache]\ndir = \"{}\"\n[health]\ninterval_s = 0\n\
+         [[sub_device]]\ndevice = \"inv01\"\nproduct_key = \"pkInv\"\ndevice_key = \"inv01\"\ndevice_secret = \"i\"\n\
+         [[sub_device]]\ndevice = \"meter1\"\nproduct_key = \"pkM\"\ndevice_key = \"meter1\"\ndevice_secret = \"m\"\n",
+        cloud.uri(),
+        dir.path().join("cache").display()
+    );
+    std::fs::write(dir.path().join("uplink.toml"), uplink).unwrap();
+    let log = dir.path().join("services.log");
+    let _uplink = spawn_service("enos-uplink", &dir.path().join("uplink.toml"), &bus.address, &log);
+    let _collector = spawn_service("enos-collector", &dir.path().join("collector.toml"), &bus.address, &log);
+
+    let at_cloud = |device: &str, point: &str| -> Vec<serde_json::Value> {
+        cloud.with(|r| {
+            r.points.iter().filter(|p| p.device_key.as_deref() == Some(device) && p.point == point).map(|p| p.value.clone()).collect()
+        })
+    };
+    let energy = wait_for(60, "the meter's energy at the cloud", || at_cloud("meter1", "energy").first().cloned()).await;
+    assert_eq!(energy.as_f64(), Some(1_234_567.0), "kWh scaled to Wh");
+
+    // Each bad plugin is failed with its reason; the Modbus device and the meter are online.
+    let want = [
+        ("crash", "the driver crashed in poll: panic: panicked at"),
+        ("spin", "the driver ran past its time budget of 300 ms in poll and was stopped"),
+        ("future", "it is built for the driver interface \"enos:driver@2.0.0\"; this gateway serves enos:driver@1.0.0"),
+    ];
+    let devices = wait_for(60, "the bad plugins failed with their reasons", || {
+        let (ok, out, _) = run_tool("enosctl", &["--json", "devices"], &bus.address);
+        let v: serde_json::Value = serde_json::from_str(&out).ok().filter(|_| ok)?;
+        let by_id: HashMap<String, serde_json::Value> =
+            v.as_array()?.iter().map(|d| (d["id"].as_str().unwrap_or_default().to_string(), d.clone())).collect();
+        want.iter()
+            .all(|(id, why)| {
+                by_id.get(*id).is_some_and(|d| d["state"] == "failed" && d["last_error"].as_str().is_some_and(|e| e.contains(why)))
+            })
+            .then_some(by_id)
+    })
+    .await;
+    for id in ["inv01", "meter1"] {
+        assert_eq!(devices[id]["state"], "online", "{}", devices[id]);
+    }
+    // ... and keep reaching the cloud after the failures.
+    let (counters, energies) = (at_cloud("inv01", "counter").len(), at_cloud("meter1", "energy").len());
+    wait_for(30, "more Modbus and meter values after the plugins failed", || {
+        (at_cloud("inv01", "counter").len() > counters + 5 && at_cloud("meter1", "energy").len() > energies + 2).then_some(())
+    })
+    .await;
+}
+
+/// Compiled code is kept in the cache directory and used at the next load; a damaged entry is
+/// compiled again, not trusted.
+#[test]
+fn compiled_plugins_are_cached_and_a_damaged_cache_entry_is_compiled_again() {
+    let cache = tempfile::tempdir().unwrap();
+    let rt = Runtime::new(Some(cache.path().to_path_buf())).unwrap();
+    load(&rt, "misbehave");
+    let entries: Vec<PathBuf> = std::fs::read_dir(cache.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(entries[0].extension().is_some_and(|x| x == "cwasm"), "{entries:?}");
+    let plugin = load(&rt, "misbehave");
+    std::fs::write(&entries[0], b"not machine code").unwrap();
+    let again = load(&rt, "misbehave");
+    assert_ne!(std::fs::read(&entries[0]).unwrap(), b"not machine code", "the damaged entry is written anew");
+    // Both instantiate and run.
+    for p in [plugin, again] {
+        let spec = device(&p, "c", serde_json::json!({"how": "count"}), &[], &[]);
+        let mut i = enos_plugin_host::Instance::new(&rt, &p, &spec).unwrap();
+        i.init(&spec).unwrap();
+        i.poll(1).unwrap();
+        assert_eq!(i.take_output().0.len(), 1);
+    }
+}
+
+/// `enosctl plugin install DIR`: a packed plugin is checked and copied into the plugins
+/// directory (a reinstall replaces it whole); a core module or a wrong interface is refused.
+#[test]
+fn enosctl_installs_a_packed_plugin_and_refuses_a_bad_one() {
+    let into = tempfile::tempdir().unwrap();
+    let install = |dir: &Path| {
+        let out = Command::new(enos_testkit::harness::bin_dir().join("enosctl"))
+            .args(["plugin", "install", dir.to_str().unwrap()])
+            .env("ENOS_PLUGINS_DIR", into.path())
+            .output()
+            .unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr))
+    };
+    for _ in 0..2 {
+        let (ok, out) = install(&packed().join("iec62056"));
+        assert!(ok, "{out}");
+        assert!(out.starts_with("installed plugin iec62056 0.1.0 (protocols iec62056-21) in "), "{out}");
+    }
+    let rt = Runtime::new(None).unwrap();
+    rt.load(&into.path().join("iec62056")).unwrap();
+
+    let bad = tempfile::tempdir().unwrap();
+    std::fs::copy(packed().join("iec62056/plugin.toml"), bad.path().join("plugin.toml")).unwrap();
+    // A core module (`\0asm`, version 1, layer 0), not a component.
+    std::fs::write(bad.path().join("plugin.wasm"), b"\0asm\x01\0\0\0").unwrap();
+    let (ok, out) = install(bad.path());
+    assert!(!ok);
+    assert!(out.contains("plugin.wasm: not a WebAssembly component (build it with scripts/plugin build)"), "{out}");
+    let manifest = std::fs::read_to_string(bad.path().join("plugin.toml")).unwrap().replace("@1.0.0", "@2.1.0");
+    std::fs::write(bad.path().join("plugin.toml"), manifest).unwrap();
+    let (ok, out) = install(bad.path());
+    assert!(!ok);
+    assert!(out.contains("this gateway serves enos:driver@1.0.0"), "{out}");
+    let installed: Vec<_> = std::fs::read_dir(into.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(installed, ["iec62056"]);
+}

@@ -1,0 +1,57 @@
+//! Misbehaves the way the device's `how` setting says, at the first poll (or at init for
+//! `snoop`): `trap` panics (`trap-once` only at the first poll it ever runs), `spin` loops forever, `hog` allocates without bound, `snoop` opens an
+//! endpoint its device does not name; `count` behaves and emits a counter.
+
+use enos_plugin_sdk::{self as sdk, Connection, Description, DeviceConfig, Driver, Quality, Sample, Value};
+
+pub struct Misbehave {
+    how: String,
+    n: i64,
+    hoard: Vec<Vec<u8>>,
+}
+
+impl Driver for Misbehave {
+    fn describe() -> Description {
+        Description {
+            protocols: vec!["misbehave".into()],
+            config_schema: r#"{"type":"object","properties":{"how":{"type":"string","enum":["count","trap","trap-once","spin","hog","snoop"]}},"required":["how"],"additionalProperties":false}"#.into(),
+            point_address_format: "anything".into(),
+        }
+    }
+
+    fn init(config: DeviceConfig) -> Result<Self, String> {
+        let how = config.settings.split('"').nth(3).unwrap_or_default().to_string();
+        if how == "snoop" {
+            // Not among the device's endpoints: the host must refuse.
+            Connection::open("127.0.0.1:22").map_err(|e| format!("opening 127.0.0.1:22: {e}"))?;
+        }
+        Ok(Misbehave { how, n: 0, hoard: Vec::new() })
+    }
+
+    fn poll(&mut self, now_ms: u64) -> Result<(), String> {
+        match self.how.as_str() {
+            "trap" => panic!("the meter table is corrupt (on purpose)"),
+            // Once: the store remembers across the restart that follows.
+            "trap-once" if sdk::host::kv_get("trapped").is_none() => {
+                sdk::host::kv_set("trapped", b"yes")?;
+                panic!("trapping once (on purpose)")
+            }
+            "spin" => {
+                let mut x = now_ms;
+                loop {
+                    x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+                }
+            }
+            "hog" => loop {
+                self.hoard.push(vec![1u8; 1 << 20]);
+            },
+            _ => {
+                self.n += 1;
+                sdk::emit(&[Sample { point: "n".into(), value: Value::Integer(self.n), quality: Quality::Good, timestamp_ms: now_ms }]);
+                Ok(())
+            }
+        }
+    }
+}
+
+sdk::plugin!(Misbehave);
