@@ -50,6 +50,8 @@ pub enum CacheError {
     EmptyBatch,
     #[error("cache record {seq} is corrupt: {reason}")]
     Corrupt { seq: u64, reason: String },
+    #[error("{what}: {source}")]
+    Io { what: String, source: std::io::Error },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +119,8 @@ pub struct Cache {
     max_bytes: u64,
     max_age_ms: u64,
     state: Mutex<State>,
+    /// Set when this cache replaced a damaged one at open (`recover.rs`).
+    recovery: std::sync::OnceLock<Recovery>,
 }
 
 /// A forward migration from `from` to `from + 1`.
@@ -199,6 +203,7 @@ impl Cache {
                 dropped_points,
                 dead_records: 0,
             }),
+            recovery: std::sync::OnceLock::new(),
             db,
         };
         cache.load_index()?;
@@ -387,6 +392,11 @@ impl Cache {
         }
     }
 
+    /// What was done about a damaged database when this cache opened, if anything.
+    pub fn recovery(&self) -> Option<&Recovery> {
+        self.recovery.get()
+    }
+
     pub fn max_bytes(&self) -> u64 {
         self.max_bytes
     }
@@ -402,6 +412,42 @@ impl Cache {
     pub fn flush(&self) -> Result<(), CacheError> {
         let cf = self.db.cf_handle(CF_OUTBOX).expect("outbox cf");
         self.db.flush_cf(cf).map_err(|e| self.db_err(e))
+    }
+}
+
+impl Cache {
+    /// Raises the persisted counters to a damaged cache's (sequence numbers are never reused).
+    fn raise_counters(&self, next_seq: u64, dropped_points: u64) -> Result<(), CacheError> {
+        let mut st = self.state.lock().expect("cache state");
+        st.next_seq = st.next_seq.max(next_seq);
+        st.dropped_points = st.dropped_points.max(dropped_points);
+        let mut wb = WriteBatch::default();
+        wb.put(KEY_NEXT_SEQ, st.next_seq.to_le_bytes());
+        wb.put(KEY_DROPPED, st.dropped_points.to_le_bytes());
+        self.db.write_opt(wb, &self.write_opts()).map_err(|e| self.db_err(e))
+    }
+
+    /// Puts a checked record under its own sequence number (recovery); written with the
+    /// counters so the fresh cache carries them from its first record. False when it is there.
+    fn put_restored(&self, meta: RecordMeta, value: &[u8]) -> Result<bool, CacheError> {
+        let cf = self.db.cf_handle(CF_OUTBOX).expect("outbox cf");
+        let mut st = self.state.lock().expect("cache state");
+        if st.index.contains_key(&meta.seq) {
+            return Ok(false);
+        }
+        st.next_seq = st.next_seq.max(meta.seq + 1);
+        let mut wb = WriteBatch::default();
+        wb.put_cf(cf, meta.seq.to_be_bytes(), value);
+        wb.put(KEY_NEXT_SEQ, st.next_seq.to_le_bytes());
+        wb.put(KEY_DROPPED, st.dropped_points.to_le_bytes());
+        self.db.write_opt(wb, &self.write_opts()).map_err(|e| self.db_err(e))?;
+        st.insert(meta);
+        Ok(true)
+    }
+
+    /// Makes everything written so far durable, whatever the sync policy.
+    fn flush_wal(&self) -> Result<(), CacheError> {
+        self.db.flush_wal(true).map_err(|e| self.db_err(e))
     }
 }
 
@@ -421,6 +467,9 @@ fn parse_header(seq: u64, v: &[u8]) -> Result<RecordMeta, CacheError> {
         newest_ts: u64_at(22),
     })
 }
+
+mod recover;
+pub use recover::{Recovery, KEEP_DAMAGED};
 
 #[cfg(test)]
 mod tests;

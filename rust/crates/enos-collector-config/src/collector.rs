@@ -10,7 +10,6 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct CollectorConfig {
     #[serde(default)]
     pub push: PushConfig,
@@ -20,7 +19,7 @@ pub struct CollectorConfig {
 
 /// How samples are handed to the uplink.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct PushConfig {
     /// A batch goes out at least this often when there is data.
     pub interval_ms: u64,

@@ -163,9 +163,47 @@ impl Findings {
 }
 
 /// Parses TOML text into `T`; an error names the file and keeps the parser's line, column and
-/// caret diagram on lines of their own.
+/// caret diagram on lines of their own. A key `T` does not know is a warning naming the file and
+/// the key, not a refusal (see [`parse_toml_unknown`]).
 pub fn parse_toml<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, ConfigError> {
-    toml::from_str(text).map_err(|e| ConfigError::Syntax { file: file.to_owned(), message: e.to_string().trim_end().to_owned() })
+    let (t, unknown) = parse_toml_unknown(file, text)?;
+    for key in unknown {
+        log::warn!("{}: {}", file.display(), unknown_key(&key));
+    }
+    Ok(t)
+}
+
+/// What a warning says about a key this release does not know.
+pub fn unknown_key(key: &str) -> String {
+    format!("{key}: not a setting this release knows, ignored (written by a newer release, or misspelt?)")
+}
+
+/// [`parse_toml`], and the keys of the file `T` does not know (`cloud.new_thing`,
+/// `sub_device[1].extra`), in file order.
+///
+/// Unknown keys are not refused: after a rollback the older release reads a file the newer one
+/// wrote, with every field it knows, and must start. A misspelt key still gets a line naming file
+/// and key (log, `--check`); a misspelt *required* key is still refused, as missing.
+pub fn parse_toml_unknown<T: DeserializeOwned>(file: &Path, text: &str) -> Result<(T, Vec<String>), ConfigError> {
+    let syntax = |e: toml::de::Error| ConfigError::Syntax { file: file.to_owned(), message: e.to_string().trim_end().to_owned() };
+    let de = toml::Deserializer::parse(text).map_err(syntax)?;
+    let mut unknown = Vec::new();
+    let t = serde_ignored::deserialize(de, |path| unknown.push(key_path(&path))).map_err(syntax)?;
+    Ok((t, unknown))
+}
+
+/// `device[0].point[3].x` from serde_ignored's path.
+fn key_path(path: &serde_ignored::Path) -> String {
+    use serde_ignored::Path as P;
+    match path {
+        P::Root => String::new(),
+        P::Seq { parent, index } => format!("{}[{index}]", key_path(parent)),
+        P::Map { parent, key } => match key_path(parent) {
+            p if p.is_empty() => key.clone(),
+            p => format!("{p}.{key}"),
+        },
+        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => key_path(parent),
+    }
 }
 
 pub fn read_file(file: &Path) -> Result<String, ConfigError> {
@@ -185,4 +223,30 @@ pub fn default_config_path(service: &str) -> PathBuf {
 /// owned by the service's user: the layer's tmpfiles).
 pub fn operator_config_path(service: &str) -> PathBuf {
     format!("/data/enos/config/{service}/{service}.toml").into()
+}
+
+#[cfg(test)]
+mod unknown_keys {
+    #[derive(serde::Deserialize, Debug)]
+    struct Inner {
+        #[allow(dead_code)]
+        a: u32,
+    }
+    #[derive(serde::Deserialize, Debug)]
+    struct Outer {
+        #[allow(dead_code)]
+        inner: Inner,
+        #[serde(default)]
+        #[allow(dead_code)]
+        list: Vec<Inner>,
+    }
+
+    #[test]
+    fn unknown_keys_are_named_by_their_path_and_do_not_refuse() {
+        let text = "future = 1\n[inner]\na = 1\nb = 2\n[[list]]\na = 1\n[[list]]\na = 2\nnew = \"x\"\n";
+        let (_, unknown) = super::parse_toml_unknown::<Outer>(std::path::Path::new("x.toml"), text).unwrap();
+        assert_eq!(unknown, vec!["future", "inner.b", "list[1].new"]);
+        let e = super::parse_toml::<Outer>(std::path::Path::new("x.toml"), "[inner]\n").unwrap_err().to_string();
+        assert!(e.starts_with("x.toml: ") && e.contains("missing field `a`"), "{e}");
+    }
 }

@@ -199,6 +199,10 @@ pub struct CacheStatus {
     pub outage_hours_capacity: Option<f64>,
     pub dead_letter_records: u64,
     pub schema_version: u32,
+    /// Set when the cache was found damaged at start and replaced: where the damaged files
+    /// went and what was kept, in words.
+    #[serde(default)]
+    pub recovered: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

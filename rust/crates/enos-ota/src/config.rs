@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct OtaConfig {
     /// Downloads, job state and history (on the data partition: they cross the reboot).
     pub dir: PathBuf,
@@ -28,7 +28,7 @@ pub struct OtaConfig {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct OtaHealth {
     /// Units that must be active after the boot into the new slot.
     pub units: Vec<String>,

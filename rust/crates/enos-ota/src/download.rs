@@ -42,9 +42,18 @@ pub async fn fetch(url: &str, dest: &Path, lim: &Limits, mut on_progress: impl F
             return Err(DownloadError::Refused(format!("bundle of {e} bytes exceeds the limit of {} bytes", lim.max)));
         }
     }
+    let part = dest.with_extension("part");
+    if let Some(e) = lim.expected {
+        // Checked before the transfer: a bundle that cannot fit would fill the data partition
+        // (the cache lives there) and fail anyway, after a long download.
+        let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        if let Some(disk) = enos_runtime::sys::Disk::of(dir) {
+            let have = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+            check_space(dir, e, have, disk.free_bytes)?;
+        }
+    }
     let https = hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots().https_or_http().enable_http1().build();
     let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build(https);
-    let part = dest.with_extension("part");
     let io = |source| DownloadError::Io { path: part.display().to_string(), source };
     let mut last = String::new();
     for attempt in 1..=lim.attempts {
@@ -145,6 +154,19 @@ pub async fn fetch(url: &str, dest: &Path, lim: &Limits, mut on_progress: impl F
     Err(DownloadError::GaveUp { attempts: lim.attempts, last })
 }
 
+/// Refuses a bundle of `size` bytes when what is still to come (`size - have`, `have` already
+/// downloaded) exceeds `free` bytes in `dir`.
+fn check_space(dir: &Path, size: u64, have: u64, free: u64) -> Result<(), DownloadError> {
+    let need = size.saturating_sub(have);
+    if need > free {
+        return Err(DownloadError::Refused(format!(
+            "the update needs {need} more bytes (of {size}) but only {free} are free on {}: refused before downloading",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
 async fn backoff(attempt: u32) {
     tokio::time::sleep(Duration::from_millis(500 * (1 << attempt.min(6)))).await;
 }
@@ -174,5 +196,34 @@ fn hash_file<D: sha2::Digest>(path: &Path) -> Result<String, String> {
             return Ok(hex::encode(h.finalize()));
         }
         h.update(&buf[..n]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_bundle_that_does_not_fit_is_refused_in_words_before_downloading() {
+        let dir = tempfile::tempdir().unwrap();
+        let free = enos_runtime::sys::Disk::of(dir.path()).unwrap().free_bytes;
+        // nothing listens on port 9: a download attempt would fail to connect instead
+        let lim = Limits { expected: Some(free + (1 << 30)), max: u64::MAX, allow_http: true, attempts: 1 };
+        let dest = dir.path().join("bundle.swu");
+        let e = fetch("http://127.0.0.1:9/b.swu", &dest, &lim, |_, _| {}).await.unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, DownloadError::Refused(_)), "{text}");
+        assert!(
+            text.starts_with("the update needs ") && text.contains(" free on ") && text.contains(&dir.path().display().to_string()),
+            "{text}"
+        );
+        assert!(!dest.with_extension("part").exists(), "nothing was written");
+    }
+
+    #[test]
+    fn what_is_downloaded_already_counts_toward_the_space() {
+        assert!(check_space(Path::new("/data"), 100, 40, 60).is_ok());
+        let e = check_space(Path::new("/data"), 100, 40, 59).unwrap_err().to_string();
+        assert_eq!(e, "the update needs 60 more bytes (of 100) but only 59 are free on /data: refused before downloading");
     }
 }

@@ -6,7 +6,6 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct UplinkConfig {
     pub cloud: CloudConfig,
     #[serde(default)]
@@ -25,7 +24,6 @@ pub struct UplinkConfig {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct CloudConfig {
     /// `ssl://host:18883` (TLS) or `tcp://host:11883` (plain, only with `allow_plain = true`).
     pub uri: String,
@@ -88,7 +86,7 @@ pub enum SyncPolicy {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct CacheConfig {
     pub dir: PathBuf,
     /// Upper bound of cached telemetry, in bytes as stored.
@@ -115,7 +113,7 @@ pub enum RejectPolicy {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct SenderConfig {
     /// Data that waited in the cache longer than this goes out as `resume` (back-fill), not `post`.
     pub resume_after_s: u64,
@@ -144,7 +142,7 @@ impl Default for SenderConfig {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct HealthConfig {
     /// Period of the gateway's own measure points (cpu, memory, disk, cache); 0 turns them off.
     pub interval_s: u64,
@@ -182,7 +180,7 @@ impl Default for MonitorConfig {
 /// The registration of the collector's devices that name a product key (`product_key` in
 /// `collector.toml`) and have no `[[sub_device]]` here.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RegistrationConfig {
     /// The site's UTC offset the cloud files registered devices under (`+08:00`).
     pub timezone: String,
@@ -197,7 +195,6 @@ impl Default for RegistrationConfig {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct SubDevice {
     /// The collector's device id.
     pub device: String,

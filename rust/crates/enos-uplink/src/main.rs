@@ -64,7 +64,14 @@ async fn run() -> anyhow::Result<()> {
         SyncPolicy::Always => Sync::Always,
         SyncPolicy::Never => Sync::Never,
     };
-    let cache = Arc::new(Cache::open(&cfg.cache.dir, cfg.cache.max_bytes, cfg.cache.max_age_hours * 3_600_000, sync)?);
+    // A damaged database is moved aside and replaced (what reads is kept) rather than ending the
+    // service: exiting would only make systemd start it into the same damage, forever.
+    let (cache, recovery) =
+        Cache::open_or_recover(&cfg.cache.dir, cfg.cache.max_bytes, cfg.cache.max_age_hours * 3_600_000, sync, enos_batch::now_ms())?;
+    if let Some(r) = recovery {
+        log::error!("{r}");
+    }
+    let cache = Arc::new(cache);
     let st = cache.stats();
     log::info!("cache {}: {} records, {} points, {} bytes waiting", cfg.cache.dir.display(), st.records, st.points, st.bytes);
     let identities = sub_devices::store_file(&writes);

@@ -153,6 +153,7 @@ impl Shared {
                 outage_hours_capacity: (bps > 0.0).then(|| free / bps / 3600.0),
                 dead_letter_records: st.dead_letter_records,
                 schema_version: enos_cache::SCHEMA_VERSION,
+                recovered: self.cache.recovery().map(|r| r.to_string()),
             },
             sender: self.sender.lock().expect("sender").clone(),
             sub_devices: self.subs().status(),
