@@ -240,10 +240,13 @@ fn set_state(drv: &OpcuaDriver, ctx: &DriverContext, state: &str, error: Option<
 }
 
 /// Records and forwards one value; `false` when the frame sink is gone.
-async fn forward(d: &mut Device, pi: usize, v: &DataValue, ctx: &DriverContext) -> bool {
+async fn forward(d: &mut Device, pi: usize, v: &DataValue, after_gap: bool, ctx: &DriverContext) -> bool {
     let p = &d.cfg.points[pi];
     let code = v.status.unwrap_or(StatusCode::Good);
-    let (mut q, flags) = map::quality(code);
+    let (mut q, mut flags) = map::quality(code);
+    if after_gap {
+        flags |= enos_batch::Flags::AFTER_GAP;
+    }
     let ts = map::timestamp(v, now_ms());
     let mut note = (!code.is_good()).then(|| words(code));
     let value = match v.value.as_ref().map(|x| map::value(p, x)) {
@@ -298,10 +301,20 @@ async fn on_event(drv: &mut OpcuaDriver, ctx: &DriverContext, ev: Event) -> bool
             ctx.status.update(&d.id, |s| s.last_error = Some(why));
             true
         }
-        Event::Value { subscription, item, value } => {
+        Event::Value { subscription, item, value, after_gap } => {
             let d = &mut drv.devices[subscription];
             let pi = d.subscribed[item];
-            forward(d, pi, &value, ctx).await
+            forward(d, pi, &value, after_gap, ctx).await
+        }
+        Event::Lost { subscription, messages } => {
+            let d = &drv.devices[subscription];
+            let why = format!(
+                "after a break the server no longer had {messages} notification messages: changes of the break are missing; \
+                 each point's next value is marked \"after a gap\""
+            );
+            log::warn!("device {}: {why}", d.id);
+            ctx.status.update(&d.id, |s| s.last_error = Some(why));
+            true
         }
         Event::Ended { .. } => true,
     }
@@ -338,7 +351,7 @@ async fn poll(drv: &mut OpcuaDriver, client: &Client, ctx: &DriverContext) -> bo
             Ok(values) => {
                 ctx.status.update(&d.id, |s| s.polls_ok += 1);
                 for (pi, v) in which.into_iter().zip(values) {
-                    if !forward(d, pi, &v, ctx).await {
+                    if !forward(d, pi, &v, false, ctx).await {
                         return false;
                     }
                 }
