@@ -263,6 +263,40 @@ async fn sign_and_encrypt_with_a_user_refuses_an_untrusted_server_until_it_is_tr
     assert!(why.contains("rejected"), "{why}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_certificate_is_accepted_and_a_strangers_refused_in_words() {
+    // the server and the gateway's PKI outlive the two gateways started in turn
+    let keep = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let server_dir = keep.path().join("server");
+    let _server = Server::start(port, &server_dir, &["--secure", "--user-cert"]);
+    let pki = keep.path().join("pki");
+    let edge = |who: &str| {
+        let settings = format!(
+            "endpoint = \"opc.tcp://127.0.0.1:{port}/enos/test\"\nsecurity_policy = \"Basic256Sha256\"\n\
+             auth = \"certificate\"\nuser_cert = \"{}\"\nuser_key = \"{}\"\npki_dir = \"{}\"",
+            server_dir.join(format!("{who}_cert.der")).display(),
+            server_dir.join(format!("{who}_key.pem")).display(),
+            pki.display()
+        );
+        async move { Edge::start(tempfile::tempdir().unwrap(), &settings).await }
+    };
+
+    // a stranger's certificate (the server trusted first): refused, said in words
+    let e = edge("stranger").await;
+    e.last_error("the untrusted server said", |s| s.contains("not trusted")).await;
+    let rejected: Vec<PathBuf> = std::fs::read_dir(pki.join("rejected")).unwrap().map(|e| e.unwrap().path()).collect();
+    std::fs::rename(&rejected[0], pki.join("trusted").join(rejected[0].file_name().unwrap())).unwrap();
+    let why = e.last_error("the stranger refused", |s| !s.contains("not trusted")).await;
+    assert!(why.contains("this user may not do that on the server (BadUserAccessDenied, 0x801F0000)"), "{why}");
+    assert!(e.cloud.with(|r| r.points.iter().all(|p| p.point != "P")), "no value for a stranger");
+    drop(e);
+
+    // the user's certificate: values arrive
+    let e = edge("user").await;
+    e.at_cloud("P", "P as the certificate's user", |p| p.value == serde_json::json!(231.5)).await;
+}
+
 /// A TCP proxy between the gateway and the server whose connections can be cut (a network
 /// break the server does not notice as its own restart).
 struct Proxy {
