@@ -133,7 +133,14 @@ impl Client {
             .client()
             .map_err(|e| Error::Setup(format!("the OPC UA client settings cannot work: {}", e.join("; "))))?;
         let unreachable = |e: opcua::types::Error| Error::Unreachable { url: s.endpoint.clone(), why: words(e.status()) };
-        let offered = client.get_server_endpoints_from_url(s.endpoint.as_str()).await.map_err(unreachable)?;
+        // bounded: a peer that answers Hello with garbage otherwise holds the call forever
+        let offered = tokio::time::timeout(s.request_timeout, client.get_server_endpoints_from_url(s.endpoint.as_str()))
+            .await
+            .map_err(|_| Error::Unreachable {
+                url: s.endpoint.clone(),
+                why: format!("no OPC UA answer to GetEndpoints within {} ms", s.request_timeout.as_millis()),
+            })?
+            .map_err(unreachable)?;
         let want = s.policy.to_uri();
         let Some(mut endpoint) = offered.iter().find(|e| e.security_policy_uri.as_ref() == want && e.security_mode == s.mode).cloned()
         else {
@@ -163,7 +170,13 @@ impl Client {
             .map_err(|e| Error::Setup(format!("the session cannot start: {e}")))?;
         let (tx, rx) = mpsc::unbounded_channel();
         let close = session.close_on_drop();
-        let server = Server { client, url: s.endpoint.clone(), certificate: endpoint.server_certificate, pki_dir: s.pki_dir.clone() };
+        let server = Server {
+            client,
+            url: s.endpoint.clone(),
+            certificate: endpoint.server_certificate,
+            pki_dir: s.pki_dir.clone(),
+            timeout: s.request_timeout,
+        };
         tokio::spawn(pump(session.clone(), event_loop, subs, tx, server));
         Ok((Client { session, _close: close }, rx))
     }
@@ -357,6 +370,7 @@ struct Server {
     /// The certificate of the endpoint in use (empty with security None).
     certificate: opcua::types::ByteString,
     pki_dir: PathBuf,
+    timeout: Duration,
 }
 
 impl Server {
@@ -365,9 +379,9 @@ impl Server {
         if self.certificate.is_null_or_empty() {
             return false;
         }
-        match self.client.get_server_endpoints_from_url(self.url.as_str()).await {
-            Ok(offered) => !offered.iter().any(|e| e.server_certificate == self.certificate),
-            Err(_) => false,
+        match tokio::time::timeout(self.timeout, self.client.get_server_endpoints_from_url(self.url.as_str())).await {
+            Ok(Ok(offered)) => !offered.iter().any(|e| e.server_certificate == self.certificate),
+            _ => false,
         }
     }
 }

@@ -297,6 +297,62 @@ async fn a_user_certificate_is_accepted_and_a_strangers_refused_in_words() {
     e.at_cloud("P", "P as the certificate's user", |p| p.value == serde_json::json!(231.5)).await;
 }
 
+/// A "server" that answers every Hello with hostile bytes, each connection the next of
+/// `answers` in turn.
+async fn hostile_server(answers: Vec<Vec<u8>>) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        for answer in answers.iter().cycle() {
+            let Ok((mut s, _)) = listener.accept().await else { return };
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let mut hello = [0u8; 256];
+                let _ = s.read(&mut hello).await;
+                let _ = s.write_all(&answer).await;
+                let _ = s.read(&mut hello).await; // held open until the client gives up
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_server_is_an_error_in_words_counted_and_nothing_else_stops() {
+    // garbage, an acknowledge claiming a 4 GB message, a message type that does not exist
+    let mut ack = b"ACKF".to_vec();
+    ack.extend_from_slice(&28u32.to_le_bytes());
+    ack.extend_from_slice(&[0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
+    let answers = vec![b"\x00\xffnot OPC UA at all\r\n".repeat(40), ack, b"XYZF\x10\x00\x00\x00garbage!".to_vec()];
+    let port = hostile_server(answers).await;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    let e = Edge::start(
+        dir,
+        &format!(
+            "endpoint = \"opc.tcp://127.0.0.1:{port}/enos/test\"\nsecurity_policy = \"None\"\npki_dir = \"{}\"\nrequest_timeout_ms = 1000",
+            pki.display()
+        ),
+    )
+    .await;
+    let why = e.last_error("the hostile server said", |s| s.starts_with("cannot reach the OPC UA server")).await;
+    assert!(why.contains(&format!("opc.tcp://127.0.0.1:{port}/enos/test")), "{why}");
+    assert!(!why.contains("Some(") && !why.contains("{ "), "words for people: {why}");
+    // every answer tried, each attempt counted, the collector still serving
+    let failed = wait_for(60, "three failed attempts counted", || {
+        let (_, out, _) = run_tool("enosctl", &["--json", "devices"], &e.bus.address);
+        let devs: Vec<serde_json::Value> = serde_json::from_str(&out).ok()?;
+        let n = devs.iter().find(|d| d["id"] == "plc")?["polls_failed"].as_u64()?;
+        (n >= 4).then_some(n)
+    })
+    .await;
+    assert!(failed >= 4);
+    let (ok, out, err) = run_tool("enosctl", &["--json", "read", "plc", "P"], &e.bus.address);
+    assert!(ok && out.contains("the server has not sent this point yet"), "{out}{err}\n{}", e.log());
+    assert!(!e.log().contains("panicked"), "{}", e.log());
+}
+
 /// A TCP proxy between the gateway and the server whose connections can be cut (a network
 /// break the server does not notice as its own restart).
 struct Proxy {
