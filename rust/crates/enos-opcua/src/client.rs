@@ -15,6 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+const APP_NAME: &str = "EnOS Edge collector";
+const APP_URI: &str = "urn:enos-edge:collector";
+
 /// What the session needs to know, in async-opcua's types.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -113,9 +116,10 @@ impl Client {
     /// (the caller tries again); everything later arrives as [`Event`]s.
     pub async fn connect(s: &Settings, subs: Vec<SubscriptionSpec>) -> Result<(Client, mpsc::UnboundedReceiver<Event>), Error> {
         pki::prepare(&s.pki_dir).map_err(Error::Setup)?;
+        pki::ensure_own(&s.pki_dir, APP_NAME, APP_URI).map_err(Error::Setup)?;
         let mut client = ClientBuilder::new()
-            .application_name("EnOS Edge collector")
-            .application_uri("urn:enos-edge:collector")
+            .application_name(APP_NAME)
+            .application_uri(APP_URI)
             .product_uri("urn:enos-edge")
             .create_sample_keypair(true)
             .pki_dir(&s.pki_dir)
