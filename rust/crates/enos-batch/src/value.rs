@@ -131,8 +131,11 @@ impl Flags {
     pub const SOURCE_LOST: Flags = Flags(1 << 9);
     /// Forced at the device or remotely (DNP3 LOCAL/REMOTE_FORCED).
     pub const FORCED: Flags = Flags(1 << 10);
+    /// The first value after a break in which changes may have been lost (OPC UA: the server
+    /// lost the session or no longer had what it sent): the current value, not every change.
+    pub const AFTER_GAP: Flags = Flags(1 << 11);
 
-    const NAMES: [(Flags, &'static str); 11] = [
+    const NAMES: [(Flags, &'static str); 12] = [
         (Flags::INVALID, "invalid"),
         (Flags::NOT_TOPICAL, "not topical"),
         (Flags::SUBSTITUTED, "substituted"),
@@ -144,6 +147,7 @@ impl Flags {
         (Flags::RESTART, "restarted"),
         (Flags::SOURCE_LOST, "source lost"),
         (Flags::FORCED, "forced"),
+        (Flags::AFTER_GAP, "after a gap"),
     ];
 
     pub fn is_empty(self) -> bool {

@@ -1,19 +1,22 @@
 //! One session to one server and its subscriptions.
 
+use crate::order::{lock, Deliver, Ordered, Shared};
 use crate::{pki, status::words, Error};
 use futures::StreamExt;
-use opcua::client::{ClientBuilder, DataChangeCallback, IdentityToken, Session, SessionConnectMode, SessionPollResult};
+use opcua::client::{ClientBuilder, IdentityToken, Session, SessionConnectMode, SessionPollResult};
 use opcua::crypto::{CertificateStore, SecurityPolicy};
 use opcua::types::{
     AttributeId, DataChangeFilter, DataChangeTrigger, DataValue, ExtensionObject, MessageSecurityMode, MonitoredItemCreateRequest,
     MonitoringMode, MonitoringParameters, NodeId, NumericRange, QualifiedName, ReadValueId, StatusCode, TimestampsToReturn, Variant,
     WriteValue,
 };
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
+
+const APP_NAME: &str = "EnOS Edge collector";
+const APP_URI: &str = "urn:enos-edge:collector";
 
 /// What the session needs to know, in async-opcua's types.
 #[derive(Debug, Clone)]
@@ -89,8 +92,13 @@ pub enum Event {
     Down { reason: String },
     /// The server refused to monitor an item (`subscription`, `item` index the specs).
     ItemRefused { subscription: usize, item: usize, reason: String },
-    /// A change of a monitored item.
-    Value { subscription: usize, item: usize, value: DataValue },
+    /// A change of a monitored item. `after_gap`: the first value of the item after a break in
+    /// which changes may have been lost (the server lost the session, or no longer had what it
+    /// sent to the dead connection): it is the value the server has now.
+    Value { subscription: usize, item: usize, value: DataValue, after_gap: bool },
+    /// After a break, the server no longer had `messages` notification messages of a
+    /// subscription (its retransmission queue was full or the session was lost).
+    Lost { subscription: usize, messages: u32 },
     /// This client gave up (the server's certificate changed): connect a new one.
     Ended { reason: String },
 }
@@ -108,9 +116,10 @@ impl Client {
     /// (the caller tries again); everything later arrives as [`Event`]s.
     pub async fn connect(s: &Settings, subs: Vec<SubscriptionSpec>) -> Result<(Client, mpsc::UnboundedReceiver<Event>), Error> {
         pki::prepare(&s.pki_dir).map_err(Error::Setup)?;
+        pki::ensure_own(&s.pki_dir, APP_NAME, APP_URI).map_err(Error::Setup)?;
         let mut client = ClientBuilder::new()
-            .application_name("EnOS Edge collector")
-            .application_uri("urn:enos-edge:collector")
+            .application_name(APP_NAME)
+            .application_uri(APP_URI)
             .product_uri("urn:enos-edge")
             .create_sample_keypair(true)
             .pki_dir(&s.pki_dir)
@@ -128,7 +137,14 @@ impl Client {
             .client()
             .map_err(|e| Error::Setup(format!("the OPC UA client settings cannot work: {}", e.join("; "))))?;
         let unreachable = |e: opcua::types::Error| Error::Unreachable { url: s.endpoint.clone(), why: words(e.status()) };
-        let offered = client.get_server_endpoints_from_url(s.endpoint.as_str()).await.map_err(unreachable)?;
+        // bounded: a peer that answers Hello with garbage otherwise holds the call forever
+        let offered = tokio::time::timeout(s.request_timeout, client.get_server_endpoints_from_url(s.endpoint.as_str()))
+            .await
+            .map_err(|_| Error::Unreachable {
+                url: s.endpoint.clone(),
+                why: format!("no OPC UA answer to GetEndpoints within {} ms", s.request_timeout.as_millis()),
+            })?
+            .map_err(unreachable)?;
         let want = s.policy.to_uri();
         let Some(mut endpoint) = offered.iter().find(|e| e.security_policy_uri.as_ref() == want && e.security_mode == s.mode).cloned()
         else {
@@ -158,7 +174,13 @@ impl Client {
             .map_err(|e| Error::Setup(format!("the session cannot start: {e}")))?;
         let (tx, rx) = mpsc::unbounded_channel();
         let close = session.close_on_drop();
-        let server = Server { client, url: s.endpoint.clone(), certificate: endpoint.server_certificate, pki_dir: s.pki_dir.clone() };
+        let server = Server {
+            client,
+            url: s.endpoint.clone(),
+            certificate: endpoint.server_certificate,
+            pki_dir: s.pki_dir.clone(),
+            timeout: s.request_timeout,
+        };
         tokio::spawn(pump(session.clone(), event_loop, subs, tx, server));
         Ok((Client { session, _close: close }, rx))
     }
@@ -197,10 +219,14 @@ async fn resolve(session: &Session, node: &NodeId, namespace_uri: Option<&str>) 
     Ok(NodeId { namespace: ns, identifier: node.identifier.clone() })
 }
 
-/// Drives the session's event loop and says what happens, in words. A session (the first, one
-/// after the server lost the old one, e.g. restarted) gets its subscriptions made afresh: the
-/// monitored items' first notifications are the values the server has now. So does a
-/// reactivated session (see below why).
+/// Drives the session's event loop and says what happens, in words.
+///
+/// After a break the server kept the session through (async-opcua reactivates it on a new
+/// connection), its subscriptions go on: what the server sent to the dead connection is asked
+/// for again with Republish and delivered in order before anything newer (`order`). A new
+/// session (the first, or one after the server lost the old one, e.g. restarted) gets its
+/// subscriptions made afresh: the monitored items' first notifications are the values the
+/// server has now, marked as after a gap when a session came before.
 ///
 /// The session keeps the server certificate it was started with; a server that now presents
 /// another one (replaced, or another machine at the address) never answers it. After a failed
@@ -213,31 +239,33 @@ async fn pump(
     tx: mpsc::UnboundedSender<Event>,
     server: Server,
 ) {
-    // the ids of the subscriptions made for the current session; one remake at a time
-    let made: Arc<tokio::sync::Mutex<Vec<u32>>> = Arc::default();
+    // the subscriptions of the current session; one remake or recovery at a time
+    let made: Arc<tokio::sync::Mutex<Vec<Made>>> = Arc::default();
     let subs = Arc::new(subs);
+    let (gap_tx, mut gaps) = mpsc::unbounded_channel::<usize>();
     let stream = event_loop.enter();
     tokio::pin!(stream);
     loop {
-        let ev = match stream.next().await {
+        let next = tokio::select! {
+            next = stream.next() => next,
+            // a message came after a gap on the live connection: fill it
+            Some(si) = gaps.recv() => {
+                let (session, subs, tx, made, gap_tx) = (session.clone(), subs.clone(), tx.clone(), made.clone(), gap_tx.clone());
+                tokio::spawn(async move { recover(&session, &subs, &tx, &gap_tx, &made, Some(si)).await });
+                continue;
+            }
+        };
+        let ev = match next {
             None => return,
             Some(Err(code)) => Event::Down { reason: format!("the session ended: {}", words(code)) },
             Some(Ok(SessionPollResult::Reconnected(mode))) => {
                 let resumed = matches!(mode, SessionConnectMode::ReactivatedSession(_));
-                let (session, subs, tx, made) = (session.clone(), subs.clone(), tx.clone(), made.clone());
+                let (session, subs, tx, made, gap_tx) = (session.clone(), subs.clone(), tx.clone(), made.clone(), gap_tx.clone());
                 tokio::spawn(async move {
-                    let mut made = made.lock().await;
-                    // Made again after every break, the session resumed or not: asyncua 2.1 keeps
-                    // publishing a resumed session's subscription to the dead connection, and
-                    // after TransferSubscriptions to the new channel (async-opcua's way) it still
-                    // delivered nothing; a new subscription's first notifications are the values
-                    // the server has now. What the server queued in between is given up.
-                    if !made.is_empty() {
-                        let _ = session.delete_subscriptions(&made).await;
-                        made.clear();
-                    }
-                    if let Err(reason) = subscribe(&session, &subs, &tx, &mut made).await {
-                        let _ = tx.send(Event::Down { reason });
+                    if resumed {
+                        recover(&session, &subs, &tx, &gap_tx, &made, None).await;
+                    } else {
+                        remake(&session, &subs, &tx, &gap_tx, &made).await;
                     }
                 });
                 Event::Up { resumed }
@@ -261,6 +289,84 @@ async fn pump(
     }
 }
 
+/// A subscription made for the current session.
+struct Made {
+    /// Its index in the specs, and the server's id for it.
+    spec: usize,
+    id: u32,
+    order: Shared,
+}
+
+/// Makes the subscriptions afresh (a new session), deleting those of the old one.
+async fn remake(
+    session: &Session,
+    subs: &[SubscriptionSpec],
+    tx: &mpsc::UnboundedSender<Event>,
+    gaps: &mpsc::UnboundedSender<usize>,
+    made: &tokio::sync::Mutex<Vec<Made>>,
+) {
+    let mut made = made.lock().await;
+    let after_gap = !made.is_empty();
+    if after_gap {
+        let ids: Vec<u32> = made.drain(..).map(|m| m.id).collect();
+        let _ = session.delete_subscriptions(&ids).await;
+    }
+    if let Err(reason) = subscribe(session, subs, tx, gaps, after_gap, &mut made).await {
+        let _ = tx.send(Event::Down { reason });
+    }
+}
+
+/// Asks the server again for the messages of the subscriptions (`only` one, or all after a
+/// reactivated session) that it sent but this client did not get: from the one after the last
+/// delivered, until the server has no more. A gap the server cannot fill any more is given up
+/// (its items' next values marked). A server that no longer knows a subscription gets them
+/// all made again.
+async fn recover(
+    session: &Session,
+    subs: &[SubscriptionSpec],
+    tx: &mpsc::UnboundedSender<Event>,
+    gaps: &mpsc::UnboundedSender<usize>,
+    made: &tokio::sync::Mutex<Vec<Made>>,
+    only: Option<usize>,
+) {
+    let lost_subscription = {
+        let made = made.lock().await;
+        let mut lost_subscription = false;
+        for m in made.iter().filter(|m| only.is_none_or(|s| s == m.spec)) {
+            let mut again = 0;
+            loop {
+                let Some((next, held)) = lock(&m.order).missing() else { break };
+                match session.republish(m.id, next).await {
+                    Ok(msg) if msg.sequence_number == next && msg.notification_data.as_ref().is_some_and(|d| !d.is_empty()) => {
+                        again += 1;
+                        lock(&m.order).offer(msg)
+                    }
+                    Err(e) if matches!(e.status().sub_code().name(), "BadSubscriptionIdInvalid" | "BadNoSubscription") => {
+                        lost_subscription = true;
+                        break;
+                    }
+                    // not there any more (BadMessageNotAvailable; asyncua answers an empty message)
+                    _ if held => {
+                        let lost = lock(&m.order).give_up(next);
+                        log::warn!("OPC UA subscription {}: the server no longer had {lost} notification messages", m.id);
+                    }
+                    _ => break,
+                }
+            }
+            if again > 0 {
+                log::info!(
+                    "OPC UA subscription {}: {again} notification messages the server had sent to a lost connection received by Republish",
+                    m.id
+                );
+            }
+        }
+        lost_subscription
+    };
+    if lost_subscription {
+        remake(session, subs, tx, gaps, made).await;
+    }
+}
+
 /// The server as the session was started with it.
 struct Server {
     client: opcua::client::Client,
@@ -268,6 +374,7 @@ struct Server {
     /// The certificate of the endpoint in use (empty with security None).
     certificate: opcua::types::ByteString,
     pki_dir: PathBuf,
+    timeout: Duration,
 }
 
 impl Server {
@@ -276,9 +383,9 @@ impl Server {
         if self.certificate.is_null_or_empty() {
             return false;
         }
-        match self.client.get_server_endpoints_from_url(self.url.as_str()).await {
-            Ok(offered) => !offered.iter().any(|e| e.server_certificate == self.certificate),
-            Err(_) => false,
+        match tokio::time::timeout(self.timeout, self.client.get_server_endpoints_from_url(self.url.as_str())).await {
+            Ok(Ok(offered)) => !offered.iter().any(|e| e.server_certificate == self.certificate),
+            _ => false,
         }
     }
 }
@@ -298,25 +405,26 @@ fn connect_failed(code: StatusCode, pki_dir: &std::path::Path) -> String {
 }
 
 /// Creates each subscription and its monitored items; items the server refuses are reported
-/// one by one, a failure of the whole is the error.
+/// one by one, a failure of the whole is the error. `after_gap`: the first values follow a lost
+/// session.
 async fn subscribe(
     session: &Session,
     subs: &[SubscriptionSpec],
     tx: &mpsc::UnboundedSender<Event>,
-    made: &mut Vec<u32>,
+    gaps: &mpsc::UnboundedSender<usize>,
+    after_gap: bool,
+    made: &mut Vec<Made>,
 ) -> Result<(), String> {
     for (si, spec) in subs.iter().enumerate() {
         if spec.items.is_empty() {
             continue;
         }
-        let mut by_node = HashMap::new();
         let mut requests = Vec::new();
         let mut order = Vec::new();
         for (ii, item) in spec.items.iter().enumerate() {
             match resolve(session, &item.node, item.namespace_uri.as_deref()).await {
                 Ok(node) => {
-                    by_node.insert(node.clone(), ii);
-                    requests.push(request(node, item));
+                    requests.push(request(node, item, ii));
                     order.push(ii);
                 }
                 Err(code) => {
@@ -330,17 +438,12 @@ async fn subscribe(
         // long enough to ride out a break the session itself survives.
         let keep_alive = (10_000 / publishing.as_millis().max(1) as u32).clamp(1, 1000);
         let lifetime = (keep_alive * 3).max((120_000 / publishing.as_millis().max(1)) as u32);
-        let values = tx.clone();
-        let callback = DataChangeCallback::new(move |value, item| {
-            if let Some(&ii) = by_node.get(&item.item_to_monitor().node_id) {
-                let _ = values.send(Event::Value { subscription: si, item: ii, value });
-            }
-        });
+        let sequence = Ordered::new(si, spec.items.len(), after_gap, tx.clone(), gaps.clone());
         let id = session
-            .create_subscription(publishing, lifetime, keep_alive, 0, 0, true, callback)
+            .create_subscription(publishing, lifetime, keep_alive, 0, 0, true, Deliver(sequence.clone()))
             .await
             .map_err(|e| format!("the server refused the subscription: {}", words(e.status())))?;
-        made.push(id);
+        made.push(Made { spec: si, id, order: sequence });
         let created = session
             .create_monitored_items(id, TimestampsToReturn::Both, requests)
             .await
@@ -354,7 +457,8 @@ async fn subscribe(
     Ok(())
 }
 
-fn request(node: NodeId, item: &Item) -> MonitoredItemCreateRequest {
+/// A monitored item's request; its client handle is its index + 1 (`order` maps it back).
+fn request(node: NodeId, item: &Item, index: usize) -> MonitoredItemCreateRequest {
     let filter = match item.deadband {
         None => ExtensionObject::null(),
         Some(d) => {
@@ -378,7 +482,7 @@ fn request(node: NodeId, item: &Item) -> MonitoredItemCreateRequest {
         },
         MonitoringMode::Reporting,
         MonitoringParameters {
-            client_handle: 0,
+            client_handle: index as u32 + 1,
             // -1 asks for the publishing interval
             sampling_interval: item.sampling.map_or(-1.0, |d| d.as_secs_f64() * 1000.0),
             filter,

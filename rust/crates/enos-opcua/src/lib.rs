@@ -3,10 +3,13 @@
 //! One [`Client`] is one session to one server, with any number of subscriptions (the
 //! collector makes one per device). async-opcua keeps the session alive and, after a break,
 //! reactivates it (the server kept it: its subscriptions go on) or creates a new one, for which
-//! this crate makes the subscriptions again; it turns all that into [`Event`]s in words,
+//! this crate makes the subscriptions again; after a reactivation it asks for what the server
+//! sent to the dead connection (Republish) and keeps every subscription's messages in order
+//! (`order`); it turns all that into [`Event`]s in words,
 //! resolves `nsu=` namespaces, and keeps the gateway's certificate store (`pki`).
 
 mod client;
+mod order;
 mod pki;
 mod status;
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """An OPC UA server on 127.0.0.1 for the collector's OPC UA tests, on asyncua (test fixture).
 
-    opcua_server.py PORT DIR [--secure] [--user NAME:PASSWORD] [--init NODE=VALUE ...]
+    opcua_server.py PORT DIR [--secure] [--user NAME:PASSWORD] [--user-cert] [--init NODE=VALUE ...]
 
 Namespace "urn:enos:test" (index 2) holds Double ns=2;s=P (231.5), Int32 ns=2;i=1001 (7),
 Float ns=2;g=09087e75-8e5e-499b-954f-f2a9603db28a (1.25), UInt16 ns=2;b=AQID (3), Double
@@ -11,7 +11,9 @@ value (a restarted server that comes back with another value).
 --secure: the only endpoint is Basic256Sha256 SignAndEncrypt, with the server certificate
 DIR/server_cert.der and key DIR/server_key.pem (made on first start, kept for a restart).
 Without it the only endpoint is None. --user: user name and password are the only identity
-accepted (anonymous refused).
+accepted (anonymous refused). --user-cert (with --secure): makes the user certificates
+DIR/user_cert.der (key DIR/user_key.pem), the only identity accepted, and
+DIR/stranger_cert.der (key DIR/stranger_key.pem), refused.
 
 Lines on stdin drive it; each is answered "ok LINE" (or "error ...") on stdout, so a test
 synchronises on output, never on sleeps:
@@ -46,15 +48,34 @@ def out(line):
 
 
 class Users:
-    """Accepts exactly one user name and password."""
+    """Accepts exactly one user name and password, or one user certificate (DER)."""
 
-    def __init__(self, name, password):
-        self.name, self.password = name, password
+    def __init__(self, name=None, password=None, cert=None):
+        self.name, self.password, self.cert = name, password, cert
 
     def get_user(self, iserver, username=None, password=None, certificate=None):
-        if username == self.name and password == self.password:
+        if self.name is not None and username == self.name and password == self.password:
+            return User(role=UserRole.User)
+        if self.cert is not None and certificate is not None and _der(certificate) == self.cert:
             return User(role=UserRole.User)
         return None
+
+
+def _der(certificate):
+    if isinstance(certificate, (bytes, bytearray)):
+        return bytes(certificate)
+    from cryptography.hazmat.primitives.serialization import Encoding
+    return certificate.public_bytes(Encoding.DER)
+
+
+async def user_certificates(pki):
+    """The accepted user certificate's DER (and a stranger's, made for refusal tests)."""
+    for who in ("user", "stranger"):
+        await setup_self_signed_certificate(
+            pki / f"{who}_key.pem", pki / f"{who}_cert.der", f"urn:enos:test:{who}", "127.0.0.1",
+            [ExtendedKeyUsageOID.CLIENT_AUTH], {"commonName": f"EnOS test {who}"}
+        )
+    return (pki / "user_cert.der").read_bytes()
 
 
 def typed(text, vtype):
@@ -74,7 +95,11 @@ async def main():
                 break
             node, value = a.rsplit("=", 1)
             init[node] = value
-    server = Server(user_manager=Users(*user) if user else None)
+    user_cert = None
+    if "--user-cert" in args:
+        pki.mkdir(parents=True, exist_ok=True)
+        user_cert = await user_certificates(pki)
+    server = Server(user_manager=Users(*user) if user else Users(cert=user_cert) if user_cert else None)
     await server.init()
     server.set_endpoint(f"opc.tcp://127.0.0.1:{port}/enos/test")
     server.set_server_name("EnOS test server")
@@ -92,6 +117,8 @@ async def main():
         server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
     if user:
         server.set_identity_tokens([ua.UserNameIdentityToken])
+    elif user_cert:
+        server.set_identity_tokens([ua.X509IdentityToken])
     idx = await server.register_namespace(URI)
     assert idx == 2, idx
     objects = server.nodes.objects

@@ -5,7 +5,8 @@
 //! Basic256Sha256 SignAndEncrypt and a user name, an untrusted server certificate is refused
 //! (put in rejected/, said in the device's last error) until it is trusted, and a server with
 //! another certificate is refused again; after a network break (a TCP proxy cut) the session
-//! survives, it is resumed and the values the server has then reach the cloud.
+//! survives, it is resumed and every change of the break reaches the cloud, in order, at its
+//! source time (those the server sent to the dead connection by Republish).
 
 use enos_testkit::cloud_sim::CloudSim;
 use enos_testkit::harness::{run_tool, spawn_service, uplink_toml_one_device, Bus, Mosquitto};
@@ -217,6 +218,12 @@ async fn subscribed_values_qualities_writes_and_a_server_restart() {
     let _server = Server::start(port, &e.dir.path().join("server"), &["--init", "ns=2;s=P=240.5", "ns=2;i=1001=8"]);
     e.at_cloud("P", "P after the restart", |p| p.value == serde_json::json!(240.5)).await;
     e.at_cloud("count", "count after the restart", |p| p.value == serde_json::json!(8)).await;
+    // the server lost the session and with it what changed meanwhile: the value after the
+    // restart is marked as the first after a gap
+    let (ok, out, err) = run_tool("enosctl", &["--json", "read", "plc", "count"], &e.bus.address);
+    assert!(ok, "{err}");
+    let r: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(r[0]["flags"], serde_json::json!(["after a gap"]), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -254,6 +261,96 @@ async fn sign_and_encrypt_with_a_user_refuses_an_untrusted_server_until_it_is_tr
     let _other = Server::start(port, &e.dir.path().join("other-server"), &["--secure", "--user", "operator:s3cret"]);
     let why = e.last_error("the other server refused", |s| s.contains("not trusted")).await;
     assert!(why.contains("rejected"), "{why}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_certificate_is_accepted_and_a_strangers_refused_in_words() {
+    // the server and the gateway's PKI outlive the two gateways started in turn
+    let keep = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let server_dir = keep.path().join("server");
+    let _server = Server::start(port, &server_dir, &["--secure", "--user-cert"]);
+    let pki = keep.path().join("pki");
+    let edge = |who: &str| {
+        let settings = format!(
+            "endpoint = \"opc.tcp://127.0.0.1:{port}/enos/test\"\nsecurity_policy = \"Basic256Sha256\"\n\
+             auth = \"certificate\"\nuser_cert = \"{}\"\nuser_key = \"{}\"\npki_dir = \"{}\"",
+            server_dir.join(format!("{who}_cert.der")).display(),
+            server_dir.join(format!("{who}_key.pem")).display(),
+            pki.display()
+        );
+        async move { Edge::start(tempfile::tempdir().unwrap(), &settings).await }
+    };
+
+    // a stranger's certificate (the server trusted first): refused, said in words
+    let e = edge("stranger").await;
+    e.last_error("the untrusted server said", |s| s.contains("not trusted")).await;
+    let rejected: Vec<PathBuf> = std::fs::read_dir(pki.join("rejected")).unwrap().map(|e| e.unwrap().path()).collect();
+    std::fs::rename(&rejected[0], pki.join("trusted").join(rejected[0].file_name().unwrap())).unwrap();
+    let why = e.last_error("the stranger refused", |s| !s.contains("not trusted")).await;
+    assert!(why.contains("this user may not do that on the server (BadUserAccessDenied, 0x801F0000)"), "{why}");
+    assert!(e.cloud.with(|r| r.points.iter().all(|p| p.point != "P")), "no value for a stranger");
+    drop(e);
+
+    // the user's certificate: values arrive
+    let e = edge("user").await;
+    e.at_cloud("P", "P as the certificate's user", |p| p.value == serde_json::json!(231.5)).await;
+}
+
+/// A "server" that answers every Hello with hostile bytes, each connection the next of
+/// `answers` in turn.
+async fn hostile_server(answers: Vec<Vec<u8>>) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        for answer in answers.iter().cycle() {
+            let Ok((mut s, _)) = listener.accept().await else { return };
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let mut hello = [0u8; 256];
+                let _ = s.read(&mut hello).await;
+                let _ = s.write_all(&answer).await;
+                let _ = s.read(&mut hello).await; // held open until the client gives up
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_server_is_an_error_in_words_counted_and_nothing_else_stops() {
+    // garbage, an acknowledge claiming a 4 GB message, a message type that does not exist
+    let mut ack = b"ACKF".to_vec();
+    ack.extend_from_slice(&28u32.to_le_bytes());
+    ack.extend_from_slice(&[0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
+    let answers = vec![b"\x00\xffnot OPC UA at all\r\n".repeat(40), ack, b"XYZF\x10\x00\x00\x00garbage!".to_vec()];
+    let port = hostile_server(answers).await;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    let e = Edge::start(
+        dir,
+        &format!(
+            "endpoint = \"opc.tcp://127.0.0.1:{port}/enos/test\"\nsecurity_policy = \"None\"\npki_dir = \"{}\"\nrequest_timeout_ms = 1000",
+            pki.display()
+        ),
+    )
+    .await;
+    let why = e.last_error("the hostile server said", |s| s.starts_with("cannot reach the OPC UA server")).await;
+    assert!(why.contains(&format!("opc.tcp://127.0.0.1:{port}/enos/test")), "{why}");
+    assert!(!why.contains("Some(") && !why.contains("{ "), "words for people: {why}");
+    // every answer tried, each attempt counted, the collector still serving
+    let failed = wait_for(60, "three failed attempts counted", || {
+        let (_, out, _) = run_tool("enosctl", &["--json", "devices"], &e.bus.address);
+        let devs: Vec<serde_json::Value> = serde_json::from_str(&out).ok()?;
+        let n = devs.iter().find(|d| d["id"] == "plc")?["polls_failed"].as_u64()?;
+        (n >= 4).then_some(n)
+    })
+    .await;
+    assert!(failed >= 4);
+    let (ok, out, err) = run_tool("enosctl", &["--json", "read", "plc", "P"], &e.bus.address);
+    assert!(ok && out.contains("the server has not sent this point yet"), "{out}{err}\n{}", e.log());
+    assert!(!e.log().contains("panicked"), "{}", e.log());
 }
 
 /// A TCP proxy between the gateway and the server whose connections can be cut (a network
@@ -298,7 +395,7 @@ impl Proxy {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn after_a_network_break_the_session_survives_the_current_values_arrive() {
+async fn after_a_network_break_every_change_of_the_break_arrives_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut server = Server::start(port, &dir.path().join("server"), &[]);
@@ -315,18 +412,23 @@ async fn after_a_network_break_the_session_survives_the_current_values_arrive() 
     .await;
     e.at_cloud("count", "count's first value", |p| p.value == serde_json::json!(7)).await;
 
+    let before = e.cloud.with(|r| r.points.len());
     proxy.cut();
     e.last_error("the break said", |s| s.contains("connection to the server")).await;
-    // three changes while the gateway cannot hear them
-    let t0 = now_ms() - 3_000;
-    for (i, v) in [8, 9, 10].iter().enumerate() {
-        server.send(&format!("set ns=2;i=1001 {v} - {}", t0 + i as u64 * 1000));
+    // changes while the gateway cannot hear them: asyncua answers the publish requests still
+    // pending from the dead connection with the first ones (lost on the wire, kept for
+    // Republish) and queues the rest for the session
+    let t0 = now_ms() - 10_000;
+    let changes: Vec<(i64, u64)> = (8..=13).enumerate().map(|(i, v)| (v, t0 + i as u64 * 1000)).collect();
+    for (v, at) in &changes {
+        server.send(&format!("set ns=2;i=1001 {v} - {at}"));
     }
     proxy.restore();
     wait_for(40, "the session resumed (the server kept it)", || e.log().contains("session resumed").then_some(())).await;
-    // What arrives is the value the server has now (the subscription made again). The changes in
-    // between (8, 9) are not: asyncua published them to the dead connection; recovering them
-    // would need Republish, which is not done (docs/protocols/opcua.md).
-    let p = e.at_cloud("count", "the value after the break", |p| p.value == serde_json::json!(10)).await;
-    assert_eq!(p.time, t0 + 2000, "its source timestamp");
+    e.at_cloud("count", "the last change of the break", |p| p.value == serde_json::json!(13)).await;
+    // every change of the break, once each, in order, at its source timestamp
+    let got: Vec<(i64, u64)> =
+        e.cloud.with(|r| r.points[before..].iter().filter(|p| p.point == "count").map(|p| (p.value.as_i64().unwrap(), p.time)).collect());
+    assert_eq!(got, changes, "{}", e.log());
+    assert!(e.log().contains("received by Republish"), "the dead connection's messages came by Republish\n{}", e.log());
 }

@@ -5,7 +5,7 @@
 
 mod map;
 
-use crate::{Command, DeviceEvent, Driver, DriverContext, DriverFuture, Frame};
+use crate::{Command, DeviceEvent, Driver, DriverContext, DriverFuture, Frame, SharedDevice};
 use enos_batch::Quality;
 use enos_collector_config::opcua::{self as cfg, NodeRef, OpcuaDevice, ReadMode};
 use enos_collector_config::{Access, DeviceConfig, ProtocolConfig};
@@ -20,8 +20,8 @@ use tokio::time::Instant;
 
 struct Device {
     id: Arc<str>,
-    cfg: OpcuaDevice,
-    names: Vec<Arc<str>>,
+    /// Its settings and points in the engine's device list (not a copy).
+    cfg: SharedDevice<OpcuaDevice>,
     /// Each point's node id (`None` when it does not convert: reported at start).
     nodes: Vec<Option<(NodeId, Option<String>)>>,
     /// The subscription's items, by point index.
@@ -44,22 +44,27 @@ fn now_ms() -> u64 {
 
 impl OpcuaDriver {
     /// `None` unless every device is an OPC UA one.
-    pub fn new(devices: &[DeviceConfig]) -> Option<Self> {
-        let devices = devices
-            .iter()
-            .map(|d| match &d.proto {
-                ProtocolConfig::Opcua(c) => Some(Device {
-                    id: Arc::from(d.id.as_str()),
-                    names: c.points.iter().map(|p| p.meta.name.clone()).collect(),
-                    nodes: c.points.iter().map(|p| NodeRef::parse(&p.at.node).and_then(|r| map::node(&r)).ok()).collect(),
-                    subscribed: (0..c.points.len()).filter(|&i| c.points[i].at.mode == ReadMode::Subscribe).collect(),
-                    polled: (0..c.points.len()).filter(|&i| c.points[i].at.mode == ReadMode::Poll).collect(),
-                    next_poll: Instant::now(),
-                    latest: vec![None; c.points.len()],
-                    kinds: vec![None; c.points.len()],
-                    cfg: c.clone(),
-                }),
+    pub fn new(all: &Arc<[DeviceConfig]>) -> Option<Self> {
+        fn pick(p: &ProtocolConfig) -> Option<&OpcuaDevice> {
+            match p {
+                ProtocolConfig::Opcua(c) => Some(c),
                 _ => None,
+            }
+        }
+        let devices = (0..all.len())
+            .map(|i| {
+                let cfg = SharedDevice::new(all, i, pick)?;
+                let points = &cfg.points;
+                Some(Device {
+                    id: Arc::from(all[i].id.as_str()),
+                    nodes: points.iter().map(|p| NodeRef::parse(&p.at.node).and_then(|r| map::node(&r)).ok()).collect(),
+                    subscribed: (0..points.len()).filter(|&i| points[i].at.mode == ReadMode::Subscribe).collect(),
+                    polled: (0..points.len()).filter(|&i| points[i].at.mode == ReadMode::Poll).collect(),
+                    next_poll: Instant::now(),
+                    latest: vec![None; points.len()],
+                    kinds: vec![None; points.len()],
+                    cfg,
+                })
             })
             .collect::<Option<Vec<_>>>()?;
         (!devices.is_empty()).then_some(OpcuaDriver { devices })
@@ -240,10 +245,13 @@ fn set_state(drv: &OpcuaDriver, ctx: &DriverContext, state: &str, error: Option<
 }
 
 /// Records and forwards one value; `false` when the frame sink is gone.
-async fn forward(d: &mut Device, pi: usize, v: &DataValue, ctx: &DriverContext) -> bool {
+async fn forward(d: &mut Device, pi: usize, v: &DataValue, after_gap: bool, ctx: &DriverContext) -> bool {
     let p = &d.cfg.points[pi];
     let code = v.status.unwrap_or(StatusCode::Good);
-    let (mut q, flags) = map::quality(code);
+    let (mut q, mut flags) = map::quality(code);
+    if after_gap {
+        flags |= enos_batch::Flags::AFTER_GAP;
+    }
     let ts = map::timestamp(v, now_ms());
     let mut note = (!code.is_good()).then(|| words(code));
     let value = match v.value.as_ref().map(|x| map::value(p, x)) {
@@ -269,7 +277,7 @@ async fn forward(d: &mut Device, pi: usize, v: &DataValue, ctx: &DriverContext) 
         flags: flags.names().into_iter().map(String::from).collect(),
     });
     ctx.status.update(&d.id, |s| s.last_ok_ms = Some(now_ms()));
-    let frame = Frame { device: d.id.clone(), ts_ms: ts, samples: vec![(d.names[pi].clone(), value, q, flags)] };
+    let frame = Frame { device: d.id.clone(), ts_ms: ts, samples: vec![(p.meta.name.clone(), value, q, flags)] };
     ctx.frames.send(frame).await.is_ok()
 }
 
@@ -298,10 +306,20 @@ async fn on_event(drv: &mut OpcuaDriver, ctx: &DriverContext, ev: Event) -> bool
             ctx.status.update(&d.id, |s| s.last_error = Some(why));
             true
         }
-        Event::Value { subscription, item, value } => {
+        Event::Value { subscription, item, value, after_gap } => {
             let d = &mut drv.devices[subscription];
             let pi = d.subscribed[item];
-            forward(d, pi, &value, ctx).await
+            forward(d, pi, &value, after_gap, ctx).await
+        }
+        Event::Lost { subscription, messages } => {
+            let d = &drv.devices[subscription];
+            let why = format!(
+                "after a break the server no longer had {messages} notification messages: changes of the break are missing; \
+                 each point's next value is marked \"after a gap\""
+            );
+            log::warn!("device {}: {why}", d.id);
+            ctx.status.update(&d.id, |s| s.last_error = Some(why));
+            true
         }
         Event::Ended { .. } => true,
     }
@@ -338,7 +356,7 @@ async fn poll(drv: &mut OpcuaDriver, client: &Client, ctx: &DriverContext) -> bo
             Ok(values) => {
                 ctx.status.update(&d.id, |s| s.polls_ok += 1);
                 for (pi, v) in which.into_iter().zip(values) {
-                    if !forward(d, pi, &v, ctx).await {
+                    if !forward(d, pi, &v, false, ctx).await {
                         return false;
                     }
                 }
@@ -475,4 +493,25 @@ fn read(d: Option<&Device>, device: &str, points: &[String]) -> Result<Vec<Point
             })
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use enos_collector_config::CollectorConfig;
+
+    #[test]
+    fn the_driver_reads_its_devices_in_the_engines_list() {
+        let text = "[[device]]\nid = \"plc\"\nprotocol = \"opcua\"\nendpoint = \"opc.tcp://127.0.0.1:4840\"\n\
+                    security_policy = \"None\"\npki_dir = \"/tmp/pki\"\n\
+                    [[device.point]]\nname = \"P\"\nnode = \"ns=2;s=P\"\n\
+                    [[device.point]]\nname = \"Q\"\nnode = \"ns=2;i=7\"\nmode = \"poll\"\n";
+        let cfg = CollectorConfig::from_str_at(std::path::Path::new("/tmp/collector.toml"), text).unwrap();
+        let all: Arc<[DeviceConfig]> = cfg.devices.into();
+        let drv = OpcuaDriver::new(&all).unwrap();
+        let ProtocolConfig::Opcua(c) = &all[0].proto else { panic!("an OPC UA device") };
+        // the same points, not a copy of them
+        assert!(std::ptr::eq(&drv.devices[0].cfg.points[0], &c.points[0]));
+        assert_eq!((drv.devices[0].subscribed.clone(), drv.devices[0].polled.clone()), (vec![0], vec![1]));
+    }
 }
