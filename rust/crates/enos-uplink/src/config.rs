@@ -17,6 +17,9 @@ pub struct UplinkConfig {
     pub health: HealthConfig,
     #[serde(default)]
     pub registration: RegistrationConfig,
+    /// Resource packages the cloud sends (`applyResourcePackage`).
+    #[serde(default)]
+    pub packages: PackagesConfig,
     /// EnOS identities of the collector's devices, by collector device id.
     #[serde(default, rename = "sub_device")]
     pub sub_devices: Vec<SubDevice>,
@@ -151,6 +154,23 @@ pub struct HealthConfig {
 impl Default for HealthConfig {
     fn default() -> Self {
         HealthConfig { interval_s: 60 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PackagesConfig {
+    /// Where downloads are kept until applied (the uplink's own directory).
+    pub dir: PathBuf,
+    /// The largest package the gateway downloads.
+    pub max_bytes: u64,
+    /// Plain http:// package URLs (a test network only).
+    pub allow_http: bool,
+}
+
+impl Default for PackagesConfig {
+    fn default() -> Self {
+        PackagesConfig { dir: "/data/enos/config/uplink/packages".into(), max_bytes: 16 << 20, allow_http: false }
     }
 }
 

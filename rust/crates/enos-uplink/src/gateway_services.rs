@@ -19,7 +19,6 @@ pub struct Answer {
 }
 
 impl Answer {
-    #[allow(dead_code)] // the services to come answer with it
     pub fn ok(data: serde_json::Value) -> Answer {
         Answer { code: codes::OK, message: String::new(), data }
     }
@@ -31,9 +30,10 @@ impl Answer {
 
 /// Runs the gateway service `service` with its input parameters (an object, `{}` when the cloud
 /// sent none).
-pub async fn call(_shared: &Arc<Shared>, service: &str, _params: &serde_json::Value) -> Answer {
-    #[allow(clippy::match_single_binding)] // services are added here, one arm each
+pub async fn call(shared: &Arc<Shared>, service: &str, params: &serde_json::Value) -> Answer {
     match service {
+        "applyResourcePackage" => crate::packages::apply(shared, params).await,
+        "getResourcePackages" => crate::packages::list(shared).await,
         _ => Answer::refused(codes::NO_HANDLER, format!("the gateway has no service \"{service}\"")),
     }
 }

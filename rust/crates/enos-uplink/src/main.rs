@@ -14,6 +14,7 @@ mod models;
 mod mqtt;
 mod order;
 mod ota;
+mod packages;
 mod recent_ids;
 mod registrar;
 mod sender;
