@@ -46,9 +46,16 @@ pub struct State {
     pub installed: Option<Installed>,
     /// Set while a package's configuration is being put in place (the journal).
     #[serde(default)]
-    pub applying: Option<String>,
+    pub applying: Option<Pending>,
     #[serde(default)]
     pub history: Vec<Entry>,
+}
+
+/// The package being applied.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pending {
+    pub name: String,
+    pub version: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -177,7 +184,7 @@ impl Packages {
             enos_runtime::fs::write_atomic(&self.dir.join("previous.toml"), previous.as_bytes(), 0o640)
                 .map_err(|e| refuse(format!("saving the running configuration: {e}")))?;
             let mut journal = st.clone();
-            journal.applying = Some(version.clone());
+            journal.applying = Some(Pending { name: name.clone(), version: version.clone() });
             self.save(&journal).map_err(refuse)?;
             crash_point("journal");
             let enabled: Vec<String> = cfg.devices.iter().filter(|d| d.enabled).map(|d| d.id.clone()).collect();
@@ -360,7 +367,7 @@ fn stage(dir: &Path, pkg: &Verified) -> Result<Option<CollectorConfig>, String> 
 /// said `applying` is undone, the previous configuration written back over `config_file`.
 pub fn recover(dir: &Path, config_file: &Path) {
     let mut st = read_state(dir);
-    let Some(version) = st.applying.clone() else { return };
+    let Some(Pending { name, version }) = st.applying.clone() else { return };
     let previous = dir.join("previous.toml");
     match std::fs::read(&previous) {
         Ok(text) => {
@@ -372,7 +379,6 @@ pub fn recover(dir: &Path, config_file: &Path) {
         Err(e) => log::error!("package {version} was cut off mid-apply and {} is unreadable: {e}", previous.display()),
     }
     st.applying = None;
-    let name = st.history.last().map(|h| h.name.clone()).unwrap_or_default();
     st.history.push(Entry {
         name,
         version: version.clone(),

@@ -9,7 +9,7 @@
 use enos_package::build::{build, Source};
 use enos_package::ItemType;
 use enos_testkit::edge::{collector_toml, uplink_toml, Edge, GW, PK, POINTS_CSV};
-use enos_testkit::harness::spawn_service_env;
+use enos_testkit::harness::{run_tool, spawn_service_env};
 use enos_testkit::wait_for;
 use serde_json::Value;
 use std::path::PathBuf;
@@ -68,7 +68,7 @@ impl Box_ {
 
     /// inv01's state as the collector reports it.
     fn state(&self) -> String {
-        let (_, out, _) = enos_testkit::harness::run_tool("enosctl", &["--json", "devices"], &self.e.bus.address);
+        let (_, out, _) = run_tool("enosctl", &["--json", "devices"], &self.e.bus.address);
         let v: Value = serde_json::from_str(&out).unwrap_or_default();
         v.as_array().and_then(|a| a.iter().find(|d| d["id"] == "inv01")).and_then(|d| d["state"].as_str()).unwrap_or("").to_string()
     }
@@ -284,8 +284,17 @@ async fn an_apply_killed_at_any_step_leaves_the_old_configuration_whole() {
             assert_eq!(h.last().unwrap()["outcome"], "interrupted", "{step}: {listed}");
         }
     }
-    let col = enos_bus::CollectorProxy::new(&conn).await.unwrap();
-    let out: Value = serde_json::from_str(&col.install_package(&b.package("1.0.0", &b.site_config(), &table)).await.unwrap()).unwrap();
-    assert_eq!(out["outcome"], "installed", "{out}");
+    // The same package from a technician's enosctl.
+    let file = b.e.dir.path().join("site-1.0.0.json");
+    std::fs::write(&file, b.package("1.0.0", &b.site_config(), &table)).unwrap();
+    let (ok, out, err) = run_tool("enosctl", &["package", "install", file.to_str().unwrap()], &b.e.bus.address);
+    assert!(ok, "{out}{err}");
+    assert_eq!(out.trim(), "package site 1.0.0 installed");
     assert!(b.config_file().contains("name = \"extra\""));
+    let (_, out, _) = run_tool("enosctl", &["package", "history"], &b.e.bus.address);
+    assert!(out.contains("site 1.0.0 interrupted by start: the collector stopped during the apply"), "{out}");
+    assert!(out.trim_end().ends_with("site 1.0.0 installed by root (uid 0)"), "{out}");
+    let (ok, _, err) = run_tool("enosctl", &["package", "install", file.to_str().unwrap()], &b.e.bus.address);
+    assert!(!ok);
+    assert_eq!(err.trim(), "enosctl: package refused 1.0.0: version 1.0.0 is not newer than the installed 1.0.0");
 }

@@ -4,6 +4,7 @@ mod bus;
 mod check;
 mod cloud;
 mod model;
+mod package;
 
 use anyhow::{bail, Context};
 use bus::Bus;
@@ -48,6 +49,20 @@ enum Cmd {
     /// Whole-system updates.
     #[command(subcommand)]
     Ota(OtaCmd),
+    /// Resource packages (configuration, point tables, device models, certificates).
+    #[command(subcommand)]
+    Package(PackageCmd),
+}
+
+#[derive(Subcommand)]
+pub enum PackageCmd {
+    /// Install a signed package file that is on this box (waits until installed, refused or
+    /// rolled back).
+    Install { file: std::path::PathBuf },
+    /// The installed package and its items.
+    List,
+    /// Past installs: installed, refused, rolled back, interrupted, and why.
+    History,
 }
 
 #[derive(Subcommand)]
@@ -305,6 +320,7 @@ async fn run() -> anyhow::Result<i32> {
             }
             OtaCmd::Rollback => println!("{}", bus.rollback().await?),
         },
+        Cmd::Package(c) => package::run(&bus, c, args.json).await?,
         Cmd::Write { device, point, value } => {
             // Accept bare words as strings for convenience: `enosctl write d p on` → "on".
             let json = if serde_json::from_str::<serde_json::Value>(&value).is_ok() { value } else { serde_json::to_string(&value)? };
