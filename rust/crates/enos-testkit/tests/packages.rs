@@ -26,6 +26,10 @@ struct Box_ {
     key: String,
     key_file: PathBuf,
     next_id: u32,
+    /// Break the next package transfer half way (the download must resume).
+    cut_next: bool,
+    /// The Range headers the package server saw for the last package.
+    last_ranges: Vec<String>,
 }
 
 impl Box_ {
@@ -45,7 +49,7 @@ impl Box_ {
         std::fs::write(e.dir.path().join("uplink.toml"), uplink).unwrap();
         e.uplink.terminate();
         e.start_uplink();
-        let mut b = Box_ { e, key: private, key_file, next_id: 0 };
+        let mut b = Box_ { e, key: private, key_file, next_id: 0, cut_next: false, last_ranges: Vec::new() };
         b.restart_collector(None);
         wait_for(40, "the session up and values flowing", || (b.e.received().len() >= 3).then_some(())).await;
         b
@@ -109,17 +113,20 @@ impl Box_ {
             "sha256": sha256(&pkg),
             "size": pkg.len(),
         });
-        let (url, _server) = self.e.cloud.serve_package(pkg, None).await;
+        let cut = std::mem::take(&mut self.cut_next).then_some(pkg.len() / 2);
+        let (url, server) = self.e.cloud.serve_package(pkg, cut).await;
         params["url"] = url.into();
         announce(&mut params);
         let reply = self.service("applyResourcePackage", params).await;
         assert_eq!(reply["code"], 200, "{reply}");
         assert_eq!(reply["data"]["accepted"], true, "{reply}");
-        wait_for(40, "the package's final step", || {
+        let last = wait_for(40, "the package's final step", || {
             let p = self.progress(version);
             p.get(before..).and_then(|p| p.iter().find(|v| v["step"].as_i64().is_some_and(|s| s == 100 || s < 0)).cloned())
         })
-        .await
+        .await;
+        self.last_ranges = server.log.lock().unwrap().ranges.clone();
+        last
     }
 
     fn package(&self, version: &str, config: &str, table: &str) -> Vec<u8> {
@@ -153,8 +160,11 @@ async fn a_package_with_a_new_point_table_reaches_collecting_and_the_cloud() {
         s.holding.insert(30, 4242);
     });
     let pkg = b.package("1.0.0", &b.site_config(), &table_with_extra());
+    let half = pkg.len() / 2;
+    b.cut_next = true;
     let last = b.apply("1.0.0", pkg, |_| {}).await;
     assert_eq!(last["step"], 100, "{last}");
+    assert_eq!(b.last_ranges, vec![String::new(), format!("{half}-")], "the broken download resumed where it stopped");
     assert_eq!(last["outcome"], "installed", "{last}");
     let steps: Vec<i64> = b.progress("1.0.0").iter().filter_map(|v| v["step"].as_i64()).collect();
     assert_eq!(steps, vec![0, 40, 100]);
