@@ -64,6 +64,8 @@ pub const COLLECTOR1: Interface = Interface {
         m("ListDeviceModels", "", "s"),
         m("ReadRaw", "ss", "s"),
         m("LiveValues", "st", "s"),
+        m("InstallPackage", "ay", "s"),
+        m("Packages", "", "s"),
     ],
     signals: &[s("DeviceStateChanged", "sss")],
 };

@@ -66,6 +66,11 @@ pub trait Collector {
     /// extends a 60 s watch; history is kept only while watched). JSON
     /// `{"device", "time_ms", "points": [{"point", "value", "quality", "ts_ms", "history": [[ts, v]]}]}`.
     fn live_values(&self, device: &str, since_ms: u64) -> Result<String>;
+    /// Installs a resource package (the package file's bytes, `enos-package`); answers when it is
+    /// installed, refused or rolled back: JSON `{"ok", "name", "version", "outcome", "reason"}`.
+    fn install_package(&self, package: &[u8]) -> Result<String>;
+    /// The installed resource package and the history: JSON `{"installed", "history"}`.
+    fn packages(&self) -> Result<String>;
     /// A device went online or offline (`state`), with the reason.
     #[zbus(signal)]
     fn device_state_changed(&self, device: &str, state: &str, reason: &str) -> zbus::Result<()>;

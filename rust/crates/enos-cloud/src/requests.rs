@@ -83,6 +83,30 @@ pub fn login_failures(r: &Reply) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The gateway's event reporting a resource package's progress (`docs/cloud-protocol.md`,
+/// "Services of the gateway's model"): the model defines the event `resourcePackageProgress`.
+pub const PACKAGE_PROGRESS_EVENT: &str = "resourcePackageProgress";
+
+/// One step of a resource package: `step` 0 downloading, 40 downloaded and verified, 50
+/// applying, 100 installed; negative: -1 download failed, -2 digest or size wrong, -3 refused by
+/// the gateway (signature, validation, version), -4 rolled back. `outcome` says the same in a
+/// word (`downloading`, `applying`, `installed`, `failed`, `refused`, `rolled-back`).
+pub struct PackageProgress<'a> {
+    pub version: &'a str,
+    pub step: i32,
+    pub outcome: &'a str,
+    pub message: &'a str,
+}
+
+pub fn package_progress(gw_pk: &str, gw_dk: &str, id: u64, p: &PackageProgress, time_ms: u64) -> Request {
+    make(
+        topics::sys(gw_pk, gw_dk, "thing/event/resourcePackageProgress/post"),
+        id,
+        "thing.event.resourcePackageProgress.post",
+        json!({ "value": { "version": p.version, "step": p.step, "outcome": p.outcome, "message": p.message }, "time": time_ms }),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -128,6 +128,24 @@ impl Collector {
         self.api.live_values(device, since_ms)
     }
 
+    /// Installs a resource package (its bytes; `packages.rs`): JSON `{"ok", "name", "version",
+    /// "outcome", "reason"}`. Answers once the package is installed, refused or rolled back.
+    async fn install_package(
+        &self,
+        package: Vec<u8>,
+        #[zbus(connection)] conn: &zbus::Connection,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+    ) -> Result<String> {
+        let who = Caller::of(conn, &hdr).await.to_string();
+        let out = self.api.packages.install(&self.api, &package, &who).await;
+        serde_json::to_string(&out).map_err(|e| Error::Failed(e.to_string()))
+    }
+
+    /// The installed package and the history: JSON `{"installed", "history"}`.
+    async fn packages(&self) -> Result<String> {
+        serde_json::to_string(&self.api.packages.list()).map_err(|e| Error::Failed(e.to_string()))
+    }
+
     #[zbus(signal)]
     async fn device_state_changed(emitter: &SignalEmitter<'_>, device: &str, state: &str, reason: &str) -> zbus::Result<()>;
 }

@@ -24,8 +24,10 @@ pub struct ConfigApi {
     pub file: PathBuf,
     /// The device-model library (`--device-models`, default `/usr/share/enos/device-models`).
     pub models_dir: PathBuf,
-    /// One apply at a time.
+    /// One apply at a time (ApplyConfig, a package).
     pub applying: tokio::sync::Mutex<()>,
+    /// Resource packages: where they are installed, the key they are checked with.
+    pub packages: crate::packages::Packages,
 }
 
 const MAX_DOC_BYTES: usize = 4 << 20;
@@ -81,27 +83,14 @@ impl ConfigApi {
             log::info!("configuration refused: {}", errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "));
             return to_json(&json!({ "ok": false, "errors": errors }));
         }
-        let text = config_edit::to_toml(&cfg).map_err(|e| Error::Failed(format!("cannot write the configuration as TOML: {e}")))?;
-        let file = self.file.clone();
-        let written = tokio::task::spawn_blocking(move || write_config(&file, &text)).await.map_err(|e| Error::Failed(e.to_string()))?;
-        if let Err(e) = written {
-            let reason = format!("cannot write {}: {e} (nothing was changed)", self.file.display());
-            log::error!("{reason}");
-            let f = Finding { key: "(file)".into(), device: None, point: None, field: String::new(), reason };
-            return to_json(&json!({ "ok": false, "errors": [f] }));
-        }
-        let mut engine = self.engine.lock().expect("engine");
-        let push_changed = *engine.push_config() != cfg.push;
-        let applied = engine.apply(cfg);
-        drop(engine);
-        log::info!(
-            "configuration applied from the bus and written to {}: started {:?}, restarted {:?}, stopped {:?}, unchanged {:?}",
-            self.file.display(),
-            applied.started,
-            applied.restarted,
-            applied.stopped,
-            applied.unchanged
-        );
+        let push_changed = *self.engine.lock().expect("engine").push_config() != cfg.push;
+        let applied = match self.put_in_place(cfg).await {
+            Ok(a) => a,
+            Err(reason) => {
+                let f = Finding { key: "(file)".into(), device: None, point: None, field: String::new(), reason };
+                return to_json(&json!({ "ok": false, "errors": [f] }));
+            }
+        };
         to_json(&json!({
             "ok": true,
             "file": self.file,
@@ -113,8 +102,35 @@ impl ConfigApi {
         }))
     }
 
+    /// Writes a validated configuration (atomically) and swaps the drivers; the caller holds
+    /// `applying`. ApplyConfig and resource packages (`packages.rs`) both come here.
+    pub async fn put_in_place(&self, cfg: CollectorConfig) -> Result<crate::reload::Applied, String> {
+        let text = config_edit::to_toml(&cfg).map_err(|e| format!("cannot write the configuration as TOML: {e}"))?;
+        let file = self.file.clone();
+        let written = tokio::task::spawn_blocking(move || write_config(&file, &text)).await.map_err(|e| e.to_string())?;
+        if let Err(e) = written {
+            let reason = format!("cannot write {}: {e} (nothing was changed)", self.file.display());
+            log::error!("{reason}");
+            return Err(reason);
+        }
+        let applied = self.engine.lock().expect("engine").apply(cfg);
+        log::info!(
+            "configuration written to {} and applied: started {:?}, restarted {:?}, stopped {:?}, unchanged {:?}",
+            self.file.display(),
+            applied.started,
+            applied.restarted,
+            applied.stopped,
+            applied.unchanged
+        );
+        Ok(applied)
+    }
+
     pub fn device_models(&self) -> enos_bus::Result<String> {
-        let (models, errors) = config_edit::load_models(&self.models_dir);
+        // The library on the read-only root, then the models the installed package brought.
+        let (mut models, mut errors) = config_edit::load_models(&self.models_dir);
+        let (more, more_errors) = config_edit::load_models(&self.packages.models_dir());
+        models.extend(more);
+        errors.extend(more_errors);
         to_json(&json!({ "dir": self.models_dir, "models": models, "errors": errors }))
     }
 

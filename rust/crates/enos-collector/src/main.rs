@@ -3,6 +3,7 @@
 mod bus;
 mod config_api;
 mod config_edit;
+mod packages;
 mod pusher;
 mod reload;
 
@@ -26,6 +27,14 @@ struct Args {
     /// /usr/share/enos/device-models).
     #[arg(long)]
     device_models: Option<PathBuf>,
+    /// The OEM's public key resource packages are checked with (else $ENOS_PACKAGE_KEY, else
+    /// /etc/enos/package-key.pem, on the read-only root).
+    #[arg(long)]
+    package_key: Option<PathBuf>,
+    /// Seconds the devices of a package's configuration have to start collecting before the
+    /// previous configuration is put back (else $ENOS_PACKAGE_HEALTH_TIMEOUT_S, else 60).
+    #[arg(long)]
+    package_health_timeout_s: Option<u64>,
 }
 
 fn main() {
@@ -50,6 +59,12 @@ async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     // ApplyConfig writes the file given, else the operator's copy on the data partition.
     let writes = args.config.clone().unwrap_or_else(|| enos_config::operator_config_path("collector"));
+    // Packages live beside the file ApplyConfig writes (the collector's own directory); an apply
+    // a power cut or a kill interrupted is undone before anything is read.
+    let packages_dir = writes.parent().unwrap_or(std::path::Path::new(".")).join("packages");
+    if !args.check {
+        packages::recover(&packages_dir, &writes);
+    }
     let path = args.config.unwrap_or_else(|| enos_config::default_config_path("collector"));
     let cfg = CollectorConfig::load(&path)?;
     if args.check {
@@ -66,7 +81,17 @@ async fn run() -> anyhow::Result<()> {
         .device_models
         .or_else(|| std::env::var_os("ENOS_DEVICE_MODELS").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("/usr/share/enos/device-models"));
-    let api = Arc::new(config_api::ConfigApi { engine, file: writes, models_dir, applying: Default::default() });
+    let packages = packages::Packages {
+        dir: packages_dir,
+        key_file: args
+            .package_key
+            .or_else(|| std::env::var_os("ENOS_PACKAGE_KEY").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("/etc/enos/package-key.pem")),
+        health_timeout: std::time::Duration::from_secs(
+            args.package_health_timeout_s.or_else(|| std::env::var("ENOS_PACKAGE_HEALTH_TIMEOUT_S").ok()?.parse().ok()).unwrap_or(60),
+        ),
+    };
+    let api = Arc::new(config_api::ConfigApi { engine, file: writes, models_dir, applying: Default::default(), packages });
     let stats = Arc::new(pusher::Stats::default());
     let conn = bus::serve(bus::Collector { api, stats: stats.clone() }).await.context("registering org.enos.Edge.Collector on the bus")?;
     tokio::spawn(bus::forward_events(conn.clone(), events_rx));

@@ -6,7 +6,6 @@ mod bootslot;
 mod bundle;
 mod bus;
 mod config;
-mod download;
 mod health;
 mod jobfile;
 mod resume;

@@ -456,3 +456,14 @@ fn handle(cli: &mqtt::AsyncClient, rec: &Arc<Mutex<Record>>, topic: &str, payloa
     // bench's broker stop at 100k points/s). A lost reply is a timeout the uplink handles anyway.
     drop(cli.publish(mqtt::Message::new(format!("{topic}_reply"), serde_json::to_vec(&reply).unwrap(), 0)));
 }
+
+/// The cloud's package server: resource packages (`applyResourcePackage`'s `url`) served over
+/// HTTP on 127.0.0.1 with Range support, like the OTA file server.
+impl CloudSim {
+    /// Serves `body` and returns its URL and the server (kept alive by the caller);
+    /// `break_first_at` cuts the first transfer to prove the resume.
+    pub async fn serve_package(&self, body: Vec<u8>, break_first_at: Option<usize>) -> (String, crate::http_file::FileServer) {
+        let server = crate::http_file::FileServer::start(body, break_first_at).await;
+        (format!("http://127.0.0.1:{}/packages/package.json", server.port), server)
+    }
+}

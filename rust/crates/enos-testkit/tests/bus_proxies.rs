@@ -73,6 +73,8 @@ async fn every_proxy_sends_and_decodes_what_the_contract_says() {
     col.list_device_models().await.unwrap();
     col.read_raw("d", "{}").await.unwrap();
     col.live_values("d", 0).await.unwrap();
+    col.install_package(&[1, 2]).await.unwrap();
+    col.packages().await.unwrap();
     let up = enos_bus::UplinkProxy::new(&conn).await.unwrap();
     up.push_telemetry(&[1, 2]).await.unwrap();
     up.status().await.unwrap();

@@ -16,6 +16,9 @@ pub struct UplinkConfig {
     pub health: HealthConfig,
     #[serde(default)]
     pub registration: RegistrationConfig,
+    /// Resource packages the cloud sends (`applyResourcePackage`).
+    #[serde(default)]
+    pub packages: PackagesConfig,
     /// EnOS identities of the collector's devices, by collector device id.
     #[serde(default, rename = "sub_device")]
     pub sub_devices: Vec<SubDevice>,
@@ -156,7 +159,7 @@ impl Default for HealthConfig {
 
 /// What the cloud learns about the gateway besides telemetry (attributes, events, logs, network).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct MonitorConfig {
     /// How often device states and the gateway's attributes are looked at (changes become events
     /// and attribute updates).
@@ -174,6 +177,23 @@ pub struct MonitorConfig {
 impl Default for MonitorConfig {
     fn default() -> Self {
         MonitorConfig { check_s: 5, network_report_s: 600, log_file: None, log_max_lines: 1000, log_max_bytes: 256 * 1024 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct PackagesConfig {
+    /// Where downloads are kept until applied (the uplink's own directory).
+    pub dir: PathBuf,
+    /// The largest package the gateway downloads.
+    pub max_bytes: u64,
+    /// Plain http:// package URLs (a test network only).
+    pub allow_http: bool,
+}
+
+impl Default for PackagesConfig {
+    fn default() -> Self {
+        PackagesConfig { dir: "/data/enos/config/uplink/packages".into(), max_bytes: 16 << 20, allow_http: false }
     }
 }
 

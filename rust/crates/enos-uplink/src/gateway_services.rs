@@ -35,6 +35,8 @@ pub async fn call(shared: &Arc<Shared>, request: &str, service: &str, params: &s
         "getConfig" => crate::remote_config::get_config(shared).await,
         "setParameter" => crate::remote_config::set_parameter(shared, request, params).await,
         "uploadLogs" => crate::log_upload::upload(shared, request, params).await,
+        "applyResourcePackage" => crate::packages::apply(shared, params).await,
+        "getResourcePackages" => crate::packages::list(shared).await,
         _ => Answer::refused(codes::NO_HANDLER, format!("the gateway has no service \"{service}\"")),
     }
 }

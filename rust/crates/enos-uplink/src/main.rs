@@ -17,6 +17,7 @@ mod mqtt;
 mod network;
 mod order;
 mod ota;
+mod packages;
 mod recent_ids;
 mod registrar;
 mod remote_config;

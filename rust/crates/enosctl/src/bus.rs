@@ -89,6 +89,14 @@ impl Bus {
     pub async fn rollback(&self) -> Result<String, CallError> {
         call("enos-ota", TIMEOUT, self.ota().await?.rollback()).await
     }
+    /// Waits for the outcome: the collector's health deadline (60 s by default) and more.
+    pub async fn install_package(&self, package: &[u8]) -> Result<serde_json::Value, CallError> {
+        let col = self.collector().await?;
+        decode("enos-collector", call("enos-collector", Duration::from_secs(300), col.install_package(package)).await?)
+    }
+    pub async fn packages(&self) -> Result<serde_json::Value, CallError> {
+        decode("enos-collector", call("enos-collector", TIMEOUT, self.collector().await?.packages()).await?)
+    }
 }
 
 async fn call<F>(service: &'static str, timeout: Duration, fut: F) -> Result<String, CallError>

@@ -5,6 +5,7 @@ mod check;
 mod cloud;
 mod comm;
 mod model;
+mod package;
 
 use anyhow::{bail, Context};
 use bus::Bus;
@@ -57,6 +58,9 @@ enum Cmd {
     /// Protocol plugins (docs/plugins.md).
     #[command(subcommand)]
     Plugin(PluginCmd),
+    /// Resource packages (configuration, point tables, device models, certificates).
+    #[command(subcommand)]
+    Package(PackageCmd),
 }
 
 #[derive(Subcommand)]
@@ -65,6 +69,17 @@ enum PluginCmd {
     /// plugins directory, replacing an installed version; devices using it load it at their
     /// driver's next start.
     Install { dir: std::path::PathBuf },
+}
+
+#[derive(Subcommand)]
+pub enum PackageCmd {
+    /// Install a signed package file that is on this box (waits until installed, refused or
+    /// rolled back).
+    Install { file: std::path::PathBuf },
+    /// The installed package and its items.
+    List,
+    /// Past installs: installed, refused, rolled back, interrupted, and why.
+    History,
 }
 
 #[derive(Subcommand)]
@@ -344,6 +359,7 @@ async fn run() -> anyhow::Result<i32> {
             }
             OtaCmd::Rollback => println!("{}", bus.rollback().await?),
         },
+        Cmd::Package(c) => package::run(&bus, c, args.json).await?,
         Cmd::Write { device, point, value } => {
             // Accept bare words as strings for convenience: `enosctl write d p on` → "on".
             let json = if serde_json::from_str::<serde_json::Value>(&value).is_ok() { value } else { serde_json::to_string(&value)? };

@@ -1,4 +1,5 @@
-//! Downloads with resume: a broken connection continues where it stopped (HTTP Range), the size
+//! Downloads with resume (one home: `enos-ota`'s update bundles, the uplink's resource
+//! packages): a broken connection continues where it stopped (HTTP Range), the size
 //! is bounded before and during the transfer, the file is synced before it is used.
 
 use http_body_util::{BodyExt, Empty};
@@ -39,7 +40,7 @@ pub async fn fetch(url: &str, dest: &Path, lim: &Limits, mut on_progress: impl F
     }
     if let Some(e) = lim.expected {
         if e > lim.max {
-            return Err(DownloadError::Refused(format!("bundle of {e} bytes exceeds the limit of {} bytes", lim.max)));
+            return Err(DownloadError::Refused(format!("the download of {e} bytes exceeds the limit of {} bytes", lim.max)));
         }
     }
     let part = dest.with_extension("part");
@@ -97,7 +98,7 @@ pub async fn fetch(url: &str, dest: &Path, lim: &Limits, mut on_progress: impl F
         };
         if let Some(t) = total {
             if t > lim.max {
-                return Err(DownloadError::Refused(format!("bundle of {t} bytes exceeds the limit of {} bytes", lim.max)));
+                return Err(DownloadError::Refused(format!("the download of {t} bytes exceeds the limit of {} bytes", lim.max)));
             }
         }
         let mut f =
@@ -181,7 +182,7 @@ pub fn verify_digest(path: &Path, method: &str, expected: &str) -> Result<(), St
     if hexdigest.eq_ignore_ascii_case(expected.trim()) {
         Ok(())
     } else {
-        Err(format!("{method} of the download is {hexdigest}, the job says {expected}"))
+        Err(format!("{method} of the download is {hexdigest}, expected {expected}"))
     }
 }
 
