@@ -266,14 +266,23 @@ impl Edge {
         )
         .unwrap();
         self.web = spawn_service("enos-web", &cfg, &self.bus.address, &self.dir.path().join("web.log"));
+        // Every address it was given: the kiosk's listener may come up after the main one (the
+        // kiosk test once got "connection refused").
+        let kiosk = extra.split("kiosk_listen = \"127.0.0.1:").nth(1).and_then(|r| r.split('"').next()?.parse::<u16>().ok());
+        for port in std::iter::once(self.port).chain(kiosk) {
+            self.wait_listening(port);
+        }
+    }
+
+    fn wait_listening(&mut self, port: u16) {
         for _ in 0..400 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return;
             }
             assert!(self.web.is_running(), "enos-web exited: {}", self.web_log());
             std::thread::sleep(Duration::from_millis(25));
         }
-        panic!("enos-web did not listen: {}", self.web_log());
+        panic!("enos-web did not listen on port {port}: {}", self.web_log());
     }
 
     fn web_log(&self) -> String {
