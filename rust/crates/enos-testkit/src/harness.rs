@@ -270,10 +270,21 @@ pub fn run_tool(name: &str, args: &[&str], bus: &str) -> (bool, String, String) 
 /// product `pkGW` on a plain local cloud simulator, one sub-device `device` (product `pkM`), its
 /// cache in `cache`, no health points.
 pub fn uplink_toml_one_device(cloud_uri: &str, cache: &Path, device: &str) -> String {
-    format!(
+    uplink_toml_devices(cloud_uri, cache, &[(device, "pkM", "m")])
+}
+
+/// [`uplink_toml_one_device`] with several sub-devices: (collector device id, product key,
+/// device secret) each; the device key is the device id.
+pub fn uplink_toml_devices(cloud_uri: &str, cache: &Path, devices: &[(&str, &str, &str)]) -> String {
+    let mut toml = format!(
         "[cloud]\nuri = \"{cloud_uri}\"\nallow_plain = true\nproduct_key = \"pkGW\"\ndevice_key = \"gw01\"\ndevice_secret = \"s\"\n\
-         [cache]\ndir = \"{}\"\n[health]\ninterval_s = 0\n\
-         [[sub_device]]\ndevice = \"{device}\"\nproduct_key = \"pkM\"\ndevice_key = \"{device}\"\ndevice_secret = \"m\"\n",
+         [cache]\ndir = \"{}\"\n[health]\ninterval_s = 0\n",
         cache.display()
-    )
+    );
+    for (device, product_key, secret) in devices {
+        toml += &format!(
+            "[[sub_device]]\ndevice = \"{device}\"\nproduct_key = \"{product_key}\"\ndevice_key = \"{device}\"\ndevice_secret = \"{secret}\"\n"
+        );
+    }
+    toml
 }

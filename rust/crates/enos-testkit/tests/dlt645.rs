@@ -4,7 +4,7 @@
 //! device exception in words.
 
 use enos_testkit::cloud_sim::CloudSim;
-use enos_testkit::harness::{run_tool, spawn_service, Bus, Mosquitto};
+use enos_testkit::harness::{run_tool, spawn_service, uplink_toml_devices, Bus, Mosquitto};
 use enos_testkit::wait_for;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -113,14 +113,7 @@ group = "fast"
         ),
     )
     .unwrap();
-    let uplink = format!(
-        "[cloud]\nuri = \"{}\"\nallow_plain = true\nproduct_key = \"pkGW\"\ndevice_key = \"gw01\"\ndevice_secret = \"s\"\n\
-         [cache]\ndir = \"{}\"\n[health]\ninterval_s = 0\n\
-         [[sub_device]]\ndevice = \"m1\"\nproduct_key = \"pkM\"\ndevice_key = \"m1\"\ndevice_secret = \"m\"\n\
-         [[sub_device]]\ndevice = \"m2\"\nproduct_key = \"pkM\"\ndevice_key = \"m2\"\ndevice_secret = \"m\"\n",
-        cloud.uri(),
-        dir.path().join("cache").display()
-    );
+    let uplink = uplink_toml_devices(&cloud.uri(), &dir.path().join("cache"), &[("m1", "pkM", "m"), ("m2", "pkM", "m")]);
     std::fs::write(dir.path().join("uplink.toml"), uplink).unwrap();
     let log = dir.path().join("services.log");
     let _uplink = spawn_service("enos-uplink", &dir.path().join("uplink.toml"), &bus.address, &log);

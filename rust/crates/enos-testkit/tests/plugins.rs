@@ -269,7 +269,7 @@ fn a_plugin_for_another_interface_version_or_with_bad_settings_is_refused_in_wor
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_collector_runs_plugin_devices_beside_a_modbus_device() {
     use enos_testkit::cloud_sim::CloudSim;
-    use enos_testkit::harness::{run_tool, spawn_service, Bus, Mosquitto};
+    use enos_testkit::harness::{run_tool, spawn_service, uplink_toml_devices, Bus, Mosquitto};
     use enos_testkit::modbus_sim::SimServer;
     use enos_testkit::wait_for;
     use std::collections::HashMap;
@@ -342,14 +342,7 @@ unit = "Wh"
         ),
     )
     .unwrap();
-    let uplink = format!(
-        "[cloud]\nuri = \"{}\"\nallow_plain = true\nproduct_key = \"pkGW\"\ndevice_key = \"gw01\"\ndevice_secret = \"s\"\n\
-         [cache]\ndir = \"{}\"\n[health]\ninterval_s = 0\n\
-         [[sub_device]]\ndevice = \"inv01\"\nproduct_key = \"pkInv\"\ndevice_key = \"inv01\"\ndevice_secret = \"i\"\n\
-         [[sub_device]]\ndevice = \"meter1\"\nproduct_key = \"pkM\"\ndevice_key = \"meter1\"\ndevice_secret = \"m\"\n",
-        cloud.uri(),
-        dir.path().join("cache").display()
-    );
+    let uplink = uplink_toml_devices(&cloud.uri(), &dir.path().join("cache"), &[("inv01", "pkInv", "i"), ("meter1", "pkM", "m")]);
     std::fs::write(dir.path().join("uplink.toml"), uplink).unwrap();
     let log = dir.path().join("services.log");
     let _uplink = spawn_service("enos-uplink", &dir.path().join("uplink.toml"), &bus.address, &log);
