@@ -2,6 +2,7 @@
 //! versioned encoding used on D-Bus and on disk.
 
 pub mod batch;
+pub mod calendar;
 pub mod value;
 
 pub use batch::{BatchBuilder, BatchError, DecodedBatch, Series};

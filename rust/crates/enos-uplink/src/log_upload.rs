@@ -59,17 +59,6 @@ fn ask(params: &Value, cap: usize) -> Result<Ask, String> {
     Ok(Ask { service, level, since_ms, max_lines })
 }
 
-/// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m as i64 + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 /// `2026-12-06T22:05:51.123Z` → ms since 1970.
 fn parse_time(s: &str) -> Option<u64> {
     let b = s.as_bytes();
@@ -77,7 +66,7 @@ fn parse_time(s: &str) -> Option<u64> {
         return None;
     }
     let n = |r: std::ops::Range<usize>| s.get(r)?.parse::<u32>().ok();
-    let days = days_from_civil(n(0..4)? as i64, n(5..7)?, n(8..10)?);
+    let days = enos_batch::calendar::days_from_civil(n(0..4)? as i64, n(5..7)?, n(8..10)?);
     let secs = days * 86_400 + (n(11..13)? * 3600 + n(14..16)? * 60 + n(17..19)?) as i64;
     let ms = if b[19] == b'.' { n(20..23).unwrap_or(0) } else { 0 };
     u64::try_from(secs * 1000 + ms as i64).ok()
