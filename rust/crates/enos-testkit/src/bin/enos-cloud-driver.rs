@@ -16,8 +16,9 @@
 //!   `sign` overrides the digest) → `{"ev":"sent","id":..,"ms":..,"params":{..}}`
 //! - `{"cmd":"silent","on":true|false}`: telemetry gets no reply (records stay in the gateway's cache)
 //! - `{"cmd":"broker","on":true|false}`: stop / restart mosquitto (the cloud unreachable)
-//! - `{"cmd":"dump"}` → `{"ev":"dump","served":[..],"received":[..],"resume_points":N,"points":N}`:
-//!   counter values the device served and the `counter` values the cloud acknowledged
+//! - `{"cmd":"dump"}` → `{"ev":"dump","served":[..],"received":[..],"carried":[..],"resume_points":N,"points":N}`:
+//!   counter values the device served, the `counter` values the cloud acknowledged, and those in any
+//!   telemetry message it got (answered or not)
 //! - `{"cmd":"quit"}`
 
 use clap::Parser;
@@ -165,13 +166,25 @@ async fn main() {
             }
             "dump" => {
                 let served = sim.with(|s| s.served.get(&0).cloned().unwrap_or_default());
-                let (received, resume, points) = cloud.with(|r| {
+                let (received, sent, resume, points) = cloud.with(|r| {
                     let mut v: Vec<u64> =
                         r.points.iter().filter(|p| p.point == "counter").filter_map(|p| p.value.as_f64()).map(|f| f as u64).collect();
                     v.sort_unstable();
-                    (v, r.points_resume, r.points_total)
+                    // Every counter value in a telemetry message, answered or not (silent mode): tells a
+                    // value the gateway never sent from one whose acknowledgement it never got.
+                    let mut sent: Vec<u64> = r
+                        .requests
+                        .iter()
+                        .filter(|(t, _)| t.ends_with("/measurepoint/post/batch") || t.ends_with("/measurepoint/resume/batch"))
+                        .flat_map(|(_, v)| v["params"].as_array().cloned().unwrap_or_default())
+                        .filter_map(|e| e["measurepoints"]["counter"].as_f64())
+                        .map(|f| f as u64)
+                        .collect();
+                    sent.sort_unstable();
+                    sent.dedup();
+                    (v, sent, r.points_resume, r.points_total)
                 });
-                emit(json!({"ev": "dump", "served": served, "received": received, "resume_points": resume, "points": points}));
+                emit(json!({"ev": "dump", "served": served, "received": received, "carried": sent, "resume_points": resume, "points": points}));
             }
             "quit" => break,
             other => emit(json!({"ev": "error", "what": format!("unknown command {other:?}")})),
