@@ -184,7 +184,9 @@ async fn main() {
                     sent.dedup();
                     (v, sent, r.points_resume, r.points_total)
                 });
-                emit(json!({"ev": "dump", "served": served, "received": received, "carried": sent, "resume_points": resume, "points": points}));
+                emit(
+                    json!({"ev": "dump", "served": served, "received": received, "carried": sent, "resume_points": resume, "points": points}),
+                );
             }
             "quit" => break,
             other => emit(json!({"ev": "error", "what": format!("unknown command {other:?}")})),
