@@ -260,6 +260,13 @@ async fn pump(
             Some(Err(code)) => Event::Down { reason: format!("the session ended: {}", words(code)) },
             Some(Ok(SessionPollResult::Reconnected(mode))) => {
                 let resumed = matches!(mode, SessionConnectMode::ReactivatedSession(_));
+                if resumed {
+                    // async-opcua's publish loop of the new connection sends nothing until told
+                    // to (it is told only when a subscription is created or transferred): without
+                    // this the changes the server queued for the session, and every later one,
+                    // were never asked for
+                    session.trigger_publish_now();
+                }
                 let (session, subs, tx, made, gap_tx) = (session.clone(), subs.clone(), tx.clone(), made.clone(), gap_tx.clone());
                 tokio::spawn(async move {
                     if resumed {

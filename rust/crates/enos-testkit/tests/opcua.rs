@@ -431,4 +431,10 @@ async fn after_a_network_break_every_change_of_the_break_arrives_in_order() {
         e.cloud.with(|r| r.points[before..].iter().filter(|p| p.point == "count").map(|p| (p.value.as_i64().unwrap(), p.time)).collect());
     assert_eq!(got, changes, "{}", e.log());
     assert!(e.log().contains("received by Republish"), "the dead connection's messages came by Republish\n{}", e.log());
+    // and the subscription goes on: a change after the break arrives by Publish (async-opcua
+    // publishes on a reactivated session only when told to)
+    let at = now_ms();
+    server.send(&format!("set ns=2;i=1001 14 - {at}"));
+    let p = e.at_cloud("count", "a change after the break", |p| p.value == serde_json::json!(14)).await;
+    assert_eq!(p.time, at);
 }
