@@ -104,7 +104,7 @@ pub enum Event {
 }
 
 pub struct Client {
-    session: Arc<Session>,
+    pub(crate) session: Arc<Session>,
     /// Ends the event loop (and with it the reconnect attempts) when the client is dropped.
     _close: opcua::client::SessionDropGuard,
 }
@@ -117,6 +117,7 @@ impl Client {
     pub async fn connect(s: &Settings, subs: Vec<SubscriptionSpec>) -> Result<(Client, mpsc::UnboundedReceiver<Event>), Error> {
         pki::prepare(&s.pki_dir).map_err(Error::Setup)?;
         pki::ensure_own(&s.pki_dir, APP_NAME, APP_URI).map_err(Error::Setup)?;
+        crate::trust::normalise_trusted(&s.pki_dir).map_err(Error::Setup)?;
         let mut client = ClientBuilder::new()
             .application_name(APP_NAME)
             .application_uri(APP_URI)
