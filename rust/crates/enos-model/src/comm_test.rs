@@ -3,7 +3,9 @@
 //! `modbus-registers` (chosen registers or bits, `raw_read`), `iec104-interrogation` (a general
 //! interrogation of the station, every object it sends) and `dlt645-identifiers` (chosen data
 //! identifiers, with the frames on the wire) and `dnp3-poll` (an integrity or event poll of the
-//! outstation on demand, every object it answers and its IIN in words). Which kind a protocol answers is [`for_protocol`];
+//! outstation on demand, every object it answers and its IIN in words) and `opcua-browse` (the
+//! nodes under one node of the server's address space, a variable with its data type, access
+//! and value). Which kind a protocol answers is [`for_protocol`];
 //! the web center offers it from `GET /api/protocols`.
 
 use crate::raw_read::{RawAnswer, RawRead};
@@ -20,6 +22,7 @@ pub enum CommTest {
     Iec104Interrogation(Interrogation),
     Dlt645Identifiers(IdentifierRead),
     Dnp3Poll(Dnp3Poll),
+    OpcuaBrowse(OpcuaBrowse),
 }
 
 /// The answer, tagged like the request; a test that failed is an answer with `ok: false`, a
@@ -31,6 +34,7 @@ pub enum CommAnswer {
     Iec104Interrogation(InterrogationAnswer),
     Dlt645Identifiers(IdentifierAnswer),
     Dnp3Poll(Dnp3PollAnswer),
+    OpcuaBrowse(OpcuaBrowseAnswer),
 }
 
 /// The kinds of test, as `kind` names them.
@@ -41,6 +45,7 @@ pub enum Kind {
     Iec104Interrogation,
     Dlt645Identifiers,
     Dnp3Poll,
+    OpcuaBrowse,
 }
 
 impl Kind {
@@ -50,6 +55,7 @@ impl Kind {
             Kind::Iec104Interrogation => "iec104-interrogation",
             Kind::Dlt645Identifiers => "dlt645-identifiers",
             Kind::Dnp3Poll => "dnp3-poll",
+            Kind::OpcuaBrowse => "opcua-browse",
         }
     }
 
@@ -60,6 +66,7 @@ impl Kind {
             Kind::Iec104Interrogation => "Interrogation",
             Kind::Dlt645Identifiers => "Read data identifiers",
             Kind::Dnp3Poll => "Poll now",
+            Kind::OpcuaBrowse => "Browse the server",
         }
     }
 }
@@ -71,6 +78,7 @@ pub fn kind_of(p: Protocol) -> Option<Kind> {
         Protocol::Iec104 => Some(Kind::Iec104Interrogation),
         Protocol::Dlt645 => Some(Kind::Dlt645Identifiers),
         Protocol::Dnp3 => Some(Kind::Dnp3Poll),
+        Protocol::Opcua => Some(Kind::OpcuaBrowse),
         #[allow(unreachable_patterns)] // protocols added later have no test until they add one here
         _ => None,
     }
@@ -114,13 +122,16 @@ impl CommTest {
                 obj.insert("kind".into(), Kind::ModbusRegisters.name().into());
             }
             Some(serde_json::Value::String(k))
-                if [Kind::ModbusRegisters, Kind::Iec104Interrogation, Kind::Dlt645Identifiers, Kind::Dnp3Poll]
+                if [Kind::ModbusRegisters, Kind::Iec104Interrogation, Kind::Dlt645Identifiers, Kind::Dnp3Poll, Kind::OpcuaBrowse]
                     .iter()
                     .any(|x| x.name() == k) => {}
             Some(k) => {
                 return Err(Refused::field(
                     "kind",
-                    format!("{k} is not a communication test (modbus-registers, iec104-interrogation, dlt645-identifiers or dnp3-poll)"),
+                    format!(
+                        "{k} is not a communication test (modbus-registers, iec104-interrogation, dlt645-identifiers, dnp3-poll or \
+                         opcua-browse)"
+                    ),
                 ))
             }
         }
@@ -135,6 +146,7 @@ impl CommTest {
             CommTest::Iec104Interrogation(_) => Kind::Iec104Interrogation,
             CommTest::Dlt645Identifiers(_) => Kind::Dlt645Identifiers,
             CommTest::Dnp3Poll(_) => Kind::Dnp3Poll,
+            CommTest::OpcuaBrowse(_) => Kind::OpcuaBrowse,
         }
     }
 
@@ -144,6 +156,7 @@ impl CommTest {
             CommTest::Iec104Interrogation(r) => r.check(),
             CommTest::Dlt645Identifiers(r) => r.check().map(|_| ()),
             CommTest::Dnp3Poll(_) => Ok(()),
+            CommTest::OpcuaBrowse(r) => r.check(),
         }
     }
 }
@@ -155,6 +168,7 @@ impl CommAnswer {
             CommAnswer::Iec104Interrogation(_) => Kind::Iec104Interrogation,
             CommAnswer::Dlt645Identifiers(_) => Kind::Dlt645Identifiers,
             CommAnswer::Dnp3Poll(_) => Kind::Dnp3Poll,
+            CommAnswer::OpcuaBrowse(_) => Kind::OpcuaBrowse,
         }
     }
 
@@ -164,6 +178,7 @@ impl CommAnswer {
             CommAnswer::Iec104Interrogation(a) => a.ok,
             CommAnswer::Dlt645Identifiers(a) => a.ok,
             CommAnswer::Dnp3Poll(a) => a.ok,
+            CommAnswer::OpcuaBrowse(a) => a.ok,
         }
     }
 
@@ -173,6 +188,7 @@ impl CommAnswer {
             CommAnswer::Iec104Interrogation(a) => &a.message,
             CommAnswer::Dlt645Identifiers(a) => &a.message,
             CommAnswer::Dnp3Poll(a) => &a.message,
+            CommAnswer::OpcuaBrowse(a) => &a.message,
         }
     }
 }
@@ -344,11 +360,14 @@ mod tests {
 
     #[test]
     fn bad_requests_are_refused_in_words() {
-        let e = CommTest::parse(r#"{"kind": "opcua-browse"}"#).unwrap_err().to_string();
+        let e = CommTest::parse(r#"{"kind": "opcua-read"}"#).unwrap_err().to_string();
         assert_eq!(
             e,
-            "kind: \"opcua-browse\" is not a communication test (modbus-registers, iec104-interrogation, dlt645-identifiers or dnp3-poll)"
+            "kind: \"opcua-read\" is not a communication test (modbus-registers, iec104-interrogation, dlt645-identifiers, \
+             dnp3-poll or opcua-browse)"
         );
+        let e = CommTest::parse(r#"{"kind": "opcua-browse", "node": "ns=2;x=1"}"#).unwrap_err().to_string();
+        assert!(e.starts_with("node: \"ns=2;x=1\" is not a node id"), "{e}");
         let e = CommTest::parse(r#"{"kind": "dnp3-poll", "poll": "class0"}"#).unwrap_err().to_string();
         assert!(e.contains("unknown variant `class0`, expected `integrity` or `events`"), "{e}");
         let e = CommTest::parse(r#"{"kind": "dlt645-identifiers", "identifiers": ["0201010G"]}"#).unwrap_err().to_string();
@@ -441,6 +460,73 @@ pub struct Dnp3Object {
     #[serde(default)]
     pub time_ms: Option<u64>,
     /// The configured point of this type and index, if any.
+    #[serde(default)]
+    pub point: Option<String>,
+}
+
+/// OPC UA: browse the server's address space from `node` (any node id form, `nsu=` too; default
+/// the Objects folder, `i=85`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct OpcuaBrowse {
+    #[serde(default)]
+    pub node: Option<String>,
+}
+
+impl OpcuaBrowse {
+    /// The node to browse, as written (`i=85` when none is given).
+    pub fn node(&self) -> &str {
+        self.node.as_deref().map(str::trim).filter(|n| !n.is_empty()).unwrap_or("i=85")
+    }
+
+    pub fn check(&self) -> Result<(), Refused> {
+        enos_collector_config::opcua::NodeRef::parse(self.node()).map(|_| ()).map_err(|e| Refused::field("node", e.to_string()))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct OpcuaBrowseAnswer {
+    pub ok: bool,
+    /// The node browsed, as asked.
+    pub node: String,
+    pub nodes: Vec<OpcuaNode>,
+    /// The server had more children than one browse shows.
+    #[serde(default)]
+    pub more: bool,
+    /// `offline`, `refused` or `timeout` when the test failed.
+    #[serde(default)]
+    pub failure: Option<String>,
+    pub message: String,
+    pub took_ms: u64,
+}
+
+/// A node found by a browse.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct OpcuaNode {
+    /// With the server's namespace index: `ns=2;s=P`, `i=2253`, `ns=2;g=…`, `ns=2;b=…`.
+    pub node_id: String,
+    /// With the namespace's URI (`nsu=urn:…;s=P`), stable when the server renumbers its
+    /// namespaces; absent in namespace 0.
+    #[serde(default)]
+    pub nsu_id: Option<String>,
+    pub browse_name: String,
+    pub display_name: String,
+    /// Object, Variable, Method, ObjectType, VariableType, ReferenceType, DataType or View.
+    pub node_class: String,
+    /// A variable's data type ("Double"), access level in words ("read, write") and value.
+    #[serde(default)]
+    pub data_type: Option<String>,
+    #[serde(default)]
+    pub access: Option<String>,
+    /// Whether a point may write it (the access level's write bit).
+    #[serde(default)]
+    pub writable: bool,
+    #[serde(default)]
+    pub value: serde_json::Value,
+    /// The value in words, or why there is none (the server's status code).
+    #[serde(default)]
+    pub text: String,
+    /// The configured point of this node, if any.
     #[serde(default)]
     pub point: Option<String>,
 }

@@ -104,7 +104,7 @@ pub enum Event {
 }
 
 pub struct Client {
-    session: Arc<Session>,
+    pub(crate) session: Arc<Session>,
     /// Ends the event loop (and with it the reconnect attempts) when the client is dropped.
     _close: opcua::client::SessionDropGuard,
 }
@@ -117,6 +117,7 @@ impl Client {
     pub async fn connect(s: &Settings, subs: Vec<SubscriptionSpec>) -> Result<(Client, mpsc::UnboundedReceiver<Event>), Error> {
         pki::prepare(&s.pki_dir).map_err(Error::Setup)?;
         pki::ensure_own(&s.pki_dir, APP_NAME, APP_URI).map_err(Error::Setup)?;
+        crate::trust::normalise_trusted(&s.pki_dir).map_err(Error::Setup)?;
         let mut client = ClientBuilder::new()
             .application_name(APP_NAME)
             .application_uri(APP_URI)
@@ -260,6 +261,13 @@ async fn pump(
             Some(Err(code)) => Event::Down { reason: format!("the session ended: {}", words(code)) },
             Some(Ok(SessionPollResult::Reconnected(mode))) => {
                 let resumed = matches!(mode, SessionConnectMode::ReactivatedSession(_));
+                if resumed {
+                    // async-opcua's publish loop of the new connection sends nothing until told
+                    // to (it is told only when a subscription is created or transferred): without
+                    // this the changes the server queued for the session, and every later one,
+                    // were never asked for
+                    session.trigger_publish_now();
+                }
                 let (session, subs, tx, made, gap_tx) = (session.clone(), subs.clone(), tx.clone(), made.clone(), gap_tx.clone());
                 tokio::spawn(async move {
                     if resumed {

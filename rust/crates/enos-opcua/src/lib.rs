@@ -8,11 +8,14 @@
 //! (`order`); it turns all that into [`Event`]s in words,
 //! resolves `nsu=` namespaces, and keeps the gateway's certificate store (`pki`).
 
+mod browse;
 mod client;
 mod order;
 mod pki;
 mod status;
+pub mod trust;
 
+pub use browse::{access_words, class_name, Browsed, Children, MAX_REFERENCES};
 pub use client::{Client, Deadband, Event, Identity, Item, Settings, SubscriptionSpec};
 pub use opcua;
 pub use status::words;

@@ -431,4 +431,77 @@ async fn after_a_network_break_every_change_of_the_break_arrives_in_order() {
         e.cloud.with(|r| r.points[before..].iter().filter(|p| p.point == "count").map(|p| (p.value.as_i64().unwrap(), p.time)).collect());
     assert_eq!(got, changes, "{}", e.log());
     assert!(e.log().contains("received by Republish"), "the dead connection's messages came by Republish\n{}", e.log());
+    // and the subscription goes on: a change after the break arrives by Publish (async-opcua
+    // publishes on a reactivated session only when told to)
+    let at = now_ms();
+    server.send(&format!("set ns=2;i=1001 14 - {at}"));
+    let p = e.at_cloud("count", "a change after the break", |p| p.value == serde_json::json!(14)).await;
+    assert_eq!(p.time, at);
+}
+
+/// The communication test browses the server: the Objects folder by default, then a node's
+/// children, every node id form, a variable's data type, access level and value, the configured
+/// point on it; a node the server does not have is refused in words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_communication_test_browses_the_address_space() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _server = Server::start(port, &dir.path().join("server"), &[]);
+    let pki = dir.path().join("pki");
+    let e = Edge::start(
+        dir,
+        &format!("endpoint = \"opc.tcp://127.0.0.1:{port}/enos/test\"\nsecurity_policy = \"None\"\npki_dir = \"{}\"", pki.display()),
+    )
+    .await;
+    e.at_cloud("P", "P's first value", |p| p.value == serde_json::json!(231.5)).await;
+    let browse = |req: Option<&str>| {
+        let mut args = vec!["--json", "comm-test", "plc"];
+        args.extend(req);
+        let (ok, out, err) = run_tool("enosctl", &args, &e.bus.address);
+        let a: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|_| panic!("{out}\n{err}"));
+        (ok, a)
+    };
+
+    let (ok, a) = browse(None);
+    assert!(ok, "{a}");
+    assert_eq!((a["kind"].as_str(), a["node"].as_str()), (Some("opcua-browse"), Some("i=85")), "{a}");
+    let plant = a["nodes"].as_array().unwrap().iter().find(|n| n["browse_name"] == "2:Plant").unwrap_or_else(|| panic!("{a}"));
+    assert_eq!((plant["node_id"].as_str(), plant["node_class"].as_str()), (Some("ns=2;s=Plant"), Some("Object")), "{plant}");
+    assert_eq!(plant["nsu_id"], "nsu=urn:enos:test;s=Plant");
+
+    let (ok, a) = browse(Some(r#"{"node": "nsu=urn:enos:test;s=Plant"}"#));
+    assert!(ok, "{a}");
+    let nodes = a["nodes"].as_array().unwrap();
+    let row = |id: &str| nodes.iter().find(|n| n["node_id"] == id).unwrap_or_else(|| panic!("{id} not in {a}")).clone();
+    let summary = |n: &serde_json::Value| {
+        (n["node_class"].clone(), n["data_type"].clone(), n["access"].clone(), n["value"].clone(), n["point"].clone())
+    };
+    let j = |v: serde_json::Value| v;
+    assert_eq!(summary(&row("ns=2;s=P")), (j("Variable".into()), j("Double".into()), j("read".into()), j(231.5.into()), j("P".into())));
+    assert_eq!(summary(&row("ns=2;i=1001")), (j("Variable".into()), j("Int32".into()), j("read".into()), j(7.into()), j("count".into())));
+    assert_eq!(row("ns=2;i=1001")["nsu_id"], "nsu=urn:enos:test;i=1001");
+    let guid = row("ns=2;g=09087e75-8e5e-499b-954f-f2a9603db28a");
+    assert_eq!((guid["data_type"].as_str(), guid["value"].as_f64()), (Some("Float"), Some(1.25)), "{guid}");
+    let opaque = row("ns=2;b=AQID");
+    assert_eq!(
+        (opaque["data_type"].as_str(), opaque["value"].as_u64(), opaque["point"].as_str()),
+        (Some("UInt16"), Some(3), Some("polled"))
+    );
+    let setpoint = row("ns=2;s=Setpoint");
+    assert_eq!((setpoint["access"].as_str(), setpoint["writable"].as_bool()), (Some("read, write"), Some(true)), "{setpoint}");
+    assert_eq!(row("ns=2;s=Locked")["writable"], false);
+
+    // refused in words: a node the server does not have, a text that is no node id
+    let (ok, a) = browse(Some(r#"{"node": "ns=2;s=Nowhere"}"#));
+    assert!(!ok);
+    assert_eq!(a["failure"], "refused", "{a}");
+    assert!(a["message"].as_str().unwrap().contains("the server has no such node (BadNodeId"), "{a}");
+    let (ok, out, err) = run_tool("enosctl", &["comm-test", "plc", r#"{"node": "ns=2;x=1"}"#], &e.bus.address);
+    assert!(!ok);
+    assert!(err.contains("node: \"ns=2;x=1\" is not a node id"), "{out}{err}");
+
+    // the plain text table names each node, its type and value
+    let (ok, out, err) = run_tool("enosctl", &["comm-test", "plc", r#"{"node": "ns=2;s=Plant"}"#], &e.bus.address);
+    assert!(ok, "{err}");
+    assert!(out.lines().any(|l| l.starts_with("ns=2;s=Setpoint") && l.contains("Double") && l.contains("read, write")), "{out}");
 }

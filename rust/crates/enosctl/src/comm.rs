@@ -1,14 +1,15 @@
 //! `enosctl comm-test DEVICE [REQUEST]`: the device's communication test (the one its protocol
-//! has: Modbus registers, IEC 104 interrogation, DL/T 645 identifiers, DNP3 poll) from a shell,
+//! has: Modbus registers, IEC 104 interrogation, DL/T 645 identifiers, DNP3 poll, OPC UA browse) from a shell,
 //! for the technician without a browser. What it read is printed as a table in words.
 
-use enos_model::comm_test::{CommAnswer, Dnp3PollAnswer, IdentifierAnswer, InterrogationAnswer};
+use enos_model::comm_test::{CommAnswer, Dnp3PollAnswer, IdentifierAnswer, InterrogationAnswer, OpcuaBrowseAnswer};
 use enos_model::raw_read::RawAnswer;
 use std::fmt::Write;
 
 /// The request: the JSON given (its `kind` taken from the device's protocol when absent), or
 /// the protocol's plain test: Modbus 10 holding registers from 0, an interrogation of the
-/// device's common address, an integrity poll. DL/T 645 needs the identifiers.
+/// device's common address, an integrity poll, a browse of the Objects folder. DL/T 645 needs the
+/// identifiers.
 pub fn request(kind: &str, given: Option<&str>) -> anyhow::Result<String> {
     let mut v: serde_json::Value = match given {
         Some(text) => serde_json::from_str(text).map_err(|e| anyhow::anyhow!("the request is not JSON: {e}"))?,
@@ -33,6 +34,7 @@ pub fn render(a: &CommAnswer) -> String {
         CommAnswer::Iec104Interrogation(r) => iec104(&mut out, r),
         CommAnswer::Dlt645Identifiers(r) => dlt645(&mut out, r),
         CommAnswer::Dnp3Poll(r) => dnp3(&mut out, r),
+        CommAnswer::OpcuaBrowse(r) => opcua(&mut out, r),
     }
     out
 }
@@ -43,6 +45,7 @@ fn took(a: &CommAnswer) -> u64 {
         CommAnswer::Iec104Interrogation(r) => r.took_ms,
         CommAnswer::Dlt645Identifiers(r) => r.took_ms,
         CommAnswer::Dnp3Poll(r) => r.took_ms,
+        CommAnswer::OpcuaBrowse(r) => r.took_ms,
     }
 }
 
@@ -104,6 +107,31 @@ fn dnp3(out: &mut String, r: &Dnp3PollAnswer) {
             time(o.time_ms),
             o.point.as_deref().unwrap_or("-")
         );
+    }
+}
+
+fn opcua(out: &mut String, r: &OpcuaBrowseAnswer) {
+    if r.nodes.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "{:<28} {:<20} {:<12} {:<10} {:<12} {:<14} POINT", "NODE ID", "BROWSE NAME", "CLASS", "TYPE", "ACCESS", "VALUE");
+    for n in &r.nodes {
+        let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+        let value = if n.node_class == "Variable" { n.text.clone() } else { "-".into() };
+        let _ = writeln!(
+            out,
+            "{:<28} {:<20} {:<12} {:<10} {:<12} {:<14} {}",
+            n.node_id,
+            n.browse_name,
+            n.node_class,
+            dash(&n.data_type),
+            dash(&n.access),
+            value,
+            n.point.as_deref().unwrap_or("-")
+        );
+        if let Some(nsu) = &n.nsu_id {
+            let _ = writeln!(out, "  {nsu}");
+        }
     }
 }
 

@@ -51,8 +51,9 @@ enum Cmd {
     #[command(subcommand)]
     Ota(OtaCmd),
     /// The device's communication test now: Modbus registers, an IEC 104 interrogation, DL/T 645
-    /// identifiers, a DNP3 poll. REQUEST is its JSON (e.g. '{"poll": "events"}' for DNP3,
-    /// '{"identifiers": ["02010100"]}' for DL/T 645); without it the protocol's plain test.
+    /// identifiers, a DNP3 poll, an OPC UA browse. REQUEST is its JSON (e.g. '{"poll": "events"}'
+    /// for DNP3, '{"identifiers": ["02010100"]}' for DL/T 645, '{"node": "ns=2;s=Plant"}' for
+    /// OPC UA); without it the protocol's plain test.
     /// Exit status 1 when the test failed.
     CommTest { device: String, request: Option<String> },
     /// Protocol plugins (docs/plugins.md).

@@ -3,6 +3,7 @@
 //! points are read every `poll_interval_ms`. Changes are forwarded as they arrive, one frame per
 //! value, stamped with the source timestamp (else the server's).
 
+mod comm;
 mod map;
 
 use crate::{Command, DeviceEvent, Driver, DriverContext, DriverFuture, Frame, SharedDevice};
@@ -382,8 +383,11 @@ fn refuse(drv: &OpcuaDriver, cmd: Command, why: &str) {
         Command::Write { reply, .. } => {
             let _ = reply.send(WriteOutcome::failed(WriteFailure::DeviceOffline, why));
         }
-        Command::RawRead { reply, .. } => {
-            let _ = reply.send(Err(why.into()));
+        Command::RawRead { request, reply, .. } => {
+            let _ = reply.send(match request {
+                enos_model::comm_test::CommTest::OpcuaBrowse(req) => Ok(comm::offline(&req, why)),
+                _ => Err(why.into()),
+            });
         }
     }
 }
@@ -394,10 +398,19 @@ fn serve(drv: &OpcuaDriver, client: &Arc<Client>, running: &mut JoinSet<()>, cmd
         Command::Read { device, points, reply } => {
             let _ = reply.send(read(find(&device), &device, &points));
         }
-        Command::RawRead { reply, .. } => {
-            let _ = reply.send(Err("the communication test reads Modbus registers; an OPC UA server is read with a read \
-                                    (its latest values)"
-                .into()));
+        Command::RawRead { device, request, reply } => {
+            let Some(d) = find(&device) else {
+                let _ = reply.send(Err(format!("there is no device \"{device}\"")));
+                return;
+            };
+            let enos_model::comm_test::CommTest::OpcuaBrowse(req) = request else {
+                let _ = reply.send(Err(format!("device \"{device}\" is on an OPC UA server: its communication test is opcua-browse")));
+                return;
+            };
+            let (client, names) = (client.clone(), comm::names(&d.cfg));
+            running.spawn(async move {
+                let _ = reply.send(Ok(comm::browse(client, req, names).await));
+            });
         }
         Command::Write { device, point, value, reply } => {
             let Some(d) = find(&device) else {
