@@ -20,6 +20,8 @@
 //! A collector that starts with `applying` in the journal was cut off in steps 4-6: it puts the
 //! previous configuration back before it loads anything ([`recover`]).
 
+mod plugin_files;
+
 use crate::config_api::ConfigApi;
 use crate::config_edit;
 use enos_collector_config::CollectorConfig;
@@ -56,6 +58,9 @@ pub struct State {
 pub struct Pending {
     pub name: String,
     pub version: String,
+    /// The plugins it replaces, and whether each had an installed version (to put back).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plugins: Vec<(String, bool)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -165,12 +170,15 @@ impl Packages {
                 return Err(refuse(format!("version {version} is not newer than the installed {}", inst.version)));
             }
         }
-        if let Some(p) = pkg.manifest.items.iter().find(|i| i.kind == ItemType::Plugin) {
-            return Err(refuse(format!("item \"{}\": protocol plugins are not supported by this gateway yet", p.path)));
-        }
         std::fs::create_dir_all(&self.dir).map_err(|e| refuse(format!("{}: {e}", self.dir.display())))?;
         let staging = self.dir.join(".staging");
-        let cfg = stage(&staging, &pkg).map_err(refuse)?;
+        let running = api.engine.lock().expect("engine").config();
+        // Staging translates plugins (seconds on a small CPU): not on the collector's threads.
+        let (cfg, plugins) = {
+            let (staging, pkg, running) = (staging.clone(), pkg.clone(), running.clone());
+            tokio::task::spawn_blocking(move || stage(&staging, &pkg, &running)).await.map_err(|e| refuse(e.to_string()))?
+        }
+        .map_err(refuse)?;
         crash_point("staged");
         let generation = self.dir.join(format!("gen-{version}"));
         let _ = std::fs::remove_dir_all(&generation); // a failed attempt at this version
@@ -178,34 +186,63 @@ impl Packages {
         sync_dir(&self.dir);
         crash_point("generation");
 
-        if let Some(cfg) = cfg {
-            let running = api.engine.lock().expect("engine").config();
+        if cfg.is_some() || !plugins.is_empty() {
             let previous = config_edit::to_toml(&running).map_err(|e| refuse(format!("saving the running configuration: {e}")))?;
             enos_runtime::fs::write_atomic(&self.dir.join("previous.toml"), previous.as_bytes(), 0o640)
                 .map_err(|e| refuse(format!("saving the running configuration: {e}")))?;
+            let into = enos_drivers::plugin::plugins_dir();
+            for p in &plugins {
+                plugin_files::forget_previous(&into, p); // left by an earlier cut, if any
+            }
+            let swaps: Vec<(String, bool)> = plugins.iter().map(|p| (p.clone(), into.join(p).exists())).collect();
             let mut journal = st.clone();
-            journal.applying = Some(Pending { name: name.clone(), version: version.clone() });
+            journal.applying = Some(Pending { name: name.clone(), version: version.clone(), plugins: swaps.clone() });
             self.save(&journal).map_err(refuse)?;
             crash_point("journal");
-            let enabled: Vec<String> = cfg.devices.iter().filter(|d| d.enabled).map(|d| d.id.clone()).collect();
-            let applied = match api.put_in_place(cfg).await {
-                Ok(a) => a,
-                Err(e) => {
-                    self.roll_back(api, &running).await;
-                    return Err(("rolled-back", e, name, version));
+            let new_cfg = cfg.unwrap_or_else(|| running.clone());
+            let enabled: Vec<String> = new_cfg.devices.iter().filter(|d| d.enabled).map(|d| d.id.clone()).collect();
+            let mut ids = Vec::new();
+            let put = async {
+                for p in &plugins {
+                    plugin_files::swap_in(&into, &generation.join("plugins").join(p), p)?;
                 }
+                let mut applied = api.put_in_place(new_cfg).await?;
+                // Devices of a replaced plugin whose configuration did not change run the old
+                // code: start them again (the new instance waits for the old one to end).
+                let uses = |d: &enos_collector_config::DeviceConfig| plugin_of(d).is_some_and(|p| plugins.iter().any(|x| x == p));
+                let again = api
+                    .engine
+                    .lock()
+                    .expect("engine")
+                    .restart(|d| uses(d) && !applied.started.contains(&d.id) && !applied.restarted.contains(&d.id));
+                applied.restarted.extend(again);
+                Ok::<_, String>(applied)
             };
+            let applied = put.await;
             // The swap is done: a good poll from now on is the new configuration's.
             let since = now_ms();
-            // A device the package did not change kept running: only new and restarted ones
-            // must show a good poll since the apply.
-            let ids: Vec<String> =
-                enabled.into_iter().filter(|id| applied.started.contains(id) || applied.restarted.contains(id)).collect();
-            crash_point("applied");
-            if let Err(why) = self.wait_collecting(api, &ids, since).await {
-                self.roll_back(api, &running).await;
+            let outcome = match applied {
+                Ok(applied) => {
+                    // A device the package did not change kept running: only new and restarted
+                    // ones must show a good poll since the apply.
+                    ids.extend(enabled.into_iter().filter(|id| applied.started.contains(id) || applied.restarted.contains(id)));
+                    crash_point("applied");
+                    self.wait_collecting(api, &ids, since).await
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(why) = outcome {
+                let put_back = if plugins.is_empty() {
+                    "the previous configuration was put back"
+                } else {
+                    "the previous configuration and plugins were put back"
+                };
+                self.roll_back(api, &running, &into, &swaps).await;
                 let _ = std::fs::remove_dir_all(&generation);
-                return Err(("rolled-back", format!("{why}; the previous configuration was put back"), name, version));
+                return Err(("rolled-back", format!("{why}; {put_back}"), name, version));
+            }
+            for p in &plugins {
+                plugin_files::forget_previous(&into, p);
             }
         }
         let mut st = self.state();
@@ -248,11 +285,20 @@ impl Packages {
         }
     }
 
-    async fn roll_back(&self, api: &ConfigApi, running: &CollectorConfig) {
+    async fn roll_back(&self, api: &ConfigApi, running: &CollectorConfig, plugins_dir: &Path, swaps: &[(String, bool)]) {
+        for (p, had) in swaps {
+            if let Err(e) = plugin_files::put_back(plugins_dir, p, *had) {
+                log::error!("rolling back plugin \"{p}\": {e}");
+                return; // the journal stays: the next start puts it back
+            }
+        }
         if let Err(e) = api.put_in_place(running.clone()).await {
             log::error!("rolling back the package's configuration: {e}");
             return; // the journal stays: the next start puts previous.toml back
         }
+        // Devices of a put-back plugin run the rolled-back code until started again.
+        let names: Vec<&str> = swaps.iter().map(|(p, _)| p.as_str()).collect();
+        api.engine.lock().expect("engine").restart(|d| plugin_of(d).is_some_and(|p| names.contains(&p)));
         let mut st = self.state();
         st.applying = None;
         if let Err(e) = self.save(&st) {
@@ -319,7 +365,7 @@ fn crash_point(step: &str) {
 /// Writes the package's items under `dir` and validates them whole, as a local edit would be:
 /// the configuration with its point tables (`CollectorConfig::load`), every device model, every
 /// certificate. Returns the configuration, if the package has one.
-fn stage(dir: &Path, pkg: &Verified) -> Result<Option<CollectorConfig>, String> {
+fn stage(dir: &Path, pkg: &Verified, running: &CollectorConfig) -> Result<(Option<CollectorConfig>, Vec<String>), String> {
     let _ = std::fs::remove_dir_all(dir);
     for (path, data) in &pkg.files {
         let file = dir.join(path);
@@ -348,6 +394,7 @@ fn stage(dir: &Path, pkg: &Verified) -> Result<Option<CollectorConfig>, String> 
             ItemType::PointTable | ItemType::Plugin => {}
         }
     }
+    let plugins = plugin_files::check_staged(dir, pkg, cfg.as_ref().unwrap_or(running))?;
     let tables = pkg.manifest.items.iter().filter(|i| i.kind == ItemType::PointTable);
     if cfg.is_none() {
         if let Some(t) = tables.clone().next() {
@@ -360,14 +407,29 @@ fn stage(dir: &Path, pkg: &Verified) -> Result<Option<CollectorConfig>, String> 
             }
         }
     }
-    Ok(cfg)
+    Ok((cfg, plugins))
+}
+
+/// The plugin a device runs, if it is a plugin device.
+fn plugin_of(d: &enos_collector_config::DeviceConfig) -> Option<&str> {
+    match &d.proto {
+        enos_collector_config::ProtocolConfig::Plugin(p) => Some(p.plugin.as_str()),
+        _ => None,
+    }
 }
 
 /// At start, before the configuration is read: an apply cut off (power, kill) after the journal
 /// said `applying` is undone, the previous configuration written back over `config_file`.
 pub fn recover(dir: &Path, config_file: &Path) {
     let mut st = read_state(dir);
-    let Some(Pending { name, version }) = st.applying.clone() else { return };
+    let Some(Pending { name, version, plugins }) = st.applying.clone() else { return };
+    let into = enos_drivers::plugin::plugins_dir();
+    for (p, had) in &plugins {
+        if let Err(e) = plugin_files::put_back(&into, p, *had) {
+            log::error!("putting plugin \"{p}\" before package {version} back: {e}");
+            return;
+        }
+    }
     let previous = dir.join("previous.toml");
     match std::fs::read(&previous) {
         Ok(text) => {
@@ -383,7 +445,11 @@ pub fn recover(dir: &Path, config_file: &Path) {
         name,
         version: version.clone(),
         outcome: "interrupted".into(),
-        reason: "the collector stopped during the apply; the previous configuration was put back".into(),
+        reason: if plugins.is_empty() {
+            "the collector stopped during the apply; the previous configuration was put back".into()
+        } else {
+            "the collector stopped during the apply; the previous configuration and plugins were put back".into()
+        },
         origin: "start".into(),
         at_ms: now_ms(),
     });

@@ -179,6 +179,25 @@ impl Engine {
         out
     }
 
+    /// Stops and starts again every driver that serves a device `pick` chooses (their code
+    /// changed under an unchanged configuration: a plugin's new version). Returns those devices.
+    pub fn restart(&mut self, pick: impl Fn(&DeviceConfig) -> bool) -> Vec<String> {
+        let mut ids = Vec::new();
+        for r in std::mem::take(&mut self.drivers) {
+            if !r.devices.iter().any(&pick) {
+                self.drivers.push(r);
+                continue;
+            }
+            ids.extend(r.devices.iter().map(|d| d.id.clone()));
+            let (key, devices) = (r.key.clone(), r.devices.to_vec());
+            drop(r); // a plugin instance of the new driver waits for the old one to end (its lease)
+            let fresh = self.spawn(key, devices);
+            self.drivers.push(fresh);
+        }
+        ids.sort();
+        ids
+    }
+
     pub fn route(&self, device: &str) -> Option<mpsc::Sender<Command>> {
         self.drivers.iter().find(|r| r.devices.iter().any(|d| d.id == device)).map(|r| r.commands.clone())
     }

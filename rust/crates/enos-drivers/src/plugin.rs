@@ -11,7 +11,8 @@ use enos_collector_config::line::Parity;
 use enos_collector_config::plugin::PluginDevice;
 use enos_collector_config::{DeviceConfig, ProtocolConfig};
 use enos_model::device::DeviceStatus;
-use enos_plugin_host::{self as host, plugins_dir};
+use enos_plugin_host as host;
+pub use enos_plugin_host::{plugins_dir, Manifest};
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -38,6 +39,12 @@ impl PluginDriver {
 fn runtime() -> Result<Arc<host::Runtime>, String> {
     static RT: OnceLock<Result<Arc<host::Runtime>, String>> = OnceLock::new();
     RT.get_or_init(|| host::Runtime::new(Some(plugins_dir().join(".cache")))).clone()
+}
+
+/// Loads the plugin in `dir` the way its devices will (manifest, component translated and
+/// cached): a resource package's plugin is checked with this before anything changes.
+pub fn load(dir: &std::path::Path) -> Result<Arc<host::Plugin>, String> {
+    runtime()?.load(dir).map_err(|e| e.to_string())
 }
 
 impl Driver for PluginDriver {

@@ -40,7 +40,7 @@ pub const FORMAT: u32 = 1;
 #[serde(deny_unknown_fields)]
 pub struct Item {
     /// The item's path in the package (and in the installed generation): `collector.toml`,
-    /// `points/<name>.csv`, `models/<name>.toml`, `certs/<name>.pem`, `plugins/<name>`.
+    /// `points/<name>.csv`, `models/<name>.toml`, `certs/<name>.pem`, `plugins/<plugin>/<file>`.
     pub path: String,
     #[serde(rename = "type")]
     pub kind: ItemType,
@@ -63,7 +63,8 @@ pub enum ItemType {
     DeviceModel,
     /// A PEM certificate for a device connection (IEC 104 TLS, OPC UA).
     Certificate,
-    /// A protocol plugin (reserved: the format knows it, this build refuses to install it).
+    /// A file of a protocol plugin (`plugins/<plugin>/plugin.toml` and its component): the
+    /// collector checks the plugin whole and installs it into the plugins directory.
     Plugin,
 }
 

@@ -82,21 +82,33 @@ pub fn verify(bytes: &[u8], key: &[u8; 32]) -> Result<Verified, PackageError> {
 /// generation being staged.
 fn check_path(path: &str, kind: ItemType) -> Result<(), String> {
     let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+    if kind == ItemType::Plugin {
+        // A plugin is a directory of files: `plugins/<plugin>/<file>`.
+        let plugin = dir.strip_prefix("plugins/").filter(|p| plain(p));
+        if plugin.is_none() || !plain(name) {
+            return Err("a plugin item must be \"plugins/<plugin>/<file>\", names of letters, digits, '.', '-' and '_'".into());
+        }
+        return Ok(());
+    }
     if dir != kind.dir() {
         let want = if kind.dir().is_empty() { "at the top of the package".to_string() } else { format!("in \"{}/\"", kind.dir()) };
         return Err(format!("a {} item must be {want}", kind.word()));
     }
-    let plain = !name.is_empty()
-        && name.len() <= 100
-        && !name.starts_with('.')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
-    if !plain {
+    if !plain(name) {
         return Err("a file name may hold only letters, digits, '.', '-' and '_' (and not start with '.')".into());
     }
     if kind == ItemType::CollectorConfig && name != "collector.toml" {
         return Err("the collector-config item is \"collector.toml\"".into());
     }
     Ok(())
+}
+
+/// A name that stays in its directory: letters, digits, `.`, `-`, `_`, not starting with `.`.
+fn plain(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 100
+        && !name.starts_with('.')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
 }
 
 #[cfg(test)]
@@ -153,10 +165,15 @@ mod tests {
             ("../collector.toml", ItemType::CollectorConfig),
             ("points/../../x.csv", ItemType::PointTable),
             ("a.csv", ItemType::PointTable),
+            ("plugins/meter.wasm", ItemType::Plugin),
+            ("plugins/../x/plugin.wasm", ItemType::Plugin),
+            ("plugins/a/b/plugin.wasm", ItemType::Plugin),
         ] {
             let s = vec![Source { path: path.into(), kind, data: vec![] }];
             let e = verify(&build("x", "1", &s, Some(&pair)), &public).unwrap_err();
             assert!(matches!(e, PackageError::Item { .. }), "{path}: {e}");
         }
+        let s = vec![Source { path: "plugins/meter/plugin.wasm".into(), kind: ItemType::Plugin, data: vec![] }];
+        verify(&build("x", "1", &s, Some(&pair)), &public).unwrap();
     }
 }

@@ -28,6 +28,7 @@ pub fn install(from: &Path, into: &Path) -> Result<Manifest, String> {
     for f in ["plugin.toml", m.component.as_str()] {
         std::fs::copy(from.join(f), tmp.join(f)).map_err(|e| fail("copying", &from.join(f), e))?;
     }
+    hand_over(into, &tmp, &["plugin.toml", m.component.as_str()]).map_err(|e| fail("handing over", &tmp, e))?;
     let dest = into.join(&m.name);
     let old = into.join(format!(".{}.old", m.name));
     let _ = std::fs::remove_dir_all(&old);
@@ -37,4 +38,21 @@ pub fn install(from: &Path, into: &Path) -> Result<Manifest, String> {
     std::fs::rename(&tmp, &dest).map_err(|e| fail("installing", &dest, e))?;
     let _ = std::fs::remove_dir_all(&old);
     Ok(m)
+}
+
+/// Root installing by hand (`enosctl plugin install`) gives the files to the owner of the
+/// plugins directory (the collector on the box), which replaces them when a package brings a
+/// new version.
+fn hand_over(into: &Path, dir: &Path, files: &[&str]) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: no arguments, no memory.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(());
+    }
+    let owner = std::fs::metadata(into)?;
+    std::os::unix::fs::chown(dir, Some(owner.uid()), Some(owner.gid()))?;
+    for f in files {
+        std::os::unix::fs::chown(dir.join(f), Some(owner.uid()), Some(owner.gid()))?;
+    }
+    Ok(())
 }

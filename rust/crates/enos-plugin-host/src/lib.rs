@@ -30,7 +30,7 @@ pub use conn::Endpoint;
 pub use install::{install, plugins_dir};
 pub use instance::{CallError, DeviceSpec, Instance};
 pub use manifest::Manifest;
-pub use runtime::{LoadError, Plugin, Runtime};
+pub use runtime::{Execution, LoadError, Plugin, Runtime};
 pub use supervisor::{DeviceState, Report, Schedule};
 
 impl Plugin {

@@ -1,10 +1,16 @@
 //! The engine (one per collector) and loaded plugins.
 //!
-//! Compilation happens on the box: a component is compiled by Cranelift the first time it is
-//! loaded and the machine code is kept in the cache directory under a key made of the
-//! component's SHA-256 and the engine's compatibility hash (wasmtime version, settings, CPU
-//! features). A precompiled artifact from elsewhere would have to match all three exactly, so
-//! plugins are shipped as portable components only.
+//! Plugins run in wasmtime's Pulley interpreter ([`Execution::Interpreted`]): Cranelift
+//! translates a component to Pulley bytecode, which is data, never mapped executable. So the
+//! collector keeps `MemoryDenyWriteExecute=yes` (no memory is ever writable and executable, no
+//! mapping becomes executable later), the rule a JIT would have to break (`docs/plugins.md`).
+//! [`Execution::Native`] (machine code) is kept for the benchmark's comparison.
+//!
+//! Translation happens on the box the first time a component is loaded and the result is kept
+//! in the cache directory under a key made of the component's SHA-256 and the engine's
+//! compatibility hash (wasmtime version, settings, target). A precompiled artifact from
+//! elsewhere would have to match all three exactly, so plugins are shipped as portable
+//! components only.
 
 use crate::manifest::{Manifest, ManifestError};
 use crate::schema::Schema;
@@ -30,6 +36,16 @@ pub enum LoadError {
     Compile { name: String, path: PathBuf, reason: String },
 }
 
+/// How plugin code runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Execution {
+    /// Pulley bytecode in wasmtime's interpreter: no executable memory (the gateway's choice).
+    Interpreted,
+    /// Machine code from Cranelift: faster, but needs memory made executable at load, which
+    /// `MemoryDenyWriteExecute` forbids (the benchmark's comparison).
+    Native,
+}
+
 /// The wasmtime engine and the thread that advances its epoch (stopped when dropped).
 pub struct Runtime {
     pub(crate) engine: Engine,
@@ -38,10 +54,19 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// `cache`: where compiled components are kept (none: compile at every load).
+    /// The gateway's runtime: interpreted. `cache`: where translated components are kept
+    /// (none: translate at every load).
     pub fn new(cache: Option<PathBuf>) -> Result<Arc<Runtime>, String> {
+        Runtime::with(cache, Execution::Interpreted)
+    }
+
+    pub fn with(cache: Option<PathBuf>, execution: Execution) -> Result<Arc<Runtime>, String> {
         let mut c = Config::new();
         c.wasm_component_model(true).epoch_interruption(true);
+        if execution == Execution::Interpreted {
+            let pulley = if cfg!(target_pointer_width = "64") { "pulley64" } else { "pulley32" };
+            c.target(pulley).map_err(|e| format!("the WebAssembly interpreter is not available: {e}"))?;
+        }
         let engine = Engine::new(&c).map_err(|e| format!("the WebAssembly engine did not start: {e}"))?;
         let stop = Arc::new(AtomicBool::new(false));
         let (e, s) = (engine.clone(), stop.clone());

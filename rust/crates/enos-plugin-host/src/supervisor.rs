@@ -44,6 +44,41 @@ impl Default for Schedule {
 pub struct Running {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    /// Released after the thread ended (fields drop after `drop` ran).
+    _lease: Lease,
+}
+
+/// At most one instance per device id in this process: a new version of a plugin (or a
+/// restarted driver) starts a device only after its previous instance ended, so two versions
+/// never talk to the same device at once.
+struct Lease(String);
+
+static LEASES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+static RELEASED: std::sync::Condvar = std::sync::Condvar::new();
+
+/// The longest a previous instance may take to end: its longest call and its shutdown.
+const LEASE_WAIT: Duration = Duration::from_secs(130);
+
+impl Lease {
+    fn take(id: &str) -> std::io::Result<Lease> {
+        let deadline = Instant::now() + LEASE_WAIT;
+        let mut held = LEASES.lock().expect("leases");
+        while held.iter().any(|h| h == id) {
+            let left = deadline.checked_duration_since(Instant::now()).ok_or_else(|| {
+                std::io::Error::other(format!("the previous instance of device \"{id}\" did not stop within {} s", LEASE_WAIT.as_secs()))
+            })?;
+            held = RELEASED.wait_timeout(held, left).expect("leases").0;
+        }
+        held.push(id.to_string());
+        Ok(Lease(id.to_string()))
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        LEASES.lock().expect("leases").retain(|h| h != &self.0);
+        RELEASED.notify_all();
+    }
 }
 
 impl Drop for Running {
@@ -62,12 +97,13 @@ pub fn spawn(
     schedule: Schedule,
     report: impl FnMut(Report) + Send + 'static,
 ) -> std::io::Result<Running> {
+    let lease = Lease::take(&device.id)?;
     let stop = Arc::new(AtomicBool::new(false));
     let s = stop.clone();
     let thread = std::thread::Builder::new()
         .name(format!("plugin {}", device.id))
         .spawn(move || Device { rt, plugin, device, schedule, report, stop: s, last: None }.run())?;
-    Ok(Running { stop, thread: Some(thread) })
+    Ok(Running { stop, thread: Some(thread), _lease: lease })
 }
 
 struct Device<F> {

@@ -445,3 +445,184 @@ fn enosctl_installs_a_packed_plugin_and_refuses_a_bad_one() {
     let installed: Vec<_> = std::fs::read_dir(into.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(installed, ["iec62056"]);
 }
+
+/// The collector keeps `MemoryDenyWriteExecute=yes` (docs/plugins.md): the kernel's own form
+/// of that rule (`prctl(PR_SET_MDWE)`, no mapping writable and executable, none made
+/// executable later; what systemd enforces with seccomp) is set on a child process, which loads
+/// the example and runs a poll in the interpreter the gateway uses; machine code (what wasmtime
+/// makes executable with `mprotect`) is refused there.
+#[test]
+fn plugins_run_under_memory_deny_write_execute() {
+    use std::os::unix::process::CommandExt;
+    let dir = packed().join("misbehave");
+    let mut child = Command::new(std::env::current_exe().unwrap());
+    child.args(["--exact", "mdwe_child", "--nocapture", "--test-threads=1"]).env("ENOS_MDWE_CHILD", &dir);
+    // SAFETY: prctl only, between fork and exec.
+    unsafe {
+        child.pre_exec(|| {
+            const PR_SET_MDWE: libc::c_int = 65;
+            const PR_MDWE_REFUSE_EXEC_GAIN: libc::c_ulong = 1;
+            if libc::prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = child.output().expect("the test binary under MDWE (Linux 6.3 or newer)");
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("interpreted: polled, 1 sample"), "{text}");
+    assert!(text.contains("native: refused"), "{text}");
+}
+
+/// The child of `plugins_run_under_memory_deny_write_execute` (does nothing on its own).
+#[test]
+fn mdwe_child() {
+    let Some(dir) = std::env::var_os("ENOS_MDWE_CHILD").map(PathBuf::from) else { return };
+    const PR_GET_MDWE: libc::c_int = 66;
+    // SAFETY: reads a flag of this process.
+    assert_eq!(unsafe { libc::prctl(PR_GET_MDWE, 0, 0, 0, 0) } & 1, 1, "MDWE is not on in the child");
+    let rt = Runtime::new(None).unwrap();
+    let p = rt.load(&dir).unwrap_or_else(|e| panic!("interpreted: {e}"));
+    let spec = device(&p, "c", serde_json::json!({"how": "count"}), &[], &[]);
+    let mut i = enos_plugin_host::Instance::new(&rt, &p, &spec).unwrap();
+    i.init(&spec).unwrap();
+    i.poll(1).unwrap();
+    println!("interpreted: polled, {} sample", i.take_output().0.len());
+    let native = Runtime::with(None, enos_plugin_host::Execution::Native).unwrap();
+    match native.load(&dir) {
+        Ok(_) => panic!("native code loaded under MDWE"),
+        Err(e) => println!("native: refused ({e})"),
+    }
+}
+
+/// A signed resource package from the cloud brings the example plugin (built from source) and
+/// the configuration of a meter it reads; the meter's values reach the cloud. A package signed
+/// by another key and one whose plugin is built for another interface are refused in words and
+/// change nothing; a new version of the plugin whose devices produce no data is rolled back to
+/// the old one, which collects again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_arrives_in_a_signed_cloud_package_and_a_version_without_data_is_rolled_back() {
+    use enos_package::build::{build, Source};
+    use enos_package::ItemType;
+    use enos_testkit::edge::{collector_toml, Edge, GW, PK, POINTS_CSV};
+    use enos_testkit::harness::spawn_service_env;
+    use enos_testkit::wait_for;
+
+    let mut e = Edge::start_with(
+        "[packages]\ndir = \"{dir}/downloads\"\nmax_bytes = 1048576\nallow_http = true\n\n\
+         [[sub_device]]\ndevice = \"meter1\"\nproduct_key = \"pkM\"\ndevice_key = \"meter1\"\ndevice_secret = \"m\"\n",
+    )
+    .await;
+    let (private, public) = enos_package::key::generate();
+    let key = enos_package::key::private_from_pem(&private).unwrap();
+    let key_file = e.dir.path().join("package-key.pem");
+    std::fs::write(&key_file, public).unwrap();
+    let plugins = e.dir.path().join("plugins");
+    e.collector.terminate();
+    let env = [
+        ("ENOS_PACKAGE_KEY", key_file.to_str().unwrap()),
+        ("ENOS_PACKAGE_HEALTH_TIMEOUT_S", "4"),
+        ("ENOS_PLUGINS_DIR", plugins.to_str().unwrap()),
+    ];
+    e.collector = spawn_service_env("enos-collector", &e.dir.path().join("collector.toml"), &e.bus.address, &e.log(), &env);
+    let (_meter, port) = meter(r#"{"tcp": true, "values": {"1.8.0": "001234.567*kWh"}}"#);
+
+    let file = |plugin: &str, f: &str| std::fs::read(packed().join(plugin).join(f)).unwrap();
+    let item = |path: &str, kind: ItemType, data: Vec<u8>| Source { path: path.into(), kind, data };
+    let plugin_items = |manifest: Vec<u8>, component: Vec<u8>| {
+        vec![
+            item("plugins/iec62056/plugin.toml", ItemType::Plugin, manifest),
+            item("plugins/iec62056/plugin.wasm", ItemType::Plugin, component),
+        ]
+    };
+    let config = collector_toml(&e.sim.addr.to_string()).replace("points_csv = \"inv01.csv\"", "points_csv = \"points/inv01.csv\"")
+        + &format!(
+            "\n[[device]]\nid = \"meter1\"\nprotocol = \"plugin\"\nplugin = \"iec62056\"\npoll_interval_ms = 200\n\
+             endpoints = {{ line = {{ address = \"127.0.0.1:{port}\" }} }}\nsettings = {{ timeout_ms = 2000 }}\n\n\
+             [[device.point]]\nname = \"energy\"\naddress = \"1.8.0\"\nscale = 1000\nunit = \"Wh\"\n"
+        );
+    let mut v1 = plugin_items(file("iec62056", "plugin.toml"), file("iec62056", "plugin.wasm"));
+    v1.push(item("collector.toml", ItemType::CollectorConfig, config.into_bytes()));
+    v1.push(item("points/inv01.csv", ItemType::PointTable, POINTS_CSV.as_bytes().to_vec()));
+
+    // Serves a package and asks the gateway to apply it; the final progress event.
+    let mut calls = 0;
+    let mut apply = |version: &'static str, pkg: Vec<u8>| {
+        calls += 1;
+        let id = format!("p{calls}");
+        let e = &e;
+        async move {
+            use sha2::Digest;
+            let before = e.cloud.with(|r| r.requests_on("/thing/event/resourcePackageProgress/post").len());
+            let (url, _server) = e.cloud.serve_package(pkg.clone(), None).await;
+            let params = serde_json::json!({
+                "url": url, "version": version, "sha256": hex::encode(sha2::Sha256::digest(&pkg)), "size": pkg.len(),
+            });
+            let body = serde_json::json!({ "id": id, "version": "1.0", "method": "thing.service.applyResourcePackage", "params": params });
+            e.cloud.command(&format!("/sys/{PK}/{GW}/thing/service/applyResourcePackage"), body.to_string().as_bytes()).await;
+            wait_for(60, "the package's final step", || {
+                e.cloud.with(|r| {
+                    r.requests_on("/thing/event/resourcePackageProgress/post")
+                        .get(before..)?
+                        .iter()
+                        .map(|v| v["params"]["value"].clone())
+                        .find(|v| v["version"] == version && v["step"].as_i64().is_some_and(|s| s == 100 || s < 0))
+                })
+            })
+            .await
+        }
+    };
+    let energies =
+        || e.cloud.with(|r| r.points.iter().filter(|p| p.device_key.as_deref() == Some("meter1") && p.point == "energy").count());
+
+    let last = apply("1.0.0", build("site", "1.0.0", &v1, Some(&key))).await;
+    assert_eq!(last["step"], 100, "{last}");
+    let energy = wait_for(60, "the meter's energy at the cloud", || {
+        e.cloud
+            .with(|r| r.points.iter().find(|p| p.device_key.as_deref() == Some("meter1") && p.point == "energy").map(|p| p.value.clone()))
+    })
+    .await;
+    assert_eq!(energy.as_f64(), Some(1_234_567.0), "kWh scaled to Wh");
+    let installed = || std::fs::read_to_string(plugins.join("iec62056/plugin.toml")).unwrap();
+    assert_eq!(installed().as_bytes(), file("iec62056", "plugin.toml"), "the package's plugin is the installed one");
+    let config_now = std::fs::read_to_string(e.dir.path().join("collector.toml")).unwrap();
+
+    // Refused in words; the plugin and the configuration stay as they are.
+    let (other, _) = enos_package::key::generate();
+    let other = enos_package::key::private_from_pem(&other).unwrap();
+    let v2_manifest = String::from_utf8(file("iec62056", "plugin.toml")).unwrap().replace("version = \"0.1.0\"", "version = \"0.2.0\"");
+    let future = v2_manifest.replace("enos:driver@1.0.0", "enos:driver@2.0.0");
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "signed by another key",
+            build("site", "2.0.0", &plugin_items(v2_manifest.clone().into_bytes(), file("iec62056", "plugin.wasm")), Some(&other)),
+            "the package's signature does not match the manifest and the gateway's package key",
+        ),
+        (
+            "another interface",
+            build("site", "2.0.0", &plugin_items(future.into_bytes(), file("iec62056", "plugin.wasm")), Some(&key)),
+            "item \"plugins/iec62056/plugin.toml\": it is built for the driver interface \"enos:driver@2.0.0\"; this gateway serves enos:driver@1.0.0",
+        ),
+    ];
+    for (what, pkg, words) in cases {
+        let last = apply("2.0.0", pkg).await;
+        assert_eq!(last["step"], -3, "{what}: {last}");
+        assert!(last["message"].as_str().unwrap().contains(words), "{what}: {last}");
+        assert_eq!(installed().as_bytes(), file("iec62056", "plugin.toml"), "{what}: the installed plugin changed");
+        assert_eq!(std::fs::read_to_string(e.dir.path().join("collector.toml")).unwrap(), config_now, "{what}");
+    }
+
+    // Version 0.2.0 answers its polls but reads nothing (the misbehaving plugin's component
+    // under the example's manifest): rolled back to 0.1.0, whose values flow again.
+    let silent = plugin_items(v2_manifest.into_bytes(), file("misbehave", "plugin.wasm"));
+    let last = apply("2.0.0", build("site", "2.0.0", &silent, Some(&key))).await;
+    assert_eq!(last["step"], -4, "{last}");
+    let msg = last["message"].as_str().unwrap();
+    assert!(msg.starts_with("device \"meter1\" was not collecting 4 s after the apply (state online)"), "{msg}");
+    assert!(msg.ends_with("the previous configuration and plugins were put back"), "{msg}");
+    assert_eq!(installed().as_bytes(), file("iec62056", "plugin.toml"), "0.1.0 is back");
+    assert!(!plugins.join(".iec62056.previous").exists());
+    let n = energies();
+    wait_for(30, "the meter's values after the rollback", || (energies() > n + 2).then_some(())).await;
+}

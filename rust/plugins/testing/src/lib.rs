@@ -1,6 +1,8 @@
 //! Misbehaves the way the device's `how` setting says, at the first poll (or at init for
 //! `snoop`): `trap` panics (`trap-once` only at the first poll it ever runs), `spin` loops forever, `hog` allocates without bound, `snoop` opens an
-//! endpoint its device does not name; `count` behaves and emits a counter.
+//! endpoint its device does not name; `count` behaves and emits a counter; `silent` (or any
+//! other word: the settings of another plugin's device) answers its polls and emits nothing,
+//! a new version that produces no data.
 
 use enos_plugin_sdk::{self as sdk, Connection, Description, DeviceConfig, Driver, Quality, Sample, Value};
 
@@ -14,7 +16,7 @@ impl Driver for Misbehave {
     fn describe() -> Description {
         Description {
             protocols: vec!["misbehave".into()],
-            config_schema: r#"{"type":"object","properties":{"how":{"type":"string","enum":["count","trap","trap-once","spin","hog","snoop"]}},"required":["how"],"additionalProperties":false}"#.into(),
+            config_schema: r#"{"type":"object","properties":{"how":{"type":"string","enum":["count","silent","trap","trap-once","spin","hog","snoop"]}},"required":["how"],"additionalProperties":false}"#.into(),
             point_address_format: "anything".into(),
         }
     }
@@ -45,11 +47,12 @@ impl Driver for Misbehave {
             "hog" => loop {
                 self.hoard.push(vec![1u8; 1 << 20]);
             },
-            _ => {
+            "count" => {
                 self.n += 1;
                 sdk::emit(&[Sample { point: "n".into(), value: Value::Integer(self.n), quality: Quality::Good, timestamp_ms: now_ms }]);
                 Ok(())
             }
+            _ => Ok(()),
         }
     }
 }

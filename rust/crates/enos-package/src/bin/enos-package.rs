@@ -55,7 +55,7 @@ fn run() -> Result<(), String> {
             let mut items = Vec::new();
             let mut add = |rel: String, p: &Path| -> Result<(), String> {
                 let kind = enos_package::build::kind_of_path(&rel)
-                    .ok_or_else(|| format!("{rel}: not a package item (collector.toml, points/, models/, certs/)"))?;
+                    .ok_or_else(|| format!("{rel}: not a package item (collector.toml, points/, models/, certs/, plugins/<name>/)"))?;
                 items.push(enos_package::build::Source { path: rel, kind, data: read(p)? });
                 Ok(())
             };
@@ -68,7 +68,17 @@ fn run() -> Result<(), String> {
                     let mut sub: Vec<_> = std::fs::read_dir(e.path()).map_err(|er| er.to_string())?.flatten().collect();
                     sub.sort_by_key(|s| s.file_name());
                     for s in sub {
-                        add(format!("{n}/{}", s.file_name().to_string_lossy()), &s.path())?;
+                        let rel = format!("{n}/{}", s.file_name().to_string_lossy());
+                        if n == "plugins" && s.path().is_dir() {
+                            // A plugin: plugins/<name>/{plugin.toml,<component>}.
+                            let mut files: Vec<_> = std::fs::read_dir(s.path()).map_err(|er| er.to_string())?.flatten().collect();
+                            files.sort_by_key(|f| f.file_name());
+                            for f in files {
+                                add(format!("{rel}/{}", f.file_name().to_string_lossy()), &f.path())?;
+                            }
+                        } else {
+                            add(rel, &s.path())?;
+                        }
                     }
                 } else {
                     add(n, &e.path())?;
