@@ -41,8 +41,8 @@ pub struct State {
     /// Register reads of more than this many registers answer IllegalDataValue (03), like
     /// devices with a small request buffer.
     pub max_read: Option<u16>,
-    /// Every register read is answered after this many milliseconds (a slow device, e.g. behind
-    /// a busy gateway), unless `late` says otherwise for its address.
+    /// Every request is answered after this many milliseconds (a slow device, e.g. behind a busy
+    /// gateway), unless `late` says otherwise for a read's address.
     pub slow_ms: Option<u64>,
 }
 
@@ -64,6 +64,8 @@ impl tokio_modbus::server::Service for SimDevice {
                 Request::ReadHoldingRegisters(a, _) | Request::ReadInputRegisters(a, _) if req.slave == s.unit => {
                     s.late.filter(|&(start, _)| start == a).map(|(_, ms)| ms).or(s.slow_ms)
                 }
+                // a slow device is slow for everything (coils too)
+                _ if req.slave == s.unit => s.slow_ms,
                 _ => None,
             }
         };

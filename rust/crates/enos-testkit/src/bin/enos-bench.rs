@@ -868,6 +868,10 @@ async fn sync_rows(t: &mut Table) {
     }
     t.row(
         "new local device (ApplyConfig) -> its first point accepted by the cloud, registration included",
-        format!("{} ms (registration asked after {} ms)", start.elapsed().as_millis(), reg_ms.map_or_else(|| "?".to_string(), |m| m.to_string())),
+        format!(
+            "{} ms (registration asked after {} ms)",
+            start.elapsed().as_millis(),
+            reg_ms.map_or_else(|| "?".to_string(), |m| m.to_string())
+        ),
     );
 }
