@@ -297,6 +297,8 @@ fn read_state(dir: &Path) -> State {
 }
 
 fn save_state(dir: &Path, st: &State) -> Result<(), String> {
+    // The first package may be refused before anything made the directory: its refusal is history too.
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let text = serde_json::to_vec_pretty(st).expect("state");
     enos_runtime::fs::write_atomic(&dir.join("state.json"), &text, 0o640).map_err(|e| format!("{}: {e}", dir.join("state.json").display()))
 }
