@@ -16,6 +16,7 @@ RDEPENDS:${PN} = "${ENOS_BOOTENV_TOOLS} \
                   enos-bootslot \
                   enos-edge-base \
                   enos-edge-services \
+                  enos-package-key \
                   swupdate \
                   tzdata \
                   volatile-binds"

@@ -343,6 +343,8 @@ fn read_state(dir: &Path) -> State {
 }
 
 fn save_state(dir: &Path, st: &State) -> Result<(), String> {
+    // The first package may be refused before anything made the directory: its refusal is history too.
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let text = serde_json::to_vec_pretty(st).expect("state");
     enos_runtime::fs::write_atomic(&dir.join("state.json"), &text, 0o640).map_err(|e| format!("{}: {e}", dir.join("state.json").display()))
 }
@@ -354,13 +356,19 @@ fn sync_dir(dir: &Path) {
 }
 
 /// Test hook: `ENOS_PACKAGE_CRASH_AT=<step>` ends the process at that step, as a power cut would
-/// (the tests kill the apply at each step and check the box after the next start).
+/// (the tests kill the apply at each step and check the box after the next start). Compiled into
+/// debug builds only (the end-to-end tests run those): a release build, what the image ships, has
+/// no such variable, so nothing in a gateway's environment can make an apply stop half way.
+#[cfg(debug_assertions)]
 fn crash_point(step: &str) {
     if std::env::var("ENOS_PACKAGE_CRASH_AT").is_ok_and(|s| s == step) {
         log::warn!("ENOS_PACKAGE_CRASH_AT={step}: stopping here");
         std::process::abort();
     }
 }
+
+#[cfg(not(debug_assertions))]
+fn crash_point(_step: &str) {}
 
 /// Writes the package's items under `dir` and validates them whole, as a local edit would be:
 /// the configuration with its point tables (`CollectorConfig::load`), every device model, every

@@ -57,42 +57,63 @@ fn limit_malloc_arenas() {
 static TO_JOURNAL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Logs to the journal when systemd connected us to it, else to stderr (tests, development,
-/// CI machines without a journal socket). Level from `ENOS_LOG` (`info` by default); it applies to
-/// the EnOS crates only, libraries stay at `info` (paho's and zbus's debug output would drown ours).
+/// CI machines without a journal socket). Level from `ENOS_LOG` (`info` by default), changed at
+/// run time by [`set_log_level`]; it applies to the EnOS crates only, libraries stay at `info` at
+/// most (paho's and zbus's debug output would drown ours).
 fn init_logging(service: &'static str) {
     let level = std::env::var("ENOS_LOG").ok().and_then(|l| l.parse::<log::LevelFilter>().ok()).unwrap_or(log::LevelFilter::Info);
-    let others = level.min(log::LevelFilter::Info);
+    OUR_LEVEL.store(level as usize, std::sync::atomic::Ordering::Relaxed);
     if std::env::var_os("JOURNAL_STREAM").is_some() {
         if let Ok(logger) = systemd_journal_logger::JournalLog::new() {
-            let logger = OursAt { inner: logger.with_syslog_identifier(service.to_string()), ours: level, others };
-            if log::set_boxed_logger(Box::new(logger)).is_ok() {
+            if log::set_boxed_logger(Box::new(OursAt { inner: logger.with_syslog_identifier(service.to_string()) })).is_ok() {
                 log::set_max_level(level);
                 TO_JOURNAL.store(true, std::sync::atomic::Ordering::Relaxed);
                 return;
             }
         }
     }
-    let _ = env_logger::Builder::new()
-        .filter_level(others)
-        .filter_module("enos", level)
+    // env_logger passes everything; OursAt filters, so the level can change.
+    let logger = env_logger::Builder::new()
+        .filter_level(log::LevelFilter::Trace)
         .format_target(false)
         .format(move |buf, rec| {
             use std::io::Write;
             writeln!(buf, "{} {service} {}: {}", buf.timestamp_millis(), rec.level(), rec.args())
         })
-        .try_init();
+        .build();
+    if log::set_boxed_logger(Box::new(OursAt { inner: logger })).is_ok() {
+        log::set_max_level(level);
+    }
 }
 
-/// The journal logger with one level for our crates (`enos_*`, `enosctl`) and another for libraries.
+/// The level of our crates (a `log::LevelFilter` as a number).
+static OUR_LEVEL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(log::LevelFilter::Info as usize);
+
+/// The level of the service's own log lines now.
+pub fn log_level() -> log::LevelFilter {
+    let n = OUR_LEVEL.load(std::sync::atomic::Ordering::Relaxed);
+    log::LevelFilter::iter().find(|l| *l as usize == n).unwrap_or(log::LevelFilter::Info)
+}
+
+/// Changes the level of the service's own log lines until it stops (`ENOS_LOG` at the next
+/// start); libraries stay at `info` at most. Returns the level before.
+pub fn set_log_level(level: log::LevelFilter) -> log::LevelFilter {
+    let old = log_level();
+    OUR_LEVEL.store(level as usize, std::sync::atomic::Ordering::Relaxed);
+    log::set_max_level(level);
+    old
+}
+
+/// A logger with the run-time level for our crates (`enos_*`, `enosctl`) and at most `info` for
+/// libraries.
 struct OursAt<L> {
     inner: L,
-    ours: log::LevelFilter,
-    others: log::LevelFilter,
 }
 
 impl<L: log::Log> log::Log for OursAt<L> {
     fn enabled(&self, m: &log::Metadata) -> bool {
-        m.level() <= if m.target().starts_with("enos") { self.ours } else { self.others }
+        let ours = log_level();
+        m.level() <= if m.target().starts_with("enos") { ours } else { ours.min(log::LevelFilter::Info) }
     }
     fn log(&self, r: &log::Record) {
         if self.enabled(r.metadata()) {

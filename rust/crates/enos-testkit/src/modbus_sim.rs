@@ -41,6 +41,9 @@ pub struct State {
     /// Register reads of more than this many registers answer IllegalDataValue (03), like
     /// devices with a small request buffer.
     pub max_read: Option<u16>,
+    /// Every request is answered after this many milliseconds (a slow device, e.g. behind a busy
+    /// gateway), unless `late` says otherwise for a read's address.
+    pub slow_ms: Option<u64>,
 }
 
 #[derive(Clone)]
@@ -59,8 +62,10 @@ impl tokio_modbus::server::Service for SimDevice {
             let s = self.state.lock().unwrap();
             match req.request {
                 Request::ReadHoldingRegisters(a, _) | Request::ReadInputRegisters(a, _) if req.slave == s.unit => {
-                    s.late.filter(|&(start, _)| start == a).map(|(_, ms)| ms)
+                    s.late.filter(|&(start, _)| start == a).map(|(_, ms)| ms).or(s.slow_ms)
                 }
+                // a slow device is slow for everything (coils too)
+                _ if req.slave == s.unit => s.slow_ms,
                 _ => None,
             }
         };

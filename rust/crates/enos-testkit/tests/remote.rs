@@ -9,8 +9,8 @@ use serde_json::{json, Value};
 use std::time::Duration;
 
 /// Quick monitoring for tests; the log upload reads the services' log file.
-const MONITOR_TOML: &str =
-    "\n[monitor]\ncheck_s = 1\nnetwork_report_s = 1\nlog_file = \"{dir}/services.log\"\nlog_max_lines = 50\nlog_max_bytes = 4096\n";
+const MONITOR_TOML: &str = "\n[monitor]\ncheck_s = 1\nnetwork_report_s = 1\nlog_file = \"{dir}/services.log\"\nlog_max_lines = 50\n\
+     log_max_bytes = 4096\nota_config = \"{dir}/ota.toml\"\nweb_config = \"{dir}/web.toml\"\n";
 
 async fn edge() -> Edge {
     let e = Edge::start_with(MONITOR_TOML).await;
@@ -51,6 +51,65 @@ async fn the_cloud_reads_the_configuration_without_secrets() {
     let dev = &r["data"]["collector"]["device"][0];
     assert_eq!((dev["id"].as_str(), dev["points"].as_u64()), (Some("inv01"), Some(5)), "{r}");
     assert_eq!(dev["poll_groups"][0], json!({"name": "fast", "interval_ms": 100}), "{r}");
+    // the update agent and the web center: their files, secrets replaced; no file is the defaults
+    assert_eq!(r["data"]["ota"], json!({"file": e.dir.path().join("ota.toml"), "settings": {}}), "{r}");
+    std::fs::write(e.dir.path().join("ota.toml"), "allow_http = false\nhealth_timeout_s = 300\n").unwrap();
+    std::fs::write(e.dir.path().join("web.toml"), "listen = \"0.0.0.0:443\"\n[provisioning]\nadmin_password = \"web-secret\"\n").unwrap();
+    let r = call(&e, "c1b", "getConfig", json!({})).await;
+    assert_eq!(r["data"]["ota"]["settings"]["health_timeout_s"], 300, "{r}");
+    assert_eq!(r["data"]["web"]["settings"]["listen"], "0.0.0.0:443", "{r}");
+    assert_eq!(r["data"]["web"]["settings"]["provisioning"]["admin_password"], "(secret)", "{r}");
+    assert!(!r.to_string().contains("web-secret"), "a secret in {r}");
+    std::fs::write(e.dir.path().join("web.toml"), "listen = [").unwrap();
+    let r = call(&e, "c1c", "getConfig", json!({})).await;
+    let why = r["data"]["web"]["unavailable"].as_str().unwrap_or_default();
+    assert!(why.contains("web.toml: not valid TOML"), "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_that_stops_the_device_collecting_is_rolled_back_and_the_cloud_hears_why() {
+    let e = edge().await;
+    // A device that answers in 300 ms: fine with the 2 s timeout, never with 50 ms.
+    e.sim.with(|s| s.slow_ms = Some(300));
+    wait_for(30, "inv01 collecting", || e.cloud.with(|r| (r.points.iter().filter(|p| p.point == "counter").count() > 3).then_some(())))
+        .await;
+    let name = "collector.device.inv01.timeout_ms";
+    let r = call(&e, "t1", "setParameter", json!({"name": name, "value": 50})).await;
+    assert_eq!(r["code"], enos_cloud::codes::write_failed(None), "{r}");
+    let msg = r["message"].as_str().unwrap();
+    assert!(msg.starts_with("collector.device.inv01.timeout_ms: device \"inv01\" did not come up with 50 ("), "{msg}");
+    assert!(msg.ends_with("; rolled back to 2000"), "{msg}");
+    let log = log_text(&e);
+    assert!(log.contains(&format!("AUDIT the cloud (request t1) set {name}: 2000 -> 50")), "the change is audited");
+    assert!(log.contains(&format!("AUDIT the cloud (request t1) set {name}: 50 -> 2000 (rolled back to 2000)")), "the rollback is audited");
+    // the old value is in force again: the file as it was, the device collecting
+    let now = std::fs::read_to_string(e.dir.path().join("collector.toml")).unwrap();
+    assert!(now.contains("timeout_ms = 2000") && !now.contains("timeout_ms = 50\n"), "the file does not hold the old value:\n{now}");
+    let n = e.cloud.with(|r| r.points.iter().filter(|p| p.point == "counter").count());
+    wait_for(30, "inv01 collecting again", || {
+        e.cloud.with(|r| (r.points.iter().filter(|p| p.point == "counter").count() > n + 3).then_some(()))
+    })
+    .await;
+    let r = call(&e, "t2", "getConfig", json!({})).await;
+    assert_eq!(r["data"]["collector"]["device"][0]["timeout_ms"], 2000, "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_uplink_log_level_is_changed_at_run_time() {
+    let e = edge().await;
+    let acked = |e: &Edge| log_text(e).matches("acked: records").count();
+    assert_eq!(acked(&e), 0, "debug lines at level info");
+    let r = call(&e, "l1", "setParameter", json!({"name": "uplink.log_level", "value": "debug"})).await;
+    assert_eq!(r["data"], json!({"name": "uplink.log_level", "old": "info", "new": "debug", "changed": true}), "{r}");
+    assert!(log_text(&e).contains("AUDIT the cloud (request l1) set uplink.log_level: \"info\" -> \"debug\""), "no audit line");
+    wait_for(30, "the uplink's debug lines", || (acked(&e) > 2).then_some(())).await;
+    let r = call(&e, "l2", "setParameter", json!({"name": "uplink.log_level", "value": "INFO"})).await;
+    assert_eq!(r["data"]["new"], "info", "{r}");
+    // a message delivered after this reply is not logged at debug any more
+    let n = acked(&e);
+    let delivered = e.cloud.with(|r| r.points.len());
+    wait_for(30, "more deliveries", || e.cloud.with(|r| (r.points.len() > delivered + 10).then_some(()))).await;
+    assert!(acked(&e) <= n + 1, "debug lines after going back to info");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -77,10 +136,11 @@ async fn an_unknown_or_out_of_bounds_parameter_is_refused_in_words_and_nothing_c
     let file = std::fs::read(e.dir.path().join("collector.toml")).unwrap();
     let cases = [
         (
-            "collector.device.inv01.timeout_ms",
-            json!(500),
-            "\"collector.device.inv01.timeout_ms\" is not a parameter the cloud may change (these are: ",
+            "collector.device.inv01.retries",
+            json!(5),
+            "\"collector.device.inv01.retries\" is not a parameter the cloud may change (these are: ",
         ),
+        ("uplink.log_level", json!("loud"), "uplink.log_level: \"loud\" is not a log level (error, warn, info, debug, trace)"),
         (
             "collector.device.inv01.poll_group.fast.interval_ms",
             json!(5),

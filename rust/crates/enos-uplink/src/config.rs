@@ -172,11 +172,23 @@ pub struct MonitorConfig {
     /// Bounds of one `uploadLogs`: lines and bytes of text in all its messages.
     pub log_max_lines: usize,
     pub log_max_bytes: usize,
+    /// The update agent's and the web center's configuration files `getConfig` shows; absent →
+    /// the file each service reads by default (`enos_config::default_config_path`).
+    pub ota_config: Option<PathBuf>,
+    pub web_config: Option<PathBuf>,
 }
 
 impl Default for MonitorConfig {
     fn default() -> Self {
-        MonitorConfig { check_s: 5, network_report_s: 600, log_file: None, log_max_lines: 1000, log_max_bytes: 256 * 1024 }
+        MonitorConfig {
+            check_s: 5,
+            network_report_s: 600,
+            log_file: None,
+            log_max_lines: 1000,
+            log_max_bytes: 256 * 1024,
+            ota_config: None,
+            web_config: None,
+        }
     }
 }
 

@@ -11,80 +11,135 @@ use crate::state::Shared;
 use enos_bus::CollectorProxy;
 use enos_cloud::codes;
 use serde_json::{json, Value};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// What stands in for a secret in `getConfig`.
 pub const SECRET_MARKER: &str = "(secret)";
 
-/// How long a changed device may take to come up before the change is rolled back.
+/// How long a changed device may take to collect again before the change is rolled back.
 const COME_UP_S: u64 = 10;
 
-/// The parameters the cloud may change: name (`{id}`/`{group}` stand for a device and one of its
-/// poll groups), bounds (inclusive) and what it is, for the error message and the docs.
-pub const PARAMETERS: &[(&str, u64, u64, &str)] = &[
-    ("collector.push.interval_ms", 50, 60_000, "how often the collector hands samples to the uplink"),
-    ("collector.push.max_samples", 100, 1_000_000, "samples that make the collector hand over at once"),
-    ("collector.device.{id}.poll_group.{group}.interval_ms", 10, 86_400_000, "the poll interval of one poll group of a device"),
-];
-
-/// A parameter name read: where it lives in the collector's configuration document.
-#[derive(Debug, PartialEq)]
-enum Target {
-    Push(&'static str),
-    PollGroup { device: String, group: String },
+/// What a parameter's value is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    /// A whole number within these bounds (inclusive).
+    Number(u64, u64),
+    /// A log level: `error`, `warn`, `info`, `debug`, `trace`.
+    Level,
 }
 
-/// `name` → its target and bounds, or why it is not one the cloud may change.
-fn target(name: &str) -> Result<(Target, u64, u64), String> {
-    let bounds = |i: usize| (PARAMETERS[i].1, PARAMETERS[i].2);
+/// A parameter the cloud may change: its name (`{id}`/`{group}` stand for a device and one of
+/// its poll groups) and its kind. What each is: `docs/cloud-protocol.md`.
+pub struct Parameter {
+    pub name: &'static str,
+    kind: Kind,
+}
+
+pub const PARAMETERS: &[Parameter] = &[
+    Parameter { name: "collector.push.interval_ms", kind: Kind::Number(50, 60_000) },
+    Parameter { name: "collector.push.max_samples", kind: Kind::Number(100, 1_000_000) },
+    Parameter { name: "collector.device.{id}.poll_group.{group}.interval_ms", kind: Kind::Number(10, 86_400_000) },
+    Parameter { name: "collector.device.{id}.timeout_ms", kind: Kind::Number(10, 60_000) },
+    Parameter { name: "uplink.log_level", kind: Kind::Level },
+];
+
+/// A parameter name read: where it lives.
+#[derive(Debug, PartialEq)]
+enum Target {
+    /// A key of the collector's `[push]`.
+    Push(&'static str),
+    PollGroup {
+        device: String,
+        group: String,
+    },
+    /// A key of a device's settings.
+    Device {
+        device: String,
+        key: &'static str,
+    },
+    /// The uplink's own log level (`enos_runtime::set_log_level`).
+    UplinkLogLevel,
+}
+
+impl Target {
+    /// The collector's device the change concerns: it must still collect afterwards.
+    fn device(&self) -> Option<&str> {
+        match self {
+            Target::PollGroup { device, .. } | Target::Device { device, .. } => Some(device),
+            _ => None,
+        }
+    }
+}
+
+/// `name` → its target and kind, or why it is not one the cloud may change.
+fn target(name: &str) -> Result<(Target, Kind), String> {
+    let kind = |i: usize| PARAMETERS[i].kind;
     let t = match name {
-        "collector.push.interval_ms" => (Target::Push("interval_ms"), bounds(0)),
-        "collector.push.max_samples" => (Target::Push("max_samples"), bounds(1)),
+        "collector.push.interval_ms" => (Target::Push("interval_ms"), kind(0)),
+        "collector.push.max_samples" => (Target::Push("max_samples"), kind(1)),
+        "uplink.log_level" => (Target::UplinkLogLevel, kind(4)),
         _ => {
-            let rest = name.strip_prefix("collector.device.").and_then(|r| r.strip_suffix(".interval_ms"));
-            match rest.and_then(|r| r.split_once(".poll_group.")) {
-                Some((d, g)) if !d.is_empty() && !g.is_empty() => (Target::PollGroup { device: d.into(), group: g.into() }, bounds(2)),
+            let rest = name.strip_prefix("collector.device.");
+            let group = rest.and_then(|r| r.strip_suffix(".interval_ms")).and_then(|r| r.split_once(".poll_group."));
+            let timeout = rest.and_then(|r| r.strip_suffix(".timeout_ms")).filter(|d| !d.contains(".poll_group."));
+            match (group, timeout) {
+                (Some((d, g)), _) if !d.is_empty() && !g.is_empty() => (Target::PollGroup { device: d.into(), group: g.into() }, kind(2)),
+                (_, Some(d)) if !d.is_empty() => (Target::Device { device: d.into(), key: "timeout_ms" }, kind(3)),
                 _ => {
-                    let names: Vec<&str> = PARAMETERS.iter().map(|p| p.0).collect();
+                    let names: Vec<&str> = PARAMETERS.iter().map(|p| p.name).collect();
                     return Err(format!("\"{name}\" is not a parameter the cloud may change (these are: {})", names.join(", ")));
                 }
             }
         }
     };
-    Ok((t.0, t.1 .0, t.1 .1))
+    Ok(t)
 }
 
-/// The number asked for: a JSON number or a numeric string, within the bounds.
-fn value_of(name: &str, v: &Value, min: u64, max: u64) -> Result<u64, String> {
-    let n = match v {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.trim().parse::<u64>().ok(),
-        _ => None,
-    };
-    match n {
-        Some(n) if (min..=max).contains(&n) => Ok(n),
-        Some(n) => Err(format!("{name}: {n} is out of bounds ({min}-{max})")),
-        None => Err(format!("{name}: {v} is not a whole number")),
+/// The value asked for, as the parameter's kind wants it: a number (a JSON number or a numeric
+/// string) within the bounds, or a level word.
+fn value_of(name: &str, v: &Value, kind: Kind) -> Result<Value, String> {
+    match kind {
+        Kind::Number(min, max) => {
+            let n = match v {
+                Value::Number(n) => n.as_u64(),
+                Value::String(s) => s.trim().parse::<u64>().ok(),
+                _ => None,
+            };
+            match n {
+                Some(n) if (min..=max).contains(&n) => Ok(json!(n)),
+                Some(n) => Err(format!("{name}: {n} is out of bounds ({min}-{max})")),
+                None => Err(format!("{name}: {v} is not a whole number")),
+            }
+        }
+        Kind::Level => match v.as_str().map(|s| s.trim().to_ascii_lowercase()) {
+            Some(l) if ["error", "warn", "info", "debug", "trace"].contains(&l.as_str()) => Ok(json!(l)),
+            _ => Err(format!("{name}: {v} is not a log level (error, warn, info, debug, trace)")),
+        },
     }
 }
 
 /// The field `t` names in the collector's configuration document.
 fn field<'a>(doc: &'a mut Value, t: &Target) -> Result<&'a mut Value, String> {
+    let device = |doc: &'a mut Value, device: &str| {
+        doc.get_mut("device")
+            .and_then(|d| d.as_array_mut())
+            .and_then(|a| a.iter_mut().find(|d| d["id"] == device))
+            .ok_or_else(|| format!("the collector has no device \"{device}\""))
+    };
     match t {
         Target::Push(key) => doc.get_mut("push").and_then(|p| p.get_mut(*key)).ok_or_else(|| format!("the collector has no push.{key}")),
-        Target::PollGroup { device, group } => {
-            let dev = doc
-                .get_mut("device")
-                .and_then(|d| d.as_array_mut())
-                .and_then(|a| a.iter_mut().find(|d| d["id"] == device.as_str()))
-                .ok_or_else(|| format!("the collector has no device \"{device}\""))?;
-            dev.get_mut("poll_groups")
-                .and_then(|g| g.as_array_mut())
-                .and_then(|a| a.iter_mut().find(|g| g["name"] == group.as_str()))
-                .and_then(|g| g.get_mut("interval_ms"))
-                .ok_or_else(|| format!("device \"{device}\" has no poll group \"{group}\""))
+        Target::PollGroup { device: d, group } => device(doc, d)?
+            .get_mut("poll_groups")
+            .and_then(|g| g.as_array_mut())
+            .and_then(|a| a.iter_mut().find(|g| g["name"] == group.as_str()))
+            .and_then(|g| g.get_mut("interval_ms"))
+            .ok_or_else(|| format!("device \"{d}\" has no poll group \"{group}\"")),
+        Target::Device { device: d, key } => {
+            device(doc, d)?.get_mut(*key).ok_or_else(|| format!("device \"{d}\" has no setting {key} (its protocol has none)"))
         }
+        Target::UplinkLogLevel => Err("the log level is not in the collector's configuration".into()),
     }
 }
 
@@ -118,8 +173,40 @@ async fn collector_config(p: &CollectorProxy<'_>) -> Result<Value, String> {
     serde_json::from_str(&j).map_err(|e| format!("the collector's configuration is not readable: {e}"))
 }
 
-/// `getConfig`: `{collector, uplink}`, secrets replaced; a device's points are counted, not
-/// listed (a table of thousands would not fit one message; `points` is their number).
+/// Another service's configuration file for `getConfig`: `{file, settings}` (secrets replaced;
+/// `settings` empty when there is no file: the service's built-in defaults), or `{unavailable}`
+/// saying why it cannot be read. By default the file the service itself reads: its operator copy
+/// on `/data` (whose directory only that service may read: then said so), else the image's.
+fn service_file(service: &str, configured: Option<&Path>) -> Value {
+    let path = match configured {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let own = enos_config::operator_config_path(service);
+            match std::fs::metadata(&own) {
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                    return json!({ "unavailable": format!("{}: only {service} may read its directory", own.display()) });
+                }
+                _ => enos_config::default_config_path(service),
+            }
+        }
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return json!({ "file": path, "settings": {} }),
+        Err(e) => return json!({ "unavailable": format!("{}: {e}", path.display()) }),
+    };
+    match toml::from_str::<toml::Table>(&text) {
+        Ok(t) => {
+            let mut settings = serde_json::to_value(t).unwrap_or(Value::Null);
+            redact(&mut settings);
+            json!({ "file": path, "settings": settings })
+        }
+        Err(e) => json!({ "unavailable": format!("{}: not valid TOML: {}", path.display(), e.message()) }),
+    }
+}
+
+/// `getConfig`: `{collector, uplink, ota, web}`, secrets replaced; a device's points are counted,
+/// not listed (a table of thousands would not fit one message; `points` is their number).
 pub async fn get_config(shared: &Arc<Shared>) -> Answer {
     let mut uplink = serde_json::to_value(&shared.cfg).unwrap_or(Value::Null);
     redact(&mut uplink);
@@ -134,7 +221,9 @@ pub async fn get_config(shared: &Arc<Shared>) -> Answer {
         }
     }
     redact(&mut collector);
-    Answer::ok(json!({ "collector": collector, "uplink": uplink }))
+    let m = &shared.cfg.monitor;
+    let (ota, web) = (service_file("ota", m.ota_config.as_deref()), service_file("web", m.web_config.as_deref()));
+    Answer::ok(json!({ "collector": collector, "uplink": uplink, "ota": ota, "web": web }))
 }
 
 /// `setParameter {name, value}`: the change applied through the collector's `ApplyConfig` (its
@@ -155,22 +244,37 @@ async fn change(shared: &Arc<Shared>, request: &str, name: &str, v: &Value) -> R
     if name.is_empty() {
         return Err(bad("setParameter needs \"name\" (the parameter) and \"value\"".into()));
     }
-    let (t, min, max) = target(name).map_err(bad)?;
-    let new = value_of(name, v, min, max).map_err(bad)?;
+    let (t, kind) = target(name).map_err(bad)?;
+    let new = value_of(name, v, kind).map_err(bad)?;
+    if t == Target::UplinkLogLevel {
+        let level: log::LevelFilter =
+            new.as_str().unwrap_or("info").parse().map_err(|_| bad(format!("{name}: {new} is not a log level")))?;
+        let old = json!(enos_runtime::set_log_level(level).to_string().to_ascii_lowercase());
+        if old != new {
+            log::warn!("AUDIT the cloud (request {request}) set {name}: {old} -> {new}");
+        }
+        return Ok(json!({ "name": name, "old": old, "new": new, "changed": old != new }));
+    }
     let failed = |m: String| (codes::write_failed(None), m);
     let p = collector(shared).await.map_err(failed)?;
     let before = collector_config(&p).await.map_err(failed)?;
     let mut after = before.clone();
     let slot = field(&mut after, &t).map_err(bad)?;
     let old = slot.clone();
-    if old.as_u64() == Some(new) {
+    if old == new {
         return Ok(json!({ "name": name, "old": old, "new": new, "changed": false }));
     }
-    *slot = json!(new);
+    *slot = new.clone();
+    // Whether the device collected before: then it must collect with the change too.
+    let was_online = match t.device() {
+        Some(d) => device_status(&p, d).await.is_some_and(|s| s.state == "online"),
+        None => false,
+    };
+    let since = enos_batch::now_ms();
     apply(&p, &after).await.map_err(|why| bad(format!("{name}: the collector refused {new}: {why}")))?;
     log::info!("AUDIT the cloud (request {request}) set {name}: {old} -> {new}");
-    if let Target::PollGroup { device, .. } = &t {
-        if let Err(why) = comes_up(&p, device).await {
+    if let Some(device) = t.device() {
+        if let Err(why) = comes_up(&p, device, was_online, since).await {
             let undone = apply(&p, &before).await;
             let how = match &undone {
                 Ok(()) => format!("rolled back to {old}"),
@@ -199,20 +303,29 @@ async fn apply(p: &CollectorProxy<'_>, doc: &Value) -> Result<(), String> {
     Err(if why.is_empty() { "no reason given".into() } else { why.join("; ") })
 }
 
-/// Waits until `device` is anything but `failed` (its driver started with the change).
-async fn comes_up(p: &CollectorProxy<'_>, device: &str) -> Result<(), String> {
+async fn device_status(p: &CollectorProxy<'_>, device: &str) -> Option<enos_bus::DeviceStatus> {
+    let list = p.list_devices().await.ok()?;
+    serde_json::from_str::<Vec<enos_bus::DeviceStatus>>(&list).ok()?.into_iter().find(|d| d.id == device)
+}
+
+/// Waits until `device` came up with the change: collecting again (`online` with a good poll
+/// after `since_ms`) when it collected before, else anything but `failed` (its driver started;
+/// a device that was offline before cannot be asked to answer now).
+async fn comes_up(p: &CollectorProxy<'_>, device: &str, was_online: bool, since_ms: u64) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(COME_UP_S);
-    let mut last = String::from("no state reported");
     loop {
         // give the engine a moment to swap the driver before looking
         tokio::time::sleep(Duration::from_millis(300)).await;
-        if let Ok(Ok(list)) = p.list_devices().await.map(|j| serde_json::from_str::<Vec<enos_bus::DeviceStatus>>(&j)) {
-            match list.iter().find(|d| d.id == device) {
-                Some(d) if d.state != "failed" => return Ok(()),
-                Some(d) => last = d.last_error.clone().unwrap_or_else(|| "failed".into()),
-                None => last = "it is no longer listed".into(),
+        let last = match device_status(p, device).await {
+            Some(d) if was_online && d.state == "online" && d.last_ok_ms.is_some_and(|t| t >= since_ms) => return Ok(()),
+            Some(d) if !was_online && d.state != "failed" => return Ok(()),
+            Some(d) => {
+                let why = d.last_error.clone().map(|e| format!(": {e}")).unwrap_or_default();
+                let state = if d.state == "online" { "no good poll".to_string() } else { d.state.clone() };
+                format!("{state} {COME_UP_S} s after the change{why}")
             }
-        }
+            None => "it is no longer listed".into(),
+        };
         if tokio::time::Instant::now() >= deadline {
             return Err(last);
         }
@@ -225,14 +338,23 @@ mod tests {
 
     #[test]
     fn names_and_bounds() {
-        assert_eq!(target("collector.push.interval_ms").unwrap(), (Target::Push("interval_ms"), 50, 60_000));
+        assert_eq!(target("collector.push.interval_ms").unwrap(), (Target::Push("interval_ms"), Kind::Number(50, 60_000)));
         let (t, ..) = target("collector.device.inv01.poll_group.fast.interval_ms").unwrap();
         assert_eq!(t, Target::PollGroup { device: "inv01".into(), group: "fast".into() });
-        let e = target("collector.device.inv01.timeout_ms").unwrap_err();
-        assert!(e.starts_with("\"collector.device.inv01.timeout_ms\" is not a parameter the cloud may change (these are: "), "{e}");
-        assert_eq!(value_of("x", &json!(5), 10, 20).unwrap_err(), "x: 5 is out of bounds (10-20)");
-        assert_eq!(value_of("x", &json!("15"), 10, 20), Ok(15));
-        assert_eq!(value_of("x", &json!(true), 10, 20).unwrap_err(), "x: true is not a whole number");
+        let (t, k) = target("collector.device.inv01.timeout_ms").unwrap();
+        assert_eq!((t, k), (Target::Device { device: "inv01".into(), key: "timeout_ms" }, Kind::Number(10, 60_000)));
+        assert_eq!(target("uplink.log_level").unwrap(), (Target::UplinkLogLevel, Kind::Level));
+        let e = target("collector.device.inv01.retries").unwrap_err();
+        assert!(e.starts_with("\"collector.device.inv01.retries\" is not a parameter the cloud may change (these are: "), "{e}");
+        let n = Kind::Number(10, 20);
+        assert_eq!(value_of("x", &json!(5), n).unwrap_err(), "x: 5 is out of bounds (10-20)");
+        assert_eq!(value_of("x", &json!("15"), n), Ok(json!(15)));
+        assert_eq!(value_of("x", &json!(true), n).unwrap_err(), "x: true is not a whole number");
+        assert_eq!(value_of("x", &json!("DEBUG"), Kind::Level), Ok(json!("debug")));
+        assert_eq!(
+            value_of("x", &json!("loud"), Kind::Level).unwrap_err(),
+            "x: \"loud\" is not a log level (error, warn, info, debug, trace)"
+        );
     }
 
     #[test]

@@ -16,6 +16,9 @@ use std::time::Duration;
 
 /// A cloud connection test makes a whole CONNECT: longer than an ordinary call.
 const CLOUD_TEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// A package install waits for the new configuration's devices (the collector's health deadline,
+/// `--package-health-timeout-s`, 60 s by default) and may roll back: longer still.
+const PACKAGE_TIMEOUT: Duration = Duration::from_secs(150);
 
 pub struct Services {
     collector: CollectorProxy<'static>,
@@ -86,6 +89,17 @@ impl Services {
 
     pub async fn live_values(&self, device: &str, since_ms: u64) -> Result<Value, ApiError> {
         decode("collector", call("collector", self.timeout, self.collector.live_values(device, since_ms)).await?)
+    }
+
+    /// Installs a resource package: `{"ok", "name", "version", "outcome", "reason"}`, once the
+    /// collector has installed, refused or rolled it back (its health deadline included).
+    pub async fn install_package(&self, package: &[u8]) -> Result<Value, ApiError> {
+        decode("collector", call("collector", PACKAGE_TIMEOUT, self.collector.install_package(package)).await?)
+    }
+
+    /// The installed resource package and the history: `{"installed", "history"}`.
+    pub async fn packages(&self) -> Result<Value, ApiError> {
+        decode("collector", call("collector", self.timeout, self.collector.packages()).await?)
     }
 
     // ---- the uplink ----

@@ -13,6 +13,7 @@ mod http;
 mod live;
 mod maint;
 mod metrics;
+mod packages;
 mod quality;
 mod router;
 mod setup_code;

@@ -5,7 +5,7 @@ use crate::access::{guard, Access, Caller};
 use crate::accounts::Role;
 use crate::http::{self, add_security_headers, decode_segment, header, ApiError, ApiResult, Resp};
 use crate::state::{App, Conn};
-use crate::{assets, devcfg, devices, live, maint, metrics, signin, users};
+use crate::{assets, devcfg, devices, live, maint, metrics, packages, signin, users};
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use std::future::Future;
@@ -183,6 +183,11 @@ fn table<'a>(app: &'a App, peer: IpAddr, seg: &[&str], path: &str) -> Result<Vec
         ["api", "system"] => vec![read(M::GET, Viewer, move |_, _| maint::system(app))],
         ["api", "system", "reboot"] => vec![change(M::POST, Admin, move |_, c| maint::reboot(app, c))],
         ["api", "diagnostics"] => vec![read(M::GET, Admin, move |_, c| maint::diagnostics(app, c))],
+        // resource packages (docs/packages.md)
+        ["api", "packages"] => vec![
+            read(M::GET, Viewer, move |_, _| packages::list(app)),
+            change(M::POST, Admin, move |req, c| packages::install(app, req, c)),
+        ],
         ["api", ..] => return Err(ApiError::not_found()),
         ["metrics"] => {
             let run = move || async move {

@@ -206,6 +206,8 @@ struct Edge {
     port: u16,
     web: Proc,
     services: Option<Services>,
+    /// The private package key (PEM) matching the collector's `ENOS_PACKAGE_KEY` (full edge only).
+    package_key: String,
 }
 
 impl Edge {
@@ -213,7 +215,7 @@ impl Edge {
     fn web_only(extra: &str) -> Edge {
         let dir = tempfile::tempdir().unwrap();
         let bus = Bus::start(dir.path());
-        let mut e = Edge { port: 0, web: Proc { child: None, name: String::new() }, dir, bus, services: None };
+        let mut e = Edge { port: 0, web: Proc { child: None, name: String::new() }, dir, bus, services: None, package_key: String::new() };
         e.start_web(extra);
         e
     }
@@ -238,12 +240,17 @@ impl Edge {
         let uplink = spawn_service("enos-uplink", &d.join("uplink.toml"), &e.bus.address, &log);
         let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../meta-enos-edge/recipes-enos/enos-edge/files/device-models");
         let models = models.to_string_lossy().into_owned();
+        // The box's package key; its private half stays in this process (the package tests).
+        let (private, public) = enos_package::key::generate();
+        std::fs::write(d.join("package-key.pem"), public).unwrap();
+        e.package_key = private;
+        let key = d.join("package-key.pem").to_string_lossy().into_owned();
         let collector = spawn_service_env(
             "enos-collector",
             &d.join("collector.toml"),
             &e.bus.address,
             &log,
-            &[("ENOS_DEVICE_MODELS", models.as_str())],
+            &[("ENOS_DEVICE_MODELS", models.as_str()), ("ENOS_PACKAGE_KEY", key.as_str()), ("ENOS_PACKAGE_HEALTH_TIMEOUT_S", "3")],
         );
         e.services = Some(Services { _broker: broker, _cloud: cloud, sim, _collector: collector, _uplink: uplink });
         e
@@ -1606,4 +1613,124 @@ async fn an_upload_without_a_length_stops_before_the_data_partition_fills() {
     assert!(r.json()["error"].as_str().unwrap().contains("must stay free"), "{}", r.text());
     let left: Vec<_> = std::fs::read_dir(e.state_dir().join("upload")).unwrap().collect();
     assert!(left.is_empty(), "the part is removed: {left:?}");
+}
+
+// ---- resource packages uploaded in the web center ----
+
+impl Edge {
+    /// A package of the box's configuration with `table` as inv01's point table.
+    fn package(&self, version: &str, config: &str, table: &str, signed: bool) -> Vec<u8> {
+        use enos_package::build::{build, Source};
+        use enos_package::ItemType;
+        let items = [
+            Source { path: "collector.toml".into(), kind: ItemType::CollectorConfig, data: config.as_bytes().to_vec() },
+            Source { path: "points/inv01.csv".into(), kind: ItemType::PointTable, data: table.as_bytes().to_vec() },
+        ];
+        let key = signed.then(|| enos_package::key::private_from_pem(&self.package_key).unwrap());
+        build("site", version, &items, key.as_ref())
+    }
+
+    /// The box's configuration, its point table taken from the package.
+    fn site_config(&self) -> String {
+        collector_toml(&self.sim().addr.to_string()).replace("points_csv = \"inv01.csv\"", "points_csv = \"points/inv01.csv\"")
+    }
+}
+
+/// Uploads a package file as the page does.
+async fn upload_package(c: &Client, body: &[u8], content_type: &str) -> Resp {
+    let mut h: Vec<(&str, &str)> = vec![("Content-Type", content_type)];
+    if let Some(k) = &c.cookie {
+        h.push(("Cookie", k));
+    }
+    if let Some(t) = &c.csrf {
+        h.push(("X-CSRF-Token", t));
+    }
+    raw(c.port, &request("POST", "/api/packages", &h, Some(body))).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packages_are_uploaded_verified_applied_rolled_back_and_listed() {
+    let e = Edge::full("").await;
+    let admin = e.admin().await;
+    let viewer = e.add_user(&admin, "vic", "viewer").await;
+    until(30, "inv01 online", || async {
+        device_state(&viewer.get("/api/devices").await.json(), "inv01").filter(|d| d["state"] == "online")
+    })
+    .await;
+    e.sim().with(|s| {
+        s.holding.insert(30, 4242);
+    });
+    let cfg_file = e.dir.path().join("collector.toml");
+    let before = std::fs::read_to_string(&cfg_file).unwrap();
+    let empty = viewer.get("/api/packages").await;
+    assert_eq!(empty.status, 200, "{}", empty.text());
+    assert_eq!(empty.json()["installed"], Value::Null);
+
+    let extra = format!("{POINTS_CSV}extra,holding,30,u16,,,fast,r,,,\n");
+    let good = e.package("1.0.0", &e.site_config(), &extra, true);
+    // only an admin, with the CSRF token, of the right type, not empty
+    assert_eq!(upload_package(&viewer, &good, "application/octet-stream").await.status, 403);
+    assert_eq!(upload_package(&Client { csrf: None, ..admin.clone() }, &good, "application/octet-stream").await.status, 403);
+    let r = upload_package(&admin, &good, "text/plain").await;
+    assert_eq!(r.status, 415, "{}", r.text());
+    let r = upload_package(&admin, b"", "application/octet-stream").await;
+    assert_eq!((r.status, r.json()["error"].clone()), (400, json!("the upload is empty: choose a package file")));
+
+    // refused in words, nothing changed
+    let unsigned = e.package("1.0.0", &e.site_config(), &extra, false);
+    let mut tampered: Value = serde_json::from_slice(&good).unwrap();
+    tampered["manifest"] = tampered["manifest"].as_str().unwrap().replace("\"1.0.0\"", "\"9.0.0\"").into();
+    let tampered = serde_json::to_vec(&tampered).unwrap();
+    let invalid_table = e.package("1.0.0", &e.site_config(), &format!("{POINTS_CSV}extra,holding,30,u17,,,fast,r,,,\n"), true);
+    let invalid_device = e.package("1.0.0", &e.site_config().replace("retries = 0", "retries = \"often\""), &extra, true);
+    for (what, pkg, words) in [
+        ("unsigned", &unsigned, "the package was refused: the package is not signed"),
+        ("tampered", &tampered, "was refused: the package's signature does not match"),
+        ("invalid table", &invalid_table, "package site 1.0.0 was refused: item \"collector.toml\""),
+        ("invalid device", &invalid_device, "package site 1.0.0 was refused: item \"collector.toml\""),
+        ("not a package", &b"{\"hello\": 1}".to_vec(), "was refused"),
+    ] {
+        let r = upload_package(&admin, pkg, "application/octet-stream").await;
+        assert_eq!(r.status, 422, "{what}: {}", r.text());
+        let msg = r.json()["error"].as_str().unwrap().to_string();
+        assert!(msg.contains(words), "{what}: {msg}");
+        assert!(!msg.contains("org.enos") && !msg.contains("Some("), "{what}: words only: {msg}");
+        if what == "invalid table" {
+            assert!(
+                msg.contains("points/inv01.csv") && msg.contains("column \"type\"") && msg.contains("u17"),
+                "names table, column, value: {msg}"
+            );
+        }
+        if what == "invalid device" {
+            assert!(msg.contains("device \"inv01\"") && msg.contains("retries"), "names device and field: {msg}");
+        }
+        assert_eq!(std::fs::read_to_string(&cfg_file).unwrap(), before, "{what}: the configuration changed");
+    }
+
+    // installed: the new point is collected
+    let r = upload_package(&admin, &good, "application/octet-stream").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!((r.json()["outcome"].clone(), r.json()["version"].clone()), (json!("installed"), json!("1.0.0")));
+    until(20, "the new point read", || async {
+        let live = viewer.get("/api/live").await.json();
+        live.to_string().contains("extra").then_some(())
+    })
+    .await;
+
+    // a configuration whose device does not answer: rolled back after the health deadline
+    let dead = e.site_config().replace(&e.sim().addr.to_string(), "127.0.0.1:9");
+    let r = upload_package(&admin, &e.package("2.0.0", &dead, &extra, true), "application/octet-stream").await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    let msg = r.json()["error"].as_str().unwrap().to_string();
+    assert!(msg.starts_with("package site 2.0.0 was rolled back: device \"inv01\" was not collecting"), "{msg}");
+    assert!(std::fs::read_to_string(&cfg_file).unwrap().contains(&e.sim().addr.to_string()), "the working configuration is back");
+
+    // the history, newest last, as every signed-in user sees it
+    let list = viewer.get("/api/packages").await.json();
+    assert_eq!(list["installed"]["version"], "1.0.0", "{list}");
+    let outcomes: Vec<&str> = list["history"].as_array().unwrap().iter().map(|h| h["outcome"].as_str().unwrap()).collect();
+    // (the first two refusals came before the collector's packages directory existed: they were
+    // missing from the history until save_state made it)
+    assert_eq!(outcomes, ["refused", "refused", "refused", "refused", "refused", "installed", "rolled-back"], "{list}");
+    assert!(e.web_log().contains("uploaded a resource package"), "the upload is logged with its user");
 }

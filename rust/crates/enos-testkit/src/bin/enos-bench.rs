@@ -46,6 +46,11 @@ struct Args {
     /// the sandbox (builds the plugins with scripts/plugin first).
     #[arg(long)]
     plugins: bool,
+    /// Only synchronisation with the cloud: a package from the cloud to its new point's first
+    /// value accepted by the cloud, and a new local device to its first point accepted (with its
+    /// registration).
+    #[arg(long)]
+    sync: bool,
 }
 
 struct Table(Vec<(String, String)>);
@@ -106,6 +111,10 @@ async fn main() {
     println!("EnOS Edge benchmark on {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
     if a.plugins {
         plugins(&mut t);
+        return print_table(&t);
+    }
+    if a.sync {
+        sync_rows(&mut t).await;
         return print_table(&t);
     }
     if a.point_memory || a.iec104 || a.dnp3 {
@@ -776,4 +785,100 @@ fn plugins(t: &mut Table) {
             format!("{:.0} /s", n as f64 / start.elapsed().as_secs_f64()),
         );
     }
+}
+
+/// Synchronisation with the cloud, end to end on the test edge (debug or release binaries, as
+/// built): (1) the cloud's `applyResourcePackage` → the package's new point's first value accepted
+/// by the cloud simulator (download, verify, apply, health check, poll, upload); (2) a device added
+/// locally by `ApplyConfig` → its first point accepted (registration, topology, login included).
+async fn sync_rows(t: &mut Table) {
+    use enos_package::build::{build, Source};
+    use enos_testkit::edge::{collector_toml, Edge, GW, PK, POINTS_CSV};
+    let mut e = Edge::start_with("\n[packages]\ndir = \"{dir}/downloads\"\nallow_http = true\n").await;
+    let (private, public) = enos_package::key::generate();
+    let key_file = e.dir.path().join("package-key.pem");
+    std::fs::write(&key_file, public).unwrap();
+    let key = key_file.display().to_string();
+    e.collector.terminate();
+    e.collector = enos_testkit::harness::spawn_service_env(
+        "enos-collector",
+        &e.dir.path().join("collector.toml"),
+        &e.bus.address,
+        &e.log(),
+        &[("ENOS_PACKAGE_KEY", key.as_str())],
+    );
+    let accepted = |e: &Edge, point: &str| e.cloud.with(|r| r.points.iter().any(|p| p.point == point));
+    let start = Instant::now();
+    while !accepted(&e, "counter") {
+        assert!(start.elapsed() < Duration::from_secs(120), "no value in the cloud within 120 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pair = enos_package::key::private_from_pem(&private).unwrap();
+    let config = collector_toml(&e.sim.addr.to_string()).replace("points_csv = \"inv01.csv\"", "points_csv = \"points/inv01.csv\"");
+    let mut ms = Vec::new();
+    for i in 1..=3u16 {
+        e.sim.with(|s| {
+            s.holding.insert(30 + i, 1000 + i);
+        });
+        let table: String = (1..=i).fold(POINTS_CSV.to_string(), |t, j| t + &format!("extra{j},holding,{},u16,,,fast,r,,\n", 30 + j));
+        let items = [
+            Source { path: "collector.toml".into(), kind: enos_package::ItemType::CollectorConfig, data: config.clone().into_bytes() },
+            Source { path: "points/inv01.csv".into(), kind: enos_package::ItemType::PointTable, data: table.into_bytes() },
+        ];
+        let pkg = build("site", &format!("1.0.{i}"), &items, Some(&pair));
+        let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&pkg));
+        let size = pkg.len();
+        let (url, _server) = e.cloud.serve_package(pkg, None).await;
+        let params = serde_json::json!({ "url": url, "version": format!("1.0.{i}"), "sha256": digest, "size": size });
+        let body = serde_json::json!({ "id": format!("b{i}"), "version": "1.0", "method": "thing.service.applyResourcePackage", "params": params });
+        let start = Instant::now();
+        e.cloud.command(&format!("/sys/{PK}/{GW}/thing/service/applyResourcePackage"), body.to_string().as_bytes()).await;
+        let point = format!("extra{i}");
+        while !accepted(&e, &point) {
+            assert!(start.elapsed() < Duration::from_secs(120), "package 1.0.{i}: {point} not in the cloud within 120 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        ms.push(start.elapsed().as_millis());
+    }
+    t.row(
+        "cloud applyResourcePackage -> first value of its new point accepted by the cloud (3 packages)",
+        format!("{} ms", ms.iter().map(|m| m.to_string()).collect::<Vec<_>>().join(", ")),
+    );
+
+    // A new local device with a product key: the gateway registers it, then uploads.
+    let sim2 = SimServer::start(3).await;
+    sim2.with(|s| {
+        s.holding.insert(0, 2314);
+    });
+    let conn = zbus::connection::Builder::address(e.bus.address.as_str()).build().await.unwrap();
+    let collector = enos_bus::CollectorProxy::new(&conn).await.unwrap();
+    let mut doc: serde_json::Value = serde_json::from_str(&collector.get_config().await.unwrap()).unwrap();
+    doc["device"].as_array_mut().unwrap().push(serde_json::json!({
+        "id": "meter02", "protocol": "modbus-tcp", "address": sim2.addr.to_string(), "unit_id": 3, "product_key": "pkMeter",
+        "poll_groups": [{ "name": "default", "interval_ms": 100 }],
+        "point": [{ "name": "voltage", "area": "holding", "address": 0, "type": "u16", "scale": 0.1 }],
+    }));
+    let start = Instant::now();
+    let answer = collector.apply_config(&doc.to_string()).await.unwrap();
+    assert!(answer.contains("\"ok\":true"), "ApplyConfig refused the new device: {answer}");
+    let registered = |e: &Edge| e.cloud.with(|r| r.registrations() > 0);
+    let meter_point = |e: &Edge| {
+        e.cloud.with(|r| r.points.iter().any(|p| p.point == "voltage" && p.device_key.as_deref().is_some_and(|k| k.contains("meter02"))))
+    };
+    let mut reg_ms = None;
+    while !meter_point(&e) {
+        assert!(start.elapsed() < Duration::from_secs(120), "meter02's first point not in the cloud within 120 s");
+        if reg_ms.is_none() && registered(&e) {
+            reg_ms = Some(start.elapsed().as_millis());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    t.row(
+        "new local device (ApplyConfig) -> its first point accepted by the cloud, registration included",
+        format!(
+            "{} ms (registration asked after {} ms)",
+            start.elapsed().as_millis(),
+            reg_ms.map_or_else(|| "?".to_string(), |m| m.to_string())
+        ),
+    );
 }
