@@ -320,14 +320,15 @@ impl DecodedBatch {
             return Err(BatchError::TooNew { needed: min_reader, have: READER_VERSION });
         }
         let n_strings = r.len("dictionary size")?;
-        let mut dict = Vec::with_capacity(n_strings);
+        // Each name and each series takes at least a byte: never reserve more than are left.
+        let mut dict = Vec::with_capacity(n_strings.min(r.left()));
         for _ in 0..n_strings {
             let l = r.len("string length")?;
             let b = r.take(l, "string")?;
             dict.push(std::str::from_utf8(b).map_err(|_| BatchError::Corrupt("name is not UTF-8".into()))?.to_owned());
         }
         let n_series = r.len("series count")?;
-        let mut series: Vec<Series> = Vec::with_capacity(n_series);
+        let mut series: Vec<Series> = Vec::with_capacity(n_series.min(r.left()));
         for _ in 0..n_series {
             let device = r.varint("device")? as u32;
             let point = r.varint("point")? as u32;
@@ -441,6 +442,10 @@ fn decimal_scale(values: &[Value]) -> Option<u8> {
     let mut k = 0u8;
     for v in values {
         let Value::Float(x) = v else { return None };
+        // -0.0 would come back as the integer 0, +0.0: it keeps its bits in the XOR form.
+        if *x == 0.0 && x.is_sign_negative() {
+            return None;
+        }
         loop {
             let m = 10f64.powi(k as i32);
             let scaled = (x * m).round();
@@ -567,6 +572,10 @@ impl<'a> Reader<'a> {
         }
         Err(BatchError::Corrupt(format!("varint too long in {what}")))
     }
+    /// Bytes not read yet.
+    fn left(&self) -> usize {
+        self.buf.len() - self.pos
+    }
     /// A count or length, bounded by what is left so hostile input cannot make us allocate.
     fn len(&mut self, what: &'static str) -> Result<usize, BatchError> {
         let v = self.varint(what)?;
@@ -606,7 +615,7 @@ fn decode_flags(buf: &[u8], series: &mut [Series]) -> Result<(), BatchError> {
         for _ in 0..runs {
             let len = r.varint("flag run")? as usize;
             let v = r.varint("flags")?;
-            if f.len() + len > s.ts.len() || v > u16::MAX as u64 {
+            if len > s.ts.len() - f.len() || v > u16::MAX as u64 {
                 return Err(BatchError::Corrupt("flag runs exceed samples".into()));
             }
             f.extend(std::iter::repeat_n(Flags(v as u16), len));
@@ -626,7 +635,8 @@ fn decode_quality(r: &mut Reader, n: usize) -> Result<Vec<Quality>, BatchError> 
         let len = r.varint("quality run")? as usize;
         let v = r.u8("quality")?;
         let qv = Quality::from_u8(v).ok_or_else(|| BatchError::Corrupt(format!("quality {v}")))?;
-        if q.len() + len > n {
+        // `q.len() <= n`: subtracting cannot overflow where adding a hostile run length could.
+        if len > n - q.len() {
             return Err(BatchError::Corrupt("quality runs exceed samples".into()));
         }
         q.extend(std::iter::repeat_n(qv, len));

@@ -180,7 +180,8 @@ pub fn pack_where(
             json_value(&s.values[i], s.quality[i], s.flags.get(i).copied().unwrap_or_default(), &mut entry);
         }
         let _ = write!(entry, "}},\"time\":{ts}}}");
-        if !cur.is_empty() && cur.len() + entry.len() + 2 > max_bytes {
+        // the comma before the row and the closing "]}" after it
+        if !cur.is_empty() && cur.len() + 1 + entry.len() + 2 > max_bytes {
             cur.push_str("]}");
             packed.messages.push((std::mem::take(&mut cur).into_bytes(), cur_points));
             cur_points = 0;

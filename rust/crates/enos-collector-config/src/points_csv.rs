@@ -144,7 +144,9 @@ fn cell_value(f: &Field, cell: &str) -> Result<Value, String> {
 /// Writes a device's points in the format `parse` reads.
 pub fn write(proto: &ProtocolConfig) -> String {
     let fields = spec(proto.protocol()).point_fields();
-    let mut w = csv::Writer::from_writer(Vec::new());
+    // `#` starts a comment for `parse`: a cell beginning with it is quoted, or a point named
+    // "#1" would come back as a comment line, silently gone.
+    let mut w = csv::WriterBuilder::new().comment(Some(b'#')).from_writer(Vec::new());
     let _ = w.write_record(fields.iter().map(|f| f.key));
     for p in proto.points_json() {
         let _ = w.write_record(fields.iter().map(|f| match p.get(f.key) {

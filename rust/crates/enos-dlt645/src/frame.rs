@@ -139,7 +139,12 @@ pub fn scan(buf: &[u8]) -> Scan {
         return Scan::Junk { len, why: "bytes that are not a frame" };
     }
     match candidate(rest) {
-        Candidate::Whole(frame, total) => Scan::Frame { frame, used: wake + total },
+        // A header in noise whose length ends on a real frame's end byte, and whose checksum
+        // happens to hold (1 in 256), would swallow that frame: the frame inside wins.
+        Candidate::Whole(frame, total) => match (1..total).find(|&at| rest[at] == START && ends_at(&rest[at..], total - at)) {
+            Some(at) => Scan::Junk { len: wake + at, why: "a frame header whose span holds a whole frame" },
+            None => Scan::Frame { frame, used: wake + total },
+        },
         // A 68 that is not followed by a header: a byte of noise; resynchronise at the next one.
         Candidate::NoHeader => Scan::Junk { len: wake + 1, why: "a 68 without a frame header" },
         Candidate::NoEnd => Scan::Junk { len: wake + 1, why: "a frame header without its end byte 16" },
@@ -185,6 +190,11 @@ fn candidate(rest: &[u8]) -> Candidate {
     address.copy_from_slice(&rest[1..7]);
     let data = rest[HEADER..total - 2].iter().map(|b| b.wrapping_sub(0x33)).collect();
     Candidate::Whole(Frame { address, control: rest[8], data }, total)
+}
+
+/// Whether `rest` begins with a whole, valid frame of exactly `len` bytes.
+fn ends_at(rest: &[u8], len: usize) -> bool {
+    matches!(candidate(rest), Candidate::Whole(_, total) if total == len)
 }
 
 /// Where the first whole, valid frame starting after position 0 and before `before` is.

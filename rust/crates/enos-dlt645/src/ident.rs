@@ -13,7 +13,8 @@ impl Identifier {
     pub fn parse(text: &str) -> Result<Identifier, String> {
         let t = text.trim();
         match u32::from_str_radix(t, 16) {
-            Ok(v) if t.len() == 8 => Ok(Identifier(v)),
+            // from_str_radix takes a leading '+': "+2010100" is not 8 digits.
+            Ok(v) if t.len() == 8 && t.bytes().all(|b| b.is_ascii_hexdigit()) => Ok(Identifier(v)),
             _ => Err(format!("data identifier \"{text}\": 8 hexadecimal digits expected, such as \"02010100\"")),
         }
     }

@@ -51,6 +51,8 @@ pub enum DecodeErrorKind {
     UnknownObject { group: u8, variation: u8 },
     #[error("range {start}..{stop} of g{group}v{variation} runs backwards")]
     BackwardRange { group: u8, variation: u8, start: u32, stop: u32 },
+    #[error("range {start}..{stop} of g{group}v{variation} names {count} objects, more than a fragment can carry")]
+    RangeTooLong { group: u8, variation: u8, start: u32, stop: u32, count: u64 },
     #[error("g{group}v{variation} with {count} objects needs {need} octets, only {got} remain")]
     ShortObjects { group: u8, variation: u8, count: u32, need: u64, got: usize },
     #[error("g{0}v{1} with relative time came without a common time of occurrence (g51)")]

@@ -381,7 +381,11 @@ pub fn parse(data: &[u8]) -> Result<Vec<Object>, DecodeError> {
                 if prefix != 0 {
                     return Err(bad_q());
                 }
-                (s, e - s + 1)
+                // 0..=0xFFFFFFFF names 2^32 objects: more than a u32 counts, and than any fragment holds.
+                let count = (e - s)
+                    .checked_add(1)
+                    .ok_or_else(|| err(K::RangeTooLong { group: g, variation: v, start: s, stop: e, count: u64::from(e - s) + 1 }))?;
+                (s, count)
             }
             6 => continue, // "all objects": nothing follows (class reads)
             r @ 7..=9 => (0, take(&mut pos, [1, 2, 4][usize::from(r - 7)])? as u32),

@@ -7,6 +7,8 @@
 
 pub mod codec;
 mod frame;
+#[cfg(test)]
+mod fuzz;
 mod link;
 pub mod plan;
 mod poll;
