@@ -212,6 +212,9 @@ impl Engine {
         for d in &self.disabled {
             all.push(DeviceStatus::new(&d.id, d.protocol().name(), "disabled", d.proto.point_count()));
         }
+        for s in &mut all {
+            s.product_key = self.device(&s.id).and_then(|d| d.product_key.clone()).filter(|p| !p.is_empty());
+        }
         all.sort_by(|a, b| a.id.cmp(&b.id));
         all
     }

@@ -29,6 +29,10 @@ pub struct DeviceStatus {
     /// Reads split because the device kept refusing them as coalesced (in words).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub split_reads: Vec<String>,
+    /// The cloud product the device is configured under (`product_key`), if any: what the
+    /// uplink registers it as, read from this list instead of the whole configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_key: Option<String>,
 }
 
 impl DeviceStatus {
@@ -46,6 +50,7 @@ impl DeviceStatus {
             discarded_answers: 0,
             requests_unanswered: 0,
             split_reads: Vec::new(),
+            product_key: None,
         }
     }
 }

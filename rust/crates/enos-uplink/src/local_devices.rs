@@ -1,31 +1,20 @@
-//! The collector's devices, as its configuration names them (`Collector1.GetConfig`, every
-//! `registration.poll_s`): a device with a `product_key` and no `[[sub_device]]` in
-//! `uplink.toml` is one the gateway registers; one that left the configuration is logged out.
-//! Read by polling: the collector signals device states, not configuration changes.
+//! The collector's devices and the cloud product each is configured under
+//! (`Collector1.ListDevices`, every `registration.poll_s`): a device with a `product_key` and no
+//! `[[sub_device]]` in `uplink.toml` is one the gateway registers; one that left the
+//! configuration is logged out. Read by polling: the collector signals device states, not
+//! configuration changes. The device list, not `GetConfig`: the whole configuration of 100,000
+//! points every few seconds cost the collector megabytes of churn for two fields per device.
 
 use crate::state::Shared;
-use serde::Deserialize;
+use enos_bus::DeviceStatus;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The parts of the collector's configuration read here.
-#[derive(Deserialize)]
-struct Configured {
-    #[serde(default, rename = "device")]
-    devices: Vec<Device>,
-}
-
-#[derive(Deserialize)]
-struct Device {
-    id: String,
-    #[serde(default)]
-    product_key: Option<String>,
-}
-
 /// (device id, product key) of every device that names a product.
-fn wanted(config_json: &str) -> Result<Vec<(String, String)>, String> {
-    let c: Configured = serde_json::from_str(config_json).map_err(|e| format!("the collector's configuration is not readable: {e}"))?;
-    Ok(c.devices.into_iter().filter_map(|d| Some((d.id, d.product_key.filter(|p| !p.is_empty())?))).collect())
+fn wanted(devices_json: &str) -> Result<Vec<(String, String)>, String> {
+    let list: Vec<DeviceStatus> =
+        serde_json::from_str(devices_json).map_err(|e| format!("the collector's device list is not readable: {e}"))?;
+    Ok(list.into_iter().filter_map(|d| Some((d.id, d.product_key.filter(|p| !p.is_empty())?))).collect())
 }
 
 pub async fn run(shared: Arc<Shared>) {
@@ -53,15 +42,20 @@ pub async fn run(shared: Arc<Shared>) {
 async fn read(shared: &Shared) -> Result<Vec<(String, String)>, String> {
     let conn = shared.bus().ok_or("not on the bus yet")?;
     let p = enos_bus::CollectorProxy::new(conn).await.map_err(|e| e.to_string())?;
-    wanted(&p.get_config().await.map_err(|e| e.to_string())?)
+    wanted(&p.list_devices().await.map_err(|e| e.to_string())?)
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn devices_that_name_a_product() {
-        let j = r#"{"device": [{"id": "a", "product_key": "pk"}, {"id": "b"}, {"id": "c", "product_key": ""}], "push": {}}"#;
+        let j = r#"[{"id": "a", "protocol": "modbus-tcp", "state": "online", "last_ok_ms": null, "last_error": null,
+            "polls_ok": 1, "polls_failed": 0, "points": 2, "product_key": "pk"},
+            {"id": "b", "protocol": "modbus-tcp", "state": "online", "last_ok_ms": null, "last_error": null,
+            "polls_ok": 1, "polls_failed": 0, "points": 2},
+            {"id": "c", "protocol": "modbus-tcp", "state": "disabled", "last_ok_ms": null, "last_error": null,
+            "polls_ok": 0, "polls_failed": 0, "points": 2, "product_key": ""}]"#;
         assert_eq!(super::wanted(j).unwrap(), vec![("a".to_string(), "pk".to_string())]);
-        assert!(super::wanted("1").unwrap_err().starts_with("the collector's configuration is not readable"));
+        assert!(super::wanted("1").unwrap_err().starts_with("the collector's device list is not readable"));
     }
 }

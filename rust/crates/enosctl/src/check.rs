@@ -433,6 +433,7 @@ mod tests {
                 discarded_answers: 0,
                 requests_unanswered: 0,
                 split_reads: vec![],
+                product_key: None,
             }]),
             uplink: Ok(u),
             ota: Ok(OtaStatus { state: "idle".into(), version: "1.0.0".into(), booted_slot: "A".into(), job: None }),
