@@ -1065,7 +1065,7 @@ async fn raw_registers_and_live_values() {
         "{}",
         r.text()
     );
-    let r = viewer.post(path, &json!({ "kind": "opcua-browse" })).await;
+    let r = viewer.post(path, &json!({ "kind": "opcua-read" })).await;
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(r.text().contains("is not a communication test"), "{}", r.text());
     // the device is still polled after the tests (the timeout dropped the connection only)
