@@ -60,6 +60,18 @@ pub struct Record {
     pub online: std::collections::BTreeSet<(String, String)>,
     /// Device models by product key: the `data` of a `thing.tsltemplate.get` reply.
     pub models: HashMap<String, serde_json::Value>,
+    /// While set, every telemetry message is answered with this code (a cloud outage that answers).
+    pub refusing: Option<i64>,
+    /// The points of telemetry messages answered with a code other than 200, in arrival order.
+    pub refused: Vec<Point>,
+    /// Notified to cut every gateway connection through the front (`CloudSim::cut_links`).
+    pub cut_links: Arc<tokio::sync::Notify>,
+    /// Request ids of telemetry messages not stored (refused, or not answered while silent).
+    pub unstored_ids: std::collections::HashSet<String>,
+    /// Index ranges into `points` stored from a message sent again (see `handle`).
+    pub redelivered: Vec<std::ops::Range<usize>>,
+    /// The highest request id stored per telemetry topic.
+    pub newest_stored_id: HashMap<String, u64>,
 }
 
 /// A reply no real cloud should send, to see the gateway cope.
@@ -261,7 +273,12 @@ async fn front(mut sock: TcpStream, broker_port: u16, secrets: Arc<Secrets>, rec
     if up.write_all(&head).await.is_err() {
         return;
     }
-    let _ = tokio::io::copy_bidirectional(&mut sock, &mut up).await;
+    let cut = rec.lock().unwrap().cut_links.clone();
+    let cut = cut.notified();
+    tokio::select! {
+        _ = tokio::io::copy_bidirectional(&mut sock, &mut up) => {}
+        _ = cut => {} // both sockets close: the gateway and the broker see the link drop
+    }
 }
 
 fn check_connect(body: &[u8], secrets: &Secrets) -> Option<bool> {
@@ -347,11 +364,26 @@ fn handle(cli: &mqtt::AsyncClient, rec: &Arc<Mutex<Record>>, topic: &str, payloa
     let mut data = serde_json::json!({});
     if telemetry {
         if r.silent {
+            r.unstored_ids.insert(id);
             return;
         }
+        let stored_before = r.points.len();
+        // Sent again: not stored once (refused, unanswered), or made before one already stored on
+        // this topic (ids grow in the order the gateway made its messages: one lost in a broker
+        // and sent again after its reply timed out).
+        let n: u64 = id.parse().unwrap_or(0);
+        let redelivery = r.unstored_ids.contains(&id) || r.newest_stored_id.get(topic).is_some_and(|m| n < *m);
         r.telemetry_messages += 1;
         if !r.next_codes.is_empty() {
             code = r.next_codes.remove(0);
+        } else if let Some(c) = r.refusing {
+            code = c;
+        }
+        if code != 200 {
+            let resume = topic.ends_with("resume/batch");
+            let refused = points_of(&v, resume, enos_batch::now_ms());
+            r.refused.extend(refused);
+            r.unstored_ids.insert(id.clone());
         }
         if code == 200 {
             let resume = topic.ends_with("resume/batch");
@@ -382,6 +414,12 @@ fn handle(cli: &mqtt::AsyncClient, rec: &Arc<Mutex<Record>>, topic: &str, payloa
                     });
                 }
             }
+            if redelivery {
+                let stored = stored_before..r.points.len();
+                r.redelivered.push(stored);
+            }
+            let newest = r.newest_stored_id.entry(topic.to_string()).or_default();
+            *newest = (*newest).max(n);
         }
     } else if topic.ends_with("/thing/topo/add") && r.unanswered_topo_add > 0 {
         r.unanswered_topo_add -= 1;
@@ -466,4 +504,31 @@ impl CloudSim {
         let server = crate::http_file::FileServer::start(body, break_first_at).await;
         (format!("http://127.0.0.1:{}/packages/package.json", server.port), server)
     }
+}
+
+/// Cloud outages for the fault campaign.
+impl CloudSim {
+    /// Drops every gateway connection through the front now (the broker's own stay up).
+    pub fn cut_links(&self) {
+        self.with(|r| r.cut_links.clone()).notify_waiters();
+    }
+}
+
+/// The points of a telemetry message.
+fn points_of(v: &serde_json::Value, resume: bool, now: u64) -> Vec<Point> {
+    let mut out = Vec::new();
+    for e in v["params"].as_array().into_iter().flatten() {
+        for (k, val) in e["measurepoints"].as_object().into_iter().flatten() {
+            out.push(Point {
+                product_key: e["productKey"].as_str().map(String::from),
+                device_key: e["deviceKey"].as_str().map(String::from),
+                point: k.clone(),
+                value: val.clone(),
+                time: e["time"].as_u64().unwrap_or(0),
+                resume,
+                arrived_ms: now,
+            });
+        }
+    }
+    out
 }
