@@ -20,15 +20,7 @@ DEV_CERT = os.path.join("tests", "system", "keys", "enos-dev-signing.crt")
 def _der(path):
     """The certificate's DER bytes (a copy of the development certificate under another name or
     with other line breaks is still the development certificate); None if not PEM."""
-    with open(path, "rb") as f:
-        text = f.read().decode("ascii", "replace")
-    m = re.search(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", text, re.S)
-    if not m:
-        return None
-    try:
-        return base64.b64decode("".join(m.group(1).split()))
-    except ValueError:
-        return None
+    return _pem_der(path, "CERTIFICATE")
 
 
 def problem(getvar, topdir):
