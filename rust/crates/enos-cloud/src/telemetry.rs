@@ -108,6 +108,30 @@ pub fn rows(payload: &[u8]) -> Vec<Row> {
         .collect()
 }
 
+/// A message's beginning up to its rows. Both paths' heads have the same length for an id
+/// ("post" + "false" twice, "resume" + "true" twice), so [`restream`] keeps a message's size.
+fn head(id: u64, stream: Stream) -> String {
+    format!(
+        "{{\"id\":\"{id}\",\"version\":\"1.0\",\"method\":\"{}\",\"allowOfflineSubDevice\":{},\"skipInvalidMeasurepoints\":{},\"params\":[",
+        stream.method(),
+        stream == Stream::Resume,
+        stream == Stream::Resume
+    )
+}
+
+/// A message made by [`pack`] for the other path, same id and rows (a live message sent again
+/// after newer ones went live goes through `resume/batch`). `None` if it is not one of ours.
+pub fn restream(payload: &[u8], stream: Stream) -> Option<Vec<u8>> {
+    const ROWS: &[u8] = b"\"params\":[";
+    let at = payload.windows(ROWS.len()).position(|w| w == ROWS)? + ROWS.len();
+    let old = std::str::from_utf8(&payload[..at]).ok()?;
+    let id: u64 = old.strip_prefix("{\"id\":\"")?.split('"').next()?.parse().ok()?;
+    [Stream::Live, Stream::Resume].into_iter().find(|s| head(id, *s) == old)?;
+    let mut out = head(id, stream).into_bytes();
+    out.extend_from_slice(&payload[at..]);
+    Some(out)
+}
+
 /// (batch, series, sample) indices of one sample.
 type SampleRef = (usize, usize, usize);
 
@@ -146,14 +170,7 @@ pub fn pack_where(
             }
         }
     }
-    let head = |id: u64| {
-        format!(
-            "{{\"id\":\"{id}\",\"version\":\"1.0\",\"method\":\"{}\",\"allowOfflineSubDevice\":{},\"skipInvalidMeasurepoints\":{},\"params\":[",
-            stream.method(),
-            stream == Stream::Resume,
-            stream == Stream::Resume
-        )
-    };
+    let head = |id: u64| head(id, stream);
     let mut cur = String::new();
     let mut cur_points = 0u64;
     let mut entry = String::new();
@@ -220,6 +237,27 @@ mod tests {
         assert_eq!(mp["P"], serde_json::json!({ "value": 1.5, "quality": 6 + (6 << 8) }), "{v}");
         assert_eq!(mp["E"], 7, "a good value goes plain, its flags left out");
         assert_eq!(mp["S"], serde_json::json!({ "value": true, "quality": 5 + (1 << 8) }));
+    }
+
+    #[test]
+    fn a_live_message_sent_again_through_resume_keeps_its_id_rows_and_size() {
+        let mut b = BatchBuilder::new();
+        for t in 0..50u64 {
+            b.push("inv01", "P", 1_700_000_000_000 + t * 1000, Value::Float(t as f64), Quality::Good);
+        }
+        let dec = DecodedBatch::decode(&b.finish()).unwrap();
+        let keys: HashMap<String, Option<(String, String)>> = HashMap::from([("inv01".into(), Some(("pk".into(), "inv01".into())))]);
+        let pack_as = |s| pack(std::slice::from_ref(&dec), &keys, s, &mut || 987_654_321_012, 1024);
+        let (live, resume) = (pack_as(Stream::Live), pack_as(Stream::Resume));
+        assert!(live.messages.len() > 1, "split, so the size limit is exercised");
+        for ((l, _), (r, _)) in live.messages.iter().zip(&resume.messages) {
+            let again = restream(l, Stream::Resume).expect("one of ours");
+            assert_eq!(again, *r, "the same as packing it for resume in the first place");
+            assert_eq!(again.len(), l.len(), "within the limit it was packed for");
+            assert_eq!(restream(&again, Stream::Live).as_deref(), Some(&l[..]), "and back");
+        }
+        assert_eq!(restream(b"{\"id\":\"1\",\"method\":\"x\",\"params\":[]}", Stream::Resume), None, "not ours: not touched");
+        assert_eq!(restream(b"garbage", Stream::Resume), None);
     }
 
     #[test]

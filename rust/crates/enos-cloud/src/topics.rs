@@ -67,6 +67,13 @@ pub fn device_subscriptions(pk: &str, dk: &str) -> [String; 3] {
     [sys(pk, dk, MEASUREPOINT_SET), sys(pk, dk, &format!("{SERVICE_PREFIX}+")), reply_of(&sys(pk, dk, TSL_GET))]
 }
 
+/// The QoS of everything the gateway publishes: 0. Delivery is the cloud's `_reply` (code 200 for
+/// that id), and the gateway keeps and sends again whatever was not answered, so QoS 1 adds no
+/// guarantee here (a clean session; paho keeps no copies). It did add a crash: paho.mqtt.c frees a
+/// QoS 1 publication twice when its write fails on a reset connection, and the process aborts
+/// (`enos-mqtt-cuts`: QoS 1 aborts within 2 s of cut links, QoS 0 ran 240 s; docs/cloud-protocol.md).
+pub const PUBLISH_QOS: i32 = 0;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -229,6 +229,9 @@ pub struct SenderStatus {
     /// tried again shortly.
     #[serde(default)]
     pub publish_refused: u64,
+    /// Live messages sent again after newer live data went out, so through `resume/batch`.
+    #[serde(default)]
+    pub resent_through_resume: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -70,6 +70,10 @@ pub struct Record {
     pub unstored_ids: std::collections::HashSet<String>,
     /// Index ranges into `points` stored from a message sent again (see `handle`).
     pub redelivered: Vec<std::ops::Range<usize>>,
+    /// (product key, device key, point, time) of every sample that arrived in a message not
+    /// stored: a later arrival of the same sample is a re-delivery, under whatever id the
+    /// gateway packed it again (after a reconnect its records are packed anew).
+    pub unstored_samples: std::collections::HashSet<(Option<String>, Option<String>, String, u64)>,
     /// The highest request id stored per telemetry topic.
     pub newest_stored_id: HashMap<String, u64>,
 }
@@ -364,6 +368,8 @@ fn handle(cli: &mqtt::AsyncClient, rec: &Arc<Mutex<Record>>, topic: &str, payloa
     let mut data = serde_json::json!({});
     if telemetry {
         if r.silent {
+            let unstored = points_of(&v, false, 0).into_iter().map(|p| (p.product_key, p.device_key, p.point, p.time));
+            r.unstored_samples.extend(unstored);
             r.unstored_ids.insert(id);
             return;
         }
@@ -382,6 +388,9 @@ fn handle(cli: &mqtt::AsyncClient, rec: &Arc<Mutex<Record>>, topic: &str, payloa
         if code != 200 {
             let resume = topic.ends_with("resume/batch");
             let refused = points_of(&v, resume, enos_batch::now_ms());
+            let unstored = refused.iter().map(|p| (p.product_key.clone(), p.device_key.clone(), p.point.clone(), p.time));
+            let unstored: Vec<_> = unstored.collect();
+            r.unstored_samples.extend(unstored);
             r.refused.extend(refused);
             r.unstored_ids.insert(id.clone());
         }
@@ -417,6 +426,13 @@ fn handle(cli: &mqtt::AsyncClient, rec: &Arc<Mutex<Record>>, topic: &str, payloa
             if redelivery {
                 let stored = stored_before..r.points.len();
                 r.redelivered.push(stored);
+            } else if !r.unstored_samples.is_empty() {
+                for i in stored_before..r.points.len() {
+                    let p = &r.points[i];
+                    if r.unstored_samples.contains(&(p.product_key.clone(), p.device_key.clone(), p.point.clone(), p.time)) {
+                        r.redelivered.push(i..i + 1);
+                    }
+                }
             }
             let newest = r.newest_stored_id.entry(topic.to_string()).or_default();
             *newest = (*newest).max(n);

@@ -24,11 +24,9 @@ async fn kill_9_campaign_short_profile_loses_nothing_acknowledged() {
     assert!(rep.max_duplicates <= 128, "{table}");
 }
 
-// Not in the default run yet: it finds two open defects of the uplink (docs/fault-campaign.md,
-// "The outage run"): after a link is cut mid-drain, resent records reach the cloud after newer ones
-// of the same series, and one run saw the uplink abort with a glibc double free. It passes when
-// they are fixed; run it by hand with `cargo test -p enos-testkit --test campaign -- --ignored`.
-#[ignore = "finds open uplink defects: out-of-order resends after a cut link (docs/fault-campaign.md)"]
+// Two defects this found are fixed (docs/fault-campaign.md, "The outage runs"): the uplink aborted
+// in paho.mqtt.c (a double free of a QoS 1 publication on a reset link; everything is QoS 0 now),
+// and re-sent or late live samples reached the live path after newer ones.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outage_campaign_short_profile_loses_nothing_acknowledged() {
     // two cycles of each outage kind, outages of 0.5 to 3 s

@@ -178,7 +178,7 @@ async fn a_refused_registration_is_said_with_the_clouds_code_retried_later_and_s
     let (ok, status, _) = run_tool("enosctl", &["status"], &e.bus.address);
     assert!(ok && status.contains("sub-devices 0 of 1 uploading, 1 not"), "{status}");
     // the cloud's operator hears of it as an event of the gateway (monitor.check_s, 5 s by default)
-    let ev = wait_for(15, "the subDeviceRefused event", || e.cloud.with(|r| r.events("subDeviceRefused").into_iter().next())).await;
+    let ev = wait_for(30, "the subDeviceRefused event", || e.cloud.with(|r| r.events("subDeviceRefused").into_iter().next())).await;
     assert_eq!(ev["device"], "inv01", "{ev}");
     assert!(ev["reason"].as_str().is_some_and(|r| r.contains("code 1000: product pkInv not found")), "{ev}");
     // the gateway's own data keeps going

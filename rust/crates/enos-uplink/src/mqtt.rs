@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 pub type Client = paho::AsyncClient;
 
+/// `enos_cloud::topics::PUBLISH_QOS` (0): why is said there.
+const QOS: i32 = enos_cloud::topics::PUBLISH_QOS;
+
 /// Replies to our requests, (reply topic, reply), for whoever waits for them.
 pub type Replies = tokio::sync::mpsc::UnboundedReceiver<(String, enos_cloud::Reply)>;
 
@@ -111,27 +114,26 @@ pub async fn subscribe(cli: &Client, topics: &[String]) -> Result<(), String> {
     cli.subscribe_many_same_qos(topics, 1).await.map(|_| ()).map_err(|e| format!("subscribe: {e}"))
 }
 
-/// QoS 1, not waited for: the cloud's reply (or its absence) is what counts.
+/// Not waited for: the cloud's reply (or its absence) is what counts.
 pub fn publish(cli: &Client, topic: &str, payload: &[u8]) {
-    drop(cli.publish(paho::Message::new(topic, payload, 1)));
+    drop(cli.publish(paho::Message::new(topic, payload, QOS)));
 }
 
-/// QoS 1, waited until paho has sent it.
+/// Waited until paho has written it.
 pub async fn publish_sent(cli: &Client, topic: &str, payload: &[u8]) -> Result<(), String> {
-    cli.publish(paho::Message::new(topic, payload, 1)).await.map_err(|e| e.to_string())
+    cli.publish(paho::Message::new(topic, payload, QOS)).await.map_err(|e| e.to_string())
 }
 
-/// Hands a QoS 1 message to paho now, or says why it would not take it (its in-flight window
-/// is full, the link just dropped).
+/// Hands a message to paho now, or says why it would not take it (the link just dropped).
 pub fn try_publish(cli: &Client, topic: &str, payload: &[u8]) -> Result<(), String> {
-    cli.try_publish(paho::Message::new(topic, payload, 1)).map(drop).map_err(|e| e.to_string())
+    cli.try_publish(paho::Message::new(topic, payload, QOS)).map(drop).map_err(|e| e.to_string())
 }
 
 /// Publishes a message someone waits for (a command's answer). Paho refuses a publish at once
-/// while its in-flight window is full (the sender's telemetry under heavy load): it is offered
+/// while it cannot take it (a link that just dropped and is back, a full queue): it is offered
 /// again for up to `retry_for` rather than lost; a failure is logged (`what` names it).
 pub async fn publish_persistently(cli: &Client, topic: &str, payload: &[u8], what: &str, retry_for: Duration) {
-    let m = paho::Message::new(topic, payload, 1);
+    let m = paho::Message::new(topic, payload, QOS);
     let deadline = tokio::time::Instant::now() + retry_for;
     loop {
         let err = match cli.try_publish(m.clone()) {

@@ -7,9 +7,11 @@
 //!   current data.
 //! - Each path is drained in acquisition order (the record's oldest sample), oldest first, not
 //!   in arrival order: records may land in the cache out of acquisition order.
-//! - A live sample older than one already sent live for its (device, point) on this connection
-//!   (a record that arrived after newer ones were sent) would be an inversion the cloud sees;
-//!   it goes through `resume/batch` instead (see [`LiveFloor`]).
+//! - A live sample older than one already sent live for its (device, point) since the uplink
+//!   started (a record that arrived after newer ones were sent, or one sent again after a lost
+//!   link) would be an inversion the cloud sees; it goes through `resume/batch` instead (see
+//!   [`LiveFloor`]). So does a live message sent again (no reply in time, or refused) after a
+//!   newer live message went out (`sender`).
 
 use enos_batch::batch::DecodedBatch;
 use enos_cache::{Cache, RecordMeta};
@@ -30,7 +32,7 @@ pub fn backlog_records(cache: &Cache, threshold: u64, n: usize, skip: impl Fn(&R
     cache.by_acquisition(0..threshold, n, |m| !skip(m))
 }
 
-/// The newest acquisition time sent live per (device, point) during one connection.
+/// The newest acquisition time sent live per (device, point).
 #[derive(Default)]
 pub struct LiveFloor(HashMap<(String, String), u64>);
 

@@ -8,9 +8,12 @@
 //! backoff up to `max_attempts`, then dropped or dead-lettered.
 //!
 //! Order on the wire: messages are handed to paho in the order they were made, and a publish
-//! paho refuses holds back every later one until it is taken. What can still reach the cloud
-//! out of order is a re-delivery: a message sent again after its reply timed out (the cloud
-//! usually has it already: a duplicate) or one the cloud refused and asked for again by that.
+//! paho refuses holds back every later one until it is taken. A live message sent again (no
+//! reply in time, or refused) after a newer live message went out goes through `resume/batch`
+//! (`to_resume`), and the live floor (`order`) outlives the connection: the live path stays in
+//! acquisition order per point. What can still reach the cloud out of order, on `resume/batch`
+//! only (EnOS files it by time), is a re-delivery: a message sent again after its reply timed
+//! out (the cloud usually has it already: a duplicate) or one the cloud refused.
 //! While a sub-device's first registration is under way, records with its samples wait; while
 //! its login is, its live records wait (`resume/batch` allows offline sub-devices). Once an
 //! attempt failed nothing waits for it any more: its samples are not uploaded (counted as
@@ -18,7 +21,7 @@
 
 use crate::config::RejectPolicy;
 use crate::mqtt::{self, next_id, Client, Replies};
-use crate::order::{self, LiveFloor};
+use crate::order;
 use crate::state::Shared;
 use enos_batch::DecodedBatch;
 use enos_cache::RecordMeta;
@@ -61,7 +64,8 @@ struct Sender<'a> {
     /// By request id: ids grow, so key order is the order the messages were made.
     msgs: BTreeMap<u64, Msg>,
     taken: HashSet<u64>,
-    live_floor: LiveFloor,
+    /// The id of the newest live message handed to paho on this connection.
+    newest_live: u64,
     /// Records of sub-devices waiting for their registration or login.
     held: HashSet<u64>,
     /// The sub-devices' generation `held` was decided at.
@@ -79,7 +83,7 @@ pub async fn run(shared: &Arc<Shared>, cli: Client, mut replies: Replies) -> Str
         next_unit: 0,
         msgs: BTreeMap::new(),
         taken: HashSet::new(),
-        live_floor: LiveFloor::default(),
+        newest_live: 0,
         held: HashSet::new(),
         subs_seen: 0,
         unroutable_said: None,
@@ -196,7 +200,7 @@ impl Sender<'_> {
         }
         // Live samples older than what went live already for their point go through resume.
         let late = match stream {
-            Stream::Live => self.live_floor.claim(&batches),
+            Stream::Live => self.shared.live_floor.lock().expect("live floor").claim(&batches),
             Stream::Resume => None,
         };
         // Live samples of a sub-device that is registered but not logged in go through resume,
@@ -322,11 +326,11 @@ impl Sender<'_> {
         (packed.unroutable, ids.into_iter().zip(packed.messages).map(|(id, (p, n))| (id, p, n)).collect())
     }
 
-    /// Hands the message to paho. Paho refuses at once when its in-flight window is full or the
-    /// connection just dropped; the message is then tried again shortly instead of waiting out
+    /// Hands the message to paho. Paho refuses at once when the connection just dropped (or its
+    /// queue is full); the message is then tried again shortly instead of waiting out
     /// a whole reply timeout for an answer to something never sent. While an earlier message
     /// waits so, later ones wait behind it: they must not overtake it.
-    fn publish(&self, id: u64, m: &mut Msg) {
+    fn publish(&mut self, id: u64, m: &mut Msg) {
         if self.msgs.range(..id).any(|(_, x)| x.unpublished) {
             m.unpublished = true;
             m.retry_at = Some(Instant::now() + Duration::from_millis(PUBLISH_RETRY_MS));
@@ -335,6 +339,9 @@ impl Sender<'_> {
         match mqtt::try_publish(&self.cli, &m.topic, &m.payload) {
             Ok(()) => {
                 m.unpublished = false;
+                if m.stream == Stream::Live {
+                    self.newest_live = self.newest_live.max(id);
+                }
                 self.shared.sender_stats(|s| s.messages_sent += 1);
             }
             Err(e) => {
@@ -409,7 +416,11 @@ impl Sender<'_> {
                 }
                 self.taken.remove(s);
             }
-            log::error!("gave up on {} records ({points} points) after {} refusals: {:?}", u.seqs.len(), m.attempts, policy);
+            let whereto = match policy {
+                RejectPolicy::DeadLetter => "moved to the dead-letter store",
+                RejectPolicy::Drop => "dropped (on_reject = \"drop\")",
+            };
+            log::error!("gave up on {} records ({points} points) after {} refusals by the cloud: {whereto}", u.seqs.len(), m.attempts);
             self.shared.sender_stats(|s| match policy {
                 RejectPolicy::DeadLetter => s.dead_lettered_points += points,
                 RejectPolicy::Drop => s.dropped_rejected_points += points,
@@ -440,11 +451,30 @@ impl Sender<'_> {
         // in the order the messages were made (BTreeMap order)
         for id in resend {
             if let Some(mut m) = self.msgs.remove(&id) {
+                if !m.unpublished && m.stream == Stream::Live && self.newest_live > id {
+                    self.to_resume(id, &mut m);
+                }
                 // only an earlier message still refused holds it back
                 m.unpublished = false;
                 self.publish(id, &mut m);
                 self.msgs.insert(id, m);
             }
+        }
+    }
+
+    /// A live message sent again after a newer live message went out would reach the cloud as
+    /// older current data after newer (an inversion on the live path, which feeds alerts and
+    /// latest values): it goes through `resume/batch`, same id, same rows.
+    fn to_resume(&self, id: u64, m: &mut Msg) {
+        match enos_cloud::telemetry::restream(&m.payload, Stream::Resume) {
+            Some(p) => {
+                log::debug!("message {id} sent again after newer live data: through resume");
+                m.payload = Arc::new(p);
+                m.stream = Stream::Resume;
+                m.topic = topics::sys(&self.cfg().cloud.product_key, &self.cfg().cloud.device_key, Stream::Resume.topic_suffix());
+                self.shared.sender_stats(|s| s.resent_through_resume += 1);
+            }
+            None => log::error!("message {id} could not be re-addressed to resume/batch; sent again as it was"),
         }
     }
 }

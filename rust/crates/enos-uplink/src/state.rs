@@ -38,6 +38,9 @@ pub struct Shared {
     pub subs_generation: AtomicU64,
     /// Command ids each device got lately (across reconnects), so a repeated one is not run again.
     pub recent_commands: Mutex<HashMap<String, crate::recent_ids::RecentIds>>,
+    /// The newest acquisition time sent live per point since the uplink started, across
+    /// reconnects: what a record re-sent after a lost link may not go below on the live path.
+    pub live_floor: Mutex<crate::order::LiveFloor>,
 }
 
 /// Ingest rate over a sliding window, for "how many hours of outage fit".
@@ -81,6 +84,7 @@ impl Shared {
             models_wanted: Mutex::default(),
             models_failed: Mutex::default(),
             recent_commands: Mutex::default(),
+            live_floor: Mutex::default(),
             cfg,
             cache,
         })
