@@ -1476,6 +1476,7 @@ function route() {
   else if (page === 'live') view = liveView();
   else if (page === 'accounts') view = accountsView();
   else if (page === 'system') view = systemView();
+  else if (page === 'packages') view = packagesView(); // packages.js
   else if (page === 'device' && parts[1]) { view = deviceView(decodeURIComponent(parts.slice(1).join('/'))); page = 'devices'; }
   else if (page === 'device-edit') { view = deviceEditView(parts[1] ? decodeURIComponent(parts.slice(1).join('/')) : null); page = 'devices'; }
   else { page = 'dashboard'; view = dashboardView(); }
