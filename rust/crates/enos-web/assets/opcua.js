@@ -1,6 +1,7 @@
 'use strict';
 // OPC UA pages of the configuration center, on app.js's helpers (h, api, banner, runCommTest…):
-// the communication test's browse card.
+// the communication test's browse card. app.js loads this script the first time a device page
+// needs the card (commTestScripts), not at start.
 
 /**
  * OPC UA: browse the server's address space, Objects first; a node with children opens with a

@@ -1,7 +1,8 @@
 // EnOS Edge configuration center: the Packages page (#/packages). Resource packages
 // (docs/packages.md) uploaded by an admin go to the collector as they are (POST /api/packages),
 // which checks the signature, validates and applies; the page says the outcome in words and lists
-// the history. Loaded after app.js and uses its helpers (h, api, banner, every, ...).
+// the history. The page is reached from the System page; app.js loads this script the first time
+// it is opened (loadScript) and it uses app.js's helpers (h, api, banner, every, ...).
 'use strict';
 
 function packagesView() {
@@ -76,7 +77,8 @@ function packagesView() {
   });
 
   return h('section', { class: 'stack' },
-    h('h1', {}, 'Packages'),
+    h('div', { class: 'toolbar' }, h('h1', { class: 'grow' }, 'Packages'),
+      h('a', { class: 'button', href: '#/system', role: 'button', id: 'pkg-back' }, '‹ System')),
     h('div', { class: 'card', id: 'pkg-card' }, h('h2', {}, 'Installed'), installed),
     isAdmin ? h('div', { class: 'card' }, h('h2', {}, 'Apply a package'),
       h('p', { class: 'hint' }, 'A resource package signed by the gateway\'s maker: configuration, point tables, device models, certificates.'),
