@@ -47,6 +47,24 @@ async function checkKiosk(where) {
   assert.deepEqual(r.small, [], `${where}: controls smaller than 44 px`);
 }
 
+// The width the header's content needs (its tabs, pill, user, button, gaps and padding; the tab
+// bar stretches, so the header's own width says nothing) and its scrolled width.
+async function headerWidths() {
+  return page.evaluate(() => {
+    const px = (v) => parseFloat(v) || 0;
+    const bar = document.querySelector('#bar');
+    const nav = document.querySelector('#nav');
+    const shown = (e) => e.getBoundingClientRect().width > 0;
+    const kids = [...bar.children].filter(shown);
+    const links = [...nav.children].filter(shown);
+    const navW = links.reduce((s, a) => s + a.getBoundingClientRect().width, 0) + px(getComputedStyle(nav).columnGap) * (links.length - 1);
+    const cs = getComputedStyle(bar);
+    const content = px(cs.paddingLeft) + px(cs.paddingRight) + px(cs.columnGap) * (kids.length - 1)
+      + kids.reduce((s, e) => s + (e === nav ? navW : e.getBoundingClientRect().width), 0);
+    return { content: Math.ceil(content), scroll: bar.scrollWidth };
+  });
+}
+
 before(async () => {
   profile = mkdtempSync(join(tmpdir(), 'enos-chromium-'));
   // A fresh profile directory each run (launchPersistentContext passes it as --user-data-dir).
@@ -111,6 +129,9 @@ test('dashboard: cloud state, backlog, outage hours, devices; refreshes by itsel
   await page.waitForFunction((t) => document.querySelector('#updated')?.textContent !== t, t1, { timeout: 6000 });
   await shot('02-dashboard');
   await checkKiosk('dashboard');
+  const hw = await headerWidths();
+  figures.header_content_px = hw.content;
+  assert.ok(hw.scroll <= KIOSK.width && hw.content <= KIOSK.width, `the header needs ${hw.content} px`);
 });
 
 test('page weight and time to first render of the dashboard at the kiosk size', async () => {

@@ -2,12 +2,13 @@
 // grid (rows added, edited, removed, a finding at its cell, CSV out and back in), each protocol's
 // communication test (an interrogation; data identifiers with their frames) and the write dialog's
 // choices (a command's states; a meter is read-only). The devices talk to real peers: a c104
-// station and a DL/T 645 meter of the `dlt645` library, started by tests/browser/run.
+// station and a DL/T 645 meter of the `dlt645` library, started by tests/browser/run. Last, the
+// OPC UA browse card, whose script is loaded only when an OPC UA device's page is opened.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { chromium } from 'playwright-core';
 
 const URL = process.env.ENOS_WEB_URL;
@@ -242,6 +243,30 @@ test('DL/T 645 communication test: chosen identifiers with request and response 
   await shot('47-dlt645-refused');
   // the write card says the meter is read-only
   assert.match(await page.locator('#write-result').innerText(), /DL\/T 645 meters are read-only/);
+});
+
+test('OPC UA device page: the browse card\'s script is loaded when the page is opened, not before', async () => {
+  await page.goto(URL + '#/devices');
+  await page.locator('.list .row').first().waitFor({ timeout: 20000 });
+  assert.equal(await page.evaluate(() => typeof opcuaBrowseCard), 'undefined');
+  assert.equal(await page.locator('script[src="/opcua.js"]').count(), 0);
+  // a device on a server that is not there: the card comes from the protocol registry alone
+  await page.evaluate((pki) => api('PUT', '/api/devices/plc1/config', {
+    id: 'plc1', protocol: 'opcua', endpoint: 'opc.tcp://127.0.0.1:9', security_policy: 'None', pki_dir: pki,
+    point: [{ name: 'P', node: 'ns=2;s=P' }],
+  }), join(dirname(process.env.ENOS_WEB_STATE), 'opcua-pki'));
+  await page.evaluate(() => { location.hash = '#/device/plc1'; });
+  await page.locator('#opcua-browse-run').waitFor({ timeout: 20000 });
+  assert.equal(await page.locator('script[src="/opcua.js"]').count(), 1);
+  await page.locator('#comm-card').scrollIntoViewIfNeeded();
+  await shot('48-opcua-browse-card');
+  // a second device page uses the script already there
+  await page.evaluate(() => { location.hash = '#/devices'; });
+  await page.locator('.list .row').first().waitFor();
+  await page.evaluate(() => { location.hash = '#/device/plc1'; });
+  await page.locator('#opcua-browse-run').waitFor({ timeout: 20000 });
+  assert.equal(await page.locator('script[src="/opcua.js"]').count(), 1);
+  await page.evaluate(() => api('DELETE', '/api/devices/plc1/config'));
 });
 
 test('no script errors on these pages', () => {

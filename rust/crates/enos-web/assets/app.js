@@ -195,6 +195,38 @@ function every(ms, load) {
 
 function render(...nodes) { $('#main').replaceChildren(...nodes); }
 
+// ---- scripts loaded on demand: the Packages page (packages.js) and the OPC UA browse card
+// (opcua.js) are fetched the first time they are opened, so the dashboard's first load stays small ----
+
+const scriptsLoading = {};
+
+/** Loads the script `src` of this server once (a <script> element); resolves when it has run. */
+function loadScript(src) {
+  if (!scriptsLoading[src]) {
+    scriptsLoading[src] = new Promise((resolve, reject) => {
+      const s = document.createElement('script');
+      s.src = src;
+      s.onload = () => resolve();
+      s.onerror = () => {
+        delete scriptsLoading[src]; // the next visit tries again
+        s.remove();
+        reject(new Error('This part of the page (' + src.slice(1) + ') did not load; check the connection and open it again'));
+      };
+      document.head.append(s);
+    });
+  }
+  return scriptsLoading[src];
+}
+
+/** A page whose code is in `src`: "Loading…" until the script has run, then `make()`'s page. */
+function onDemandView(src, make) {
+  const token = pageToken;
+  const box = h('section', {}, h('p', { class: 'loading' }, 'Loading…'));
+  loadScript(src).then(() => { if (token === pageToken) box.replaceWith(make()); })
+    .catch((e) => { if (token === pageToken) box.replaceChildren(banner('error', e.message)); });
+  return box;
+}
+
 function cloudPill(st) {
   const c = $('#cloud');
   const u = st && st.uplink;
@@ -1041,6 +1073,8 @@ function commCard(id) {
     const d = devs.find((x) => x.id === id);
     const p = d && protos.find((x) => x.name === d.protocol);
     const t = p && p.comm_test;
+    return (t && !commTests[t.kind] && commTestScripts[t.kind] ? loadScript(commTestScripts[t.kind]) : Promise.resolve()).then(() => [d, p, t]);
+  }).then(([d, p, t]) => {
     const build = t && commTests[t.kind];
     card.replaceWith(build ? build(id, t) : h('div', { class: 'card', id: 'comm-card' }, h('h2', {}, 'Communication test'),
       banner('info', d ? 'Devices of this protocol (' + (p ? p.label : d.protocol) + ') have no communication test yet.' : 'No device ' + id + '.')));
@@ -1072,6 +1106,11 @@ const commTests = {
   'iec104-interrogation': interrogationCard,
   'dlt645-identifiers': identifiersCard,
   'dnp3-poll': dnp3PollCard,
+};
+
+/** Tests whose card is in a script of its own, loaded when a device's page first needs it. */
+const commTestScripts = {
+  'opcua-browse': '/opcua.js',
 };
 
 /** DNP3: an integrity or event poll of the outstation now; every object with its flags, and the IIN, in words. */
@@ -1375,6 +1414,10 @@ function systemView() {
     cloudCard(),
     h('div', { class: 'card', id: 'update-card' }, h('h2', {}, 'Update'),
       isAdmin ? h('div', { class: 'toolbar' }, file, pick, chosen, upBtn) : null, upOut, hist),
+    h('div', { class: 'card', id: 'packages-card' }, h('h2', {}, 'Resource packages'),
+      h('p', { class: 'hint' }, 'Configuration, point tables, device models and certificates in one file signed by the gateway\'s maker: the one installed, ' + (isAdmin ? 'applying another, ' : '') + 'the history.'),
+      h('div', { class: 'toolbar' }, h('span', { class: 'grow' }),
+        h('a', { class: 'button', href: '#/packages', role: 'button', id: 'open-packages' }, 'Packages ›'))),
     isAdmin ? h('div', { class: 'card' }, h('h2', {}, 'Logs'),
       h('div', { class: 'row' }, h('div', { class: 'grow' }, h('label', { for: 'log-service' }, 'Service'), svcSel), h('div', { class: 'grow' }, h('label', { for: 'log-level' }, 'At least'), lvlSel)),
       h('div', { class: 'toolbar' }, h('span', { class: 'grow' }), logBtn), logOut) : null,
@@ -1476,6 +1519,7 @@ function route() {
   else if (page === 'live') view = liveView();
   else if (page === 'accounts') view = accountsView();
   else if (page === 'system') view = systemView();
+  else if (page === 'packages') { view = onDemandView('/packages.js', () => packagesView()); page = 'system'; } // reached from the System page
   else if (page === 'device' && parts[1]) { view = deviceView(decodeURIComponent(parts.slice(1).join('/'))); page = 'devices'; }
   else if (page === 'device-edit') { view = deviceEditView(parts[1] ? decodeURIComponent(parts.slice(1).join('/')) : null); page = 'devices'; }
   else { page = 'dashboard'; view = dashboardView(); }

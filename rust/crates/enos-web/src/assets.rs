@@ -18,6 +18,8 @@ const ASSETS: &[Asset] = &[
     Asset { path: "/app.js", content_type: "text/javascript; charset=utf-8", body: include_bytes!("../assets/app.js") },
     Asset { path: "/app.css", content_type: "text/css; charset=utf-8", body: include_bytes!("../assets/app.css") },
     Asset { path: "/icon.svg", content_type: "image/svg+xml", body: include_bytes!("../assets/icon.svg") },
+    Asset { path: "/opcua.js", content_type: "text/javascript; charset=utf-8", body: include_bytes!("../assets/opcua.js") },
+    Asset { path: "/packages.js", content_type: "text/javascript; charset=utf-8", body: include_bytes!("../assets/packages.js") },
 ];
 
 fn etags() -> &'static Vec<String> {
