@@ -4,22 +4,25 @@
 // Started by tests/browser/run, which brings up the edge and sets the environment below.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import * as k from './kiosk-browser.mjs';
+import { URL, OUT, PASSWORD, KIOSK } from './kiosk-browser.mjs';
 
-const URL = process.env.ENOS_WEB_URL;
-const OUT = process.env.ENOS_TEST_OUT;
-const PASSWORD = 'kiosk-first-boot-1';
-const KIOSK = { width: 800, height: 480 };
-assert.ok(URL && OUT, 'run through tests/browser/run');
-mkdirSync(OUT, { recursive: true });
 
-let context, page, profile;
+let browser, page;
 const figures = {};
 const problems = [];
+const shot = (name) => k.shot(page, name);
+const checkKiosk = (where) => k.checkKiosk(page, where);
+const headerWidths = () => k.headerWidths(page);
+
+before(async () => {
+  // 401/429 answers to wrong passwords, 403 to a wrong setup code, 422 to a bad point table, 503 for
+  // what this test bus lacks (enos-ota, systemd) are expected; anything else, CSP refusals above all, is not
+  browser = await k.launch(problems, /status of (401|403|422|429|503)/);
+  page = browser.page;
+});
 
 function rssKiB() {
   const pid = process.env.ENOS_WEB_PID;
@@ -28,67 +31,10 @@ function rssKiB() {
   return m ? Number(m[1]) : null;
 }
 
-async function shot(name) {
-  await page.screenshot({ path: join(OUT, name + '.png') });
-}
-
-// Layout checks at the kiosk size: nothing wider than the screen, every control big enough to tap.
-async function checkKiosk(where) {
-  const r = await page.evaluate(() => {
-    const small = [];
-    for (const el of document.querySelectorAll('button, a.button, nav a, input, select')) {
-      const b = el.getBoundingClientRect();
-      if (b.width === 0 || b.height === 0) continue; // not shown
-      if (b.height < 44 || b.width < 44) small.push(`${el.tagName.toLowerCase()}#${el.id || ''} "${(el.textContent || '').trim()}" ${Math.round(b.width)}x${Math.round(b.height)}`);
-    }
-    return { overflow: document.documentElement.scrollWidth - window.innerWidth, small };
-  });
-  assert.ok(r.overflow <= 0, `${where}: ${r.overflow} px wider than the screen`);
-  assert.deepEqual(r.small, [], `${where}: controls smaller than 44 px`);
-}
-
-// The width the header's content needs (its tabs, pill, user, button, gaps and padding; the tab
-// bar stretches, so the header's own width says nothing) and its scrolled width.
-async function headerWidths() {
-  return page.evaluate(() => {
-    const px = (v) => parseFloat(v) || 0;
-    const bar = document.querySelector('#bar');
-    const nav = document.querySelector('#nav');
-    const shown = (e) => e.getBoundingClientRect().width > 0;
-    const kids = [...bar.children].filter(shown);
-    const links = [...nav.children].filter(shown);
-    const navW = links.reduce((s, a) => s + a.getBoundingClientRect().width, 0) + px(getComputedStyle(nav).columnGap) * (links.length - 1);
-    const cs = getComputedStyle(bar);
-    const content = px(cs.paddingLeft) + px(cs.paddingRight) + px(cs.columnGap) * (kids.length - 1)
-      + kids.reduce((s, e) => s + (e === nav ? navW : e.getBoundingClientRect().width), 0);
-    return { content: Math.ceil(content), scroll: bar.scrollWidth };
-  });
-}
-
-before(async () => {
-  profile = mkdtempSync(join(tmpdir(), 'enos-chromium-'));
-  // A fresh profile directory each run (launchPersistentContext passes it as --user-data-dir).
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-    viewport: KIOSK, hasTouch: true, isMobile: false, ignoreHTTPSErrors: true, locale: 'en-GB',
-  });
-  page = context.pages()[0] || await context.newPage();
-  page.on('pageerror', (e) => problems.push('page error: ' + e.message));
-  page.on('console', (m) => {
-    const t = m.text();
-    // 401/429 answers to wrong passwords, 403 to a wrong setup code, 422 to a bad point table, 503 for what this test bus lacks (enos-ota, systemd) are expected; anything else, CSP refusals above all, is not
-    if (m.type() === 'error' && !/status of (401|403|422|429|503)/.test(t)) problems.push('console: ' + t);
-  });
-});
-
 after(async () => {
   writeFileSync(join(OUT, 'figures.json'), JSON.stringify(figures, null, 2) + '\n');
   console.log('figures: ' + JSON.stringify(figures));
-  await context?.close();
-  if (profile) rmSync(profile, { recursive: true, force: true });
+  await browser?.close();
 });
 
 test('first boot: the first visit sets the admin password', async () => {
@@ -135,7 +81,7 @@ test('dashboard: cloud state, backlog, outage hours, devices; refreshes by itsel
 });
 
 test('page weight and time to first render of the dashboard at the kiosk size', async () => {
-  const p = await context.newPage();
+  const p = await browser.context.newPage();
   await p.setViewportSize(KIOSK);
   await p.goto(URL + '#/dashboard');
   await p.locator('#dash .card.stat').first().waitFor();
@@ -597,7 +543,7 @@ test('five dashboards refreshing: the server stays small', async () => {
   figures.rss_kib_signed_in = rssKiB();
   const pages = [];
   for (let i = 0; i < 5; i++) {
-    const p = await context.newPage();
+    const p = await browser.context.newPage();
     await p.goto(URL + '#/dashboard');
     await p.locator('#dash .card.stat').first().waitFor();
     pages.push(p);

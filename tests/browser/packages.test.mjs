@@ -6,39 +6,25 @@
 // (node's ed25519).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { createHash, createPrivateKey, sign } from 'node:crypto';
-import { chromium } from 'playwright-core';
+import * as k from './kiosk-browser.mjs';
+import { KIOSK } from './kiosk-browser.mjs';
 
-const URL = process.env.ENOS_WEB_URL;
-const OUT = process.env.ENOS_TEST_OUT;
-const PASSWORD = 'kiosk-first-boot-1'; // kiosk.test.mjs sets it on the first visit; so does this file when it runs alone
-const KIOSK = { width: 800, height: 480 };
-assert.ok(URL && OUT && process.env.ENOS_PACKAGE_PRIVATE && process.env.ENOS_SIM_MODBUS, 'run through tests/browser/run');
-mkdirSync(OUT, { recursive: true });
+assert.ok(process.env.ENOS_PACKAGE_PRIVATE && process.env.ENOS_SIM_MODBUS, 'run through tests/browser/run');
 
-let context, page, profile;
+let browser, page;
 const problems = [];
+const shot = (name) => k.shot(page, name);
+const checkKiosk = (where) => k.checkKiosk(page, where);
+const headerWidths = () => k.headerWidths(page);
 
-async function shot(name) {
-  await page.screenshot({ path: join(OUT, name + '.png') });
-}
-
-async function checkKiosk(where) {
-  const r = await page.evaluate(() => {
-    const small = [];
-    for (const el of document.querySelectorAll('button, a.button, nav a, input, select')) {
-      const b = el.getBoundingClientRect();
-      if (b.width === 0 || b.height === 0) continue;
-      if (b.height < 44 || b.width < 44) small.push(`${el.tagName.toLowerCase()}#${el.id || ''} ${Math.round(b.width)}x${Math.round(b.height)}`);
-    }
-    return { overflow: document.documentElement.scrollWidth - window.innerWidth, small };
-  });
-  assert.ok(r.overflow <= 0, `${where}: ${r.overflow} px wider than the screen`);
-  assert.deepEqual(r.small, [], `${where}: controls smaller than 44 px`);
-}
+before(async () => {
+  // 422: the packages refused on purpose below; 503: the System page (on the way to Packages)
+  // asks for what this test bus lacks (enos-ota, systemd)
+  browser = await k.launch(problems, /status of (401|422|503)/);
+  page = browser.page;
+});
 
 /** A package (docs/packages.md, "The file") of `files` (path → [type, text]), signed unless `signed` is false. */
 function buildPackage(version, files, signed = true) {
@@ -84,58 +70,11 @@ async function upload(name, bytes) {
   await page.click('#dialog-ok');
 }
 
-// The width the header's content needs (its tabs, pill, user, button, gaps and padding; the tab
-// bar stretches, so the header's own width says nothing) and its scrolled width.
-async function headerWidths() {
-  return page.evaluate(() => {
-    const px = (v) => parseFloat(v) || 0;
-    const bar = document.querySelector('#bar');
-    const nav = document.querySelector('#nav');
-    const shown = (e) => e.getBoundingClientRect().width > 0;
-    const kids = [...bar.children].filter(shown);
-    const links = [...nav.children].filter(shown);
-    const navW = links.reduce((s, a) => s + a.getBoundingClientRect().width, 0) + px(getComputedStyle(nav).columnGap) * (links.length - 1);
-    const cs = getComputedStyle(bar);
-    const content = px(cs.paddingLeft) + px(cs.paddingRight) + px(cs.columnGap) * (kids.length - 1)
-      + kids.reduce((s, e) => s + (e === nav ? navW : e.getBoundingClientRect().width), 0);
-    return { content: Math.ceil(content), scroll: bar.scrollWidth };
-  });
-}
-
-before(async () => {
-  profile = mkdtempSync(join(tmpdir(), 'enos-chromium-'));
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-    viewport: KIOSK, hasTouch: true, isMobile: false, ignoreHTTPSErrors: true, locale: 'en-GB',
-  });
-  page = context.pages()[0] || await context.newPage();
-  page.on('pageerror', (e) => problems.push('page error: ' + e.message));
-  page.on('console', (m) => {
-    // 422: the packages refused on purpose below; 503: the System page (on the way to Packages)
-    // asks for what this test bus lacks (enos-ota, systemd)
-    if (m.type() === 'error' && !/status of (401|422|503)/.test(m.text())) problems.push('console: ' + m.text());
-  });
-});
-
 after(async () => {
-  await context?.close();
-  if (profile) rmSync(profile, { recursive: true, force: true });
+  await browser?.close();
 });
 
-test('sign in (or claim the gateway when this file runs alone)', async () => {
-  await page.goto(URL);
-  await page.locator('#password').waitFor();
-  await page.fill('#password', PASSWORD);
-  if (await page.locator('#password2').count()) {
-    await page.fill('#password2', PASSWORD);
-    await page.fill('#setup-code', readFileSync(join(process.env.ENOS_WEB_STATE, 'setup-code'), 'utf8').trim());
-  }
-  await page.click('#signin-button');
-  await page.locator('#dash .card').first().waitFor({ timeout: 20000 });
-});
+test('sign in (or claim the gateway when this file runs alone)', () => k.signIn(page));
 
 test('packages: tampered and invalid packages refused in words, a good one applied and collected, the history listed', async () => {
   // the page's script is not part of the first load: it comes when the page is first opened

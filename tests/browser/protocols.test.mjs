@@ -6,58 +6,28 @@
 // OPC UA browse card, whose script is loaded only when an OPC UA device's page is opened.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { chromium } from 'playwright-core';
+import * as k from './kiosk-browser.mjs';
+import { URL } from './kiosk-browser.mjs';
 
-const URL = process.env.ENOS_WEB_URL;
-const OUT = process.env.ENOS_TEST_OUT;
-const PASSWORD = 'kiosk-first-boot-1'; // kiosk.test.mjs sets it on the first visit; so does this file when it runs alone
-const KIOSK = { width: 800, height: 480 };
-assert.ok(URL && OUT && process.env.ENOS_SIM_IEC104 && process.env.ENOS_SIM_DLT645, 'run through tests/browser/run');
-mkdirSync(OUT, { recursive: true });
+assert.ok(process.env.ENOS_SIM_IEC104 && process.env.ENOS_SIM_DLT645, 'run through tests/browser/run');
 
-let context, page, profile;
+let browser, page;
 const problems = [];
-
-async function shot(name) {
-  await page.screenshot({ path: join(OUT, name + '.png') });
-}
+const shot = (name) => k.shot(page, name);
 
 before(async () => {
-  profile = mkdtempSync(join(tmpdir(), 'enos-chromium-'));
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-    viewport: KIOSK, hasTouch: true, isMobile: false, ignoreHTTPSErrors: true, locale: 'en-GB',
-  });
-  page = context.pages()[0] || await context.newPage();
-  page.on('pageerror', (e) => problems.push('page error: ' + e.message));
-  page.on('console', (m) => {
-    // 400: a data identifier refused on purpose below; 422: the findings of a device the collector refused
-    if (m.type() === 'error' && !/status of (400|401|422)/.test(m.text())) problems.push('console: ' + m.text());
-  });
+  // 400: a data identifier refused on purpose below; 422: the findings of a device the collector refused
+  browser = await k.launch(problems, /status of (400|401|422)/);
+  page = browser.page;
 });
 
 after(async () => {
-  await context?.close();
-  if (profile) rmSync(profile, { recursive: true, force: true });
+  await browser?.close();
 });
 
-test('sign in (or claim the gateway when this file runs alone)', async () => {
-  await page.goto(URL);
-  await page.locator('#password').waitFor();
-  await page.fill('#password', PASSWORD);
-  if (await page.locator('#password2').count()) {
-    await page.fill('#password2', PASSWORD);
-    await page.fill('#setup-code', readFileSync(join(process.env.ENOS_WEB_STATE, 'setup-code'), 'utf8').trim());
-  }
-  await page.click('#signin-button');
-  await page.locator('#dash .card').first().waitFor({ timeout: 20000 });
-});
+test('sign in (or claim the gateway when this file runs alone)', () => k.signIn(page));
 
 // The grid's content: per row, each cell's value by field key.
 async function gridRows() {

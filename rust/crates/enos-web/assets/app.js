@@ -227,6 +227,23 @@ function onDemandView(src, make) {
   return box;
 }
 
+/** A file chooser with a big button (the native one is small on a touch screen), the chosen
+ *  file's name and size, and an upload button enabled once a file is chosen. Ids: `${id}-file`,
+ *  `-pick`, `-name`, `-upload`. */
+function filePicker(id, accept, pickLabel, uploadLabel) {
+  const file = h('input', { id: id + '-file', type: 'file', accept, class: 'file' });
+  const pick = h('button', { type: 'button', id: id + '-pick' }, pickLabel);
+  const chosen = h('span', { class: 'hint grow', id: id + '-name' }, 'no file chosen');
+  const upBtn = h('button', { type: 'button', class: 'primary', id: id + '-upload', disabled: true }, uploadLabel);
+  pick.addEventListener('click', () => file.click());
+  file.addEventListener('change', () => {
+    const f = file.files[0];
+    chosen.textContent = f ? f.name + ' (' + bytes(f.size) + ')' : 'no file chosen';
+    upBtn.disabled = !f;
+  });
+  return { file, pick, chosen, upBtn };
+}
+
 function cloudPill(st) {
   const c = $('#cloud');
   const u = st && st.uplink;
@@ -1355,16 +1372,7 @@ function systemView() {
     } catch (e) { hist.replaceChildren(banner('error', e.message)); }
   });
 
-  const file = h('input', { id: 'bundle-file', type: 'file', accept: '.swu', class: 'file' });
-  const pick = h('button', { type: 'button', id: 'bundle-pick' }, 'Choose bundle…');
-  const chosen = h('span', { class: 'hint grow', id: 'bundle-name' }, 'no file chosen');
-  const upBtn = h('button', { type: 'button', class: 'primary', id: 'bundle-upload', disabled: true }, 'Upload and install');
-  pick.addEventListener('click', () => file.click());
-  file.addEventListener('change', () => {
-    const f = file.files[0];
-    chosen.textContent = f ? f.name + ' (' + bytes(f.size) + ')' : 'no file chosen';
-    upBtn.disabled = !f;
-  });
+  const { file, pick, chosen, upBtn } = filePicker('bundle', '.swu', 'Choose bundle…', 'Upload and install');
   upBtn.addEventListener('click', async () => {
     const f = file.files[0];
     if (!f) return;

@@ -32,16 +32,7 @@ function packagesView() {
   }
   every(5000, load);
 
-  const file = h('input', { id: 'pkg-file', type: 'file', accept: '.json,.pkg', class: 'file' });
-  const pick = h('button', { type: 'button', id: 'pkg-pick' }, 'Choose package…');
-  const chosen = h('span', { class: 'hint grow', id: 'pkg-name' }, 'no file chosen');
-  const upBtn = h('button', { type: 'button', class: 'primary', id: 'pkg-upload', disabled: true }, 'Upload and apply');
-  pick.addEventListener('click', () => file.click());
-  file.addEventListener('change', () => {
-    const f = file.files[0];
-    chosen.textContent = f ? f.name + ' (' + bytes(f.size) + ')' : 'no file chosen';
-    upBtn.disabled = !f;
-  });
+  const { file, pick, chosen, upBtn } = filePicker('pkg', '.json,.pkg', 'Choose package…', 'Upload and apply');
   upBtn.addEventListener('click', async () => {
     const f = file.files[0];
     if (!f) return;
