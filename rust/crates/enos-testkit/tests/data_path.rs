@@ -219,6 +219,42 @@ async fn refused_and_unanswered_batches_are_retried_then_delivered() {
     assert!(v["uplink"]["sender"]["timeouts"].as_u64().unwrap() >= 1, "{v}");
 }
 
+/// A busy or failing cloud (5xx, 429) is waited out, however long; a refusal that says the data
+/// is wrong is given up after `max_attempts` (3 here) into the dead-letter store, in words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_cloud_is_waited_out_and_only_data_it_calls_wrong_is_set_aside() {
+    let e = Edge::start().await;
+    wait_for(30, "data flowing", || (e.received().len() >= 5).then_some(())).await;
+    let sender = |e: &Edge| {
+        let (ok, out, _) = run_tool("enosctl", &["--json", "status"], &e.bus.address);
+        assert!(ok, "{out}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["uplink"]["sender"].clone()
+    };
+    // 503 for 10 s, three times what max_attempts' backoff (1 s + 2 s) took before a unit was
+    // given up: the length of the outage is the fault here, not a wait for something
+    e.cloud.with(|r| r.refusing = Some(503));
+    let rejected = sender(&e)["rejected"].as_u64().unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+    assert!(sender(&e)["rejected"].as_u64().unwrap() >= rejected + 6, "the cloud refused nothing: {}", sender(&e));
+    e.cloud.with(|r| r.refusing = None);
+    let s = sender(&e);
+    assert_eq!(s["dead_lettered_points"], 0, "a failing cloud made the gateway give data up: {s}");
+    // 460 (parameter error) at every attempt: given up and kept aside, said in words
+    e.cloud.with(|r| r.refusing = Some(460));
+    wait_for(30, "a unit given up after 3 refusals", || (sender(&e)["dead_lettered_points"].as_u64().unwrap() > 0).then_some(())).await;
+    e.cloud.with(|r| r.refusing = None);
+    let log = std::fs::read_to_string(e.log()).unwrap();
+    assert!(log.contains("after 3 refusals by the cloud: moved to the dead-letter store"), "the log does not say it in words");
+    let (ok, out, _) = run_tool("enosctl", &["--json", "status"], &e.bus.address);
+    assert!(
+        ok && serde_json::from_str::<serde_json::Value>(&out).unwrap()["uplink"]["cache"]["dead_letter_records"].as_u64().unwrap() > 0,
+        "{out}"
+    );
+    // and data flows again: a value served after the refusals ended arrives
+    let last = *e.served().last().expect("values served") as u64;
+    wait_for(30, "a value served after the refusals", || e.received().iter().any(|r| r.0 > last).then_some(())).await;
+}
+
 #[test]
 fn a_broken_config_names_file_key_and_reason_and_the_service_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();

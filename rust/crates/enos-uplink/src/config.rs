@@ -124,7 +124,8 @@ pub struct SenderConfig {
     pub reply_timeout_s: u64,
     /// Upper bound of one MQTT payload (EnOS refuses more than 512 KB).
     pub max_message_bytes: usize,
-    /// Attempts for a batch the cloud answers with a non-200 code.
+    /// Attempts for a batch the cloud refuses as wrong (a busy or failing cloud, 429 or 5xx, is
+    /// waited out without a limit).
     pub max_attempts: u32,
     pub on_reject: RejectPolicy,
     /// Share of the in-flight window reserved for live data while a backlog drains.

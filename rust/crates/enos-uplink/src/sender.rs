@@ -4,8 +4,9 @@
 //! younger than `resume_after_s`) as `post/batch`, oldest acquisition first; the backlog the
 //! same way as `resume/batch` within the rest of the window, with `live_share_percent` of the
 //! window kept free for live data. A record leaves the cache only when every message made from
-//! it was answered with code 200. No answer in time: sent again. A non-200 answer: retried with
-//! backoff up to `max_attempts`, then dropped or dead-lettered.
+//! it was answered with code 200. No answer in time: sent again. A busy or failing cloud (429,
+//! 5xx: `codes::is_transient`): sent again with backoff until taken. Any other refusal: retried
+//! with backoff up to `max_attempts`, then dropped or dead-lettered.
 //!
 //! Order on the wire: messages are handed to paho in the order they were made, and a publish
 //! paho refuses holds back every later one until it is taken. A live message sent again (no
@@ -51,6 +52,9 @@ struct Msg {
     points: u64,
     sent_at: Instant,
     attempts: u32,
+    /// Refusals that said the message is wrong (not the cloud busy): these count towards
+    /// `max_attempts`.
+    wrong: u32,
     retry_at: Option<Instant>,
     /// Not yet taken by paho (it refused the publish, or an earlier message is still refused).
     unpublished: bool,
@@ -261,6 +265,7 @@ impl Sender<'_> {
                     points,
                     sent_at: Instant::now(),
                     attempts: 0,
+                    wrong: 0,
                     retry_at: None,
                     unpublished: false,
                 };
@@ -392,8 +397,19 @@ impl Sender<'_> {
         }
         m.attempts += 1;
         self.shared.sender_stats(|s| s.rejected += 1);
-        log::warn!("cloud refused message {} (attempt {}): code {} {}", reply.id, m.attempts, reply.code, reply.message);
-        if m.attempts < self.cfg().sender.max_attempts {
+        let transient = enos_cloud::codes::is_transient(reply.code);
+        let said = format!("cloud refused message {} (attempt {}): code {} {}", reply.id, m.attempts, reply.code, reply.message);
+        if transient && m.attempts > self.cfg().sender.max_attempts {
+            log::debug!("{said}"); // said at warn level up to max_attempts; it goes on for as long as the cloud is busy
+        } else {
+            log::warn!("{said}");
+        }
+        // A busy or failing cloud (429, 5xx) is waited out: what it refuses so stays in the cache
+        // and is sent again, at most once a minute, until it is taken.
+        if !transient {
+            m.wrong += 1;
+        }
+        if m.wrong < self.cfg().sender.max_attempts {
             let backoff = Duration::from_millis((500u64 << m.attempts.min(7)).min(60_000));
             m.retry_at = Some(Instant::now() + backoff);
             self.msgs.insert(id, m);
@@ -420,7 +436,7 @@ impl Sender<'_> {
                 RejectPolicy::DeadLetter => "moved to the dead-letter store",
                 RejectPolicy::Drop => "dropped (on_reject = \"drop\")",
             };
-            log::error!("gave up on {} records ({points} points) after {} refusals by the cloud: {whereto}", u.seqs.len(), m.attempts);
+            log::error!("gave up on {} records ({points} points) after {} refusals by the cloud: {whereto}", u.seqs.len(), m.wrong);
             self.shared.sender_stats(|s| match policy {
                 RejectPolicy::DeadLetter => s.dead_lettered_points += points,
                 RejectPolicy::Drop => s.dropped_rejected_points += points,
