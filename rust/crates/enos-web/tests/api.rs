@@ -210,6 +210,12 @@ struct Edge {
     package_key: String,
 }
 
+/// Until the simulated device inv01 is online, as `who` sees it in the device list.
+async fn inv01_online(who: &Client) {
+    until(30, "inv01 online", || async { device_state(&who.get("/api/devices").await.json(), "inv01").filter(|d| d["state"] == "online") })
+        .await;
+}
+
 impl Edge {
     /// The web center alone on a private bus (the other services absent).
     fn web_only(extra: &str) -> Edge {
@@ -862,10 +868,7 @@ async fn devices_are_added_edited_and_removed_without_a_restart() {
     let admin = e.admin().await;
     let viewer = e.add_user(&admin, "vic", "viewer").await;
     let operator = e.add_user(&admin, "olga", "operator").await;
-    until(30, "inv01 online", || async {
-        device_state(&viewer.get("/api/devices").await.json(), "inv01").filter(|d| d["state"] == "online")
-    })
-    .await;
+    inv01_online(&viewer).await;
     let cfg_file = e.dir.path().join("collector.toml");
     let original = std::fs::read_to_string(&cfg_file).unwrap();
 
@@ -1017,10 +1020,7 @@ async fn raw_registers_and_live_values() {
     let e = Edge::full("").await;
     let admin = e.admin().await;
     let viewer = e.add_user(&admin, "vic", "viewer").await;
-    until(30, "inv01 online", || async {
-        device_state(&viewer.get("/api/devices").await.json(), "inv01").filter(|d| d["state"] == "online")
-    })
-    .await;
+    inv01_online(&viewer).await;
     let path = "/api/devices/inv01/raw-read";
     assert_eq!(Client::new(e.port).post(path, &json!({ "function": 3, "address": 2, "count": 2 })).await.status, 401);
     assert_eq!(viewer.send("POST", path, Some(&json!({ "function": 3, "address": 2, "count": 2 })), false).await.status, 403);
@@ -1653,10 +1653,7 @@ async fn packages_are_uploaded_verified_applied_rolled_back_and_listed() {
     let e = Edge::full("").await;
     let admin = e.admin().await;
     let viewer = e.add_user(&admin, "vic", "viewer").await;
-    until(30, "inv01 online", || async {
-        device_state(&viewer.get("/api/devices").await.json(), "inv01").filter(|d| d["state"] == "online")
-    })
-    .await;
+    inv01_online(&viewer).await;
     e.sim().with(|s| {
         s.holding.insert(30, 4242);
     });
