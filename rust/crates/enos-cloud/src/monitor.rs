@@ -26,6 +26,15 @@ pub fn event_topic(id: &str) -> String {
     format!("thing/event/{id}/post")
 }
 
+/// A reply to an attribute update or an event post: the monitor waits for these, and sends
+/// again what the cloud did not answer (events are published at QoS 0, a dropped link loses them).
+pub fn is_monitor_reply(topic: &str) -> bool {
+    topics::request_of(topic).is_some_and(|t| {
+        t.ends_with(&format!("/{ATTRIBUTE_UPDATE}"))
+            || t.rsplit_once("/thing/event/").is_some_and(|(_, rest)| rest.strip_suffix("/post").is_some_and(|id| !id.contains('/')))
+    })
+}
+
 fn make(topic: String, id: u64, method: &'static str, params: serde_json::Value) -> Request {
     Request { topic, id, method, payload: request(id, method, params) }
 }
@@ -91,6 +100,16 @@ mod tests {
 
     fn body(r: &Request) -> serde_json::Value {
         serde_json::from_slice(&r.payload).unwrap()
+    }
+
+    #[test]
+    fn the_replies_the_monitor_waits_for() {
+        assert!(is_monitor_reply("/sys/pk/gw/thing/attribute/update_reply"));
+        assert!(is_monitor_reply("/sys/pk/gw/thing/event/deviceStopped/post_reply"));
+        assert!(!is_monitor_reply("/sys/pk/gw/thing/event/deviceStopped/post"));
+        assert!(!is_monitor_reply("/sys/pk/gw/thing/measurepoint/post/batch_reply"));
+        assert!(!is_monitor_reply("/sys/pk/gw/thing/event/a/b/post_reply"));
+        assert!(!is_monitor_reply("/sys/pk/gw/thing/log/post_reply"));
     }
 
     #[test]

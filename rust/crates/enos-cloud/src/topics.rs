@@ -53,6 +53,9 @@ pub fn subscriptions(gw_pk: &str, gw_dk: &str, devices: &[(&str, &str)]) -> Vec<
     for t in [LOGIN_BATCH, LOGIN, LOGOUT] {
         subs.push(reply_of(&session(gw_pk, gw_dk, t)));
     }
+    // the gateway's attributes and events: kept and sent again until answered
+    subs.push(reply_of(&sys(gw_pk, gw_dk, crate::monitor::ATTRIBUTE_UPDATE)));
+    subs.push(reply_of(&sys(gw_pk, gw_dk, &crate::monitor::event_topic("+"))));
     // the cloud's enable/disable/delete of a sub-device
     subs.push(session(gw_pk, gw_dk, &format!("{COMBINE_PREFIX}+")));
     for (p, d) in std::iter::once((gw_pk, gw_dk)).chain(devices.iter().copied()) {
@@ -93,5 +96,7 @@ mod tests {
         let s = subscriptions("pk", "gw", &[("pk2", "inv")]);
         assert!(s.contains(&"/sys/pk2/inv/thing/service/+".to_string()) && s.contains(&"/sys/pk/gw/ota/device/upgrade".to_string()));
         assert!(s.contains(&"/ext/session/pk/gw/combine/login/batch_reply".to_string()));
+        assert!(s.contains(&"/sys/pk/gw/thing/event/+/post_reply".to_string()));
+        assert!(s.contains(&"/sys/pk/gw/thing/attribute/update_reply".to_string()));
     }
 }

@@ -36,6 +36,9 @@ pub struct Record {
     pub next_codes: Vec<i64>,
     /// While true, telemetry requests get no reply at all.
     pub silent: bool,
+    /// While true, attribute updates and event posts are lost on the way: neither kept nor
+    /// answered (they still count in `arrivals`).
+    pub lose_monitoring: bool,
     pub telemetry_messages: u64,
     /// Benchmarks: count points instead of keeping them.
     pub drop_points: bool,
@@ -358,6 +361,9 @@ fn handle(cli: &mqtt::AsyncClient, rec: &Arc<Mutex<Record>>, topic: &str, payloa
         || ["/combine/enable", "/combine/disable", "/combine/delete"].iter().any(|c| topic.ends_with(c));
     if is_command {
         return; // ours, echoed by the broker
+    }
+    if r.lose_monitoring && (topic.contains("/thing/event/") || topic.ends_with("/thing/attribute/update")) {
+        return;
     }
     if !r.drop_points {
         r.requests.push((topic.to_string(), v.clone()));

@@ -230,3 +230,19 @@ async fn a_log_upload_is_bounded_in_lines_and_bytes() {
     assert_eq!(r["code"], enos_cloud::codes::BAD_PARAMS, "{r}");
     assert_eq!(r["message"], "level: \"loud\" is not one of error, warn, info, debug, trace", "{r}");
 }
+
+/// Events go out at QoS 0: one lost on the way (a link that drops as it is written, a broker
+/// that restarts) is not answered, and the monitor sends it again until the cloud has it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_the_cloud_did_not_answer_is_sent_again() {
+    let mut e = edge().await;
+    e.cloud.with(|r| r.lose_monitoring = true);
+    e.sim.unplug();
+    let sent = |r: &enos_testkit::cloud_sim::Record| r.arrivals.iter().filter(|t| t.ends_with("/thing/event/deviceStopped/post")).count();
+    wait_for(30, "the device-stopped event sent (and lost)", || e.cloud.with(|r| (sent(r) >= 1).then_some(()))).await;
+    assert!(e.cloud.with(|r| r.events("deviceStopped").is_empty()), "a lost event was kept");
+    e.cloud.with(|r| r.lose_monitoring = false);
+    let ev = wait_for(40, "the device-stopped event sent again", || e.cloud.with(|r| r.events("deviceStopped").into_iter().next())).await;
+    assert_eq!(ev["device"], "inv01", "{ev}");
+    assert!(e.cloud.with(|r| sent(r)) >= 2, "kept, so it was sent more than once");
+}

@@ -7,6 +7,7 @@ use crate::mqtt;
 use crate::state::Shared;
 use enos_bus::{CollectorProxy, DeviceStatus, OtaProxy};
 use enos_cloud::monitor::{self, event};
+use enos_cloud::{codes, requests::Request};
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -14,6 +15,10 @@ use std::time::Duration;
 
 /// Events kept while the session is down; beyond, the oldest go (the attributes say the state).
 const MAX_PENDING_EVENTS: usize = 200;
+
+/// How long the cloud has to answer an attribute update or an event post; unanswered, it is
+/// sent again on the next look (QoS 0: a message written just before the link drops is lost).
+const REPLY_WAIT: Duration = Duration::from_secs(10);
 
 /// Device states in which a device answers.
 fn answering(state: &str) -> bool {
@@ -55,6 +60,44 @@ fn device_events(before: &HashMap<String, (String, String)>, now: &[DeviceStatus
         }
     }
     out
+}
+
+/// Sends `reqs` and waits (up to `REPLY_WAIT`) for their replies. Says for each whether the cloud
+/// has it: answered 200, or refused for good (sending it again would change nothing). A busy or
+/// failing cloud's refusal, no reply, or a publish paho would not take: sent again later.
+async fn post_and_wait(shared: &Shared, cli: &mqtt::Client, reqs: &[Request]) -> Vec<bool> {
+    let mut has_it = vec![false; reqs.len()];
+    let mut replies = shared.monitor_replies.lock().await;
+    while replies.try_recv().is_ok() {} // late answers to earlier tries: those are sent again
+    let mut waiting: HashMap<String, usize> = HashMap::new();
+    for (i, r) in reqs.iter().enumerate() {
+        if mqtt::publish_sent(cli, &r.topic, &r.payload).await.is_err() {
+            break;
+        }
+        waiting.insert(r.id.to_string(), i);
+    }
+    let deadline = tokio::time::Instant::now() + REPLY_WAIT;
+    while !waiting.is_empty() {
+        let Ok(Some(reply)) = tokio::time::timeout_at(deadline, replies.recv()).await else { break };
+        let Some(i) = waiting.remove(&reply.id) else { continue };
+        if reply.code == codes::OK {
+            has_it[i] = true;
+        } else if codes::is_transient(reply.code) {
+            log::info!("the cloud is busy ({}: {}); {} will be sent again", reply.code, reply.message, said(&reqs[i]));
+        } else {
+            log::warn!("the cloud refused {} ({}: {}); it is not sent again", said(&reqs[i]), reply.code, reply.message);
+            has_it[i] = true;
+        }
+    }
+    has_it
+}
+
+/// What a monitor request is, in words: "the attributes", "the event deviceStopped".
+fn said(r: &Request) -> String {
+    match r.topic.strip_suffix("/post").and_then(|t| t.rsplit_once("/event/")) {
+        Some((_, id)) => format!("the event {id}"),
+        None => "the gateway's attributes".into(),
+    }
 }
 
 pub async fn run(shared: Arc<Shared>) {
@@ -102,23 +145,30 @@ pub async fn run(shared: Arc<Shared>) {
         };
         if let Some(cli) = cli {
             let c = &shared.cfg.cloud;
-            if let Some(devices) = &devices {
-                let attrs = attributes(&shared, devices).await;
-                if posted.as_ref() != Some(&(connects, attrs.clone())) {
-                    let r = monitor::attribute_update(&c.product_key, &c.device_key, mqtt::next_id(), attrs.clone());
-                    if mqtt::publish_sent(&cli, &r.topic, &r.payload).await.is_ok() {
-                        posted = Some((connects, attrs));
-                    }
-                }
+            let attrs = match &devices {
+                Some(d) => Some(attributes(&shared, d).await).filter(|a| posted.as_ref() != Some(&(connects, a.clone()))),
+                None => None,
+            };
+            let mut reqs: Vec<Request> = Vec::new();
+            if let Some(a) = &attrs {
+                reqs.push(monitor::attribute_update(&c.product_key, &c.device_key, mqtt::next_id(), a.clone()));
             }
-            while let Some((e, v, t)) = pending.front() {
-                let r = monitor::event_post(&c.product_key, &c.device_key, mqtt::next_id(), e, v.clone(), *t);
-                if mqtt::publish_sent(&cli, &r.topic, &r.payload).await.is_err() {
-                    break;
-                }
-                log::info!("event {e} posted: {v}");
-                pending.pop_front();
+            let first_event = reqs.len();
+            reqs.extend(
+                pending.iter().map(|(e, v, t)| monitor::event_post(&c.product_key, &c.device_key, mqtt::next_id(), e, v.clone(), *t)),
+            );
+            let has_it = post_and_wait(&shared, &cli, &reqs).await;
+            if let Some(a) = attrs.filter(|_| has_it[0]) {
+                posted = Some((connects, a));
             }
+            let mut answered = has_it[first_event..].iter();
+            pending.retain(|(e, v, _)| {
+                let done = answered.next().copied().unwrap_or(false);
+                if done {
+                    log::info!("event {e} posted: {v}");
+                }
+                !done
+            });
         }
         tokio::time::sleep(every).await;
     }

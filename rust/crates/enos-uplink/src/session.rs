@@ -113,6 +113,11 @@ async fn connect(shared: &Arc<Shared>, gw: &Identity) -> Result<Connected, Strin
                     let parsed = serde_json::from_slice::<Reply>(&m.payload);
                     if topics::is_sub_device_reply(&m.topic) {
                         let _ = sub_tx.send((m.topic, parsed.map_err(|e| format!("not a JSON reply ({e})"))));
+                    } else if enos_cloud::monitor::is_monitor_reply(&m.topic) {
+                        match parsed {
+                            Ok(r) => drop(shared.monitor_reply_tx.send(r)),
+                            Err(e) => log::warn!("unparsable reply on {} ({e})", m.topic),
+                        }
                     } else {
                         match parsed {
                             Ok(r) => drop(tx.send((m.topic, r))),

@@ -41,6 +41,10 @@ pub struct Shared {
     /// The newest acquisition time sent live per point since the uplink started, across
     /// reconnects: what a record re-sent after a lost link may not go below on the live path.
     pub live_floor: Mutex<crate::order::LiveFloor>,
+    /// Replies to the monitor's attribute updates and event posts: the session routes them in,
+    /// the monitor takes them out.
+    pub monitor_reply_tx: tokio::sync::mpsc::UnboundedSender<enos_cloud::Reply>,
+    pub monitor_replies: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<enos_cloud::Reply>>,
 }
 
 /// Ingest rate over a sliding window, for "how many hours of outage fit".
@@ -70,7 +74,10 @@ pub const GATEWAY_DEVICE: &str = "gateway";
 impl Shared {
     /// `identities`: the file of the sub-device identities the gateway registered.
     pub fn new(cfg: UplinkConfig, cache: Arc<Cache>, identities: PathBuf) -> Arc<Shared> {
+        let (monitor_reply_tx, monitor_replies) = tokio::sync::mpsc::unbounded_channel();
         Arc::new(Shared {
+            monitor_reply_tx,
+            monitor_replies: tokio::sync::Mutex::new(monitor_replies),
             cloud: Mutex::new(CloudStatus { state: "disconnected".into(), uri: cfg.cloud.uri.clone(), ..Default::default() }),
             sender: Mutex::new(SenderStatus::default()),
             rate: Mutex::new(Rate::default()),
