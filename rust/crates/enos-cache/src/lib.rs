@@ -52,6 +52,10 @@ pub enum CacheError {
     Corrupt { seq: u64, reason: String },
     #[error("{what}: {source}")]
     Io { what: String, source: std::io::Error },
+    #[error(
+        "cache {dir}: the disk is full ({free} bytes free; the cache writes nothing below {floor}, and has no older data left to drop to get there); nothing written"
+    )]
+    DiskFull { dir: PathBuf, free: u64, floor: u64 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +83,8 @@ pub struct CacheStats {
     pub oldest_ts: Option<u64>,
     pub dropped_points: u64,
     pub dead_letter_records: u64,
+    /// Set while the cache's file system has less free space than `keep_free` asks: in words.
+    pub disk_low: Option<String>,
 }
 
 struct State {
@@ -121,6 +127,10 @@ pub struct Cache {
     state: Mutex<State>,
     /// Set when this cache replaced a damaged one at open (`recover.rs`).
     recovery: std::sync::OnceLock<Recovery>,
+    /// Free space to leave on the file system (`keep_free`); 0: none.
+    keep_free: std::sync::atomic::AtomicU64,
+    /// Why the disk is low, while it is (`CacheStats::disk_low`).
+    disk_low: Mutex<Option<String>>,
 }
 
 /// A forward migration from `from` to `from + 1`.
@@ -204,6 +214,8 @@ impl Cache {
                 dead_records: 0,
             }),
             recovery: std::sync::OnceLock::new(),
+            keep_free: std::sync::atomic::AtomicU64::new(0),
+            disk_low: Mutex::new(None),
             db,
         };
         cache.load_index()?;
@@ -259,6 +271,7 @@ impl Cache {
         value.extend_from_slice(batch);
         let cf = self.db.cf_handle(CF_OUTBOX).expect("outbox cf");
         let mut st = self.state.lock().expect("cache state");
+        self.make_room(&mut st, value.len() as u64)?;
         let seq = st.next_seq;
         let mut wb = WriteBatch::default();
         wb.put_cf(cf, seq.to_be_bytes(), &value);
@@ -293,24 +306,95 @@ impl Cache {
             bytes -= m.bytes;
             victims.push(*m);
         }
+        self.drop_records(st, &victims, "cache full or data too old")
+    }
+
+    /// Deletes `victims` (the oldest records) and counts their points as dropped.
+    fn drop_records(&self, st: &mut State, victims: &[RecordMeta], why: &str) -> Result<(), CacheError> {
         if victims.is_empty() {
             return Ok(());
         }
         let cf = self.db.cf_handle(CF_OUTBOX).expect("outbox cf");
         let mut wb = WriteBatch::default();
         let mut pts = 0;
-        for v in &victims {
+        for v in victims {
             wb.delete_cf(cf, v.seq.to_be_bytes());
             pts += v.points;
         }
         let dropped = st.dropped_points + pts;
         wb.put(KEY_DROPPED, dropped.to_le_bytes());
         self.db.write_opt(wb, &self.write_opts()).map_err(|e| self.db_err(e))?;
-        for v in &victims {
+        for v in victims {
             st.forget(v.seq);
         }
         st.dropped_points = dropped;
-        log::warn!("cache full or data too old: dropped {} oldest records ({pts} points, {} total dropped)", victims.len(), dropped);
+        log::warn!("{why}: dropped {} oldest records ({pts} points, {} total dropped)", victims.len(), dropped);
+        Ok(())
+    }
+
+    /// Leaves `bytes` free on the cache's file system: below that, the oldest records go first
+    /// (and their space is compacted back to the file system); below half of it, with nothing
+    /// left to drop, a batch is refused (`DiskFull`) rather than written. RocksDB takes a failed
+    /// write as fatal until it is reopened (Debian's build even aborts the process), so the cache
+    /// must never be the one that meets the full disk. 0 turns it off.
+    pub fn keep_free(&self, bytes: u64) {
+        self.keep_free.store(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn free_bytes(&self) -> Option<u64> {
+        enos_runtime::sys::Disk::of(&self.dir).map(|d| d.free_bytes)
+    }
+
+    /// The free space when it is below half of what `keep_free` asks: then the cache writes
+    /// nothing at all (a write meeting a full disk breaks RocksDB until it is reopened).
+    fn below_floor(&self) -> Option<u64> {
+        let keep = self.keep_free.load(std::sync::atomic::Ordering::Relaxed);
+        self.free_bytes().filter(|f| keep > 0 && *f < keep / 2)
+    }
+
+    /// Before writing `need` bytes: see `keep_free`.
+    fn make_room(&self, st: &mut State, need: u64) -> Result<(), CacheError> {
+        let keep = self.keep_free.load(std::sync::atomic::Ordering::Relaxed);
+        let Some(free) = self.free_bytes().filter(|_| keep > 0) else { return Ok(()) };
+        let floor = keep / 2;
+        let mut low = self.disk_low.lock().expect("disk low");
+        if free >= keep + need {
+            if low.take().is_some() {
+                log::warn!("cache {}: the disk has room again ({free} bytes free)", self.dir.display());
+            }
+            return Ok(());
+        }
+        let said = format!("the disk is nearly full ({free} bytes free, the cache keeps {keep} free): the oldest data is dropped");
+        if low.is_none() {
+            log::error!("cache {}: {said}", self.dir.display());
+        }
+        *low = Some(said);
+        if free < floor + need {
+            // too little to write even the deletions and a flush safely
+            return Err(CacheError::DiskFull { dir: self.dir.clone(), free, floor });
+        }
+        // Stored data takes more room than the records' bytes until compacted: drop twice the
+        // shortfall, then compact that key range so the file system really gets it back.
+        let short = 2 * (keep + need - free);
+        let mut victims = Vec::new();
+        let mut freed = 0;
+        for m in st.index.values() {
+            if freed >= short {
+                break;
+            }
+            freed += m.bytes;
+            victims.push(*m);
+        }
+        if let (Some(first), Some(last)) = (victims.first().map(|m| m.seq), victims.last().map(|m| m.seq)) {
+            self.drop_records(st, &victims, "disk nearly full")?;
+            let cf = self.db.cf_handle(CF_OUTBOX).expect("outbox cf");
+            self.db.flush_cf(cf).map_err(|e| self.db_err(e))?;
+            self.db.compact_range_cf(cf, Some(first.to_be_bytes()), Some((last + 1).to_be_bytes()));
+        }
+        let free = self.free_bytes().unwrap_or(u64::MAX);
+        if free < floor + need {
+            return Err(CacheError::DiskFull { dir: self.dir.clone(), free, floor });
+        }
         Ok(())
     }
 
@@ -355,10 +439,15 @@ impl Cache {
         }))
     }
 
-    /// Deletes a delivered record.
+    /// Deletes a delivered record. On a disk too full to write even that, it is only forgotten
+    /// here: left on disk, it is sent again after a restart (a duplicate, never a loss).
     pub fn remove(&self, seq: u64) -> Result<(), CacheError> {
         let cf = self.db.cf_handle(CF_OUTBOX).expect("outbox cf");
         let mut st = self.state.lock().expect("cache state");
+        if self.below_floor().is_some() {
+            st.forget(seq);
+            return Ok(());
+        }
         // Delivery acks need no fsync: a lost delete only means a duplicate after a power cut.
         self.db.delete_cf(cf, seq.to_be_bytes()).map_err(|e| self.db_err(e))?;
         st.forget(seq);
@@ -370,6 +459,10 @@ impl Cache {
         let cf = self.db.cf_handle(CF_OUTBOX).expect("outbox cf");
         let dead = self.db.cf_handle(CF_DEAD).expect("dead cf");
         let mut st = self.state.lock().expect("cache state");
+        if let Some(free) = self.below_floor() {
+            let floor = self.keep_free.load(std::sync::atomic::Ordering::Relaxed) / 2;
+            return Err(CacheError::DiskFull { dir: self.dir.clone(), free, floor });
+        }
         let Some(v) = self.db.get_cf(cf, seq.to_be_bytes()).map_err(|e| self.db_err(e))? else { return Ok(()) };
         let mut wb = WriteBatch::default();
         wb.put_cf(dead, seq.to_be_bytes(), v);
@@ -389,6 +482,7 @@ impl Cache {
             oldest_ts: st.index.values().map(|m| m.oldest_ts).min(),
             dropped_points: st.dropped_points,
             dead_letter_records: st.dead_records,
+            disk_low: self.disk_low.lock().expect("disk low").clone(),
         }
     }
 

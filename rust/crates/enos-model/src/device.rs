@@ -208,6 +208,9 @@ pub struct CacheStatus {
     /// went and what was kept, in words.
     #[serde(default)]
     pub recovered: Option<String>,
+    /// Set while the data partition has less free space than `cache.keep_free_bytes`: in words.
+    #[serde(default)]
+    pub disk_low: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

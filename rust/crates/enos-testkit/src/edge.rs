@@ -91,6 +91,12 @@ impl Edge {
 
     /// `uplink_extra`: more of `uplink.toml` (tables after the rest; `{dir}` is the edge's directory).
     pub async fn start_with(uplink_extra: &str) -> Edge {
+        Edge::start_prepared(uplink_extra, |_| {}).await
+    }
+
+    /// As `start_with`, and `prepare` gets the edge's directory, its files written, before the
+    /// services start (a file system to mount, a configuration to change).
+    pub async fn start_prepared(uplink_extra: &str, prepare: impl FnOnce(&std::path::Path)) -> Edge {
         let dir = tempfile::tempdir().unwrap();
         let bus = Bus::start(dir.path());
         let broker = Mosquitto::start(dir.path());
@@ -110,6 +116,7 @@ impl Edge {
             uplink_toml(&cloud.uri(), &dir.path().join("cache")) + &uplink_extra.replace("{dir}", &dir.path().display().to_string()),
         )
         .unwrap();
+        prepare(dir.path());
         let mut e = Edge {
             collector: Proc { child: None, name: String::new() },
             uplink: Proc { child: None, name: String::new() },

@@ -169,7 +169,7 @@ async fn kill_9_of_either_service_loses_nothing_acknowledged() {
     let at_kill = e.served().len();
     e.start_collector();
     let n = e.served().len();
-    wait_for(20, "polling after the restart", || (e.served().len() >= n + 10).then_some(())).await;
+    wait_for(20, "polling after the restart", || (e.served().len() >= n + 30).then_some(())).await;
     // The failed polls of the killed process are gone with it; the window below bounds the loss.
     let (served, got) = e.settle_allowing(5).await;
     let got_set: BTreeSet<u64> = got.iter().map(|r| r.0).collect();
@@ -253,6 +253,60 @@ async fn a_failing_cloud_is_waited_out_and_only_data_it_calls_wrong_is_set_aside
     // and data flows again: a value served after the refusals ended arrives
     let last = *e.served().last().expect("values served") as u64;
     wait_for(30, "a value served after the refusals", || e.received().iter().any(|r| r.0 > last).then_some(())).await;
+}
+
+/// A tmpfs mounted for a test, detached when dropped (even with files still open in it).
+struct Tmpfs(std::path::PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// The data partition fills up under the uplink (its cache on a 48 MiB tmpfs that another
+/// program fills): the uplink keeps running and says so, the collector holds what cannot be
+/// stored, and once space returns everything served reaches the cloud. Needs root (mount).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_is_ridden_out_and_costs_nothing_once_space_returns() {
+    let data = std::sync::Mutex::new(None);
+    let mut e = Edge::start_prepared("", |dir| {
+        let d = dir.join("data");
+        std::fs::create_dir(&d).unwrap();
+        let ok = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", "size=48m", "tmpfs"]).arg(&d).status();
+        assert!(ok.is_ok_and(|s| s.success()), "mounting a tmpfs needs root");
+        *data.lock().unwrap() = Some(Tmpfs(d.clone()));
+        let toml = std::fs::read_to_string(dir.join("uplink.toml")).unwrap();
+        let cache = format!("dir = \"{}\"", dir.join("cache").display());
+        let moved = format!("dir = \"{}\"\nkeep_free_bytes = {}", d.join("cache").display(), 16 << 20);
+        std::fs::write(dir.join("uplink.toml"), toml.replace(&cache, &moved)).unwrap();
+    })
+    .await;
+    let data = data.into_inner().unwrap().unwrap();
+    let status = |e: &Edge| {
+        let (ok, out, _) = run_tool("enosctl", &["--json", "status"], &e.bus.address);
+        assert!(ok, "{out}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()
+    };
+    wait_for(30, "data flowing", || (e.received().len() >= 5).then_some(())).await;
+
+    // another program takes all but 1 MiB: below half of what the cache keeps free
+    let free = enos_runtime::sys::Disk::of(&data.0).unwrap().free_bytes;
+    std::fs::write(data.0.join("other-program.log"), vec![0u8; (free - (1 << 20)) as usize]).unwrap();
+    let low =
+        wait_for(30, "the uplink to say the disk is full", || status(&e)["uplink"]["cache"]["disk_low"].as_str().map(String::from)).await;
+    assert!(low.contains("the disk is nearly full"), "{low}");
+    let n = e.served().len();
+    wait_for(30, "values served while nothing can be stored", || (e.served().len() >= n + 30).then_some(())).await;
+    let col = status(&e)["collector"].clone();
+    assert!(col["push_failures"].as_u64().unwrap_or(0) > 0, "the uplink stored batches on a full disk? {col}");
+
+    std::fs::remove_file(data.0.join("other-program.log")).unwrap();
+    wait_for(30, "the uplink to see the space back", || status(&e)["uplink"]["cache"]["disk_low"].is_null().then_some(())).await;
+    let (served, got) = e.settle().await;
+    eprintln!("disk full: {} values served, {} received", served.len(), got.len());
+    let log = std::fs::read_to_string(e.log()).unwrap();
+    assert!(log.contains("the disk is full") && log.contains("nothing written"), "the refusal is not said in words");
 }
 
 #[test]

@@ -97,11 +97,20 @@ pub struct CacheConfig {
     /// Data older than this is dropped (counted) even if there is room.
     pub max_age_hours: u64,
     pub sync: SyncPolicy,
+    /// Free space the cache leaves on its file system for everything else: below it the
+    /// oldest data goes first; below half of it nothing is written (0: no such bound).
+    pub keep_free_bytes: u64,
 }
 
 impl Default for CacheConfig {
     fn default() -> Self {
-        CacheConfig { dir: "/data/enos/cache".into(), max_bytes: 2 << 30, max_age_hours: 24 * 30, sync: SyncPolicy::Always }
+        CacheConfig {
+            dir: "/data/enos/cache".into(),
+            max_bytes: 2 << 30,
+            max_age_hours: 24 * 30,
+            sync: SyncPolicy::Always,
+            keep_free_bytes: 64 << 20,
+        }
     }
 }
 

@@ -72,6 +72,7 @@ async fn run() -> anyhow::Result<()> {
     if let Some(r) = recovery {
         log::error!("{r}");
     }
+    cache.keep_free(cfg.cache.keep_free_bytes);
     let cache = Arc::new(cache);
     let st = cache.stats();
     log::info!("cache {}: {} records, {} points, {} bytes waiting", cfg.cache.dir.display(), st.records, st.points, st.bytes);

@@ -165,6 +165,7 @@ impl Shared {
                 dead_letter_records: st.dead_letter_records,
                 schema_version: enos_cache::SCHEMA_VERSION,
                 recovered: self.cache.recovery().map(|r| r.to_string()),
+                disk_low: st.disk_low,
             },
             sender: self.sender.lock().expect("sender").clone(),
             sub_devices: self.subs().status(),

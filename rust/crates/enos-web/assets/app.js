@@ -292,6 +292,7 @@ function dashboardCards(st, sys) {
       h('div', { class: 'meter', role: 'meter', 'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': Math.round(share) }, h('div', { style: null, 'data-w': share }))));
     cards.push(stat('Outage the cache can hold', hours(ca.outage_hours_capacity),
       'at ' + count(Math.round(ca.ingest_points_per_s)) + ' points/s' + (ca.dropped_points ? '; ' + count(ca.dropped_points) + ' points dropped' : '')));
+    if (ca.disk_low) out.push(banner('error', 'Data partition: ' + ca.disk_low + '.'));
     const s = u.sender;
     cards.push(stat('Delivered to the cloud', count(s.points_acked) + ' points',
       count(s.points_acked_live) + ' live, ' + count(s.points_acked_resume) + ' from the backlog' + (s.rejected ? ', ' + count(s.rejected) + ' refused' : '')));

@@ -254,7 +254,13 @@ fn cache(u: &UplinkStatus) -> Finding {
     let full = if c.max_bytes > 0 { c.bytes as f64 / c.max_bytes as f64 } else { 0.0 };
     let backlog =
         format!("{} point{} waiting, {:.0} % of {} MiB used", c.points, plural(c.points as usize), full * 100.0, c.max_bytes >> 20);
-    if full >= 0.9 {
+    if let Some(low) = &c.disk_low {
+        warn(
+            C,
+            format!("{low}; {backlog}"),
+            "free space on the data partition (old update bundles, logs): until then the cache drops its oldest data",
+        )
+    } else if full >= 0.9 {
         warn(C, format!("nearly full: {backlog}"), "bring the cloud session back; when full, the oldest data is dropped")
     } else if c.dead_letter_records > 0 {
         warn(
