@@ -305,6 +305,8 @@ pub struct BatchSummary {
     pub samples: u64,
     pub oldest_ts: u64,
     pub newest_ts: u64,
+    /// Some sample was stamped while the gateway's clock was not set (`Flags::CLOCK_UNSET`).
+    pub clock_unset: bool,
 }
 
 impl DecodedBatch {
@@ -371,9 +373,10 @@ impl DecodedBatch {
     }
 
     pub fn summary(&self) -> BatchSummary {
-        let mut s = BatchSummary { samples: 0, oldest_ts: u64::MAX, newest_ts: 0 };
+        let mut s = BatchSummary { samples: 0, oldest_ts: u64::MAX, newest_ts: 0, clock_unset: false };
         for se in &self.series {
             s.samples += se.ts.len() as u64;
+            s.clock_unset |= se.flags.iter().any(|f| f.contains(Flags::CLOCK_UNSET));
             for &t in &se.ts {
                 s.oldest_ts = s.oldest_ts.min(t);
                 s.newest_ts = s.newest_ts.max(t);

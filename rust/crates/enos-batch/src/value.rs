@@ -134,8 +134,12 @@ impl Flags {
     /// The first value after a break in which changes may have been lost (OPC UA: the server
     /// lost the session or no longer had what it sent): the current value, not every change.
     pub const AFTER_GAP: Flags = Flags(1 << 11);
+    /// The gateway's clock was not set when the value was stamped (no time synchronisation yet,
+    /// no battery-backed clock to believe): its time is the gateway's guess. Set by the
+    /// collector for every value, whatever its source; such data is never dropped for its age.
+    pub const CLOCK_UNSET: Flags = Flags(1 << 12);
 
-    const NAMES: [(Flags, &'static str); 12] = [
+    const NAMES: [(Flags, &'static str); 13] = [
         (Flags::INVALID, "invalid"),
         (Flags::NOT_TOPICAL, "not topical"),
         (Flags::SUBSTITUTED, "substituted"),
@@ -148,6 +152,7 @@ impl Flags {
         (Flags::SOURCE_LOST, "source lost"),
         (Flags::FORCED, "forced"),
         (Flags::AFTER_GAP, "after a gap"),
+        (Flags::CLOCK_UNSET, "gateway clock unset"),
     ];
 
     pub fn is_empty(self) -> bool {

@@ -17,6 +17,11 @@
 //!   service restarted: logs, dead letters and the fault-injection audit ("every sequence number
 //!   `PushTelemetry` returned was delivered") can name a record unambiguously. Schema 1 readers
 //!   ignore the key, so compat stays 1.
+//!
+//! Headers grow at their end only: the first byte is the header's length, every reader takes the
+//! fields it knows and finds the batch after the length. Header v2 (31 bytes) adds a flags byte:
+//! bit 0, some sample was stamped while the gateway's clock was not set (never dropped for its
+//! age). Readers of v1 skip it; records without it count as flags 0.
 
 use enos_batch::batch::DecodedBatch;
 use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
@@ -35,8 +40,12 @@ const KEY_SCHEMA: &[u8] = b"schema_version";
 const KEY_COMPAT: &[u8] = b"schema_compat";
 const KEY_DROPPED: &[u8] = b"dropped_points";
 const KEY_NEXT_SEQ: &[u8] = b"next_seq";
-const HEADER_LEN: u8 = 30;
-const HEADER_VERSION: u8 = 1;
+const HEADER_LEN: u8 = 31;
+const HEADER_VERSION: u8 = 2;
+/// The shortest header a reader accepts (v1).
+const HEADER_V1_LEN: usize = 30;
+/// Header flags (the byte at offset 30).
+const HEADER_CLOCK_UNSET: u8 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
@@ -73,6 +82,9 @@ pub struct RecordMeta {
     pub enqueued_ms: u64,
     pub oldest_ts: u64,
     pub newest_ts: u64,
+    /// Some sample was stamped while the gateway's clock was not set: its times are guesses, so
+    /// the age bound does not apply.
+    pub clock_unset: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -267,6 +279,7 @@ impl Cache {
         value.extend_from_slice(&(s.samples as u32).to_le_bytes());
         value.extend_from_slice(&s.oldest_ts.to_le_bytes());
         value.extend_from_slice(&s.newest_ts.to_le_bytes());
+        value.push(if s.clock_unset { HEADER_CLOCK_UNSET } else { 0 });
         debug_assert_eq!(value.len(), HEADER_LEN as usize);
         value.extend_from_slice(batch);
         let cf = self.db.cf_handle(CF_OUTBOX).expect("outbox cf");
@@ -285,6 +298,7 @@ impl Cache {
             enqueued_ms: now_ms,
             oldest_ts: s.oldest_ts,
             newest_ts: s.newest_ts,
+            clock_unset: s.clock_unset,
         };
         st.insert(meta);
         self.enforce_bounds(&mut st, now_ms)?;
@@ -296,8 +310,11 @@ impl Cache {
         let mut victims = Vec::new();
         let mut bytes = st.bytes;
         for m in st.index.values() {
-            let too_old = self.max_age_ms > 0 && m.newest_ts + self.max_age_ms < now_ms;
+            let too_old = self.max_age_ms > 0 && !m.clock_unset && m.newest_ts + self.max_age_ms < now_ms;
             if bytes <= self.max_bytes && !too_old {
+                if m.clock_unset {
+                    continue; // exempt from the age bound; later arrivals may still be past it
+                }
                 break;
             }
             if st.index.len() - victims.len() <= 1 && !too_old {
@@ -548,7 +565,7 @@ impl Cache {
 fn parse_header(seq: u64, v: &[u8]) -> Result<RecordMeta, CacheError> {
     let corrupt = |reason: &str| CacheError::Corrupt { seq, reason: reason.into() };
     let h = *v.first().ok_or_else(|| corrupt("empty"))? as usize;
-    if h < HEADER_LEN as usize || v.len() < h {
+    if h < HEADER_V1_LEN || v.len() < h {
         return Err(corrupt("short header"));
     }
     let u64_at = |o: usize| u64::from_le_bytes(v[o..o + 8].try_into().expect("8 bytes"));
@@ -559,6 +576,7 @@ fn parse_header(seq: u64, v: &[u8]) -> Result<RecordMeta, CacheError> {
         points: u32::from_le_bytes(v[10..14].try_into().expect("4 bytes")) as u64,
         oldest_ts: u64_at(14),
         newest_ts: u64_at(22),
+        clock_unset: h > HEADER_V1_LEN && v[HEADER_V1_LEN] & HEADER_CLOCK_UNSET != 0,
     })
 }
 

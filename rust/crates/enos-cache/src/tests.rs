@@ -80,6 +80,40 @@ fn data_past_the_age_bound_goes_first() {
     assert_eq!(c.stats().dropped_points, 10);
 }
 
+/// Stamped while the gateway's clock was not set (1970 here): the age bound does not apply, not
+/// at once and not after a reopen; a record with a header of the first version reads as flags 0.
+#[test]
+fn data_stamped_with_an_unset_clock_is_never_too_old() {
+    let dir = tempfile::tempdir().unwrap();
+    let unset = {
+        let mut b = BatchBuilder::new();
+        b.push_flagged("d", "p", 5_000, Value::Int(1), Quality::Doubtful, enos_batch::Flags::CLOCK_UNSET);
+        b.finish()
+    };
+    {
+        let c = Cache::open(dir.path(), 1 << 30, 60_000, Sync::Never).unwrap();
+        assert!(c.append(&unset, 5_000).unwrap().clock_unset);
+        c.append(&batch("d", 10, 1_000), 1_000).unwrap();
+        c.expire(1_796_600_000_000).unwrap(); // the clock jumped to 2026
+        assert_eq!(c.oldest(10, |_| true).iter().map(|m| m.seq).collect::<Vec<_>>(), vec![1]);
+        // a record as a release of header v1 wrote it
+        let mut v = vec![HEADER_V1_LEN as u8, 1];
+        v.extend_from_slice(&1u64.to_le_bytes());
+        v.extend_from_slice(&10u32.to_le_bytes());
+        v.extend_from_slice(&0u64.to_le_bytes());
+        v.extend_from_slice(&9000u64.to_le_bytes());
+        v.extend_from_slice(&batch("d", 10, 0));
+        let cf = c.db.cf_handle(CF_OUTBOX).unwrap();
+        c.db.put_cf(cf, 10u64.to_be_bytes(), v).unwrap();
+    }
+    let c = Cache::open(dir.path(), 1 << 30, 60_000, Sync::Never).unwrap();
+    let metas = c.oldest(10, |_| true);
+    assert_eq!(metas.iter().map(|m| (m.seq, m.clock_unset)).collect::<Vec<_>>(), vec![(1, true), (10, false)]);
+    assert_eq!(c.read(10).unwrap().unwrap(), batch("d", 10, 0));
+    c.expire(1_796_600_000_000).unwrap();
+    assert_eq!(c.oldest(10, |_| true).iter().map(|m| m.seq).collect::<Vec<_>>(), vec![1]);
+}
+
 #[test]
 fn bad_batches_are_refused_and_nothing_stored_changes() {
     let dir = tempfile::tempdir().unwrap();
@@ -102,7 +136,7 @@ fn a_newer_compatible_schema_is_read_and_an_incompatible_one_refused_untouched()
         // What a future release (schema 3, still readable by schema 1 readers) leaves behind.
         c.db.put(KEY_SCHEMA, 3u64.to_le_bytes()).unwrap();
         // ...with a record whose header grew by 4 bytes the old reader must skip.
-        let mut v = vec![HEADER_LEN + 4, 2];
+        let mut v = vec![HEADER_V1_LEN as u8 + 4, 2];
         v.extend_from_slice(&7u64.to_le_bytes());
         v.extend_from_slice(&10u32.to_le_bytes());
         v.extend_from_slice(&0u64.to_le_bytes());

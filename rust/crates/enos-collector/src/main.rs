@@ -1,6 +1,7 @@
 //! enos-collector: polls field devices and hands telemetry batches to the uplink.
 
 mod bus;
+mod clock;
 mod config_api;
 mod config_edit;
 mod packages;
@@ -72,6 +73,8 @@ async fn run() -> anyhow::Result<()> {
         println!("{}: ok ({} devices, {points} points)", path.display(), cfg.devices.len());
         return Ok(());
     }
+    // Beside the operator's configuration on the data partition: the last time known to be right.
+    let clock_unset = clock::watch(writes.parent().unwrap_or(std::path::Path::new(".")).join("clock-floor"));
     let (frames_tx, frames_rx) = mpsc::channel(pusher::FRAME_QUEUE);
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let devices = cfg.devices.len();
@@ -96,7 +99,7 @@ async fn run() -> anyhow::Result<()> {
     let conn = bus::serve(bus::Collector { api, stats: stats.clone() }).await.context("registering org.enos.Edge.Collector on the bus")?;
     tokio::spawn(bus::forward_events(conn.clone(), events_rx));
     let (stop_pusher, stop) = tokio::sync::oneshot::channel();
-    let pusher = tokio::spawn(pusher::run(conn.clone(), push, frames_rx, stats, stop));
+    let pusher = tokio::spawn(pusher::run(conn.clone(), push, frames_rx, stats, clock_unset, stop));
     tokio::spawn(release_free_memory_now_and_then());
     log::info!("collecting from {devices} devices");
     enos_runtime::notify_ready();

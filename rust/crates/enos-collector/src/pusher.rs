@@ -23,7 +23,7 @@
 //! gives a duplicate, never a loss). On an orderly stop (SIGTERM: reboot, update, restart) what
 //! was read so far is handed on within [`FINAL_PUSH`]; what could not be is counted in the log.
 
-use enos_batch::BatchBuilder;
+use enos_batch::{BatchBuilder, Flags, Quality};
 use enos_bus::UplinkProxy;
 use enos_collector_config::PushConfig;
 use enos_drivers::Frame;
@@ -143,6 +143,8 @@ struct Shared {
     max_buffered: u64,
     max_samples: usize,
     window: usize,
+    /// The gateway's clock is not set (`clock.rs`): every value taken is marked.
+    clock_unset: Arc<AtomicBool>,
 }
 
 impl Shared {
@@ -152,8 +154,16 @@ impl Shared {
 
     fn add(&self, f: Frame) {
         self.stats.samples_collected.fetch_add(f.samples.len() as u64, Relaxed);
+        let unset = self.clock_unset.load(Relaxed);
         let mut p = self.lock();
-        for (point, v, q, flags) in f.samples {
+        for (point, v, mut q, mut flags) in f.samples {
+            if unset {
+                // its time is a guess: doubtful, so the flag reaches the cloud (good values go plain)
+                flags |= Flags::CLOCK_UNSET;
+                if q.is_good() {
+                    q = Quality::Doubtful;
+                }
+            }
             p.builder.push_shared(&f.device, &point, f.ts_ms, v, q, flags);
         }
         if p.builder.len() >= self.window {
@@ -180,6 +190,7 @@ pub async fn run(
     cfg: PushConfig,
     mut frames: mpsc::Receiver<Frame>,
     stats: Arc<Stats>,
+    clock_unset: Arc<AtomicBool>,
     mut stop: tokio::sync::oneshot::Receiver<()>,
 ) {
     stats.buffer_max_samples.store(cfg.buffer_max_samples as u64, Relaxed);
@@ -190,6 +201,7 @@ pub async fn run(
         max_buffered: cfg.buffer_max_samples as u64,
         max_samples: cfg.max_samples.max(1),
         window: window(&cfg),
+        clock_unset,
     });
     let mut hand_off = tokio::spawn(hand_off(conn, shared.clone(), Duration::from_millis(cfg.interval_ms)));
     let report = tokio::spawn(report(shared.clone()));

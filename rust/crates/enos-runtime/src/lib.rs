@@ -1,6 +1,7 @@
 //! What every EnOS Edge service does the same way: logging, readiness and watchdog, files
 //! replaced atomically, the box's own figures.
 
+pub mod clock;
 pub mod fs;
 pub mod sys;
 

@@ -3,7 +3,7 @@
 //! temp dir, a simulated Modbus device whose `counter` point counts up at every read.
 
 use crate::cloud_sim::CloudSim;
-use crate::harness::{run_tool, spawn_service, Bus, Mosquitto, Proc};
+use crate::harness::{run_tool, spawn_service_env, Bus, Mosquitto, Proc};
 use crate::modbus_sim::SimServer;
 use crate::wait_for;
 use std::collections::{BTreeSet, HashMap};
@@ -21,6 +21,8 @@ pub struct Edge {
     pub sim: SimServer,
     pub collector: Proc,
     pub uplink: Proc,
+    /// More environment for both services (`start_prepared`).
+    pub env: Vec<(String, String)>,
 }
 
 pub fn collector_toml(addr: &str) -> String {
@@ -91,12 +93,13 @@ impl Edge {
 
     /// `uplink_extra`: more of `uplink.toml` (tables after the rest; `{dir}` is the edge's directory).
     pub async fn start_with(uplink_extra: &str) -> Edge {
-        Edge::start_prepared(uplink_extra, |_| {}).await
+        Edge::start_prepared(uplink_extra, |_| Vec::new()).await
     }
 
     /// As `start_with`, and `prepare` gets the edge's directory, its files written, before the
-    /// services start (a file system to mount, a configuration to change).
-    pub async fn start_prepared(uplink_extra: &str, prepare: impl FnOnce(&std::path::Path)) -> Edge {
+    /// services start (a file system to mount, a configuration to change); it returns more
+    /// environment for both services.
+    pub async fn start_prepared(uplink_extra: &str, prepare: impl FnOnce(&std::path::Path) -> Vec<(String, String)>) -> Edge {
         let dir = tempfile::tempdir().unwrap();
         let bus = Bus::start(dir.path());
         let broker = Mosquitto::start(dir.path());
@@ -116,8 +119,9 @@ impl Edge {
             uplink_toml(&cloud.uri(), &dir.path().join("cache")) + &uplink_extra.replace("{dir}", &dir.path().display().to_string()),
         )
         .unwrap();
-        prepare(dir.path());
+        let env = prepare(dir.path());
         let mut e = Edge {
+            env,
             collector: Proc { child: None, name: String::new() },
             uplink: Proc { child: None, name: String::new() },
             dir,
@@ -134,10 +138,12 @@ impl Edge {
         self.dir.path().join("services.log")
     }
     pub fn start_uplink(&mut self) {
-        self.uplink = spawn_service("enos-uplink", &self.dir.path().join("uplink.toml"), &self.bus.address, &self.log());
+        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        self.uplink = spawn_service_env("enos-uplink", &self.dir.path().join("uplink.toml"), &self.bus.address, &self.log(), &env);
     }
     pub fn start_collector(&mut self) {
-        self.collector = spawn_service("enos-collector", &self.dir.path().join("collector.toml"), &self.bus.address, &self.log());
+        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        self.collector = spawn_service_env("enos-collector", &self.dir.path().join("collector.toml"), &self.bus.address, &self.log(), &env);
     }
     pub fn served(&self) -> Vec<u32> {
         self.sim.with(|s| s.served.get(&0).cloned().unwrap_or_default())

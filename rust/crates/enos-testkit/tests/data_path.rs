@@ -280,6 +280,7 @@ async fn a_full_disk_is_ridden_out_and_costs_nothing_once_space_returns() {
         let cache = format!("dir = \"{}\"", dir.join("cache").display());
         let moved = format!("dir = \"{}\"\nkeep_free_bytes = {}", d.join("cache").display(), 16 << 20);
         std::fs::write(dir.join("uplink.toml"), toml.replace(&cache, &moved)).unwrap();
+        Vec::new()
     })
     .await;
     let data = data.into_inner().unwrap().unwrap();

@@ -2,7 +2,8 @@
 //! and sent like any other telemetry (so they also survive an outage).
 
 use crate::state::{Shared, GATEWAY_DEVICE};
-use enos_batch::{BatchBuilder, Quality, Value};
+use enos_batch::{BatchBuilder, Flags, Quality, Value};
+use enos_runtime::clock::{Clock, Trust};
 use enos_runtime::sys::{CpuTimes, Disk, Memory};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,13 +15,20 @@ pub async fn run(shared: Arc<Shared>) {
     }
     let mut tick = tokio::time::interval(Duration::from_secs(every));
     let mut last_cpu = CpuTimes::read();
+    // Stamped with the same clock as the devices' values, so marked the same way while it is not
+    // set (the collector keeps the floor file; this one only knows the release's date).
+    let mut clock = Clock::from_env(None);
     loop {
         tick.tick().await;
         let _ = shared.cache.expire(enos_batch::now_ms());
         let now = enos_batch::now_ms();
         let cpu = CpuTimes::read();
+        let (q, flags) = match clock.check(now) {
+            Trust::Unset(_) => (Quality::Doubtful, Flags::CLOCK_UNSET),
+            _ => (Quality::Good, Flags::NONE),
+        };
         let mut b = BatchBuilder::new();
-        let mut put = |name: &str, v: Value| b.push(GATEWAY_DEVICE, name, now, v, Quality::Good);
+        let mut put = |name: &str, v: Value| b.push_flagged(GATEWAY_DEVICE, name, now, v, q, flags);
         if let Some(p) = cpu.zip(last_cpu).and_then(|(now, before)| now.busy_percent_since(before)) {
             put("cpu_percent", Value::Float(p));
         }
