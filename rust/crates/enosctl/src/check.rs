@@ -6,12 +6,9 @@
 
 use crate::bus::{Bus, CallError};
 use enos_bus::{CollectorStats, DeviceStatus, OtaStatus, UplinkStatus};
+use enos_runtime::clock::{Clock, Trust};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-
-/// systemd-timesyncd's mark of a synchronized clock; `ENOS_TIMESYNC_MARK` names another file
-/// (another time daemon's, or a test's).
-const TIMESYNC_MARK: &str = "/run/systemd/timesync/synchronized";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -70,19 +67,9 @@ pub struct Facts {
     pub ota: Result<OtaStatus, CallError>,
     /// The data partition: its path, total and free bytes.
     pub disk: Option<(PathBuf, u64, u64)>,
-    pub clock: Clock,
+    /// The clock as the collector judges it (`enos_runtime::clock`: the same rules, the same floor).
+    pub clock: Trust,
     pub now_ms: u64,
-}
-
-/// What is known about the clock's synchronization.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Clock {
-    /// Synchronized, according to `source`.
-    Synced(&'static str),
-    /// Not synchronized, according to `source`.
-    NotSynced(&'static str),
-    /// Nothing here says (no time daemon's mark, no timedatectl, the kernel cannot be asked).
-    Unknown,
 }
 
 pub async fn gather(bus: Result<Bus, CallError>) -> Facts {
@@ -97,7 +84,7 @@ pub async fn gather(bus: Result<Bus, CallError>) -> Facts {
             (Ok(()), c, d, u, o)
         }
     };
-    Facts { bus, collector, devices, uplink, ota, disk: data_disk(), clock: clock().await, now_ms: enos_batch::now_ms() }
+    Facts { bus, collector, devices, uplink, ota, disk: data_disk(), clock: clock(), now_ms: enos_batch::now_ms() }
 }
 
 /// Every finding, in the order a technician reads them.
@@ -115,7 +102,7 @@ pub fn judge(f: &Facts) -> Vec<Finding> {
     }
     let headroom = f.uplink.as_ref().ok().map(|u| u.cache.max_bytes.saturating_sub(u.cache.bytes));
     out.push(disk(f.disk.as_ref(), headroom));
-    out.push(clock_finding(&f.clock, f.now_ms));
+    out.push(clock_finding(&f.clock));
     out
 }
 
@@ -333,27 +320,19 @@ fn disk(d: Option<&(PathBuf, u64, u64)>, cache_headroom: Option<u64>) -> Finding
     }
 }
 
-fn clock_finding(c: &Clock, now_ms: u64) -> Finding {
+fn clock_finding(c: &Trust) -> Finding {
     const C: &str = "clock";
-    // 2024-01-01: a clock before this was never set (no RTC battery, no time source yet)
-    if now_ms < 1_704_067_200_000 {
-        return error(
-            C,
-            "the clock is wrong (before 2024): data would carry wrong time stamps",
-            "set up NTP, or set the time once (timedatectl set-time)",
-        );
-    }
     match c {
-        Clock::Synced(src) => ok(C, format!("synchronized ({src})")),
-        Clock::NotSynced(src) => warn(
+        Trust::Synced => ok(C, "synchronized"),
+        Trust::Believed => warn(
             C,
-            format!("not synchronized ({src}): time stamps may drift"),
+            "not synchronized yet; the battery-backed clock is believed: time stamps may drift",
             "check that an NTP server is reachable (timedatectl timesync-status)",
         ),
-        Clock::Unknown => warn(
+        Trust::Unset(why) => error(
             C,
-            "cannot tell whether the clock is synchronized (no time daemon's mark, no timedatectl)",
-            "run an NTP client (systemd-timesyncd or chrony)",
+            format!("not set ({why}): every value is marked \"gateway clock unset\" until it is"),
+            "set up time synchronisation (systemd-timesyncd: an NTP server the box reaches), or set the time once (timedatectl set-time)",
         ),
     }
 }
@@ -366,53 +345,14 @@ fn data_disk() -> Option<(PathBuf, u64, u64)> {
         None if Path::new("/data").is_dir() => PathBuf::from("/data"),
         None => PathBuf::from("/"),
     };
-    let (total, free) = free_bytes(&path)?;
-    Some((path, total, free))
+    let d = enos_runtime::sys::Disk::of(&path)?;
+    Some((path, d.total_bytes, d.free_bytes))
 }
 
-fn free_bytes(path: &Path) -> Option<(u64, u64)> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a valid NUL-terminated path and `st` a properly sized out-parameter.
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return None;
-    }
-    Some((st.f_blocks as u64 * st.f_frsize as u64, st.f_bavail as u64 * st.f_frsize as u64))
-}
-
-/// The time daemon's mark, else timedatectl, else the kernel's own flag (what timedated reads).
-async fn clock() -> Clock {
-    let (mark, whose) = match std::env::var_os("ENOS_TIMESYNC_MARK") {
-        Some(p) => (PathBuf::from(p), "the time daemon's mark (ENOS_TIMESYNC_MARK)"),
-        None => (PathBuf::from(TIMESYNC_MARK), "systemd-timesyncd"),
-    };
-    if mark.exists() {
-        return Clock::Synced(whose);
-    }
-    let out = tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        tokio::process::Command::new("timedatectl").args(["show", "-p", "NTPSynchronized", "--value"]).kill_on_drop(true).output(),
-    )
-    .await;
-    if let Ok(Ok(o)) = out {
-        match String::from_utf8_lossy(&o.stdout).trim() {
-            "yes" if o.status.success() => return Clock::Synced("timedatectl"),
-            "no" if o.status.success() => return Clock::NotSynced("timedatectl"),
-            _ => {}
-        }
-    }
-    kernel_clock()
-}
-
-fn kernel_clock() -> Clock {
-    let mut tx: libc::timex = unsafe { std::mem::zeroed() };
-    // SAFETY: modes = 0 only reads the kernel's clock state into `tx`.
-    match unsafe { libc::adjtimex(&mut tx) } {
-        -1 => Clock::Unknown,
-        libc::TIME_ERROR => Clock::NotSynced("the kernel: no time source has set it"),
-        _ => Clock::Synced("the kernel"),
-    }
+/// The clock as the collector sees it, with the floor it keeps beside its configuration.
+fn clock() -> Trust {
+    let floor = enos_config::operator_config_path("collector").with_file_name("clock-floor");
+    Clock::from_env(Some(floor)).check(enos_batch::now_ms())
 }
 
 #[cfg(test)]
@@ -444,7 +384,7 @@ mod tests {
             uplink: Ok(u),
             ota: Ok(OtaStatus { state: "idle".into(), version: "1.0.0".into(), booted_slot: "A".into(), job: None }),
             disk: Some(("/data".into(), 1 << 34, 1 << 33)),
-            clock: Clock::Synced("test"),
+            clock: Trust::Synced,
             now_ms: 1_800_000_000_000,
         }
     }
@@ -457,14 +397,18 @@ mod tests {
     }
 
     #[test]
-    fn a_clock_nobody_vouches_for_is_a_warning_in_words() {
+    fn a_clock_not_set_is_an_error_and_one_only_believed_a_warning_in_words() {
         let mut x = facts();
-        x.clock = Clock::Unknown;
+        x.clock = Trust::Believed;
+        assert_eq!(worst(&judge(&x)), Mark::Warning);
+        x.clock = Trust::Unset("no time synchronisation yet and no battery-backed clock");
         let f = judge(&x);
-        assert_eq!(worst(&f), Mark::Warning);
-        assert!(render(&f).contains("cannot tell whether the clock is synchronized"), "{}", render(&f));
-        x.now_ms = 1_000_000_000_000;
-        assert_eq!(worst(&judge(&x)), Mark::Error);
+        assert_eq!(worst(&f), Mark::Error);
+        assert!(
+            render(&f).contains("not set (no time synchronisation yet and no battery-backed clock): every value is marked"),
+            "{}",
+            render(&f)
+        );
     }
 
     #[test]
