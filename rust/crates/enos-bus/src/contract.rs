@@ -66,6 +66,7 @@ pub const COLLECTOR1: Interface = Interface {
         m("LiveValues", "st", "s"),
         m("InstallPackage", "ay", "s"),
         m("Packages", "", "s"),
+        m("SetLogLevel", "s", "s"),
     ],
     signals: &[s("DeviceStateChanged", "sss")],
 };

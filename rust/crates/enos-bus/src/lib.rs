@@ -71,6 +71,9 @@ pub trait Collector {
     fn install_package(&self, package: &[u8]) -> Result<String>;
     /// The installed resource package and the history: JSON `{"installed", "history"}`.
     fn packages(&self) -> Result<String>;
+    /// The level of the collector's own log lines until it stops (`error`, `warn`, `info`,
+    /// `debug`, `trace`); answers the level it had.
+    fn set_log_level(&self, level: &str) -> Result<String>;
     /// A device went online or offline (`state`), with the reason.
     #[zbus(signal)]
     fn device_state_changed(&self, device: &str, state: &str, reason: &str) -> zbus::Result<()>;

@@ -146,8 +146,32 @@ impl Collector {
         serde_json::to_string(&self.api.packages.list()).map_err(|e| Error::Failed(e.to_string()))
     }
 
+    /// The level of the collector's own log lines until it stops; answers the one it had.
+    async fn set_log_level(
+        &self,
+        level: &str,
+        #[zbus(connection)] conn: &zbus::Connection,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+    ) -> Result<String> {
+        let new = parse_level(level).map_err(Error::InvalidArgs)?;
+        let old = enos_runtime::set_log_level(new);
+        let said = |l: log::LevelFilter| l.to_string().to_ascii_lowercase();
+        if old != new {
+            log::warn!("AUDIT the log level set by {}: {} -> {}", Caller::of(conn, &hdr).await, said(old), said(new));
+        }
+        Ok(said(old))
+    }
+
     #[zbus(signal)]
     async fn device_state_changed(emitter: &SignalEmitter<'_>, device: &str, state: &str, reason: &str) -> zbus::Result<()>;
+}
+
+/// A log level in words, or what is wrong with it.
+fn parse_level(level: &str) -> std::result::Result<log::LevelFilter, String> {
+    match level.trim().to_ascii_lowercase().as_str() {
+        l @ ("error" | "warn" | "info" | "debug" | "trace") => Ok(l.parse().expect("a level name")),
+        _ => Err(format!("\"{level}\" is not a log level (error, warn, info, debug, trace)")),
+    }
 }
 
 pub async fn serve(c: Collector) -> zbus::Result<zbus::Connection> {

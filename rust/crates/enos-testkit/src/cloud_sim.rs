@@ -69,6 +69,9 @@ pub struct Record {
     pub refused: Vec<Point>,
     /// Notified to cut every gateway connection through the front (`CloudSim::cut_links`).
     pub cut_links: Arc<tokio::sync::Notify>,
+    /// While true, the front answers every CONNECT "server unavailable" (the cloud's own
+    /// subscription stays up: nothing published meanwhile is lost for want of a listener).
+    pub refuse_connects: bool,
     /// Request ids of telemetry messages not stored (refused, or not answered while silent).
     pub unstored_ids: std::collections::HashSet<String>,
     /// Index ranges into `points` stored from a message sent again (see `handle`).
@@ -266,6 +269,10 @@ async fn front(mut sock: TcpStream, broker_port: u16, secrets: Arc<Secrets>, rec
     head.extend_from_slice(&buf[5..]);
     let mut body = vec![0u8; len];
     if sock.read_exact(&mut body).await.is_err() {
+        return;
+    }
+    if rec.lock().unwrap().refuse_connects {
+        let _ = sock.write_all(&[0x20, 0x02, 0x00, 0x03]).await; // server unavailable
         return;
     }
     let ok = check_connect(&body, &secrets).unwrap_or(false);

@@ -75,6 +75,7 @@ async fn every_proxy_sends_and_decodes_what_the_contract_says() {
     col.live_values("d", 0).await.unwrap();
     col.install_package(&[1, 2]).await.unwrap();
     col.packages().await.unwrap();
+    col.set_log_level("info").await.unwrap();
     let up = enos_bus::UplinkProxy::new(&conn).await.unwrap();
     up.push_telemetry(&[1, 2]).await.unwrap();
     up.status().await.unwrap();

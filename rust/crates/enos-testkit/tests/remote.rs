@@ -246,3 +246,83 @@ async fn an_event_the_cloud_did_not_answer_is_sent_again() {
     assert_eq!(ev["device"], "inv01", "{ev}");
     assert!(e.cloud.with(|r| sent(r)) >= 2, "kept, so it was sent more than once");
 }
+
+/// The collector's log level, through its own D-Bus method: changed, audited by both services,
+/// and a word that is no level refused in words with nothing changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_collectors_log_level_is_changed_at_run_time() {
+    let e = edge().await;
+    let pushed = |e: &Edge| log_text(e).matches("samples: cache record").count();
+    assert_eq!(pushed(&e), 0, "the collector's debug lines at level info");
+    let r = call(&e, "c1", "setParameter", json!({"name": "collector.log_level", "value": "debug"})).await;
+    assert_eq!(r["data"], json!({"name": "collector.log_level", "old": "info", "new": "debug", "changed": true}), "{r}");
+    let log = log_text(&e);
+    assert!(log.contains("AUDIT the cloud (request c1) set collector.log_level: \"info\" -> \"debug\""), "no audit line in the uplink");
+    // the caller as the bus vouches for it (here every service runs as this test's user)
+    let collector_audit = log.lines().find(|l| l.contains("AUDIT the log level set by ")).expect("no audit line in the collector");
+    assert!(collector_audit.ends_with(": info -> debug"), "{collector_audit}");
+    wait_for(30, "the collector's debug lines", || (pushed(&e) > 2).then_some(())).await;
+    let r = call(&e, "c2", "setParameter", json!({"name": "collector.log_level", "value": "loud"})).await;
+    assert_eq!(r["code"], enos_cloud::codes::BAD_PARAMS, "{r}");
+    assert_eq!(r["message"], "collector.log_level: \"loud\" is not a log level (error, warn, info, debug, trace)", "{r}");
+    let r = call(&e, "c3", "setParameter", json!({"name": "collector.log_level", "value": "info"})).await;
+    assert_eq!(r["data"]["old"], "debug", "{r}");
+}
+
+/// Stands in for the update agent on the bus: only its signals.
+struct AgentSignals;
+
+#[zbus::interface(name = "org.enos.Edge.Ota1")]
+impl AgentSignals {
+    #[zbus(signal)]
+    async fn progress(e: &zbus::object_server::SignalEmitter<'_>, job: &str, step: i32, desc: &str) -> zbus::Result<()>;
+    #[zbus(signal)]
+    async fn version_changed(e: &zbus::object_server::SignalEmitter<'_>, version: &str, reason: &str) -> zbus::Result<()>;
+}
+
+/// An update commits after the reboot before the network is back (the usual case on a slow
+/// link): the agent's last progress (100) and its version change are kept by the uplink and sent
+/// first once the session is up, before the version it informs on connecting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_end_of_an_update_reported_while_offline_reaches_the_cloud_in_order() {
+    let e = edge().await;
+    let agent = zbus::connection::Builder::address(e.bus.address.as_str())
+        .name(enos_bus::OTA_NAME)
+        .serve_at(enos_bus::OTA_PATH, AgentSignals)
+        .build()
+        .await
+        .unwrap();
+    let cloud_state = |e: &Edge| {
+        let (_, out, _) = enos_testkit::harness::run_tool("enosctl", &["--json", "status"], &e.bus.address);
+        serde_json::from_str::<Value>(&out).ok().and_then(|v| v["uplink"]["cloud"]["state"].as_str().map(String::from))
+    };
+    e.cloud.with(|r| r.refuse_connects = true);
+    e.cloud.cut_links();
+    wait_for(30, "the uplink to see the session down", || cloud_state(&e).filter(|s| s != "connected")).await;
+    let emitter = zbus::object_server::SignalEmitter::new(&agent, enos_bus::OTA_PATH).unwrap();
+    AgentSignals::progress(&emitter, "job7", 95, "checking health").await.unwrap();
+    AgentSignals::progress(&emitter, "job7", 100, "committed").await.unwrap();
+    AgentSignals::version_changed(&emitter, "2.0.0", "committed").await.unwrap();
+    let before = e.cloud.with(|r| r.requests.len());
+    wait_for(30, "the uplink to keep the reports", || {
+        log_text(&e).contains("ota.device.progress kept until the cloud session is up").then_some(())
+    })
+    .await;
+    e.cloud.with(|r| r.refuse_connects = false);
+    let ota = wait_for(60, "the reports after the reconnect", || {
+        let got: Vec<Value> =
+            e.cloud.with(|r| r.requests[before..].iter().filter(|(t, _)| t.contains("/ota/device/")).map(|(_, v)| v.clone()).collect());
+        (got.iter().filter(|v| v["method"] == "ota.device.inform").count() >= 2).then_some(got)
+    })
+    .await;
+    let said: Vec<String> = ota
+        .iter()
+        .map(|v| match v["method"].as_str().unwrap() {
+            "ota.device.progress" => format!("progress {}", v["params"]["step"]),
+            m => format!("{m} {}", v["params"]["version"]),
+        })
+        .collect();
+    assert_eq!(said[..3], ["progress \"95\"", "progress \"100\"", "ota.device.inform \"2.0.0\""][..], "{said:?}");
+    // then the version it informs on every connect (here no agent answers: the build's)
+    assert!(said[3].starts_with("ota.device.inform"), "{said:?}");
+}

@@ -52,13 +52,41 @@ async fn running_version(shared: &Arc<Shared>) -> Option<String> {
     (st.version != "unknown").then_some(st.version)
 }
 
+/// Progress reports and version changes kept while no session is up, at most this many (the
+/// newest): a commit after a reboot often comes before the network does.
+const MAX_UNSENT: usize = 32;
+
+/// Sent now, or kept for the next session (`session_started`): the cloud must hear the end of a
+/// job (progress 100, the new version) even when the box committed before it was online.
 fn publish(shared: &Arc<Shared>, req: impl FnOnce(&str, &str, u64) -> Request) {
     let c = &shared.cfg.cloud;
     let req = req(&c.product_key, &c.device_key, mqtt::next_id());
-    match shared.mqtt.lock().expect("mqtt").as_ref() {
+    let session = shared.mqtt.lock().expect("mqtt");
+    match session.as_ref() {
         Some(cli) => mqtt::publish(cli, &req.topic, &req.payload),
-        None => log::warn!("{} not sent: no cloud session (the next connect reports the version)", req.method),
+        None => {
+            log::info!("{} kept until the cloud session is up", req.method);
+            let mut unsent = shared.ota_unsent.lock().expect("ota unsent");
+            if unsent.len() == MAX_UNSENT {
+                unsent.pop_front();
+            }
+            unsent.push_back(req);
+        }
     }
+}
+
+/// A session just started: what was kept goes first, in order, then the version the box runs.
+pub async fn session_started(shared: &Arc<Shared>) {
+    let version = product_version(shared).await;
+    let c = &shared.cfg.cloud;
+    let inform = requests::ota_inform(&c.product_key, &c.device_key, mqtt::next_id(), &version);
+    // under the session's lock, so a report made meanwhile is neither lost nor sent out of order
+    let session = shared.mqtt.lock().expect("mqtt");
+    let Some(cli) = session.as_ref() else { return };
+    for r in shared.ota_unsent.lock().expect("ota unsent").drain(..) {
+        mqtt::publish(cli, &r.topic, &r.payload);
+    }
+    mqtt::publish(cli, &inform.topic, &inform.payload);
 }
 
 pub fn publish_progress(shared: &Arc<Shared>, step: i32, desc: &str) {
@@ -75,6 +103,10 @@ pub async fn relay(shared: Arc<Shared>) {
     };
     loop {
         tokio::select! {
+            // The agent signals progress 100 before the version change, and the bus keeps that
+            // order, but two streams ready at once would be taken in random order: the cloud
+            // must hear the commit before the new version (the QEMU tier caught it the other way).
+            biased;
             Some(s) = progress.next() => if let Ok(a) = s.args() {
                 publish_progress(&shared, a.step, a.desc);
             },

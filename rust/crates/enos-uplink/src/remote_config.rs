@@ -43,6 +43,7 @@ pub const PARAMETERS: &[Parameter] = &[
     Parameter { name: "collector.device.{id}.poll_group.{group}.interval_ms", kind: Kind::Number(10, 86_400_000) },
     Parameter { name: "collector.device.{id}.timeout_ms", kind: Kind::Number(10, 60_000) },
     Parameter { name: "uplink.log_level", kind: Kind::Level },
+    Parameter { name: "collector.log_level", kind: Kind::Level },
 ];
 
 /// A parameter name read: where it lives.
@@ -61,6 +62,8 @@ enum Target {
     },
     /// The uplink's own log level (`enos_runtime::set_log_level`).
     UplinkLogLevel,
+    /// The collector's log level (`Collector1.SetLogLevel`).
+    CollectorLogLevel,
 }
 
 impl Target {
@@ -80,6 +83,7 @@ fn target(name: &str) -> Result<(Target, Kind), String> {
         "collector.push.interval_ms" => (Target::Push("interval_ms"), kind(0)),
         "collector.push.max_samples" => (Target::Push("max_samples"), kind(1)),
         "uplink.log_level" => (Target::UplinkLogLevel, kind(4)),
+        "collector.log_level" => (Target::CollectorLogLevel, kind(5)),
         _ => {
             let rest = name.strip_prefix("collector.device.");
             let group = rest.and_then(|r| r.strip_suffix(".interval_ms")).and_then(|r| r.split_once(".poll_group."));
@@ -139,7 +143,7 @@ fn field<'a>(doc: &'a mut Value, t: &Target) -> Result<&'a mut Value, String> {
         Target::Device { device: d, key } => {
             device(doc, d)?.get_mut(*key).ok_or_else(|| format!("device \"{d}\" has no setting {key} (its protocol has none)"))
         }
-        Target::UplinkLogLevel => Err("the log level is not in the collector's configuration".into()),
+        Target::UplinkLogLevel | Target::CollectorLogLevel => Err("a log level is not in the collector's configuration".into()),
     }
 }
 
@@ -256,6 +260,16 @@ async fn change(shared: &Arc<Shared>, request: &str, name: &str, v: &Value) -> R
         return Ok(json!({ "name": name, "old": old, "new": new, "changed": old != new }));
     }
     let failed = |m: String| (codes::write_failed(None), m);
+    if t == Target::CollectorLogLevel {
+        let p = collector(shared).await.map_err(failed)?;
+        let level = new.as_str().unwrap_or("info");
+        let old = p.set_log_level(level).await.map_err(|e| failed(format!("the collector did not take it: {e}")))?;
+        let old = json!(old);
+        if old != new {
+            log::warn!("AUDIT the cloud (request {request}) set {name}: {old} -> {new}");
+        }
+        return Ok(json!({ "name": name, "old": old, "new": new, "changed": old != new }));
+    }
     let p = collector(shared).await.map_err(failed)?;
     let before = collector_config(&p).await.map_err(failed)?;
     let mut after = before.clone();
@@ -344,6 +358,7 @@ mod tests {
         let (t, k) = target("collector.device.inv01.timeout_ms").unwrap();
         assert_eq!((t, k), (Target::Device { device: "inv01".into(), key: "timeout_ms" }, Kind::Number(10, 60_000)));
         assert_eq!(target("uplink.log_level").unwrap(), (Target::UplinkLogLevel, Kind::Level));
+        assert_eq!(target("collector.log_level").unwrap(), (Target::CollectorLogLevel, Kind::Level));
         let e = target("collector.device.inv01.retries").unwrap_err();
         assert!(e.starts_with("\"collector.device.inv01.retries\" is not a parameter the cloud may change (these are: "), "{e}");
         let n = Kind::Number(10, 20);

@@ -8,7 +8,7 @@ use crate::mqtt::{self, Client, Replies};
 use crate::registrar::{self, SubReplies};
 use crate::sender;
 use crate::state::Shared;
-use enos_cloud::{requests, subdevices, topics, Identity, Reply};
+use enos_cloud::{subdevices, topics, Identity, Reply};
 use rand::Rng;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -70,6 +70,8 @@ pub async fn run(shared: Arc<Shared>) {
         match connect(&shared, &gw).await {
             Ok(conn) => {
                 *shared.mqtt.lock().expect("mqtt") = Some(conn.cli.clone());
+                // what the update agent reported while no session was up, then the version
+                crate::ota::session_started(&shared).await;
                 let subs = tokio::spawn(registrar::run(shared.clone(), conn.cli.clone(), conn.sub_replies, conn.subscribed));
                 let reason = sender::run(&shared, conn.cli, conn.replies).await;
                 subs.abort();
@@ -138,9 +140,6 @@ async fn connect(shared: &Arc<Shared>, gw: &Identity) -> Result<Connected, Strin
     let devices: Vec<(&str, &str)> = subscribed.iter().map(|(p, d)| (p.as_str(), d.as_str())).collect();
     mqtt::subscribe(&cli, &topics::subscriptions(&c.product_key, &c.device_key, &devices)).await?;
 
-    let version = crate::ota::product_version(shared).await;
-    let inform = requests::ota_inform(&c.product_key, &c.device_key, mqtt::next_id(), &version);
-    mqtt::publish(&cli, &inform.topic, &inform.payload);
     shared.set_cloud_state("connected", "");
     Ok(Connected { cli, replies, sub_replies, subscribed })
 }

@@ -45,6 +45,9 @@ pub struct Shared {
     /// the monitor takes them out.
     pub monitor_reply_tx: tokio::sync::mpsc::UnboundedSender<enos_cloud::Reply>,
     pub monitor_replies: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<enos_cloud::Reply>>,
+    /// The update agent's progress reports and version changes made while no session was up
+    /// (`ota::publish`), sent after the next connect.
+    pub ota_unsent: Mutex<std::collections::VecDeque<enos_cloud::requests::Request>>,
 }
 
 /// Ingest rate over a sliding window, for "how many hours of outage fit".
@@ -92,6 +95,7 @@ impl Shared {
             models_failed: Mutex::default(),
             recent_commands: Mutex::default(),
             live_floor: Mutex::default(),
+            ota_unsent: Mutex::default(),
             cfg,
             cache,
         })
