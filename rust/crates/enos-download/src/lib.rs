@@ -25,6 +25,9 @@ pub struct Limits {
     pub max: u64,
     pub allow_http: bool,
     pub attempts: u32,
+    /// Bytes that must stay free beside the download: the telemetry cache's reserve on the
+    /// same partition (`cache.keep_free_bytes` of the uplink), so an update never costs data.
+    pub keep_free: u64,
 }
 
 /// Fetches `url` into `dest`; `on_progress(bytes, total)` sees the advance.
@@ -50,7 +53,7 @@ pub async fn fetch(url: &str, dest: &Path, lim: &Limits, mut on_progress: impl F
         let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         if let Some(disk) = enos_runtime::sys::Disk::of(dir) {
             let have = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
-            check_space(dir, e, have, disk.free_bytes)?;
+            check_space(dir, e, have, disk.free_bytes, lim.keep_free)?;
         }
     }
     let https = hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots().https_or_http().enable_http1().build();
@@ -155,13 +158,14 @@ pub async fn fetch(url: &str, dest: &Path, lim: &Limits, mut on_progress: impl F
     Err(DownloadError::GaveUp { attempts: lim.attempts, last })
 }
 
-/// Refuses a bundle of `size` bytes when what is still to come (`size - have`, `have` already
-/// downloaded) exceeds `free` bytes in `dir`.
-fn check_space(dir: &Path, size: u64, have: u64, free: u64) -> Result<(), DownloadError> {
+/// Refuses a download of `size` bytes when what is still to come (`size - have`, `have` already
+/// downloaded) and `keep` bytes left free exceed `free` bytes in `dir`.
+fn check_space(dir: &Path, size: u64, have: u64, free: u64, keep: u64) -> Result<(), DownloadError> {
     let need = size.saturating_sub(have);
-    if need > free {
+    if need.saturating_add(keep) > free {
+        let kept = if keep > 0 { format!(", and {keep} must stay free for the data cache") } else { String::new() };
         return Err(DownloadError::Refused(format!(
-            "the update needs {need} more bytes (of {size}) but only {free} are free on {}: refused before downloading",
+            "the download needs {need} more bytes (of {size}) but only {free} are free on {}{kept}: refused before downloading",
             dir.display()
         )));
     }
@@ -209,13 +213,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let free = enos_runtime::sys::Disk::of(dir.path()).unwrap().free_bytes;
         // nothing listens on port 9: a download attempt would fail to connect instead
-        let lim = Limits { expected: Some(free + (1 << 30)), max: u64::MAX, allow_http: true, attempts: 1 };
+        let lim = Limits { expected: Some(free + (1 << 30)), max: u64::MAX, allow_http: true, attempts: 1, keep_free: 0 };
         let dest = dir.path().join("bundle.swu");
         let e = fetch("http://127.0.0.1:9/b.swu", &dest, &lim, |_, _| {}).await.unwrap_err();
         let text = e.to_string();
         assert!(matches!(e, DownloadError::Refused(_)), "{text}");
         assert!(
-            text.starts_with("the update needs ") && text.contains(" free on ") && text.contains(&dir.path().display().to_string()),
+            text.starts_with("the download needs ") && text.contains(" free on ") && text.contains(&dir.path().display().to_string()),
             "{text}"
         );
         assert!(!dest.with_extension("part").exists(), "nothing was written");
@@ -223,8 +227,15 @@ mod tests {
 
     #[test]
     fn what_is_downloaded_already_counts_toward_the_space() {
-        assert!(check_space(Path::new("/data"), 100, 40, 60).is_ok());
-        let e = check_space(Path::new("/data"), 100, 40, 59).unwrap_err().to_string();
-        assert_eq!(e, "the update needs 60 more bytes (of 100) but only 59 are free on /data: refused before downloading");
+        assert!(check_space(Path::new("/data"), 100, 40, 60, 0).is_ok());
+        let e = check_space(Path::new("/data"), 100, 40, 59, 0).unwrap_err().to_string();
+        assert_eq!(e, "the download needs 60 more bytes (of 100) but only 59 are free on /data: refused before downloading");
+        // and the data cache's reserve stays free
+        assert!(check_space(Path::new("/data"), 100, 40, 70, 10).is_ok());
+        let e = check_space(Path::new("/data"), 100, 40, 70, 11).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "the download needs 60 more bytes (of 100) but only 70 are free on /data, and 11 must stay free for the data cache: refused before downloading"
+        );
     }
 }

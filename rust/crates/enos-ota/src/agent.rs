@@ -239,6 +239,7 @@ impl Agent {
                     max: self.cfg.max_bundle_bytes,
                     allow_http: self.cfg.allow_http,
                     attempts: 8,
+                    keep_free: self.cfg.keep_free_bytes,
                 };
                 let url = job.url.clone().unwrap_or_default();
                 let r = download::fetch(&url, &dest, &lim, |_, _| {}).await;

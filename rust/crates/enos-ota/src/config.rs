@@ -11,6 +11,9 @@ pub struct OtaConfig {
     pub dir: PathBuf,
     /// Bundles larger than this are refused before download.
     pub max_bundle_bytes: u64,
+    /// Free space a download must leave on the data partition: the uplink's telemetry cache
+    /// keeps this much free (its `cache.keep_free_bytes`), so an update never costs data.
+    pub keep_free_bytes: u64,
     /// Plain `http://` downloads; only for tests and local networks (bundles are signed anyway).
     pub allow_http: bool,
     /// The slot tool of the layer (`enos-bootslot`), or the socket of the root helper that runs it
@@ -47,6 +50,7 @@ impl Default for OtaConfig {
         OtaConfig {
             dir: "/data/enos/ota".into(),
             max_bundle_bytes: 2 << 30,
+            keep_free_bytes: 64 << 20,
             allow_http: false,
             bootslot: "/run/enos-bootslot/control".into(),
             reboot_command: vec!["touch".into(), "/run/enos-ota/reboot".into()],
