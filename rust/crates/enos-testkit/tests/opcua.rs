@@ -15,7 +15,8 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 /// The asyncua server, answering each stdin line on stdout.
@@ -353,45 +354,89 @@ async fn a_hostile_server_is_an_error_in_words_counted_and_nothing_else_stops() 
     assert!(!e.log().contains("panicked"), "{}", e.log());
 }
 
-/// A TCP proxy between the gateway and the server whose connections can be cut (a network
-/// break the server does not notice as its own restart).
+/// A TCP proxy between the gateway and the server: it can fall silent (a network break neither
+/// side notices yet; what the server sends meanwhile is kept, never delivered) and cut its
+/// connections (the gateway sees the break; the server does not restart).
 struct Proxy {
     port: u16,
-    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+    silent: Arc<AtomicBool>,
+    cut: Arc<AtomicBool>,
+    /// bytes the server sent while the proxy was silent
+    lost: Arc<Mutex<Vec<u8>>>,
+    conns: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
 }
 
 impl Proxy {
     async fn start(to: u16) -> Proxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let p = Proxy { port, cut: Default::default(), conns: Default::default() };
-        let (cut, conns) = (p.cut.clone(), p.conns.clone());
+        let p = Proxy { port, silent: Default::default(), cut: Default::default(), lost: Default::default(), conns: Default::default() };
+        let (silent, cut, lost, conns) = (p.silent.clone(), p.cut.clone(), p.lost.clone(), p.conns.clone());
         tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                if cut.load(std::sync::atomic::Ordering::SeqCst) {
+            while let Ok((inbound, _)) = listener.accept().await {
+                if cut.load(SeqCst) {
                     continue; // dropped: the gateway sees the connection closed
                 }
-                let task = tokio::spawn(async move {
-                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-                conns.lock().unwrap().push(task.abort_handle());
+                let Ok(outbound) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await else { continue };
+                let (client_rx, client_tx) = inbound.into_split();
+                let (server_rx, server_tx) = outbound.into_split();
+                let up = tokio::spawn(Self::pump(client_rx, server_tx, silent.clone(), None));
+                let down = tokio::spawn(Self::pump(server_rx, client_tx, silent.clone(), Some(lost.clone())));
+                conns.lock().unwrap().extend([up.abort_handle(), down.abort_handle()]);
             }
         });
         p
     }
 
+    /// Copies one direction; while silent, drops what it reads (keeping it in `lost` if given).
+    async fn pump(
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        silent: Arc<AtomicBool>,
+        lost: Option<Arc<Mutex<Vec<u8>>>>,
+    ) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match from.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            if silent.load(SeqCst) {
+                if let Some(lost) = &lost {
+                    lost.lock().unwrap().extend_from_slice(&buf[..n]);
+                }
+            } else if to.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Stops delivering in both directions; the connections stay open.
+    fn fall_silent(&self) {
+        self.silent.store(true, SeqCst);
+    }
+
+    /// Whether the server has sent `bytes` into the silence.
+    fn lost_contains(&self, bytes: &[u8]) -> bool {
+        self.lost.lock().unwrap().windows(bytes.len()).any(|w| w == bytes)
+    }
+
     /// Drops every connection and refuses new ones until `restore`.
     fn cut(&self) {
-        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.cut.store(true, SeqCst);
         self.conns.lock().unwrap().drain(..).for_each(|c| c.abort());
     }
 
     fn restore(&self) {
-        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.silent.store(false, SeqCst);
+        self.cut.store(false, SeqCst);
     }
+}
+
+/// An OPC UA DateTime as it goes on the wire: 100 ns ticks since 1601, little-endian.
+fn opcua_datetime(unix_ms: u64) -> [u8; 8] {
+    ((unix_ms as i64 + 11_644_473_600_000) * 10_000).to_le_bytes()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -413,16 +458,19 @@ async fn after_a_network_break_every_change_of_the_break_arrives_in_order() {
     e.at_cloud("count", "count's first value", |p| p.value == serde_json::json!(7)).await;
 
     let before = e.cloud.with(|r| r.points.len());
-    proxy.cut();
-    e.last_error("the break said", |s| s.contains("connection to the server")).await;
-    // changes while the gateway cannot hear them: asyncua answers the publish requests still
-    // pending from the dead connection with the first ones (lost on the wire, kept for
+    // the network falls silent before anyone notices: the server answers the publish requests
+    // still pending with the first changes (lost on the wire, kept by the server for
     // Republish) and queues the rest for the session
+    proxy.fall_silent();
     let t0 = now_ms() - 10_000;
     let changes: Vec<(i64, u64)> = (8..=13).enumerate().map(|(i, v)| (v, t0 + i as u64 * 1000)).collect();
     for (v, at) in &changes {
         server.send(&format!("set ns=2;i=1001 {v} - {at}"));
     }
+    wait_for(20, "the server sent the break's first change into the silence", || proxy.lost_contains(&opcua_datetime(t0)).then_some(()))
+        .await;
+    proxy.cut();
+    e.last_error("the break said", |s| s.contains("connection to the server")).await;
     proxy.restore();
     wait_for(40, "the session resumed (the server kept it)", || e.log().contains("session resumed").then_some(())).await;
     e.at_cloud("count", "the last change of the break", |p| p.value == serde_json::json!(13)).await;
@@ -430,7 +478,8 @@ async fn after_a_network_break_every_change_of_the_break_arrives_in_order() {
     let got: Vec<(i64, u64)> =
         e.cloud.with(|r| r.points[before..].iter().filter(|p| p.point == "count").map(|p| (p.value.as_i64().unwrap(), p.time)).collect());
     assert_eq!(got, changes, "{}", e.log());
-    assert!(e.log().contains("received by Republish"), "the dead connection's messages came by Republish\n{}", e.log());
+    // the recovery logs what it got once the server has no more, a round trip after the last
+    wait_for(20, "the dead connection's messages came by Republish", || e.log().contains("received by Republish").then_some(())).await;
     // and the subscription goes on: a change after the break arrives by Publish (async-opcua
     // publishes on a reactivated session only when told to)
     let at = now_ms();
