@@ -366,13 +366,21 @@ impl Cache {
     /// nothing at all (a write meeting a full disk breaks RocksDB until it is reopened).
     fn below_floor(&self) -> Option<u64> {
         let keep = self.keep_free.load(std::sync::atomic::Ordering::Relaxed);
-        self.free_bytes().filter(|f| keep > 0 && *f < keep / 2)
+        if keep == 0 {
+            return None;
+        }
+        self.free_bytes().filter(|f| *f < keep / 2)
     }
 
     /// Before writing `need` bytes: see `keep_free`.
     fn make_room(&self, st: &mut State, need: u64) -> Result<(), CacheError> {
         let keep = self.keep_free.load(std::sync::atomic::Ordering::Relaxed);
-        let Some(free) = self.free_bytes().filter(|_| keep > 0) else { return Ok(()) };
+        if keep == 0 {
+            return Ok(());
+        }
+        // One statvfs per record (a batch of many points), beside RocksDB's write: measured
+        // every time, so another program filling the disk is seen at the next record.
+        let Some(free) = self.free_bytes() else { return Ok(()) };
         let floor = keep / 2;
         let mut low = self.disk_low.lock().expect("disk low");
         if free >= keep + need {
