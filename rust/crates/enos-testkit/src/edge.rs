@@ -23,6 +23,50 @@ pub struct Edge {
     pub uplink: Proc,
     /// More environment for both services (`start_prepared`).
     pub env: Vec<(String, String)>,
+    /// The file system the uplink's cache is on, when it is a small one (`start_on_small_disk`).
+    pub small_disk: Option<SmallDisk>,
+}
+
+/// A tmpfs of a few MiB mounted in the edge's directory (needs root), for a data partition that
+/// fills up: another program's file takes the space and gives it back. Unmounted when dropped.
+pub struct SmallDisk {
+    pub dir: PathBuf,
+}
+
+impl SmallDisk {
+    /// Size of the small disk and the free space the uplink's cache keeps on it.
+    pub const SIZE: u64 = 48 << 20;
+    pub const KEEP_FREE: u64 = 16 << 20;
+    const FILLER: &'static str = "other-program.log";
+
+    fn mount(dir: PathBuf) -> SmallDisk {
+        std::fs::create_dir(&dir).unwrap();
+        let ok =
+            std::process::Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={}", Self::SIZE), "tmpfs"]).arg(&dir).status();
+        assert!(ok.is_ok_and(|s| s.success()), "mounting a tmpfs for the cache needs root: {}", dir.display());
+        SmallDisk { dir }
+    }
+
+    pub fn free(&self) -> u64 {
+        enos_runtime::sys::Disk::of(&self.dir).expect("statvfs of the small disk").free_bytes
+    }
+
+    /// Another program's file takes all but `left` bytes.
+    pub fn fill_leaving(&self, left: u64) {
+        let n = self.free().saturating_sub(left);
+        std::fs::write(self.dir.join(Self::FILLER), vec![0u8; n as usize]).unwrap();
+    }
+
+    /// That program's file is gone again.
+    pub fn unfill(&self) {
+        let _ = std::fs::remove_file(self.dir.join(Self::FILLER));
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.dir).status();
+    }
 }
 
 pub fn collector_toml(addr: &str) -> String {
@@ -96,6 +140,23 @@ impl Edge {
         Edge::start_prepared(uplink_extra, |_| Vec::new()).await
     }
 
+    /// As `start`, the uplink's cache on a `SmallDisk` (keeping `SmallDisk::KEEP_FREE` free).
+    pub async fn start_on_small_disk() -> Edge {
+        let disk = std::sync::Mutex::new(None);
+        let mut e = Edge::start_prepared("", |dir| {
+            let d = SmallDisk::mount(dir.join("data"));
+            let toml = std::fs::read_to_string(dir.join("uplink.toml")).unwrap();
+            let cache = format!("dir = \"{}\"", dir.join("cache").display());
+            let moved = format!("dir = \"{}\"\nkeep_free_bytes = {}", d.dir.join("cache").display(), SmallDisk::KEEP_FREE);
+            std::fs::write(dir.join("uplink.toml"), toml.replace(&cache, &moved)).unwrap();
+            *disk.lock().unwrap() = Some(d);
+            Vec::new()
+        })
+        .await;
+        e.small_disk = disk.into_inner().unwrap();
+        e
+    }
+
     /// As `start_with`, and `prepare` gets the edge's directory, its files written, before the
     /// services start (a file system to mount, a configuration to change); it returns more
     /// environment for both services.
@@ -122,6 +183,7 @@ impl Edge {
         let env = prepare(dir.path());
         let mut e = Edge {
             env,
+            small_disk: None,
             collector: Proc { child: None, name: String::new() },
             uplink: Proc { child: None, name: String::new() },
             dir,
@@ -157,6 +219,11 @@ impl Edge {
                 .filter_map(|p| p.value.as_u64().map(|v| (v, p.time, p.resume)))
                 .collect()
         })
+    }
+    /// The uplink's part of `enosctl --json status` (null when it does not answer).
+    pub fn uplink_status(&self) -> serde_json::Value {
+        let (_, out, _) = run_tool("enosctl", &["--json", "status"], &self.bus.address);
+        serde_json::from_str::<serde_json::Value>(&out).ok().and_then(|v| v.get("uplink").cloned()).unwrap_or_default()
     }
     /// Failed polls of inv01 so far, as the collector reports them.
     pub fn failed_polls(&self) -> usize {

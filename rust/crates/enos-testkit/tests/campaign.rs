@@ -1,5 +1,6 @@
 //! The short profiles of the fault campaign (`scripts/fault-campaign` runs the long ones), with
-//! the real services: kill -9 of the uplink, the collector and both; broker and cloud outages.
+//! the real services: kill -9 of the uplink, the collector and both; broker and cloud outages and
+//! a full data partition.
 
 use enos_testkit::campaign::{clock_seed, run, Fault, Loss, Plan};
 
@@ -30,7 +31,7 @@ async fn kill_9_campaign_short_profile_loses_nothing_acknowledged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outage_campaign_short_profile_loses_nothing_acknowledged() {
     // two cycles of each outage kind, outages of 0.5 to 3 s
-    let plan = Plan { kinds: Fault::OUTAGES.to_vec(), outage_ms: 500..3000, ..Plan::kills(10, seed()) };
+    let plan = Plan { kinds: Fault::OUTAGES.to_vec(), outage_ms: 500..3000, ..Plan::kills(2 * Fault::OUTAGES.len(), seed()) };
     let rep = run(&plan, |_, _| {}).await;
     let table = rep.table();
     eprintln!("{table}");

@@ -256,34 +256,12 @@ async fn a_failing_cloud_is_waited_out_and_only_data_it_calls_wrong_is_set_aside
 }
 
 /// A tmpfs mounted for a test, detached when dropped (even with files still open in it).
-struct Tmpfs(std::path::PathBuf);
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
 /// The data partition fills up under the uplink (its cache on a 48 MiB tmpfs that another
 /// program fills): the uplink keeps running and says so, the collector holds what cannot be
 /// stored, and once space returns everything served reaches the cloud. Needs root (mount).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_is_ridden_out_and_costs_nothing_once_space_returns() {
-    let data = std::sync::Mutex::new(None);
-    let mut e = Edge::start_prepared("", |dir| {
-        let d = dir.join("data");
-        std::fs::create_dir(&d).unwrap();
-        let ok = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", "size=48m", "tmpfs"]).arg(&d).status();
-        assert!(ok.is_ok_and(|s| s.success()), "mounting a tmpfs needs root");
-        *data.lock().unwrap() = Some(Tmpfs(d.clone()));
-        let toml = std::fs::read_to_string(dir.join("uplink.toml")).unwrap();
-        let cache = format!("dir = \"{}\"", dir.join("cache").display());
-        let moved = format!("dir = \"{}\"\nkeep_free_bytes = {}", d.join("cache").display(), 16 << 20);
-        std::fs::write(dir.join("uplink.toml"), toml.replace(&cache, &moved)).unwrap();
-        Vec::new()
-    })
-    .await;
-    let data = data.into_inner().unwrap().unwrap();
+    let mut e = Edge::start_on_small_disk().await;
     let status = |e: &Edge| {
         let (ok, out, _) = run_tool("enosctl", &["--json", "status"], &e.bus.address);
         assert!(ok, "{out}");
@@ -292,8 +270,7 @@ async fn a_full_disk_is_ridden_out_and_costs_nothing_once_space_returns() {
     wait_for(30, "data flowing", || (e.received().len() >= 5).then_some(())).await;
 
     // another program takes all but 1 MiB: below half of what the cache keeps free
-    let free = enos_runtime::sys::Disk::of(&data.0).unwrap().free_bytes;
-    std::fs::write(data.0.join("other-program.log"), vec![0u8; (free - (1 << 20)) as usize]).unwrap();
+    e.small_disk.as_ref().unwrap().fill_leaving(1 << 20);
     let low =
         wait_for(30, "the uplink to say the disk is full", || status(&e)["uplink"]["cache"]["disk_low"].as_str().map(String::from)).await;
     assert!(low.contains("the disk is nearly full"), "{low}");
@@ -302,7 +279,7 @@ async fn a_full_disk_is_ridden_out_and_costs_nothing_once_space_returns() {
     let col = status(&e)["collector"].clone();
     assert!(col["push_failures"].as_u64().unwrap_or(0) > 0, "the uplink stored batches on a full disk? {col}");
 
-    std::fs::remove_file(data.0.join("other-program.log")).unwrap();
+    e.small_disk.as_ref().unwrap().unfill();
     wait_for(30, "the uplink to see the space back", || status(&e)["uplink"]["cache"]["disk_low"].is_null().then_some(())).await;
     let (served, got) = e.settle().await;
     eprintln!("disk full: {} values served, {} received", served.len(), got.len());

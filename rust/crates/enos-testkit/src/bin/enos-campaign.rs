@@ -15,7 +15,8 @@ struct Args {
     #[arg(long)]
     minutes: Option<f64>,
     /// Fault kinds, comma-separated: all, kills, outages, or kill-uplink, kill-collector,
-    /// kill-both, broker-down, cloud-refuses, cloud-silent, link-drops, broker-restarts.
+    /// kill-both, broker-down, cloud-refuses, cloud-silent, link-drops, broker-restarts,
+    /// disk-full (root: the cache goes on a tmpfs).
     #[arg(long, default_value = "all", value_parser = Fault::parse_list)]
     kinds: std::vec::Vec<Fault>,
     /// Seed of the random moments and lengths; printed, so a run can be repeated.

@@ -20,13 +20,17 @@ pub enum Fault {
     /// A backlog built up (broker down), then mosquitto killed and restarted 3-8 times while it
     /// drains: the condition a paho double free was once seen under.
     BrokerRestarts,
+    /// Another program fills the data partition under the uplink's cache (a tmpfs, see
+    /// `SmallDisk`) to below half of what the cache keeps free, and deletes its file after the
+    /// outage: the uplink stores nothing meanwhile and the collector holds what it reads.
+    DiskFull,
 }
 
 /// The code the cloud refuses with (EnOS answers errors with codes other than 200).
 pub const REFUSAL_CODE: i64 = 500;
 
 impl Fault {
-    pub const ALL: [Fault; 8] = [
+    pub const ALL: [Fault; 9] = [
         Fault::KillUplink,
         Fault::KillCollector,
         Fault::KillBoth,
@@ -35,9 +39,11 @@ impl Fault {
         Fault::CloudSilent,
         Fault::LinkDrops,
         Fault::BrokerRestarts,
+        Fault::DiskFull,
     ];
     pub const KILLS: [Fault; 3] = [Fault::KillUplink, Fault::KillCollector, Fault::KillBoth];
-    pub const OUTAGES: [Fault; 5] = [Fault::BrokerDown, Fault::CloudRefuses, Fault::CloudSilent, Fault::LinkDrops, Fault::BrokerRestarts];
+    pub const OUTAGES: [Fault; 6] =
+        [Fault::BrokerDown, Fault::CloudRefuses, Fault::CloudSilent, Fault::LinkDrops, Fault::BrokerRestarts, Fault::DiskFull];
 
     /// The name `--kinds` takes.
     pub fn name(self) -> &'static str {
@@ -50,6 +56,7 @@ impl Fault {
             Fault::CloudSilent => "cloud-silent",
             Fault::LinkDrops => "link-drops",
             Fault::BrokerRestarts => "broker-restarts",
+            Fault::DiskFull => "disk-full",
         }
     }
 
@@ -64,6 +71,7 @@ impl Fault {
             Fault::CloudSilent => "cloud does not answer",
             Fault::LinkDrops => "link dropped mid-drain",
             Fault::BrokerRestarts => "broker restarts under load",
+            Fault::DiskFull => "data partition full",
         }
     }
 
@@ -129,6 +137,14 @@ pub(super) async fn outage(e: &mut Edge, f: Fault, outage: Duration, extra: usiz
             e.cloud.with(|r| r.silent = true);
             tokio::time::sleep(outage).await;
             e.cloud.with(|r| r.silent = false);
+        }
+        Fault::DiskFull => {
+            let disk = e.small_disk.as_ref().expect("a disk-full campaign runs the cache on a small disk");
+            disk.fill_leaving(1 << 20);
+            // the fault took: the uplink met the full disk (at its next batch) and says so
+            crate::wait_for(10, "the uplink to say the disk is full", || e.uplink_status()["cache"]["disk_low"].as_str().map(drop)).await;
+            tokio::time::sleep(outage).await;
+            disk.unfill();
         }
         _ => unreachable!("not an outage: {f:?}"),
     }

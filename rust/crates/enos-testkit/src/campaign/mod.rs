@@ -130,7 +130,8 @@ fn check_crashes(e: &mut Edge, crashes: &mut Vec<String>, when: &str) {
 pub async fn run(plan: &Plan, mut progress: impl FnMut(usize, Fault)) -> Report {
     let mut rng = Rng(plan.seed);
     let mut rep = Report { seed: plan.seed, ..Default::default() };
-    let mut e = Edge::start().await;
+    // the full disk needs the cache on a file system of its own (a tmpfs: root)
+    let mut e = if plan.kinds.contains(&Fault::DiskFull) { Edge::start_on_small_disk().await } else { Edge::start().await };
     let mut seen = Seen::default();
     let mut missing = Missing::default();
     let mut windows: Vec<(Range<usize>, Fault)> = Vec::new();
