@@ -8,16 +8,16 @@ use enos_runtime::sys::{CpuTimes, Disk, Memory};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub async fn run(shared: Arc<Shared>) {
+/// `clock_floor`: the file that keeps the last time known to be right (`enos_runtime::clock`).
+pub async fn run(shared: Arc<Shared>, clock_floor: std::path::PathBuf) {
     let every = shared.cfg.health.interval_s;
     if every == 0 {
         return;
     }
     let mut tick = tokio::time::interval(Duration::from_secs(every));
     let mut last_cpu = CpuTimes::read();
-    // Stamped with the same clock as the devices' values, so marked the same way while it is not
-    // set (the collector keeps the floor file; this one only knows the release's date).
-    let mut clock = Clock::from_env(None);
+    // Stamped with the same clock as the devices' values, so marked the same way while it is not set.
+    let mut clock = Clock::from_env(Some(clock_floor));
     loop {
         tick.tick().await;
         let _ = shared.cache.expire(enos_batch::now_ms());

@@ -77,6 +77,9 @@ async fn run() -> anyhow::Result<()> {
     let st = cache.stats();
     log::info!("cache {}: {} records, {} points, {} bytes waiting", cfg.cache.dir.display(), st.records, st.points, st.bytes);
     let identities = sub_devices::store_file(&writes);
+    // Beside the operator's configuration, as the collector keeps its own: the last time this
+    // box knew to be right, so the health points are judged by the same floor as the devices'.
+    let clock_floor = writes.with_file_name("clock-floor");
     let mut shared = state::Shared::new(cfg, cache.clone(), identities.clone());
     let conn = bus::serve(shared.clone()).await.context("registering org.enos.Edge.Uplink on the bus")?;
     last_sent::serve(&conn, shared.clone()).await.context("registering org.enos.Edge.UplinkInspect1 on the bus")?;
@@ -86,7 +89,7 @@ async fn run() -> anyhow::Result<()> {
     let spawn = |shared: &Arc<state::Shared>| {
         vec![
             tokio::spawn(session::run(shared.clone())),
-            tokio::spawn(health::run(shared.clone())),
+            tokio::spawn(health::run(shared.clone(), clock_floor.clone())),
             tokio::spawn(ota::relay(shared.clone())),
             tokio::spawn(local_devices::run(shared.clone())),
             tokio::spawn(monitor::run(shared.clone())),
