@@ -88,7 +88,14 @@ pub const UPLINK_INSPECT1: Interface =
 
 pub const OTA1: Interface = Interface {
     name: OTA_IFACE,
-    methods: &[m("StartJob", "s", "s"), m("InstallFile", "s", "s"), m("Status", "", "s"), m("History", "", "s"), m("Rollback", "", "s")],
+    methods: &[
+        m("StartJob", "s", "s"),
+        m("InstallFile", "s", "s"),
+        m("Status", "", "s"),
+        m("History", "", "s"),
+        m("Rollback", "", "s"),
+        m("SetLogLevel", "s", "s"),
+    ],
     signals: &[s("Progress", "sis"), s("VersionChanged", "ss")],
 };
 

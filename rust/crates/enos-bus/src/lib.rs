@@ -134,6 +134,9 @@ pub trait Ota {
     fn history(&self) -> Result<String>;
     /// Boots the other slot (operator's decision); returns what will happen.
     fn rollback(&self) -> Result<String>;
+    /// The level of the agent's own log lines until it stops (`error`, `warn`, `info`, `debug`,
+    /// `trace`); answers the level it had.
+    fn set_log_level(&self, level: &str) -> Result<String>;
     /// A step of the running job: percent 0..100, or a negative EnOS failure code
     /// (-1 undefined, -2 download, -3 verification, -4 install, -5 declined).
     #[zbus(signal)]

@@ -92,6 +92,7 @@ async fn every_proxy_sends_and_decodes_what_the_contract_says() {
     ota.status().await.unwrap();
     ota.history().await.unwrap();
     ota.rollback().await.unwrap();
+    ota.set_log_level("info").await.unwrap();
 
     let want: BTreeSet<String> = SERVICES
         .iter()
