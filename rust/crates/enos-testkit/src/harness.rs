@@ -280,6 +280,14 @@ pub fn spawn_idle_ota(dir: &Path, bus: &str, log: &Path) -> Proc {
     spawn_service_env("enos-ota", &dir.join("ota.toml"), bus, log, &[("ENOS_OS_RELEASE", &os_release)])
 }
 
+/// The web center on `bus`, plain HTTP on a port of loopback the system picks (for what it
+/// does on the bus, not its pages); its state in `dir/web`.
+pub fn spawn_idle_web(dir: &Path, bus: &str, log: &Path) -> Proc {
+    let cfg = dir.join("web.toml");
+    std::fs::write(&cfg, format!("listen = \"127.0.0.1:0\"\nplain_http = true\nstate_dir = \"{}\"\n", dir.join("web").display())).unwrap();
+    spawn_service("enos-web", &cfg, bus, log)
+}
+
 /// Runs a tool (enosctl) against the bus and returns (exit ok, stdout, stderr).
 pub fn run_tool(name: &str, args: &[&str], bus: &str) -> (bool, String, String) {
     let out = Command::new(bin_dir().join(name)).args(args).env("ENOS_BUS_ADDRESS", bus).output().expect("run tool");

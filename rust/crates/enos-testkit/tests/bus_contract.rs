@@ -5,7 +5,7 @@
 //! D-Bus names.
 
 use enos_bus::contract::{Service, SERVICES};
-use enos_testkit::harness::{run_tool, spawn_idle_ota, spawn_service, Bus, Proc};
+use enos_testkit::harness::{run_tool, spawn_idle_ota, spawn_idle_web, spawn_service, Bus, Proc};
 use enos_testkit::wait_for;
 use std::collections::BTreeSet;
 
@@ -37,6 +37,7 @@ async fn start() -> Services {
         spawn_service("enos-collector", &d.join("collector.toml"), &bus.address, &log),
         spawn_service("enos-uplink", &d.join("uplink.toml"), &bus.address, &log),
         spawn_idle_ota(d, &bus.address, &log),
+        spawn_idle_web(d, &bus.address, &log),
     ];
     let conn = zbus::connection::Builder::address(bus.address.as_str()).build().await.unwrap();
     let dbus = zbus::fdo::DBusProxy::new(&conn).await.unwrap();

@@ -4,7 +4,7 @@
 //! "Monitoring").
 
 use enos_testkit::edge::{Edge, GW, PK};
-use enos_testkit::harness::{run_tool, spawn_idle_ota};
+use enos_testkit::harness::{run_tool, spawn_idle_ota, spawn_idle_web};
 use enos_testkit::wait_for;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -288,6 +288,15 @@ async fn the_update_agents_log_level_is_changed_at_run_time() {
     let _agent = spawn_idle_ota(e.dir.path(), &e.bus.address, &e.log());
     wait_for(30, "the update agent on the bus", || run_tool("enosctl", &["ota", "status"], &e.bus.address).0.then_some(())).await;
     log_level_round_trip(&e, "ota.log_level", Some("enos-ota"), None).await;
+}
+
+/// The web center's log level, through the small bus name it has for this (`Web1.SetLogLevel`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_centers_log_level_is_changed_at_run_time() {
+    let e = edge().await;
+    let _web = spawn_idle_web(e.dir.path(), &e.bus.address, &e.log());
+    wait_for(30, "the web center on the bus", || log_text(&e).contains(" enos-web INFO: serving on ").then_some(())).await;
+    log_level_round_trip(&e, "web.log_level", Some("enos-web"), None).await;
 }
 
 /// Stands in for the update agent on the bus: only its signals.

@@ -45,6 +45,7 @@ pub const PARAMETERS: &[Parameter] = &[
     Parameter { name: "uplink.log_level", kind: Kind::Level },
     Parameter { name: "collector.log_level", kind: Kind::Level },
     Parameter { name: "ota.log_level", kind: Kind::Level },
+    Parameter { name: "web.log_level", kind: Kind::Level },
     // The uplink's own settings (`uplink.{table}.{key}` of uplink.toml), applied while it runs.
     Parameter { name: "uplink.cache.max_bytes", kind: Kind::Number(1 << 20, 1 << 40) },
     Parameter { name: "uplink.cache.max_age_hours", kind: Kind::Number(0, 87_600) },
@@ -73,7 +74,7 @@ enum Target {
     },
     /// The uplink's own log level (`enos_runtime::set_log_level`).
     UplinkLogLevel,
-    /// Another service's log level, through its own `SetLogLevel` (`collector`, `ota`).
+    /// Another service's log level, through its own `SetLogLevel` (`collector`, `ota`, `web`).
     LogLevelOf(&'static str),
     /// A setting of `uplink.toml`: its table and key.
     Uplink(&'static str, &'static str),
@@ -98,6 +99,7 @@ fn target(name: &str) -> Result<(Target, Kind), String> {
         "uplink.log_level" => (Target::UplinkLogLevel, kind(4)),
         "collector.log_level" => (Target::LogLevelOf("collector"), kind(5)),
         "ota.log_level" => (Target::LogLevelOf("ota"), kind(6)),
+        "web.log_level" => (Target::LogLevelOf("web"), kind(7)),
         _ if name.starts_with("uplink.") => {
             let p = PARAMETERS.iter().find(|p| p.name == name).ok_or_else(|| unknown(name))?;
             let (table, key) = p.name["uplink.".len()..].split_once('.').expect("uplink.{table}.{key}");
@@ -325,14 +327,18 @@ async fn change(shared: &Arc<Shared>, request: &str, name: &str, v: &Value) -> R
 /// `service`'s `SetLogLevel` (it audits the change with its caller): the level it had.
 async fn log_level_of(shared: &Shared, service: &str, level: &str) -> Result<String, String> {
     let conn = shared.bus().ok_or("the uplink is not on the bus yet")?;
+    let who = match service {
+        "collector" => "the collector",
+        "ota" => "the update agent",
+        _ => "the web center",
+    };
+    let unreachable = |e: zbus::Error| format!("{who} cannot be reached: {e}");
     let r = match service {
         "collector" => collector(shared).await?.set_log_level(level).await,
-        _ => {
-            let p = enos_bus::OtaProxy::new(conn).await.map_err(|e| format!("the update agent cannot be reached: {e}"))?;
-            p.set_log_level(level).await
-        }
+        "ota" => enos_bus::OtaProxy::new(conn).await.map_err(unreachable)?.set_log_level(level).await,
+        _ => enos_bus::WebProxy::new(conn).await.map_err(unreachable)?.set_log_level(level).await,
     };
-    r.map_err(|e| format!("the {} did not take it: {e}", if service == "collector" { "collector" } else { "update agent" }))
+    r.map_err(|e| format!("{who} did not take it: {e}"))
 }
 
 /// `ApplyConfig`; its findings in words when it refuses.
@@ -394,6 +400,7 @@ mod tests {
         assert_eq!(target("uplink.log_level").unwrap(), (Target::UplinkLogLevel, Kind::Level));
         assert_eq!(target("collector.log_level").unwrap(), (Target::LogLevelOf("collector"), Kind::Level));
         assert_eq!(target("ota.log_level").unwrap(), (Target::LogLevelOf("ota"), Kind::Level));
+        assert_eq!(target("web.log_level").unwrap(), (Target::LogLevelOf("web"), Kind::Level));
         assert_eq!(
             target("uplink.cache.keep_free_bytes").unwrap(),
             (Target::Uplink("cache", "keep_free_bytes"), Kind::Number(1 << 20, 1 << 40))
