@@ -399,6 +399,10 @@ async fn the_uplinks_cache_and_sender_settings_change_at_once_and_survive_a_rest
     assert_eq!(r["data"], json!({"name": "uplink.sender.max_message_bytes", "old": 480 * 1024, "new": 65536, "changed": true}), "{r}");
     let r = call(&e, "u3", "setParameter", json!({"name": "uplink.sender.max_message_bytes", "value": 65536})).await;
     assert_eq!(r["data"]["changed"], false, "{r}");
+    for (i, (name, value)) in [("uplink.cache.keep_free_bytes", 32 << 20), ("uplink.cloud.max_in_flight", 8)].iter().enumerate() {
+        let r = call(&e, &format!("u4{i}"), "setParameter", json!({"name": name, "value": value})).await;
+        assert_eq!((r["code"].as_i64(), &r["data"]["changed"]), (Some(200), &json!(true)), "{r}");
+    }
     let audit = format!("AUDIT the cloud (request u1) set uplink.cache.max_bytes: 2147483648 -> 8388608 (written to {})", file.display());
     assert!(log_text(&e).contains(&audit), "no audit line {audit:?}");
     // the sender goes on with its new setting
@@ -418,5 +422,8 @@ async fn the_uplinks_cache_and_sender_settings_change_at_once_and_survive_a_rest
     let r = call(&e, "c1", "getConfig", json!({})).await;
     assert_eq!(r["data"]["uplink"]["sender"]["max_message_bytes"], 65536, "{r}");
     assert_eq!(r["data"]["uplink"]["cache"]["max_bytes"], 8 << 20, "{r}");
+    assert_eq!(r["data"]["uplink"]["cache"]["keep_free_bytes"], 32 << 20, "{r}");
+    assert_eq!(r["data"]["uplink"]["cloud"]["max_in_flight"], 8, "{r}");
+    assert_eq!(r["data"]["uplink"]["cloud"]["product_key"], PK, "{r}");
     assert_eq!(r["data"]["uplink"]["cloud"]["device_secret"], "(secret)", "{r}");
 }

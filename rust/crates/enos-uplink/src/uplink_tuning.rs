@@ -23,7 +23,7 @@ pub async fn change(shared: &Arc<Shared>, request: &str, name: &str, (table, key
     let n = new.as_u64().ok_or_else(|| bad(format!("{name}: {new} is not a whole number")))?;
     let file = &shared.file;
     let _one = file.writing.lock().await;
-    let effective = serde_json::to_value(shared.effective_cfg()).map_err(|e| failed(e.to_string()))?;
+    let mut effective = serde_json::to_value(shared.effective_cfg()).map_err(|e| failed(e.to_string()))?;
     let old = effective[table][key].clone();
     if old == *new {
         return Ok(json!({ "name": name, "old": old, "new": new, "changed": false }));
@@ -36,17 +36,19 @@ pub async fn change(shared: &Arc<Shared>, request: &str, name: &str, (table, key
         .map_err(|e| failed(format!("{name}: {e}")))?;
     // the validation of a start, on the whole file as it would be written
     let cfg = UplinkConfig::from_str_at(&file.path, &text).map_err(|e| bad(format!("{name}: {new} refused: {e}")))?;
-    let written = {
-        let (f, text, cfg) = (file.clone(), text.clone(), cfg.clone());
-        tokio::task::spawn_blocking(move || f.write(&text, &cfg)).await.map_err(|e| failed(e.to_string()))?
-    };
+    // Only this value changes in the running uplink, not whatever else the file says by now.
+    effective[table][key] = new.clone();
+    let running: UplinkConfig = serde_json::from_value(effective).map_err(|e| failed(e.to_string()))?;
+    let f = file.clone();
+    let written = tokio::task::spawn_blocking(move || f.write(&text, &cfg)).await.map_err(|e| failed(e.to_string()))?;
     written.map_err(|e| failed(format!("{name}: cannot write {}: {e} (nothing was changed)", file.path.display())))?;
-    apply(shared, &cfg);
+    apply(shared, &running);
     log::warn!("AUDIT the cloud (request {request}) set {name}: {old} -> {new} (written to {})", file.path.display());
     Ok(json!({ "name": name, "old": old, "new": new, "changed": true }))
 }
 
-/// The running uplink takes the settings the cloud may change from `cfg`.
+/// The running uplink takes the settings the cloud may change from `cfg` (the effective ones with
+/// the change).
 fn apply(shared: &Shared, cfg: &UplinkConfig) {
     let c = &cfg.cache;
     shared.cache.set_bounds(c.max_bytes, c.max_age_hours * 3_600_000);
