@@ -44,6 +44,7 @@ SRC_URI = "file://rust/Cargo.toml \
            file://org.enos.Edge.Collector.conf \
            file://org.enos.Edge.Uplink.conf \
            file://org.enos.Edge.Ota.conf \
+           file://org.enos.Edge.Web.conf \
            file://collector.toml \
            file://uplink.toml \
            file://ota.toml \
@@ -104,7 +105,7 @@ do_install() {
         install -m 0644 ${UNPACKDIR}/$u ${D}${systemd_system_unitdir}/$u
     done
     install -d ${D}${datadir}/dbus-1/system.d
-    for n in Collector Uplink Ota; do
+    for n in Collector Uplink Ota Web; do
         install -m 0644 ${UNPACKDIR}/org.enos.Edge.$n.conf ${D}${datadir}/dbus-1/system.d/org.enos.Edge.$n.conf
     done
 
@@ -171,6 +172,7 @@ FILES:enos-web += "${bindir}/enos-web \
                    ${systemd_system_unitdir}/enos-web.service \
                    ${systemd_system_unitdir}/enos-web.service.d \
                    ${datadir}/polkit-1/rules.d/50-enos-web.rules \
+                   ${datadir}/dbus-1/system.d/org.enos.Edge.Web.conf \
                    ${sysconfdir}/enos/web.toml"
 FILES:enosctl += "${bindir}/enosctl"
 

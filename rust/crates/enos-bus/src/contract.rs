@@ -48,6 +48,9 @@ pub const UPLINK_INSPECT_IFACE: &str = "org.enos.Edge.UplinkInspect1";
 pub const OTA_NAME: &str = "org.enos.Edge.Ota";
 pub const OTA_PATH: &str = "/org/enos/Edge/Ota";
 pub const OTA_IFACE: &str = "org.enos.Edge.Ota1";
+pub const WEB_NAME: &str = "org.enos.Edge.Web";
+pub const WEB_PATH: &str = "/org/enos/Edge/Web";
+pub const WEB_IFACE: &str = "org.enos.Edge.Web1";
 /// Prefix of the services' D-Bus errors (`crate::Error`).
 pub const ERROR_PREFIX: &str = "org.enos.Edge.Error";
 
@@ -88,15 +91,26 @@ pub const UPLINK_INSPECT1: Interface =
 
 pub const OTA1: Interface = Interface {
     name: OTA_IFACE,
-    methods: &[m("StartJob", "s", "s"), m("InstallFile", "s", "s"), m("Status", "", "s"), m("History", "", "s"), m("Rollback", "", "s")],
+    methods: &[
+        m("StartJob", "s", "s"),
+        m("InstallFile", "s", "s"),
+        m("Status", "", "s"),
+        m("History", "", "s"),
+        m("Rollback", "", "s"),
+        m("SetLogLevel", "s", "s"),
+    ],
     signals: &[s("Progress", "sis"), s("VersionChanged", "ss")],
 };
+
+/// The web center serves pages, not the bus: its name is only for what the cloud may change in it.
+pub const WEB1: Interface = Interface { name: WEB_IFACE, methods: &[m("SetLogLevel", "s", "s")], signals: &[] };
 
 /// Every service on the bus, as the policies in `meta-enos-edge` and `docs/security.md` know them.
 pub const SERVICES: &[Service] = &[
     Service { bus_name: COLLECTOR_NAME, path: COLLECTOR_PATH, interfaces: &[COLLECTOR1] },
     Service { bus_name: UPLINK_NAME, path: UPLINK_PATH, interfaces: &[UPLINK1, UPLINK_SETTINGS1, UPLINK_INSPECT1] },
     Service { bus_name: OTA_NAME, path: OTA_PATH, interfaces: &[OTA1] },
+    Service { bus_name: WEB_NAME, path: WEB_PATH, interfaces: &[WEB1] },
 ];
 
 #[cfg(test)]
@@ -118,5 +132,6 @@ mod tests {
         check::<crate::UplinkSettingsProxy>(UPLINK_NAME, UPLINK_PATH, &UPLINK_SETTINGS1);
         check::<crate::UplinkInspectProxy>(UPLINK_NAME, UPLINK_PATH, &UPLINK_INSPECT1);
         check::<crate::OtaProxy>(OTA_NAME, OTA_PATH, &OTA1);
+        check::<crate::WebProxy>(WEB_NAME, WEB_PATH, &WEB1);
     }
 }

@@ -14,7 +14,7 @@ mod error;
 pub use caller::Caller;
 pub use contract::{
     COLLECTOR_IFACE, COLLECTOR_NAME, COLLECTOR_PATH, ERROR_PREFIX, OTA_IFACE, OTA_NAME, OTA_PATH, UPLINK_IFACE, UPLINK_INSPECT_IFACE,
-    UPLINK_NAME, UPLINK_PATH, UPLINK_SETTINGS_IFACE,
+    UPLINK_NAME, UPLINK_PATH, UPLINK_SETTINGS_IFACE, WEB_IFACE, WEB_NAME, WEB_PATH,
 };
 pub use enos_model::device::*;
 pub use error::{Error, Result};
@@ -134,6 +134,9 @@ pub trait Ota {
     fn history(&self) -> Result<String>;
     /// Boots the other slot (operator's decision); returns what will happen.
     fn rollback(&self) -> Result<String>;
+    /// The level of the agent's own log lines until it stops (`error`, `warn`, `info`, `debug`,
+    /// `trace`); answers the level it had.
+    fn set_log_level(&self, level: &str) -> Result<String>;
     /// A step of the running job: percent 0..100, or a negative EnOS failure code
     /// (-1 undefined, -2 download, -3 verification, -4 install, -5 declined).
     #[zbus(signal)]
@@ -141,4 +144,12 @@ pub trait Ota {
     /// The version the box runs changed (after a commit or a rollback).
     #[zbus(signal)]
     fn version_changed(&self, version: &str, reason: &str) -> zbus::Result<()>;
+}
+
+/// `org.enos.Edge.Web1`: the web center's one method on the bus.
+#[proxy(interface = "org.enos.Edge.Web1", default_service = "org.enos.Edge.Web", default_path = "/org/enos/Edge/Web")]
+pub trait Web {
+    /// The level of the web center's own log lines until it stops (`error`, `warn`, `info`,
+    /// `debug`, `trace`); answers the level it had.
+    fn set_log_level(&self, level: &str) -> Result<String>;
 }

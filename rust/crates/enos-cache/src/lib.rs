@@ -134,8 +134,9 @@ pub struct Cache {
     db: DB,
     dir: PathBuf,
     sync: Sync,
-    max_bytes: u64,
-    max_age_ms: u64,
+    /// The bounds, changeable while the cache is open (`set_bounds`: the cloud's `setParameter`).
+    max_bytes: std::sync::atomic::AtomicU64,
+    max_age_ms: std::sync::atomic::AtomicU64,
     state: Mutex<State>,
     /// Set when this cache replaced a damaged one at open (`recover.rs`).
     recovery: std::sync::OnceLock<Recovery>,
@@ -214,8 +215,8 @@ impl Cache {
         let cache = Cache {
             dir: dir.to_owned(),
             sync,
-            max_bytes,
-            max_age_ms,
+            max_bytes: max_bytes.into(),
+            max_age_ms: max_age_ms.into(),
             state: Mutex::new(State {
                 next_seq,
                 index: BTreeMap::new(),
@@ -309,9 +310,10 @@ impl Cache {
     fn enforce_bounds(&self, st: &mut State, now_ms: u64) -> Result<(), CacheError> {
         let mut victims = Vec::new();
         let mut bytes = st.bytes;
+        let (max_bytes, max_age_ms) = (self.max_bytes(), self.max_age_ms());
         for m in st.index.values() {
-            let too_old = self.max_age_ms > 0 && !m.clock_unset && m.newest_ts + self.max_age_ms < now_ms;
-            if bytes <= self.max_bytes && !too_old {
+            let too_old = max_age_ms > 0 && !m.clock_unset && m.newest_ts + max_age_ms < now_ms;
+            if bytes <= max_bytes && !too_old {
                 if m.clock_unset {
                     continue; // exempt from the age bound; later arrivals may still be past it
                 }
@@ -517,7 +519,24 @@ impl Cache {
     }
 
     pub fn max_bytes(&self) -> u64 {
-        self.max_bytes
+        self.max_bytes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The age bound in ms (0: none).
+    pub fn max_age_ms(&self) -> u64 {
+        self.max_age_ms.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The free space `keep_free` asks for.
+    pub fn keep_free_bytes(&self) -> u64 {
+        self.keep_free.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// New bounds while open: they hold from the next append or `expire` (lower bounds drop the
+    /// oldest data then, as at a start with them).
+    pub fn set_bounds(&self, max_bytes: u64, max_age_ms: u64) {
+        self.max_bytes.store(max_bytes, std::sync::atomic::Ordering::Relaxed);
+        self.max_age_ms.store(max_age_ms, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Bytes RocksDB really uses on disk for live data (SST files + memtables), for benchmarks.

@@ -80,6 +80,26 @@ fn data_past_the_age_bound_goes_first() {
     assert_eq!(c.stats().dropped_points, 10);
 }
 
+/// Bounds changed while open (the cloud's `setParameter`): lower ones drop the oldest data at the
+/// next `expire`, as a start with them would.
+#[test]
+fn bounds_changed_while_open_hold_from_the_next_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = batch("d", 100, 0).len() as u64 + HEADER_LEN as u64;
+    let c = Cache::open(dir.path(), 1 << 30, 0, Sync::Never).unwrap();
+    for i in 0..4 {
+        c.append(&batch("d", 100, i * 100_000), i * 100_000).unwrap();
+    }
+    c.set_bounds(one * 2 + one / 2, 0);
+    assert_eq!((c.max_bytes(), c.max_age_ms()), (one * 2 + one / 2, 0));
+    c.expire(400_000).unwrap();
+    assert_eq!(c.oldest(10, |_| true).iter().map(|m| m.seq).collect::<Vec<_>>(), vec![3, 4]);
+    c.set_bounds(1 << 30, 150_000);
+    c.expire(400_000).unwrap();
+    assert_eq!(c.oldest(10, |_| true).iter().map(|m| m.seq).collect::<Vec<_>>(), vec![4]);
+    assert_eq!(c.stats().dropped_points, 300);
+}
+
 /// Stamped while the gateway's clock was not set (1970 here): the age bound does not apply, not
 /// at once and not after a reopen; a record with a header of the first version reads as flags 0.
 #[test]

@@ -153,25 +153,11 @@ impl Collector {
         #[zbus(connection)] conn: &zbus::Connection,
         #[zbus(header)] hdr: zbus::message::Header<'_>,
     ) -> Result<String> {
-        let new = parse_level(level).map_err(Error::InvalidArgs)?;
-        let old = enos_runtime::set_log_level(new);
-        let said = |l: log::LevelFilter| l.to_string().to_ascii_lowercase();
-        if old != new {
-            log::warn!("AUDIT the log level set by {}: {} -> {}", Caller::of(conn, &hdr).await, said(old), said(new));
-        }
-        Ok(said(old))
+        enos_runtime::set_log_level_by(level, Caller::of(conn, &hdr).await).map_err(Error::InvalidArgs)
     }
 
     #[zbus(signal)]
     async fn device_state_changed(emitter: &SignalEmitter<'_>, device: &str, state: &str, reason: &str) -> zbus::Result<()>;
-}
-
-/// A log level in words, or what is wrong with it.
-fn parse_level(level: &str) -> std::result::Result<log::LevelFilter, String> {
-    match level.trim().to_ascii_lowercase().as_str() {
-        l @ ("error" | "warn" | "info" | "debug" | "trace") => Ok(l.parse().expect("a level name")),
-        _ => Err(format!("\"{level}\" is not a log level (error, warn, info, debug, trace)")),
-    }
 }
 
 pub async fn serve(c: Collector) -> zbus::Result<zbus::Connection> {

@@ -84,6 +84,16 @@ impl Ota {
         self.agent.operator_rollback().map_err(Error::Failed)
     }
 
+    /// The level of the agent's own log lines until it stops; answers the one it had.
+    async fn set_log_level(
+        &self,
+        level: &str,
+        #[zbus(connection)] conn: &zbus::Connection,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+    ) -> Result<String> {
+        enos_runtime::set_log_level_by(level, Caller::of(conn, &hdr).await).map_err(Error::InvalidArgs)
+    }
+
     #[zbus(signal)]
     async fn progress(emitter: &SignalEmitter<'_>, job: &str, step: i32, desc: &str) -> zbus::Result<()>;
     #[zbus(signal)]

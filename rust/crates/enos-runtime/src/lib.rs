@@ -105,6 +105,22 @@ pub fn set_log_level(level: log::LevelFilter) -> log::LevelFilter {
     old
 }
 
+/// A service's `SetLogLevel` on the bus (each service's own method, the same rules): `level` a
+/// word (`error`, `warn`, `info`, `debug`, `trace`, any case), else refused in words and nothing
+/// changes; a change is audited with `who` asked. Answers the level before, in words.
+pub fn set_log_level_by(level: &str, who: impl std::fmt::Display) -> Result<String, String> {
+    let new = match level.trim().to_ascii_lowercase().as_str() {
+        l @ ("error" | "warn" | "info" | "debug" | "trace") => l.parse::<log::LevelFilter>().expect("a level name"),
+        _ => return Err(format!("\"{level}\" is not a log level (error, warn, info, debug, trace)")),
+    };
+    let old = set_log_level(new);
+    let said = |l: log::LevelFilter| l.to_string().to_ascii_lowercase();
+    if old != new {
+        log::warn!("AUDIT the log level set by {who}: {} -> {}", said(old), said(new));
+    }
+    Ok(said(old))
+}
+
 /// A logger with the run-time level for our crates (`enos_*`, `enosctl`) and at most `info` for
 /// libraries.
 struct OursAt<L> {

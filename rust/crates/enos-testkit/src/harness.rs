@@ -263,6 +263,31 @@ pub fn spawn_service_env(name: &str, config: &Path, bus: &str, log: &Path, env: 
     Proc { child: Some(child), name: name.into() }
 }
 
+/// The update agent on `bus`, idle and touching nothing of this machine (`true` stands in for
+/// the slot tool and the reboot), running release 1.0.0; its files in `dir`.
+pub fn spawn_idle_ota(dir: &Path, bus: &str, log: &Path) -> Proc {
+    std::fs::write(
+        dir.join("ota.toml"),
+        format!(
+            "dir = \"{}\"\nallow_http = true\nbootslot = \"/usr/bin/true\"\nreboot_command = [\"/usr/bin/true\"]\n[health]\nunits = []\nrequire_cloud = false\nrequire_collecting = false\n",
+            dir.join("ota").display()
+        ),
+    )
+    .unwrap();
+    // The release the agent runs (it refuses jobs that are not newer), not the host's.
+    std::fs::write(dir.join("os-release"), "ID=enos\nVERSION_ID=\"1.0.0\"\n").unwrap();
+    let os_release = dir.join("os-release").display().to_string();
+    spawn_service_env("enos-ota", &dir.join("ota.toml"), bus, log, &[("ENOS_OS_RELEASE", &os_release)])
+}
+
+/// The web center on `bus`, plain HTTP on a port of loopback the system picks (for what it
+/// does on the bus, not its pages); its state in `dir/web`.
+pub fn spawn_idle_web(dir: &Path, bus: &str, log: &Path) -> Proc {
+    let cfg = dir.join("web.toml");
+    std::fs::write(&cfg, format!("listen = \"127.0.0.1:0\"\nplain_http = true\nstate_dir = \"{}\"\n", dir.join("web").display())).unwrap();
+    spawn_service("enos-web", &cfg, bus, log)
+}
+
 /// Runs a tool (enosctl) against the bus and returns (exit ok, stdout, stderr).
 pub fn run_tool(name: &str, args: &[&str], bus: &str) -> (bool, String, String) {
     let out = Command::new(bin_dir().join(name)).args(args).env("ENOS_BUS_ADDRESS", bus).output().expect("run tool");

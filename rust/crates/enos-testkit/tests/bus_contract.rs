@@ -5,7 +5,7 @@
 //! D-Bus names.
 
 use enos_bus::contract::{Service, SERVICES};
-use enos_testkit::harness::{run_tool, spawn_service, spawn_service_env, Bus, Proc};
+use enos_testkit::harness::{run_tool, spawn_idle_ota, spawn_idle_web, spawn_service, Bus, Proc};
 use enos_testkit::wait_for;
 use std::collections::BTreeSet;
 
@@ -32,22 +32,12 @@ async fn start() -> Services {
         ),
     )
     .unwrap();
-    std::fs::write(
-        d.join("ota.toml"),
-        format!(
-            "dir = \"{}\"\nallow_http = true\nbootslot = \"/usr/bin/true\"\nreboot_command = [\"/usr/bin/true\"]\n[health]\nunits = []\nrequire_cloud = false\nrequire_collecting = false\n",
-            d.join("ota").display()
-        ),
-    )
-    .unwrap();
-    // The release the agent runs (it refuses jobs that are not newer), not the host's.
-    std::fs::write(d.join("os-release"), "ID=enos\nVERSION_ID=\"1.0.0\"\n").unwrap();
-    let os_release = d.join("os-release").display().to_string();
     let log = d.join("services.log");
     let procs = vec![
         spawn_service("enos-collector", &d.join("collector.toml"), &bus.address, &log),
         spawn_service("enos-uplink", &d.join("uplink.toml"), &bus.address, &log),
-        spawn_service_env("enos-ota", &d.join("ota.toml"), &bus.address, &log, &[("ENOS_OS_RELEASE", &os_release)]),
+        spawn_idle_ota(d, &bus.address, &log),
+        spawn_idle_web(d, &bus.address, &log),
     ];
     let conn = zbus::connection::Builder::address(bus.address.as_str()).build().await.unwrap();
     let dbus = zbus::fdo::DBusProxy::new(&conn).await.unwrap();

@@ -92,6 +92,8 @@ async fn every_proxy_sends_and_decodes_what_the_contract_says() {
     ota.status().await.unwrap();
     ota.history().await.unwrap();
     ota.rollback().await.unwrap();
+    ota.set_log_level("info").await.unwrap();
+    enos_bus::WebProxy::new(&conn).await.unwrap().set_log_level("info").await.unwrap();
 
     let want: BTreeSet<String> = SERVICES
         .iter()

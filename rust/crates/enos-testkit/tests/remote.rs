@@ -4,6 +4,7 @@
 //! "Monitoring").
 
 use enos_testkit::edge::{Edge, GW, PK};
+use enos_testkit::harness::{run_tool, spawn_idle_ota, spawn_idle_web};
 use enos_testkit::wait_for;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -94,22 +95,46 @@ async fn a_timeout_that_stops_the_device_collecting_is_rolled_back_and_the_cloud
     assert_eq!(r["data"]["collector"]["device"][0]["timeout_ms"], 2000, "{r}");
 }
 
+/// `setParameter {name}` (a service's log level) to debug, a word that is no level, and back:
+/// the answers say the old and new level, the uplink audits the change; `service` (when it is
+/// not the uplink itself) audits it too, with the caller; `debug_line` (a line the service logs
+/// at debug all the time) appears at debug and stops again at info.
+async fn log_level_round_trip(e: &Edge, name: &str, service: Option<&str>, debug_line: Option<&str>) {
+    let count = |l: &str| log_text(e).matches(l).count();
+    if let Some(l) = debug_line {
+        assert_eq!(count(l), 0, "{name}: debug lines at level info");
+    }
+    let r = call(e, &format!("{name}-1"), "setParameter", json!({"name": name, "value": "debug"})).await;
+    assert_eq!(r["data"], json!({"name": name, "old": "info", "new": "debug", "changed": true}), "{r}");
+    let log = log_text(e);
+    let audit = format!("AUDIT the cloud (request {name}-1) set {name}: \"info\" -> \"debug\"");
+    assert!(log.contains(&audit), "no audit line {audit:?} in the uplink");
+    if let Some(service) = service {
+        // the caller as the bus vouches for it (here every service runs as this test's user)
+        let own = log.lines().find(|l| l.contains(&format!(" {service} WARN: AUDIT the log level set by ")));
+        assert!(own.is_some_and(|l| l.ends_with(": info -> debug")), "no audit line in {service}: {own:?}");
+    }
+    let r = call(e, &format!("{name}-2"), "setParameter", json!({"name": name, "value": "loud"})).await;
+    assert_eq!(r["code"], enos_cloud::codes::BAD_PARAMS, "{r}");
+    assert_eq!(r["message"], format!("{name}: \"loud\" is not a log level (error, warn, info, debug, trace)"), "{r}");
+    if let Some(l) = debug_line {
+        wait_for(30, "the debug lines", || (count(l) > 2).then_some(())).await;
+    }
+    let r = call(e, &format!("{name}-3"), "setParameter", json!({"name": name, "value": "INFO"})).await;
+    assert_eq!(r["data"], json!({"name": name, "old": "debug", "new": "info", "changed": true}), "{r}");
+    if let Some(l) = debug_line {
+        // what is delivered after this reply is not logged at debug any more
+        let n = count(l);
+        let delivered = e.cloud.with(|r| r.points.len());
+        wait_for(30, "more deliveries", || e.cloud.with(|r| (r.points.len() > delivered + 10).then_some(()))).await;
+        assert!(count(l) <= n + 1, "{name}: debug lines after going back to info");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_uplink_log_level_is_changed_at_run_time() {
     let e = edge().await;
-    let acked = |e: &Edge| log_text(e).matches("acked: records").count();
-    assert_eq!(acked(&e), 0, "debug lines at level info");
-    let r = call(&e, "l1", "setParameter", json!({"name": "uplink.log_level", "value": "debug"})).await;
-    assert_eq!(r["data"], json!({"name": "uplink.log_level", "old": "info", "new": "debug", "changed": true}), "{r}");
-    assert!(log_text(&e).contains("AUDIT the cloud (request l1) set uplink.log_level: \"info\" -> \"debug\""), "no audit line");
-    wait_for(30, "the uplink's debug lines", || (acked(&e) > 2).then_some(())).await;
-    let r = call(&e, "l2", "setParameter", json!({"name": "uplink.log_level", "value": "INFO"})).await;
-    assert_eq!(r["data"]["new"], "info", "{r}");
-    // a message delivered after this reply is not logged at debug any more
-    let n = acked(&e);
-    let delivered = e.cloud.with(|r| r.points.len());
-    wait_for(30, "more deliveries", || e.cloud.with(|r| (r.points.len() > delivered + 10).then_some(()))).await;
-    assert!(acked(&e) <= n + 1, "debug lines after going back to info");
+    log_level_round_trip(&e, "uplink.log_level", None, Some("acked: records")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,21 +277,26 @@ async fn an_event_the_cloud_did_not_answer_is_sent_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_collectors_log_level_is_changed_at_run_time() {
     let e = edge().await;
-    let pushed = |e: &Edge| log_text(e).matches("samples: cache record").count();
-    assert_eq!(pushed(&e), 0, "the collector's debug lines at level info");
-    let r = call(&e, "c1", "setParameter", json!({"name": "collector.log_level", "value": "debug"})).await;
-    assert_eq!(r["data"], json!({"name": "collector.log_level", "old": "info", "new": "debug", "changed": true}), "{r}");
-    let log = log_text(&e);
-    assert!(log.contains("AUDIT the cloud (request c1) set collector.log_level: \"info\" -> \"debug\""), "no audit line in the uplink");
-    // the caller as the bus vouches for it (here every service runs as this test's user)
-    let collector_audit = log.lines().find(|l| l.contains("AUDIT the log level set by ")).expect("no audit line in the collector");
-    assert!(collector_audit.ends_with(": info -> debug"), "{collector_audit}");
-    wait_for(30, "the collector's debug lines", || (pushed(&e) > 2).then_some(())).await;
-    let r = call(&e, "c2", "setParameter", json!({"name": "collector.log_level", "value": "loud"})).await;
-    assert_eq!(r["code"], enos_cloud::codes::BAD_PARAMS, "{r}");
-    assert_eq!(r["message"], "collector.log_level: \"loud\" is not a log level (error, warn, info, debug, trace)", "{r}");
-    let r = call(&e, "c3", "setParameter", json!({"name": "collector.log_level", "value": "info"})).await;
-    assert_eq!(r["data"]["old"], "debug", "{r}");
+    log_level_round_trip(&e, "collector.log_level", Some("enos-collector"), Some("samples: cache record")).await;
+}
+
+/// The update agent's log level, through its own `Ota1.SetLogLevel`: as the collector's (the
+/// agent logs nothing at debug while idle: its answers and its audit line are the proof).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_update_agents_log_level_is_changed_at_run_time() {
+    let e = edge().await;
+    let _agent = spawn_idle_ota(e.dir.path(), &e.bus.address, &e.log());
+    wait_for(30, "the update agent on the bus", || run_tool("enosctl", &["ota", "status"], &e.bus.address).0.then_some(())).await;
+    log_level_round_trip(&e, "ota.log_level", Some("enos-ota"), None).await;
+}
+
+/// The web center's log level, through the small bus name it has for this (`Web1.SetLogLevel`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_centers_log_level_is_changed_at_run_time() {
+    let e = edge().await;
+    let _web = spawn_idle_web(e.dir.path(), &e.bus.address, &e.log());
+    wait_for(30, "the web center on the bus", || log_text(&e).contains(" enos-web INFO: serving on ").then_some(())).await;
+    log_level_round_trip(&e, "web.log_level", Some("enos-web"), None).await;
 }
 
 /// Stands in for the update agent on the bus: only its signals.
@@ -325,4 +355,75 @@ async fn the_end_of_an_update_reported_while_offline_reaches_the_cloud_in_order(
     assert_eq!(said[..3], ["progress \"95\"", "progress \"100\"", "ota.device.inform \"2.0.0\""][..], "{said:?}");
     // then the version it informs on every connect (here no agent answers: the build's)
     assert!(said[3].starts_with("ota.device.inform"), "{said:?}");
+}
+
+/// The uplink's own settings: taken by the running uplink at once (its status, `getConfig`),
+/// written to its file with an audit line and kept across a restart; a bad value (negative, zero,
+/// a reserve the disk cannot give, not a number, a setting not on the list) is refused in words
+/// naming the parameter, with the file and the running uplink unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_uplinks_cache_and_sender_settings_change_at_once_and_survive_a_restart() {
+    let mut e = edge().await;
+    let file = e.dir.path().join("uplink.toml");
+    let before = std::fs::read(&file).unwrap();
+    let free = enos_runtime::sys::Disk::of(&e.dir.path().join("cache")).unwrap().free_bytes;
+    let too_much = free + (1 << 30);
+    let cases = [
+        ("uplink.cache.max_bytes", json!(-5), "uplink.cache.max_bytes: -5 is not a whole number".to_string()),
+        ("uplink.cache.max_bytes", json!(0), "uplink.cache.max_bytes: 0 is out of bounds (1048576-1099511627776)".into()),
+        ("uplink.cache.keep_free_bytes", json!(0), "uplink.cache.keep_free_bytes: 0 is out of bounds (1048576-1099511627776)".into()),
+        ("uplink.cache.keep_free_bytes", json!(too_much), format!("uplink.cache.keep_free_bytes: {too_much} is more than ")),
+        ("uplink.sender.live_share_percent", json!("half"), "uplink.sender.live_share_percent: \"half\" is not a whole number".into()),
+        ("uplink.sender.live_share_percent", json!(95), "uplink.sender.live_share_percent: 95 is out of bounds (0-90)".into()),
+        ("uplink.cache.dir", json!("/tmp"), "\"uplink.cache.dir\" is not a parameter the cloud may change (these are: ".into()),
+    ];
+    for (i, (name, value, words)) in cases.iter().enumerate() {
+        let r = call(&e, &format!("bad{i}"), "setParameter", json!({"name": name, "value": value})).await;
+        assert_eq!(r["code"], enos_cloud::codes::BAD_PARAMS, "{r}");
+        let msg = r["message"].as_str().unwrap();
+        assert!(msg.starts_with(words.as_str()), "{msg:?} does not start with {words:?}");
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), before, "a refused change wrote the file");
+    assert!(!log_text(&e).contains("AUDIT"), "a refused change was audited as done");
+    let max_bytes = |e: &Edge| {
+        let (ok, out, err) = run_tool("enosctl", &["--json", "status"], &e.bus.address);
+        assert!(ok, "{err}");
+        serde_json::from_str::<Value>(&out).unwrap()["uplink"]["cache"]["max_bytes"].as_u64()
+    };
+    assert_eq!(max_bytes(&e), Some(2 << 30));
+
+    let r = call(&e, "u1", "setParameter", json!({"name": "uplink.cache.max_bytes", "value": 8 << 20})).await;
+    assert_eq!(r["data"], json!({"name": "uplink.cache.max_bytes", "old": 2u64 << 30, "new": 8 << 20, "changed": true}), "{r}");
+    assert_eq!(max_bytes(&e), Some(8 << 20), "the running cache did not take it");
+    let r = call(&e, "u2", "setParameter", json!({"name": "uplink.sender.max_message_bytes", "value": "65536"})).await;
+    assert_eq!(r["data"], json!({"name": "uplink.sender.max_message_bytes", "old": 480 * 1024, "new": 65536, "changed": true}), "{r}");
+    let r = call(&e, "u3", "setParameter", json!({"name": "uplink.sender.max_message_bytes", "value": 65536})).await;
+    assert_eq!(r["data"]["changed"], false, "{r}");
+    for (i, (name, value)) in [("uplink.cache.keep_free_bytes", 32 << 20), ("uplink.cloud.max_in_flight", 8)].iter().enumerate() {
+        let r = call(&e, &format!("u4{i}"), "setParameter", json!({"name": name, "value": value})).await;
+        assert_eq!((r["code"].as_i64(), &r["data"]["changed"]), (Some(200), &json!(true)), "{r}");
+    }
+    let audit = format!("AUDIT the cloud (request u1) set uplink.cache.max_bytes: 2147483648 -> 8388608 (written to {})", file.display());
+    assert!(log_text(&e).contains(&audit), "no audit line {audit:?}");
+    // the sender goes on with its new setting
+    let delivered = e.cloud.with(|r| r.points.len());
+    wait_for(30, "deliveries after the change", || e.cloud.with(|r| (r.points.len() > delivered + 10).then_some(()))).await;
+    let settings: toml::Table = toml::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(settings["cache"]["max_bytes"].as_integer(), Some(8 << 20), "{settings}");
+    assert_eq!(settings["sender"]["max_message_bytes"].as_integer(), Some(65536), "{settings}");
+    assert_eq!(settings["sender"]["reply_timeout_s"].as_integer(), Some(3), "the rest of the file is kept: {settings}");
+
+    // a restart starts from the file
+    let connects = e.cloud.with(|r| r.attribute_updates().len());
+    e.uplink.terminate();
+    e.start_uplink();
+    wait_for(30, "the uplink back in the cloud", || e.cloud.with(|r| (r.attribute_updates().len() > connects).then_some(()))).await;
+    assert_eq!(max_bytes(&e), Some(8 << 20), "lost at the restart");
+    let r = call(&e, "c1", "getConfig", json!({})).await;
+    assert_eq!(r["data"]["uplink"]["sender"]["max_message_bytes"], 65536, "{r}");
+    assert_eq!(r["data"]["uplink"]["cache"]["max_bytes"], 8 << 20, "{r}");
+    assert_eq!(r["data"]["uplink"]["cache"]["keep_free_bytes"], 32 << 20, "{r}");
+    assert_eq!(r["data"]["uplink"]["cloud"]["max_in_flight"], 8, "{r}");
+    assert_eq!(r["data"]["uplink"]["cloud"]["product_key"], PK, "{r}");
+    assert_eq!(r["data"]["uplink"]["cloud"]["device_secret"], "(secret)", "{r}");
 }

@@ -1,6 +1,6 @@
-//! The uplink's cloud settings edited from outside the file (the web center over D-Bus): the
-//! view of the running settings, a change applied, and the `[cloud]` table of `uplink.toml`
-//! rewritten with the rest of the file kept.
+//! The uplink's settings edited from outside the file (the web center over D-Bus, the cloud's
+//! `setParameter`): the view of the running cloud settings, a change applied, and `uplink.toml`
+//! rewritten with one table or one key changed and the rest of the file kept.
 
 use crate::config::CloudConfig;
 use enos_config::{parse_toml, ConfigError};
@@ -49,10 +49,31 @@ pub fn applied(ch: &CloudChange, cur: &CloudConfig, secret_file: &Path) -> Cloud
 /// is kept as it was (comments are not).
 pub fn replace_cloud(file: &Path, text: &str, cloud: &CloudConfig) -> Result<String, ConfigError> {
     let mut doc: toml::Table = parse_toml(file, text)?;
-    let unwritable = |e: toml::ser::Error| ConfigError::Unwritable { file: file.to_owned(), message: e.to_string() };
-    doc.insert("cloud".into(), toml::Value::Table(toml::Table::try_from(cloud).map_err(unwritable)?));
-    let body = toml::to_string(&doc).map_err(unwritable)?;
-    Ok(format!("# EnOS Edge uplink configuration; [cloud] written by the uplink (SetCloudSettings: web center).\n\n{body}"))
+    let table = toml::Table::try_from(cloud).map_err(|e| unwritable(file, e))?;
+    doc.insert("cloud".into(), toml::Value::Table(table));
+    written(file, &doc)
+}
+
+/// `text` with `[table] key = value` set (the table made when it is missing); the rest is kept
+/// as it was (comments are not).
+pub fn set_value(file: &Path, text: &str, table: &str, key: &str, value: toml::Value) -> Result<String, ConfigError> {
+    let mut doc: toml::Table = parse_toml(file, text)?;
+    match doc.entry(table).or_insert_with(|| toml::Value::Table(Default::default())) {
+        toml::Value::Table(t) => t.insert(key.into(), value),
+        _ => return Err(ConfigError::Unwritable { file: file.to_owned(), message: format!("{table} is a value, not a table") }),
+    };
+    written(file, &doc)
+}
+
+fn unwritable(file: &Path, e: toml::ser::Error) -> ConfigError {
+    ConfigError::Unwritable { file: file.to_owned(), message: e.to_string() }
+}
+
+fn written(file: &Path, doc: &toml::Table) -> Result<String, ConfigError> {
+    let body = toml::to_string(doc).map_err(|e| unwritable(file, e))?;
+    Ok(format!(
+        "# EnOS Edge uplink configuration; written by the uplink (the web center's cloud settings, the cloud's setParameter).\n\n{body}"
+    ))
 }
 
 #[cfg(test)]
@@ -102,5 +123,16 @@ max_bytes = 10000000
         std::fs::remove_dir_all(dir).unwrap();
         let bad = CloudChange { ca_file: Some("../etc/x".into()), ..ch };
         assert!(bad.check().unwrap_err().to_string().starts_with("ca_file"));
+    }
+
+    #[test]
+    fn one_value_changes_and_the_rest_stays() {
+        let text = set_value(Path::new("u.toml"), FILE, "cache", "max_bytes", toml::Value::Integer(1 << 20)).unwrap();
+        let text = set_value(Path::new("u.toml"), &text, "sender", "max_message_bytes", toml::Value::Integer(65536)).unwrap();
+        let back = UplinkConfig::from_str_at(Path::new("u.toml"), &text).unwrap();
+        assert_eq!((back.cache.max_bytes, back.sender.max_message_bytes), (1 << 20, 65536));
+        assert_eq!((back.cache.dir.to_str(), back.cloud.secret().unwrap().as_str()), (Some("/tmp/x"), "old"));
+        let e = set_value(Path::new("u.toml"), "cache = 5\n", "cache", "max_bytes", toml::Value::Integer(1)).unwrap_err();
+        assert_eq!(e.to_string(), "u.toml: cannot be written as TOML: cache is a value, not a table");
     }
 }

@@ -7,7 +7,7 @@
 //! the running session. The secret is never answered, only whether one is set.
 
 use crate::cloud_edit;
-use crate::config::UplinkConfig;
+use crate::config::{ConfigFile, UplinkConfig};
 use crate::state::Shared;
 use enos_bus::Error;
 use enos_cloud::Identity;
@@ -21,18 +21,17 @@ use tokio::sync::Notify;
 
 pub struct Settings {
     current: Mutex<Arc<Shared>>,
-    /// The file the uplink loaded (the starting point of a change).
-    loaded: PathBuf,
-    /// Where a change is written: `--config`, else `/data/enos/config/uplink/uplink.toml`.
-    pub file: PathBuf,
+    /// Where the configuration came from and where a change is written (shared with the
+    /// cloud's `setParameter`: one writer at a time).
+    pub file: Arc<ConfigFile>,
     /// Told when a change is written: `main` starts the session again from `file`.
     pub reload: Notify,
-    applying: tokio::sync::Mutex<()>,
 }
 
 impl Settings {
-    pub fn new(shared: Arc<Shared>, loaded: PathBuf, file: PathBuf) -> Settings {
-        Settings { current: Mutex::new(shared), loaded, file, reload: Notify::new(), applying: Default::default() }
+    pub fn new(shared: Arc<Shared>) -> Settings {
+        let file = shared.file.clone();
+        Settings { current: Mutex::new(shared), file, reload: Notify::new() }
     }
 
     pub fn set_current(&self, shared: Arc<Shared>) {
@@ -44,7 +43,7 @@ impl Settings {
     }
 
     fn secret_file(&self) -> PathBuf {
-        self.file.parent().unwrap_or(Path::new(".")).join("gateway.secret")
+        self.file.path.parent().unwrap_or(Path::new(".")).join("gateway.secret")
     }
 }
 
@@ -74,7 +73,7 @@ impl Settings {
     async fn get_cloud_settings(&self) -> enos_bus::Result<String> {
         let shared = self.shared();
         let mut v = serde_json::to_value(cloud_edit::view(&shared.cfg.cloud)).map_err(|e| Error::Failed(e.to_string()))?;
-        v["file"] = json!(self.file);
+        v["file"] = json!(self.file.path);
         v["state"] = json!(shared.cloud.lock().expect("cloud").state.clone());
         Ok(v.to_string())
     }
@@ -83,7 +82,7 @@ impl Settings {
     /// (the session then reconnects); else an error (`InvalidArgs`: the change; `Failed`: the
     /// files) and nothing changed.
     async fn set_cloud_settings(&self, change: &str) -> enos_bus::Result<String> {
-        let _one = self.applying.lock().await;
+        let _one = self.file.writing.lock().await;
         let ch: CloudChange = match serde_json::from_str(change) {
             Ok(c) => c,
             Err(e) => return refused(format!("not cloud settings: {e}")),
@@ -91,7 +90,8 @@ impl Settings {
         if let Err(e) = ch.check() {
             return refused(e);
         }
-        let cur = self.shared().cfg.cloud.clone();
+        // what the cloud changed while running (max_in_flight) is kept, not the loaded value
+        let cur = self.shared().effective_cfg().cloud;
         let secret_file = self.secret_file();
         let mut cloud = cloud_edit::applied(&ch, &cur, &secret_file);
         // The secret never goes (back) into uplink.toml, which the group may read: a new one, or
@@ -101,36 +101,30 @@ impl Settings {
             cloud.device_secret = None;
             cloud.device_secret_file = Some(secret_file.clone());
         }
-        let base = std::fs::read_to_string(&self.file).or_else(|_| std::fs::read_to_string(&self.loaded));
-        let base = match base {
-            Ok(b) => b,
-            Err(e) => return Err(Error::Failed(format!("cannot read {}: {e}", self.loaded.display()))),
-        };
-        let text = match cloud_edit::replace_cloud(&self.loaded, &base, &cloud) {
+        let base = self.file.text().map_err(Error::Failed)?;
+        let text = match cloud_edit::replace_cloud(&self.file.loaded, &base, &cloud) {
             Ok(t) => t,
             Err(e) => return refused(e.to_string()),
         };
-        let mode = match UplinkConfig::from_str_at(&self.file, &text) {
-            // sub-devices' secrets the operator wrote inline stay where they are, readable by no one else
-            Ok(c) if c.sub_devices.iter().any(|s| s.device_secret.is_some()) => 0o600,
-            Ok(_) => 0o640,
+        let cfg = match UplinkConfig::from_str_at(&self.file.path, &text) {
+            Ok(c) => c,
             Err(e) => return refused(e.to_string()),
         };
-        let (file, text2) = (self.file.clone(), text.clone());
+        let file = self.file.clone();
         let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             if let Some(s) = new_secret {
                 write_atomic(&secret_file, s.as_bytes(), 0o600)?;
             }
-            write_atomic(&file, text2.as_bytes(), mode)
+            file.write(&text, &cfg)
         })
         .await
         .map_err(|e| Error::Failed(e.to_string()))?;
         if let Err(e) = written {
-            return Err(Error::Failed(format!("cannot write {}: {e} (nothing was changed)", self.file.display())));
+            return Err(Error::Failed(format!("cannot write {}: {e} (nothing was changed)", self.file.path.display())));
         }
         log::info!("cloud settings changed (uri {}, {}/{}); the session starts again", cloud.uri, cloud.product_key, cloud.device_key);
         self.reload.notify_one();
-        Ok(json!({ "ok": true, "file": self.file }).to_string())
+        Ok(json!({ "ok": true, "file": self.file.path }).to_string())
     }
 
     /// Tries a CONNECT with these settings (the secret defaults to the one set), apart from the
@@ -241,7 +235,8 @@ mod tests {
         std::fs::write(&file, text).unwrap();
         let cfg = crate::config::UplinkConfig::load(&file).unwrap();
         let cache = Arc::new(enos_cache::Cache::open(&cfg.cache.dir, 1 << 30, 0, enos_cache::Sync::Never).unwrap());
-        let settings = Settings::new(Shared::new(cfg, cache, dir.path().join("sub-devices.json")), file.clone(), file.clone());
+        let cf = Arc::new(ConfigFile::new(file.clone(), file.clone()));
+        let settings = Settings::new(Shared::new(cfg, cache, dir.path().join("sub-devices.json"), cf));
         // a change that gives no new secret: the one there is stays
         let answer = settings.set_cloud_settings(r#"{"uri":"tcp://127.0.0.1:2","product_key":"pk","device_key":"gw"}"#).await.unwrap();
         assert!(answer.contains(r#""ok":true"#), "{answer}");

@@ -368,6 +368,51 @@ impl UplinkConfig {
     }
 }
 
+/// The uplink's configuration file: where it was loaded from and where a change is written (the
+/// web center's cloud settings, the cloud's `setParameter`), one writer at a time.
+pub struct ConfigFile {
+    /// The file the uplink loaded (the starting point of a change while `path` does not exist).
+    pub loaded: PathBuf,
+    /// Where a change is written: `--config`, else `/data/enos/config/uplink/uplink.toml` (the
+    /// operator's copy, which a start prefers to the image's).
+    pub path: PathBuf,
+    /// Held from reading the file to writing it.
+    pub writing: tokio::sync::Mutex<()>,
+}
+
+impl ConfigFile {
+    pub fn new(loaded: PathBuf, path: PathBuf) -> ConfigFile {
+        ConfigFile { loaded, path, writing: Default::default() }
+    }
+
+    /// The text a change starts from: the written copy, else the file loaded.
+    pub fn text(&self) -> Result<String, String> {
+        std::fs::read_to_string(&self.path)
+            .or_else(|_| std::fs::read_to_string(&self.loaded))
+            .map_err(|e| format!("cannot read {}: {e}", self.loaded.display()))
+    }
+
+    /// Writes `text` (already validated as `cfg`) atomically: readable by the group unless it
+    /// holds a sub-device's secret inline.
+    pub fn write(&self, text: &str, cfg: &UplinkConfig) -> std::io::Result<()> {
+        let mode = if cfg.sub_devices.iter().any(|s| s.device_secret.is_some()) { 0o600 } else { 0o640 };
+        enos_runtime::fs::write_atomic(&self.path, text.as_bytes(), mode)
+    }
+}
+
+/// The settings the sender reads while it runs, so the cloud can change them live.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tuning {
+    pub sender: SenderConfig,
+    pub max_in_flight: usize,
+}
+
+impl Tuning {
+    pub fn of(cfg: &UplinkConfig) -> Tuning {
+        Tuning { sender: cfg.sender.clone(), max_in_flight: cfg.cloud.max_in_flight }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,6 +25,7 @@ mod sender;
 mod session;
 mod state;
 mod sub_devices;
+mod uplink_tuning;
 mod write_policy;
 
 use crate::config::{SyncPolicy, UplinkConfig};
@@ -80,10 +81,11 @@ async fn run() -> anyhow::Result<()> {
     // Beside the operator's configuration, as the collector keeps its own: the last time this
     // box knew to be right, so the health points are judged by the same floor as the devices'.
     let clock_floor = writes.with_file_name("clock-floor");
-    let mut shared = state::Shared::new(cfg, cache.clone(), identities.clone());
+    let file = Arc::new(config::ConfigFile::new(path, writes));
+    let mut shared = state::Shared::new(cfg, cache.clone(), identities.clone(), file.clone());
     let conn = bus::serve(shared.clone()).await.context("registering org.enos.Edge.Uplink on the bus")?;
     last_sent::serve(&conn, shared.clone()).await.context("registering org.enos.Edge.UplinkInspect1 on the bus")?;
-    let settings = Arc::new(cloud_settings::Settings::new(shared.clone(), path, writes));
+    let settings = Arc::new(cloud_settings::Settings::new(shared.clone()));
     cloud_settings::serve(&conn, settings.clone()).await.context("registering org.enos.Edge.UplinkSettings1 on the bus")?;
     shared.set_bus(conn.clone(), bus::cloud_state_signal(&conn));
     let spawn = |shared: &Arc<state::Shared>| {
@@ -105,7 +107,7 @@ async fn run() -> anyhow::Result<()> {
             _ = &mut shutdown => break,
             _ = settings.reload.notified() => {
                 // New cloud settings: the session starts again from the file; the cache stays open.
-                let cfg = match UplinkConfig::load(&settings.file) {
+                let cfg = match UplinkConfig::load(&file.path) {
                     Ok(c) => c,
                     Err(e) => {
                         log::error!("{e}; the session keeps its settings");
@@ -118,7 +120,7 @@ async fn run() -> anyhow::Result<()> {
                     mqtt::stop_delivery(&c);
                     mqtt::bury(c);
                 }
-                shared = state::Shared::new(cfg, cache.clone(), identities.clone());
+                shared = state::Shared::new(cfg, cache.clone(), identities.clone(), file.clone());
                 shared.set_bus(conn.clone(), bus::cloud_state_signal(&conn));
                 bus::replace(&conn, shared.clone()).await?;
                 last_sent::replace(&conn, shared.clone()).await?;

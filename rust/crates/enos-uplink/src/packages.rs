@@ -75,7 +75,7 @@ async fn run(shared: &Arc<Shared>, o: &Order) {
         return progress(-1, "failed", &format!("cannot keep the download in {}: {e}", cfg.dir.display()));
     }
     let dest = cfg.dir.join(format!("package-{}.json", o.version));
-    let keep_free = shared.cfg.cache.keep_free_bytes;
+    let keep_free = shared.cache.keep_free_bytes();
     let lim = enos_download::Limits { expected: Some(o.size), max: cfg.max_bytes, allow_http: cfg.allow_http, attempts: 5, keep_free };
     if let Err(e) = enos_download::fetch(&o.url, &dest, &lim, |_, _| {}).await {
         let _ = std::fs::remove_file(dest.with_extension("part"));

@@ -44,6 +44,18 @@ pub const PARAMETERS: &[Parameter] = &[
     Parameter { name: "collector.device.{id}.timeout_ms", kind: Kind::Number(10, 60_000) },
     Parameter { name: "uplink.log_level", kind: Kind::Level },
     Parameter { name: "collector.log_level", kind: Kind::Level },
+    Parameter { name: "ota.log_level", kind: Kind::Level },
+    Parameter { name: "web.log_level", kind: Kind::Level },
+    // The uplink's own settings (`uplink.{table}.{key}` of uplink.toml), applied while it runs.
+    Parameter { name: "uplink.cache.max_bytes", kind: Kind::Number(1 << 20, 1 << 40) },
+    Parameter { name: "uplink.cache.max_age_hours", kind: Kind::Number(0, 87_600) },
+    // 0 (no reserve) only in the file: the cache would meet a full disk, which RocksDB does not survive
+    Parameter { name: "uplink.cache.keep_free_bytes", kind: Kind::Number(1 << 20, 1 << 40) },
+    Parameter { name: "uplink.sender.max_message_bytes", kind: Kind::Number(4096, 512 * 1024) },
+    Parameter { name: "uplink.sender.live_share_percent", kind: Kind::Number(0, 90) },
+    Parameter { name: "uplink.sender.resume_after_s", kind: Kind::Number(1, 86_400) },
+    Parameter { name: "uplink.sender.reply_timeout_s", kind: Kind::Number(1, 3600) },
+    Parameter { name: "uplink.cloud.max_in_flight", kind: Kind::Number(1, 1000) },
 ];
 
 /// A parameter name read: where it lives.
@@ -62,8 +74,10 @@ enum Target {
     },
     /// The uplink's own log level (`enos_runtime::set_log_level`).
     UplinkLogLevel,
-    /// The collector's log level (`Collector1.SetLogLevel`).
-    CollectorLogLevel,
+    /// Another service's log level, through its own `SetLogLevel` (`collector`, `ota`, `web`).
+    LogLevelOf(&'static str),
+    /// A setting of `uplink.toml`: its table and key.
+    Uplink(&'static str, &'static str),
 }
 
 impl Target {
@@ -83,7 +97,14 @@ fn target(name: &str) -> Result<(Target, Kind), String> {
         "collector.push.interval_ms" => (Target::Push("interval_ms"), kind(0)),
         "collector.push.max_samples" => (Target::Push("max_samples"), kind(1)),
         "uplink.log_level" => (Target::UplinkLogLevel, kind(4)),
-        "collector.log_level" => (Target::CollectorLogLevel, kind(5)),
+        "collector.log_level" => (Target::LogLevelOf("collector"), kind(5)),
+        "ota.log_level" => (Target::LogLevelOf("ota"), kind(6)),
+        "web.log_level" => (Target::LogLevelOf("web"), kind(7)),
+        _ if name.starts_with("uplink.") => {
+            let p = PARAMETERS.iter().find(|p| p.name == name).ok_or_else(|| unknown(name))?;
+            let (table, key) = p.name["uplink.".len()..].split_once('.').expect("uplink.{table}.{key}");
+            (Target::Uplink(table, key), p.kind)
+        }
         _ => {
             let rest = name.strip_prefix("collector.device.");
             let group = rest.and_then(|r| r.strip_suffix(".interval_ms")).and_then(|r| r.split_once(".poll_group."));
@@ -91,14 +112,16 @@ fn target(name: &str) -> Result<(Target, Kind), String> {
             match (group, timeout) {
                 (Some((d, g)), _) if !d.is_empty() && !g.is_empty() => (Target::PollGroup { device: d.into(), group: g.into() }, kind(2)),
                 (_, Some(d)) if !d.is_empty() => (Target::Device { device: d.into(), key: "timeout_ms" }, kind(3)),
-                _ => {
-                    let names: Vec<&str> = PARAMETERS.iter().map(|p| p.name).collect();
-                    return Err(format!("\"{name}\" is not a parameter the cloud may change (these are: {})", names.join(", ")));
-                }
+                _ => return Err(unknown(name)),
             }
         }
     };
     Ok(t)
+}
+
+fn unknown(name: &str) -> String {
+    let names: Vec<&str> = PARAMETERS.iter().map(|p| p.name).collect();
+    format!("\"{name}\" is not a parameter the cloud may change (these are: {})", names.join(", "))
 }
 
 /// The value asked for, as the parameter's kind wants it: a number (a JSON number or a numeric
@@ -143,7 +166,7 @@ fn field<'a>(doc: &'a mut Value, t: &Target) -> Result<&'a mut Value, String> {
         Target::Device { device: d, key } => {
             device(doc, d)?.get_mut(*key).ok_or_else(|| format!("device \"{d}\" has no setting {key} (its protocol has none)"))
         }
-        Target::UplinkLogLevel | Target::CollectorLogLevel => Err("a log level is not in the collector's configuration".into()),
+        Target::UplinkLogLevel | Target::LogLevelOf(_) | Target::Uplink(..) => Err("not in the collector's configuration".into()),
     }
 }
 
@@ -212,7 +235,7 @@ fn service_file(service: &str, configured: Option<&Path>) -> Value {
 /// `getConfig`: `{collector, uplink, ota, web}`, secrets replaced; a device's points are counted,
 /// not listed (a table of thousands would not fit one message; `points` is their number).
 pub async fn get_config(shared: &Arc<Shared>) -> Answer {
-    let mut uplink = serde_json::to_value(&shared.cfg).unwrap_or(Value::Null);
+    let mut uplink = serde_json::to_value(shared.effective_cfg()).unwrap_or(Value::Null);
     redact(&mut uplink);
     let mut collector = match collector(shared).await {
         Ok(p) => collector_config(&p).await.unwrap_or_else(|e| json!({ "unavailable": e })),
@@ -260,11 +283,11 @@ async fn change(shared: &Arc<Shared>, request: &str, name: &str, v: &Value) -> R
         return Ok(json!({ "name": name, "old": old, "new": new, "changed": old != new }));
     }
     let failed = |m: String| (codes::write_failed(None), m);
-    if t == Target::CollectorLogLevel {
-        let p = collector(shared).await.map_err(failed)?;
-        let level = new.as_str().unwrap_or("info");
-        let old = p.set_log_level(level).await.map_err(|e| failed(format!("the collector did not take it: {e}")))?;
-        let old = json!(old);
+    if let Target::Uplink(table, key) = t {
+        return crate::uplink_tuning::change(shared, request, name, (table, key), &new).await;
+    }
+    if let Target::LogLevelOf(service) = t {
+        let old = json!(log_level_of(shared, service, new.as_str().unwrap_or("info")).await.map_err(failed)?);
         if old != new {
             log::warn!("AUDIT the cloud (request {request}) set {name}: {old} -> {new}");
         }
@@ -299,6 +322,23 @@ async fn change(shared: &Arc<Shared>, request: &str, name: &str, v: &Value) -> R
         }
     }
     Ok(json!({ "name": name, "old": old, "new": new, "changed": true }))
+}
+
+/// `service`'s `SetLogLevel` (it audits the change with its caller): the level it had.
+async fn log_level_of(shared: &Shared, service: &str, level: &str) -> Result<String, String> {
+    let conn = shared.bus().ok_or("the uplink is not on the bus yet")?;
+    let who = match service {
+        "collector" => "the collector",
+        "ota" => "the update agent",
+        _ => "the web center",
+    };
+    let unreachable = |e: zbus::Error| format!("{who} cannot be reached: {e}");
+    let r = match service {
+        "collector" => collector(shared).await?.set_log_level(level).await,
+        "ota" => enos_bus::OtaProxy::new(conn).await.map_err(unreachable)?.set_log_level(level).await,
+        _ => enos_bus::WebProxy::new(conn).await.map_err(unreachable)?.set_log_level(level).await,
+    };
+    r.map_err(|e| format!("{who} did not take it: {e}"))
 }
 
 /// `ApplyConfig`; its findings in words when it refuses.
@@ -358,7 +398,15 @@ mod tests {
         let (t, k) = target("collector.device.inv01.timeout_ms").unwrap();
         assert_eq!((t, k), (Target::Device { device: "inv01".into(), key: "timeout_ms" }, Kind::Number(10, 60_000)));
         assert_eq!(target("uplink.log_level").unwrap(), (Target::UplinkLogLevel, Kind::Level));
-        assert_eq!(target("collector.log_level").unwrap(), (Target::CollectorLogLevel, Kind::Level));
+        assert_eq!(target("collector.log_level").unwrap(), (Target::LogLevelOf("collector"), Kind::Level));
+        assert_eq!(target("ota.log_level").unwrap(), (Target::LogLevelOf("ota"), Kind::Level));
+        assert_eq!(target("web.log_level").unwrap(), (Target::LogLevelOf("web"), Kind::Level));
+        assert_eq!(
+            target("uplink.cache.keep_free_bytes").unwrap(),
+            (Target::Uplink("cache", "keep_free_bytes"), Kind::Number(1 << 20, 1 << 40))
+        );
+        assert_eq!(target("uplink.cloud.max_in_flight").unwrap(), (Target::Uplink("cloud", "max_in_flight"), Kind::Number(1, 1000)));
+        assert!(target("uplink.cache.dir").unwrap_err().starts_with("\"uplink.cache.dir\" is not a parameter the cloud may change"));
         let e = target("collector.device.inv01.retries").unwrap_err();
         assert!(e.starts_with("\"collector.device.inv01.retries\" is not a parameter the cloud may change (these are: "), "{e}");
         let n = Kind::Number(10, 20);

@@ -76,6 +76,8 @@ struct Sender<'a> {
     subs_seen: u64,
     /// When unroutable points were last said in the log.
     unroutable_said: Option<Instant>,
+    /// The settings, looked at again on every turn (the cloud may change them).
+    t: crate::config::Tuning,
 }
 
 /// Runs until the connection is lost; returns why.
@@ -91,12 +93,14 @@ pub async fn run(shared: &Arc<Shared>, cli: Client, mut replies: Replies) -> Str
         held: HashSet::new(),
         subs_seen: 0,
         unroutable_said: None,
+        t: shared.tuning(),
     };
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
         if !mqtt::is_connected(&s.cli) {
             return "connection lost".into();
         }
+        s.t = shared.tuning();
         s.fill();
         tokio::select! {
             r = replies.recv() => match r {
@@ -112,12 +116,8 @@ pub async fn run(shared: &Arc<Shared>, cli: Client, mut replies: Replies) -> Str
 }
 
 impl Sender<'_> {
-    fn cfg(&self) -> &crate::config::UplinkConfig {
-        &self.shared.cfg
-    }
-
     fn fill(&mut self) {
-        let max = self.cfg().cloud.max_in_flight;
+        let max = self.t.max_in_flight;
         if self.msgs.len() >= max {
             return;
         }
@@ -127,13 +127,13 @@ impl Sender<'_> {
             self.subs_seen = generation;
             self.held.clear();
         }
-        let threshold = order::threshold(enos_batch::now_ms(), self.cfg().sender.resume_after_s);
+        let threshold = order::threshold(enos_batch::now_ms(), self.t.sender.resume_after_s);
         let (taken, held) = (&self.taken, &self.held);
         let live = order::live_records(&self.shared.cache, threshold, (max - self.msgs.len()) * GROUP_RECORDS, |m| {
             taken.contains(&m.seq) || held.contains(&m.seq)
         });
         self.send_records(live, Stream::Live);
-        let reserve = max * self.cfg().sender.live_share_percent as usize / 100;
+        let reserve = max * self.t.sender.live_share_percent as usize / 100;
         let room = max.saturating_sub(reserve).saturating_sub(self.msgs.len());
         if room == 0 {
             return;
@@ -147,11 +147,11 @@ impl Sender<'_> {
 
     /// Groups consecutive small records into one unit, packs, publishes.
     fn send_records(&mut self, records: Vec<RecordMeta>, stream: Stream) {
-        let budget = self.cfg().sender.max_message_bytes / 10;
+        let budget = self.t.sender.max_message_bytes / 10;
         let mut group: Vec<RecordMeta> = Vec::new();
         let mut bytes = 0u64;
         for r in records {
-            if self.msgs.len() >= self.cfg().cloud.max_in_flight {
+            if self.msgs.len() >= self.t.max_in_flight {
                 break;
             }
             if !group.is_empty() && (bytes + r.bytes > budget as u64 || group.len() >= GROUP_RECORDS) {
@@ -216,7 +216,7 @@ impl Sender<'_> {
         let divert = |d: &str, p: &str, t: u64| late.as_ref().is_some_and(|l| l.is_late(d, p, t)) || offline.iter().any(|o| o == d);
         let mut parts = Vec::new();
         let mut unroutable = 0;
-        let max_bytes = self.cfg().sender.max_message_bytes;
+        let max_bytes = self.t.sender.max_message_bytes;
         if late.is_some() || !offline.is_empty() {
             let p = self.pack(&batches, Stream::Resume, max_bytes, divert);
             log::debug!(
@@ -255,7 +255,7 @@ impl Sender<'_> {
         log::debug!("unit {unit} ({stream:?}) carries records {seqs:?}");
         self.units.insert(unit, Unit { seqs, remaining: count });
         for (stream, messages) in parts {
-            let topic = topics::sys(&self.cfg().cloud.product_key, &self.cfg().cloud.device_key, stream.topic_suffix());
+            let topic = topics::sys(&self.shared.cfg.cloud.product_key, &self.shared.cfg.cloud.device_key, stream.topic_suffix());
             for (id, payload, points) in messages {
                 let mut m = Msg {
                     unit,
@@ -399,7 +399,7 @@ impl Sender<'_> {
         self.shared.sender_stats(|s| s.rejected += 1);
         let transient = enos_cloud::codes::is_transient(reply.code);
         let said = format!("cloud refused message {} (attempt {}): code {} {}", reply.id, m.attempts, reply.code, reply.message);
-        if transient && m.attempts > self.cfg().sender.max_attempts {
+        if transient && m.attempts > self.t.sender.max_attempts {
             log::debug!("{said}"); // said at warn level up to max_attempts; it goes on for as long as the cloud is busy
         } else {
             log::warn!("{said}");
@@ -409,7 +409,7 @@ impl Sender<'_> {
         if !transient {
             m.wrong += 1;
         }
-        if m.wrong < self.cfg().sender.max_attempts {
+        if m.wrong < self.t.sender.max_attempts {
             let backoff = Duration::from_millis((500u64 << m.attempts.min(7)).min(60_000));
             m.retry_at = Some(Instant::now() + backoff);
             self.msgs.insert(id, m);
@@ -419,7 +419,7 @@ impl Sender<'_> {
         let unit = m.unit;
         self.msgs.retain(|_, x| x.unit != unit);
         if let Some(u) = self.units.remove(&unit) {
-            let policy = self.cfg().sender.on_reject;
+            let policy = self.t.sender.on_reject;
             let mut points = 0;
             for s in &u.seqs {
                 points += self.shared.cache.oldest(usize::MAX, |r| r.seq == *s).first().map(|r| r.points).unwrap_or(0);
@@ -446,7 +446,7 @@ impl Sender<'_> {
 
     fn on_tick(&mut self) {
         let now = Instant::now();
-        let timeout = Duration::from_secs(self.cfg().sender.reply_timeout_s);
+        let timeout = Duration::from_secs(self.t.sender.reply_timeout_s);
         let mut resend = Vec::new();
         for (id, m) in self.msgs.iter_mut() {
             match m.retry_at {
@@ -487,7 +487,7 @@ impl Sender<'_> {
                 log::debug!("message {id} sent again after newer live data: through resume");
                 m.payload = Arc::new(p);
                 m.stream = Stream::Resume;
-                m.topic = topics::sys(&self.cfg().cloud.product_key, &self.cfg().cloud.device_key, Stream::Resume.topic_suffix());
+                m.topic = topics::sys(&self.shared.cfg.cloud.product_key, &self.shared.cfg.cloud.device_key, Stream::Resume.topic_suffix());
                 self.shared.sender_stats(|s| s.resent_through_resume += 1);
             }
             None => log::error!("message {id} could not be re-addressed to resume/batch; sent again as it was"),

@@ -14,7 +14,13 @@ use tokio::sync::Notify;
 pub type CloudStateSignal = Box<dyn Fn(&str, &str) + Send + Sync>;
 
 pub struct Shared {
+    /// The configuration as loaded; what the cloud changed since is in `tuning` and the cache
+    /// (`effective_cfg`).
     pub cfg: UplinkConfig,
+    /// The sender's settings, changeable while it runs (`setParameter`).
+    pub tuning: Mutex<crate::config::Tuning>,
+    /// The configuration file and its one writer.
+    pub file: Arc<crate::config::ConfigFile>,
     pub cache: Arc<Cache>,
     /// Woken when a batch enters the cache.
     pub new_data: Notify,
@@ -76,7 +82,8 @@ pub const GATEWAY_DEVICE: &str = "gateway";
 
 impl Shared {
     /// `identities`: the file of the sub-device identities the gateway registered.
-    pub fn new(cfg: UplinkConfig, cache: Arc<Cache>, identities: PathBuf) -> Arc<Shared> {
+    /// `file`: where the configuration came from and where changes go.
+    pub fn new(cfg: UplinkConfig, cache: Arc<Cache>, identities: PathBuf, file: Arc<crate::config::ConfigFile>) -> Arc<Shared> {
         let (monitor_reply_tx, monitor_replies) = tokio::sync::mpsc::unbounded_channel();
         Arc::new(Shared {
             monitor_reply_tx,
@@ -96,6 +103,8 @@ impl Shared {
             recent_commands: Mutex::default(),
             live_floor: Mutex::default(),
             ota_unsent: Mutex::default(),
+            tuning: Mutex::new(crate::config::Tuning::of(&cfg)),
+            file,
             cfg,
             cache,
         })
@@ -122,6 +131,21 @@ impl Shared {
         self.subs_generation.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.subs_changed.notify_waiters();
         self.new_data.notify_one();
+    }
+
+    /// The configuration in effect: as loaded, with what was changed while running.
+    pub fn effective_cfg(&self) -> UplinkConfig {
+        let mut c = self.cfg.clone();
+        let t = self.tuning();
+        (c.sender, c.cloud.max_in_flight) = (t.sender, t.max_in_flight);
+        c.cache.max_bytes = self.cache.max_bytes();
+        c.cache.max_age_hours = self.cache.max_age_ms() / 3_600_000;
+        c.cache.keep_free_bytes = self.cache.keep_free_bytes();
+        c
+    }
+
+    pub fn tuning(&self) -> crate::config::Tuning {
+        self.tuning.lock().expect("tuning").clone()
     }
 
     pub fn sender_stats(&self, f: impl FnOnce(&mut SenderStatus)) {

@@ -13,6 +13,7 @@ mod http;
 mod live;
 mod maint;
 mod metrics;
+mod own_bus;
 mod packages;
 mod quality;
 mod router;
@@ -137,6 +138,7 @@ async fn run() -> anyhow::Result<()> {
         (Some(tokio_rustls::TlsAcceptor::from(sc)), Some(print))
     };
     let bus = enos_bus::connect().await.context("connecting to the bus (is dbus running? ENOS_BUS_ADDRESS?)")?;
+    own_bus::serve(&bus).await;
     let addr = cfg.listen_addr();
     let listener = TcpListener::bind(addr).await.with_context(|| format!("listening on {addr}"))?;
     let kiosk = match cfg.kiosk_addr() {

@@ -835,10 +835,26 @@ async fn sync_rows(t: &mut Table) {
         e.cloud.command(&format!("/sys/{PK}/{GW}/thing/service/applyResourcePackage"), body.to_string().as_bytes()).await;
         let point = format!("extra{i}");
         while !accepted(&e, &point) {
+            let refused = e.cloud.with(|r| r.command_replies.iter().find(|(_, v)| v["id"] == format!("b{i}") && v["code"] != 200).cloned());
+            assert!(refused.is_none(), "package 1.0.{i} refused: {:?}", refused.map(|r| r.1));
             assert!(start.elapsed() < Duration::from_secs(120), "package 1.0.{i}: {point} not in the cloud within 120 s");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         ms.push(start.elapsed().as_millis());
+        // The gateway takes one package at a time: the next waits for this one's last step
+        // (100 once its devices collect with it), not part of the figure.
+        let done = |e: &Edge| {
+            e.cloud.with(|r| {
+                r.requests_on("/thing/event/resourcePackageProgress/post")
+                    .iter()
+                    .map(|v| &v["params"]["value"])
+                    .any(|v| v["version"] == format!("1.0.{i}") && v["step"].as_i64().is_some_and(|s| s == 100 || s < 0))
+            })
+        };
+        while !done(&e) {
+            assert!(start.elapsed() < Duration::from_secs(120), "package 1.0.{i}: no last progress step within 120 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
     t.row(
         "cloud applyResourcePackage -> first value of its new point accepted by the cloud (3 packages)",
