@@ -402,12 +402,16 @@ impl Server {
 fn connect_failed(code: StatusCode, pki_dir: &std::path::Path) -> String {
     let untrusted = matches!(code.sub_code().name(), "BadCertificateUntrusted" | "BadSecurityChecksFailed" | "BadCertificateInvalid");
     match pki::newest_rejected(pki_dir).filter(|_| untrusted) {
-        Some(p) => format!(
-            "the server's certificate is not trusted ({}): it was put in {}; to trust this server, move it to {}",
-            code.sub_code().name(),
-            p.display(),
-            pki_dir.join("trusted").display()
-        ),
+        Some(p) => {
+            let sha256 = crate::trust::list(pki_dir).into_iter().find(|c| c.path == p).map(|c| c.sha256).unwrap_or_default();
+            format!(
+                "the server's certificate is not trusted ({}): it was put in {} (SHA-256 {sha256}); to trust this server, \
+                 trust it among the device's server certificates (web center, or enosctl opcua-certs trust) or move it to {}",
+                code.sub_code().name(),
+                p.display(),
+                pki_dir.join("trusted").display()
+            )
+        }
         None => format!("cannot connect to the server: {}", words(code)),
     }
 }
