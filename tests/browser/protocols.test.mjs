@@ -3,10 +3,12 @@
 // communication test (an interrogation; data identifiers with their frames) and the write dialog's
 // choices (a command's states; a meter is read-only). The devices talk to real peers: a c104
 // station and a DL/T 645 meter of the `dlt645` library, started by tests/browser/run. Last, the
-// OPC UA browse card, whose script is loaded only when an OPC UA device's page is opened.
+// OPC UA browse card, whose script is loaded only when an OPC UA device's page is opened, and the
+// admin's card of an OPC UA device's server certificates (trust and remove, each confirmed).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as k from './kiosk-browser.mjs';
 import { URL } from './kiosk-browser.mjs';
@@ -236,7 +238,55 @@ test('OPC UA device page: the browse card\'s script is loaded when the page is o
   await page.evaluate(() => { location.hash = '#/device/plc1'; });
   await page.locator('#opcua-browse-run').waitFor({ timeout: 20000 });
   assert.equal(await page.locator('script[src="/opcua.js"]').count(), 1);
+  // its read ended and its page left before the device goes (see the next test)
+  await page.locator('#read-now:enabled').waitFor({ timeout: 30000 });
+  await page.evaluate(() => { location.hash = '#/devices'; });
+  await page.locator('.list .row').first().waitFor();
   await page.evaluate(() => api('DELETE', '/api/devices/plc1/config'));
+});
+
+test('OPC UA device page, admin: a server certificate refused at a connect is trusted, then removed, each after a confirmation', async () => {
+  // a certificate in the device's rejected/, as the collector leaves one (its server is not there)
+  const pki = join(dirname(process.env.ENOS_WEB_STATE), 'opcua-pki-certs');
+  mkdirSync(join(pki, 'rejected'), { recursive: true });
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '30', '-subj', '/CN=plc-7/O=Plant',
+    '-outform', 'DER', '-keyout', join(pki, 'plc-7.key'), '-out', join(pki, 'rejected', 'plc-7.der')], { stdio: 'ignore' });
+  await page.evaluate((pki) => api('PUT', '/api/devices/plc2/config', {
+    id: 'plc2', protocol: 'opcua', endpoint: 'opc.tcp://127.0.0.1:9', security_policy: 'None', pki_dir: pki,
+    point: [{ name: 'P', node: 'ns=2;s=P' }],
+  }), pki);
+  await page.evaluate(() => { location.hash = '#/device/plc2'; });
+  const row = page.locator('#opcua-certs-table tbody tr');
+  await row.first().waitFor({ timeout: 20000 });
+  assert.equal(await row.count(), 1);
+  const text = await row.innerText();
+  assert.match(text, /rejected/);
+  assert.match(text, /CN=plc-7/);
+  assert.match(text, /([0-9a-f]{8} ){7}[0-9a-f]{8}/, 'the thumbprint in groups of eight');
+  await page.locator('#opcua-certs-card').scrollIntoViewIfNeeded();
+  await shot('49-opcua-certificate-rejected');
+  // Trust… asks first, showing what to compare; Cancel changes nothing
+  await row.locator('button.trust').click();
+  await page.locator('#dialog-body', { hasText: 'Compare the thumbprint' }).waitFor();
+  await shot('50-opcua-certificate-trust-confirm');
+  await page.click('#dialog-cancel');
+  assert.match(await row.innerText(), /rejected/);
+  await row.locator('button.trust').click();
+  await page.click('#dialog-ok');
+  await page.locator('#opcua-certs-result .banner', { hasText: 'connects to this server at its next attempt' }).waitFor({ timeout: 20000 });
+  await page.locator('#opcua-certs-table tbody tr', { hasText: 'trusted' }).waitFor({ timeout: 20000 });
+  assert.equal(await page.locator('#opcua-certs-table button.trust').count(), 0, 'a trusted one has no Trust button');
+  // Remove… asks too; then the list is empty
+  await page.locator('#opcua-certs-table button.remove').click();
+  await page.locator('#dialog-body', { hasText: 'refuses this server' }).waitFor();
+  await page.click('#dialog-ok');
+  await page.locator('#opcua-certs .hint', { hasText: 'No server certificates yet' }).waitFor({ timeout: 20000 });
+  // the page's own read (answered once the driver's first connect attempt has failed) ends, and
+  // the page is left, before the device goes: either would otherwise meet a driver being removed
+  await page.locator('#read-now:enabled').waitFor({ timeout: 30000 });
+  await page.evaluate(() => { location.hash = '#/devices'; });
+  await page.locator('.list .row').first().waitFor();
+  await page.evaluate(() => api('DELETE', '/api/devices/plc2/config'));
 });
 
 test('no script errors on these pages', () => {

@@ -70,6 +70,9 @@ pub const COLLECTOR1: Interface = Interface {
         m("InstallPackage", "ay", "s"),
         m("Packages", "", "s"),
         m("SetLogLevel", "s", "s"),
+        m("ListOpcuaCertificates", "s", "s"),
+        m("TrustOpcuaCertificate", "ss", "s"),
+        m("RemoveOpcuaCertificate", "ss", "s"),
     ],
     signals: &[s("DeviceStateChanged", "sss")],
 };

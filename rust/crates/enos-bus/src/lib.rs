@@ -74,6 +74,15 @@ pub trait Collector {
     /// The level of the collector's own log lines until it stops (`error`, `warn`, `info`,
     /// `debug`, `trace`); answers the level it had.
     fn set_log_level(&self, level: &str) -> Result<String>;
+    /// An OPC UA device's trust list: the server certificates of its PKI's `trusted/` and
+    /// `rejected/`, JSON `OpcuaCertificates`.
+    fn list_opcua_certificates(&self, device: &str) -> Result<String>;
+    /// Moves a rejected server certificate (named by its SHA-256 thumbprint) to `trusted/`: the
+    /// device's next connect attempt accepts its server. JSON `OpcuaCertificate` as it is now.
+    fn trust_opcua_certificate(&self, device: &str, sha256: &str) -> Result<String>;
+    /// Deletes a server certificate from either list (a trusted server is refused again at its
+    /// next connect). JSON `OpcuaCertificate` as it was.
+    fn remove_opcua_certificate(&self, device: &str, sha256: &str) -> Result<String>;
     /// A device went online or offline (`state`), with the reason.
     #[zbus(signal)]
     fn device_state_changed(&self, device: &str, state: &str, reason: &str) -> zbus::Result<()>;

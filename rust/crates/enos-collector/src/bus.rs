@@ -156,6 +156,35 @@ impl Collector {
         enos_runtime::set_log_level_by(level, Caller::of(conn, &hdr).await).map_err(Error::InvalidArgs)
     }
 
+    /// An OPC UA device's trust list: JSON `OpcuaCertificates`.
+    async fn list_opcua_certificates(&self, device: &str) -> Result<String> {
+        crate::opcua_trust::list(&self.api.engine, device)
+    }
+
+    /// Trusts a rejected server certificate of an OPC UA device (audited with the caller).
+    async fn trust_opcua_certificate(
+        &self,
+        device: &str,
+        sha256: &str,
+        #[zbus(connection)] conn: &zbus::Connection,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+    ) -> Result<String> {
+        let who = Caller::of(conn, &hdr).await.to_string();
+        crate::opcua_trust::trust(&self.api.engine, device, sha256, &who)
+    }
+
+    /// Removes a server certificate from an OPC UA device's trust list (audited with the caller).
+    async fn remove_opcua_certificate(
+        &self,
+        device: &str,
+        sha256: &str,
+        #[zbus(connection)] conn: &zbus::Connection,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+    ) -> Result<String> {
+        let who = Caller::of(conn, &hdr).await.to_string();
+        crate::opcua_trust::remove(&self.api.engine, device, sha256, &who)
+    }
+
     #[zbus(signal)]
     async fn device_state_changed(emitter: &SignalEmitter<'_>, device: &str, state: &str, reason: &str) -> zbus::Result<()>;
 }

@@ -4,6 +4,7 @@ mod bus;
 mod clock;
 mod config_api;
 mod config_edit;
+mod opcua_trust;
 mod packages;
 mod pusher;
 mod reload;

@@ -302,3 +302,30 @@ pub struct OtaStatus {
     pub booted_slot: String,
     pub job: Option<OtaJob>,
 }
+
+/// One server certificate of an OPC UA device's trust list (`Collector1.ListOpcuaCertificates`),
+/// with what a person checks before trusting it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct OpcuaCertificate {
+    /// `trusted` (the gateway talks to this server) or `rejected` (refused at a connect, kept for
+    /// an administrator to look at).
+    pub state: String,
+    /// SHA-256 of the certificate (DER), lower-case hex: how a request names it.
+    pub sha256: String,
+    pub subject: String,
+    pub issuer: String,
+    /// Validity, Unix ms.
+    pub not_before_ms: u64,
+    pub not_after_ms: u64,
+    /// Its file name in `trusted/` or `rejected/`.
+    pub file: String,
+}
+
+/// An OPC UA device's trust list.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct OpcuaCertificates {
+    pub device: String,
+    /// The device's PKI directory (`pki_dir`).
+    pub pki_dir: String,
+    pub certificates: Vec<OpcuaCertificate>,
+}

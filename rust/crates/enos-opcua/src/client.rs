@@ -7,8 +7,8 @@ use opcua::client::{ClientBuilder, IdentityToken, Session, SessionConnectMode, S
 use opcua::crypto::{CertificateStore, SecurityPolicy};
 use opcua::types::{
     AttributeId, DataChangeFilter, DataChangeTrigger, DataValue, ExtensionObject, MessageSecurityMode, MonitoredItemCreateRequest,
-    MonitoringMode, MonitoringParameters, NodeId, NumericRange, QualifiedName, ReadValueId, StatusCode, TimestampsToReturn, Variant,
-    WriteValue,
+    MonitoringMode, MonitoringParameters, NodeId, NumericRange, QualifiedName, ReadValueId, StatusCode, TimestampsToReturn, VariableId,
+    Variant, WriteValue,
 };
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -115,9 +115,18 @@ impl Client {
     /// across breaks. Fails only when there is no server to talk to or no matching endpoint
     /// (the caller tries again); everything later arrives as [`Event`]s.
     pub async fn connect(s: &Settings, subs: Vec<SubscriptionSpec>) -> Result<(Client, mpsc::UnboundedReceiver<Event>), Error> {
-        pki::prepare(&s.pki_dir).map_err(Error::Setup)?;
-        pki::ensure_own(&s.pki_dir, APP_NAME, APP_URI).map_err(Error::Setup)?;
-        crate::trust::normalise_trusted(&s.pki_dir).map_err(Error::Setup)?;
+        // off the runtime: making the gateway's RSA key takes seconds (tens in a debug build),
+        // during which a worker thread of the collector served no D-Bus call (the web center's
+        // calls timed out while a new OPC UA device connected for the first time)
+        let dir = s.pki_dir.clone();
+        tokio::task::spawn_blocking(move || {
+            pki::prepare(&dir)?;
+            pki::ensure_own(&dir, APP_NAME, APP_URI)?;
+            crate::trust::normalise_trusted(&dir).map(|_| ())
+        })
+        .await
+        .map_err(|e| Error::Setup(format!("the certificate store could not be prepared: {e}")))?
+        .map_err(Error::Setup)?;
         let mut client = ClientBuilder::new()
             .application_name(APP_NAME)
             .application_uri(APP_URI)
@@ -135,6 +144,13 @@ impl Client {
             // async-opcua's own remake after a server restart delivered nothing here (asyncua
             // 2.1 server); `pump` makes them afresh instead
             .recreate_subscriptions(false)
+            // asyncua (and other servers) ignore MaxNotificationsPerPublish: a Publish response
+            // carries every queued change, 10,000 items' first values at once, so the defaults
+            // (arrays of 1,000, 320 kB messages) dropped the connection at every try
+            // (BadDecodingError); room for every item's whole queue of a large device, bounded
+            .max_array_length(MAX_ARRAY_LENGTH)
+            .max_message_size(MAX_MESSAGE_BYTES)
+            .max_chunk_count(MAX_MESSAGE_BYTES.div_ceil(65_535))
             .client()
             .map_err(|e| Error::Setup(format!("the OPC UA client settings cannot work: {}", e.join("; "))))?;
         let unreachable = |e: opcua::types::Error| Error::Unreachable { url: s.endpoint.clone(), why: words(e.status()) };
@@ -191,10 +207,20 @@ impl Client {
         resolve(&self.session, node, namespace_uri).await
     }
 
-    /// Reads the values of `nodes`, with source and server timestamps.
+    /// Reads the values of `nodes`, with source and server timestamps (in calls of at most 500
+    /// nodes, or the server's MaxNodesPerRead).
     pub async fn read(&self, nodes: &[NodeId]) -> Result<Vec<DataValue>, StatusCode> {
         let ids: Vec<ReadValueId> = nodes.iter().cloned().map(ReadValueId::from).collect();
-        self.session.read(&ids, TimestampsToReturn::Both, 0.0).await.map_err(|e| e.status())
+        if ids.len() <= MAX_ITEMS_PER_CALL {
+            return self.session.read(&ids, TimestampsToReturn::Both, 0.0).await.map_err(|e| e.status());
+        }
+        let per_call =
+            per_call(&self.session, MAX_ITEMS_PER_CALL, VariableId::Server_ServerCapabilities_OperationLimits_MaxNodesPerRead).await;
+        let mut all = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(per_call) {
+            all.extend(self.session.read(chunk, TimestampsToReturn::Both, 0.0).await.map_err(|e| e.status())?);
+        }
+        Ok(all)
     }
 
     /// Writes a value; the server's answer for it (`Good` or why not).
@@ -402,12 +428,16 @@ impl Server {
 fn connect_failed(code: StatusCode, pki_dir: &std::path::Path) -> String {
     let untrusted = matches!(code.sub_code().name(), "BadCertificateUntrusted" | "BadSecurityChecksFailed" | "BadCertificateInvalid");
     match pki::newest_rejected(pki_dir).filter(|_| untrusted) {
-        Some(p) => format!(
-            "the server's certificate is not trusted ({}): it was put in {}; to trust this server, move it to {}",
-            code.sub_code().name(),
-            p.display(),
-            pki_dir.join("trusted").display()
-        ),
+        Some(p) => {
+            let sha256 = crate::trust::list(pki_dir).into_iter().find(|c| c.path == p).map(|c| c.sha256).unwrap_or_default();
+            format!(
+                "the server's certificate is not trusted ({}): it was put in {} (SHA-256 {sha256}); to trust this server, \
+                 trust it among the device's server certificates (web center, or enosctl opcua-certs trust) or move it to {}",
+                code.sub_code().name(),
+                p.display(),
+                pki_dir.join("trusted").display()
+            )
+        }
         None => format!("cannot connect to the server: {}", words(code)),
     }
 }
@@ -448,21 +478,49 @@ async fn subscribe(
         let lifetime = (keep_alive * 3).max((120_000 / publishing.as_millis().max(1)) as u32);
         let sequence = Ordered::new(si, spec.items.len(), after_gap, tx.clone(), gaps.clone());
         let id = session
-            .create_subscription(publishing, lifetime, keep_alive, 0, 0, true, Deliver(sequence.clone()))
+            .create_subscription(publishing, lifetime, keep_alive, MAX_NOTIFICATIONS_PER_PUBLISH, 0, true, Deliver(sequence.clone()))
             .await
             .map_err(|e| format!("the server refused the subscription: {}", words(e.status())))?;
         made.push(Made { spec: si, id, order: sequence });
-        let created = session
-            .create_monitored_items(id, TimestampsToReturn::Both, requests)
-            .await
-            .map_err(|e| format!("the server refused the monitored items: {}", words(e.status())))?;
-        for (ii, c) in order.into_iter().zip(created) {
-            if !c.result.status_code.is_good() {
-                let _ = tx.send(Event::ItemRefused { subscription: si, item: ii, reason: words(c.result.status_code) });
+        // in calls of at most `per_call` items: 10,000 in one request were 510 kB, more than the
+        // message size asyncua and async-opcua agree on (BadRequestTooLarge), and a server may
+        // limit the items per call (MaxMonitoredItemsPerCall)
+        let per_call =
+            per_call(session, MAX_ITEMS_PER_CALL, VariableId::Server_ServerCapabilities_OperationLimits_MaxMonitoredItemsPerCall).await;
+        for (requests, order) in requests.chunks(per_call).zip(order.chunks(per_call)) {
+            let created = session
+                .create_monitored_items(id, TimestampsToReturn::Both, requests.to_vec())
+                .await
+                .map_err(|e| format!("the server refused the monitored items: {}", words(e.status())))?;
+            for (ii, c) in order.iter().zip(created) {
+                if !c.result.status_code.is_good() {
+                    let _ = tx.send(Event::ItemRefused { subscription: si, item: *ii, reason: words(c.result.status_code) });
+                }
             }
         }
     }
     Ok(())
+}
+
+/// Notifications per Publish response asked of the server (it sends the rest in the next ones);
+/// a server that ignores it is met by the larger decoding limits below.
+const MAX_NOTIFICATIONS_PER_PUBLISH: u32 = 1000;
+/// Elements of one array in a message: 10,000 items with queues of 10.
+const MAX_ARRAY_LENGTH: usize = 100_000;
+/// One message at most (async-opcua's default: 5 chunks of 64 KiB).
+const MAX_MESSAGE_BYTES: usize = 8 << 20;
+
+/// Items per CreateMonitoredItems and nodes per Read at most: well under async-opcua's message
+/// size with long string node ids (about 600 bytes an item).
+const MAX_ITEMS_PER_CALL: usize = 500;
+
+/// `ours`, or the server's own operation limit `limit` when that is lower (0 or unreadable: none).
+async fn per_call(session: &Session, ours: usize, limit: VariableId) -> usize {
+    let id = ReadValueId::from(NodeId::from(limit));
+    match session.read(&[id], TimestampsToReturn::Neither, 0.0).await.ok().and_then(|v| v.into_iter().next()).and_then(|d| d.value) {
+        Some(Variant::UInt32(n)) if n > 0 => ours.min(n as usize),
+        _ => ours,
+    }
 }
 
 /// A monitored item's request; its client handle is its index + 1 (`order` maps it back).

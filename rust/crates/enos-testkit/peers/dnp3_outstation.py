@@ -13,11 +13,16 @@ JSON describes it:
     {"address": 10, "master": 1,
      "bi": {"0": true}, "ai": {"5": 231}, "counter": {"2": 7}, "bo": [0, 1], "ao": [1]}
 (binary inputs, analog inputs, counters with their first values; binary and analog outputs
-that take commands). Every point starts ONLINE; events go to class 1.
+that take commands). Every point starts ONLINE; events go to class 1. "events": N makes the
+event buffer hold N events per class (dnp3py's default: 300); one more drops the oldest and
+sets IIN2.3, event buffer overflow (dnp3py never clears that bit again).
 
 Lines on stdin drive it; each is answered "ok LINE" (or "error LINE: why") on stdout, so a test
 synchronises on output, never on sleeps:
     bi INDEX true|false [UNIX_MS]     a binary input change (an event, with its time when given)
+    bi-burst INDEX COUNT              COUNT binary input changes in one go (false, true, ... ending
+                                      with true when COUNT is even): no request is served in
+                                      between, so more than the buffer holds overflows it
     ai INDEX VALUE [FLAG,FLAG]        an analog input change; flags by name (COMM_LOST, ...)
     counter INDEX VALUE [UNIX_MS]     a counter change (g22v5 events carry the time)
     refuse INDEX STATUS               answer commands to binary/analog output INDEX with status
@@ -26,7 +31,7 @@ synchronises on output, never on sleeps:
     quit
 Unprompted lines: "ready" once listening, "command KIND INDEX STEP VALUE" for every command the
 outstation acts on or checks (KIND crob|ao, STEP select|operate|direct), "time UNIX_MS" when the
-master sets its clock.
+master sets its clock, "integrity poll" for every read of class 0 (g60v1) the master sends.
 """
 import asyncio
 import json
@@ -37,7 +42,7 @@ import tty
 from dnp3.core.enums import CommandStatus
 from dnp3.core.flags import AnalogQuality, BinaryQuality, CounterQuality
 from dnp3.core.timestamp import DNP3Timestamp
-from dnp3.database import AnalogInputConfig, BinaryInputConfig, CounterConfig, Database
+from dnp3.database import AnalogInputConfig, BinaryInputConfig, CounterConfig, Database, DatabaseConfig, EventBufferConfig
 from dnp3.outstation import Outstation, OutstationConfig, OutstationTcpRunner
 from dnp3.outstation.handler import CommandResult, DefaultCommandHandler
 
@@ -142,7 +147,11 @@ class SerialLine:
 
 def build(spec):
     """One outstation from its JSON: (outstation, database, handler)."""
-    db = Database()
+    if "events" in spec:
+        buffer = EventBufferConfig(max_binary_events=int(spec["events"]), max_analog_events=0, max_counter_events=0)
+        db = Database(config=DatabaseConfig(event_buffer_config=buffer))
+    else:
+        db = Database()
     for i, v in spec.get("bi", {}).items():
         db.add_binary_input(int(i), BinaryInputConfig(), value=bool(v), quality=BinaryQuality.ONLINE)
     for i, v in spec.get("ai", {}).items():
@@ -156,6 +165,15 @@ def build(spec):
     handler = Handler([int(i) for i in spec.get("bo", [])] + [int(i) for i in spec.get("ao", [])])
     config = OutstationConfig(address=spec.get("address", 10), master_address=spec.get("master", 1))
     outstation = Outstation(config=config, database=db, handler=handler, time_handler=lambda t: out(f"time {t.milliseconds}"))
+    serve = outstation.process_request
+
+    def process_request(data, **kw):
+        # function code 1 (READ) asking for g60v1 (class 0, all objects): an integrity poll
+        if len(data) > 4 and data[1] == 1 and b"\x3c\x01\x06" in bytes(data[2:]):
+            out("integrity poll")
+        return serve(data, **kw)
+
+    outstation.process_request = process_request
     return outstation, db, handler
 
 
@@ -201,6 +219,10 @@ async def main():
                 break
             if args[0] == "bi":
                 db.update_binary_input(int(args[1]), args[2] == "true", BinaryQuality.ONLINE, stamp(args, 3))
+            elif args[0] == "bi-burst":
+                count = int(args[2])
+                for i in range(count):
+                    db.update_binary_input(int(args[1]), i % 2 == 1, BinaryQuality.ONLINE, None)
             elif args[0] == "ai":
                 q = AnalogQuality.ONLINE
                 for name in (args[3].split(",") if len(args) > 3 else []):

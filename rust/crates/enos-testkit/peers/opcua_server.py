@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """An OPC UA server on 127.0.0.1 for the collector's OPC UA tests, on asyncua (test fixture).
 
-    opcua_server.py PORT DIR [--secure] [--user NAME:PASSWORD] [--user-cert] [--init NODE=VALUE ...]
+    opcua_server.py PORT DIR [--secure] [--user NAME:PASSWORD] [--user-cert] [--bench N] [--init NODE=VALUE ...]
 
 Namespace "urn:enos:test" (index 2) holds Double ns=2;s=P (231.5), Int32 ns=2;i=1001 (7),
 Float ns=2;g=09087e75-8e5e-499b-954f-f2a9603db28a (1.25), UInt16 ns=2;b=AQID (3), Double
@@ -15,10 +15,16 @@ accepted (anonymous refused). --user-cert (with --secure): makes the user certif
 DIR/user_cert.der (key DIR/user_key.pem), the only identity accepted, and
 DIR/stranger_cert.der (key DIR/stranger_key.pem), refused.
 
+--bench N (the benchmark, enos-bench --opcua): N more Double variables ns=2;s=B00000 ...
+(five digits), starting at 0, in the folder ns=2;s=Bench.
+
 Lines on stdin drive it; each is answered "ok LINE" (or "error ...") on stdout, so a test
 synchronises on output, never on sleeps:
     set NODE VALUE [STATUS|-] [UNIX_MS]   new value (type of the node), status code name, source time
     get NODE                              answered "ok get NODE VALUE"
+    rate VALUES_PER_S                     (--bench) change the bench variables round robin at
+                                          this rate, in steps of 10 ms (0 stops)
+    sent                                  (--bench) answered "ok sent COUNT": changes made so far
     quit
 Unprompted: "ready" once listening.
 """
@@ -131,15 +137,49 @@ async def main():
         if writable:
             await var.set_writable()
         nodes[text] = (var, vtype)
+    loop = asyncio.get_running_loop()
+    bench = []
+    if "--bench" in args:
+        folder = await objects.add_folder(ua.NodeId("Bench", idx), ua.QualifiedName("Bench", idx))
+        for i in range(int(args[args.index("--bench") + 1])):
+            var = await folder.add_variable(ua.NodeId(f"B{i:05}", idx), ua.QualifiedName(f"B{i:05}", idx), ua.Variant(0.0, ua.VariantType.Double))
+            bench.append(var.nodeid)
+    # i: the last value written, never repeated (an equal value would be no data change)
+    changer = {"rate": 0, "sent": 0, "task": None, "carry": 0.0, "i": 0}
+
+    async def change_bench():
+        # a fixed schedule (not sleep-after-work), so the offered rate holds while the server keeps up
+        tick, start = 0.01, loop.time()
+        while changer["rate"] > 0:
+            start += tick
+            due = changer["rate"] * tick + changer["carry"]
+            n, changer["carry"] = int(due), due - int(due)
+            now = datetime.datetime.now(datetime.timezone.utc)
+            for _ in range(n):
+                changer["i"] += 1
+                i = changer["i"]
+                dv = ua.DataValue(ua.Variant(float(i), ua.VariantType.Double), SourceTimestamp=now)
+                await server.write_attribute_value(bench[i % len(bench)], dv)
+            changer["sent"] += n
+            await asyncio.sleep(max(0.0, start - loop.time()))
+
     async with server:
         out("ready")
-        loop = asyncio.get_running_loop()
         while True:
             line = (await loop.run_in_executor(None, sys.stdin.readline)).strip()
             if not line or line == "quit":
                 return
             try:
                 words = line.split()
+                if words[0] == "rate":
+                    changer["rate"] = float(words[1])
+                    if changer["rate"] > 0 and (changer["task"] is None or changer["task"].done()):
+                        changer["task"] = asyncio.create_task(change_bench())
+                    out("ok " + line)
+                    continue
+                if words[0] == "sent":
+                    out(f"ok sent {changer['sent']}")
+                    continue
                 var, vtype = nodes[words[1]]
                 if words[0] == "set":
                     status = ua.StatusCode(getattr(ua.StatusCodes, words[3])) if len(words) > 3 and words[3] != "-" else ua.StatusCode()

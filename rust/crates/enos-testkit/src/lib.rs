@@ -10,6 +10,7 @@ pub mod harness;
 pub mod http_file;
 pub mod iec104_sim;
 pub mod modbus_sim;
+pub mod opcua_server;
 pub mod swu;
 
 /// A free TCP port on 127.0.0.1.

@@ -76,6 +76,9 @@ async fn every_proxy_sends_and_decodes_what_the_contract_says() {
     col.install_package(&[1, 2]).await.unwrap();
     col.packages().await.unwrap();
     col.set_log_level("info").await.unwrap();
+    col.list_opcua_certificates("d").await.unwrap();
+    col.trust_opcua_certificate("d", "ab").await.unwrap();
+    col.remove_opcua_certificate("d", "ab").await.unwrap();
     let up = enos_bus::UplinkProxy::new(&conn).await.unwrap();
     up.push_telemetry(&[1, 2]).await.unwrap();
     up.status().await.unwrap();

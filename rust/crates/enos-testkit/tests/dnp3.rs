@@ -217,3 +217,64 @@ async fn two_outstations_on_one_serial_line_are_polled_and_commanded_by_link_add
     let (ok, out, err) = run_tool("enosctl", &["comm-test", "rtu10", r#"{"poll": "events"}"#], &bus.address);
     assert!(ok && out.starts_with("event poll of outstation 10: 0 objects"), "{out}{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_buffer_overflow_is_reported_and_answered_with_an_integrity_poll() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = Bus::start(dir.path());
+    let broker = Mosquitto::start(dir.path());
+    let cloud = CloudSim::start(broker.port, HashMap::from([("gw01".to_string(), "s".to_string())])).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // room for 4 events per class
+    let mut outstation = Outstation::start(&port.to_string(), r#"{"address": 10, "master": 1, "bi": {"0": true}, "events": 4}"#);
+    // no periodic integrity poll (only after the connect), class 1 polled every 300 ms
+    std::fs::write(
+        dir.path().join("collector.toml"),
+        format!(
+            "[push]\ninterval_ms = 100\n[[device]]\nid = \"rtu\"\nprotocol = \"dnp3\"\naddress = \"127.0.0.1:{port}\"\n\
+             outstation_address = 10\nintegrity_interval_s = 0\nclass1_interval_ms = 300\nreconnect_min_ms = 200\n\
+             [[device.point]]\nname = \"breaker\"\ntype = \"BI\"\nindex = 0\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("uplink.toml"), uplink_toml_one_device(&cloud.uri(), &dir.path().join("cache"), "rtu")).unwrap();
+    let log = dir.path().join("services.log");
+    let _uplink = spawn_service("enos-uplink", &dir.path().join("uplink.toml"), &bus.address, &log);
+    let _collector = spawn_service("enos-collector", &dir.path().join("collector.toml"), &bus.address, &log);
+    let logs = || std::fs::read_to_string(&log).unwrap_or_default();
+    let breaker = || cloud.with(|r| r.points.iter().filter(|p| p.device_key.as_deref() == Some("rtu") && p.point == "breaker").count());
+    let overflow = "DNP3 outstation 10: the outstation's event buffer overflowed: events were lost; an integrity poll follows";
+
+    // the integrity poll after the connect, its value at the cloud
+    outstation.expect("integrity poll");
+    wait_for(30, "the integrity poll's value at the cloud", || (breaker() > 0).then_some(())).await;
+    let before = breaker();
+
+    // 20 changes in one go, between two event polls: the buffer keeps the last 4 and says it
+    // overflowed (IIN2.3) in its next answer; the master reports it and polls class 0 at once
+    outstation.send("bi-burst 0 20");
+    assert_eq!(outstation.expect("integrity poll"), "integrity poll", "the master answers the overflow with an integrity poll");
+    wait_for(30, "the overflow reported", || logs().contains(overflow).then_some(())).await;
+    // what reached the cloud: the 4 events left (the others were lost at the outstation) and the
+    // integrity poll's value, the last state, true
+    let got = wait_for(30, "the events and the integrity value at the cloud", || {
+        let s: Vec<serde_json::Value> = cloud.with(|r| {
+            r.points.iter().filter(|p| p.device_key.as_deref() == Some("rtu") && p.point == "breaker").map(|p| p.value.clone()).collect()
+        });
+        (s.len() >= before + 5).then_some(s)
+    })
+    .await;
+    assert!(got.len() < before + 20, "more than the buffer held reached the cloud: {got:?}");
+    assert_eq!(got.last(), Some(&serde_json::json!(true)), "{got:?}");
+
+    // dnp3py never clears IIN2.3, so every later answer still carries it: said once, one
+    // integrity poll, while later events go on as usual
+    outstation.send("bi 0 false");
+    wait_for(30, "a later event at the cloud", || {
+        cloud
+            .with(|r| r.points.iter().rev().find(|p| p.point == "breaker").map(|p| p.value.clone()))
+            .filter(|v| v == &serde_json::json!(false))
+    })
+    .await;
+    assert_eq!(logs().matches(overflow).count(), 1, "{}", logs());
+}

@@ -3,76 +3,21 @@
 //! qualities reach the cloud, a polled point is read, writes go through the cloud's
 //! measurepoint/set and enosctl, the session comes back after the server restarts; with
 //! Basic256Sha256 SignAndEncrypt and a user name, an untrusted server certificate is refused
-//! (put in rejected/, said in the device's last error) until it is trusted, and a server with
-//! another certificate is refused again; after a network break (a TCP proxy cut) the session
+//! (put in rejected/, said in the device's last error with its thumbprint, listed over the bus)
+//! until an administrator trusts it with enosctl, and a server with another certificate is
+//! refused again; after a network break (a TCP proxy cut) the session
 //! survives, it is resumed and every change of the break reaches the cloud, in order, at its
 //! source time (those the server sent to the dead connection by Republish).
 
 use enos_testkit::cloud_sim::CloudSim;
 use enos_testkit::harness::{run_tool, spawn_service, uplink_toml_one_device, Bus, Mosquitto};
+use enos_testkit::opcua_server::Server;
 use enos_testkit::wait_for;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-/// The asyncua server, answering each stdin line on stdout.
-struct Server {
-    child: Child,
-    stdin: ChildStdin,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Server {
-    fn start(port: u16, dir: &Path, args: &[&str]) -> Server {
-        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../..");
-        let python = std::env::var_os("ENOS_VENV").map_or(repo.join("build/venv/bin/python3"), |v| PathBuf::from(v).join("bin/python3"));
-        let mut child = Command::new(python)
-            .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("peers/opcua_server.py"))
-            .arg(port.to_string())
-            .arg(dir)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the asyncua server");
-        let stdin = child.stdin.take().unwrap();
-        let out = BufReader::new(child.stdout.take().unwrap());
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || out.lines().map_while(Result::ok).try_for_each(|l| tx.send(l)));
-        let s = Server { child, stdin, lines };
-        s.expect("ready");
-        s
-    }
-
-    fn expect(&self, prefix: &str) -> String {
-        loop {
-            match self.lines.recv_timeout(Duration::from_secs(30)) {
-                Ok(l) if l.starts_with(prefix) || l.starts_with("error") => return l,
-                Ok(_) => {}
-                Err(e) => panic!("the server did not print {prefix:?}: {e}"),
-            }
-        }
-    }
-
-    fn send(&mut self, line: &str) -> String {
-        writeln!(self.stdin, "{line}").unwrap();
-        let answer = self.expect("ok ");
-        assert!(answer.starts_with(&format!("ok {line}")), "{answer}");
-        answer
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -137,6 +82,13 @@ impl Edge {
             assert!(tokio::time::Instant::now() < deadline, "{what}: not at the cloud\n{}", self.log());
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The device's trust list, as `enosctl --json opcua-certs list plc` says it.
+    fn certificates(&self) -> serde_json::Value {
+        let (ok, out, err) = run_tool("enosctl", &["--json", "opcua-certs", "list", "plc"], &self.bus.address);
+        assert!(ok, "{out}{err}");
+        serde_json::from_str(&out).unwrap()
     }
 
     /// The device's last error, once `ok` accepts it.
@@ -245,23 +197,71 @@ async fn sign_and_encrypt_with_a_user_refuses_an_untrusted_server_until_it_is_tr
     .await;
 
     // the gateway made its certificate; the server's is not trusted yet: refused, kept in
-    // rejected/ and said in the device's last error
+    // rejected/ and said in the device's last error with its thumbprint
+    let server_sha256 = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(std::fs::read(server_dir.join("server_cert.der")).unwrap()))
+    };
     let why = e.last_error("the untrusted server said", |s| s.contains("not trusted")).await;
-    assert!(why.contains(&pki.join("rejected").display().to_string()) && why.contains("move it to"), "{why}");
+    assert!(why.contains(&pki.join("rejected").display().to_string()) && why.contains(&server_sha256), "{why}");
+    assert!(why.contains("enosctl opcua-certs trust") && why.contains("move it to"), "{why}");
     assert!(pki.join("own/cert.der").exists() && pki.join("private/private.pem").exists());
     let rejected: Vec<PathBuf> = std::fs::read_dir(pki.join("rejected")).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(rejected.len(), 1, "{rejected:?}");
     assert!(e.cloud.with(|r| r.points.iter().all(|p| p.point != "P")), "no value from an untrusted server");
 
-    // trusted by the administrator: the next attempt connects, encrypted, as the user
-    std::fs::rename(&rejected[0], pki.join("trusted").join(rejected[0].file_name().unwrap())).unwrap();
-    e.at_cloud("P", "P over SignAndEncrypt", |p| p.value == serde_json::json!(231.5)).await;
+    // the administrator sees it over the bus (enosctl): rejected, the server's subject, validity,
+    // the thumbprint of the certificate the server presents
+    let certs = e.certificates();
+    assert_eq!(certs["pki_dir"], pki.display().to_string());
+    let list = certs["certificates"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{certs}");
+    let c = &list[0];
+    assert_eq!((c["state"].as_str(), c["sha256"].as_str()), (Some("rejected"), Some(server_sha256.as_str())), "{c}");
+    assert!(c["subject"].as_str().unwrap().contains("CN=EnOS test server"), "{c}");
+    assert!(c["not_before_ms"].as_u64().unwrap() < now_ms() && now_ms() < c["not_after_ms"].as_u64().unwrap(), "{c}");
+    let (ok, out, _) = run_tool("enosctl", &["opcua-certs", "list", "plc"], &e.bus.address);
+    assert!(ok && out.contains("rejected") && out.contains(&server_sha256) && out.contains("CN=EnOS test server"), "{out}");
 
-    // another server (another certificate) at the same address is refused again
+    // wrong requests are refused in words and change nothing
+    let (ok, _, err) = run_tool("enosctl", &["opcua-certs", "trust", "plc", "../trusted/x"], &e.bus.address);
+    assert!(!ok && err.contains("\"../trusted/x\" is not a SHA-256 thumbprint"), "{err}");
+    let (ok, _, err) = run_tool("enosctl", &["opcua-certs", "trust", "plc", &"0".repeat(64)], &e.bus.address);
+    assert!(!ok && err.contains(&format!("no certificate with SHA-256 thumbprint {} in the OPC UA trust list", "0".repeat(64))), "{err}");
+    let (ok, _, err) = run_tool("enosctl", &["opcua-certs", "list", "nothere"], &e.bus.address);
+    assert!(!ok && err.contains("there is no device \"nothere\""), "{err}");
+    assert!(!err.contains("NotFound") && !err.contains("org.enos"), "words for people: {err}");
+    assert_eq!(std::fs::read_dir(pki.join("rejected")).unwrap().count(), 1);
+
+    // trusted by the administrator with enosctl (upper case, as some tools print it): the next
+    // attempt connects, encrypted, as the user, without a restart; the change is audited
+    let (ok, out, err) = run_tool("enosctl", &["opcua-certs", "trust", "plc", &server_sha256.to_ascii_uppercase()], &e.bus.address);
+    assert!(ok && out.starts_with("trusted "), "{out}{err}");
+    e.at_cloud("P", "P over SignAndEncrypt", |p| p.value == serde_json::json!(231.5)).await;
+    assert!(e.log().contains(&format!("AUDIT OPC UA server certificate {server_sha256} (")), "{}", e.log());
+    let certs = e.certificates();
+    assert_eq!(certs["certificates"][0]["state"], "trusted", "{certs}");
+
+    // another server (another certificate) at the same address is refused again, and listed
+    // beside the trusted one; removing the old one leaves only the new, still refused
     drop(server);
-    let _other = Server::start(port, &e.dir.path().join("other-server"), &["--secure", "--user", "operator:s3cret"]);
+    let other_dir = e.dir.path().join("other-server");
+    let _other = Server::start(port, &other_dir, &["--secure", "--user", "operator:s3cret"]);
     let why = e.last_error("the other server refused", |s| s.contains("not trusted")).await;
     assert!(why.contains("rejected"), "{why}");
+    let states: Vec<(String, String)> = e.certificates()["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["state"].as_str().unwrap().to_string(), c["sha256"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(states.len(), 2, "{states:?}");
+    assert!(states.contains(&("trusted".into(), server_sha256.clone())), "{states:?}");
+    let (ok, out, err) = run_tool("enosctl", &["opcua-certs", "remove", "plc", &server_sha256], &e.bus.address);
+    assert!(ok && out.contains("from the trusted certificates of plc"), "{out}{err}");
+    let left = e.certificates();
+    assert_eq!(left["certificates"].as_array().unwrap().len(), 1, "{left}");
+    assert_eq!(left["certificates"][0]["state"], "rejected", "{left}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -431,7 +431,24 @@ function deviceView(id) {
     liveCard(id),
     h('div', { class: 'card' }, h('h2', {}, 'Communication test'), h('div', { class: 'toolbar' }, readBtn, status), result),
     commCard(id),
-    writeCard);
+    writeCard,
+    session.role === 'admin' ? adminProtocolCard(id) : null);
+}
+
+/** Cards for a device's admins that only some protocols have (the OPC UA server certificates),
+ *  from the protocol's script, loaded the first time a device of it is opened. */
+const adminCards = {};
+const adminCardScripts = { opcua: '/opcua.js' };
+
+function adminProtocolCard(id) {
+  const box = h('div', {});
+  api('GET', '/api/devices').then((devs) => {
+    const d = devs.find((x) => x.id === id);
+    const src = d && adminCardScripts[d.protocol];
+    if (!src) return;
+    return loadScript(src).then(() => { if (adminCards[d.protocol]) box.replaceWith(adminCards[d.protocol](id)); });
+  }).catch((e) => box.replaceChildren(banner('error', e.message)));
+  return box;
 }
 
 function readingsTable(rows) {

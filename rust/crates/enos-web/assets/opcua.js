@@ -1,7 +1,8 @@
 'use strict';
 // OPC UA pages of the configuration center, on app.js's helpers (h, api, banner, runCommTest…):
-// the communication test's browse card. app.js loads this script the first time a device page
-// needs the card (commTestScripts), not at start.
+// the communication test's browse card and, for admins, the server certificates card. app.js
+// loads this script the first time a device page needs one of them (commTestScripts,
+// adminCardScripts), not at start.
 
 /**
  * OPC UA: browse the server's address space, Objects first; a node with children opens with a
@@ -113,3 +114,78 @@ function opcuaBrowseCard(id, t) {
 }
 
 commTests['opcua-browse'] = opcuaBrowseCard;
+
+/**
+ * OPC UA, for admins: the device's server certificates (its PKI's trusted/ and rejected/). A
+ * server refused at a connect is listed as rejected with what to check before trusting it:
+ * subject, issuer, validity and SHA-256 thumbprint. Trust and Remove each ask first; a trusted
+ * server is accepted at the device's next connect attempt, without a restart.
+ */
+function opcuaCertsCard(id) {
+  const list = h('div', { id: 'opcua-certs' }, h('p', { class: 'loading' }, 'Loading…'));
+  const out = h('div', { id: 'opcua-certs-result', role: 'status' });
+  const refresh = h('button', { type: 'button', id: 'opcua-certs-refresh' }, 'Refresh');
+  const day = (ms) => new Date(ms).toLocaleDateString();
+  // the thumbprint in groups of 8, so it wraps on a narrow screen and can be read aloud
+  const groups = (hex) => hex.match(/.{1,8}/g).join(' ');
+
+  async function load() {
+    try {
+      const r = await api('GET', '/api/devices/' + enc(id) + '/opcua-certificates');
+      list.replaceChildren(show(r));
+    } catch (e) {
+      list.replaceChildren(banner('error', e.message));
+    }
+  }
+  function about(c) {
+    return [h('p', { class: 'big words' }, c.subject),
+      h('p', { class: 'words' }, 'Issued by ' + c.issuer + ', valid ' + day(c.not_before_ms) + ' to ' + day(c.not_after_ms) + '.'),
+      h('p', { class: 'words' }, 'SHA-256 ', h('code', {}, groups(c.sha256)))];
+  }
+  async function act(c, trust) {
+    const ok = trust
+      ? await confirmDialog('Trust this server?', about(c).concat(h('p', {}, 'Compare the thumbprint with the one the server itself shows (its own screen, or its administrator) before trusting it. The gateway then connects to this server at its next attempt.')), 'Trust', 'primary')
+      : await confirmDialog('Remove this certificate?', about(c).concat(h('p', {}, c.state === 'trusted'
+        ? 'The gateway refuses this server from its next connection on, until it is trusted again.'
+        : 'It is forgotten; the server\'s next refusal lists it here again.')), 'Remove', 'danger');
+    if (!ok) return;
+    out.replaceChildren(banner('info', trust ? 'Trusting…' : 'Removing…'));
+    try {
+      await api('POST', '/api/devices/' + enc(id) + '/opcua-certificates/' + enc(c.sha256) + '/' + (trust ? 'trust' : 'remove'));
+      out.replaceChildren(banner('info', trust
+        ? 'Trusted ' + c.subject + ': ' + id + ' connects to this server at its next attempt.'
+        : 'Removed ' + c.subject + ' from the ' + c.state + ' certificates.'));
+    } catch (e) {
+      out.replaceChildren(banner('error', (trust ? 'Not trusted: ' : 'Not removed: ') + e.message));
+    }
+    load();
+  }
+  function show(r) {
+    if (!r.certificates.length) return h('p', { class: 'hint' }, 'No server certificates yet: a server\'s certificate is listed here once the gateway has connected to it with security.');
+    const now = Date.now();
+    const rows = r.certificates.map((c) => {
+      const valid = now < c.not_before_ms ? 'not yet valid' : now > c.not_after_ms ? 'expired' : null;
+      const trustBtn = c.state === 'rejected' ? h('button', { type: 'button', class: 'primary trust' }, 'Trust…') : null;
+      const removeBtn = h('button', { type: 'button', class: 'danger remove' }, 'Remove…');
+      if (trustBtn) trustBtn.addEventListener('click', () => act(c, true));
+      removeBtn.addEventListener('click', () => act(c, false));
+      return h('tr', { 'data-sha256': c.sha256 },
+        h('td', {}, pill(c.state, c.state === 'trusted' ? 'ok' : 'bad')),
+        h('td', { class: 'words' }, c.subject, h('div', { class: 'hint' }, 'issued by ' + c.issuer)),
+        h('td', { class: 'words' }, day(c.not_before_ms) + ' – ' + day(c.not_after_ms), valid ? h('div', {}, pill(valid, 'bad')) : null),
+        h('td', { class: 'words' }, h('code', {}, groups(c.sha256))),
+        h('td', {}, h('div', { class: 'toolbar wrap' }, trustBtn, removeBtn)));
+    });
+    return h('div', { class: 'scroll' }, h('table', { id: 'opcua-certs-table' },
+      h('thead', {}, h('tr', {}, h('th', {}, 'State'), h('th', {}, 'Subject'), h('th', {}, 'Valid'), h('th', {}, 'SHA-256 thumbprint'), h('th', {}, ''))),
+      h('tbody', {}, rows)));
+  }
+
+  refresh.addEventListener('click', () => { out.replaceChildren(); load(); });
+  load();
+  return h('div', { class: 'card', id: 'opcua-certs-card' }, h('h2', {}, 'Server certificates'),
+    h('p', { class: 'hint' }, 'The OPC UA servers this gateway trusts, and those it refused (a server it has not been told to trust). Only admins see this.'),
+    h('div', { class: 'toolbar' }, h('span', { class: 'grow' }), refresh), list, out);
+}
+
+adminCards.opcua = opcuaCertsCard;

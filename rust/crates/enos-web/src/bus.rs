@@ -102,6 +102,21 @@ impl Services {
         decode("collector", call("collector", self.timeout, self.collector.packages()).await?)
     }
 
+    /// An OPC UA device's server certificates (`OpcuaCertificates`).
+    pub async fn opcua_certificates(&self, device: &str) -> Result<Value, ApiError> {
+        decode("collector", call("collector", self.timeout, self.collector.list_opcua_certificates(device)).await?)
+    }
+
+    /// Trusts a rejected server certificate; the certificate as it is now.
+    pub async fn trust_opcua_certificate(&self, device: &str, sha256: &str) -> Result<Value, ApiError> {
+        decode("collector", call("collector", self.timeout, self.collector.trust_opcua_certificate(device, sha256)).await?)
+    }
+
+    /// Removes a server certificate from either list; the certificate as it was.
+    pub async fn remove_opcua_certificate(&self, device: &str, sha256: &str) -> Result<Value, ApiError> {
+        decode("collector", call("collector", self.timeout, self.collector.remove_opcua_certificate(device, sha256)).await?)
+    }
+
     // ---- the uplink ----
 
     pub async fn uplink_status(&self) -> Result<UplinkStatus, ApiError> {

@@ -187,6 +187,25 @@ pub async fn live(app: &App, req: Request<Incoming>, id: &str) -> ApiResult {
     ok(&app.bus.live_values(id, since).await?)
 }
 
+/// `GET /api/devices/{id}/opcua-certificates`: the OPC UA device's trust list (admins).
+pub async fn opcua_certificates(app: &App, id: &str) -> ApiResult {
+    ok(&app.bus.opcua_certificates(id).await?)
+}
+
+/// `POST /api/devices/{id}/opcua-certificates/{sha256}/trust` (or `/remove`): trusts a rejected
+/// server certificate or removes one (admins); the collector audits it with the web center as the
+/// caller, so the user is logged here.
+pub async fn opcua_certificate(app: &App, c: Caller, id: &str, sha256: &str, trust: bool) -> ApiResult {
+    let user = &c.session.user;
+    let r = if trust { app.bus.trust_opcua_certificate(id, sha256).await } else { app.bus.remove_opcua_certificate(id, sha256).await };
+    let what = if trust { "trusted" } else { "removed" };
+    match &r {
+        Ok(v) => log::warn!("{user:?} {what} OPC UA server certificate {sha256} ({}) of {id}", v["subject"].as_str().unwrap_or("")),
+        Err(e) => log::warn!("{user:?} asked for OPC UA server certificate {sha256} of {id} to be {what}: {}", e.message),
+    }
+    ok(&r?)
+}
+
 /// `GET /api/devices/{id}/last-sent`: what the cloud last acknowledged for the device.
 pub async fn last_sent(app: &App, id: &str) -> ApiResult {
     ok(&app.bus.last_sent(id).await?)

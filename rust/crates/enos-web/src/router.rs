@@ -167,6 +167,15 @@ fn table<'a>(app: &'a App, peer: IpAddr, seg: &[&str], path: &str) -> Result<Vec
             let id = arg(id)?;
             vec![read(M::GET, Viewer, move |req, _| async move { devcfg::live(app, req, &id).await })]
         }
+        // an OPC UA device's server certificates (trusting a server is an admin's decision)
+        ["api", "devices", id, "opcua-certificates"] => {
+            let id = arg(id)?;
+            vec![read(M::GET, Admin, move |_, _| async move { devcfg::opcua_certificates(app, &id).await })]
+        }
+        ["api", "devices", id, "opcua-certificates", sha256, action @ ("trust" | "remove")] => {
+            let (id, sha256, trust) = (arg(id)?, arg(sha256)?, *action == "trust");
+            vec![change(M::POST, Admin, move |_, c| async move { devcfg::opcua_certificate(app, c, &id, &sha256, trust).await })]
+        }
         // cloud settings and maintenance
         ["api", "cloud"] => vec![
             read(M::GET, Viewer, move |_, _| maint::get_cloud(app)),

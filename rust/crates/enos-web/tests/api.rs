@@ -1731,3 +1731,89 @@ async fn packages_are_uploaded_verified_applied_rolled_back_and_listed() {
     assert_eq!(outcomes, ["refused", "refused", "refused", "refused", "refused", "installed", "rolled-back"], "{list}");
     assert!(e.web_log().contains("uploaded a resource package"), "the upload is logged with its user");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_alone_see_trust_and_remove_an_opcua_devices_server_certificates() {
+    let e = Edge::full("").await;
+    let admin = e.admin().await;
+    let viewer = e.add_user(&admin, "vic", "viewer").await;
+    let operator = e.add_user(&admin, "olga", "operator").await;
+    // an OPC UA device (its server is not there: the trust list is the PKI directory's) and a
+    // server certificate refused at a connect, as async-opcua leaves it in rejected/
+    let pki = e.dir.path().join("opcua-pki");
+    std::fs::create_dir_all(pki.join("rejected")).unwrap();
+    std::fs::create_dir_all(pki.join("trusted")).unwrap();
+    let der = pki.join("rejected/plc-7 [0011].der");
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", "/CN=plc-7/O=Plant", "-outform", "DER"])
+        .arg("-keyout")
+        .arg(e.dir.path().join("plc-7.key"))
+        .arg("-out")
+        .arg(&der)
+        .output()
+        .expect("openssl");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::copy(&der, e.dir.path().join("plc-7.der")).unwrap();
+    let sha256 = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(std::fs::read(&der).unwrap()))
+    };
+    let device = json!({ "id": "plc1", "protocol": "opcua", "endpoint": "opc.tcp://127.0.0.1:9", "security_policy": "None",
+        "pki_dir": pki.to_string_lossy(), "point": [{ "name": "P", "node": "ns=2;s=P" }] });
+    let r = admin.send("PUT", "/api/devices/plc1/config", Some(&device), true).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let list = "/api/devices/plc1/opcua-certificates";
+    let trust = format!("{list}/{sha256}/trust");
+    let remove = format!("{list}/{sha256}/remove");
+
+    // viewers and operators may not see or change them
+    assert_eq!(viewer.get(list).await.status, 403);
+    assert_eq!(operator.get(list).await.status, 403);
+    assert_eq!(operator.post(&trust, &json!({})).await.status, 403);
+    assert_eq!(viewer.post(&remove, &json!({})).await.status, 403);
+    // an admin must send the CSRF token like every change
+    assert_eq!(admin.send("POST", &trust, Some(&json!({})), false).await.status, 403);
+    assert!(der.exists(), "nothing changed");
+
+    // the admin sees it: rejected, subject, issuer, validity, thumbprint
+    let r = admin.get(list).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["pki_dir"], pki.to_string_lossy().as_ref());
+    let c = &v["certificates"][0];
+    assert_eq!(v["certificates"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!((c["state"].as_str(), c["sha256"].as_str()), (Some("rejected"), Some(sha256.as_str())), "{c}");
+    assert!(c["subject"].as_str().unwrap().contains("CN=plc-7") && c["issuer"] == c["subject"], "{c}");
+    let days = (c["not_after_ms"].as_u64().unwrap() - c["not_before_ms"].as_u64().unwrap()) / 86_400_000;
+    assert_eq!(days, 30, "{c}");
+
+    // wrong requests, in words
+    let r = admin.post(&format!("{list}/not-a-thumbprint/trust"), &json!({})).await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert_eq!(r.json()["error"], "\"not-a-thumbprint\" is not a SHA-256 thumbprint (64 hexadecimal digits)");
+    let r = admin.post(&format!("{list}/{}/trust", "a".repeat(64)), &json!({})).await;
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert_eq!(r.json()["error"], format!("no certificate with SHA-256 thumbprint {} in the OPC UA trust list", "a".repeat(64)));
+    let r = admin.get("/api/devices/inv01/opcua-certificates").await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert_eq!(r.json()["error"], "device \"inv01\" is a modbus-tcp device: only OPC UA devices have server certificates");
+    assert_eq!(admin.get("/api/devices/nothere/opcua-certificates").await.status, 404);
+
+    // trusted: moved to trusted/ (the next connect accepts the server), audited with the user
+    let r = admin.post(&trust, &json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["state"], "trusted");
+    assert!(!der.exists());
+    // (the device's connect attempts may rename it to async-opcua's own name: the content counts)
+    let trusted: Vec<Vec<u8>> =
+        std::fs::read_dir(pki.join("trusted")).unwrap().map(|f| std::fs::read(f.unwrap().path()).unwrap()).collect();
+    assert_eq!(trusted, vec![std::fs::read(e.dir.path().join("plc-7.der")).unwrap()]);
+    assert_eq!(admin.get(list).await.json()["certificates"][0]["state"], "trusted");
+    assert!(e.web_log().contains(&format!("\"admin\" trusted OPC UA server certificate {sha256} (")), "{}", e.web_log());
+
+    // removed: the list is empty
+    let r = admin.post(&remove, &json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(admin.get(list).await.json()["certificates"].as_array().unwrap().is_empty());
+    assert_eq!(std::fs::read_dir(pki.join("trusted")).unwrap().count(), 0);
+}

@@ -94,6 +94,15 @@ impl Bus {
         let col = self.collector().await?;
         decode("enos-collector", call("enos-collector", Duration::from_secs(300), col.install_package(package)).await?)
     }
+    pub async fn opcua_certificates(&self, device: &str) -> Result<enos_bus::OpcuaCertificates, CallError> {
+        decode("enos-collector", call("enos-collector", TIMEOUT, self.collector().await?.list_opcua_certificates(device)).await?)
+    }
+    pub async fn trust_opcua_certificate(&self, device: &str, sha256: &str) -> Result<enos_bus::OpcuaCertificate, CallError> {
+        decode("enos-collector", call("enos-collector", TIMEOUT, self.collector().await?.trust_opcua_certificate(device, sha256)).await?)
+    }
+    pub async fn remove_opcua_certificate(&self, device: &str, sha256: &str) -> Result<enos_bus::OpcuaCertificate, CallError> {
+        decode("enos-collector", call("enos-collector", TIMEOUT, self.collector().await?.remove_opcua_certificate(device, sha256)).await?)
+    }
     pub async fn packages(&self) -> Result<serde_json::Value, CallError> {
         decode("enos-collector", call("enos-collector", TIMEOUT, self.collector().await?.packages()).await?)
     }

@@ -5,6 +5,7 @@ mod check;
 mod cloud;
 mod comm;
 mod model;
+mod opcua;
 mod package;
 
 use anyhow::{bail, Context};
@@ -62,6 +63,20 @@ enum Cmd {
     /// Resource packages (configuration, point tables, device models, certificates).
     #[command(subcommand)]
     Package(PackageCmd),
+    /// An OPC UA device's server certificates: the trusted ones and those refused at a connect.
+    #[command(subcommand)]
+    OpcuaCerts(OpcuaCertsCmd),
+}
+
+#[derive(Subcommand)]
+pub enum OpcuaCertsCmd {
+    /// Every server certificate of the device's trust list: state, subject, validity, SHA-256.
+    List { device: String },
+    /// Trust a rejected certificate (named by its SHA-256 thumbprint, as `list` shows it): the
+    /// device's next connect attempt accepts its server, no restart needed.
+    Trust { device: String, sha256: String },
+    /// Remove a certificate from either list: a trusted server is refused again at its next connect.
+    Remove { device: String, sha256: String },
 }
 
 #[derive(Subcommand)]
@@ -361,6 +376,7 @@ async fn run() -> anyhow::Result<i32> {
             OtaCmd::Rollback => println!("{}", bus.rollback().await?),
         },
         Cmd::Package(c) => package::run(&bus, c, args.json).await?,
+        Cmd::OpcuaCerts(c) => opcua::run(&bus, c, args.json).await?,
         Cmd::Write { device, point, value } => {
             // Accept bare words as strings for convenience: `enosctl write d p on` → "on".
             let json = if serde_json::from_str::<serde_json::Value>(&value).is_ok() { value } else { serde_json::to_string(&value)? };

@@ -42,6 +42,10 @@ struct Args {
     /// rates.
     #[arg(long)]
     dnp3: bool,
+    /// Only OPC UA: one server with 10,000 monitored items, values end to end at offered rates
+    /// and the collector's RSS per configured point (the asyncua test server).
+    #[arg(long)]
+    opcua: bool,
     /// Only protocol plugins: compile time, memory per plugin and per instance, calls through
     /// the sandbox (builds the plugins with scripts/plugin first).
     #[arg(long)]
@@ -81,7 +85,11 @@ fn realistic_batch(series: usize, samples: usize, t0: u64, seed: u64) -> (Vec<u8
 }
 
 fn proc_stat(p: &Proc) -> (u64, f64) {
-    let pid = p.child.as_ref().map(|c| c.id()).unwrap_or(0);
+    pid_stat(p.child.as_ref().map(|c| c.id()).unwrap_or(0))
+}
+
+/// A process's resident memory (KiB) and CPU time so far (s).
+fn pid_stat(pid: u32) -> (u64, f64) {
     let rss_kb = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
@@ -117,7 +125,7 @@ async fn main() {
         sync_rows(&mut t).await;
         return print_table(&t);
     }
-    if a.point_memory || a.iec104 || a.dnp3 {
+    if a.point_memory || a.iec104 || a.dnp3 || a.opcua {
         // A bus, a broker, the cloud simulator and an uplink with one sub-device, "rtu".
         let dir = tempfile::tempdir().unwrap();
         let bus = Bus::start(dir.path());
@@ -140,6 +148,9 @@ async fn main() {
         }
         if a.dnp3 {
             dnp3_rates(&a, &mut t, dir.path(), &bus.address, &log, &cloud).await;
+        }
+        if a.opcua {
+            opcua_rates(&a, &mut t, dir.path(), &bus.address, &log, &cloud).await;
         }
         uplink.terminate();
         return print_table(&t);
@@ -524,6 +535,101 @@ async fn dnp3_rates(a: &Args, t: &mut Table, dir: &std::path::Path, bus: &str, l
         );
         c.terminate();
     }
+}
+
+/// OPC UA end to end: the asyncua test server (`peers/opcua_server.py --bench`) with 10,000
+/// Double variables, one device subscribed to all of them (publishing every 200 ms, queues of
+/// 10, so no change is folded into a later one below 50 changes per item per second). First the
+/// collector's RSS with 1 and with 10,000 monitored items, settled after every item's first value
+/// reached the cloud: bytes per configured point. Then the server changes the items round robin
+/// at rising rates; per rate the changes the server made and the cloud acknowledged per second,
+/// and the CPU of the collector and of the server (Python: at its limit the server, not the
+/// collector, sets the figure).
+async fn opcua_rates(a: &Args, t: &mut Table, dir: &std::path::Path, bus: &str, log: &std::path::Path, cloud: &CloudSim) {
+    use enos_testkit::opcua_server::Server;
+    const ITEMS: usize = 10_000;
+    let port = enos_testkit::free_port();
+    let started = Instant::now();
+    let mut server = Server::start(port, &dir.join("opcua-server"), &["--bench", &ITEMS.to_string()]);
+    println!("  (the server made {ITEMS} variables in {:.1} s)", started.elapsed().as_secs_f64());
+    let mut csv = String::from("name,node,queue_size\n");
+    for i in 0..ITEMS {
+        csv.push_str(&format!("B{i:05},ns=2;s=B{i:05},10\n"));
+    }
+    std::fs::write(dir.join("rtu-opcua-1.csv"), csv.lines().take(2).map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    std::fs::write(dir.join("rtu-opcua.csv"), csv).unwrap();
+    let file = dir.join("collector-opcua.toml");
+    let mut rss = Vec::new();
+    let mut collector: Option<Proc> = None;
+    for (table, items) in [("rtu-opcua-1.csv", 1u64), ("rtu-opcua.csv", ITEMS as u64)] {
+        if let Some(mut old) = collector.take() {
+            old.terminate();
+        }
+        std::fs::write(
+            &file,
+            format!(
+                "[push]\ninterval_ms = 200\n[[device]]\nid = \"rtu\"\nprotocol = \"opcua\"\nendpoint = \"opc.tcp://127.0.0.1:{port}/enos/test\"\n\
+                 security_policy = \"None\"\npki_dir = \"{}\"\npublishing_interval_ms = 200\npoints_csv = \"{table}\"\n",
+                dir.join("opcua-pki").display()
+            ),
+        )
+        .unwrap();
+        let before = cloud.with(|r| r.points_total);
+        let c = spawn_service("enos-collector", &file, bus, log);
+        let started = Instant::now();
+        // every item's first value at the cloud: the subscription is whole
+        while cloud.with(|r| r.points_total) < before + items {
+            assert!(started.elapsed() < Duration::from_secs(300), "the first values of {items} items did not reach the cloud in 300 s");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        if items > 1 {
+            t.row(
+                format!("OPC UA, {ITEMS} monitored items: start to every first value at the cloud"),
+                format!("{:.1} s", started.elapsed().as_secs_f64()),
+            );
+        }
+        // settled as in --point-memory: the highest of four readings 5 s apart after 5 s
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let mut high = 0;
+        for _ in 0..4 {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            high = high.max(proc_stat(&c).0);
+        }
+        rss.push(high);
+        collector = Some(c);
+    }
+    let mut collector = collector.expect("started");
+    t.row(
+        format!("collector RSS, OPC UA 1 / {ITEMS} monitored items (one server, idle)"),
+        format!(
+            "{} / {} KiB = {:.0} bytes per configured point",
+            rss[0],
+            rss[1],
+            (rss[1] as f64 - rss[0] as f64) * 1024.0 / (ITEMS - 1) as f64
+        ),
+    );
+    let sent = |s: &mut Server| s.send("sent").rsplit(' ').next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+    for rate in [2_000u64, 5_000, 10_000] {
+        server.send(&format!("rate {rate}"));
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let (p0, c0, s0, v0) = (cloud.with(|r| r.points_total), proc_stat(&collector).1, pid_stat(server.pid()).1, sent(&mut server));
+        let start = Instant::now();
+        tokio::time::sleep(Duration::from_secs(a.seconds.min(15))).await;
+        let (p1, c1, s1, v1) = (cloud.with(|r| r.points_total), proc_stat(&collector).1, pid_stat(server.pid()).1, sent(&mut server));
+        let el = start.elapsed().as_secs_f64();
+        let (got, made, cpu) = ((p1 - p0) as f64 / el, (v1 - v0) as f64 / el, (c1 - c0) / el);
+        t.row(
+            format!("OPC UA data changes, {ITEMS} items, offered {rate}/s"),
+            format!(
+                "server made {made:.0}/s ({:.0}% of a core), cloud acknowledged {got:.0}/s; collector {:.0}% of one core = {:.2} cores per 10k values/s",
+                (s1 - s0) / el * 100.0,
+                cpu * 100.0,
+                cpu / (got.max(1.0) / 10_000.0)
+            ),
+        );
+    }
+    server.send("rate 0");
+    collector.terminate();
 }
 
 /// The collector's memory per configured point: 100 Modbus devices (one simulator each) with
