@@ -185,7 +185,8 @@ impl BatchBuilder {
         (!self.samples.is_empty()).then_some(self.min_ts)
     }
 
-    /// Encodes and resets the builder (keeping its allocations for the next batch).
+    /// Encodes and resets the builder, keeping its allocations for the next batch up to
+    /// [`KEEP_SAMPLES`].
     pub fn finish(&mut self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64 + self.samples.len() * 3);
         out.extend_from_slice(MAGIC);
@@ -274,9 +275,34 @@ impl BatchBuilder {
         self.series_index.clear();
         self.series.clear();
         self.texts.clear();
+        self.give_back_large();
         out
     }
+
+    /// A batch of many samples (a burst: every device polled at once, a backlog after the uplink
+    /// was away) leaves vectors and tables sized for it; kept, they would hold that high-water
+    /// mark for good (~50 bytes per sample: 100,000 points polled at once cost 5 MB more for the
+    /// collector's whole life). Small ones are kept, so steady small batches allocate nothing.
+    fn give_back_large(&mut self) {
+        if self.samples.capacity() > KEEP_SAMPLES {
+            self.samples = Vec::new();
+        }
+        if self.series.capacity() > KEEP_SAMPLES || self.series_index.capacity() > KEEP_SAMPLES {
+            self.series = Vec::new();
+            self.series_index = HashMap::new();
+        }
+        if self.dict.capacity() > KEEP_SAMPLES || self.dict_index.capacity() > KEEP_SAMPLES {
+            self.dict = Vec::new();
+            self.dict_index = HashMap::new();
+        }
+        if self.texts.capacity() > KEEP_SAMPLES {
+            self.texts = Vec::new();
+        }
+    }
 }
+
+/// Samples (and series, names) a finished builder keeps room for (see `give_back_large`).
+pub const KEEP_SAMPLES: usize = 4096;
 
 /// One decoded series: every sample of one point of one device in the batch.
 #[derive(Debug, Clone, PartialEq)]
@@ -724,6 +750,33 @@ fn utf8(b: &[u8]) -> Result<String, BatchError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_burst_batch_gives_its_memory_back_and_a_small_one_keeps_it() {
+        let names: Vec<Arc<str>> = (0..10_000).map(|i| Arc::from(format!("p{i}"))).collect();
+        let dev: Arc<str> = Arc::from("d");
+        let mut b = BatchBuilder::new();
+        for p in &names[..100] {
+            b.push_shared(&dev, p, 1, Value::Int(1), Quality::Good, Flags::NONE);
+        }
+        let small = b.finish();
+        assert!(b.samples.capacity() >= 100 && b.series_index.capacity() >= 100, "a small batch's room is kept");
+        for p in &names {
+            b.push_shared(&dev, p, 2, Value::Float(0.5), Quality::Good, Flags::NONE);
+        }
+        let big = b.finish();
+        assert_eq!(
+            (b.samples.capacity(), b.series.capacity(), b.series_index.capacity(), b.dict.capacity(), b.dict_index.capacity()),
+            (0, 0, 0, 0, 0),
+            "a burst's room is given back"
+        );
+        // and the builder still works, with the same encoding
+        assert_eq!(DecodedBatch::decode(&big).unwrap().series.len(), 10_000);
+        for p in &names[..100] {
+            b.push_shared(&dev, p, 1, Value::Int(1), Quality::Good, Flags::NONE);
+        }
+        assert_eq!(b.finish(), small);
+    }
 
     /// Samples of several series pushed interleaved (as drivers deliver them) come out as one
     /// series each, in first-seen order, every series' samples in arrival order (even when the
