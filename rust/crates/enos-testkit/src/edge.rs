@@ -51,10 +51,26 @@ impl SmallDisk {
         enos_runtime::sys::Disk::of(&self.dir).expect("statvfs of the small disk").free_bytes
     }
 
-    /// Another program's file takes all but `left` bytes.
+    /// Another program's file takes all but about `left` bytes. Written in steps, the free space
+    /// read before each: the uplink writes beside it, and neither may meet ENOSPC (RocksDB as
+    /// Debian builds it aborts there; the cache keeps it from that only by leaving room).
     pub fn fill_leaving(&self, left: u64) {
-        let n = self.free().saturating_sub(left);
-        std::fs::write(self.dir.join(Self::FILLER), vec![0u8; n as usize]).unwrap();
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join(Self::FILLER)).unwrap();
+        let step = vec![0u8; 256 << 10];
+        loop {
+            let free = self.free();
+            if free <= left {
+                return;
+            }
+            let n = (free - left).min(step.len() as u64) as usize;
+            match f.write_all(&step[..n]) {
+                Ok(()) => {}
+                // the uplink took the rest meanwhile: full is what was asked for
+                Err(e) if e.kind() == std::io::ErrorKind::StorageFull => return,
+                Err(e) => panic!("filling {}: {e}", self.dir.display()),
+            }
+        }
     }
 
     /// That program's file is gone again.
