@@ -271,7 +271,11 @@ pub(super) fn count(run: &Run, rep: &mut Report, kinds: &[Fault]) {
     let mut unexplained = Vec::new();
     let mut dupes_per_cycle = vec![0usize; run.cycles.len()];
     for (i, v) in run.served.iter().enumerate() {
-        let Some(kind) = kind_of(i) else { continue };
+        let Some(cycle_kind) = kind_of(i) else { continue };
+        // A collector kill's window can reach back into the cycle before (a kill soon after a
+        // recovery): its values are that kill's, served and lost alike (counted under the
+        // cycle's kind instead, a kind could lose more than it served).
+        let kind = in_window(i).unwrap_or(cycle_kind);
         let k = per.entry(kind).or_default();
         k.served += 1;
         match run.seen.counts.get(&(*v as u64)) {
@@ -281,7 +285,7 @@ pub(super) fn count(run: &Run, rep: &mut Report, kinds: &[Fault]) {
                 dupes_per_cycle[cycle_of(i)] += *n as usize - 1;
             }
             None => match in_window(i) {
-                Some(f) => *per.entry(f).or_default().lost.entry(Loss::CollectorMemory).or_default() += 1,
+                Some(_) => *k.lost.entry(Loss::CollectorMemory).or_default() += 1,
                 None if run.seen.refused.contains(&(*v as u64)) => *k.lost.entry(Loss::DeadLettered).or_default() += 1,
                 None => unexplained.push(i),
             },
@@ -396,5 +400,36 @@ mod tests {
         // 9: the last read; nothing is lost after acknowledgement
         assert_eq!(refuse.lost(Loss::NotCollected), 1);
         assert!(rep.lost_after_ack.is_empty() && rep.passed(), "{}", rep.table());
+    }
+
+    #[test]
+    fn a_collector_kill_whose_window_reaches_into_the_cycle_before_counts_those_values_as_its_own() {
+        // values 0..8; cycle 0 (kill uplink) from 0, cycle 1 (kill collector) from 6; the kill's
+        // window reaches back to 2: 2..6 lost with the collector's memory
+        let served: Vec<u32> = (0..8).collect();
+        let mut seen = Seen::default();
+        for v in [0u64, 1, 6, 7] {
+            *seen.counts.entry(v).or_default() += 1;
+        }
+        let cycles = [
+            Cycle { fault: Fault::KillUplink, start_idx: 0, start_ms: 0, outage_ms: 0, recovery_ms: 100 },
+            Cycle { fault: Fault::KillCollector, start_idx: 6, start_ms: 1000, outage_ms: 0, recovery_ms: 100 },
+        ];
+        let run = Run {
+            served: &served,
+            seen: &seen,
+            windows: &[(2..6, Fault::KillCollector)],
+            cycles: &cycles,
+            failed_reads: 0,
+            inversions: &[],
+            redelivered: &HashSet::new(),
+        };
+        let mut rep = Report::default();
+        count(&run, &mut rep, &[Fault::KillUplink, Fault::KillCollector]);
+        let kill = rep.kind(Fault::KillCollector).unwrap();
+        assert_eq!((kill.served, kill.delivered, kill.lost(Loss::CollectorMemory), kill.acknowledged), (6, 2, 4, 2));
+        let uplink = rep.kind(Fault::KillUplink).unwrap();
+        assert_eq!((uplink.served, uplink.delivered, uplink.acknowledged), (2, 2, 2));
+        assert!(rep.passed(), "{}", rep.table());
     }
 }
