@@ -52,8 +52,7 @@ fn refused(e: trust::TrustError) -> Error {
 /// A thumbprint is 64 hex digits (colons allowed, any case); anything else is said before the
 /// directories are read.
 fn check_thumbprint(sha256: &str) -> enos_bus::Result<()> {
-    let hex: String = sha256.trim().chars().filter(|c| *c != ':').collect();
-    if hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+    if trust::thumbprint(sha256).is_some() {
         Ok(())
     } else {
         Err(Error::InvalidArgs(format!(

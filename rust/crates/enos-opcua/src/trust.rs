@@ -92,9 +92,16 @@ fn pem_der(pem: &[u8]) -> Option<Vec<u8>> {
     opcua::types::ByteString::from_base64(&body).and_then(|b| b.value)
 }
 
+/// A SHA-256 thumbprint as a person gives it (colons allowed, any case) in the form certificates
+/// are known by here (64 lower-case hex digits); `None` when it is not one.
+pub fn thumbprint(given: &str) -> Option<String> {
+    let hex = given.trim().to_ascii_lowercase().replace(':', "");
+    (hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit())).then_some(hex)
+}
+
 fn find(dir: &Path, sha256: &str) -> Result<Certificate, TrustError> {
-    let want = sha256.trim().to_ascii_lowercase().replace(':', "");
-    list(dir).into_iter().find(|c| c.sha256 == want).ok_or_else(|| TrustError::Unknown(sha256.trim().to_string()))
+    let want = thumbprint(sha256);
+    list(dir).into_iter().find(|c| Some(&c.sha256) == want.as_ref()).ok_or_else(|| TrustError::Unknown(sha256.trim().to_string()))
 }
 
 /// Moves a rejected certificate to `trusted/`: the next connect to its server succeeds. Trusting
