@@ -27,7 +27,7 @@ use enos_batch::batch::DecodedBatch;
 use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock, RwLockReadGuard};
 
 /// Schema this release writes.
 pub const SCHEMA_VERSION: u32 = 2;
@@ -65,6 +65,10 @@ pub enum CacheError {
         "cache {dir}: the disk is full ({free} bytes free; the cache writes nothing below {floor}, and has no older data left to drop to get there); nothing written"
     )]
     DiskFull { dir: PathBuf, free: u64, floor: u64 },
+    #[error("cache {dir}: closed after a failed write ({why}); it opens again at the next write")]
+    Closed { dir: PathBuf, why: String },
+    #[error("cache {dir}: a write failed ({why}) and the cache does not open again yet: {source}; nothing written")]
+    Reopen { dir: PathBuf, why: String, source: rocksdb::Error },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,7 +135,13 @@ impl State {
 }
 
 pub struct Cache {
-    db: DB,
+    /// `None` only between closing after a failed write and opening again (`ensure_open`).
+    db: RwLock<Option<DB>>,
+    /// Why the last write failed, until the database is open again. RocksDB takes a failed
+    /// write as fatal for that instance (every later write fails; Debian's 7.8 even aborts the
+    /// process on the next one), so the next write closes it and opens the files again: what
+    /// was written stays, the write-ahead log is replayed, and the cache goes on.
+    broken: Mutex<Option<String>>,
     dir: PathBuf,
     sync: Sync,
     /// The bounds, changeable while the cache is open (`set_bounds`: the cloud's `setParameter`).
@@ -164,23 +174,73 @@ fn persist_next_seq(db: &DB) -> Result<(), rocksdb::Error> {
     db.put(KEY_NEXT_SEQ, next.to_le_bytes())
 }
 
+/// Opens (or creates) the database files with the cache's options.
+fn open_db(dir: &Path) -> Result<DB, rocksdb::Error> {
+    let mut opts = Options::default();
+    opts.create_if_missing(true);
+    opts.create_missing_column_families(true);
+    opts.set_keep_log_file_num(3);
+    opts.set_max_total_wal_size(64 << 20);
+    // RocksDB's own text log (the LOG file beside the data): only fatal messages. On a full disk
+    // its writer fails like any other, and Debian's build then aborts the process at the next
+    // message, which RocksDB writes precisely while it handles the failed write. Our journal
+    // already says what went wrong (`write_failed`), and the cache opens again.
+    opts.set_log_level(rocksdb::LogLevel::Fatal);
+    let mut outbox = Options::default();
+    // Records are already compact; zstd on top still takes the repeated names.
+    outbox.set_compression_type(rocksdb::DBCompressionType::Zstd);
+    // A record lives ~100 ms while the cloud is reachable, so its put and delete meet in the
+    // memtable and never reach an SST file; 4 MiB holds ~10 s of 100k points/s and keeps
+    // the uplink's RSS small (16 MiB cost ~12 MiB RSS under load, `scripts/bench`).
+    outbox.set_write_buffer_size(4 << 20);
+    let cfs = vec![ColumnFamilyDescriptor::new(CF_OUTBOX, outbox), ColumnFamilyDescriptor::new(CF_DEAD, Options::default())];
+    DB::open_cf_descriptors(&opts, dir, cfs)
+}
+
+/// The index of what `db` holds, replacing what `st` had (the counters only grow).
+fn load_index(db: &DB, st: &mut State) -> Result<(), rocksdb::Error> {
+    st.index.clear();
+    st.by_acq.clear();
+    st.bytes = 0;
+    st.points = 0;
+    let read_u = |k: &[u8]| -> Result<Option<u64>, rocksdb::Error> {
+        Ok(db.get(k)?.and_then(|v| v.as_slice().try_into().ok().map(u64::from_le_bytes)))
+    };
+    st.next_seq = st.next_seq.max(read_u(KEY_NEXT_SEQ)?.unwrap_or(1));
+    st.dropped_points = st.dropped_points.max(read_u(KEY_DROPPED)?.unwrap_or(0));
+    let cf = db.cf_handle(CF_OUTBOX).expect("outbox cf");
+    for item in db.iterator_cf(cf, IteratorMode::Start) {
+        let (k, v) = item?;
+        let seq = u64::from_be_bytes(k.as_ref().try_into().unwrap_or([0; 8]));
+        match parse_header(seq, &v) {
+            Ok(m) => st.insert(m),
+            Err(e) => log::error!("{e}; the record stays on disk untouched"),
+        }
+        st.next_seq = st.next_seq.max(seq + 1);
+    }
+    let dead = db.cf_handle(CF_DEAD).expect("dead cf");
+    st.dead_records = db.iterator_cf(dead, IteratorMode::Start).count() as u64;
+    if let Some(last) = db.iterator_cf(dead, IteratorMode::End).next() {
+        let (k, _) = last?;
+        st.next_seq = st.next_seq.max(u64::from_be_bytes(k.as_ref().try_into().unwrap_or([0; 8])) + 1);
+    }
+    Ok(())
+}
+
+/// The open database, read-locked (`Cache::db`).
+struct Open<'a>(RwLockReadGuard<'a, Option<DB>>);
+
+impl std::ops::Deref for Open<'_> {
+    type Target = DB;
+    fn deref(&self) -> &DB {
+        self.0.as_ref().expect("checked open")
+    }
+}
+
 impl Cache {
     pub fn open(dir: &Path, max_bytes: u64, max_age_ms: u64, sync: Sync) -> Result<Cache, CacheError> {
         let db_err = |source| CacheError::Db { dir: dir.to_owned(), source };
-        let mut opts = Options::default();
-        opts.create_if_missing(true);
-        opts.create_missing_column_families(true);
-        opts.set_keep_log_file_num(3);
-        opts.set_max_total_wal_size(64 << 20);
-        let mut outbox = Options::default();
-        // Records are already compact; zstd on top still takes the repeated names.
-        outbox.set_compression_type(rocksdb::DBCompressionType::Zstd);
-        // A record lives ~100 ms while the cloud is reachable, so its put and delete meet in the
-        // memtable and never reach an SST file; 4 MiB holds ~10 s of 100k points/s and keeps
-        // the uplink's RSS small (16 MiB cost ~12 MiB RSS under load, `scripts/bench`).
-        outbox.set_write_buffer_size(4 << 20);
-        let cfs = vec![ColumnFamilyDescriptor::new(CF_OUTBOX, outbox), ColumnFamilyDescriptor::new(CF_DEAD, Options::default())];
-        let db = DB::open_cf_descriptors(&opts, dir, cfs).map_err(db_err)?;
+        let db = open_db(dir).map_err(db_err)?;
         let read_u = |k: &[u8]| -> Result<Option<u64>, CacheError> {
             Ok(db.get(k).map_err(db_err)?.and_then(|v| v.as_slice().try_into().ok().map(u64::from_le_bytes)))
         };
@@ -229,9 +289,11 @@ impl Cache {
             recovery: std::sync::OnceLock::new(),
             keep_free: std::sync::atomic::AtomicU64::new(0),
             disk_low: Mutex::new(None),
-            db,
+            db: RwLock::new(None),
+            broken: Mutex::new(None),
         };
-        cache.load_index()?;
+        load_index(&db, &mut cache.state.lock().expect("cache state")).map_err(db_err)?;
+        *cache.db.write().expect("cache db") = Some(db);
         Ok(cache)
     }
 
@@ -239,24 +301,45 @@ impl Cache {
         CacheError::Db { dir: self.dir.clone(), source }
     }
 
-    fn load_index(&self) -> Result<(), CacheError> {
-        let cf = self.db.cf_handle(CF_OUTBOX).expect("outbox cf");
-        let mut st = self.state.lock().expect("cache state");
-        for item in self.db.iterator_cf(cf, IteratorMode::Start) {
-            let (k, v) = item.map_err(|e| self.db_err(e))?;
-            let seq = u64::from_be_bytes(k.as_ref().try_into().unwrap_or([0; 8]));
-            match parse_header(seq, &v) {
-                Ok(m) => st.insert(m),
-                Err(e) => log::error!("{e}; the record stays on disk untouched"),
-            }
-            st.next_seq = st.next_seq.max(seq + 1);
+    /// The open database, for reading (a database closed after a failed write still reads).
+    fn db(&self) -> Result<Open<'_>, CacheError> {
+        let g = self.db.read().expect("cache db");
+        if g.is_none() {
+            let why = self.broken.lock().expect("cache broken").clone().unwrap_or_default();
+            return Err(CacheError::Closed { dir: self.dir.clone(), why });
         }
-        let dead = self.db.cf_handle(CF_DEAD).expect("dead cf");
-        st.dead_records = self.db.iterator_cf(dead, IteratorMode::Start).count() as u64;
-        if let Some(last) = self.db.iterator_cf(dead, IteratorMode::End).next() {
-            let (k, _) = last.map_err(|e| self.db_err(e))?;
-            st.next_seq = st.next_seq.max(u64::from_be_bytes(k.as_ref().try_into().unwrap_or([0; 8])) + 1);
+        Ok(Open(g))
+    }
+
+    /// A write failed: remembered, so that the next write first opens the database again.
+    fn write_failed(&self, source: rocksdb::Error) -> CacheError {
+        let mut broken = self.broken.lock().expect("cache broken");
+        if broken.is_none() {
+            log::error!("cache {}: a write failed ({source}); the cache opens its files again at the next write", self.dir.display());
+            *broken = Some(source.to_string());
         }
+        self.db_err(source)
+    }
+
+    /// Before any write (the caller holds the state): after a failed write, closes the database
+    /// and opens it again, and reads the index back from what is on disk (a record whose write
+    /// failed may be there after all: then it is sent, and the collector's retry of the same
+    /// batch is a counted duplicate, never a loss).
+    fn ensure_open(&self, st: &mut State) -> Result<(), CacheError> {
+        let Some(why) = self.broken.lock().expect("cache broken").clone() else { return Ok(()) };
+        let mut g = self.db.write().expect("cache db");
+        // Closing first: RocksDB refuses a second instance on the same files.
+        drop(g.take());
+        let db = open_db(&self.dir).map_err(|source| CacheError::Reopen { dir: self.dir.clone(), why: why.clone(), source })?;
+        load_index(&db, st).map_err(|source| CacheError::Reopen { dir: self.dir.clone(), why: why.clone(), source })?;
+        *g = Some(db);
+        *self.broken.lock().expect("cache broken") = None;
+        log::warn!(
+            "cache {}: open again after a failed write ({why}); {} records, {} points waiting",
+            self.dir.display(),
+            st.index.len(),
+            st.points
+        );
         Ok(())
     }
 
@@ -283,14 +366,16 @@ impl Cache {
         value.push(if s.clock_unset { HEADER_CLOCK_UNSET } else { 0 });
         debug_assert_eq!(value.len(), HEADER_LEN as usize);
         value.extend_from_slice(batch);
-        let cf = self.db.cf_handle(CF_OUTBOX).expect("outbox cf");
         let mut st = self.state.lock().expect("cache state");
-        self.make_room(&mut st, value.len() as u64)?;
+        self.ensure_open(&mut st)?;
+        let db = self.db()?;
+        let cf = db.cf_handle(CF_OUTBOX).expect("outbox cf");
+        self.make_room(&db, &mut st, value.len() as u64)?;
         let seq = st.next_seq;
         let mut wb = WriteBatch::default();
         wb.put_cf(cf, seq.to_be_bytes(), &value);
         wb.put(KEY_NEXT_SEQ, (seq + 1).to_le_bytes());
-        self.db.write_opt(wb, &self.write_opts()).map_err(|e| self.db_err(e))?;
+        db.write_opt(wb, &self.write_opts()).map_err(|e| self.write_failed(e))?;
         st.next_seq += 1;
         let meta = RecordMeta {
             seq,
@@ -302,12 +387,12 @@ impl Cache {
             clock_unset: s.clock_unset,
         };
         st.insert(meta);
-        self.enforce_bounds(&mut st, now_ms)?;
+        self.enforce_bounds(&db, &mut st, now_ms)?;
         Ok(meta)
     }
 
     /// Drops the oldest records while over the byte bound or past the age bound.
-    fn enforce_bounds(&self, st: &mut State, now_ms: u64) -> Result<(), CacheError> {
+    fn enforce_bounds(&self, db: &DB, st: &mut State, now_ms: u64) -> Result<(), CacheError> {
         let mut victims = Vec::new();
         let mut bytes = st.bytes;
         let (max_bytes, max_age_ms) = (self.max_bytes(), self.max_age_ms());
@@ -325,15 +410,15 @@ impl Cache {
             bytes -= m.bytes;
             victims.push(*m);
         }
-        self.drop_records(st, &victims, "cache full or data too old")
+        self.drop_records(db, st, &victims, "cache full or data too old")
     }
 
     /// Deletes `victims` (the oldest records) and counts their points as dropped.
-    fn drop_records(&self, st: &mut State, victims: &[RecordMeta], why: &str) -> Result<(), CacheError> {
+    fn drop_records(&self, db: &DB, st: &mut State, victims: &[RecordMeta], why: &str) -> Result<(), CacheError> {
         if victims.is_empty() {
             return Ok(());
         }
-        let cf = self.db.cf_handle(CF_OUTBOX).expect("outbox cf");
+        let cf = db.cf_handle(CF_OUTBOX).expect("outbox cf");
         let mut wb = WriteBatch::default();
         let mut pts = 0;
         for v in victims {
@@ -342,7 +427,7 @@ impl Cache {
         }
         let dropped = st.dropped_points + pts;
         wb.put(KEY_DROPPED, dropped.to_le_bytes());
-        self.db.write_opt(wb, &self.write_opts()).map_err(|e| self.db_err(e))?;
+        db.write_opt(wb, &self.write_opts()).map_err(|e| self.write_failed(e))?;
         for v in victims {
             st.forget(v.seq);
         }
@@ -354,8 +439,9 @@ impl Cache {
     /// Leaves `bytes` free on the cache's file system: below that, the oldest records go first
     /// (and their space is compacted back to the file system); below half of it, with nothing
     /// left to drop, a batch is refused (`DiskFull`) rather than written. RocksDB takes a failed
-    /// write as fatal until it is reopened (Debian's build even aborts the process), so the cache
-    /// must never be the one that meets the full disk. 0 turns it off.
+    /// write as fatal for its instance: the cache survives it by opening the files again
+    /// (`ensure_open`), but it is better never to be the one that meets the full disk. 0 turns
+    /// it off.
     pub fn keep_free(&self, bytes: u64) {
         self.keep_free.store(bytes, std::sync::atomic::Ordering::Relaxed);
     }
@@ -375,7 +461,7 @@ impl Cache {
     }
 
     /// Before writing `need` bytes: see `keep_free`.
-    fn make_room(&self, st: &mut State, need: u64) -> Result<(), CacheError> {
+    fn make_room(&self, db: &DB, st: &mut State, need: u64) -> Result<(), CacheError> {
         let keep = self.keep_free.load(std::sync::atomic::Ordering::Relaxed);
         if keep == 0 {
             return Ok(());
@@ -413,10 +499,10 @@ impl Cache {
             victims.push(*m);
         }
         if let (Some(first), Some(last)) = (victims.first().map(|m| m.seq), victims.last().map(|m| m.seq)) {
-            self.drop_records(st, &victims, "disk nearly full")?;
-            let cf = self.db.cf_handle(CF_OUTBOX).expect("outbox cf");
-            self.db.flush_cf(cf).map_err(|e| self.db_err(e))?;
-            self.db.compact_range_cf(cf, Some(first.to_be_bytes()), Some((last + 1).to_be_bytes()));
+            self.drop_records(db, st, &victims, "disk nearly full")?;
+            let cf = db.cf_handle(CF_OUTBOX).expect("outbox cf");
+            db.flush_cf(cf).map_err(|e| self.write_failed(e))?;
+            db.compact_range_cf(cf, Some(first.to_be_bytes()), Some((last + 1).to_be_bytes()));
         }
         let free = self.free_bytes().unwrap_or(u64::MAX);
         if free < floor + need {
@@ -428,7 +514,9 @@ impl Cache {
     /// Applies the age bound without a new append (call periodically).
     pub fn expire(&self, now_ms: u64) -> Result<(), CacheError> {
         let mut st = self.state.lock().expect("cache state");
-        self.enforce_bounds(&mut st, now_ms)
+        self.ensure_open(&mut st)?;
+        let db = self.db()?;
+        self.enforce_bounds(&db, &mut st, now_ms)
     }
 
     /// Up to `n` records in key order (oldest first) passing `filter`.
@@ -458,8 +546,9 @@ impl Cache {
 
     /// The batch bytes of a record.
     pub fn read(&self, seq: u64) -> Result<Option<Vec<u8>>, CacheError> {
-        let cf = self.db.cf_handle(CF_OUTBOX).expect("outbox cf");
-        let v = self.db.get_cf(cf, seq.to_be_bytes()).map_err(|e| self.db_err(e))?;
+        let db = self.db()?;
+        let cf = db.cf_handle(CF_OUTBOX).expect("outbox cf");
+        let v = db.get_cf(cf, seq.to_be_bytes()).map_err(|e| self.db_err(e))?;
         Ok(v.map(|v| {
             let h = v.first().copied().unwrap_or(HEADER_LEN) as usize;
             v[h.min(v.len())..].to_vec()
@@ -469,32 +558,36 @@ impl Cache {
     /// Deletes a delivered record. On a disk too full to write even that, it is only forgotten
     /// here: left on disk, it is sent again after a restart (a duplicate, never a loss).
     pub fn remove(&self, seq: u64) -> Result<(), CacheError> {
-        let cf = self.db.cf_handle(CF_OUTBOX).expect("outbox cf");
         let mut st = self.state.lock().expect("cache state");
         if self.below_floor().is_some() {
             st.forget(seq);
             return Ok(());
         }
+        self.ensure_open(&mut st)?;
+        let db = self.db()?;
+        let cf = db.cf_handle(CF_OUTBOX).expect("outbox cf");
         // Delivery acks need no fsync: a lost delete only means a duplicate after a power cut.
-        self.db.delete_cf(cf, seq.to_be_bytes()).map_err(|e| self.db_err(e))?;
+        db.delete_cf(cf, seq.to_be_bytes()).map_err(|e| self.write_failed(e))?;
         st.forget(seq);
         Ok(())
     }
 
     /// Moves a record the cloud keeps refusing out of the outbox, keeping it for inspection.
     pub fn dead_letter(&self, seq: u64) -> Result<(), CacheError> {
-        let cf = self.db.cf_handle(CF_OUTBOX).expect("outbox cf");
-        let dead = self.db.cf_handle(CF_DEAD).expect("dead cf");
         let mut st = self.state.lock().expect("cache state");
         if let Some(free) = self.below_floor() {
             let floor = self.keep_free.load(std::sync::atomic::Ordering::Relaxed) / 2;
             return Err(CacheError::DiskFull { dir: self.dir.clone(), free, floor });
         }
-        let Some(v) = self.db.get_cf(cf, seq.to_be_bytes()).map_err(|e| self.db_err(e))? else { return Ok(()) };
+        self.ensure_open(&mut st)?;
+        let db = self.db()?;
+        let cf = db.cf_handle(CF_OUTBOX).expect("outbox cf");
+        let dead = db.cf_handle(CF_DEAD).expect("dead cf");
+        let Some(v) = db.get_cf(cf, seq.to_be_bytes()).map_err(|e| self.db_err(e))? else { return Ok(()) };
         let mut wb = WriteBatch::default();
         wb.put_cf(dead, seq.to_be_bytes(), v);
         wb.delete_cf(cf, seq.to_be_bytes());
-        self.db.write_opt(wb, &self.write_opts()).map_err(|e| self.db_err(e))?;
+        db.write_opt(wb, &self.write_opts()).map_err(|e| self.write_failed(e))?;
         st.forget(seq);
         st.dead_records += 1;
         Ok(())
@@ -541,15 +634,18 @@ impl Cache {
 
     /// Bytes RocksDB really uses on disk for live data (SST files + memtables), for benchmarks.
     pub fn disk_bytes(&self) -> u64 {
-        let cf = self.db.cf_handle(CF_OUTBOX).expect("outbox cf");
-        let p = |name: &str| self.db.property_int_value_cf(cf, name).ok().flatten().unwrap_or(0);
+        let Ok(db) = self.db() else { return 0 };
+        let cf = db.cf_handle(CF_OUTBOX).expect("outbox cf");
+        let p = |name: &str| db.property_int_value_cf(cf, name).ok().flatten().unwrap_or(0);
         p("rocksdb.total-sst-files-size") + p("rocksdb.cur-size-all-mem-tables")
     }
 
     /// Flushes memtables to SST files (benchmarks measure compressed bytes on disk).
     pub fn flush(&self) -> Result<(), CacheError> {
-        let cf = self.db.cf_handle(CF_OUTBOX).expect("outbox cf");
-        self.db.flush_cf(cf).map_err(|e| self.db_err(e))
+        self.ensure_open(&mut self.state.lock().expect("cache state"))?;
+        let db = self.db()?;
+        let cf = db.cf_handle(CF_OUTBOX).expect("outbox cf");
+        db.flush_cf(cf).map_err(|e| self.write_failed(e))
     }
 }
 
@@ -557,35 +653,39 @@ impl Cache {
     /// Raises the persisted counters to a damaged cache's (sequence numbers are never reused).
     fn raise_counters(&self, next_seq: u64, dropped_points: u64) -> Result<(), CacheError> {
         let mut st = self.state.lock().expect("cache state");
+        self.ensure_open(&mut st)?;
         st.next_seq = st.next_seq.max(next_seq);
         st.dropped_points = st.dropped_points.max(dropped_points);
         let mut wb = WriteBatch::default();
         wb.put(KEY_NEXT_SEQ, st.next_seq.to_le_bytes());
         wb.put(KEY_DROPPED, st.dropped_points.to_le_bytes());
-        self.db.write_opt(wb, &self.write_opts()).map_err(|e| self.db_err(e))
+        self.db()?.write_opt(wb, &self.write_opts()).map_err(|e| self.write_failed(e))
     }
 
     /// Puts a checked record under its own sequence number (recovery); written with the
     /// counters so the fresh cache carries them from its first record. False when it is there.
     fn put_restored(&self, meta: RecordMeta, value: &[u8]) -> Result<bool, CacheError> {
-        let cf = self.db.cf_handle(CF_OUTBOX).expect("outbox cf");
         let mut st = self.state.lock().expect("cache state");
         if st.index.contains_key(&meta.seq) {
             return Ok(false);
         }
+        self.ensure_open(&mut st)?;
+        let db = self.db()?;
+        let cf = db.cf_handle(CF_OUTBOX).expect("outbox cf");
         st.next_seq = st.next_seq.max(meta.seq + 1);
         let mut wb = WriteBatch::default();
         wb.put_cf(cf, meta.seq.to_be_bytes(), value);
         wb.put(KEY_NEXT_SEQ, st.next_seq.to_le_bytes());
         wb.put(KEY_DROPPED, st.dropped_points.to_le_bytes());
-        self.db.write_opt(wb, &self.write_opts()).map_err(|e| self.db_err(e))?;
+        db.write_opt(wb, &self.write_opts()).map_err(|e| self.write_failed(e))?;
         st.insert(meta);
         Ok(true)
     }
 
     /// Makes everything written so far durable, whatever the sync policy.
     fn flush_wal(&self) -> Result<(), CacheError> {
-        self.db.flush_wal(true).map_err(|e| self.db_err(e))
+        self.ensure_open(&mut self.state.lock().expect("cache state"))?;
+        self.db()?.flush_wal(true).map_err(|e| self.write_failed(e))
     }
 }
 

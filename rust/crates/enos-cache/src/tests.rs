@@ -123,8 +123,9 @@ fn data_stamped_with_an_unset_clock_is_never_too_old() {
         v.extend_from_slice(&0u64.to_le_bytes());
         v.extend_from_slice(&9000u64.to_le_bytes());
         v.extend_from_slice(&batch("d", 10, 0));
-        let cf = c.db.cf_handle(CF_OUTBOX).unwrap();
-        c.db.put_cf(cf, 10u64.to_be_bytes(), v).unwrap();
+        let db = c.db().unwrap();
+        let cf = db.cf_handle(CF_OUTBOX).unwrap();
+        db.put_cf(cf, 10u64.to_be_bytes(), v).unwrap();
     }
     let c = Cache::open(dir.path(), 1 << 30, 60_000, Sync::Never).unwrap();
     let metas = c.oldest(10, |_| true);
@@ -154,7 +155,7 @@ fn a_newer_compatible_schema_is_read_and_an_incompatible_one_refused_untouched()
         let c = Cache::open(dir.path(), 1 << 30, 0, Sync::Always).unwrap();
         c.append(&batch("d", 10, 0), 1).unwrap();
         // What a future release (schema 3, still readable by schema 1 readers) leaves behind.
-        c.db.put(KEY_SCHEMA, 3u64.to_le_bytes()).unwrap();
+        c.db().unwrap().put(KEY_SCHEMA, 3u64.to_le_bytes()).unwrap();
         // ...with a record whose header grew by 4 bytes the old reader must skip.
         let mut v = vec![HEADER_V1_LEN as u8 + 4, 2];
         v.extend_from_slice(&7u64.to_le_bytes());
@@ -163,14 +164,15 @@ fn a_newer_compatible_schema_is_read_and_an_incompatible_one_refused_untouched()
         v.extend_from_slice(&9000u64.to_le_bytes());
         v.extend_from_slice(&[0xAA; 4]);
         v.extend_from_slice(&batch("d", 10, 0));
-        let cf = c.db.cf_handle(CF_OUTBOX).unwrap();
-        c.db.put_cf(cf, 2u64.to_be_bytes(), v).unwrap();
+        let db = c.db().unwrap();
+        let cf = db.cf_handle(CF_OUTBOX).unwrap();
+        db.put_cf(cf, 2u64.to_be_bytes(), v).unwrap();
     }
     {
         let c = Cache::open(dir.path(), 1 << 30, 0, Sync::Always).expect("schema 3 with compat 1 opens");
         assert_eq!(c.stats().records, 2);
         assert_eq!(c.read(2).unwrap().unwrap(), batch("d", 10, 0), "extended header skipped");
-        c.db.put(KEY_COMPAT, 3u64.to_le_bytes()).unwrap();
+        c.db().unwrap().put(KEY_COMPAT, 3u64.to_le_bytes()).unwrap();
     }
     let e = Cache::open(dir.path(), 1 << 30, 0, Sync::Always).err().expect("compat 3 is refused");
     assert!(e.to_string().contains("written by schema 3 (needs a reader of schema 3); this release reads schema 2"), "{e}");
@@ -183,9 +185,9 @@ fn a_newer_compatible_schema_is_read_and_an_incompatible_one_refused_untouched()
 
 /// What schema 1 left on disk: records, no `next_seq`.
 fn downgrade_to_schema_1(c: &Cache) {
-    c.db.put(KEY_SCHEMA, 1u64.to_le_bytes()).unwrap();
-    c.db.put(KEY_COMPAT, 1u64.to_le_bytes()).unwrap();
-    c.db.delete(KEY_NEXT_SEQ).unwrap();
+    c.db().unwrap().put(KEY_SCHEMA, 1u64.to_le_bytes()).unwrap();
+    c.db().unwrap().put(KEY_COMPAT, 1u64.to_le_bytes()).unwrap();
+    c.db().unwrap().delete(KEY_NEXT_SEQ).unwrap();
 }
 
 #[test]
@@ -246,5 +248,5 @@ fn a_schema_1_database_without_records_migrates_and_starts_at_1() {
 }
 
 fn read_u64(c: &Cache, k: &[u8]) -> Option<u64> {
-    c.db.get(k).unwrap().map(|v| u64::from_le_bytes(v.as_slice().try_into().unwrap()))
+    c.db().unwrap().get(k).unwrap().map(|v| u64::from_le_bytes(v.as_slice().try_into().unwrap()))
 }

@@ -255,7 +255,6 @@ async fn a_failing_cloud_is_waited_out_and_only_data_it_calls_wrong_is_set_aside
     wait_for(30, "a value served after the refusals", || e.received().iter().any(|r| r.0 > last).then_some(())).await;
 }
 
-/// A tmpfs mounted for a test, detached when dropped (even with files still open in it).
 /// The data partition fills up under the uplink (its cache on a 48 MiB tmpfs that another
 /// program fills): the uplink keeps running and says so, the collector holds what cannot be
 /// stored, and once space returns everything served reaches the cloud. Needs root (mount).
