@@ -8,6 +8,7 @@ use enos_testkit::cloud_sim::CloudSim;
 use enos_testkit::harness::{spawn_service, Bus, Mosquitto, Proc};
 use enos_testkit::modbus_sim::SimServer;
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 #[derive(Parser)]
@@ -55,6 +56,20 @@ struct Args {
     /// registration).
     #[arg(long)]
     sync: bool,
+    /// Only the soak: the end-to-end load (--devices x --points every --interval-ms) for
+    /// --minutes, the broker stopped for --outage-s once every --cycle-s; per cycle the services'
+    /// RSS, open files and the cache's disk use, which must stay flat.
+    #[arg(long)]
+    soak: bool,
+    /// The soak's length.
+    #[arg(long, default_value_t = 60)]
+    minutes: u64,
+    /// One soak cycle: live data, an outage, the backlog drained, live data again.
+    #[arg(long, default_value_t = 300)]
+    cycle_s: u64,
+    /// The outage in each soak cycle.
+    #[arg(long, default_value_t = 60)]
+    outage_s: u64,
 }
 
 struct Table(Vec<(String, String)>);
@@ -156,6 +171,12 @@ async fn main() {
         return print_table(&t);
     }
 
+    if a.soak {
+        let mut e = end_to_end(&a).await;
+        soak(&a, &mut t, &mut e).await;
+        return print_table(&t);
+    }
+
     // --- in process: codec and cache ---
     let (bytes, n) = realistic_batch(1000, 10, 1_700_000_000_000, 1);
     t.row("batch encoding, realistic floats (1000 points x 10 polls)", format!("{:.2} bytes/point", bytes.len() as f64 / n as f64));
@@ -240,55 +261,7 @@ async fn main() {
     }
 
     // --- end to end ---
-    let dir = tempfile::tempdir().unwrap();
-    let bus = Bus::start(dir.path());
-    let mut broker = Mosquitto::start(dir.path());
-    let cloud = CloudSim::start(broker.port, HashMap::from([("gw".to_string(), "s".to_string())])).await;
-    cloud.with(|r| r.drop_points = true);
-    let mut sims = Vec::new();
-    let mut coll = String::from("[push]\ninterval_ms = 200\n");
-    let mut upl = format!(
-        "[cloud]\nuri = \"{}\"\nallow_plain = true\nproduct_key = \"pk\"\ndevice_key = \"gw\"\ndevice_secret = \"s\"\nmax_in_flight = 100\n[cache]\ndir = \"{}\"\n[sender]\nresume_after_s = 5\n[health]\ninterval_s = 0\n",
-        cloud.uri(),
-        dir.path().join("cache").display()
-    );
-    let regs = a.points; // one register per point: half u16, half... keep u16 scaled for volume
-    let mut csv = String::from("name,area,address,type,scale,group,access\n");
-    for p in 0..regs {
-        csv.push_str(&format!("P{p:04},holding,{p},u16,0.1,default,rw\n"));
-    }
-    std::fs::write(dir.path().join("points.csv"), csv).unwrap();
-    for d in 0..a.devices {
-        let sim = SimServer::start(1).await;
-        coll.push_str(&format!(
-            "[[device]]\nid = \"dev{d:02}\"\nprotocol = \"modbus-tcp\"\naddress = \"{}\"\npoll_groups = [{{ name = \"default\", interval_ms = {} }}]\npoints_csv = \"points.csv\"\nmax_gap = 0\n",
-            sim.addr, a.interval_ms
-        ));
-        upl.push_str(&format!(
-            "[[sub_device]]\ndevice = \"dev{d:02}\"\nproduct_key = \"pkD\"\ndevice_key = \"dev{d:02}\"\ndevice_secret = \"x\"\n"
-        ));
-        sims.push(sim);
-    }
-    std::fs::write(dir.path().join("collector.toml"), &coll).unwrap();
-    std::fs::write(dir.path().join("uplink.toml"), upl).unwrap();
-    // the field moves: every register drifts a little every 100 ms
-    let states: Vec<_> = sims.iter().map(|s| s.dev.state.clone()).collect();
-    tokio::spawn(async move {
-        let mut k = 0u64;
-        loop {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            k += 1;
-            for (d, st) in states.iter().enumerate() {
-                let mut s = st.lock().unwrap();
-                for p in 0..regs as u16 {
-                    let v = 2300 + ((k + p as u64 * 7 + d as u64) % 11) as u16;
-                    s.holding.insert(p, v);
-                }
-            }
-        }
-    });
-    let log = dir.path().join("services.log");
-    let (cfg_c, cfg_u) = (dir.path().join("collector.toml"), dir.path().join("uplink.toml"));
+    let EndToEnd { dir, bus, mut broker, cloud, sims, coll, cfg_c, cfg_u, log } = end_to_end(&a).await;
     if a.ceiling {
         let uplink = spawn_service("enos-uplink", &cfg_u, &bus.address, &log);
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -798,6 +771,234 @@ async fn ceiling(a: &Args, t: &mut Table, coll: &str, cfg: &std::path::Path, bus
             p.rss.last().unwrap_or(&0)
         ),
     );
+}
+
+/// The end-to-end set-up: `a.devices` Modbus TCP simulators of `a.points` registers each that
+/// drift every 100 ms, a bus, a broker, the cloud simulator, and both services' configurations
+/// (the services are not started).
+struct EndToEnd {
+    dir: tempfile::TempDir,
+    bus: Bus,
+    broker: Mosquitto,
+    cloud: CloudSim,
+    sims: Vec<SimServer>,
+    coll: String,
+    cfg_c: PathBuf,
+    cfg_u: PathBuf,
+    log: PathBuf,
+}
+
+async fn end_to_end(a: &Args) -> EndToEnd {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = Bus::start(dir.path());
+    let broker = Mosquitto::start(dir.path());
+    let cloud = CloudSim::start(broker.port, HashMap::from([("gw".to_string(), "s".to_string())])).await;
+    cloud.with(|r| r.drop_points = true);
+    let mut sims = Vec::new();
+    let mut coll = String::from("[push]\ninterval_ms = 200\n");
+    let mut upl = format!(
+        "[cloud]\nuri = \"{}\"\nallow_plain = true\nproduct_key = \"pk\"\ndevice_key = \"gw\"\ndevice_secret = \"s\"\nmax_in_flight = 100\n[cache]\ndir = \"{}\"\n[sender]\nresume_after_s = 5\n[health]\ninterval_s = 0\n",
+        cloud.uri(),
+        dir.path().join("cache").display()
+    );
+    let regs = a.points; // one register per point: half u16, half... keep u16 scaled for volume
+    let mut csv = String::from("name,area,address,type,scale,group,access\n");
+    for p in 0..regs {
+        csv.push_str(&format!("P{p:04},holding,{p},u16,0.1,default,rw\n"));
+    }
+    std::fs::write(dir.path().join("points.csv"), csv).unwrap();
+    for d in 0..a.devices {
+        let sim = SimServer::start(1).await;
+        coll.push_str(&format!(
+            "[[device]]\nid = \"dev{d:02}\"\nprotocol = \"modbus-tcp\"\naddress = \"{}\"\npoll_groups = [{{ name = \"default\", interval_ms = {} }}]\npoints_csv = \"points.csv\"\nmax_gap = 0\n",
+            sim.addr, a.interval_ms
+        ));
+        upl.push_str(&format!(
+            "[[sub_device]]\ndevice = \"dev{d:02}\"\nproduct_key = \"pkD\"\ndevice_key = \"dev{d:02}\"\ndevice_secret = \"x\"\n"
+        ));
+        sims.push(sim);
+    }
+    std::fs::write(dir.path().join("collector.toml"), &coll).unwrap();
+    std::fs::write(dir.path().join("uplink.toml"), upl).unwrap();
+    // the field moves: every register drifts a little every 100 ms
+    let states: Vec<_> = sims.iter().map(|s| s.dev.state.clone()).collect();
+    tokio::spawn(async move {
+        let mut k = 0u64;
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            k += 1;
+            for (d, st) in states.iter().enumerate() {
+                let mut s = st.lock().unwrap();
+                for p in 0..regs as u16 {
+                    let v = 2300 + ((k + p as u64 * 7 + d as u64) % 11) as u16;
+                    s.holding.insert(p, v);
+                }
+            }
+        }
+    });
+    let log = dir.path().join("services.log");
+    let (cfg_c, cfg_u) = (dir.path().join("collector.toml"), dir.path().join("uplink.toml"));
+    EndToEnd { dir, bus, broker, cloud, sims, coll, cfg_c, cfg_u, log }
+}
+
+/// Open file descriptors of a process.
+fn open_files(pid: u32) -> u64 {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count() as u64).unwrap_or(0)
+}
+
+/// Bytes a directory's files take on disk (allocated blocks, so preallocated logs count).
+fn disk_use(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .filter_map(|e| e.ok())
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => disk_use(&e.path()),
+            Ok(m) => m.blocks() * 512,
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// What one soak cycle leaves: figures at its end (live, the backlog drained) and its highest.
+struct SoakCycle {
+    rss: (u64, u64),
+    rss_max: (u64, u64),
+    files: (u64, u64),
+    files_max: (u64, u64),
+    disk: u64,
+    disk_max: u64,
+    backlog: u64,
+    drain_s: f64,
+}
+
+/// The soak (`--soak`): `--minutes` of the end-to-end load in cycles of `--cycle-s`, each with
+/// the broker stopped for `--outage-s` in its middle. Prints a row per cycle; the table compares
+/// the first cycles' end with the last ones'. A cycle compresses a day's outage pattern: each
+/// outage builds a backlog of `--outage-s` of live data, which drains beside live data.
+async fn soak(a: &Args, t: &mut Table, e: &mut EndToEnd) {
+    let cache_dir = e.dir.path().join("cache");
+    let mut uplink = spawn_service("enos-uplink", &e.cfg_u, &e.bus.address, &e.log);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut collector = spawn_service("enos-collector", &e.cfg_c, &e.bus.address, &e.log);
+    let pids = |c: &Proc, u: &Proc| (c.child.as_ref().map(|c| c.id()).unwrap_or(0), u.child.as_ref().map(|c| c.id()).unwrap_or(0));
+    let (pc, pu) = pids(&collector, &uplink);
+    let rate = (a.devices * a.points * 1000 / a.interval_ms as usize) as u64;
+    let bus = e.bus.address.clone();
+    let status = move || -> enos_bus::UplinkStatus {
+        let (_, out, _) = enos_testkit::harness::run_tool("enosctl", &["--json", "status"], &bus);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+        serde_json::from_value(v["uplink"].clone()).unwrap_or_default()
+    };
+    tokio::time::sleep(Duration::from_secs(10)).await; // warm up
+    t.row("soak: offered load", format!("{} devices x {} points every {} ms = {rate} points/s", a.devices, a.points, a.interval_ms));
+    t.row("soak: cycles", format!("{} s each, the broker stopped for {} s in the middle", a.cycle_s, a.outage_s));
+    let cycles = (a.minutes * 60 / a.cycle_s).max(1);
+    let (start, acked0, cpu0) = (Instant::now(), e.cloud.with(|r| r.points_total), pid_stat(pc).1 + pid_stat(pu).1);
+    let mut done: Vec<SoakCycle> = Vec::new();
+    println!("| cycle | minutes | acknowledged (M points) | backlog at the outage's end | drain (s) | RSS collector / uplink at the end, KiB (highest) | open files collector / uplink (highest) | cache on disk at the end, MiB (highest) |");
+    println!("|---:|---:|---:|---:|---:|---|---|---|");
+    for n in 0..cycles {
+        let t0 = Instant::now();
+        let mut c =
+            SoakCycle { rss: (0, 0), rss_max: (0, 0), files: (0, 0), files_max: (0, 0), disk: 0, disk_max: 0, backlog: 0, drain_s: 0.0 };
+        let mut look = |c: &mut SoakCycle| {
+            c.rss = (pid_stat(pc).0, pid_stat(pu).0);
+            c.files = (open_files(pc), open_files(pu));
+            c.disk = disk_use(&cache_dir);
+            c.rss_max = (c.rss_max.0.max(c.rss.0), c.rss_max.1.max(c.rss.1));
+            c.files_max = (c.files_max.0.max(c.files.0), c.files_max.1.max(c.files.1));
+            c.disk_max = c.disk_max.max(c.disk);
+        };
+        // Looks every 5 s until `until` (from the cycle's start): the phases' own clock.
+        async fn phase(t0: Instant, until: Duration, c: &mut SoakCycle, look: &mut impl FnMut(&mut SoakCycle)) {
+            while t0.elapsed() < until {
+                look(c);
+                tokio::time::sleep(Duration::from_secs(5).min(until.saturating_sub(t0.elapsed()))).await;
+            }
+        }
+        let off = Duration::from_secs(a.cycle_s.saturating_sub(a.outage_s) / 2);
+        phase(t0, off, &mut c, &mut look).await;
+        e.broker.stop();
+        phase(t0, off + Duration::from_secs(a.outage_s), &mut c, &mut look).await;
+        c.backlog = status().cache.points;
+        e.broker.restart();
+        let back = Instant::now();
+        // drained: no more than a second of live data left in the cache
+        while status().cache.points > rate && t0.elapsed() < Duration::from_secs(a.cycle_s) {
+            look(&mut c);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        c.drain_s = back.elapsed().as_secs_f64();
+        phase(t0, Duration::from_secs(a.cycle_s), &mut c, &mut look).await;
+        look(&mut c);
+        let acked = e.cloud.with(|r| r.points_total) - acked0;
+        println!(
+            "| {} | {:.1} | {:.1} | {} | {:.1} | {} / {} ({} / {}) | {} / {} ({} / {}) | {:.1} ({:.1}) |",
+            n + 1,
+            start.elapsed().as_secs_f64() / 60.0,
+            acked as f64 / 1e6,
+            c.backlog,
+            c.drain_s,
+            c.rss.0,
+            c.rss.1,
+            c.rss_max.0,
+            c.rss_max.1,
+            c.files.0,
+            c.files.1,
+            c.files_max.0,
+            c.files_max.1,
+            c.disk as f64 / 1048576.0,
+            c.disk_max as f64 / 1048576.0
+        );
+        done.push(c);
+        if !collector.is_running() || !uplink.is_running() {
+            t.row("soak: a service stopped", format!("in cycle {}; log: {}", n + 1, e.log.display()));
+            break;
+        }
+    }
+    let el = start.elapsed().as_secs_f64();
+    let acked = e.cloud.with(|r| r.points_total) - acked0;
+    let st = status();
+    t.row(
+        "soak: length, acknowledged by the cloud",
+        format!(
+            "{:.0} min, {:.1} M points ({:.0} points/s on average, outages included)",
+            el / 60.0,
+            acked as f64 / 1e6,
+            acked as f64 / el
+        ),
+    );
+    t.row(
+        "soak: dropped by the cache / dead letters / left in the cache",
+        format!("{} / {} / {} points", st.cache.dropped_points, st.cache.dead_letter_records, st.cache.points),
+    );
+    let cpu = (pid_stat(pc).1 + pid_stat(pu).1 - cpu0) / el;
+    t.row("soak: CPU, collector + uplink", format!("{:.2} cores", cpu));
+    // The first third of the cycles against the last third, at each cycle's end.
+    let third = (done.len() / 3).max(1);
+    let mean = |v: &[SoakCycle], f: &dyn Fn(&SoakCycle) -> u64| v.iter().map(f).sum::<u64>() as f64 / v.len().max(1) as f64;
+    let (first, last) = (&done[..third.min(done.len())], &done[done.len().saturating_sub(third)..]);
+    let compare = |f: &dyn Fn(&SoakCycle) -> u64, max: &dyn Fn(&SoakCycle) -> u64, unit: &str, scale: f64| {
+        let (a, b) = (mean(first, f) / scale, mean(last, f) / scale);
+        let top = done.iter().map(max).max().unwrap_or(0) as f64 / scale;
+        format!("{a:.1} -> {b:.1} {unit} ({:+.1} %), highest {top:.1} {unit}", if a > 0.0 { (b - a) / a * 100.0 } else { 0.0 })
+    };
+    t.row(
+        "soak: collector RSS, first third -> last third of the cycles, at their end",
+        compare(&|c| c.rss.0, &|c| c.rss_max.0, "MiB", 1024.0),
+    );
+    t.row("soak: uplink RSS, first third -> last third", compare(&|c| c.rss.1, &|c| c.rss_max.1, "MiB", 1024.0));
+    t.row("soak: open files collector, first third -> last third", compare(&|c| c.files.0, &|c| c.files_max.0, "", 1.0));
+    t.row("soak: open files uplink, first third -> last third", compare(&|c| c.files.1, &|c| c.files_max.1, "", 1.0));
+    t.row("soak: cache on disk, first third -> last third", compare(&|c| c.disk, &|c| c.disk_max, "MiB", 1048576.0));
+    let mut drains: Vec<u64> = done.iter().map(|c| (c.drain_s * 10.0) as u64).collect();
+    t.row(
+        "soak: backlog drain after an outage, p50 / highest",
+        format!("{:.1} / {:.1} s", pct(&mut drains, 0.5) as f64 / 10.0, pct(&mut drains, 1.0) as f64 / 10.0),
+    );
+    collector.terminate();
+    uplink.terminate();
 }
 
 fn print_table(t: &Table) {
