@@ -305,8 +305,14 @@ async fn poll_group(
     let mut strikes: HashMap<(Area, u16, u16), u32> = HashMap::new();
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut first = true;
     loop {
-        tick.tick().await;
+        let started = tick.tick().await;
+        if std::mem::take(&mut first) {
+            // The first poll at once; the next ones at this group's own phase within the interval.
+            let at = phase(&dev.id, &group, every);
+            tick.reset_at(started + if at >= every / 2 { at } else { at + every });
+        }
         // One timestamp per cycle: the acquisition time of the whole group.
         let ts = now_ms();
         let was_offline = dev.is_offline();
@@ -349,6 +355,19 @@ async fn poll_group(
             return;
         }
     }
+}
+
+/// Where in `every` a group's polls fall after its first (the second poll comes half an interval
+/// to one and a half after the first): spread by the device's and the group's names, the same at
+/// every start. Devices started together with the same interval would otherwise poll, and hand
+/// on their samples, in the same instant, every time: the collector would hold all their samples
+/// at once, and the uplink would get them as one burst.
+fn phase(device: &str, group: &str, every: Duration) -> Duration {
+    use std::hash::{Hash, Hasher};
+    // SipHash with fixed keys: the same phase at every start of this build.
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (device, group).hash(&mut h);
+    every.mul_f64((h.finish() % 10_000) as f64 / 10_000.0)
 }
 
 async fn on_demand_read(by_id: &HashMap<String, Arc<Device>>, device: &str, points: &[String]) -> Result<Vec<PointReading>, String> {
@@ -421,5 +440,26 @@ async fn write(dev: &Device, point: &str, value: &serde_json::Value) -> WriteOut
     match dev.link.call(unit, op, tmo, retries, &dev.counters).await {
         Ok(_) => WriteOutcome::ok(),
         Err(e) => failure_of(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::phase;
+    use std::time::Duration;
+
+    #[test]
+    fn groups_started_together_poll_at_their_own_phases_the_same_at_every_start() {
+        let every = Duration::from_secs(1);
+        let at: Vec<Duration> = (0..100).map(|d| phase(&format!("m{d:03}"), "default", every)).collect();
+        assert!(at.iter().all(|p| *p < every));
+        assert_eq!(at, (0..100).map(|d| phase(&format!("m{d:03}"), "default", every)).collect::<Vec<_>>(), "the same at every start");
+        // 100 devices over ten tenths of the interval: none holds more than a quarter of them
+        let mut tenths = [0; 10];
+        for p in &at {
+            tenths[(p.as_millis() / 100) as usize] += 1;
+        }
+        assert!(tenths.iter().all(|n| *n <= 25), "spread over the interval: {tenths:?}");
+        assert_ne!(phase("m000", "fast", every), phase("m000", "slow", every), "a device's groups have their own phases");
     }
 }
