@@ -111,10 +111,14 @@ impl CollectorConfig {
                 let path = dir.join(csv);
                 let text = read_file(&path)?;
                 let table = |errors| ConfigError::PointTable { file: path.clone(), errors };
-                let rows = points_csv::parse(d.protocol(), &text).map_err(table)?;
-                d.proto
-                    .extend_points(rows)
-                    .map_err(|reason| table(vec![enos_config::RowError { line: 0, column: String::new(), reason }]))?;
+                let mut added = Ok(());
+                points_csv::parse_each(d.protocol(), &text, |row| {
+                    if added.is_ok() {
+                        added = d.proto.push_point(row);
+                    }
+                })
+                .map_err(table)?;
+                added.map_err(|reason| table(vec![enos_config::RowError { line: 0, column: String::new(), reason }]))?;
             }
         }
         cfg.findings().into_result(file)?;

@@ -220,19 +220,22 @@ impl ProtocolConfig {
     /// Appends points given as JSON documents (a CSV table's rows); the first that is not a point
     /// of this protocol is the error, in words.
     pub fn extend_points(&mut self, rows: Vec<serde_json::Value>) -> Result<(), String> {
-        fn add<A: serde::de::DeserializeOwned>(to: &mut Vec<Point<A>>, rows: Vec<serde_json::Value>) -> Result<(), String> {
-            for r in rows {
-                to.push(doc::read(r)?);
-            }
+        rows.into_iter().try_for_each(|r| self.push_point(r))
+    }
+
+    /// Adds one point given as its document (a CSV row).
+    pub fn push_point(&mut self, row: serde_json::Value) -> Result<(), String> {
+        fn add<A: serde::de::DeserializeOwned>(to: &mut Vec<Point<A>>, row: serde_json::Value) -> Result<(), String> {
+            to.push(doc::read(row)?);
             Ok(())
         }
         match self {
-            ProtocolConfig::ModbusTcp(m) | ProtocolConfig::ModbusRtu(m) | ProtocolConfig::ModbusRtuOverTcp(m) => add(&mut m.points, rows),
-            ProtocolConfig::Iec104(d) => add(&mut d.points, rows),
-            ProtocolConfig::Dlt645(d) => add(&mut d.points, rows),
-            ProtocolConfig::Dnp3(d) => add(&mut d.points, rows),
-            ProtocolConfig::Opcua(d) => add(&mut d.points, rows),
-            ProtocolConfig::Plugin(d) => add(&mut d.points, rows),
+            ProtocolConfig::ModbusTcp(m) | ProtocolConfig::ModbusRtu(m) | ProtocolConfig::ModbusRtuOverTcp(m) => add(&mut m.points, row),
+            ProtocolConfig::Iec104(d) => add(&mut d.points, row),
+            ProtocolConfig::Dlt645(d) => add(&mut d.points, row),
+            ProtocolConfig::Dnp3(d) => add(&mut d.points, row),
+            ProtocolConfig::Opcua(d) => add(&mut d.points, row),
+            ProtocolConfig::Plugin(d) => add(&mut d.points, row),
         }
     }
 

@@ -1,33 +1,44 @@
-//! What the drivers of spontaneous protocols (IEC 104, DNP3; OPC UA to adopt it) share for the
-//! engine's on-demand requests. Their values arrive when the device sends them, so a read answers
-//! the latest value of each point, kept here as it is forwarded; a write first finds its point
-//! and the point's command, refusing in the same words for every protocol.
+//! What the drivers of spontaneous protocols (IEC 104, DNP3, OPC UA) share for the engine's
+//! on-demand requests. Their values arrive when the device sends them, so a read answers the
+//! latest value of each point, kept here as it is forwarded; a write first finds its point and
+//! the point's command, refusing in the same words for every protocol.
 
-use enos_batch::{Flags, Quality};
+use enos_batch::{Flags, Quality, Value};
 use enos_collector_config::{Access, Point};
 use enos_model::device::{PointReading, WriteFailure, WriteOutcome};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The latest reading of each configured point of one device (by the point's index).
-pub struct Latest(Vec<Option<PointReading>>);
+///
+/// Kept compact (64 bytes a point, nothing allocated for a number): a device can have 10,000
+/// points, and a full `PointReading` (its name copied, its flags in words) cost about three
+/// times that per point for as long as the collector runs. Readings are made when asked.
+pub struct Latest(Vec<Option<Reading>>);
+
+struct Reading {
+    value: Value,
+    ts_ms: u64,
+    /// Why the value is not good, in words (the device's own status, a refusal).
+    note: Option<Box<str>>,
+    quality: Quality,
+    flags: Flags,
+}
 
 impl Latest {
     pub fn new(points: usize) -> Self {
-        Latest(vec![None; points])
+        Latest(std::iter::repeat_with(|| None).take(points).collect())
     }
 
-    pub fn get(&self, point: usize) -> Option<&PointReading> {
-        self.0[point].as_ref()
+    /// The time of the point's latest reading.
+    pub fn ts_ms(&self, point: usize) -> Option<u64> {
+        self.0[point].as_ref().map(|r| r.ts_ms)
     }
 
-    pub fn set(&mut self, point: usize, r: PointReading) {
-        self.0[point] = Some(r);
-    }
-
-    /// Keeps what is being forwarded as the point's latest reading.
-    pub fn record(&mut self, point: usize, name: &str, value: &enos_batch::Value, quality: Quality, ts_ms: u64, flags: Flags) {
-        let flags = flags.names().into_iter().map(String::from).collect();
-        self.set(point, PointReading { point: name.into(), value: value.clone(), quality, ts_ms, error: None, flags });
+    /// Keeps what is being forwarded as the point's latest reading; `note` says why it is not
+    /// good, when the device said more than the quality.
+    pub fn record(&mut self, point: usize, value: &Value, quality: Quality, ts_ms: u64, flags: Flags, note: Option<String>) {
+        let note = note.map(String::into_boxed_str);
+        self.0[point] = Some(Reading { value: value.clone(), ts_ms, note, quality, flags });
     }
 
     /// A read of `device`: the latest value of each point asked (all when none are named), in
@@ -44,14 +55,25 @@ impl Latest {
         Ok(which
             .into_iter()
             .map(|i| {
-                self.0[i].clone().unwrap_or_else(|| PointReading {
-                    point: points[i].meta.name.to_string(),
-                    value: enos_batch::Value::Null,
-                    quality: Quality::CommFailure,
-                    ts_ms: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
-                    error: Some(not_yet.into()),
-                    flags: Vec::new(),
-                })
+                let point = points[i].meta.name.to_string();
+                match &self.0[i] {
+                    Some(r) => PointReading {
+                        point,
+                        value: r.value.clone(),
+                        quality: r.quality,
+                        ts_ms: r.ts_ms,
+                        error: r.note.as_deref().map(String::from),
+                        flags: r.flags.names().into_iter().map(String::from).collect(),
+                    },
+                    None => PointReading {
+                        point,
+                        value: Value::Null,
+                        quality: Quality::CommFailure,
+                        ts_ms: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
+                        error: Some(not_yet.into()),
+                        flags: Vec::new(),
+                    },
+                }
             })
             .collect())
     }
@@ -90,15 +112,16 @@ mod tests {
     fn a_read_answers_the_latest_values_and_a_write_finds_its_command() {
         let points = [point("a", Access::R, None), point("b", Access::Rw, Some(7)), point("c", Access::R, Some(7))];
         let mut latest = Latest::new(points.len());
+        latest.record(1, &Value::Int(5), Quality::Doubtful, 1, Flags::SUBSTITUTED, Some("why".into()));
         let r = PointReading {
             point: "b".into(),
-            value: enos_batch::Value::Int(5),
-            quality: Quality::Good,
+            value: Value::Int(5),
+            quality: Quality::Doubtful,
             ts_ms: 1,
-            error: None,
-            flags: vec![],
+            error: Some("why".into()),
+            flags: vec!["substituted".into()],
         };
-        latest.set(1, r.clone());
+        assert_eq!((latest.ts_ms(1), latest.ts_ms(0)), (Some(1), None));
         let got = latest.read("d", &points, &["b".into(), "a".into()], "not yet").unwrap();
         assert_eq!((got[0].clone(), got[1].quality, got[1].error.as_deref()), (r, Quality::CommFailure, Some("not yet")));
         assert_eq!(latest.read("d", &points, &[], "").unwrap().len(), 3);

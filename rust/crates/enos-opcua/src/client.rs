@@ -3,7 +3,8 @@
 use crate::order::{lock, Deliver, Ordered, Shared};
 use crate::{pki, status::words, Error};
 use futures::StreamExt;
-use opcua::client::{ClientBuilder, IdentityToken, Session, SessionConnectMode, SessionPollResult};
+use opcua::client::services::CreateMonitoredItems;
+use opcua::client::{ClientBuilder, IdentityToken, Session, SessionConnectMode, SessionPollResult, UARequest};
 use opcua::crypto::{CertificateStore, SecurityPolicy};
 use opcua::types::{
     AttributeId, DataChangeFilter, DataChangeTrigger, DataValue, ExtensionObject, MessageSecurityMode, MonitoredItemCreateRequest,
@@ -76,10 +77,23 @@ pub struct Item {
     pub deadband: Option<Deadband>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SubscriptionSpec {
     pub publishing_interval: Duration,
-    pub items: Vec<Item>,
+    pub items: Arc<dyn Items>,
+}
+
+/// The monitored items of a subscription, each made when the subscription is made (at every
+/// new session), so that the caller keeps its nodes in one place and no copy is held here for
+/// the session's life (the collector: its configuration; 10,000 items held as [`Item`]s were
+/// 1 MB, twice).
+pub trait Items: Send + Sync {
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The item at `index` (`0..len`), or why there is none (reported as the item refused).
+    fn item(&self, index: usize) -> Result<Item, String>;
 }
 
 #[derive(Debug)]
@@ -114,7 +128,7 @@ impl Client {
     /// its event loop; the subscriptions are made at the first connect and kept by async-opcua
     /// across breaks. Fails only when there is no server to talk to or no matching endpoint
     /// (the caller tries again); everything later arrives as [`Event`]s.
-    pub async fn connect(s: &Settings, subs: Vec<SubscriptionSpec>) -> Result<(Client, mpsc::UnboundedReceiver<Event>), Error> {
+    pub async fn connect(s: &Settings, subs: Arc<[SubscriptionSpec]>) -> Result<(Client, mpsc::UnboundedReceiver<Event>), Error> {
         // off the runtime: making the gateway's RSA key takes seconds (tens in a debug build),
         // during which a worker thread of the collector served no D-Bus call (the web center's
         // calls timed out while a new OPC UA device connected for the first time)
@@ -262,13 +276,12 @@ async fn resolve(session: &Session, node: &NodeId, namespace_uri: Option<&str>) 
 async fn pump(
     session: Arc<Session>,
     event_loop: opcua::client::SessionEventLoop<opcua::client::transport::TcpConnector>,
-    subs: Vec<SubscriptionSpec>,
+    subs: Arc<[SubscriptionSpec]>,
     tx: mpsc::UnboundedSender<Event>,
     server: Server,
 ) {
     // the subscriptions of the current session; one remake or recovery at a time
     let made: Arc<tokio::sync::Mutex<Vec<Made>>> = Arc::default();
-    let subs = Arc::new(subs);
     let (gap_tx, mut gaps) = mpsc::unbounded_channel::<usize>();
     let stream = event_loop.enter();
     tokio::pin!(stream);
@@ -457,20 +470,6 @@ async fn subscribe(
         if spec.items.is_empty() {
             continue;
         }
-        let mut requests = Vec::new();
-        let mut order = Vec::new();
-        for (ii, item) in spec.items.iter().enumerate() {
-            match resolve(session, &item.node, item.namespace_uri.as_deref()).await {
-                Ok(node) => {
-                    requests.push(request(node, item, ii));
-                    order.push(ii);
-                }
-                Err(code) => {
-                    let reason = format!("namespace {}: {}", item.namespace_uri.as_deref().unwrap_or_default(), words(code));
-                    let _ = tx.send(Event::ItemRefused { subscription: si, item: ii, reason });
-                }
-            }
-        }
         let publishing = spec.publishing_interval.max(Duration::from_millis(10));
         // The server keeps the subscription for lifetime × interval without a publish request:
         // long enough to ride out a break the session itself survives.
@@ -482,20 +481,47 @@ async fn subscribe(
             .await
             .map_err(|e| format!("the server refused the subscription: {}", words(e.status())))?;
         made.push(Made { spec: si, id, order: sequence });
-        // in calls of at most `per_call` items: 10,000 in one request were 510 kB, more than the
-        // message size asyncua and async-opcua agree on (BadRequestTooLarge), and a server may
-        // limit the items per call (MaxMonitoredItemsPerCall)
+        // in calls of at most `per_call` items, each call's requests made just before it: 10,000
+        // in one request were 510 kB, more than the message size asyncua and async-opcua agree
+        // on (BadRequestTooLarge), and a server may limit the items per call
+        // (MaxMonitoredItemsPerCall)
         let per_call =
             per_call(session, MAX_ITEMS_PER_CALL, VariableId::Server_ServerCapabilities_OperationLimits_MaxMonitoredItemsPerCall).await;
-        for (requests, order) in requests.chunks(per_call).zip(order.chunks(per_call)) {
-            let created = session
-                .create_monitored_items(id, TimestampsToReturn::Both, requests.to_vec())
+        for first in (0..spec.items.len()).step_by(per_call) {
+            let mut requests = Vec::with_capacity(per_call.min(spec.items.len() - first));
+            for ii in first..(first + per_call).min(spec.items.len()) {
+                let item = match spec.items.item(ii) {
+                    Ok(item) => item,
+                    Err(reason) => {
+                        let _ = tx.send(Event::ItemRefused { subscription: si, item: ii, reason });
+                        continue;
+                    }
+                };
+                match resolve(session, &item.node, item.namespace_uri.as_deref()).await {
+                    Ok(node) => requests.push(request(node, &item, ii)),
+                    Err(code) => {
+                        let reason = format!("namespace {}: {}", item.namespace_uri.as_deref().unwrap_or_default(), words(code));
+                        let _ = tx.send(Event::ItemRefused { subscription: si, item: ii, reason });
+                    }
+                }
+            }
+            if requests.is_empty() {
+                continue;
+            }
+            // The request itself, not `Session::create_monitored_items`: that keeps a copy of
+            // every item in async-opcua's subscription state (hash maps, about 330 bytes an item
+            // at 10,000), used only by its own remake of subscriptions (off here) and by the item
+            // map given to the callback (`Deliver` maps client handles itself).
+            let created = CreateMonitoredItems::new(id, session)
+                .timestamps_to_return(TimestampsToReturn::Both)
+                .items_to_create(requests)
+                .send(session.channel())
                 .await
                 .map_err(|e| format!("the server refused the monitored items: {}", words(e.status())))?;
-            for (ii, c) in order.iter().zip(created) {
-                if !c.result.status_code.is_good() {
-                    let _ = tx.send(Event::ItemRefused { subscription: si, item: *ii, reason: words(c.result.status_code) });
-                }
+            for c in created.results.iter().filter(|c| !c.result.status_code.is_good()) {
+                // the client handle is the item's index + 1 (`request`)
+                let item = c.requested_parameters.client_handle as usize - 1;
+                let _ = tx.send(Event::ItemRefused { subscription: si, item, reason: words(c.result.status_code) });
             }
         }
     }

@@ -16,7 +16,7 @@ mod status;
 pub mod trust;
 
 pub use browse::{access_words, class_name, Browsed, Children, MAX_REFERENCES};
-pub use client::{Client, Deadband, Event, Identity, Item, Settings, SubscriptionSpec};
+pub use client::{Client, Deadband, Event, Identity, Item, Items, Settings, SubscriptionSpec};
 pub use opcua;
 pub use status::words;
 

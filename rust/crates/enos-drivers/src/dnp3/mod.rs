@@ -11,7 +11,7 @@ use enos_batch::Flags;
 use enos_collector_config::dnp3::{Dnp3Device, PointType};
 use enos_collector_config::{DeviceConfig, ProtocolConfig};
 use enos_dnp3::{CommandError, Event, LinkState, Master, Mode, OutstationSettings, PointKind, Settings};
-use enos_model::device::{DeviceStatus, PointReading, WriteFailure, WriteOutcome};
+use enos_model::device::{DeviceStatus, WriteFailure, WriteOutcome};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -29,8 +29,8 @@ struct Device {
 /// point's previous value: the events of one response arrive within a millisecond, and values
 /// of one point at one time would be one value at the cloud (a breaker's trip and close in one
 /// poll must stay two changes, in order).
-fn arrival_time(now: u64, previous: Option<&PointReading>) -> u64 {
-    previous.map_or(now, |r| now.max(r.ts_ms + 1))
+fn arrival_time(now: u64, previous: Option<u64>) -> u64 {
+    previous.map_or(now, |ts| now.max(ts + 1))
 }
 
 pub struct Dnp3Driver {
@@ -164,11 +164,11 @@ async fn on_event(drv: &mut Dnp3Driver, routes: &Routes, ctx: &DriverContext, ma
                 Some(t) if t <= now + crate::iec104::FUTURE_MS && t + crate::iec104::PAST_MS >= now => t,
                 Some(_) => {
                     flags |= Flags::TIME_INVALID;
-                    arrival_time(now, d.latest.get(pi))
+                    arrival_time(now, d.latest.ts_ms(pi))
                 }
-                None => arrival_time(now, d.latest.get(pi)),
+                None => arrival_time(now, d.latest.ts_ms(pi)),
             };
-            d.latest.record(pi, &p.meta.name, &v, q, ts, flags);
+            d.latest.record(pi, &v, q, ts, flags, None);
             let frame = Frame { device: d.id.clone(), ts_ms: ts, samples: vec![(d.cfg.points[pi].meta.name.clone(), v, q, flags)] };
             ctx.status.update(&d.id, |s| s.last_ok_ms = Some(now));
             ctx.frames.send(frame).await.is_ok()

@@ -191,7 +191,7 @@ async fn on_event(drv: &mut Iec104Driver, routes: &Routes, ctx: &DriverContext, 
                     );
                 }
             }
-            d.latest.record(pi, &p.meta.name, &v, q, ts, flags);
+            d.latest.record(pi, &v, q, ts, flags, None);
             let frame = Frame { device: d.id.clone(), ts_ms: ts, samples: vec![(d.cfg.points[pi].meta.name.clone(), v, q, flags)] };
             let id = d.id.to_string();
             ctx.status.update(&id, |s| {

@@ -6,6 +6,7 @@
 mod comm;
 mod map;
 
+use crate::on_demand::Latest;
 use crate::{Command, DeviceEvent, Driver, DriverContext, DriverFuture, Frame, SharedDevice};
 use enos_batch::Quality;
 use enos_collector_config::opcua::{self as cfg, NodeRef, OpcuaDevice, ReadMode};
@@ -13,30 +14,42 @@ use enos_collector_config::{Access, DeviceConfig, ProtocolConfig};
 use enos_model::device::{DeviceStatus, PointReading, WriteFailure, WriteOutcome};
 use enos_opcua::opcua::crypto::SecurityPolicy;
 use enos_opcua::opcua::types::{DataValue, MessageSecurityMode, NodeId, StatusCode, VariantScalarTypeId};
-use enos_opcua::{words, Client, Deadband, Event, Identity, Item, Settings, SubscriptionSpec};
+use enos_opcua::{words, Client, Deadband, Event, Identity, Item, Items, Settings, SubscriptionSpec};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+/// Per point, only what a value needs on arrival (the memory per configured point is a
+/// benchmark row, `enos-bench --opcua`): a subscribed point's node id is converted from the
+/// configuration when its monitored item is made, a polled point's is kept beside its index, a
+/// write converts its point's anew.
 struct Device {
     id: Arc<str>,
     /// Its settings and points in the engine's device list (not a copy).
     cfg: SharedDevice<OpcuaDevice>,
-    /// Each point's node id (`None` when it does not convert: reported at start).
-    nodes: Vec<Option<(NodeId, Option<String>)>>,
-    /// The subscription's items, by point index.
-    subscribed: Vec<usize>,
-    polled: Vec<usize>,
+    /// The point of each item of the device's subscription (`OpcuaDriver::subs`).
+    subscribed: Arc<[u32]>,
+    /// The polled points and their node ids.
+    polled: Vec<Polled>,
     next_poll: Instant,
     /// The latest reading of each point (on-demand reads answer from here) and its value's
     /// type (a write sends that type).
-    latest: Vec<Option<PointReading>>,
+    latest: Latest,
     kinds: Vec<Option<VariantScalarTypeId>>,
+}
+
+struct Polled {
+    point: u32,
+    node: NodeId,
+    namespace_uri: Option<String>,
 }
 
 pub struct OpcuaDriver {
     devices: Vec<Device>,
+    /// One subscription per device, its items in the order of `Device::subscribed`; shared
+    /// with the session, which makes them again after a new session.
+    subs: Arc<[SubscriptionSpec]>,
 }
 
 fn now_ms() -> u64 {
@@ -52,23 +65,38 @@ impl OpcuaDriver {
                 _ => None,
             }
         }
+        let mut subs = Vec::with_capacity(all.len());
         let devices = (0..all.len())
             .map(|i| {
                 let cfg = SharedDevice::new(all, i, pick)?;
-                let points = &cfg.points;
+                let (mut subscribed, mut polled) = (Vec::new(), Vec::new());
+                // a point whose node id does not convert is left out (validation refuses such
+                // configurations)
+                for (pi, p) in cfg.points.iter().enumerate() {
+                    let Ok((node, namespace_uri)) = node_of(p) else { continue };
+                    match p.at.mode {
+                        ReadMode::Subscribe => subscribed.push(pi as u32),
+                        ReadMode::Poll => polled.push(Polled { point: pi as u32, node, namespace_uri }),
+                    }
+                }
+                polled.shrink_to_fit();
+                let subscribed: Arc<[u32]> = subscribed.into();
+                subs.push(SubscriptionSpec {
+                    publishing_interval: Duration::from_millis(u64::from(cfg.publishing_interval_ms)),
+                    items: Arc::new(Subscribed { cfg: cfg.clone(), points: subscribed.clone() }),
+                });
                 Some(Device {
                     id: Arc::from(all[i].id.as_str()),
-                    nodes: points.iter().map(|p| NodeRef::parse(&p.at.node).and_then(|r| map::node(&r)).ok()).collect(),
-                    subscribed: (0..points.len()).filter(|&i| points[i].at.mode == ReadMode::Subscribe).collect(),
-                    polled: (0..points.len()).filter(|&i| points[i].at.mode == ReadMode::Poll).collect(),
+                    subscribed,
+                    polled,
                     next_poll: Instant::now(),
-                    latest: vec![None; points.len()],
-                    kinds: vec![None; points.len()],
+                    latest: Latest::new(cfg.points.len()),
+                    kinds: vec![None; cfg.points.len()],
                     cfg,
                 })
             })
             .collect::<Option<Vec<_>>>()?;
-        (!devices.is_empty()).then_some(OpcuaDriver { devices })
+        (!devices.is_empty()).then_some(OpcuaDriver { devices, subs: subs.into() })
     }
 
     /// The session's settings: the first device's (validation makes the devices of one server agree).
@@ -105,35 +133,39 @@ impl OpcuaDriver {
             reconnect_max: Duration::from_millis(c.reconnect_max_ms),
         }
     }
+}
 
-    /// One subscription per device, its items in the order of `Device::subscribed` (a point
-    /// whose node id does not convert is left out; validation refuses such configurations).
-    fn subscriptions(&mut self) -> Vec<SubscriptionSpec> {
-        self.devices
-            .iter_mut()
-            .map(|d| {
-                d.subscribed.retain(|&i| d.nodes[i].is_some());
-                let items = d
-                    .subscribed
-                    .iter()
-                    .map(|&i| {
-                        let at = &d.cfg.points[i].at;
-                        let (node, namespace_uri) = d.nodes[i].clone().expect("kept above");
-                        Item {
-                            node,
-                            namespace_uri,
-                            sampling: at.sampling_ms.map(|s| Duration::from_millis(u64::from(s))),
-                            queue_size: at.queue_size,
-                            deadband: at.deadband.map(|v| match at.deadband_type {
-                                cfg::DeadbandType::Absolute => Deadband::Absolute(v),
-                                cfg::DeadbandType::Percent => Deadband::Percent(v),
-                            }),
-                        }
-                    })
-                    .collect();
-                SubscriptionSpec { publishing_interval: Duration::from_millis(u64::from(d.cfg.publishing_interval_ms)), items }
-            })
-            .collect()
+/// The node id of a point for async-opcua, and the namespace URI of an `nsu=` one.
+fn node_of(p: &cfg::OpcuaPoint) -> Result<(NodeId, Option<String>), String> {
+    NodeRef::parse(&p.at.node).and_then(|r| map::node(&r))
+}
+
+/// A device's subscribed points as monitored items, made from the configuration when the
+/// session makes the subscription.
+struct Subscribed {
+    cfg: SharedDevice<OpcuaDevice>,
+    points: Arc<[u32]>,
+}
+
+impl Items for Subscribed {
+    fn len(&self) -> usize {
+        self.points.len()
+    }
+
+    fn item(&self, index: usize) -> Result<Item, String> {
+        let p = &self.cfg.points[self.points[index] as usize];
+        let (node, namespace_uri) = node_of(p)?;
+        let at = &p.at;
+        Ok(Item {
+            node,
+            namespace_uri,
+            sampling: at.sampling_ms.map(|s| Duration::from_millis(u64::from(s))),
+            queue_size: at.queue_size,
+            deadband: at.deadband.map(|v| match at.deadband_type {
+                cfg::DeadbandType::Absolute => Deadband::Absolute(v),
+                cfg::DeadbandType::Percent => Deadband::Percent(v),
+            }),
+        })
     }
 }
 
@@ -152,8 +184,7 @@ async fn run(mut drv: OpcuaDriver, mut ctx: DriverContext) -> String {
         ctx.status.set(DeviceStatus::new(&d.id, "opcua", "connecting", d.cfg.points.len()));
     }
     let settings = drv.settings();
-    let subs = drv.subscriptions();
-    let Some((client, mut events)) = connect(&drv, &mut ctx, &settings, &subs).await else {
+    let Some((client, mut events)) = connect(&drv, &mut ctx, &settings).await else {
         return "the command queue closed".into();
     };
     let mut client = Arc::new(client);
@@ -167,7 +198,7 @@ async fn run(mut drv: OpcuaDriver, mut ctx: DriverContext) -> String {
                 Some(Event::Ended { reason }) => {
                     online = false;
                     set_state(&drv, &ctx, "offline", Some(reason));
-                    let Some((c, e)) = connect(&drv, &mut ctx, &settings, &subs).await else {
+                    let Some((c, e)) = connect(&drv, &mut ctx, &settings).await else {
                         return "the command queue closed".into();
                     };
                     (client, events) = (Arc::new(c), e);
@@ -205,11 +236,10 @@ async fn connect(
     drv: &OpcuaDriver,
     ctx: &mut DriverContext,
     settings: &Settings,
-    subs: &[SubscriptionSpec],
 ) -> Option<(Client, tokio::sync::mpsc::UnboundedReceiver<Event>)> {
     let mut backoff = settings.reconnect_min;
     loop {
-        match Client::connect(settings, subs.to_vec()).await {
+        match Client::connect(settings, drv.subs.clone()).await {
             Ok(c) => return Some(c),
             Err(e) => set_state(drv, ctx, "offline", Some(e.to_string())),
         }
@@ -269,14 +299,7 @@ async fn forward(d: &mut Device, pi: usize, v: &DataValue, after_gap: bool, ctx:
     if let Some(k) = v.value.as_ref().and_then(|x| x.scalar_type_id()) {
         d.kinds[pi] = Some(k);
     }
-    d.latest[pi] = Some(PointReading {
-        point: p.meta.name.to_string(),
-        value: value.clone(),
-        quality: q,
-        ts_ms: ts,
-        error: note,
-        flags: flags.names().into_iter().map(String::from).collect(),
-    });
+    d.latest.record(pi, &value, q, ts, flags, note);
     ctx.status.update(&d.id, |s| s.last_ok_ms = Some(now_ms()));
     let frame = Frame { device: d.id.clone(), ts_ms: ts, samples: vec![(p.meta.name.clone(), value, q, flags)] };
     ctx.frames.send(frame).await.is_ok()
@@ -300,16 +323,16 @@ async fn on_event(drv: &mut OpcuaDriver, ctx: &DriverContext, ev: Event) -> bool
         }
         Event::ItemRefused { subscription, item, reason } => {
             let d = &mut drv.devices[subscription];
-            let pi = d.subscribed[item];
+            let pi = d.subscribed[item] as usize;
             let why = format!("point \"{}\" ({}): {reason}", d.cfg.points[pi].meta.name, d.cfg.points[pi].at.node);
             log::warn!("device {}: {why}", d.id);
-            d.latest[pi] = Some(refused_reading(&d.cfg.points[pi].meta.name, why.clone()));
+            refused(&mut d.latest, pi, why.clone());
             ctx.status.update(&d.id, |s| s.last_error = Some(why));
             true
         }
         Event::Value { subscription, item, value, after_gap } => {
             let d = &mut drv.devices[subscription];
-            let pi = d.subscribed[item];
+            let pi = d.subscribed[item] as usize;
             forward(d, pi, &value, after_gap, ctx).await
         }
         Event::Lost { subscription, messages } => {
@@ -326,15 +349,9 @@ async fn on_event(drv: &mut OpcuaDriver, ctx: &DriverContext, ev: Event) -> bool
     }
 }
 
-fn refused_reading(point: &str, why: String) -> PointReading {
-    PointReading {
-        point: point.into(),
-        value: enos_batch::Value::Null,
-        quality: Quality::DeviceException,
-        ts_ms: now_ms(),
-        error: Some(why),
-        flags: Vec::new(),
-    }
+/// A point the server refused (a monitored item, a namespace): its reading says why.
+fn refused(latest: &mut Latest, pi: usize, why: String) {
+    latest.record(pi, &enos_batch::Value::Null, Quality::DeviceException, now_ms(), enos_batch::Flags::NONE, Some(why));
 }
 
 /// Reads the polled points of every device that is due; `false` when the frame sink is gone.
@@ -343,14 +360,13 @@ async fn poll(drv: &mut OpcuaDriver, client: &Client, ctx: &DriverContext) -> bo
     for d in drv.devices.iter_mut().filter(|d| !d.polled.is_empty() && d.next_poll <= now) {
         let mut which = Vec::new();
         let mut nodes = Vec::new();
-        for &pi in &d.polled {
-            let Some((node, uri)) = &d.nodes[pi] else { continue };
-            match client.resolve(node, uri.as_deref()).await {
+        for p in &d.polled {
+            match client.resolve(&p.node, p.namespace_uri.as_deref()).await {
                 Ok(n) => {
-                    which.push(pi);
+                    which.push(p.point as usize);
                     nodes.push(n);
                 }
-                Err(code) => d.latest[pi] = Some(refused_reading(&d.cfg.points[pi].meta.name, words(code))),
+                Err(code) => refused(&mut d.latest, p.point as usize, words(code)),
             }
         }
         match client.read(&nodes).await {
@@ -427,7 +443,7 @@ fn serve(drv: &OpcuaDriver, client: &Arc<Client>, running: &mut JoinSet<()>, cmd
                 let _ = reply.send(WriteOutcome::failed(WriteFailure::ReadOnly, format!("point \"{point}\" is read-only")));
                 return;
             }
-            let Some((node, uri)) = d.nodes[pi].clone() else {
+            let Ok((node, uri)) = node_of(&p) else {
                 let _ = reply.send(WriteOutcome::failed(WriteFailure::BadValue, format!("point \"{point}\" has no usable node id")));
                 return;
             };
@@ -483,29 +499,7 @@ async fn write(
 /// The latest value of each point asked (all when none are named).
 fn read(d: Option<&Device>, device: &str, points: &[String]) -> Result<Vec<PointReading>, String> {
     let d = d.ok_or_else(|| format!("there is no device \"{device}\""))?;
-    let which: Vec<usize> = if points.is_empty() {
-        (0..d.cfg.points.len()).collect()
-    } else {
-        points
-            .iter()
-            .map(|n| {
-                d.cfg.points.iter().position(|p| *p.meta.name == **n).ok_or_else(|| format!("device \"{device}\" has no point \"{n}\""))
-            })
-            .collect::<Result<_, _>>()?
-    };
-    Ok(which
-        .into_iter()
-        .map(|i| {
-            d.latest[i].clone().unwrap_or_else(|| PointReading {
-                point: d.cfg.points[i].meta.name.to_string(),
-                value: enos_batch::Value::Null,
-                quality: Quality::CommFailure,
-                ts_ms: now_ms(),
-                error: Some("the server has not sent this point yet".into()),
-                flags: Vec::new(),
-            })
-        })
-        .collect())
+    d.latest.read(device, &d.cfg.points, points, "the server has not sent this point yet")
 }
 
 #[cfg(test)]
@@ -525,6 +519,8 @@ mod tests {
         let ProtocolConfig::Opcua(c) = &all[0].proto else { panic!("an OPC UA device") };
         // the same points, not a copy of them
         assert!(std::ptr::eq(&drv.devices[0].cfg.points[0], &c.points[0]));
-        assert_eq!((drv.devices[0].subscribed.clone(), drv.devices[0].polled.clone()), (vec![0], vec![1]));
+        assert_eq!(*drv.devices[0].subscribed, [0]);
+        assert_eq!(drv.devices[0].polled.iter().map(|p| p.point).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(drv.subs[0].items.len(), 1);
     }
 }

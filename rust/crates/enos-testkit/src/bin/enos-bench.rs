@@ -513,8 +513,9 @@ async fn dnp3_rates(a: &Args, t: &mut Table, dir: &std::path::Path, bus: &str, l
 /// OPC UA end to end: the asyncua test server (`peers/opcua_server.py --bench`) with 10,000
 /// Double variables, one device subscribed to all of them (publishing every 200 ms, queues of
 /// 10, so no change is folded into a later one below 50 changes per item per second). First the
-/// collector's RSS with 1 and with 10,000 monitored items, settled after every item's first value
-/// reached the cloud: bytes per configured point. Then the server changes the items round robin
+/// collector's RSS with 1 monitored item, with the 10,000 nodes polled every second and with
+/// 10,000 monitored items, settled after every item's first value reached the cloud: bytes per
+/// configured point. Then the server changes the items round robin
 /// at rising rates; per rate the changes the server made and the cloud acknowledged per second,
 /// and the CPU of the collector and of the server (Python: at its limit the server, not the
 /// collector, sets the figure).
@@ -526,15 +527,20 @@ async fn opcua_rates(a: &Args, t: &mut Table, dir: &std::path::Path, bus: &str, 
     let mut server = Server::start(port, &dir.join("opcua-server"), &["--bench", &ITEMS.to_string()]);
     println!("  (the server made {ITEMS} variables in {:.1} s)", started.elapsed().as_secs_f64());
     let mut csv = String::from("name,node,queue_size\n");
+    let mut polled = String::from("name,node,mode\n");
     for i in 0..ITEMS {
         csv.push_str(&format!("B{i:05},ns=2;s=B{i:05},10\n"));
+        polled.push_str(&format!("B{i:05},ns=2;s=B{i:05},poll\n"));
     }
     std::fs::write(dir.join("rtu-opcua-1.csv"), csv.lines().take(2).map(|l| format!("{l}\n")).collect::<String>()).unwrap();
     std::fs::write(dir.join("rtu-opcua.csv"), csv).unwrap();
+    std::fs::write(dir.join("rtu-opcua-poll.csv"), polled).unwrap();
     let file = dir.join("collector-opcua.toml");
     let mut rss = Vec::new();
     let mut collector: Option<Proc> = None;
-    for (table, items) in [("rtu-opcua-1.csv", 1u64), ("rtu-opcua.csv", ITEMS as u64)] {
+    // the same 10,000 nodes polled every second (no monitored items), then subscribed: the
+    // last one stays for the rates
+    for (table, items) in [("rtu-opcua-1.csv", 1u64), ("rtu-opcua-poll.csv", ITEMS as u64), ("rtu-opcua.csv", ITEMS as u64)] {
         if let Some(mut old) = collector.take() {
             old.terminate();
         }
@@ -555,7 +561,7 @@ async fn opcua_rates(a: &Args, t: &mut Table, dir: &std::path::Path, bus: &str, 
             assert!(started.elapsed() < Duration::from_secs(300), "the first values of {items} items did not reach the cloud in 300 s");
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        if items > 1 {
+        if table == "rtu-opcua.csv" {
             t.row(
                 format!("OPC UA, {ITEMS} monitored items: start to every first value at the cloud"),
                 format!("{:.1} s", started.elapsed().as_secs_f64()),
@@ -572,14 +578,14 @@ async fn opcua_rates(a: &Args, t: &mut Table, dir: &std::path::Path, bus: &str, 
         collector = Some(c);
     }
     let mut collector = collector.expect("started");
+    let per_point = |r: u64| (r as f64 - rss[0] as f64) * 1024.0 / (ITEMS - 1) as f64;
     t.row(
         format!("collector RSS, OPC UA 1 / {ITEMS} monitored items (one server, idle)"),
-        format!(
-            "{} / {} KiB = {:.0} bytes per configured point",
-            rss[0],
-            rss[1],
-            (rss[1] as f64 - rss[0] as f64) * 1024.0 / (ITEMS - 1) as f64
-        ),
+        format!("{} / {} KiB = {:.0} bytes per configured point", rss[0], rss[2], per_point(rss[2])),
+    );
+    t.row(
+        format!("collector RSS, OPC UA 1 monitored item / {ITEMS} points polled every s"),
+        format!("{} / {} KiB = {:.0} bytes per configured point", rss[0], rss[1], per_point(rss[1])),
     );
     let sent = |s: &mut Server| s.send("sent").rsplit(' ').next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
     for rate in [2_000u64, 5_000, 10_000] {
