@@ -1141,12 +1141,44 @@ const commTests = {
   'iec104-interrogation': interrogationCard,
   'dlt645-identifiers': identifiersCard,
   'dnp3-poll': dnp3PollCard,
+  'plugin-read': pluginReadCard,
 };
 
 /** Tests whose card is in a script of its own, loaded when a device's page first needs it. */
 const commTestScripts = {
   'opcua-browse': '/opcua.js',
 };
+
+/** A plugin device: chosen points (none ticked: all) read now by a poll of its driver, each value or why it is missing. */
+function pluginReadCard(id, t) {
+  const list = h('div', { id: 'plugin-read-points', class: 'stack' }, h('p', { class: 'hint' }, 'Loading the points…'));
+  const boxes = [];
+  api('GET', '/api/devices/' + enc(id) + '/config').then((d) => {
+    list.replaceChildren(...(d.point || []).map((p) => {
+      const box = h('input', { type: 'checkbox', value: p.name, id: 'plugin-read-' + p.name });
+      boxes.push(box);
+      return h('label', { class: 'check', for: box.id }, box, ' ' + p.name + (p.address ? ' (' + p.address + ')' : ''));
+    }));
+  }).catch((e) => list.replaceChildren(banner('error', e.message)));
+  const btn = h('button', { type: 'button', class: 'primary', id: 'plugin-read-run' }, 'Read now');
+  const res = h('div', { id: 'plugin-read-result', role: 'status' });
+  btn.addEventListener('click', () => {
+    const points = boxes.filter((b) => b.checked).map((b) => b.value);
+    runCommTest(id, { kind: t.kind, points }, btn, res, (r) => [
+      r.ok ? h('p', { class: 'hint' }, sentence(r.message) + ', ' + r.took_ms + ' ms (' + r.plugin + ')')
+        : r.failure ? failureBanner(r) : banner('error', sentence(r.message) + ', ' + r.took_ms + ' ms'),
+      h('table', { id: 'plugin-read-table' },
+        h('thead', {}, h('tr', {}, h('th', {}, 'Point'), h('th', {}, 'Address'), h('th', {}, 'Value'), h('th', {}, 'Quality'))),
+        h('tbody', {}, r.values.map((v) => h('tr', {},
+          h('td', {}, v.point),
+          h('td', { class: 'words' }, v.address),
+          h('td', { class: v.ok ? 'num' : 'words error' }, v.text),
+          h('td', { class: 'words' }, v.ok ? v.quality : '–')))))]);
+  });
+  return h('div', { class: 'card', id: 'comm-card' }, h('h2', {}, t.label),
+    h('p', { class: 'hint' }, 'Asks the driver to poll now, beside its schedule; what it reads also goes on to the cloud. Tick the points to show (none: all).'),
+    list, h('div', { class: 'toolbar' }, h('span', { class: 'grow' }), btn), res);
+}
 
 /** DNP3: an integrity or event poll of the outstation now; every object with its flags, and the IIN, in words. */
 function dnp3PollCard(id, t) {
