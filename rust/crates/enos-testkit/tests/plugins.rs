@@ -400,6 +400,27 @@ select_before_operate = true
 min = -10
 max = 1000
 
+[[device]]
+id = "slow"
+protocol = "plugin"
+plugin = "misbehave"
+settings = {{ how = "silent" }}
+command_timeout_ms = 100
+
+[[device.point]]
+name = "wait"
+address = "wait"
+access = "rw"
+min = 0
+max = 250
+
+[[device.point]]
+name = "boom"
+address = "boom"
+access = "rw"
+min = 0
+max = 1
+
 {crash}{spin}{future}"#,
             modbus = sim.addr,
             crash = misbehaving("crash", "misbehave", "trap"),
@@ -478,6 +499,22 @@ max = 1000
     assert!(ok && out.contains("counter set to 9"), "{out}{err}");
     let (ok, _, err) = run_tool("enosctl", &["write", "ctr", "n", "-1"], &bus.address);
     assert!(!ok && err.contains("the device did not take it: select: the counter cannot go below zero"), "{err}");
+    // A driver that answers after the caller's timeout, one that crashes in `command`: each in
+    // words; the crashed one is started again and takes commands after its restart.
+    let (ok, _, err) = run_tool("enosctl", &["write", "slow", "wait", "250"], &bus.address);
+    assert!(!ok && err.contains("the device did not take it: the driver did not answer within 100 ms"), "{err}");
+    // Requests queue behind the late command: a read (no timeout) answers once it ended.
+    let (ok, out, err) = run_tool("enosctl", &["--json", "read", "slow", "wait"], &bus.address);
+    assert!(ok && out.contains("the driver sent no value for it in this poll"), "{out}{err}");
+    let (ok, _, err) = run_tool("enosctl", &["write", "slow", "boom", "1"], &bus.address);
+    assert!(!ok && err.contains("the gateway failed to write it: the driver crashed in command: panic: "), "{err}");
+    assert!(err.contains("the command table is corrupt (on purpose)"), "{err}");
+    wait_for(30, "the crashed driver taking commands again", || {
+        let (ok, out, err) = run_tool("enosctl", &["write", "slow", "wait", "1"], &bus.address);
+        assert!(ok || err.contains("the device did not take it: the driver is not running"), "{err}");
+        (ok && out.contains("waited 1 ms")).then_some(())
+    })
+    .await;
     // A read polls the driver now (its only scheduled poll was the first): 9, then one count.
     let (ok, out, err) = run_tool("enosctl", &["--json", "read", "ctr", "n"], &bus.address);
     assert!(ok, "{err}");

@@ -6,7 +6,8 @@
 //!
 //! Commands (any `how`): writing point `n` sets the counter, directly or selected then
 //! executed with the same value; a negative value, an execute without its select, or another
-//! point is refused in words.
+//! point is refused in words. Writing `wait` busies the driver that many milliseconds before it
+//! answers (past the caller's timeout); writing `boom` panics.
 
 use enos_plugin_sdk::{self as sdk, Command, CommandKind, Connection, Description, DeviceConfig, Driver, Quality, Sample, Value};
 
@@ -63,6 +64,15 @@ impl Driver for Misbehave {
     }
 
     fn command(&mut self, cmd: Command) -> Result<String, String> {
+        match (cmd.point.as_str(), &cmd.value) {
+            ("boom", _) => panic!("the command table is corrupt (on purpose)"),
+            ("wait", Value::Integer(ms)) => {
+                let end = sdk::now_ms() + *ms as u64;
+                while sdk::now_ms() < end {}
+                return Ok(format!("waited {ms} ms"));
+            }
+            _ => {}
+        }
         if cmd.point != "n" {
             return Err(format!("point \"{}\" takes no commands (only n does)", cmd.point));
         }
