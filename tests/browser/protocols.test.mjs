@@ -319,6 +319,14 @@ test('plugin device communication test: the chosen points read now through its d
   assert.match(text, /current\s+31\.7\.0\s+the driver sent no value for it in this poll/, text);
   await page.locator('#comm-card').scrollIntoViewIfNeeded();
   await shot('55-plugin-read');
+  // settings the plugin's schema refuses: the device is not changed, each finding names the setting
+  const refused = await page.evaluate((addr) => api('PUT', '/api/devices/meter21/config', {
+    id: 'meter21', protocol: 'plugin', plugin: 'iec62056', endpoints: { line: { address: addr } },
+    settings: { timeout_ms: 5, baud: 300 }, point: [{ name: 'energy', address: '1.8.0' }],
+  }).then(() => null, (e) => e.errors), process.env.ENOS_SIM_IEC62056);
+  const said = (refused || []).map((e) => e.device + ' ' + e.field + ': ' + e.reason);
+  assert.ok(said.includes('meter21 settings.timeout_ms: 5 is below the minimum 100'), said.join('\n'));
+  assert.ok(said.some((x) => x.startsWith('meter21 settings.baud: not a setting of this protocol')), said.join('\n'));
 });
 
 test('no script errors on these pages', () => {

@@ -99,7 +99,7 @@ impl Collector {
 
     /// Every finding of a configuration document: `{"ok", "errors": [Finding]}`.
     async fn validate_config(&self, config: &str) -> Result<String> {
-        self.api.validate(config)
+        self.api.validate(config).await
     }
 
     /// Validates, writes atomically and applies a configuration without a restart.
