@@ -329,6 +329,33 @@ test('plugin device communication test: the chosen points read now through its d
   assert.ok(said.some((x) => x.startsWith('meter21 settings.baud: not a setting of this protocol')), said.join('\n'));
 });
 
+test('plugin device editor: settings as a form from the plugin\'s schema, endpoints as rows, a refused setting marked at its field', async () => {
+  await page.goto(URL + '#/device-edit/meter21');
+  await page.locator('#dev-settings-timeout_ms').waitFor({ timeout: 20000 });
+  // the schema's types and defaults: a number field holding the device's value, text fields with their defaults
+  assert.equal(await page.locator('#dev-settings-timeout_ms').getAttribute('type'), 'number');
+  assert.equal(await page.locator('#dev-settings-timeout_ms').inputValue(), '2000');
+  assert.equal(await page.locator('#dev-settings-timeout_ms').getAttribute('min'), '100');
+  assert.equal(await page.locator('#dev-settings-endpoint').getAttribute('placeholder'), 'line');
+  assert.match(await page.locator('#dev-settings legend').innerText(), /^Settings of iec62056 /);
+  assert.equal(await page.locator('#ep-id-0').inputValue(), 'line');
+  assert.equal(await page.locator('#ep-address-0').inputValue(), process.env.ENOS_SIM_IEC62056);
+  assert.equal(await page.locator('#ep-baud-0').isDisabled(), true, 'baud is for serial endpoints');
+  // a value the schema refuses: marked at its field, nothing changed
+  await page.fill('#dev-settings-timeout_ms', '5');
+  await page.click('#save-device');
+  await page.locator('#dev-settings .cell-error', { hasText: '5 is below the minimum 100' }).waitFor({ timeout: 20000 });
+  assert.equal(await page.locator('#dev-settings-timeout_ms').getAttribute('aria-invalid'), 'true');
+  assert.equal(await page.locator('#edit-result').innerText(), 'the configuration was refused (1 problem): settings.timeout_ms: 5 is below the minimum 100');
+  await shot('56-plugin-settings-refused');
+  // a good one is saved; the endpoint and the points come back as they were
+  await page.fill('#dev-settings-timeout_ms', '1500');
+  await page.click('#save-device');
+  await page.locator('#edit-result .banner.info', { hasText: 'Saved meter21' }).waitFor({ timeout: 20000 });
+  const d = await page.evaluate(() => api('GET', '/api/devices/meter21/config'));
+  assert.deepEqual([d.settings, d.endpoints, d.point.length], [{ timeout_ms: 1500 }, { line: { address: process.env.ENOS_SIM_IEC62056 } }, 3]);
+});
+
 test('no script errors on these pages', () => {
   assert.deepEqual(problems, []);
 });

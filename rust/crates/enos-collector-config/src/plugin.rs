@@ -109,12 +109,12 @@ impl PluginDevice {
 
 pub const DEVICE_FIELDS: &[Field] = &[
     Field::new("plugin", "Plugin", K::Text, "The installed plugin's name").required(),
-    Field::new("endpoints", "Endpoints", K::Text, "id = { address = \"host:port\" } or id = { serial = { port, baud } }"),
+    Field::new("endpoints", "Endpoints", K::Endpoints, "id = { address = \"host:port\" } or id = { serial = { port, baud } }"),
     Field::new("poll_interval_ms", "Poll every (ms)", K::Integer, "How often the driver polls").default("1000").range(10.0, 86_400_000.0),
     Field::new("command_timeout_ms", "Command step timeout (ms)", K::Integer, "A write waits this long for the driver (select, execute)")
         .default("10000")
         .range(1.0, 120_000.0),
-    Field::new("settings", "Settings", K::Text, "The plugin's own settings (its manifest describes them)"),
+    Field::new("settings", "Settings", K::PluginSettings, "The plugin's own settings (its manifest describes them)"),
 ];
 
 pub const POINT_FIELDS: &[Field] = &[

@@ -118,6 +118,11 @@ impl Collector {
         self.api.device_models()
     }
 
+    /// The installed protocol plugins and their settings' schemas.
+    async fn list_plugins(&self) -> Result<String> {
+        self.api.plugins()
+    }
+
     /// The communication test (`enos_model::comm_test`).
     async fn read_raw(&self, device: &str, request: &str) -> Result<String> {
         self.api.read_raw(device, request).await

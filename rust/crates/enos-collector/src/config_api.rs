@@ -136,6 +136,28 @@ impl ConfigApi {
         to_json(&json!({ "dir": self.models_dir, "models": models, "errors": errors }))
     }
 
+    /// The installed plugins' manifests (read, not loaded): name, version, protocols, point
+    /// address format and settings schema; a directory whose manifest does not read is an error.
+    pub fn plugins(&self) -> enos_bus::Result<String> {
+        let dir = enos_drivers::plugin::plugins_dir();
+        let (mut plugins, mut errors) = (Vec::new(), Vec::new());
+        let mut entries: Vec<_> = std::fs::read_dir(&dir).into_iter().flatten().flatten().map(|e| e.path()).collect();
+        entries.sort();
+        for p in entries.iter().filter(|p| p.is_dir() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))) {
+            match enos_drivers::plugin::Manifest::load(p) {
+                Ok(m) => plugins.push(json!({
+                    "name": m.name,
+                    "version": m.version,
+                    "protocols": m.protocols,
+                    "point_address": m.point_address,
+                    "config_schema": m.config_schema,
+                })),
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        to_json(&json!({ "dir": dir, "plugins": plugins, "errors": errors }))
+    }
+
     /// The communication test of `device`: `request` is an `enos_model::comm_test::CommTest`
     /// (without `kind`: a Modbus register read), of the kind the device's protocol answers.
     pub async fn read_raw(&self, device: &str, request: &str) -> enos_bus::Result<String> {
