@@ -4,7 +4,8 @@
 // choices (a command's states; a meter is read-only). The devices talk to real peers: a c104
 // station and a DL/T 645 meter of the `dlt645` library, started by tests/browser/run. Last, the
 // OPC UA browse card, whose script is loaded only when an OPC UA device's page is opened, and the
-// admin's card of an OPC UA device's server certificates (trust and remove, each confirmed).
+// admin's card of an OPC UA device's server certificates (trust and remove, each confirmed), and
+// a plugin device's communication test: chosen points read now through the IEC 62056-21 plugin.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -287,6 +288,72 @@ test('OPC UA device page, admin: a server certificate refused at a connect is tr
   await page.evaluate(() => { location.hash = '#/devices'; });
   await page.locator('.list .row').first().waitFor();
   await page.evaluate(() => api('DELETE', '/api/devices/plc2/config'));
+});
+
+test('plugin device communication test: the chosen points read now through its driver, each with value and quality', async () => {
+  await page.goto(URL + '#/devices');
+  const put = await page.evaluate((addr) => api('PUT', '/api/devices/meter21/config', {
+    id: 'meter21', protocol: 'plugin', plugin: 'iec62056', poll_interval_ms: 60000,
+    endpoints: { line: { address: addr } }, settings: { timeout_ms: 2000 },
+    point: [{ name: 'energy', address: '1.8.0', unit: 'kWh' }, { name: 'voltage', address: '32.7.0', unit: 'V' },
+      { name: 'current', address: '31.7.0', unit: 'A' }],
+  }), process.env.ENOS_SIM_IEC62056);
+  assert.equal(put.applied.ok, true, JSON.stringify(put));
+  await page.goto(URL + '#/device/meter21');
+  await page.locator('#plugin-read-run').waitFor({ timeout: 20000 });
+  await page.locator('#plugin-read-points label', { hasText: 'voltage (32.7.0)' }).waitFor({ timeout: 20000 });
+  // one point ticked: only it is read
+  await page.check('#plugin-read-voltage');
+  await page.click('#plugin-read-run');
+  await page.locator('#plugin-read-table').waitFor({ timeout: 20000 });
+  let text = await page.locator('#plugin-read-table').innerText();
+  assert.match(text, /voltage\s+32\.7\.0\s+230\.1 V\s+good/, text);
+  assert.doesNotMatch(text, /energy/, text);
+  assert.match(await page.locator('#plugin-read-result').innerText(), /1 of 1 points read, \d+ ms \(iec62056 /);
+  // none ticked: all; a point the meter does not send is said in words
+  await page.uncheck('#plugin-read-voltage');
+  await page.click('#plugin-read-run');
+  await page.locator('#plugin-read-result .banner.error', { hasText: '2 of 3 points read' }).waitFor({ timeout: 20000 });
+  text = await page.locator('#plugin-read-table').innerText();
+  assert.match(text, /energy\s+1\.8\.0\s+1234\.\d+ kWh\s+good/, text);
+  assert.match(text, /current\s+31\.7\.0\s+the driver sent no value for it in this poll/, text);
+  await page.locator('#comm-card').scrollIntoViewIfNeeded();
+  await shot('55-plugin-read');
+  // settings the plugin's schema refuses: the device is not changed, each finding names the setting
+  const refused = await page.evaluate((addr) => api('PUT', '/api/devices/meter21/config', {
+    id: 'meter21', protocol: 'plugin', plugin: 'iec62056', endpoints: { line: { address: addr } },
+    settings: { timeout_ms: 5, baud: 300 }, point: [{ name: 'energy', address: '1.8.0' }],
+  }).then(() => null, (e) => e.errors), process.env.ENOS_SIM_IEC62056);
+  const said = (refused || []).map((e) => e.device + ' ' + e.field + ': ' + e.reason);
+  assert.ok(said.includes('meter21 settings.timeout_ms: 5 is below the minimum 100'), said.join('\n'));
+  assert.ok(said.some((x) => x.startsWith('meter21 settings.baud: not a setting of this protocol')), said.join('\n'));
+});
+
+test('plugin device editor: settings as a form from the plugin\'s schema, endpoints as rows, a refused setting marked at its field', async () => {
+  await page.goto(URL + '#/device-edit/meter21');
+  await page.locator('#dev-settings-timeout_ms').waitFor({ timeout: 20000 });
+  // the schema's types and defaults: a number field holding the device's value, text fields with their defaults
+  assert.equal(await page.locator('#dev-settings-timeout_ms').getAttribute('type'), 'number');
+  assert.equal(await page.locator('#dev-settings-timeout_ms').inputValue(), '2000');
+  assert.equal(await page.locator('#dev-settings-timeout_ms').getAttribute('min'), '100');
+  assert.equal(await page.locator('#dev-settings-endpoint').getAttribute('placeholder'), 'line');
+  assert.match(await page.locator('#dev-settings legend').innerText(), /^Settings of iec62056 /);
+  assert.equal(await page.locator('#ep-id-0').inputValue(), 'line');
+  assert.equal(await page.locator('#ep-address-0').inputValue(), process.env.ENOS_SIM_IEC62056);
+  assert.equal(await page.locator('#ep-baud-0').isDisabled(), true, 'baud is for serial endpoints');
+  // a value the schema refuses: marked at its field, nothing changed
+  await page.fill('#dev-settings-timeout_ms', '5');
+  await page.click('#save-device');
+  await page.locator('#dev-settings .cell-error', { hasText: '5 is below the minimum 100' }).waitFor({ timeout: 20000 });
+  assert.equal(await page.locator('#dev-settings-timeout_ms').getAttribute('aria-invalid'), 'true');
+  assert.equal(await page.locator('#edit-result').innerText(), 'the configuration was refused (1 problem): settings.timeout_ms: 5 is below the minimum 100');
+  await shot('56-plugin-settings-refused');
+  // a good one is saved; the endpoint and the points come back as they were
+  await page.fill('#dev-settings-timeout_ms', '1500');
+  await page.click('#save-device');
+  await page.locator('#edit-result .banner.info', { hasText: 'Saved meter21' }).waitFor({ timeout: 20000 });
+  const d = await page.evaluate(() => api('GET', '/api/devices/meter21/config'));
+  assert.deepEqual([d.settings, d.endpoints, d.point.length], [{ timeout_ms: 1500 }, { line: { address: process.env.ENOS_SIM_IEC62056 } }, 3]);
 });
 
 test('no script errors on these pages', () => {

@@ -65,6 +65,7 @@ pub const COLLECTOR1: Interface = Interface {
         m("ValidateConfig", "s", "s"),
         m("ApplyConfig", "s", "s"),
         m("ListDeviceModels", "", "s"),
+        m("ListPlugins", "", "s"),
         m("ReadRaw", "ss", "s"),
         m("LiveValues", "st", "s"),
         m("InstallPackage", "ay", "s"),

@@ -58,6 +58,9 @@ pub trait Collector {
     fn apply_config(&self, config: &str) -> Result<String>;
     /// The device-model library: JSON `{"dir", "models": [config_edit::DeviceModel], "errors"}`.
     fn list_device_models(&self) -> Result<String>;
+    /// The installed protocol plugins: JSON `{"dir", "plugins": [{"name", "version", "protocols",
+    /// "point_address", "config_schema"}], "errors"}` (the device editor's settings form).
+    fn list_plugins(&self) -> Result<String>;
     /// The communication test: `request` is JSON `comm_test::CommTest`, tagged by `kind` (without
     /// it: a Modbus register read, `raw_read::RawRead`), the answer JSON `comm_test::CommAnswer` of
     /// the same kind (a failed test is an answer with `failure` and `message`).

@@ -19,6 +19,12 @@ pub enum FieldKind {
     PollGroups,
     /// A nested `tls = { ca, cert, key, server_name }` table (file paths).
     Tls,
+    /// A plugin device's `settings` table: its fields come from the installed plugin's schema
+    /// (`GET /api/plugins`).
+    PluginSettings,
+    /// A plugin device's `endpoints`: rows of id and `{ address }` or `{ serial = { port, baud,
+    /// parity } }`.
+    Endpoints,
 }
 
 #[derive(Debug, Clone, Serialize)]

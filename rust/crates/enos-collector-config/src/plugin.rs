@@ -23,6 +23,9 @@ pub struct PluginDevice {
     pub endpoints: BTreeMap<String, PluginEndpoint>,
     #[serde(default = "d_poll")]
     pub poll_interval_ms: u64,
+    /// A write waits this long for the driver's answer (each step: select, execute).
+    #[serde(default = "d_command_timeout")]
+    pub command_timeout_ms: u64,
     /// The plugin's own settings, checked against its manifest's schema.
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub settings: serde_json::Value,
@@ -32,6 +35,10 @@ pub struct PluginDevice {
 
 fn d_poll() -> u64 {
     1000
+}
+
+fn d_command_timeout() -> u64 {
+    10_000
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -48,6 +55,10 @@ pub struct PluginEndpoint {
 pub struct PluginAddress {
     /// In the plugin's format (its manifest's `point_address` says how).
     pub address: String,
+    /// A write (the point's access `rw`) first selects, then executes (`command` of the
+    /// driver with kind select, then execute); else it operates directly.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub select_before_operate: bool,
 }
 
 impl PointAddress for PluginAddress {
@@ -77,6 +88,9 @@ impl PluginDevice {
         if !(10..=86_400_000).contains(&self.poll_interval_ms) {
             out.add(at, "poll_interval_ms", "must be 10-86400000");
         }
+        if !(1..=120_000).contains(&self.command_timeout_ms) {
+            out.add(at, "command_timeout_ms", "must be 1-120000");
+        }
         if !(self.settings.is_null() || self.settings.is_object()) {
             out.add(at, "settings", "must be a table");
         }
@@ -95,9 +109,15 @@ impl PluginDevice {
 
 pub const DEVICE_FIELDS: &[Field] = &[
     Field::new("plugin", "Plugin", K::Text, "The installed plugin's name").required(),
-    Field::new("endpoints", "Endpoints", K::Text, "id = { address = \"host:port\" } or id = { serial = { port, baud } }"),
+    Field::new("endpoints", "Endpoints", K::Endpoints, "id = { address = \"host:port\" } or id = { serial = { port, baud } }"),
     Field::new("poll_interval_ms", "Poll every (ms)", K::Integer, "How often the driver polls").default("1000").range(10.0, 86_400_000.0),
-    Field::new("settings", "Settings", K::Text, "The plugin's own settings (its manifest describes them)"),
+    Field::new("command_timeout_ms", "Command step timeout (ms)", K::Integer, "A write waits this long for the driver (select, execute)")
+        .default("10000")
+        .range(1.0, 120_000.0),
+    Field::new("settings", "Settings", K::PluginSettings, "The plugin's own settings (its manifest describes them)"),
 ];
 
-pub const POINT_FIELDS: &[Field] = &[Field::new("address", "Address", K::Text, "In the plugin's point address format").required()];
+pub const POINT_FIELDS: &[Field] = &[
+    Field::new("address", "Address", K::Text, "In the plugin's point address format").required(),
+    Field::new("select_before_operate", "Select before operate", K::Bool, "A write selects, then executes").default("false"),
+];

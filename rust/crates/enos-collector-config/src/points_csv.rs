@@ -147,7 +147,9 @@ fn cell_value(f: &Field, cell: &str) -> Result<Value, String> {
                 .or_else(|| f.aliases.iter().find(|(a, _)| a.eq_ignore_ascii_case(cell)).map(|(_, c)| *c));
             c.map(Value::from).ok_or_else(|| format!("{cell:?} is not one of {}", f.choices.join(", ")))
         }
-        FieldKind::Text | FieldKind::Serial | FieldKind::PollGroups | FieldKind::Tls => Ok(Value::from(cell)),
+        FieldKind::Text | FieldKind::Serial | FieldKind::PollGroups | FieldKind::Tls | FieldKind::PluginSettings | FieldKind::Endpoints => {
+            Ok(Value::from(cell))
+        }
     }
 }
 

@@ -136,7 +136,7 @@ mod tests {
             ("dlt645", "address = \"h:1\"\nmeter = \"000000000001\"", "di = \"02010100\"\nformat = \"XXX.X\"\ngroup = \"default\""),
             ("dnp3", "address = \"h:1\"", "type = \"BO\"\nindex = 3\ncommand = \"pulse\"\nselect_before_operate = true\npulse_ms = 500"),
             ("opcua", "endpoint = \"opc.tcp://h:1\"\nsecurity_policy = \"None\"", "node = \"ns=2;i=5\"\nmode = \"poll\"\nsampling_ms = 100\nqueue_size = 4\ndeadband = 0.5\ndeadband_type = \"percent\""),
-            ("plugin", "plugin = \"m\"", "address = \"1.8.0\""),
+            ("plugin", "plugin = \"m\"", "address = \"1.8.0\"\nselect_before_operate = true"),
         ];
         for (proto, settings, addr) in cases {
             let text = format!("id = \"d\"\nprotocol = \"{proto}\"\n{settings}\n[[point]]\n{}\n", point(addr));

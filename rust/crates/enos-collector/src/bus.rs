@@ -99,7 +99,7 @@ impl Collector {
 
     /// Every finding of a configuration document: `{"ok", "errors": [Finding]}`.
     async fn validate_config(&self, config: &str) -> Result<String> {
-        self.api.validate(config)
+        self.api.validate(config).await
     }
 
     /// Validates, writes atomically and applies a configuration without a restart.
@@ -116,6 +116,11 @@ impl Collector {
     /// The device-model library: `{"dir", "models": [DeviceModel], "errors"}`.
     async fn list_device_models(&self) -> Result<String> {
         self.api.device_models()
+    }
+
+    /// The installed protocol plugins and their settings' schemas.
+    async fn list_plugins(&self) -> Result<String> {
+        self.api.plugins()
     }
 
     /// The communication test (`enos_model::comm_test`).

@@ -66,9 +66,9 @@ impl ConfigApi {
         serde_json::to_string(&cfg).map_err(|e| Error::Failed(e.to_string()))
     }
 
-    pub fn validate(&self, doc: &str) -> enos_bus::Result<String> {
+    pub async fn validate(&self, doc: &str) -> enos_bus::Result<String> {
         let errors = match parse_doc(doc) {
-            Ok(cfg) => cfg.findings().0,
+            Ok(cfg) => findings(cfg).await.1,
             Err(e) => e,
         };
         to_json(&json!({ "ok": errors.is_empty(), "errors": errors }))
@@ -80,7 +80,7 @@ impl ConfigApi {
             Ok(c) => c,
             Err(errors) => return to_json(&json!({ "ok": false, "errors": errors })),
         };
-        let errors = cfg.findings().0;
+        let (cfg, errors) = findings(cfg).await;
         if !errors.is_empty() {
             log::info!("configuration refused: {}", errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "));
             return to_json(&json!({ "ok": false, "errors": errors }));
@@ -136,6 +136,28 @@ impl ConfigApi {
         to_json(&json!({ "dir": self.models_dir, "models": models, "errors": errors }))
     }
 
+    /// The installed plugins' manifests (read, not loaded): name, version, protocols, point
+    /// address format and settings schema; a directory whose manifest does not read is an error.
+    pub fn plugins(&self) -> enos_bus::Result<String> {
+        let dir = enos_drivers::plugin::plugins_dir();
+        let (mut plugins, mut errors) = (Vec::new(), Vec::new());
+        let mut entries: Vec<_> = std::fs::read_dir(&dir).into_iter().flatten().flatten().map(|e| e.path()).collect();
+        entries.sort();
+        for p in entries.iter().filter(|p| p.is_dir() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))) {
+            match enos_drivers::plugin::Manifest::load(p) {
+                Ok(m) => plugins.push(json!({
+                    "name": m.name,
+                    "version": m.version,
+                    "protocols": m.protocols,
+                    "point_address": m.point_address,
+                    "config_schema": m.config_schema,
+                })),
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        to_json(&json!({ "dir": dir, "plugins": plugins, "errors": errors }))
+    }
+
     /// The communication test of `device`: `request` is an `enos_model::comm_test::CommTest`
     /// (without `kind`: a Modbus register read), of the kind the device's protocol answers.
     pub async fn read_raw(&self, device: &str, request: &str) -> enos_bus::Result<String> {
@@ -181,6 +203,42 @@ impl ConfigApi {
             &json!({ "device": device, "time_ms": enos_batch::now_ms(), "points": live.values(device, since_ms).iter().map(|p| p.to_json()).collect::<Vec<_>>() }),
         )
     }
+}
+
+/// Every finding of `cfg`: its own checks, then (when those pass) each enabled plugin device's
+/// settings against its installed plugin's schema, each finding naming the setting (the driver
+/// checks them again when it starts). Loading may compile the plugin: not on the bus's threads.
+async fn findings(cfg: CollectorConfig) -> (CollectorConfig, Vec<Finding>) {
+    let own = cfg.findings().0;
+    if !own.is_empty() {
+        return (cfg, own);
+    }
+    tokio::task::spawn_blocking(move || {
+        let found = plugin_settings(&cfg);
+        (cfg, found)
+    })
+    .await
+    .expect("the plugin settings check")
+}
+
+fn plugin_settings(cfg: &CollectorConfig) -> Vec<Finding> {
+    use enos_collector_config::ProtocolConfig;
+    let mut out = Vec::new();
+    for (i, d) in cfg.devices.iter().enumerate().filter(|(_, d)| d.enabled) {
+        let ProtocolConfig::Plugin(p) = &d.proto else { continue };
+        let at = enos_config::Scope::root().device(i, &d.id);
+        match enos_drivers::plugin::load(&enos_drivers::plugin::plugins_dir().join(&p.plugin)) {
+            Err(e) => out.push(at.finding("plugin", e)),
+            Ok(plugin) => {
+                for f in plugin.check_settings(&p.settings).err().unwrap_or_default() {
+                    // The schema's findings start with the setting's path (`settings.timeout_ms: ...`).
+                    let (field, reason) = f.split_once(": ").unwrap_or(("settings", &f));
+                    out.push(at.finding(field, reason));
+                }
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

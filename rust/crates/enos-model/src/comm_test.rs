@@ -5,7 +5,8 @@
 //! identifiers, with the frames on the wire) and `dnp3-poll` (an integrity or event poll of the
 //! outstation on demand, every object it answers and its IIN in words) and `opcua-browse` (the
 //! nodes under one node of the server's address space, a variable with its data type, access
-//! and value). Which kind a protocol answers is [`for_protocol`];
+//! and value) and `plugin-read` (chosen points of a plugin device read now through its driver,
+//! each value or why it is missing). Which kind a protocol answers is [`for_protocol`];
 //! the web center offers it from `GET /api/protocols`.
 
 use crate::raw_read::{RawAnswer, RawRead};
@@ -23,6 +24,7 @@ pub enum CommTest {
     Dlt645Identifiers(IdentifierRead),
     Dnp3Poll(Dnp3Poll),
     OpcuaBrowse(OpcuaBrowse),
+    PluginRead(PluginRead),
 }
 
 /// The answer, tagged like the request; a test that failed is an answer with `ok: false`, a
@@ -35,6 +37,7 @@ pub enum CommAnswer {
     Dlt645Identifiers(IdentifierAnswer),
     Dnp3Poll(Dnp3PollAnswer),
     OpcuaBrowse(OpcuaBrowseAnswer),
+    PluginRead(PluginReadAnswer),
 }
 
 /// The kinds of test, as `kind` names them.
@@ -46,9 +49,13 @@ pub enum Kind {
     Dlt645Identifiers,
     Dnp3Poll,
     OpcuaBrowse,
+    PluginRead,
 }
 
 impl Kind {
+    const ALL: [Kind; 6] =
+        [Kind::ModbusRegisters, Kind::Iec104Interrogation, Kind::Dlt645Identifiers, Kind::Dnp3Poll, Kind::OpcuaBrowse, Kind::PluginRead];
+
     pub fn name(self) -> &'static str {
         match self {
             Kind::ModbusRegisters => "modbus-registers",
@@ -56,6 +63,7 @@ impl Kind {
             Kind::Dlt645Identifiers => "dlt645-identifiers",
             Kind::Dnp3Poll => "dnp3-poll",
             Kind::OpcuaBrowse => "opcua-browse",
+            Kind::PluginRead => "plugin-read",
         }
     }
 
@@ -67,6 +75,7 @@ impl Kind {
             Kind::Dlt645Identifiers => "Read data identifiers",
             Kind::Dnp3Poll => "Poll now",
             Kind::OpcuaBrowse => "Browse the server",
+            Kind::PluginRead => "Read points now",
         }
     }
 }
@@ -79,6 +88,7 @@ pub fn kind_of(p: Protocol) -> Option<Kind> {
         Protocol::Dlt645 => Some(Kind::Dlt645Identifiers),
         Protocol::Dnp3 => Some(Kind::Dnp3Poll),
         Protocol::Opcua => Some(Kind::OpcuaBrowse),
+        Protocol::Plugin => Some(Kind::PluginRead),
         #[allow(unreachable_patterns)] // protocols added later have no test until they add one here
         _ => None,
     }
@@ -121,18 +131,11 @@ impl CommTest {
             None => {
                 obj.insert("kind".into(), Kind::ModbusRegisters.name().into());
             }
-            Some(serde_json::Value::String(k))
-                if [Kind::ModbusRegisters, Kind::Iec104Interrogation, Kind::Dlt645Identifiers, Kind::Dnp3Poll, Kind::OpcuaBrowse]
-                    .iter()
-                    .any(|x| x.name() == k) => {}
+            Some(serde_json::Value::String(k)) if Kind::ALL.iter().any(|x| x.name() == k) => {}
             Some(k) => {
-                return Err(Refused::field(
-                    "kind",
-                    format!(
-                        "{k} is not a communication test (modbus-registers, iec104-interrogation, dlt645-identifiers, dnp3-poll or \
-                         opcua-browse)"
-                    ),
-                ))
+                let names: Vec<&str> = Kind::ALL.iter().map(|x| x.name()).collect();
+                let (last, rest) = names.split_last().expect("kinds");
+                return Err(Refused::field("kind", format!("{k} is not a communication test ({} or {last})", rest.join(", "))));
             }
         }
         let t: CommTest = serde_json::from_value(v).map_err(|e| Refused::whole(format!("bad request: {e}")))?;
@@ -147,6 +150,7 @@ impl CommTest {
             CommTest::Dlt645Identifiers(_) => Kind::Dlt645Identifiers,
             CommTest::Dnp3Poll(_) => Kind::Dnp3Poll,
             CommTest::OpcuaBrowse(_) => Kind::OpcuaBrowse,
+            CommTest::PluginRead(_) => Kind::PluginRead,
         }
     }
 
@@ -157,6 +161,7 @@ impl CommTest {
             CommTest::Dlt645Identifiers(r) => r.check().map(|_| ()),
             CommTest::Dnp3Poll(_) => Ok(()),
             CommTest::OpcuaBrowse(r) => r.check(),
+            CommTest::PluginRead(r) => r.check(),
         }
     }
 }
@@ -169,6 +174,7 @@ impl CommAnswer {
             CommAnswer::Dlt645Identifiers(_) => Kind::Dlt645Identifiers,
             CommAnswer::Dnp3Poll(_) => Kind::Dnp3Poll,
             CommAnswer::OpcuaBrowse(_) => Kind::OpcuaBrowse,
+            CommAnswer::PluginRead(_) => Kind::PluginRead,
         }
     }
 
@@ -179,6 +185,7 @@ impl CommAnswer {
             CommAnswer::Dlt645Identifiers(a) => a.ok,
             CommAnswer::Dnp3Poll(a) => a.ok,
             CommAnswer::OpcuaBrowse(a) => a.ok,
+            CommAnswer::PluginRead(a) => a.ok,
         }
     }
 
@@ -189,6 +196,7 @@ impl CommAnswer {
             CommAnswer::Dlt645Identifiers(a) => &a.message,
             CommAnswer::Dnp3Poll(a) => &a.message,
             CommAnswer::OpcuaBrowse(a) => &a.message,
+            CommAnswer::PluginRead(a) => &a.message,
         }
     }
 }
@@ -342,6 +350,58 @@ pub struct IdentifierAnswer {
     pub took_ms: u64,
 }
 
+/// A plugin device: these configured points (none: all) read now, by a poll of its driver.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PluginRead {
+    #[serde(default)]
+    pub points: Vec<String>,
+}
+
+/// The most points one test names.
+pub const PLUGIN_POINTS_MAX: usize = 64;
+
+impl PluginRead {
+    pub fn check(&self) -> Result<(), Refused> {
+        if self.points.len() > PLUGIN_POINTS_MAX {
+            return Err(Refused::field("points", format!("name at most {PLUGIN_POINTS_MAX} points (none: all)")));
+        }
+        Ok(())
+    }
+}
+
+/// One point's value from the driver, or why there is none.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct PluginValue {
+    pub point: String,
+    /// The point's address, in the plugin's format.
+    pub address: String,
+    pub ok: bool,
+    /// As the batch carries it (scaled); null when missing.
+    #[serde(default)]
+    pub value: serde_json::Value,
+    /// The value, or why it is missing, in words.
+    pub text: String,
+    /// `good`, `uncertain`, `bad` as the driver said.
+    #[serde(default)]
+    pub quality: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct PluginReadAnswer {
+    /// The poll succeeded and every point asked got a value.
+    pub ok: bool,
+    /// The plugin serving the device, and its version.
+    pub plugin: String,
+    pub values: Vec<PluginValue>,
+    /// `offline` (the driver's poll failed), `stopped` (the driver was stopped: a crash, its
+    /// time or memory limit) or `not-running` when the test failed.
+    #[serde(default)]
+    pub failure: Option<String>,
+    pub message: String,
+    pub took_ms: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,8 +424,13 @@ mod tests {
         assert_eq!(
             e,
             "kind: \"opcua-read\" is not a communication test (modbus-registers, iec104-interrogation, dlt645-identifiers, \
-             dnp3-poll or opcua-browse)"
+             dnp3-poll, opcua-browse or plugin-read)"
         );
+        let t = CommTest::parse(r#"{"kind": "plugin-read", "points": ["energy"]}"#).unwrap();
+        assert_eq!(t, CommTest::PluginRead(PluginRead { points: vec!["energy".into()] }));
+        let many: Vec<String> = (0..65).map(|i| format!("p{i}")).collect();
+        let e = CommTest::parse(&serde_json::json!({"kind": "plugin-read", "points": many}).to_string()).unwrap_err().to_string();
+        assert_eq!(e, "points: name at most 64 points (none: all)");
         let e = CommTest::parse(r#"{"kind": "opcua-browse", "node": "ns=2;x=1"}"#).unwrap_err().to_string();
         assert!(e.starts_with("node: \"ns=2;x=1\" is not a node id"), "{e}");
         let e = CommTest::parse(r#"{"kind": "dnp3-poll", "poll": "class0"}"#).unwrap_err().to_string();
@@ -405,6 +470,7 @@ mod tests {
         assert_eq!(d.kind, "dlt645-identifiers");
         assert!(d.identifiers.iter().any(|k| k.di == "02010100" && k.unit == "V"));
         assert_eq!(for_protocol(Protocol::Iec104).unwrap().kind, "iec104-interrogation");
+        assert_eq!(for_protocol(Protocol::Plugin).unwrap().kind, "plugin-read");
     }
 }
 

@@ -38,6 +38,9 @@ pub enum CallError {
     /// instantiated again.
     #[error("{0}")]
     Stopped(String),
+    /// No instance runs to take an on-demand request (it is being restarted, or has ended).
+    #[error("{0}")]
+    NotRunning(String),
 }
 
 pub(crate) struct State {

@@ -12,6 +12,7 @@ mod bindings {
     wasmtime::component::bindgen!({
         path: "../../wit/enos-driver",
         world: "plugin",
+        additional_derives: [PartialEq],
     });
 }
 
@@ -31,7 +32,7 @@ pub use install::{install, plugins_dir};
 pub use instance::{CallError, DeviceSpec, Instance};
 pub use manifest::Manifest;
 pub use runtime::{Execution, LoadError, Plugin, Runtime};
-pub use supervisor::{DeviceState, Report, Schedule};
+pub use supervisor::{DeviceState, Report, Request, Schedule};
 
 impl Plugin {
     /// The device's settings checked against the manifest's schema, defaults filled in; or

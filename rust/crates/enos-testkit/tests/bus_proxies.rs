@@ -71,6 +71,7 @@ async fn every_proxy_sends_and_decodes_what_the_contract_says() {
     col.validate_config("{}").await.unwrap();
     col.apply_config("{}").await.unwrap();
     col.list_device_models().await.unwrap();
+    col.list_plugins().await.unwrap();
     col.read_raw("d", "{}").await.unwrap();
     col.live_values("d", 0).await.unwrap();
     col.install_package(&[1, 2]).await.unwrap();

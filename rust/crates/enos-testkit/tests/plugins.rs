@@ -146,6 +146,51 @@ fn the_example_plugin_reads_a_meter_over_tcp() {
     assert!(energy[1] > energy[0], "{energy:?}");
 }
 
+/// On-demand requests between the scheduled polls: a read polls the driver now; a command
+/// reaches the driver's `command` (direct, or select then execute) and comes back in its words,
+/// accepted or refused.
+#[test]
+fn reads_and_commands_on_demand_reach_the_driver_between_its_polls() {
+    use enos_plugin_host::supervisor::Request;
+    use enos_plugin_host::{CallError, CommandKind, CommandRequest};
+    let rt = Runtime::new(None).unwrap();
+    let plugin = load(&rt, "misbehave");
+    let spec = device(&plugin, "c1", serde_json::json!({"how": "count"}), &[("n", "n")], &[]);
+    // One scheduled poll at the start, then none for an hour: every later value is on demand.
+    let schedule = Schedule { poll: Duration::from_secs(3600), ..fast() };
+    let (tx, rx) = mpsc::channel::<Tagged>();
+    let running = enos_plugin_host::supervisor::spawn(rt.clone(), plugin, spec, schedule, reporter(&tx, "c1")).unwrap();
+    until(&rx, |_, r| matches!(r, Report::State(DeviceState::Online, _)));
+    let read = || {
+        let (tx, rx) = mpsc::channel();
+        running.request(Request::Read { reply: Box::new(move |r| tx.send(r).unwrap()) });
+        let samples = rx.recv_timeout(Duration::from_secs(20)).expect("an answer").expect("a poll");
+        samples.iter().map(|s| s.value.clone()).collect::<Vec<_>>()
+    };
+    let command = |kind, v: i64| {
+        let (tx, rx) = mpsc::channel();
+        let cmd = CommandRequest { point: "n".into(), value: Value::Integer(v), kind, timeout_ms: 1000 };
+        running.request(Request::Command { cmd, reply: Box::new(move |r| tx.send(r).unwrap()) });
+        rx.recv_timeout(Duration::from_secs(20)).expect("an answer")
+    };
+    assert_eq!(read(), [Value::Integer(2)], "the scheduled poll counted 1, the read now 2");
+    assert_eq!(command(CommandKind::Direct, 40), Ok("counter set to 40".to_string()));
+    assert_eq!(read(), [Value::Integer(41)]);
+    assert_eq!(command(CommandKind::Direct, -1), Err(CallError::Failed("the counter cannot go below zero".into())));
+    assert_eq!(command(CommandKind::Execute, 7), Err(CallError::Failed("execute 7 without a select of 7".into())));
+    assert_eq!(command(CommandKind::Select, 7), Ok("selected 7".to_string()));
+    assert_eq!(command(CommandKind::Execute, 7), Ok("counter set to 7".to_string()));
+    assert_eq!(read(), [Value::Integer(8)]);
+    // The samples of on-demand reads went on like a scheduled poll's.
+    let mut forwarded = Vec::new();
+    while let Ok((_, r)) = rx.try_recv() {
+        if let Report::Samples(s) = r {
+            forwarded.extend(s.into_iter().map(|s| s.value));
+        }
+    }
+    assert_eq!(forwarded, [Value::Integer(2), Value::Integer(41), Value::Integer(8)]);
+}
+
 /// The same plugin over a serial line: a socat PTY pair, the meter on one end, the plugin's
 /// endpoint on the other (9600 baud, even parity, raw).
 #[test]
@@ -265,7 +310,9 @@ fn a_plugin_for_another_interface_version_or_with_bad_settings_is_refused_in_wor
 /// values (through the IEC 62056-21 plugin) reach the cloud simulator through the real uplink;
 /// a plugin that crashes, one that loops and one built for another interface version are each
 /// failed with their reason in `enosctl devices`, while the Modbus device and the meter keep
-/// reaching the cloud.
+/// reaching the cloud. Writes to plugin devices take the path of every protocol's (the cloud's
+/// measurepoint/set, `enosctl write`), accepted or refused in the driver's words; reads and the
+/// communication test poll the driver now.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_collector_runs_plugin_devices_beside_a_modbus_device() {
     use enos_testkit::cloud_sim::CloudSim;
@@ -333,6 +380,46 @@ name = "energy"
 address = "1.8.0"
 scale = 1000
 unit = "Wh"
+access = "rw"
+min = 0
+max = 1000000000
+
+[[device]]
+id = "ctr"
+protocol = "plugin"
+plugin = "misbehave"
+poll_interval_ms = 86400000
+settings = {{ how = "count" }}
+
+[[device.point]]
+name = "n"
+address = "n"
+access = "rw"
+select_before_operate = true
+# Below zero too: the driver, not the range, refuses it.
+min = -10
+max = 1000
+
+[[device]]
+id = "slow"
+protocol = "plugin"
+plugin = "misbehave"
+settings = {{ how = "silent" }}
+command_timeout_ms = 100
+
+[[device.point]]
+name = "wait"
+address = "wait"
+access = "rw"
+min = 0
+max = 250
+
+[[device.point]]
+name = "boom"
+address = "boom"
+access = "rw"
+min = 0
+max = 1
 
 {crash}{spin}{future}"#,
             modbus = sim.addr,
@@ -342,7 +429,11 @@ unit = "Wh"
         ),
     )
     .unwrap();
-    let uplink = uplink_toml_devices(&cloud.uri(), &dir.path().join("cache"), &[("inv01", "pkInv", "i"), ("meter1", "pkM", "m")]);
+    let uplink = uplink_toml_devices(
+        &cloud.uri(),
+        &dir.path().join("cache"),
+        &[("inv01", "pkInv", "i"), ("meter1", "pkM", "m"), ("ctr", "pkC", "c")],
+    );
     std::fs::write(dir.path().join("uplink.toml"), uplink).unwrap();
     let log = dir.path().join("services.log");
     let _uplink = spawn_service("enos-uplink", &dir.path().join("uplink.toml"), &bus.address, &log);
@@ -381,6 +472,74 @@ unit = "Wh"
     let (counters, energies) = (at_cloud("inv01", "counter").len(), at_cloud("meter1", "energy").len());
     wait_for(30, "more Modbus and meter values after the plugins failed", || {
         (at_cloud("inv01", "counter").len() > counters + 5 && at_cloud("meter1", "energy").len() > energies + 2).then_some(())
+    })
+    .await;
+
+    // Writes from the cloud: the counter's select and execute go through the driver; a value it
+    // refuses, and a write to the read-only meter, come back as the device's refusal (2006).
+    let set =
+        |id: &str, body: &str| format!(r#"{{"id":"{id}","version":"1.0","method":"thing.service.measurepoint.set","params":{body}}}"#);
+    cloud.command("/sys/pkC/ctr/thing/service/measurepoint/set", set("1", r#"{"n":5}"#).as_bytes()).await;
+    cloud.command("/sys/pkC/ctr/thing/service/measurepoint/set", set("2", r#"{"n":-3}"#).as_bytes()).await;
+    cloud.command("/sys/pkM/meter1/thing/service/measurepoint/set", set("3", r#"{"energy":1}"#).as_bytes()).await;
+    let replies = wait_for(30, "three command replies", || {
+        let r = cloud.with(|r| r.command_replies.clone());
+        (r.len() >= 3).then_some(r)
+    })
+    .await;
+    let reply = |id: &str| replies.iter().find(|(_, v)| v["id"] == id).map(|(_, v)| v.clone()).unwrap();
+    assert_eq!(reply("1")["code"], 200, "{replies:?}");
+    assert_eq!(reply("2")["code"], 2006, "{replies:?}");
+    assert!(reply("2").to_string().contains("select: the counter cannot go below zero"), "{replies:?}");
+    assert_eq!(reply("3")["code"], 2006, "{replies:?}");
+    assert!(reply("3").to_string().contains("an IEC 62056-21 mode C readout only reads the meter"), "{replies:?}");
+
+    // enosctl: the driver's answer in words, a refusal with a non-zero exit.
+    let (ok, out, err) = run_tool("enosctl", &["write", "ctr", "n", "9"], &bus.address);
+    assert!(ok && out.contains("counter set to 9"), "{out}{err}");
+    let (ok, _, err) = run_tool("enosctl", &["write", "ctr", "n", "-1"], &bus.address);
+    assert!(!ok && err.contains("the device did not take it: select: the counter cannot go below zero"), "{err}");
+    // A driver that answers after the caller's timeout, one that crashes in `command`: each in
+    // words; the crashed one is started again and takes commands after its restart.
+    let (ok, _, err) = run_tool("enosctl", &["write", "slow", "wait", "250"], &bus.address);
+    assert!(!ok && err.contains("the device did not take it: the driver did not answer within 100 ms"), "{err}");
+    // Requests queue behind the late command: a read (no timeout) answers once it ended.
+    let (ok, out, err) = run_tool("enosctl", &["--json", "read", "slow", "wait"], &bus.address);
+    assert!(ok && out.contains("the driver sent no value for it in this poll"), "{out}{err}");
+    let (ok, _, err) = run_tool("enosctl", &["write", "slow", "boom", "1"], &bus.address);
+    assert!(!ok && err.contains("the gateway failed to write it: the driver crashed in command: panic: "), "{err}");
+    assert!(err.contains("the command table is corrupt (on purpose)"), "{err}");
+    wait_for(30, "the crashed driver taking commands again", || {
+        let (ok, out, err) = run_tool("enosctl", &["write", "slow", "wait", "1"], &bus.address);
+        assert!(ok || err.contains("the device did not take it: the driver is not running"), "{err}");
+        (ok && out.contains("waited 1 ms")).then_some(())
+    })
+    .await;
+    // A read polls the driver now (its only scheduled poll was the first): 9, then one count.
+    let (ok, out, err) = run_tool("enosctl", &["--json", "read", "ctr", "n"], &bus.address);
+    assert!(ok, "{err}");
+    let r: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!((r[0]["value"].as_i64(), r[0]["quality"].as_str()), (Some(10), Some("good")), "{out}");
+    // The communication test: the chosen points read now, as JSON and as a table.
+    let (ok, out, err) = run_tool("enosctl", &["--json", "comm-test", "ctr"], &bus.address);
+    assert!(ok, "{out}{err}");
+    let a: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (a["kind"].as_str(), a["ok"].as_bool(), a["plugin"].as_str()),
+        (Some("plugin-read"), Some(true), Some("misbehave 0.1.0")),
+        "{a}"
+    );
+    assert_eq!((a["values"][0]["point"].as_str(), a["values"][0]["value"].as_i64()), (Some("n"), Some(11)), "{a}");
+    let (ok, out, err) = run_tool("enosctl", &["comm-test", "meter1", r#"{"points": ["energy"]}"#], &bus.address);
+    assert!(ok, "{out}{err}");
+    assert!(out.starts_with("1 of 1 points read"), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("energy") && l.contains("1.8.0") && l.contains(" Wh")), "{out}");
+    let (ok, _, err) = run_tool("enosctl", &["comm-test", "ctr", r#"{"points": ["nope"]}"#], &bus.address);
+    assert!(!ok && err.contains("device \"ctr\" has no point \"nope\""), "{err}");
+    // What the on-demand reads got went on to the cloud like polled values.
+    wait_for(30, "the counter's on-demand values at the cloud", || {
+        let n = at_cloud("ctr", "n");
+        (n.contains(&serde_json::json!(10)) && n.contains(&serde_json::json!(11))).then_some(())
     })
     .await;
 }

@@ -636,6 +636,12 @@ function settingsForm(fields) {
       };
       parts.push(h('fieldset', { class: 'nested' }, h('legend', {}, f.label), h('p', { class: 'hint' }, f.help),
         h('div', { class: 'row' }, subs.map((s) => h('div', { class: 'grow' }, h('label', { for: s.el.id }, s.label), s.el))), msg));
+    } else if (f.kind === 'endpoints') {
+      entry = endpointRows(f, msg);
+      parts.push(entry.part);
+    } else if (f.kind === 'plugin-settings') {
+      entry = pluginSettings(f, msg);
+      parts.push(entry.part);
     } else if (f.kind === 'poll-groups') {
       const el = h('input', { id: 'dev-groups', autocomplete: 'off', spellcheck: 'false', autocapitalize: 'none', placeholder: 'default=1000' });
       entry = { get: () => { const g = parseGroups(el.value); return g.length ? g : undefined; }, set: (v) => { el.value = groupsText(v); }, el };
@@ -649,6 +655,13 @@ function settingsForm(fields) {
     entry.el.addEventListener('input', () => { msg.textContent = ''; entry.el.removeAttribute('aria-invalid'); });
     inputs.set(f.key, entry);
   }
+  // a plugin device: its settings' fields follow the plugin named
+  const plugin = inputs.get('plugin');
+  const ps = [...inputs.values()].find((e) => e.forPlugin);
+  if (plugin && ps) {
+    plugin.el.addEventListener('change', () => ps.forPlugin(plugin.el.value.trim()));
+    ps.forPlugin('');
+  }
   return {
     el: h('div', { class: 'settings' }, parts),
     value() {
@@ -656,13 +669,17 @@ function settingsForm(fields) {
       for (const [k, e] of inputs) { const v = e.get(); if (v !== undefined) o[k] = v; }
       return o;
     },
-    set(d) { for (const [k, e] of inputs) e.set(d[k]); },
+    set(d) {
+      for (const [k, e] of inputs) e.set(d[k]);
+      if (plugin && ps) ps.forPlugin(String(d.plugin || ''));
+    },
     mark(errors) {
-      for (const e of inputs.values()) { e.msg.textContent = ''; e.el.removeAttribute('aria-invalid'); }
+      for (const e of inputs.values()) { e.msg.textContent = ''; e.el.removeAttribute('aria-invalid'); if (e.clear) e.clear(); }
       const rest = [];
       for (const x of errors) {
         const e = !x.point && inputs.get(String(x.field || '').split('.')[0]);
         if (!e) { rest.push(x); continue; }
+        if (e.markSub && e.markSub(x)) continue;
         e.msg.textContent = x.reason;
         e.el.setAttribute('aria-invalid', 'true');
       }
@@ -813,14 +830,20 @@ function deviceEditView(id) {
   let loaded = null;      // the device as loaded (keys the form does not show are kept)
 
   // The form and the grid of the chosen protocol; `d` fills them.
-  function build(d) {
+  // `points`: those to keep when the protocol changes.
+  function build(d, points) {
     const p = protocols.find((x) => x.name === proto.value);
     if (!p) return;
+    // a plugin device's settings form and endpoint rows are in plugins.js, loaded when first needed
+    if (p.device_fields.some((f) => f.kind === 'plugin-settings' || f.kind === 'endpoints') && typeof pluginSettings === 'undefined') {
+      loadScript('/plugins.js').then(() => build(d, points), (e) => out.replaceChildren(banner('error', e.message)));
+      return;
+    }
     form = settingsForm(p.device_fields);
     grid = pointGrid(p.point_fields);
     settingsBox.replaceChildren(form.el);
     gridBox.replaceChildren(grid.el);
-    if (d) { form.set(d); grid.set(d.point || []); }
+    if (d) { form.set(d); grid.set(d.point || []); } else if (points) grid.set(points);
   }
   function fill(d, keepId) {
     loaded = d;
@@ -832,9 +855,7 @@ function deviceEditView(id) {
   }
   proto.addEventListener('change', () => {
     // the points keep what both protocols share (name, unit, scale, ...); the settings start empty
-    const points = grid ? grid.points() : [];
-    build(null);
-    grid.set(points);
+    build(null, grid ? grid.points() : []);
   });
   addBtn.addEventListener('click', () => grid && grid.add());
   tmpl.addEventListener('change', () => {
@@ -881,7 +902,7 @@ function deviceEditView(id) {
       // each finding of this device at its cell or setting; the others (other devices') listed
       const errs = e.errors || [];
       const rest = form.mark(grid.mark(errs.filter((x) => x.device === devId))).concat(errs.filter((x) => x.device !== devId));
-      out.replaceChildren(banner('error', e.message), rest.length ? problemList(rest) : null);
+      out.replaceChildren(...[banner('error', e.message), rest.length ? problemList(rest) : null].filter((x) => x));
     } finally {
       saveBtn.disabled = false;
       out.scrollIntoView({ block: 'nearest' });
@@ -1146,6 +1167,7 @@ const commTests = {
 /** Tests whose card is in a script of its own, loaded when a device's page first needs it. */
 const commTestScripts = {
   'opcua-browse': '/opcua.js',
+  'plugin-read': '/plugins.js',
 };
 
 /** DNP3: an integrity or event poll of the outstation now; every object with its flags, and the IIN, in words. */

@@ -20,6 +20,7 @@ const ASSETS: &[Asset] = &[
     Asset { path: "/icon.svg", content_type: "image/svg+xml", body: include_bytes!("../assets/icon.svg") },
     Asset { path: "/opcua.js", content_type: "text/javascript; charset=utf-8", body: include_bytes!("../assets/opcua.js") },
     Asset { path: "/packages.js", content_type: "text/javascript; charset=utf-8", body: include_bytes!("../assets/packages.js") },
+    Asset { path: "/plugins.js", content_type: "text/javascript; charset=utf-8", body: include_bytes!("../assets/plugins.js") },
 ];
 
 fn etags() -> &'static Vec<String> {

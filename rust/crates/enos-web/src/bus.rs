@@ -78,6 +78,10 @@ impl Services {
         decode("collector", call("collector", self.timeout, self.collector.apply_config(&doc)).await?)
     }
 
+    pub async fn plugins(&self) -> Result<Value, ApiError> {
+        decode("collector", call("collector", self.timeout, self.collector.list_plugins()).await?)
+    }
+
     pub async fn device_models(&self) -> Result<Value, ApiError> {
         decode("collector", call("collector", self.timeout, self.collector.list_device_models()).await?)
     }

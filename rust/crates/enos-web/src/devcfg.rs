@@ -43,7 +43,14 @@ async fn apply(app: &App, cfg: &CollectorConfig) -> Result<serde_json::Value, Ap
     let r = app.bus.apply_config(cfg).await?;
     if r["ok"] != true {
         let errors = r["errors"].clone();
-        let first = errors.get(0).and_then(|e| e["reason"].as_str()).unwrap_or("refused").to_string();
+        // The first finding with the setting it names (its cell is marked too, maybe out of view).
+        let first = errors
+            .get(0)
+            .map(|e| match (e["field"].as_str().filter(|f| !f.is_empty()), e["reason"].as_str().unwrap_or("refused")) {
+                (Some(f), r) => format!("{f}: {r}"),
+                (None, r) => r.to_string(),
+            })
+            .unwrap_or_else(|| "refused".into());
         let n = errors.as_array().map(|a| a.len()).unwrap_or(0);
         return Err(unprocessable(
             format!("the configuration was refused ({n} problem{}): {first}", if n == 1 { "" } else { "s" }),
@@ -157,6 +164,11 @@ pub async fn protocols() -> ApiResult {
 }
 
 /// `GET /api/device-models`: the library shipped with the image.
+/// `GET /api/plugins`: the installed plugins, each with its settings schema (the editor's form).
+pub async fn plugins(app: &App) -> ApiResult {
+    ok(&app.bus.plugins().await?)
+}
+
 pub async fn device_models(app: &App) -> ApiResult {
     ok(&app.bus.device_models().await?)
 }

@@ -141,6 +141,7 @@ fn table<'a>(app: &'a App, peer: IpAddr, seg: &[&str], path: &str) -> Result<Vec
         ["api", "config"] => vec![read(M::GET, Viewer, move |_, _| devcfg::get_config(app))],
         ["api", "protocols"] => vec![read(M::GET, Viewer, move |_, _| devcfg::protocols())],
         ["api", "device-models"] => vec![read(M::GET, Viewer, move |_, _| devcfg::device_models(app))],
+        ["api", "plugins"] => vec![read(M::GET, Viewer, move |_, _| devcfg::plugins(app))],
         ["api", "points-csv"] => vec![change(M::POST, Admin, move |req, _| devcfg::parse_csv(req))],
         ["api", "devices", id, "config"] => {
             let id = arg(id)?;

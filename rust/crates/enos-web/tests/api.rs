@@ -1177,6 +1177,7 @@ async fn the_live_page_and_the_write_dialog_get_units_ranges_and_why_in_words() 
     let test_of = |name: &str| list.as_array().unwrap().iter().find(|p| p["name"] == name).map(|p| p["comm_test"].clone()).unwrap();
     assert_eq!(test_of("modbus-tcp")["kind"], "modbus-registers");
     assert_eq!(test_of("iec104")["kind"], "iec104-interrogation");
+    assert_eq!(test_of("plugin")["kind"], "plugin-read");
     let dlt = test_of("dlt645");
     assert_eq!(dlt["kind"], "dlt645-identifiers");
     assert!(

@@ -1,8 +1,9 @@
 //! `enosctl comm-test DEVICE [REQUEST]`: the device's communication test (the one its protocol
-//! has: Modbus registers, IEC 104 interrogation, DL/T 645 identifiers, DNP3 poll, OPC UA browse) from a shell,
+//! has: Modbus registers, IEC 104 interrogation, DL/T 645 identifiers, DNP3 poll, OPC UA browse,
+//! a plugin device's points read now) from a shell,
 //! for the technician without a browser. What it read is printed as a table in words.
 
-use enos_model::comm_test::{CommAnswer, Dnp3PollAnswer, IdentifierAnswer, InterrogationAnswer, OpcuaBrowseAnswer};
+use enos_model::comm_test::{CommAnswer, Dnp3PollAnswer, IdentifierAnswer, InterrogationAnswer, OpcuaBrowseAnswer, PluginReadAnswer};
 use enos_model::raw_read::RawAnswer;
 use std::fmt::Write;
 
@@ -35,6 +36,7 @@ pub fn render(a: &CommAnswer) -> String {
         CommAnswer::Dlt645Identifiers(r) => dlt645(&mut out, r),
         CommAnswer::Dnp3Poll(r) => dnp3(&mut out, r),
         CommAnswer::OpcuaBrowse(r) => opcua(&mut out, r),
+        CommAnswer::PluginRead(r) => plugin(&mut out, r),
     }
     out
 }
@@ -46,6 +48,7 @@ fn took(a: &CommAnswer) -> u64 {
         CommAnswer::Dlt645Identifiers(r) => r.took_ms,
         CommAnswer::Dnp3Poll(r) => r.took_ms,
         CommAnswer::OpcuaBrowse(r) => r.took_ms,
+        CommAnswer::PluginRead(r) => r.took_ms,
     }
 }
 
@@ -132,6 +135,18 @@ fn opcua(out: &mut String, r: &OpcuaBrowseAnswer) {
         if let Some(nsu) = &n.nsu_id {
             let _ = writeln!(out, "  {nsu}");
         }
+    }
+}
+
+fn plugin(out: &mut String, r: &PluginReadAnswer) {
+    let _ = writeln!(out, "plugin {}", r.plugin);
+    if r.values.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "{:<20} {:<20} {:<10} VALUE", "POINT", "ADDRESS", "QUALITY");
+    for v in &r.values {
+        let q = if v.ok { v.quality.as_str() } else { "-" };
+        let _ = writeln!(out, "{:<20} {:<20} {:<10} {}", v.point, v.address, q, v.text);
     }
 }
 

@@ -7,7 +7,7 @@
 
 pub mod readout;
 
-use enos_plugin_sdk::{self as sdk, Connection, Description, DeviceConfig, Driver, Level, Quality, Sample, Value};
+use enos_plugin_sdk::{self as sdk, Command, Connection, Description, DeviceConfig, Driver, Level, Quality, Sample, Value};
 use readout::{parse_block, parse_identification, sign_on, Line};
 
 const SCHEMA: &str = r#"{
@@ -69,6 +69,12 @@ impl Driver for Meter {
         self.missing_logged = true;
         sdk::emit(&out);
         Ok(())
+    }
+
+    /// Mode C's data readout has nothing to write; its programming mode (passwords, `W1`
+    /// writes) is maker-specific and not part of this driver.
+    fn command(&mut self, cmd: Command) -> Result<String, String> {
+        Err(format!("point \"{}\": an IEC 62056-21 mode C readout only reads the meter; it takes no writes or commands", cmd.point))
     }
 }
 
