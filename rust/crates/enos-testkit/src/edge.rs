@@ -39,7 +39,8 @@ impl SmallDisk {
     pub const KEEP_FREE: u64 = 16 << 20;
     const FILLER: &'static str = "other-program.log";
 
-    fn mount(dir: PathBuf) -> SmallDisk {
+    /// Mounts one at `dir` (made here).
+    pub fn mount(dir: PathBuf) -> SmallDisk {
         std::fs::create_dir(&dir).unwrap();
         let ok =
             std::process::Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={}", Self::SIZE), "tmpfs"]).arg(&dir).status();

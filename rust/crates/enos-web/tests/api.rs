@@ -1588,16 +1588,16 @@ async fn a_busy_network_listener_leaves_room_for_the_kiosk() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_without_a_length_stops_before_the_data_partition_fills() {
-    // keep-free is set just below what is free now, so a 32 MiB upload must stop part way
-    let probe = tempfile::tempdir().unwrap();
-    let free = {
-        let c = std::ffi::CString::new(probe.path().to_str().unwrap()).unwrap();
-        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-        assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut st) }, 0);
-        st.f_bavail as u64 * st.f_frsize as u64
-    };
-    let keep_free = free - (12 << 20);
-    let e = Edge::web_only(&format!("[limits]\nmin_free_bytes = {keep_free}\nmax_upload_bytes = 1073741824"));
+    // The web center's state on a small disk of its own (what else writes to the machine's disk
+    // would move the free space under the test); keep-free just below what is free there, so
+    // the upload must stop part way.
+    let dir = tempfile::tempdir().unwrap();
+    let disk = enos_testkit::edge::SmallDisk::mount(dir.path().join("web-state"));
+    let bus = Bus::start(dir.path());
+    let mut e = Edge { port: 0, web: Proc { child: None, name: String::new() }, dir, bus, services: None, package_key: String::new() };
+    assert_eq!(e.state_dir(), disk.dir);
+    let keep_free = disk.free() - (12 << 20);
+    e.start_web(&format!("[limits]\nmin_free_bytes = {keep_free}\nmax_upload_bytes = 1073741824"));
     let admin = e.admin().await;
     let req = chunked_upload(&admin, 1024);
     // 64 MiB: the server answers and closes long before it is all sent, so send without caring
