@@ -61,6 +61,16 @@ impl PointMeta {
         PointMeta { name: name.into(), scale: 1.0, offset: 0.0, access: Access::R, min: None, max: None, decimals: None, unit: "".into() }
     }
 
+    /// Why `x` may not be written to this point (outside `min..max`), in words; `None` inside.
+    /// The one range check of every protocol's write path.
+    pub fn out_of_range(&self, x: f64) -> Option<String> {
+        if !(self.min.is_some_and(|lo| x < lo) || self.max.is_some_and(|hi| x > hi)) {
+            return None;
+        }
+        let show = |b: Option<f64>| b.map_or(String::new(), |b| b.to_string());
+        Some(format!("{x} is outside the point's range {}..{}", show(self.min), show(self.max)))
+    }
+
     pub fn check(&self, at: &Scope, out: &mut Findings) {
         if self.name.is_empty() || self.name.len() > 64 || self.name.chars().any(|c| c.is_control() || c == '"') {
             out.add(at, "name", "must be 1-64 printable characters without quotes");

@@ -218,9 +218,8 @@ fn to_driver(m: &PointMeta, v: &serde_json::Value) -> Result<host::Value, (Write
         serde_json::Value::String(t) => Ok(host::Value::Text(t.clone())),
         serde_json::Value::Number(n) => {
             let x = n.as_f64().unwrap_or(f64::NAN);
-            if m.min.is_some_and(|lo| x < lo) || m.max.is_some_and(|hi| x > hi) {
-                let range = format!("{}-{}", m.min.map_or("".into(), |v| v.to_string()), m.max.map_or("".into(), |v| v.to_string()));
-                return Err((WriteFailure::OutOfRange, format!("{x} is outside the point's range {range}")));
+            if let Some(why) = m.out_of_range(x) {
+                return Err((WriteFailure::OutOfRange, why));
             }
             Ok(match n.as_i64() {
                 Some(i) if unscaled => host::Value::Integer(i),
@@ -471,7 +470,7 @@ mod tests {
         assert_eq!(to_driver(&scaled, &serde_json::json!(2010)), Ok(host::Value::Float(2.0)));
         assert_eq!(
             to_driver(&scaled, &serde_json::json!(6000)),
-            Err((WriteFailure::OutOfRange, "6000 is outside the point's range 0-5000".into()))
+            Err((WriteFailure::OutOfRange, "6000 is outside the point's range 0..5000".into()))
         );
         assert_eq!(
             to_driver(&plain, &serde_json::json!([1])),

@@ -119,9 +119,8 @@ pub fn command(p: &Dnp3Point, c: CommandType, v: &serde_json::Value) -> Result<O
         },
         _ => {
             let Some(x) = v.as_f64() else { return bad(format!("{v} is not a number")) };
-            if p.meta.min.is_some_and(|m| x < m) || p.meta.max.is_some_and(|m| x > m) {
-                let show = |m: Option<f64>| m.map_or(String::new(), |m| m.to_string());
-                return Err((true, format!("{x} is outside the point's range {}..{}", show(p.meta.min), show(p.meta.max))));
+            if let Some(why) = p.meta.out_of_range(x) {
+                return Err((true, why));
             }
             let raw = (x - p.meta.offset) / p.meta.scale;
             let whole = |lo: f64, hi: f64| raw.fract() == 0.0 && (lo..=hi).contains(&raw);

@@ -138,10 +138,8 @@ pub fn command(p: &Iec104Point, kind: CommandType, v: &serde_json::Value) -> Res
         },
         _ => {
             let Some(x) = number() else { return bad(format!("{v} is not a number")) };
-            if p.meta.min.is_some_and(|m| x < m) || p.meta.max.is_some_and(|m| x > m) {
-                let range =
-                    format!("{}..{}", p.meta.min.map_or("".into(), |m| m.to_string()), p.meta.max.map_or("".into(), |m| m.to_string()));
-                return Err((true, format!("{x} is outside the point's range {range}")));
+            if let Some(why) = p.meta.out_of_range(x) {
+                return Err((true, why));
             }
             let raw = (x - p.meta.offset) / p.meta.scale;
             match kind {

@@ -116,9 +116,8 @@ pub fn command(p: &OpcuaPoint, like: Option<VariantScalarTypeId>, v: &serde_json
         };
     }
     let Some(x) = v.as_f64() else { return bad(format!("{v} is not a number")) };
-    if p.meta.min.is_some_and(|m| x < m) || p.meta.max.is_some_and(|m| x > m) {
-        let range = format!("{}..{}", p.meta.min.map_or("".into(), |m| m.to_string()), p.meta.max.map_or("".into(), |m| m.to_string()));
-        return Err((true, format!("{x} is outside the point's range {range}")));
+    if let Some(why) = p.meta.out_of_range(x) {
+        return Err((true, why));
     }
     let raw = (x - p.meta.offset) / p.meta.scale;
     let whole = |lo: f64, hi: f64, name: &str| {

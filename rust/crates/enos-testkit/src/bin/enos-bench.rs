@@ -345,11 +345,7 @@ async fn main() {
     // outage, then drain
     broker.stop();
     tokio::time::sleep(Duration::from_secs(a.seconds)).await;
-    let status = || -> enos_bus::UplinkStatus {
-        let (_, out, _) = enos_testkit::harness::run_tool("enosctl", &["--json", "status"], &bus.address);
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
-        serde_json::from_value(v["uplink"].clone()).unwrap_or_default()
-    };
+    let status = || uplink_status(&bus.address);
     let backlog = status().cache.points;
     let cap = status().cache.outage_hours_capacity;
     t.row(
@@ -847,6 +843,13 @@ async fn end_to_end(a: &Args) -> EndToEnd {
     EndToEnd { dir, bus, broker, cloud, sims, coll, cfg_c, cfg_u, log }
 }
 
+/// The uplink's status (`enosctl --json status`); the default when it does not answer.
+fn uplink_status(bus: &str) -> enos_bus::UplinkStatus {
+    let (_, out, _) = enos_testkit::harness::run_tool("enosctl", &["--json", "status"], bus);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+    serde_json::from_value(v["uplink"].clone()).unwrap_or_default()
+}
+
 /// Open file descriptors of a process.
 fn open_files(pid: u32) -> u64 {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count() as u64).unwrap_or(0)
@@ -891,11 +894,7 @@ async fn soak(a: &Args, t: &mut Table, e: &mut EndToEnd) {
     let (pc, pu) = pids(&collector, &uplink);
     let rate = (a.devices * a.points * 1000 / a.interval_ms as usize) as u64;
     let bus = e.bus.address.clone();
-    let status = move || -> enos_bus::UplinkStatus {
-        let (_, out, _) = enos_testkit::harness::run_tool("enosctl", &["--json", "status"], &bus);
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
-        serde_json::from_value(v["uplink"].clone()).unwrap_or_default()
-    };
+    let status = move || uplink_status(&bus);
     tokio::time::sleep(Duration::from_secs(10)).await; // warm up
     t.row("soak: offered load", format!("{} devices x {} points every {} ms = {rate} points/s", a.devices, a.points, a.interval_ms));
     t.row("soak: cycles", format!("{} s each, the broker stopped for {} s in the middle", a.cycle_s, a.outage_s));
