@@ -338,6 +338,10 @@ test('plugin device editor: settings as a form from the plugin\'s schema, endpoi
   assert.equal(await page.locator('#dev-settings-timeout_ms').getAttribute('min'), '100');
   assert.equal(await page.locator('#dev-settings-endpoint').getAttribute('placeholder'), 'line');
   assert.match(await page.locator('#dev-settings legend').innerText(), /^Settings of iec62056 /);
+  // the plugin field offers the installed plugins to pick
+  await page.locator('#installed-plugins option[value="iec62056"]').waitFor({ state: 'attached', timeout: 20000 });
+  assert.equal(await page.locator('#dev-plugin').getAttribute('list'), 'installed-plugins');
+  assert.match(await page.locator('#installed-plugins option[value="iec62056"]').textContent(), /^iec62056 \d+\.\d+\.\d+/);
   assert.equal(await page.locator('#ep-id-0').inputValue(), 'line');
   assert.equal(await page.locator('#ep-address-0').inputValue(), process.env.ENOS_SIM_IEC62056);
   assert.equal(await page.locator('#ep-baud-0').isDisabled(), true, 'baud is for serial endpoints');

@@ -659,6 +659,7 @@ function settingsForm(fields) {
   const plugin = inputs.get('plugin');
   const ps = [...inputs.values()].find((e) => e.forPlugin);
   if (plugin && ps) {
+    offerInstalledPlugins(plugin.el);
     plugin.el.addEventListener('change', () => ps.forPlugin(plugin.el.value.trim()));
     ps.forPlugin('');
   }

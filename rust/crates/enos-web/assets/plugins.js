@@ -91,6 +91,17 @@ function installedPlugins() {
   return pluginsAsked;
 }
 
+/**
+ * The plugin field offers the installed plugins to pick (a touch screen has no keyboard at
+ * hand) and stays free text: a device may name a plugin its package installs later.
+ */
+function offerInstalledPlugins(input) {
+  const list = h('datalist', { id: 'installed-plugins' });
+  input.setAttribute('list', list.id);
+  input.after(list);
+  installedPlugins().then((ps) => list.replaceChildren(...ps.map((p) => h('option', { value: p.name }, p.name + ' ' + p.version))));
+}
+
 /** A JSON Schema property as a form field (the kinds `cellInput` knows). */
 function schemaField(key, p, required) {
   const kind = p.enum ? 'choice' : { integer: 'integer', number: 'number', boolean: 'bool' }[p.type] || 'text';
