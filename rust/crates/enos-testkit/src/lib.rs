@@ -9,6 +9,7 @@ pub mod edge;
 pub mod harness;
 pub mod http_file;
 pub mod iec104_sim;
+pub mod iec62056_sim;
 pub mod modbus_sim;
 pub mod opcua_server;
 pub mod swu;
