@@ -540,7 +540,10 @@ mod tests {
         assert_eq!(serde_json::to_value(&plain).unwrap()["queue_size"], serde_json::Value::Null);
         let set = serde_json::json!({"name": "P", "node": "ns=2;i=5", "queue_size": 4, "deadband": 0.5, "min": 0.0});
         let tuned = read(set.clone());
-        assert_eq!((tuned.at.item().queue_size, tuned.at.item().deadband, tuned.meta.min(), tuned.meta.max()), (4, Some(0.5), Some(0.0), None));
+        assert_eq!(
+            (tuned.at.item().queue_size, tuned.at.item().deadband, tuned.meta.min(), tuned.meta.max()),
+            (4, Some(0.5), Some(0.0), None)
+        );
         let back = serde_json::to_value(&tuned).unwrap();
         assert!(set.as_object().unwrap().iter().all(|(k, v)| back[k] == *v), "{back}");
     }

@@ -105,7 +105,15 @@ impl From<PointMeta> for MetaFields {
 
 impl PointMeta {
     pub fn named(name: &str) -> PointMeta {
-        PointMeta { name: name.into(), scale: 1.0, offset: 0.0, access: Access::R, range: Range::default(), decimals: None, unit: "".into() }
+        PointMeta {
+            name: name.into(),
+            scale: 1.0,
+            offset: 0.0,
+            access: Access::R,
+            range: Range::default(),
+            decimals: None,
+            unit: "".into(),
+        }
     }
 
     pub fn min(&self) -> Option<f64> {

@@ -200,7 +200,15 @@ mod tests {
         assert_eq!(std::mem::size_of::<Slot>(), 24, "the per-point cost the memory figures assume");
         let points = [point("a", Access::R, None)];
         let mut latest = Latest::new(1);
-        let values = [Value::Bool(true), Value::Int(-3), Value::UInt(u64::MAX), Value::Float(-0.5), Value::Str("on".into()), Value::Null, Value::Float(2.0)];
+        let values = [
+            Value::Bool(true),
+            Value::Int(-3),
+            Value::UInt(u64::MAX),
+            Value::Float(-0.5),
+            Value::Str("on".into()),
+            Value::Null,
+            Value::Float(2.0),
+        ];
         for (ts, v) in values.iter().enumerate() {
             let note = matches!(v, Value::Null).then(|| "bad".to_string());
             latest.record(0, v, Quality::Good, ts as u64, Flags::NONE, note.clone());
