@@ -137,20 +137,24 @@ pub enum DeadbandType {
 }
 
 /// A point's node and how its values are had. Kept small (32 bytes): a server can have 10,000
-/// points and more, and most subscribe with the defaults, so the monitored item's own settings
-/// are allocated only when one is set. Read and written as `AddressFields`, the keys as they are.
+/// points and more, and few set a sampling interval or a deadband, so those are allocated only
+/// when set. Read and written as `AddressFields`, the keys as they are.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(from = "AddressFields", into = "AddressFields")]
 pub struct OpcuaAddress {
     /// `ns=2;i=5`, `ns=2;s=Name`, `ns=2;g=<guid>`, `ns=2;b=<base64>`, or `nsu=<uri>;...`.
     pub node: Box<str>,
     pub mode: ReadMode,
-    /// `None`: the defaults (`ItemSettings::default()`).
-    pub item: Option<Box<ItemSettings>>,
+    queue_size: u32,
+    /// `None`: no sampling interval, no deadband.
+    filter: Option<Box<Filter>>,
 }
 
+/// The rarely set part of a monitored item's settings: sampling interval, deadband and its type.
+type Filter = (Option<u32>, Option<f64>, DeadbandType);
+
 /// A monitored item's settings.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ItemSettings {
     /// How often the server samples the node (default: the publishing interval).
     pub sampling_ms: Option<u32>,
@@ -162,21 +166,21 @@ pub struct ItemSettings {
 
 impl Default for ItemSettings {
     fn default() -> ItemSettings {
-        DEFAULT_ITEM.clone()
+        ItemSettings { sampling_ms: None, queue_size: d_queue(), deadband: None, deadband_type: DeadbandType::default() }
     }
 }
 
-const DEFAULT_ITEM: &ItemSettings =
-    &ItemSettings { sampling_ms: None, queue_size: 1, deadband: None, deadband_type: DeadbandType::Absolute };
-
 impl OpcuaAddress {
     pub fn new(node: &str, mode: ReadMode, item: ItemSettings) -> OpcuaAddress {
-        OpcuaAddress { node: node.into(), mode, item: (item != *DEFAULT_ITEM).then(|| Box::new(item)) }
+        let ItemSettings { sampling_ms, queue_size, deadband, deadband_type } = item;
+        let set = sampling_ms.is_some() || deadband.is_some() || deadband_type != DeadbandType::default();
+        OpcuaAddress { node: node.into(), mode, queue_size, filter: set.then(|| Box::new((sampling_ms, deadband, deadband_type))) }
     }
 
-    /// The monitored item's settings (the defaults when none is set).
-    pub fn item(&self) -> &ItemSettings {
-        self.item.as_deref().unwrap_or(DEFAULT_ITEM)
+    /// The monitored item's settings.
+    pub fn item(&self) -> ItemSettings {
+        let (sampling_ms, deadband, deadband_type) = self.filter.as_deref().copied().unwrap_or_default();
+        ItemSettings { sampling_ms, queue_size: self.queue_size, deadband, deadband_type }
     }
 }
 
@@ -206,7 +210,7 @@ impl From<AddressFields> for OpcuaAddress {
 
 impl From<OpcuaAddress> for AddressFields {
     fn from(a: OpcuaAddress) -> AddressFields {
-        let ItemSettings { sampling_ms, queue_size, deadband, deadband_type } = a.item().clone();
+        let ItemSettings { sampling_ms, queue_size, deadband, deadband_type } = a.item();
         AddressFields { node: a.node.into(), mode: a.mode, sampling_ms, queue_size, deadband, deadband_type }
     }
 }
@@ -533,11 +537,13 @@ mod tests {
 
     #[test]
     fn a_point_with_the_defaults_allocates_no_settings_and_writes_no_keys_for_them() {
-        assert_eq!(std::mem::size_of::<OpcuaPoint>(), 96, "the per-point cost docs/protocols/opcua.md (Memory) counts");
+        assert_eq!(std::mem::size_of::<OpcuaPoint>(), 104, "the per-point cost docs/protocols/opcua.md (Memory) counts");
         let read = |json: serde_json::Value| serde_json::from_value::<OpcuaPoint>(json).unwrap();
         let plain = read(serde_json::json!({"name": "P", "node": "ns=2;i=5"}));
-        assert!(plain.at.item.is_none() && plain.meta.range == crate::Range::default());
+        assert!(plain.at.filter.is_none() && plain.meta.range == crate::Range::default());
         assert_eq!(serde_json::to_value(&plain).unwrap()["queue_size"], serde_json::Value::Null);
+        let queued = read(serde_json::json!({"name": "P", "node": "ns=2;i=5", "queue_size": 10}));
+        assert!(queued.at.filter.is_none(), "a queue size alone is kept in the point");
         let set = serde_json::json!({"name": "P", "node": "ns=2;i=5", "queue_size": 4, "deadband": 0.5, "min": 0.0});
         let tuned = read(set.clone());
         assert_eq!(

@@ -29,8 +29,8 @@ impl fmt::Display for Access {
 /// The part of a point that is the same in every protocol (its keys are described by
 /// `fields::POINT_NAME` and `fields::POINT_COMMON`).
 ///
-/// Kept small (64 bytes): a collector holds 100,000 points and more, and most have no range, so
-/// the range is allocated only when set. Read and written as `MetaFields`, the keys as they are.
+/// Kept small (72 bytes, the range without `Option`'s tags): a collector holds 100,000 points and
+/// more. Read and written as `MetaFields`, the keys as they are.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(from = "MetaFields", into = "MetaFields")]
 pub struct PointMeta {
@@ -48,19 +48,33 @@ pub struct PointMeta {
     pub unit: Arc<str>,
 }
 
-/// A point's `min` and `max`: nothing allocated when neither is set.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Range(Option<Box<(Option<f64>, Option<f64>)>>);
+/// A point's `min` and `max`, NaN meaning "none" (a NaN bound never limited anything). Inline:
+/// most Modbus points of a device table set both, and a box per point, allocated while the
+/// table is read, left pages that could not be given back (~130 bytes a point more).
+#[derive(Debug, Clone, Copy)]
+pub struct Range(f64, f64);
 
 impl Range {
     pub fn new(min: Option<f64>, max: Option<f64>) -> Range {
-        Range((min.is_some() || max.is_some()).then(|| Box::new((min, max))))
+        Range(min.unwrap_or(f64::NAN), max.unwrap_or(f64::NAN))
     }
     pub fn min(&self) -> Option<f64> {
-        self.0.as_ref().and_then(|r| r.0)
+        Some(self.0).filter(|b| !b.is_nan())
     }
     pub fn max(&self) -> Option<f64> {
-        self.0.as_ref().and_then(|r| r.1)
+        Some(self.1).filter(|b| !b.is_nan())
+    }
+}
+
+impl Default for Range {
+    fn default() -> Range {
+        Range::new(None, None)
+    }
+}
+
+impl PartialEq for Range {
+    fn eq(&self, other: &Range) -> bool {
+        (self.min(), self.max()) == (other.min(), other.max())
     }
 }
 
