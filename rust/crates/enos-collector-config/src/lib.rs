@@ -19,4 +19,4 @@ pub mod protocols;
 
 pub use collector::*;
 pub use device::*;
-pub use point::{Access, Point, PointMeta};
+pub use point::{Access, Point, PointMeta, Range};

@@ -136,24 +136,85 @@ pub enum DeadbandType {
     Percent,
 }
 
+/// A point's node and how its values are had. Kept small (32 bytes): a server can have 10,000
+/// points and more, and few set a sampling interval or a deadband, so those are allocated only
+/// when set. Read and written as `AddressFields`, the keys as they are.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "AddressFields", into = "AddressFields")]
 pub struct OpcuaAddress {
     /// `ns=2;i=5`, `ns=2;s=Name`, `ns=2;g=<guid>`, `ns=2;b=<base64>`, or `nsu=<uri>;...`.
-    pub node: String,
-    #[serde(default, skip_serializing_if = "is_default")]
+    pub node: Box<str>,
     pub mode: ReadMode,
+    queue_size: u32,
+    /// `None`: no sampling interval, no deadband.
+    filter: Option<Box<Filter>>,
+}
+
+/// The rarely set part of a monitored item's settings: sampling interval, deadband and its type.
+type Filter = (Option<u32>, Option<f64>, DeadbandType);
+
+/// A monitored item's settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ItemSettings {
     /// How often the server samples the node (default: the publishing interval).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sampling_ms: Option<u32>,
     /// Changes the server keeps for the point between two publishes (not across a break).
-    #[serde(default = "d_queue", skip_serializing_if = "is_one")]
     pub queue_size: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadband: Option<f64>,
-    #[serde(default, skip_serializing_if = "is_default")]
     pub deadband_type: DeadbandType,
 }
+
+impl Default for ItemSettings {
+    fn default() -> ItemSettings {
+        ItemSettings { sampling_ms: None, queue_size: d_queue(), deadband: None, deadband_type: DeadbandType::default() }
+    }
+}
+
+impl OpcuaAddress {
+    pub fn new(node: &str, mode: ReadMode, item: ItemSettings) -> OpcuaAddress {
+        let ItemSettings { sampling_ms, queue_size, deadband, deadband_type } = item;
+        let set = sampling_ms.is_some() || deadband.is_some() || deadband_type != DeadbandType::default();
+        OpcuaAddress { node: node.into(), mode, queue_size, filter: set.then(|| Box::new((sampling_ms, deadband, deadband_type))) }
+    }
+
+    /// The monitored item's settings.
+    pub fn item(&self) -> ItemSettings {
+        let (sampling_ms, deadband, deadband_type) = self.filter.as_deref().copied().unwrap_or_default();
+        ItemSettings { sampling_ms, queue_size: self.queue_size, deadband, deadband_type }
+    }
+}
+
+/// `OpcuaAddress` as the files have it.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddressFields {
+    node: String,
+    #[serde(default, skip_serializing_if = "is_default")]
+    mode: ReadMode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sampling_ms: Option<u32>,
+    #[serde(default = "d_queue", skip_serializing_if = "is_one")]
+    queue_size: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    deadband: Option<f64>,
+    #[serde(default, skip_serializing_if = "is_default")]
+    deadband_type: DeadbandType,
+}
+
+impl From<AddressFields> for OpcuaAddress {
+    fn from(f: AddressFields) -> OpcuaAddress {
+        let AddressFields { node, mode, sampling_ms, queue_size, deadband, deadband_type } = f;
+        OpcuaAddress::new(&node, mode, ItemSettings { sampling_ms, queue_size, deadband, deadband_type })
+    }
+}
+
+impl From<OpcuaAddress> for AddressFields {
+    fn from(a: OpcuaAddress) -> AddressFields {
+        let ItemSettings { sampling_ms, queue_size, deadband, deadband_type } = a.item();
+        AddressFields { node: a.node.into(), mode: a.mode, sampling_ms, queue_size, deadband, deadband_type }
+    }
+}
+
 fn d_queue() -> u32 {
     1
 }
@@ -259,20 +320,21 @@ impl PointAddress for OpcuaAddress {
         if let Err(e) = NodeRef::parse(&self.node) {
             out.add(at, "node", e);
         }
-        if matches!(self.sampling_ms, Some(s) if s > 3_600_000) {
+        let item = self.item();
+        if matches!(item.sampling_ms, Some(s) if s > 3_600_000) {
             out.add(at, "sampling_ms", "must be at most 3600000 (an hour)");
         }
-        if self.queue_size == 0 || self.queue_size > 10_000 {
+        if item.queue_size == 0 || item.queue_size > 10_000 {
             out.add(at, "queue_size", "must be 1-10000");
         }
-        match self.deadband {
+        match item.deadband {
             Some(d) if !d.is_finite() || d < 0.0 => out.add(at, "deadband", "must be a number of 0 or more"),
-            Some(d) if self.deadband_type == DeadbandType::Percent && d > 100.0 => out.add(at, "deadband", "a percentage: 0-100"),
+            Some(d) if item.deadband_type == DeadbandType::Percent && d > 100.0 => out.add(at, "deadband", "a percentage: 0-100"),
             _ => {}
         }
         if self.mode == ReadMode::Poll {
             for (key, set) in
-                [("sampling_ms", self.sampling_ms.is_some()), ("queue_size", self.queue_size != 1), ("deadband", self.deadband.is_some())]
+                [("sampling_ms", item.sampling_ms.is_some()), ("queue_size", item.queue_size != 1), ("deadband", item.deadband.is_some())]
             {
                 if set {
                     out.add(at, key, "applies to subscribed points only (this one has mode = \"poll\")");
@@ -471,6 +533,25 @@ mod tests {
         assert_eq!(err("ns=2;b=@@"), "\"@@\" is not base64 text");
         assert!(err("Temperature").starts_with("\"Temperature\" is not a node id (forms: ns=2;i=5"), "{}", err("Temperature"));
         assert!(err("ns=2;x=5").contains("is not a node id"));
+    }
+
+    #[test]
+    fn a_point_with_the_defaults_allocates_no_settings_and_writes_no_keys_for_them() {
+        assert_eq!(std::mem::size_of::<OpcuaPoint>(), 104, "the per-point cost docs/protocols/opcua.md (Memory) counts");
+        let read = |json: serde_json::Value| serde_json::from_value::<OpcuaPoint>(json).unwrap();
+        let plain = read(serde_json::json!({"name": "P", "node": "ns=2;i=5"}));
+        assert!(plain.at.filter.is_none() && plain.meta.range == crate::Range::default());
+        assert_eq!(serde_json::to_value(&plain).unwrap()["queue_size"], serde_json::Value::Null);
+        let queued = read(serde_json::json!({"name": "P", "node": "ns=2;i=5", "queue_size": 10}));
+        assert!(queued.at.filter.is_none(), "a queue size alone is kept in the point");
+        let set = serde_json::json!({"name": "P", "node": "ns=2;i=5", "queue_size": 4, "deadband": 0.5, "min": 0.0});
+        let tuned = read(set.clone());
+        assert_eq!(
+            (tuned.at.item().queue_size, tuned.at.item().deadband, tuned.meta.min(), tuned.meta.max()),
+            (4, Some(0.5), Some(0.0), None)
+        );
+        let back = serde_json::to_value(&tuned).unwrap();
+        assert!(set.as_object().unwrap().iter().all(|(k, v)| back[k] == *v), "{back}");
     }
 
     fn findings(settings: &str, point: &str) -> Vec<String> {

@@ -150,7 +150,7 @@ group = "slow"
         let mut cfg: CollectorConfig = toml::from_str(DOC).unwrap();
         let enos_collector_config::ProtocolConfig::ModbusTcp(m) = &mut cfg.devices[0].proto else { panic!("a Modbus TCP device") };
         m.points.pop();
-        m.points[0].meta.min = Some(-5.0);
+        m.points[0].meta.range = enos_collector_config::Range::new(Some(-5.0), None);
         cfg.devices.pop();
         let text = to_toml(&cfg).unwrap();
         let back = CollectorConfig::from_str_at(Path::new("c.toml"), &text).unwrap();

@@ -6,39 +6,99 @@
 use enos_batch::{Flags, Quality, Value};
 use enos_collector_config::{Access, Point};
 use enos_model::device::{PointReading, WriteFailure, WriteOutcome};
+use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The latest reading of each configured point of one device (by the point's index).
 ///
-/// Kept compact (64 bytes a point, nothing allocated for a number): a device can have 10,000
-/// points, and a full `PointReading` (its name copied, its flags in words) cost about three
-/// times that per point for as long as the collector runs. Readings are made when asked.
-pub struct Latest(Vec<Option<Reading>>);
-
-struct Reading {
-    value: Value,
-    ts_ms: u64,
+/// Kept compact (24 bytes a point, nothing allocated for a number): a device can have 10,000
+/// points, and a full `PointReading` (its name copied, its flags in words) cost about ten times
+/// that per point for as long as the collector runs. Text values and notes are rare and are
+/// kept beside, by index. Readings are made when asked.
+pub struct Latest {
+    slots: Vec<Slot>,
+    texts: HashMap<u32, String>,
     /// Why the value is not good, in words (the device's own status, a refusal).
-    note: Option<Box<str>>,
+    notes: HashMap<u32, Box<str>>,
+}
+
+#[derive(Clone, Copy)]
+struct Slot {
+    /// The number's bits, as `kind` says.
+    bits: u64,
+    ts_ms: u64,
+    kind: Kind,
+    noted: bool,
     quality: Quality,
     flags: Flags,
 }
 
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    NotYet,
+    Bool,
+    Int,
+    UInt,
+    Float,
+    Text,
+    Null,
+}
+
+const NOT_YET: Slot = Slot { bits: 0, ts_ms: 0, kind: Kind::NotYet, noted: false, quality: Quality::CommFailure, flags: Flags::NONE };
+
 impl Latest {
     pub fn new(points: usize) -> Self {
-        Latest(std::iter::repeat_with(|| None).take(points).collect())
+        Latest { slots: vec![NOT_YET; points], texts: HashMap::new(), notes: HashMap::new() }
     }
 
     /// The time of the point's latest reading.
     pub fn ts_ms(&self, point: usize) -> Option<u64> {
-        self.0[point].as_ref().map(|r| r.ts_ms)
+        let s = &self.slots[point];
+        (s.kind != Kind::NotYet).then_some(s.ts_ms)
     }
 
     /// Keeps what is being forwarded as the point's latest reading; `note` says why it is not
     /// good, when the device said more than the quality.
     pub fn record(&mut self, point: usize, value: &Value, quality: Quality, ts_ms: u64, flags: Flags, note: Option<String>) {
-        let note = note.map(String::into_boxed_str);
-        self.0[point] = Some(Reading { value: value.clone(), ts_ms, note, quality, flags });
+        let key = point as u32;
+        let was = self.slots[point];
+        let (kind, bits) = match value {
+            Value::Bool(b) => (Kind::Bool, u64::from(*b)),
+            Value::Int(i) => (Kind::Int, *i as u64),
+            Value::UInt(u) => (Kind::UInt, *u),
+            Value::Float(f) => (Kind::Float, f.to_bits()),
+            Value::Str(t) => {
+                self.texts.insert(key, t.clone());
+                (Kind::Text, 0)
+            }
+            Value::Null => (Kind::Null, 0),
+        };
+        if was.kind == Kind::Text && kind != Kind::Text {
+            self.texts.remove(&key);
+        }
+        let noted = note.is_some();
+        match note {
+            Some(n) => {
+                self.notes.insert(key, n.into_boxed_str());
+            }
+            None if was.noted => {
+                self.notes.remove(&key);
+            }
+            None => {}
+        }
+        self.slots[point] = Slot { bits, ts_ms, kind, noted, quality, flags };
+    }
+
+    fn value(&self, point: usize) -> Value {
+        let s = &self.slots[point];
+        match s.kind {
+            Kind::Bool => Value::Bool(s.bits != 0),
+            Kind::Int => Value::Int(s.bits as i64),
+            Kind::UInt => Value::UInt(s.bits),
+            Kind::Float => Value::Float(f64::from_bits(s.bits)),
+            Kind::Text => Value::Str(self.texts.get(&(point as u32)).cloned().unwrap_or_default()),
+            Kind::Null | Kind::NotYet => Value::Null,
+        }
     }
 
     /// A read of `device`: the latest value of each point asked (all when none are named), in
@@ -56,22 +116,23 @@ impl Latest {
             .into_iter()
             .map(|i| {
                 let point = points[i].meta.name.to_string();
-                match &self.0[i] {
-                    Some(r) => PointReading {
-                        point,
-                        value: r.value.clone(),
-                        quality: r.quality,
-                        ts_ms: r.ts_ms,
-                        error: r.note.as_deref().map(String::from),
-                        flags: r.flags.names().into_iter().map(String::from).collect(),
-                    },
-                    None => PointReading {
+                let s = &self.slots[i];
+                match s.kind {
+                    Kind::NotYet => PointReading {
                         point,
                         value: Value::Null,
                         quality: Quality::CommFailure,
                         ts_ms: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
                         error: Some(not_yet.into()),
                         flags: Vec::new(),
+                    },
+                    _ => PointReading {
+                        point,
+                        value: self.value(i),
+                        quality: s.quality,
+                        ts_ms: s.ts_ms,
+                        error: self.notes.get(&(i as u32)).map(|n| n.to_string()),
+                        flags: s.flags.names().into_iter().map(String::from).collect(),
                     },
                 }
             })
@@ -132,5 +193,28 @@ mod tests {
         assert_eq!(refused("a", Some(&points)), Some(WriteFailure::ReadOnly));
         assert_eq!(refused("x", Some(&points)), Some(WriteFailure::UnknownPoint));
         assert_eq!(refused("b", None), Some(WriteFailure::UnknownDevice));
+    }
+
+    #[test]
+    fn every_kind_of_value_comes_back_as_recorded_and_a_note_lasts_one_reading() {
+        assert_eq!(std::mem::size_of::<Slot>(), 24, "the per-point cost the memory figures assume");
+        let points = [point("a", Access::R, None)];
+        let mut latest = Latest::new(1);
+        let values = [
+            Value::Bool(true),
+            Value::Int(-3),
+            Value::UInt(u64::MAX),
+            Value::Float(-0.5),
+            Value::Str("on".into()),
+            Value::Null,
+            Value::Float(2.0),
+        ];
+        for (ts, v) in values.iter().enumerate() {
+            let note = matches!(v, Value::Null).then(|| "bad".to_string());
+            latest.record(0, v, Quality::Good, ts as u64, Flags::NONE, note.clone());
+            let got = &latest.read("d", &points, &[], "").unwrap()[0];
+            assert_eq!((&got.value, got.ts_ms, &got.error), (v, ts as u64, &note));
+        }
+        assert!(latest.texts.is_empty() && latest.notes.is_empty(), "a number after a text, no note after a note: nothing kept beside");
     }
 }

@@ -466,7 +466,12 @@ mod tests {
         let plain = PointMeta::named("n");
         assert_eq!(to_driver(&plain, &serde_json::json!(7)), Ok(host::Value::Integer(7)), "an integer stays one");
         assert_eq!(to_driver(&plain, &serde_json::json!(true)), Ok(host::Value::Boolean(true)));
-        let scaled = PointMeta { scale: 1000.0, offset: 10.0, min: Some(0.0), max: Some(5000.0), ..PointMeta::named("e") };
+        let scaled = PointMeta {
+            scale: 1000.0,
+            offset: 10.0,
+            range: enos_collector_config::Range::new(Some(0.0), Some(5000.0)),
+            ..PointMeta::named("e")
+        };
         assert_eq!(to_driver(&scaled, &serde_json::json!(2010)), Ok(host::Value::Float(2.0)));
         assert_eq!(
             to_driver(&scaled, &serde_json::json!(6000)),

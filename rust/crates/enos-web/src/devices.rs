@@ -143,7 +143,7 @@ fn write_facts(proto: &ProtocolConfig, p: &PointMeta) -> serde_json::Value {
         Some(a) => ("number", a.data_type.to_string()),
         None => ("number", proto.protocol().to_string()),
     };
-    serde_json::json!({ "point": p.name, "unit": p.unit, "type": data_type, "kind": kind, "min": p.min, "max": p.max })
+    serde_json::json!({ "point": p.name, "unit": p.unit, "type": data_type, "kind": kind, "min": p.min(), "max": p.max() })
 }
 
 /// An IEC 104 command point: switching commands are a `choice` of their states (`choices`: the
@@ -169,8 +169,8 @@ fn iec104_write_facts(p: &PointMeta, c: CommandType) -> serde_json::Value {
         CommandType::Bitstring => ("number", "C_BO_NA_1 bitstring of 32 bits", json!(null), json!([])),
     };
     let (min, max) = match c {
-        CommandType::Bitstring => (Some(p.min.unwrap_or(0.0)), Some(p.max.unwrap_or(f64::from(u32::MAX)))),
-        _ => (p.min, p.max),
+        CommandType::Bitstring => (Some(p.min().unwrap_or(0.0)), Some(p.max().unwrap_or(f64::from(u32::MAX)))),
+        _ => (p.min(), p.max()),
     };
     json!({ "point": p.name, "unit": p.unit, "type": data_type, "kind": kind, "min": min, "max": max, "choices": choices, "states": states })
 }

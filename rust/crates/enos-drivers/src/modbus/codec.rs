@@ -167,12 +167,12 @@ pub fn encode(p: &PointConfig, v: &serde_json::Value) -> Result<WireWrite, (bool
     if !x.is_finite() {
         return bad(format!("{v} is not a finite number"));
     }
-    if let Some(lo) = p.meta.min {
+    if let Some(lo) = p.meta.min() {
         if x < lo {
             return Err((true, format!("{x} is below the minimum {lo}")));
         }
     }
-    if let Some(hi) = p.meta.max {
+    if let Some(hi) = p.meta.max() {
         if x > hi {
             return Err((true, format!("{x} is above the maximum {hi}")));
         }
@@ -274,7 +274,7 @@ mod tests {
         assert_eq!(encode(&s, &serde_json::json!("AB")).unwrap(), WireWrite::Registers(vec![0x4142, 0, 0]));
         assert!(encode(&s, &serde_json::json!("ABCDEFG")).unwrap_err().0);
         let mut r = pt(DataType::U16, ByteOrder::ABCD);
-        r.meta.max = Some(100.0);
+        r.meta.range = enos_collector_config::Range::new(None, Some(100.0));
         assert!(encode(&r, &serde_json::json!(101)).unwrap_err().1.contains("above the maximum 100"));
         assert!(!encode(&r, &serde_json::json!("x")).unwrap_err().0);
         assert!(decode(&pt(DataType::U32, ByteOrder::ABCD), &[1], &[]).is_err());

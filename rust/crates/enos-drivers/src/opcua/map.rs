@@ -146,22 +146,14 @@ pub fn command(p: &OpcuaPoint, like: Option<VariantScalarTypeId>, v: &serde_json
 #[cfg(test)]
 mod tests {
     use super::*;
-    use enos_collector_config::opcua::{DeadbandType, OpcuaAddress, ReadMode};
+    use enos_collector_config::opcua::{ItemSettings, OpcuaAddress, ReadMode};
     use enos_collector_config::PointMeta;
 
     fn point(scale: f64) -> OpcuaPoint {
         let mut meta = PointMeta::named("P");
         meta.scale = scale;
-        meta.min = Some(0.0);
-        meta.max = Some(100.0);
-        let at = OpcuaAddress {
-            node: "ns=2;i=5".into(),
-            mode: ReadMode::Subscribe,
-            sampling_ms: None,
-            queue_size: 1,
-            deadband: None,
-            deadband_type: DeadbandType::Absolute,
-        };
+        meta.range = enos_collector_config::Range::new(Some(0.0), Some(100.0));
+        let at = OpcuaAddress::new("ns=2;i=5", ReadMode::Subscribe, ItemSettings::default());
         OpcuaPoint::new(meta, at)
     }
 

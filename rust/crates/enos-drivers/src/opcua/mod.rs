@@ -155,7 +155,7 @@ impl Items for Subscribed {
     fn item(&self, index: usize) -> Result<Item, String> {
         let p = &self.cfg.points[self.points[index] as usize];
         let (node, namespace_uri) = node_of(p)?;
-        let at = &p.at;
+        let at = p.at.item();
         Ok(Item {
             node,
             namespace_uri,
