@@ -41,7 +41,7 @@ struct Args {
     /// the uplink; then 1.5x the highest rate handed on in full, with its RSS over time.
     #[arg(long)]
     ceiling: bool,
-    /// Only the collector's memory per configured point (100 devices x 1,000 points).
+    /// Only the collector's memory per configured point: Modbus (100 devices x 1,000 points), IEC 104 and DNP3 (10 x 10,000)
     #[arg(long)]
     point_memory: bool,
     /// Only IEC 104: spontaneous values end to end (one station, 1,000 IOAs) at offered rates.
@@ -173,6 +173,7 @@ async fn main() {
         let mut uplink = spawn_service("enos-uplink", &dir.path().join("uplink.toml"), &bus.address, &log);
         if a.point_memory {
             point_memory(&mut t, dir.path(), &bus.address, &log).await;
+            spontaneous_point_memory(&mut t, dir.path(), &bus.address, &log).await;
         }
         if a.iec104 {
             iec104_rates(&a, &mut t, dir.path(), &bus.address, &log, &cloud).await;
@@ -653,26 +654,9 @@ async fn point_memory(t: &mut Table, dir: &std::path::Path, bus: &str, log: &std
                     sim.addr
                 ));
             }
-            let file = dir.join("collector-mem.toml");
-            std::fs::write(&file, cfg).unwrap();
-            let mut c = spawn_service("enos-collector", &file, bus, log);
-            // Settled: the configuration loaded and applied (the parser's temporary data given
-            // back, which the collector does within 5 s; the first reading shows the load's
-            // peak), every device polled (many times at 1 s), the pusher's buffers at their
-            // size; the highest of four readings 5 s apart after that.
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            load.push(proc_stat(&c).0);
-            let mut high = 0;
-            for _ in 0..4 {
-                tokio::time::sleep(Duration::from_secs(5)).await;
-                high = high.max(proc_stat(&c).0);
-            }
-            let s = collector_stats(bus);
-            if s.samples_dropped > 0 {
-                println!("  (the uplink did not keep up: {} samples shed; the figure includes buffered data)", s.samples_dropped);
-            }
+            let (at_load, high) = settled_rss(dir, bus, log, &cfg).await;
+            load.push(at_load);
             rss.push(high);
-            c.terminate();
         }
         let per_point = |r: &[u64]| (r[1] as f64 - r[0] as f64) * 1024.0 / (DEVICES * (POINTS - 1)) as f64;
         t.row(
@@ -683,6 +667,98 @@ async fn point_memory(t: &mut Table, dir: &std::path::Path, bus: &str, log: &std
                 rss[1],
                 per_point(&rss),
                 per_point(&load)
+            ),
+        );
+    }
+}
+
+/// The collector started on `cfg` and settled: the configuration loaded and applied (the
+/// parser's temporary data given back, which the collector does within 5 s; the first reading,
+/// returned first, shows the load's peak), every device polled or heard from, the pusher's
+/// buffers at their size; then the highest of four readings 5 s apart. RSS in KiB.
+async fn settled_rss(dir: &std::path::Path, bus: &str, log: &std::path::Path, cfg: &str) -> (u64, u64) {
+    let file = dir.join("collector-mem.toml");
+    std::fs::write(&file, cfg).unwrap();
+    let mut c = spawn_service("enos-collector", &file, bus, log);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let load = proc_stat(&c).0;
+    let mut high = 0;
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        high = high.max(proc_stat(&c).0);
+    }
+    let s = collector_stats(bus);
+    if s.samples_dropped > 0 {
+        println!("  (the uplink did not keep up: {} samples shed; the figure includes buffered data)", s.samples_dropped);
+    }
+    c.terminate();
+    (load, high)
+}
+
+/// The spontaneous protocols' cost per configured point: 10 IEC 104 stations (`iec104_sim`) and
+/// 10 DNP3 outstations (`dnp3_sim`) of 10,000 points each (100,000), every point sent by the
+/// station within the settling time (2,000 values/s each: every point's latest reading is held),
+/// against the same stations with 1 point each.
+async fn spontaneous_point_memory(t: &mut Table, dir: &std::path::Path, bus: &str, log: &std::path::Path) {
+    use enos_testkit::{dnp3_sim::Dnp3Sim, iec104_sim::Iec104Sim};
+    const DEVICES: u32 = 10;
+    const POINTS: u32 = 10_000;
+    const RATE: u64 = 2_000;
+    let mut c104 = String::from("name,ioa,type\n");
+    let mut cdnp3 = String::from("name,type,index\n");
+    for i in 1..=POINTS {
+        c104.push_str(&format!("P{i:05},{i},M_ME_NC\n"));
+        cdnp3.push_str(&format!("P{i:05},AI,{}\n", i - 1));
+    }
+    let first = |t: &str| t.lines().take(2).map(|l| format!("{l}\n")).collect::<String>();
+    for (f, text) in
+        [("mem-104-1.csv", first(&c104)), ("mem-104.csv", c104.clone()), ("mem-dnp3-1.csv", first(&cdnp3)), ("mem-dnp3.csv", cdnp3.clone())]
+    {
+        std::fs::write(dir.join(f), text).unwrap();
+    }
+    let mut stations = Vec::new();
+    let mut outstations = Vec::new();
+    for d in 0..DEVICES {
+        stations.push(Iec104Sim::start(POINTS, RATE).await);
+        outstations.push(Dnp3Sim::start(10 + d as u16, POINTS, RATE).await);
+    }
+    for (protocol, stem) in [("IEC 104", "mem-104"), ("DNP3", "mem-dnp3")] {
+        let (mut rss, mut sent) = (Vec::new(), 0);
+        for csv in [format!("{stem}-1.csv"), format!("{stem}.csv")] {
+            let mut cfg = String::from("[push]\ninterval_ms = 200\n");
+            for d in 0..DEVICES as usize {
+                cfg.push_str(&if protocol == "DNP3" {
+                    format!(
+                        "[[device]]\nid = \"o{d:02}\"\nprotocol = \"dnp3\"\naddress = \"{}\"\noutstation_address = {}\nunsolicited = true\n\
+                         integrity_interval_s = 0\nclass1_interval_ms = 0\nclass2_interval_ms = 0\nclass3_interval_ms = 0\npoints_csv = \"{csv}\"\n",
+                        outstations[d].addr,
+                        10 + d
+                    )
+                } else {
+                    format!("[[device]]\nid = \"s{d:02}\"\nprotocol = \"iec104\"\naddress = \"{}\"\npoints_csv = \"{csv}\"\n", stations[d].addr)
+                });
+            }
+            let sent_now = || -> u64 {
+                let counters = if protocol == "DNP3" {
+                    outstations.iter().map(|o| &o.sent).collect::<Vec<_>>()
+                } else {
+                    stations.iter().map(|s| &s.sent).collect()
+                };
+                counters.iter().map(|c| c.load(std::sync::atomic::Ordering::Relaxed)).sum()
+            };
+            let before = sent_now();
+            rss.push(settled_rss(dir, bus, log, &cfg).await.1);
+            sent = sent_now() - before;
+        }
+        let n = (DEVICES * (POINTS - 1)) as f64;
+        t.row(
+            format!("collector RSS, {protocol}: {DEVICES} devices x 1 point / x {POINTS} points (each point sent every 5 s)"),
+            format!(
+                "{} / {} KiB = {:.0} bytes per configured point ({:.1} M values sent while measured)",
+                rss[0],
+                rss[1],
+                (rss[1] as f64 - rss[0] as f64) * 1024.0 / n,
+                sent as f64 / 1e6
             ),
         );
     }
