@@ -585,12 +585,7 @@ async fn opcua_rates(a: &Args, t: &mut Table, dir: &std::path::Path, bus: &str, 
         }
         // settled as in --point-memory: the highest of four readings 5 s apart after 5 s
         tokio::time::sleep(Duration::from_secs(5)).await;
-        let mut high = 0;
-        for _ in 0..4 {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            high = high.max(proc_stat(&c).0);
-        }
-        rss.push(high);
+        rss.push(highest_rss(&c).await);
         collector = Some(c);
     }
     let mut collector = collector.expect("started");
@@ -654,9 +649,9 @@ async fn point_memory(t: &mut Table, dir: &std::path::Path, bus: &str, log: &std
                     sim.addr
                 ));
             }
-            let (at_load, high) = settled_rss(dir, bus, log, &cfg).await;
-            load.push(at_load);
-            rss.push(high);
+            let settled = settled_rss(dir, bus, log, &cfg, &[]).await;
+            load.push(settled.load_kb);
+            rss.push(settled.high_kb);
         }
         let per_point = |r: &[u64]| (r[1] as f64 - r[0] as f64) * 1024.0 / (DEVICES * (POINTS - 1)) as f64;
         t.row(
@@ -672,27 +667,43 @@ async fn point_memory(t: &mut Table, dir: &std::path::Path, bus: &str, log: &std
     }
 }
 
-/// The collector started on `cfg` and settled: the configuration loaded and applied (the
-/// parser's temporary data given back, which the collector does within 5 s; the first reading,
-/// returned first, shows the load's peak), every device polled or heard from, the pusher's
-/// buffers at their size; then the highest of four readings 5 s apart. RSS in KiB.
-async fn settled_rss(dir: &std::path::Path, bus: &str, log: &std::path::Path, cfg: &str) -> (u64, u64) {
-    let file = dir.join("collector-mem.toml");
-    std::fs::write(&file, cfg).unwrap();
-    let mut c = spawn_service("enos-collector", &file, bus, log);
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let load = proc_stat(&c).0;
+/// What `settled_rss` read (RSS in KiB).
+struct Settled {
+    load_kb: u64,
+    high_kb: u64,
+    pushed_per_s: f64,
+}
+
+/// The highest of four RSS readings 5 s apart (KiB): what a settled collector holds.
+async fn highest_rss(c: &Proc) -> u64 {
     let mut high = 0;
     for _ in 0..4 {
         tokio::time::sleep(Duration::from_secs(5)).await;
-        high = high.max(proc_stat(&c).0);
+        high = high.max(proc_stat(c).0);
     }
+    high
+}
+
+/// The collector started on `cfg` (with `env`) and settled: the configuration loaded and applied
+/// (the parser's temporary data given back, which the collector does within 5 s; the reading
+/// then, `load_kb`, shows the load's peak), every device polled or heard from, the pusher's
+/// buffers at their size; then the highest of four readings 5 s apart, and the samples handed to
+/// the uplink meanwhile.
+async fn settled_rss(dir: &std::path::Path, bus: &str, log: &std::path::Path, cfg: &str, env: &[(&str, &str)]) -> Settled {
+    let file = dir.join("collector-mem.toml");
+    std::fs::write(&file, cfg).unwrap();
+    let mut c = enos_testkit::harness::spawn_service_env("enos-collector", &file, bus, log, env);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let load_kb = proc_stat(&c).0;
+    let (pushed0, start) = (collector_stats(bus).samples_pushed, Instant::now());
+    let high_kb = highest_rss(&c).await;
     let s = collector_stats(bus);
     if s.samples_dropped > 0 {
         println!("  (the uplink did not keep up: {} samples shed; the figure includes buffered data)", s.samples_dropped);
     }
+    let pushed_per_s = (s.samples_pushed - pushed0) as f64 / start.elapsed().as_secs_f64();
     c.terminate();
-    (load, high)
+    Settled { load_kb, high_kb, pushed_per_s }
 }
 
 /// The spontaneous protocols' cost per configured point: 10 IEC 104 stations (`iec104_sim`) and
@@ -701,6 +712,7 @@ async fn settled_rss(dir: &std::path::Path, bus: &str, log: &std::path::Path, cf
 /// against the same stations with 1 point each.
 async fn spontaneous_point_memory(t: &mut Table, dir: &std::path::Path, bus: &str, log: &std::path::Path) {
     use enos_testkit::{dnp3_sim::Dnp3Sim, iec104_sim::Iec104Sim};
+    use std::sync::atomic::{AtomicU64, Ordering};
     const DEVICES: u32 = 10;
     const POINTS: u32 = 10_000;
     const RATE: u64 = 2_000;
@@ -722,8 +734,11 @@ async fn spontaneous_point_memory(t: &mut Table, dir: &std::path::Path, bus: &st
         stations.push(Iec104Sim::start(POINTS, RATE).await);
         outstations.push(Dnp3Sim::start(10 + d as u16, POINTS, RATE).await);
     }
-    for (protocol, stem) in [("IEC 104", "mem-104"), ("DNP3", "mem-dnp3")] {
-        let (mut rss, mut sent) = (Vec::new(), 0);
+    let sent = |sims: &[&AtomicU64]| -> u64 { sims.iter().map(|c| c.load(Ordering::Relaxed)).sum() };
+    let station_counters: Vec<&AtomicU64> = stations.iter().map(|s| &*s.sent).collect();
+    let outstation_counters: Vec<&AtomicU64> = outstations.iter().map(|o| &*o.sent).collect();
+    for (protocol, stem, counters) in [("IEC 104", "mem-104", &station_counters), ("DNP3", "mem-dnp3", &outstation_counters)] {
+        let (mut rss, mut sent_measured) = (Vec::new(), 0);
         for csv in [format!("{stem}-1.csv"), format!("{stem}.csv")] {
             let mut cfg = String::from("[push]\ninterval_ms = 200\n");
             for d in 0..DEVICES as usize {
@@ -738,17 +753,9 @@ async fn spontaneous_point_memory(t: &mut Table, dir: &std::path::Path, bus: &st
                     format!("[[device]]\nid = \"s{d:02}\"\nprotocol = \"iec104\"\naddress = \"{}\"\npoints_csv = \"{csv}\"\n", stations[d].addr)
                 });
             }
-            let sent_now = || -> u64 {
-                let counters = if protocol == "DNP3" {
-                    outstations.iter().map(|o| &o.sent).collect::<Vec<_>>()
-                } else {
-                    stations.iter().map(|s| &s.sent).collect()
-                };
-                counters.iter().map(|c| c.load(std::sync::atomic::Ordering::Relaxed)).sum()
-            };
-            let before = sent_now();
-            rss.push(settled_rss(dir, bus, log, &cfg).await.1);
-            sent = sent_now() - before;
+            let before = sent(counters);
+            rss.push(settled_rss(dir, bus, log, &cfg, &[]).await.high_kb);
+            sent_measured = sent(counters) - before;
         }
         let n = (DEVICES * (POINTS - 1)) as f64;
         t.row(
@@ -758,7 +765,7 @@ async fn spontaneous_point_memory(t: &mut Table, dir: &std::path::Path, bus: &st
                 rss[0],
                 rss[1],
                 (rss[1] as f64 - rss[0] as f64) * 1024.0 / n,
-                sent as f64 / 1e6
+                sent_measured as f64 / 1e6
             ),
         );
     }
@@ -1329,7 +1336,7 @@ impl NativeMeter {
 /// The collector's RSS with IEC 62056-21 plugin devices, each reading a meter of its own
 /// (`iec62056_sim`, 20 OBIS lines, every second): the plugin installed as on a development box
 /// (`enosctl plugin install`), then the collector started with 0, 1 and 20 plugin devices,
-/// settled as in --point-memory (the highest of four readings 5 s apart after 5 s). The first
+/// settled as in --point-memory (`settled_rss`). The first
 /// start translates the component and fills the cache, as a box does once after an install;
 /// the three figures are from starts that load the cache.
 async fn plugin_memory(t: &mut Table, dir: &Path, bus: &str, log: &Path, packed: &Path) {
@@ -1344,7 +1351,6 @@ async fn plugin_memory(t: &mut Table, dir: &Path, bus: &str, log: &Path, packed:
     let sims: Vec<MeterSim> = (0..METERS).map(|_| MeterSim::start()).collect();
     let points: String =
         READOUT.iter().map(|(obis, _)| format!("\n[[device.point]]\nname = \"p{obis}\"\naddress = \"{obis}\"\n")).collect();
-    let file = dir.join("collector-plugins.toml");
     // (devices, RSS KiB, values handed to the uplink per s)
     let mut runs: Vec<(usize, u64, f64)> = Vec::new();
     for devices in [1, 0, 1, METERS] {
@@ -1356,19 +1362,8 @@ async fn plugin_memory(t: &mut Table, dir: &Path, bus: &str, log: &Path, packed:
                 sim.addr
             ));
         }
-        std::fs::write(&file, cfg).unwrap();
-        let mut c =
-            enos_testkit::harness::spawn_service_env("enos-collector", &file, bus, log, &[("ENOS_PLUGINS_DIR", plugins.to_str().unwrap())]);
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        let (pushed0, start) = (collector_stats(bus).samples_pushed, Instant::now());
-        let mut high = 0;
-        for _ in 0..4 {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            high = high.max(proc_stat(&c).0);
-        }
-        let rate = (collector_stats(bus).samples_pushed - pushed0) as f64 / start.elapsed().as_secs_f64();
-        c.terminate();
-        runs.push((devices, high, rate));
+        let settled = settled_rss(dir, bus, log, &cfg, &[("ENOS_PLUGINS_DIR", plugins.to_str().unwrap())]).await;
+        runs.push((devices, settled.high_kb, settled.pushed_per_s));
     }
     let (first, none, one, all) = (runs[0], runs[1], runs[2], runs[3]);
     t.row(
