@@ -68,19 +68,85 @@ pub enum AddressOrder {
 #[serde(deny_unknown_fields)]
 pub struct Dlt645Address {
     /// The data identifier, 8 hex digits as the standard writes it (`02010100`: voltage A).
-    pub di: String,
+    pub di: DataId,
     /// The value's format where the identifier is not one the gateway knows, or to override it:
     /// `XXX.X` (digits and decimals), a leading `-` for signed BCD (sign in the top bit).
+    /// Shared: the meters of a site repeat the same few.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub format: Option<String>,
+    pub format: Option<Arc<str>>,
     #[serde(default = "default_group")]
     pub group: Arc<str>,
 }
 
+/// A data identifier as configured: parsed when it is one, else kept as written so that
+/// validation can name it. Parsed, a point holds 16 bytes and no text of its own: a site
+/// configures 100,000 points and more.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DataId {
+    Id(enos_dlt645::Identifier),
+    Invalid(Box<str>),
+}
+
+impl DataId {
+    pub fn parse(text: &str) -> DataId {
+        match enos_dlt645::Identifier::parse(text) {
+            Ok(id) => DataId::Id(id),
+            Err(_) => DataId::Invalid(text.into()),
+        }
+    }
+}
+
+impl std::fmt::Display for DataId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DataId::Id(id) => id.fmt(f),
+            DataId::Invalid(text) => f.write_str(text),
+        }
+    }
+}
+
+impl std::fmt::Debug for DataId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+impl From<&str> for DataId {
+    fn from(text: &str) -> DataId {
+        DataId::parse(text)
+    }
+}
+
+impl Serialize for DataId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for DataId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<DataId, D::Error> {
+        // Borrowed where the format allows, else owned: either way no text is kept for a valid one.
+        let text = std::borrow::Cow::<str>::deserialize(d)?;
+        Ok(DataId::parse(&text))
+    }
+}
+
 impl Dlt645Address {
-    /// The identifier as a number (validated: 8 hex digits).
-    pub fn identifier(&self) -> Option<u32> {
-        (self.di.len() == 8).then(|| u32::from_str_radix(&self.di, 16).ok()).flatten()
+    /// The identifier, when it is one (validation refuses the others).
+    pub fn identifier(&self) -> Option<enos_dlt645::Identifier> {
+        match self.di {
+            DataId::Id(id) => Some(id),
+            DataId::Invalid(_) => None,
+        }
+    }
+
+    /// What to read and how to decode it; an error in words when the identifier or format is
+    /// not one (validation refuses both, so the driver's check is a guard).
+    pub fn point(&self) -> Result<enos_dlt645::Point, String> {
+        match self.identifier() {
+            Some(id) => enos_dlt645::Point::configured(id, self.format.as_deref()),
+            None => Err(format!("\"{}\" is not a data identifier (8 hex digits, e.g. 02010100)", self.di)),
+        }
     }
 }
 
@@ -94,18 +160,21 @@ pub fn format_finding(f: &str) -> Option<String> {
 impl PointAddress for Dlt645Address {
     fn share_strings(&mut self, pool: &mut crate::point::StringPool) {
         pool.share(&mut self.group);
+        if let Some(f) = &mut self.format {
+            pool.share(f);
+        }
     }
 
     fn check(&self, meta: &PointMeta, at: &Scope, out: &mut Findings) {
-        if self.identifier().is_none() {
-            out.add(at, "di", format!("\"{}\" is not a data identifier (8 hex digits, e.g. 02010100)", self.di));
+        if let DataId::Invalid(text) = &self.di {
+            out.add(at, "di", format!("\"{text}\" is not a data identifier (8 hex digits, e.g. 02010100)"));
         }
         if let Some(reason) = self.format.as_deref().and_then(format_finding) {
             out.add(at, "format", reason);
         }
         // An identifier the meter reader does not know needs its format.
-        if self.identifier().is_some() && self.format.is_none() {
-            if let Err(reason) = enos_dlt645::Point::from_config(&self.di, None) {
+        if let (Some(id), None) = (self.identifier(), &self.format) {
+            if let Err(reason) = enos_dlt645::Point::configured(id, None) {
                 out.add(at, "format", reason);
             }
         }
@@ -167,3 +236,45 @@ pub const POINT_FIELDS: &[Field] = &[
     Field::new("format", "Format", K::Text, "e.g. XXX.X; -XX.XXXX for signed; empty for known identifiers"),
     POINT_GROUP,
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ProtocolConfig;
+
+    fn device(points: &str) -> crate::DeviceConfig {
+        let text = format!("id = \"m\"\nprotocol = \"dlt645\"\naddress = \"127.0.0.1:8899\"\nmeter = \"000000000001\"\n{points}");
+        toml::from_str(&text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn findings(cfg: &crate::DeviceConfig) -> Vec<String> {
+        let mut out = Findings::default();
+        cfg.check(&Scope::root().device(0, "m"), &mut out);
+        out.0.iter().map(|f| f.to_string()).collect()
+    }
+
+    #[test]
+    fn an_identifier_is_kept_parsed_and_written_back_as_its_eight_digits() {
+        assert_eq!(std::mem::size_of::<Dlt645Point>(), 120, "the per-point cost docs/protocols/dlt645.md (Memory) counts");
+        let cfg = device("[[point]]\nname = \"Ua\"\ndi = \"0201ff00\"\nformat = \"XXX.X\"\n[[point]]\nname = \"E\"\ndi = \"00000000\"");
+        let ProtocolConfig::Dlt645(d) = &cfg.proto else { panic!("not DL/T 645") };
+        assert_eq!(d.points[0].at.di, DataId::Id(enos_dlt645::Identifier(0x0201FF00)));
+        assert_eq!(d.points[0].at.point().unwrap().format, enos_dlt645::Format::Number { digits: 4, decimals: 1, signed: false });
+        assert_eq!(findings(&cfg), Vec::<String>::new());
+        let back = serde_json::to_value(&d.points[0]).unwrap();
+        assert_eq!((back["di"].as_str(), back["format"].as_str()), (Some("0201FF00"), Some("XXX.X")));
+        assert!(back.get("format").is_some() && serde_json::to_value(&d.points[1]).unwrap().get("format").is_none());
+    }
+
+    #[test]
+    fn a_bad_identifier_is_named_by_validation_as_written() {
+        let cfg = device("[[point]]\nname = \"Ua\"\ndi = \"0201010G\"\n[[point]]\nname = \"X\"\ndi = \"02990100\"");
+        let f = findings(&cfg);
+        assert_eq!(f.len(), 2, "{f:#?}");
+        assert!(f[0].contains("point \"Ua\"") && f[0].contains("di") && f[0].contains("\"0201010G\" is not a data identifier"), "{}", f[0]);
+        assert!(f[1].contains("point \"X\"") && f[1].contains("format") && f[1].contains("give its format"), "{}", f[1]);
+        let ProtocolConfig::Dlt645(d) = &cfg.proto else { panic!("not DL/T 645") };
+        assert!(d.points[0].at.point().unwrap_err().contains("\"0201010G\" is not a data identifier"));
+        assert_eq!(serde_json::to_value(&d.points[0]).unwrap()["di"], "0201010G", "kept as written");
+    }
+}

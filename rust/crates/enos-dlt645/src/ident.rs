@@ -109,7 +109,11 @@ impl Point {
     /// A point from its configuration: a known identifier takes its standard format unless
     /// `format` (and `signed`) override it; an unknown one needs a format.
     pub fn new(id: &str, format: Option<&str>, signed: Option<bool>) -> Result<Point, String> {
-        let id = Identifier::parse(id)?;
+        Point::of(Identifier::parse(id)?, format, signed)
+    }
+
+    /// [`Point::new`] for an identifier already parsed.
+    pub fn of(id: Identifier, format: Option<&str>, signed: Option<bool>) -> Result<Point, String> {
         let standard = known(id).map(|k| k.format);
         let format = match (format, standard) {
             (Some(f), std) => {
@@ -133,12 +137,17 @@ impl Point {
     /// A point as the collector's configuration writes it: `format` with a leading `-` for a
     /// signed value ("-XX.XXXX"), absent for a known identifier's standard format.
     pub fn from_config(id: &str, format: Option<&str>) -> Result<Point, String> {
+        Point::configured(Identifier::parse(id)?, format)
+    }
+
+    /// [`Point::from_config`] for an identifier already parsed.
+    pub fn configured(id: Identifier, format: Option<&str>) -> Result<Point, String> {
         match format.map(str::trim).filter(|f| !f.is_empty()) {
             Some(f) => match f.strip_prefix('-') {
-                Some(unsigned) => Point::new(id, Some(unsigned), Some(true)),
-                None => Point::new(id, Some(f), Some(false)),
+                Some(unsigned) => Point::of(id, Some(unsigned), Some(true)),
+                None => Point::of(id, Some(f), Some(false)),
             },
-            None => Point::new(id, None, None),
+            None => Point::of(id, None, None),
         }
     }
 }

@@ -28,11 +28,11 @@ pub async fn read(line: &dlt::Line, m: &MeterCfg, offline: bool, req: &Identifie
             (r.name, r.unit) = (k.name.into(), k.unit.into());
         }
         // the meter's own point for this identifier decodes it as configured, else the standard's format
-        let configured = m.cfg.points.iter().zip(&m.points).find(|(p, _)| p.at.di.eq_ignore_ascii_case(&di));
-        if let (None, Some((p, _))) = (known, configured) {
+        let configured = m.cfg.points.iter().find(|p| p.at.identifier() == Some(id));
+        if let (None, Some(p)) = (known, configured) {
             (r.name, r.unit) = (format!("point \"{}\"", p.meta.name), p.meta.unit.to_string());
         }
-        let format = configured.and_then(|(_, pt)| pt.as_ref().ok()).map(|pt| pt.format).or(known.map(|k| k.format));
+        let format = configured.and_then(|p| p.at.point().ok()).map(|pt| pt.format).or(known.map(|k| k.format));
         if let Some(why) = &silent {
             r.failure = Some("timeout".into());
             r.text = format!("not asked: {why}");

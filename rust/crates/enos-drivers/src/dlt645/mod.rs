@@ -18,15 +18,13 @@ use enos_dlt645 as dlt;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A meter as the driver serves it: its settings and its points, resolved once.
+/// A meter as the driver serves it: its settings, and its address and timing resolved once. Its
+/// points are the configuration's, not copies: a site configures 100,000 and more.
 pub(crate) struct MeterCfg {
     pub id: String,
     pub cfg: SharedDevice<Dlt645Device>,
     pub meter: dlt::Meter,
     pub timing: dlt::Timing,
-    /// Per configured point: what to read, or why it cannot be read (validation refuses an
-    /// unknown identifier without a format, so this is a guard).
-    pub points: Vec<Result<dlt::Point, String>>,
 }
 
 pub struct Dlt645Driver {
@@ -74,8 +72,7 @@ impl Dlt645Driver {
                 };
                 let meter = dlt::Meter { address: dlt::Address::parse(&cfg.meter).ok()?, order };
                 let timing = dlt::Timing { timeout: Duration::from_millis(cfg.timeout_ms), retries: cfg.retries };
-                let points = cfg.points.iter().map(|p| dlt::Point::from_config(&p.at.di, p.at.format.as_deref())).collect();
-                Some(MeterCfg { id: d.id.clone(), cfg, meter, timing, points })
+                Some(MeterCfg { id: d.id.clone(), cfg, meter, timing })
             })
             .collect::<Option<Vec<_>>>()?;
         Some(Dlt645Driver { line, meters })

@@ -76,14 +76,15 @@ impl Meter {
                 out.push((i, Value::Null, Quality::CommFailure, Some(why.clone())));
                 continue;
             }
-            let point = match &self.cfg.points[i] {
+            // resolved per read, not kept: parsing a format is nothing beside a line's round trip
+            let point = match self.cfg.cfg.points[i].at.point() {
                 Ok(p) => p,
                 Err(e) => {
-                    out.push((i, Value::Null, Quality::DecodeError, Some(e.clone())));
+                    out.push((i, Value::Null, Quality::DecodeError, Some(e)));
                     continue;
                 }
             };
-            let (r, counted) = self.line.read_timed(&self.cfg.meter, point, self.cfg.timing).await;
+            let (r, counted) = self.line.read_timed(&self.cfg.meter, &point, self.cfg.timing).await;
             o.counted.discarded += counted.discarded;
             o.counted.timeouts += counted.timeouts;
             match r {
@@ -164,7 +165,7 @@ pub(super) async fn run(line: dlt::LineConfig, meters: Vec<MeterCfg>, mut ctx: D
     // The poll groups end with this task (a JoinSet aborts its tasks when dropped).
     let mut groups = tokio::task::JoinSet::new();
     for cfg in meters {
-        ctx.status.set(DeviceStatus::new(&cfg.id, "dlt645", "connecting", cfg.points.len()));
+        ctx.status.set(DeviceStatus::new(&cfg.id, "dlt645", "connecting", cfg.cfg.points.len()));
         let m = Arc::new(Meter { id: Arc::from(cfg.id.as_str()), line: line.clone(), health: Mutex::default(), cfg });
         for g in &m.cfg.cfg.poll_groups {
             let which: Vec<usize> = m.cfg.cfg.points.iter().enumerate().filter(|(_, p)| *p.at.group == *g.name).map(|(i, _)| i).collect();
@@ -278,7 +279,7 @@ async fn on_demand_read(by_id: &HashMap<String, Arc<Meter>>, device: &str, point
         );
     }
     if points.is_empty() {
-        which = (0..m.cfg.points.len()).collect();
+        which = (0..m.cfg.cfg.points.len()).collect();
     }
     let ts = now_ms();
     let (vals, _) = m.read(&which).await;
