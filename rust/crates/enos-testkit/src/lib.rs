@@ -4,6 +4,7 @@
 
 pub mod campaign;
 pub mod cloud_sim;
+pub mod dlt645_sim;
 pub mod dnp3_sim;
 pub mod edge;
 pub mod harness;

@@ -47,8 +47,23 @@ struct Outcome {
     counted: dlt::Counters,
 }
 
-/// The values of one cycle: (point index, value, quality, why it is missing).
-type Values = Vec<(usize, Value, Quality, Option<String>)>;
+/// The values of one cycle: (point index, value, quality), and apart, for the points without a
+/// value, why. Every meter of a line holds its cycle's values until the line has read them all:
+/// 32 bytes a point (an error beside each would double it).
+#[derive(Default)]
+struct Values {
+    read: Vec<(u32, Value, Quality)>,
+    why: Vec<(u32, String)>,
+}
+
+impl Values {
+    fn push(&mut self, i: u32, v: Value, q: Quality, why: Option<String>) {
+        self.read.push((i, v, q));
+        if let Some(w) = why {
+            self.why.push((i, w));
+        }
+    }
+}
 
 /// A reading as the batch carries it: numbers scaled, dates and times as text (the meter's local
 /// time, which the gateway cannot place in a zone).
@@ -67,20 +82,21 @@ fn value_of(m: &enos_collector_config::PointMeta, r: dlt::Reading) -> Value {
 impl Meter {
     /// Reads the points `which`, one request each; after a read without an answer the rest of the
     /// cycle is not asked (the line is shared).
-    async fn read(&self, which: &[usize]) -> (Values, Outcome) {
-        let mut out = Vec::new();
+    async fn read(&self, which: &[u32]) -> (Values, Outcome) {
+        let mut out = Values { read: Vec::with_capacity(which.len()), why: Vec::new() };
         let mut o = Outcome::default();
         let mut silent: Option<String> = None;
         for &i in which {
             if let Some(why) = &silent {
-                out.push((i, Value::Null, Quality::CommFailure, Some(why.clone())));
+                out.push(i, Value::Null, Quality::CommFailure, Some(why.clone()));
                 continue;
             }
+            let cfg = &self.cfg.cfg.points[i as usize];
             // resolved per read, not kept: parsing a format is nothing beside a line's round trip
-            let point = match self.cfg.cfg.points[i].at.point() {
+            let point = match cfg.at.point() {
                 Ok(p) => p,
                 Err(e) => {
-                    out.push((i, Value::Null, Quality::DecodeError, Some(e)));
+                    out.push(i, Value::Null, Quality::DecodeError, Some(e));
                     continue;
                 }
             };
@@ -91,7 +107,7 @@ impl Meter {
                 Ok(reading) => {
                     o.answered = true;
                     o.any_data = true;
-                    out.push((i, value_of(&self.cfg.cfg.points[i].meta, reading), Quality::Good, None));
+                    out.push(i, value_of(&cfg.meta, reading), Quality::Good, None);
                 }
                 Err(e) => {
                     let q = match e {
@@ -106,7 +122,7 @@ impl Meter {
                         o.any_data |= q == Quality::DecodeError;
                     }
                     o.error.get_or_insert(e.to_string());
-                    out.push((i, Value::Null, q, Some(e.to_string())));
+                    out.push(i, Value::Null, q, Some(e.to_string()));
                 }
             }
         }
@@ -168,7 +184,8 @@ pub(super) async fn run(line: dlt::LineConfig, meters: Vec<MeterCfg>, mut ctx: D
         ctx.status.set(DeviceStatus::new(&cfg.id, "dlt645", "connecting", cfg.cfg.points.len()));
         let m = Arc::new(Meter { id: Arc::from(cfg.id.as_str()), line: line.clone(), health: Mutex::default(), cfg });
         for g in &m.cfg.cfg.poll_groups {
-            let which: Vec<usize> = m.cfg.cfg.points.iter().enumerate().filter(|(_, p)| *p.at.group == *g.name).map(|(i, _)| i).collect();
+            let mut which: Vec<u32> = (0..).zip(&m.cfg.cfg.points).filter(|(_, p)| *p.at.group == *g.name).map(|(i, _)| i).collect();
+            which.shrink_to_fit(); // held for good: 4 bytes a point
             if which.is_empty() {
                 continue;
             }
@@ -228,7 +245,7 @@ fn serve(by_id: Arc<HashMap<String, Arc<Meter>>>, cmd: Command) {
 async fn poll_group(
     m: Arc<Meter>,
     group: String,
-    which: Vec<usize>,
+    which: Vec<u32>,
     every: Duration,
     frames: mpsc::Sender<Frame>,
     events: mpsc::UnboundedSender<DeviceEvent>,
@@ -254,9 +271,11 @@ async fn poll_group(
             continue;
         }
         let samples = values
+            .read
             .into_iter()
-            .map(|(i, v, q, _)| {
-                (m.cfg.cfg.points[i].meta.name.clone(), v, if went_offline && !q.is_good() { Quality::Offline } else { q }, Flags::NONE)
+            .map(|(i, v, q)| {
+                let q = if went_offline && !q.is_good() { Quality::Offline } else { q };
+                (m.cfg.cfg.points[i as usize].meta.name.clone(), v, q, Flags::NONE)
             })
             .collect();
         if frames.send(Frame { device: m.id.clone(), ts_ms: ts, samples }).await.is_err() {
@@ -270,27 +289,28 @@ async fn on_demand_read(by_id: &HashMap<String, Arc<Meter>>, device: &str, point
     let mut which = Vec::new();
     for name in points {
         which.push(
-            m.cfg
-                .cfg
-                .points
-                .iter()
-                .position(|p| *p.meta.name == **name)
+            (0..)
+                .zip(&m.cfg.cfg.points)
+                .find(|(_, p)| *p.meta.name == **name)
+                .map(|(i, _)| i)
                 .ok_or_else(|| format!("device \"{device}\" has no point \"{name}\""))?,
         );
     }
     if points.is_empty() {
-        which = (0..m.cfg.cfg.points.len()).collect();
+        which = (0..m.cfg.cfg.points.len() as u32).collect();
     }
     let ts = now_ms();
     let (vals, _) = m.read(&which).await;
+    let why: HashMap<u32, String> = vals.why.into_iter().collect();
     Ok(vals
+        .read
         .into_iter()
-        .map(|(i, value, quality, error)| PointReading {
-            point: m.cfg.cfg.points[i].meta.name.to_string(),
+        .map(|(i, value, quality)| PointReading {
+            point: m.cfg.cfg.points[i as usize].meta.name.to_string(),
             value,
             quality,
             ts_ms: ts,
-            error,
+            error: why.get(&i).cloned(),
             flags: Vec::new(),
         })
         .collect())

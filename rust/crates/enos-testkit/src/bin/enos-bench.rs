@@ -41,9 +41,13 @@ struct Args {
     /// the uplink; then 1.5x the highest rate handed on in full, with its RSS over time.
     #[arg(long)]
     ceiling: bool,
-    /// Only the collector's memory per configured point: Modbus (100 devices x 1,000 points), IEC 104 and DNP3 (10 x 10,000)
+    /// Only the collector's memory per configured point: Modbus (100 devices x 1,000 points), IEC 104 and DNP3 (10 x 10,000),
+    /// DL/T 645 (2,500 meters x 40 points on 100 lines)
     #[arg(long)]
     point_memory: bool,
+    /// Only DL/T 645's memory per configured point (the last row of --point-memory).
+    #[arg(long)]
+    dlt645: bool,
     /// Only IEC 104: spontaneous values end to end (one station, 1,000 IOAs) at offered rates.
     #[arg(long)]
     iec104: bool,
@@ -156,7 +160,7 @@ async fn main() {
         sync_rows(&mut t).await;
         return print_table(&t);
     }
-    if a.point_memory || a.iec104 || a.dnp3 || a.opcua || a.plugins {
+    if a.point_memory || a.dlt645 || a.iec104 || a.dnp3 || a.opcua || a.plugins {
         // A bus, a broker, the cloud simulator and an uplink with one sub-device, "rtu".
         let dir = tempfile::tempdir().unwrap();
         let bus = Bus::start(dir.path());
@@ -174,6 +178,9 @@ async fn main() {
         if a.point_memory {
             point_memory(&mut t, dir.path(), &bus.address, &log).await;
             spontaneous_point_memory(&mut t, dir.path(), &bus.address, &log).await;
+        }
+        if a.point_memory || a.dlt645 {
+            dlt645_point_memory(&mut t, dir.path(), &bus.address, &log).await;
         }
         if a.iec104 {
             iec104_rates(&a, &mut t, dir.path(), &bus.address, &log, &cloud).await;
@@ -408,28 +415,10 @@ async fn main() {
 /// the line's own cost (framing, checks, decoding), no baud rate. On RS-485 at 2400 baud a read
 /// of a 2-byte value takes about 190 ms on the wire alone.
 async fn dlt645_reads(t: &mut Table, seconds: u64) {
-    use enos_dlt645::frame::{scan, Frame, Scan};
     use enos_dlt645::{Address, FieldOrder, Line, LineConfig, Link, Meter, Point};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
+    let sim = enos_testkit::dlt645_sim::Dlt645Sim::start().await;
     let meter = Meter { address: Address::parse("123456789012").unwrap(), order: FieldOrder::LowFirst };
-    let wire = meter.order.wire(meter.address.0);
-    tokio::spawn(async move {
-        let (mut s, _) = listener.accept().await.unwrap();
-        let (mut buf, mut chunk) = (Vec::new(), [0u8; 512]);
-        while let Ok(n @ 1..) = s.read(&mut chunk).await {
-            buf.extend_from_slice(&chunk[..n]);
-            while let Scan::Frame { frame, used } = scan(&buf) {
-                buf.drain(..used);
-                let data = [frame.data.clone(), vec![0x14, 0x23]].concat(); // 231.4 V (+0x33 each)
-                if s.write_all(&Frame { address: wire, control: 0x91, data }.encode(4)).await.is_err() {
-                    return;
-                }
-            }
-        }
-    });
-    let line = Line::new(LineConfig { timeout: Duration::from_secs(1), ..LineConfig::new(Link::Tcp(addr)) });
+    let line = Line::new(LineConfig { timeout: Duration::from_secs(1), ..LineConfig::new(Link::Tcp(sim.addr.clone())) });
     let point = Point::new("02010100", None, None).unwrap();
     let (start, mut reads) = (Instant::now(), 0u64);
     while start.elapsed() < Duration::from_secs(seconds) {
@@ -766,6 +755,66 @@ async fn spontaneous_point_memory(t: &mut Table, dir: &std::path::Path, bus: &st
                 rss[1],
                 (rss[1] as f64 - rss[0] as f64) * 1024.0 / n,
                 sent_measured as f64 / 1e6
+            ),
+        );
+    }
+}
+
+/// DL/T 645's cost per configured point: 2,500 meters on 100 lines (`dlt645_sim`, one TCP
+/// endpoint a line, 25 meters behind each) with 1 point, then with 40 points each (34 known
+/// identifiers in their standard formats and 6 others with a `format`).
+async fn dlt645_point_memory(t: &mut Table, dir: &std::path::Path, bus: &str, log: &std::path::Path) {
+    use enos_dlt645::{ident::KNOWN, Format};
+    use enos_testkit::dlt645_sim::Dlt645Sim;
+    use std::sync::atomic::Ordering;
+    const LINES: usize = 100;
+    const METERS: usize = 25;
+    const POINTS: usize = 40;
+    let mut csv = String::from("name,di,format\n");
+    let numbers = KNOWN.iter().filter(|k| matches!(k.format, Format::Number { .. })).take(POINTS - 6);
+    for (i, k) in numbers.enumerate() {
+        csv.push_str(&format!("P{i:02},{},\n", k.id));
+    }
+    for i in 0..6 {
+        csv.push_str(&format!("X{i},0290{i:02}00,XXXX.XX\n"));
+    }
+    assert_eq!(csv.lines().count(), POINTS + 1, "the table of known identifiers has too few numbers");
+    std::fs::write(dir.join("mem-645-1.csv"), csv.lines().take(2).map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    std::fs::write(dir.join("mem-645.csv"), csv).unwrap();
+    let mut lines = Vec::new();
+    for _ in 0..LINES {
+        lines.push(Dlt645Sim::start().await);
+    }
+    let reads = || lines.iter().map(|l| l.reads.load(Ordering::Relaxed)).sum::<u64>();
+    // Polled every 10 s (a cycle's values in flight), and once an hour (the first cycle at
+    // start, then what the configuration itself costs).
+    for (interval_ms, label) in [(10_000, "polled every 10 s"), (3_600_000, "polled once an hour")] {
+        let (mut rss, mut read_measured) = (Vec::new(), 0);
+        for table in ["mem-645-1.csv", "mem-645.csv"] {
+            let mut cfg = String::from("[push]\ninterval_ms = 200\n");
+            for (l, line) in lines.iter().enumerate() {
+                for m in 0..METERS {
+                    cfg.push_str(&format!(
+                        "[[device]]\nid = \"m{l:03}-{m:02}\"\nprotocol = \"dlt645\"\naddress = \"{}\"\nmeter = \"{:012}\"\n\
+                         poll_groups = [{{ name = \"default\", interval_ms = {interval_ms} }}]\npoints_csv = \"{table}\"\n",
+                        line.addr,
+                        l * METERS + m + 1
+                    ));
+                }
+            }
+            let before = reads();
+            rss.push(settled_rss(dir, bus, log, &cfg, &[]).await.high_kb);
+            read_measured = reads() - before;
+        }
+        let n = (LINES * METERS * (POINTS - 1)) as f64;
+        t.row(
+            format!("collector RSS, DL/T 645: {} meters on {LINES} lines x 1 point / x {POINTS} points ({label})", LINES * METERS),
+            format!(
+                "{} / {} KiB = {:.0} bytes per configured point ({:.2} M reads answered while measured)",
+                rss[0],
+                rss[1],
+                (rss[1] as f64 - rss[0] as f64) * 1024.0 / n,
+                read_measured as f64 / 1e6
             ),
         );
     }
