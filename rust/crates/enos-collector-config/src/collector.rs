@@ -106,15 +106,18 @@ impl CollectorConfig {
     pub fn from_str_at(file: &Path, text: &str) -> Result<CollectorConfig, ConfigError> {
         let mut cfg: CollectorConfig = parse_toml(file, text).map_err(|e| at_device_line(e, text))?;
         let dir = file.parent().unwrap_or(Path::new("."));
+        // One pool for every table: identical devices share their point names as they are read.
+        let mut pool = crate::point::StringPool::default();
         for d in &mut cfg.devices {
             if let Some(csv) = &d.points_csv {
                 let path = dir.join(csv);
                 let text = read_file(&path)?;
                 let table = |errors| ConfigError::PointTable { file: path.clone(), errors };
                 let mut added = Ok(());
+                d.proto.reserve_points(text.lines().count().saturating_sub(1)); // the header
                 points_csv::parse_each(d.protocol(), &text, |row| {
                     if added.is_ok() {
-                        added = d.proto.push_point(row);
+                        added = d.proto.push_point(row, &mut pool);
                     }
                 })
                 .map_err(table)?;

@@ -220,22 +220,47 @@ impl ProtocolConfig {
     /// Appends points given as JSON documents (a CSV table's rows); the first that is not a point
     /// of this protocol is the error, in words.
     pub fn extend_points(&mut self, rows: Vec<serde_json::Value>) -> Result<(), String> {
-        rows.into_iter().try_for_each(|r| self.push_point(r))
+        let mut pool = crate::point::StringPool::default();
+        self.reserve_points(rows.len());
+        rows.into_iter().try_for_each(|r| self.push_point(r, &mut pool))
     }
 
-    /// Adds one point given as its document (a CSV row).
-    pub fn push_point(&mut self, row: serde_json::Value) -> Result<(), String> {
-        fn add<A: serde::de::DeserializeOwned>(to: &mut Vec<Point<A>>, row: serde_json::Value) -> Result<(), String> {
-            to.push(doc::read(row)?);
+    /// Adds one point given as its document (a CSV row), its repeated strings shared through
+    /// `pool` at once: shared only later, the copies would be freed between the points that
+    /// stay, and the holes keep those pages resident.
+    pub fn push_point(&mut self, row: serde_json::Value, pool: &mut crate::point::StringPool) -> Result<(), String> {
+        fn add<A: PointAddress + serde::de::DeserializeOwned>(
+            to: &mut Vec<Point<A>>,
+            row: serde_json::Value,
+            pool: &mut crate::point::StringPool,
+        ) -> Result<(), String> {
+            let mut p = doc::read(row)?;
+            pool.share_point(&mut p);
+            to.push(p);
             Ok(())
         }
         match self {
-            ProtocolConfig::ModbusTcp(m) | ProtocolConfig::ModbusRtu(m) | ProtocolConfig::ModbusRtuOverTcp(m) => add(&mut m.points, row),
-            ProtocolConfig::Iec104(d) => add(&mut d.points, row),
-            ProtocolConfig::Dlt645(d) => add(&mut d.points, row),
-            ProtocolConfig::Dnp3(d) => add(&mut d.points, row),
-            ProtocolConfig::Opcua(d) => add(&mut d.points, row),
-            ProtocolConfig::Plugin(d) => add(&mut d.points, row),
+            ProtocolConfig::ModbusTcp(m) | ProtocolConfig::ModbusRtu(m) | ProtocolConfig::ModbusRtuOverTcp(m) => {
+                add(&mut m.points, row, pool)
+            }
+            ProtocolConfig::Iec104(d) => add(&mut d.points, row, pool),
+            ProtocolConfig::Dlt645(d) => add(&mut d.points, row, pool),
+            ProtocolConfig::Dnp3(d) => add(&mut d.points, row, pool),
+            ProtocolConfig::Opcua(d) => add(&mut d.points, row, pool),
+            ProtocolConfig::Plugin(d) => add(&mut d.points, row, pool),
+        }
+    }
+
+    /// Room for `n` more points, so that a table read row by row does not grow the list by
+    /// doubling (each step a copy, and the old block a hole among the points).
+    pub fn reserve_points(&mut self, n: usize) {
+        match self {
+            ProtocolConfig::ModbusTcp(m) | ProtocolConfig::ModbusRtu(m) | ProtocolConfig::ModbusRtuOverTcp(m) => m.points.reserve_exact(n),
+            ProtocolConfig::Iec104(d) => d.points.reserve_exact(n),
+            ProtocolConfig::Dlt645(d) => d.points.reserve_exact(n),
+            ProtocolConfig::Dnp3(d) => d.points.reserve_exact(n),
+            ProtocolConfig::Opcua(d) => d.points.reserve_exact(n),
+            ProtocolConfig::Plugin(d) => d.points.reserve_exact(n),
         }
     }
 

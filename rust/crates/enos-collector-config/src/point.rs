@@ -193,13 +193,16 @@ impl StringPool {
         }
     }
 
+    /// Shares the strings of one point.
+    pub fn share_point<A: PointAddress>(&mut self, p: &mut Point<A>) {
+        self.share(&mut p.meta.name);
+        self.share(&mut p.meta.unit);
+        p.at.share_strings(self);
+    }
+
     /// Shares the strings of `points` and drops their spare capacity.
     pub fn compact<A: PointAddress>(&mut self, points: &mut Vec<Point<A>>) {
-        for p in points.iter_mut() {
-            self.share(&mut p.meta.name);
-            self.share(&mut p.meta.unit);
-            p.at.share_strings(self);
-        }
+        points.iter_mut().for_each(|p| self.share_point(p));
         points.shrink_to_fit();
     }
 }

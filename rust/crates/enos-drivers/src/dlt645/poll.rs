@@ -6,7 +6,7 @@ use enos_batch::{now_ms, Flags, Quality, Value};
 use enos_dlt645 as dlt;
 use enos_model::comm_test::{CommAnswer, CommTest};
 use enos_model::device::{DeviceStatus, PointReading, WriteFailure, WriteOutcome};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -22,8 +22,9 @@ struct Meter {
 struct Health {
     online: Option<bool>,
     failed_cycles: u32,
-    /// The latest cycle of each poll group.
-    groups: BTreeMap<String, Outcome>,
+    /// The latest cycle of each poll group (a list: a meter has one or two; a map's node is
+    /// ~800 bytes a meter).
+    groups: Vec<(String, Outcome)>,
 }
 
 impl Health {
@@ -32,7 +33,7 @@ impl Health {
             None => "connecting",
             Some(false) => "offline",
             // Answering, but the latest cycle of every group brought only abnormal replies.
-            Some(true) if !self.groups.is_empty() && self.groups.values().all(|g| !g.any_data) => "refusing",
+            Some(true) if !self.groups.is_empty() && self.groups.iter().all(|(_, g)| !g.any_data) => "refusing",
             Some(true) => "online",
         }
     }
@@ -142,9 +143,12 @@ impl Meter {
                 h.online = Some(false);
             }
         }
-        h.groups.insert(group.to_string(), o.clone());
+        match h.groups.iter_mut().find(|(g, _)| g == group) {
+            Some((_, latest)) => *latest = o.clone(),
+            None => h.groups.push((group.to_string(), o.clone())),
+        }
         let state = h.state();
-        let last_error = h.groups.values().find_map(|g| g.error.clone());
+        let last_error = h.groups.iter().find_map(|(_, g)| g.error.clone());
         drop(h);
         status.update(&self.cfg.id, |s| {
             if o.any_data {
