@@ -143,7 +143,7 @@ pub enum DeadbandType {
 #[serde(from = "AddressFields", into = "AddressFields")]
 pub struct OpcuaAddress {
     /// `ns=2;i=5`, `ns=2;s=Name`, `ns=2;g=<guid>`, `ns=2;b=<base64>`, or `nsu=<uri>;...`.
-    pub node: Box<str>,
+    pub node: NodeText,
     pub mode: ReadMode,
     queue_size: u32,
     /// `None`: no sampling interval, no deadband.
@@ -174,13 +174,66 @@ impl OpcuaAddress {
     pub fn new(node: &str, mode: ReadMode, item: ItemSettings) -> OpcuaAddress {
         let ItemSettings { sampling_ms, queue_size, deadband, deadband_type } = item;
         let set = sampling_ms.is_some() || deadband.is_some() || deadband_type != DeadbandType::default();
-        OpcuaAddress { node: node.into(), mode, queue_size, filter: set.then(|| Box::new((sampling_ms, deadband, deadband_type))) }
+        OpcuaAddress { node: NodeText::new(node), mode, queue_size, filter: set.then(|| Box::new((sampling_ms, deadband, deadband_type))) }
     }
 
     /// The monitored item's settings.
     pub fn item(&self) -> ItemSettings {
         let (sampling_ms, deadband, deadband_type) = self.filter.as_deref().copied().unwrap_or_default();
         ItemSettings { sampling_ms, queue_size: self.queue_size, deadband, deadband_type }
+    }
+}
+
+/// A point's node id text, held in the point itself when short (numeric ids, short string
+/// ids: most tables), else in a box. A box of its own was a 32-byte heap block per point,
+/// allocated while the table was read, for 13-byte ids (`enos-bench --opcua`); inline the
+/// point grows by 8 bytes instead.
+#[derive(Clone, PartialEq)]
+pub enum NodeText {
+    /// The length, then the text, zero-padded (so equal texts compare equal).
+    Inline(u8, [u8; NODE_INLINE]),
+    Boxed(Box<str>),
+}
+
+/// The longest node id text held inline: the enum stays 24 bytes, a `Box<str>`'s 16 and its tag.
+const NODE_INLINE: usize = 22;
+
+impl NodeText {
+    pub fn new(s: &str) -> NodeText {
+        if s.len() <= NODE_INLINE {
+            let mut b = [0; NODE_INLINE];
+            b[..s.len()].copy_from_slice(s.as_bytes());
+            NodeText::Inline(s.len() as u8, b)
+        } else {
+            NodeText::Boxed(s.into())
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            // made from a &str whole, so always UTF-8
+            NodeText::Inline(n, b) => std::str::from_utf8(&b[..usize::from(*n)]).unwrap_or_default(),
+            NodeText::Boxed(s) => s,
+        }
+    }
+}
+
+impl std::ops::Deref for NodeText {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Display for NodeText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for NodeText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
@@ -211,7 +264,7 @@ impl From<AddressFields> for OpcuaAddress {
 impl From<OpcuaAddress> for AddressFields {
     fn from(a: OpcuaAddress) -> AddressFields {
         let ItemSettings { sampling_ms, queue_size, deadband, deadband_type } = a.item();
-        AddressFields { node: a.node.into(), mode: a.mode, sampling_ms, queue_size, deadband, deadband_type }
+        AddressFields { node: a.node.to_string(), mode: a.mode, sampling_ms, queue_size, deadband, deadband_type }
     }
 }
 
@@ -536,8 +589,23 @@ mod tests {
     }
 
     #[test]
+    fn a_short_node_id_is_held_in_the_point_a_long_one_boxed() {
+        let short = "ns=2;s=Line1.Power.PV"; // 21 bytes
+        let long = "ns=3;s=\"DB_Data\".\"Temperature\"";
+        assert!(matches!(NodeText::new(short), NodeText::Inline(..)));
+        assert!(matches!(NodeText::new(long), NodeText::Boxed(_)));
+        for s in [short, long, "", "ns=2;s=Ünïcødé"] {
+            let t = NodeText::new(s);
+            assert_eq!((&*t, t.to_string(), format!("{t:?}")), (s, s.to_string(), format!("{s:?}")));
+            assert!(t == NodeText::new(s));
+        }
+        let p: OpcuaPoint = serde_json::from_value(serde_json::json!({"name": "P", "node": long})).unwrap();
+        assert_eq!(serde_json::to_value(&p).unwrap()["node"], long);
+    }
+
+    #[test]
     fn a_point_with_the_defaults_allocates_no_settings_and_writes_no_keys_for_them() {
-        assert_eq!(std::mem::size_of::<OpcuaPoint>(), 104, "the per-point cost docs/protocols/opcua.md (Memory) counts");
+        assert_eq!(std::mem::size_of::<OpcuaPoint>(), 112, "the per-point cost docs/protocols/opcua.md (Memory) counts");
         let read = |json: serde_json::Value| serde_json::from_value::<OpcuaPoint>(json).unwrap();
         let plain = read(serde_json::json!({"name": "P", "node": "ns=2;i=5"}));
         assert!(plain.at.filter.is_none() && plain.meta.range == crate::Range::default());

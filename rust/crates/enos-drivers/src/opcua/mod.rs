@@ -36,7 +36,24 @@ struct Device {
     /// The latest reading of each point (on-demand reads answer from here) and its value's
     /// type (a write sends that type).
     latest: Latest,
-    kinds: Vec<Option<VariantScalarTypeId>>,
+    kinds: Kinds,
+}
+
+/// Each point's value type as async-opcua numbers it (1-25; 0: none seen yet), a byte a point
+/// instead of the 4 of an `Option<VariantScalarTypeId>`.
+struct Kinds(Vec<u8>);
+
+impl Kinds {
+    fn get(&self, pi: usize) -> Option<VariantScalarTypeId> {
+        // 0 is not asked: async-opcua logs an error for a number it does not know
+        match self.0[pi] {
+            0 => None,
+            k => VariantScalarTypeId::try_from(u32::from(k)).ok(),
+        }
+    }
+    fn set(&mut self, pi: usize, k: VariantScalarTypeId) {
+        self.0[pi] = u8::try_from(k as u32).unwrap_or(0);
+    }
 }
 
 struct Polled {
@@ -91,7 +108,7 @@ impl OpcuaDriver {
                     polled,
                     next_poll: Instant::now(),
                     latest: Latest::new(cfg.points.len()),
-                    kinds: vec![None; cfg.points.len()],
+                    kinds: Kinds(vec![0; cfg.points.len()]),
                     cfg,
                 })
             })
@@ -297,7 +314,7 @@ async fn forward(d: &mut Device, pi: usize, v: &DataValue, after_gap: bool, ctx:
         }
     };
     if let Some(k) = v.value.as_ref().and_then(|x| x.scalar_type_id()) {
-        d.kinds[pi] = Some(k);
+        d.kinds.set(pi, k);
     }
     d.latest.record(pi, &value, q, ts, flags, note);
     ctx.status.update(&d.id, |s| s.last_ok_ms = Some(now_ms()));
@@ -447,7 +464,7 @@ fn serve(drv: &OpcuaDriver, client: &Arc<Client>, running: &mut JoinSet<()>, cmd
                 let _ = reply.send(WriteOutcome::failed(WriteFailure::BadValue, format!("point \"{point}\" has no usable node id")));
                 return;
             };
-            let (client, kind) = (client.clone(), d.kinds[pi]);
+            let (client, kind) = (client.clone(), d.kinds.get(pi));
             running.spawn(async move {
                 let _ = reply.send(write(&client, &p, node, uri, kind, &value).await);
             });
