@@ -95,30 +95,10 @@ struct MetaFields {
     max: Option<f64>,
     #[serde(default)]
     decimals: Option<u8>,
-    #[serde(default, deserialize_with = "shared_unit")]
+    #[serde(default)]
     unit: Arc<str>,
 }
 
-/// A unit as read: none without an allocation, one like the previous point's shared with it.
-/// An `Arc` per row, made while the table was read and shared only later (`StringPool`), left
-/// a freed block beside each point's name: pages malloc could not give back (an OPC UA table
-/// without units: ~40 bytes of RSS a point, `enos-bench --opcua`).
-fn shared_unit<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<str>, D::Error> {
-    thread_local! {
-        static LAST: std::cell::RefCell<Arc<str>> = std::cell::RefCell::new(Arc::default());
-    }
-    let s = String::deserialize(d)?;
-    if s.is_empty() {
-        return Ok(Arc::default());
-    }
-    Ok(LAST.with(|last| {
-        let mut last = last.borrow_mut();
-        if **last != *s {
-            *last = Arc::from(s);
-        }
-        last.clone()
-    }))
-}
 fn d_scale() -> f64 {
     1.0
 }
@@ -270,19 +250,5 @@ impl<A: PointAddress> Point<A> {
     pub fn check(&self, at: &Scope, out: &mut Findings) {
         self.meta.check(at, out);
         self.at.check(&self.meta, at, out);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn units_read_in_a_row_are_shared_and_none_allocates_nothing() {
-        let read = |unit: &str| serde_json::from_value::<MetaFields>(serde_json::json!({"name": "P", "unit": unit})).unwrap().unit;
-        let (a, b) = (read("kW"), read("kW"));
-        assert!(Arc::ptr_eq(&a, &b) && &*a == "kW");
-        assert_eq!(&*read("V"), "V");
-        assert!(Arc::ptr_eq(&read(""), &Arc::default()));
     }
 }
