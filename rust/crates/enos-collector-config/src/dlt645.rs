@@ -111,12 +111,6 @@ impl std::fmt::Debug for DataId {
     }
 }
 
-impl From<&str> for DataId {
-    fn from(text: &str) -> DataId {
-        DataId::parse(text)
-    }
-}
-
 impl Serialize for DataId {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)

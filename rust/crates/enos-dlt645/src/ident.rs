@@ -136,11 +136,6 @@ impl Point {
 impl Point {
     /// A point as the collector's configuration writes it: `format` with a leading `-` for a
     /// signed value ("-XX.XXXX"), absent for a known identifier's standard format.
-    pub fn from_config(id: &str, format: Option<&str>) -> Result<Point, String> {
-        Point::configured(Identifier::parse(id)?, format)
-    }
-
-    /// [`Point::from_config`] for an identifier already parsed.
     pub fn configured(id: Identifier, format: Option<&str>) -> Result<Point, String> {
         match format.map(str::trim).filter(|f| !f.is_empty()) {
             Some(f) => match f.strip_prefix('-') {
@@ -156,6 +151,10 @@ impl Point {
 mod tests {
     use super::*;
 
+    fn from_config(id: &str, format: Option<&str>) -> Result<Point, String> {
+        Point::configured(Identifier::parse(id)?, format)
+    }
+
     #[test]
     fn known_identifiers_take_their_format_and_may_override_it() {
         let p = Point::new("02020100", None, None).unwrap();
@@ -169,11 +168,11 @@ mod tests {
 
     #[test]
     fn points_as_the_collector_configures_them() {
-        assert_eq!(Point::from_config("02020100", None).unwrap().format, num(6, 3, true));
-        assert_eq!(Point::from_config("02020100", Some("XXX.XXX")).unwrap().format, num(6, 3, false));
-        assert_eq!(Point::from_config("02990100", Some("-XX.XX")).unwrap().format, num(4, 2, true));
-        assert_eq!(Point::from_config("04000101", Some("")).unwrap().format, Format::Date);
-        assert!(Point::from_config("02990100", None).unwrap_err().contains("give its format"));
+        assert_eq!(from_config("02020100", None).unwrap().format, num(6, 3, true));
+        assert_eq!(from_config("02020100", Some("XXX.XXX")).unwrap().format, num(6, 3, false));
+        assert_eq!(from_config("02990100", Some("-XX.XX")).unwrap().format, num(4, 2, true));
+        assert_eq!(from_config("04000101", Some("")).unwrap().format, Format::Date);
+        assert!(from_config("02990100", None).unwrap_err().contains("give its format"));
     }
 
     #[test]
