@@ -119,6 +119,8 @@ pub enum Event {
 
 pub struct Client {
     pub(crate) session: Arc<Session>,
+    /// Nodes per Read call: ours, or the server's MaxNodesPerRead when lower (asked once).
+    per_read: tokio::sync::OnceCell<usize>,
     /// Ends the event loop (and with it the reconnect attempts) when the client is dropped.
     _close: opcua::client::SessionDropGuard,
 }
@@ -213,7 +215,7 @@ impl Client {
             timeout: s.request_timeout,
         };
         tokio::spawn(pump(session.clone(), event_loop, subs, tx, server));
-        Ok((Client { session, _close: close }, rx))
+        Ok((Client { session, per_read: tokio::sync::OnceCell::new(), _close: close }, rx))
     }
 
     /// The node id on this server (an `nsu=` URI replaced by its namespace index).
@@ -221,15 +223,26 @@ impl Client {
         resolve(&self.session, node, namespace_uri).await
     }
 
-    /// Reads the values of `nodes`, with source and server timestamps (in calls of at most 500
-    /// nodes, or the server's MaxNodesPerRead).
-    pub async fn read(&self, nodes: &[NodeId]) -> Result<Vec<DataValue>, StatusCode> {
-        let ids: Vec<ReadValueId> = nodes.iter().cloned().map(ReadValueId::from).collect();
-        if ids.len() <= MAX_ITEMS_PER_CALL {
+    /// How many nodes one [`Client::read`] call reads at most: 500, or the server's
+    /// MaxNodesPerRead when lower. Callers with more nodes read them in calls of this size, so
+    /// that only one call's request and answer are held at a time.
+    pub async fn nodes_per_read(&self) -> usize {
+        *self
+            .per_read
+            .get_or_init(|| {
+                per_call(&self.session, MAX_ITEMS_PER_CALL, VariableId::Server_ServerCapabilities_OperationLimits_MaxNodesPerRead)
+            })
+            .await
+    }
+
+    /// Reads the values of `nodes`, with source and server timestamps (in calls of at most
+    /// [`Client::nodes_per_read`]).
+    pub async fn read(&self, nodes: Vec<NodeId>) -> Result<Vec<DataValue>, StatusCode> {
+        let per_call = self.nodes_per_read().await;
+        let ids: Vec<ReadValueId> = nodes.into_iter().map(ReadValueId::from).collect();
+        if ids.len() <= per_call {
             return self.session.read(&ids, TimestampsToReturn::Both, 0.0).await.map_err(|e| e.status());
         }
-        let per_call =
-            per_call(&self.session, MAX_ITEMS_PER_CALL, VariableId::Server_ServerCapabilities_OperationLimits_MaxNodesPerRead).await;
         let mut all = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(per_call) {
             all.extend(self.session.read(chunk, TimestampsToReturn::Both, 0.0).await.map_err(|e| e.status())?);

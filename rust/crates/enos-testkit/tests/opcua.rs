@@ -45,6 +45,11 @@ struct Edge {
 impl Edge {
     /// The services with one OPC UA device "plc" of these settings.
     async fn start(dir: tempfile::TempDir, settings: &str) -> Edge {
+        Edge::start_with(dir, settings, POINTS).await
+    }
+
+    /// The same with these points.
+    async fn start_with(dir: tempfile::TempDir, settings: &str, points: &str) -> Edge {
         let bus = Bus::start(dir.path());
         let broker = Mosquitto::start(dir.path());
         let cloud = CloudSim::start(broker.port, HashMap::from([("gw01".to_string(), "s".to_string())])).await;
@@ -52,7 +57,7 @@ impl Edge {
             dir.path().join("collector.toml"),
             format!(
                 "[push]\ninterval_ms = 100\n[[device]]\nid = \"plc\"\nprotocol = \"opcua\"\n{settings}\n\
-                 publishing_interval_ms = 100\npoll_interval_ms = 200\nreconnect_min_ms = 200\nreconnect_max_ms = 1000\n{POINTS}"
+                 publishing_interval_ms = 100\npoll_interval_ms = 200\nreconnect_min_ms = 200\nreconnect_max_ms = 1000\n{points}"
             ),
         )
         .unwrap();
@@ -177,6 +182,49 @@ async fn subscribed_values_qualities_writes_and_a_server_restart() {
     assert!(ok, "{err}");
     let r: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
     assert_eq!(r[0]["flags"], serde_json::json!(["after a gap"]), "{out}");
+}
+
+/// Polled points are read in calls of at most 500 nodes (so only one call's values are held at
+/// a time): every point of 1,201 reaches the cloud, across the calls' edges, and a point whose
+/// namespace the server does not have, in the second call, is said in its reading while the
+/// rest of its call is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polled_points_beyond_one_read_call_are_all_read() {
+    const N: usize = 1201;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _server = Server::start(port, &dir.path().join("server"), &["--bench", &N.to_string()]);
+    let pki = dir.path().join("pki");
+    let mut points = String::new();
+    for i in 0..N {
+        let node = if i == 600 { "nsu=urn:nowhere;s=B00600".to_string() } else { format!("ns=2;s=B{i:05}") };
+        points.push_str(&format!("[[device.point]]\nname = \"B{i:05}\"\nnode = \"{node}\"\nmode = \"poll\"\n"));
+    }
+    let e = Edge::start_with(
+        dir,
+        &format!("endpoint = \"opc.tcp://127.0.0.1:{port}/enos/test\"\nsecurity_policy = \"None\"\npki_dir = \"{}\"", pki.display()),
+        &points,
+    )
+    .await;
+    let wanted: std::collections::BTreeSet<String> = (0..N).filter(|&i| i != 600).map(|i| format!("B{i:05}")).collect();
+    let seen = tokio::time::timeout(
+        Duration::from_secs(60),
+        wait_for(100, "every polled point at the cloud", || {
+            let seen: std::collections::BTreeSet<String> =
+                e.cloud.with(|r| r.points.iter().filter(|p| p.value.as_f64() == Some(0.0)).map(|p| p.point.clone()).collect());
+            wanted.is_subset(&seen).then_some(seen)
+        }),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("not every polled point reached the cloud\n{}", e.log()));
+    assert!(!seen.contains("B00600"), "the point in a namespace the server lacks was not sent");
+    let (ok, out, err) = run_tool("enosctl", &["--json", "read", "plc", "B00600", "B00599", "B00601"], &e.bus.address);
+    assert!(ok, "{err}");
+    let r: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(r[0]["quality"], "device-exception", "{out}");
+    let why = r[0]["error"].as_str().unwrap_or_default();
+    assert_eq!(why, "the server has no namespace \"urn:nowhere\"", "{out}");
+    assert_eq!((r[1]["quality"].as_str(), r[2]["quality"].as_str()), (Some("good"), Some("good")), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
