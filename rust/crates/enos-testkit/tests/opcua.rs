@@ -185,12 +185,13 @@ async fn subscribed_values_qualities_writes_and_a_server_restart() {
 }
 
 /// Polled points are read in calls of at most 500 nodes (so only one call's values are held at
-/// a time): every point of 1,201 reaches the cloud, across the calls' edges, and a point whose
+/// a time): every point of 1,000 reaches the cloud, across the calls' edges; a point whose
 /// namespace the server does not have, in the second call, is said in its reading while the
-/// rest of its call is read.
+/// rest of its call is read; a subscribed point after them neither stops them nor makes an
+/// empty read (a failed poll).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polled_points_beyond_one_read_call_are_all_read() {
-    const N: usize = 1201;
+    const N: usize = 1000;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let _server = Server::start(port, &dir.path().join("server"), &["--bench", &N.to_string()]);
@@ -200,6 +201,7 @@ async fn polled_points_beyond_one_read_call_are_all_read() {
         let node = if i == 600 { "nsu=urn:nowhere;s=B00600".to_string() } else { format!("ns=2;s=B{i:05}") };
         points.push_str(&format!("[[device.point]]\nname = \"B{i:05}\"\nnode = \"{node}\"\nmode = \"poll\"\n"));
     }
+    points.push_str("[[device.point]]\nname = \"P\"\nnode = \"ns=2;s=P\"\n");
     let e = Edge::start_with(
         dir,
         &format!("endpoint = \"opc.tcp://127.0.0.1:{port}/enos/test\"\nsecurity_policy = \"None\"\npki_dir = \"{}\"", pki.display()),
@@ -218,13 +220,25 @@ async fn polled_points_beyond_one_read_call_are_all_read() {
     .await
     .unwrap_or_else(|_| panic!("not every polled point reached the cloud\n{}", e.log()));
     assert!(!seen.contains("B00600"), "the point in a namespace the server lacks was not sent");
+    e.at_cloud("P", "the subscribed point after the polled ones", |p| p.value == serde_json::json!(231.5)).await;
     let (ok, out, err) = run_tool("enosctl", &["--json", "read", "plc", "B00600", "B00599", "B00601"], &e.bus.address);
     assert!(ok, "{err}");
     let r: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
     assert_eq!(r[0]["quality"], "device-exception", "{out}");
-    let why = r[0]["error"].as_str().unwrap_or_default();
-    assert_eq!(why, "the server has no namespace \"urn:nowhere\"", "{out}");
+    assert_eq!(r[0]["error"], "the server has no namespace \"urn:nowhere\"", "{out}");
     assert_eq!((r[1]["quality"].as_str(), r[2]["quality"].as_str()), (Some("good"), Some("good")), "{out}");
+    // two whole polls, neither failed
+    let dev = tokio::time::timeout(
+        Duration::from_secs(30),
+        wait_for(60, "two polls", || {
+            let (_, out, _) = run_tool("enosctl", &["--json", "devices"], &e.bus.address);
+            let devs: Vec<serde_json::Value> = serde_json::from_str(&out).ok()?;
+            devs.into_iter().find(|d| d["id"] == "plc" && d["polls_ok"].as_u64() >= Some(2))
+        }),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("no two polls\n{}", e.log()));
+    assert_eq!(dev["last_error"], serde_json::Value::Null, "{dev}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

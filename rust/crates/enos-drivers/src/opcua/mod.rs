@@ -30,8 +30,9 @@ struct Device {
     cfg: SharedDevice<OpcuaDevice>,
     /// The point of each item of the device's subscription (`OpcuaDriver::subs`).
     subscribed: Arc<[u32]>,
-    /// The polled points.
-    polled: Box<[u32]>,
+    /// Whether any point is polled (they are found in the configuration at each poll: no
+    /// index list held).
+    polls: bool,
     next_poll: Instant,
     /// The latest reading of each point (on-demand reads answer from here) and its value's
     /// type (a write sends that type).
@@ -80,13 +81,13 @@ impl OpcuaDriver {
         let devices = (0..all.len())
             .map(|i| {
                 let cfg = SharedDevice::new(all, i, pick)?;
-                let (mut subscribed, mut polled) = (Vec::new(), Vec::new());
+                let (mut subscribed, mut polls) = (Vec::new(), false);
                 // a point whose node id does not convert is left out (validation refuses such
                 // configurations)
                 for (pi, p) in cfg.points.iter().enumerate().filter(|(_, p)| node_of(p).is_ok()) {
                     match p.at.mode {
                         ReadMode::Subscribe => subscribed.push(pi as u32),
-                        ReadMode::Poll => polled.push(pi as u32),
+                        ReadMode::Poll => polls = true,
                     }
                 }
                 let subscribed: Arc<[u32]> = subscribed.into();
@@ -97,7 +98,7 @@ impl OpcuaDriver {
                 Some(Device {
                     id: Arc::from(all[i].id.as_str()),
                     subscribed,
-                    polled: polled.into(),
+                    polls,
                     next_poll: Instant::now(),
                     latest: Latest::new(cfg.points.len()),
                     kinds: Kinds(vec![0; cfg.points.len()]),
@@ -200,7 +201,7 @@ async fn run(mut drv: OpcuaDriver, mut ctx: DriverContext) -> String {
     let mut online = false;
     let mut running = JoinSet::new();
     loop {
-        let next_poll = drv.devices.iter().filter(|d| !d.polled.is_empty()).map(|d| d.next_poll).min();
+        let next_poll = drv.devices.iter().filter(|d| d.polls).map(|d| d.next_poll).min();
         tokio::select! {
             ev = events.recv() => match ev {
                 // the client gave up its session (the server's certificate changed): a new one
@@ -370,17 +371,23 @@ fn refused(latest: &mut Latest, pi: usize, why: String) {
 async fn poll(drv: &mut OpcuaDriver, client: &Client, ctx: &DriverContext) -> bool {
     let now = Instant::now();
     let per_call = client.nodes_per_read().await;
-    for d in drv.devices.iter_mut().filter(|d| !d.polled.is_empty() && d.next_poll <= now) {
-        let mut failed = None;
-        for first in (0..d.polled.len()).step_by(per_call) {
-            let mut which = Vec::with_capacity(per_call.min(d.polled.len() - first));
-            let mut nodes = Vec::with_capacity(which.capacity());
-            for &pi in &d.polled[first..(first + per_call).min(d.polled.len())] {
-                let pi = pi as usize;
-                let resolved = match node_of(&d.cfg.points[pi]) {
+    for d in drv.devices.iter_mut().filter(|d| d.polls && d.next_poll <= now) {
+        let (mut failed, cfg) = (None, d.cfg.clone());
+        let mut next = 0;
+        while next < cfg.points.len() {
+            let (mut which, mut nodes) = (Vec::with_capacity(per_call), Vec::with_capacity(per_call));
+            let mut taken = 0;
+            while next < cfg.points.len() && taken < per_call {
+                let (pi, p) = (next, &cfg.points[next]);
+                next += 1;
+                if p.at.mode != ReadMode::Poll {
+                    continue;
+                }
+                taken += 1;
+                let resolved = match node_of(p) {
                     Ok((node, uri)) => client.resolve(&node, uri.as_deref()).await.map_err(|code| match code.sub_code().name() {
                         "BadNoMatch" => format!("the server has no namespace \"{}\"", uri.unwrap_or_default()),
-                        _ => format!("the namespace of node {} could not be looked up: {}", d.cfg.points[pi].at.node, words(code)),
+                        _ => format!("the namespace of node {} could not be looked up: {}", p.at.node, words(code)),
                     }),
                     Err(why) => Err(why),
                 };
@@ -391,6 +398,11 @@ async fn poll(drv: &mut OpcuaDriver, client: &Client, ctx: &DriverContext) -> bo
                     }
                     Err(why) => refused(&mut d.latest, pi, why),
                 }
+            }
+            // a Read of no nodes is refused (BadNothingToDo): the last points were not polled
+            // ones, or every one of this call's was refused
+            if nodes.is_empty() {
+                continue;
             }
             match client.read(nodes).await {
                 Ok(values) => {
@@ -547,7 +559,7 @@ mod tests {
         // the same points, not a copy of them
         assert!(std::ptr::eq(&drv.devices[0].cfg.points[0], &c.points[0]));
         assert_eq!(*drv.devices[0].subscribed, [0]);
-        assert_eq!(*drv.devices[0].polled, [1]);
+        assert!(drv.devices[0].polls);
         assert_eq!(drv.subs[0].items.len(), 1);
     }
 }
