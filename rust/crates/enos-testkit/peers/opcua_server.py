@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """An OPC UA server on 127.0.0.1 for the collector's OPC UA tests, on asyncua (test fixture).
 
-    opcua_server.py PORT DIR [--secure] [--user NAME:PASSWORD] [--user-cert] [--bench N] [--init NODE=VALUE ...]
+    opcua_server.py PORT DIR [--secure [--all-policies]] [--user NAME:PASSWORD] [--user-cert] [--bench N] [--init NODE=VALUE ...]
 
 Namespace "urn:enos:test" (index 2) holds Double ns=2;s=P (231.5), Int32 ns=2;i=1001 (7),
 Float ns=2;g=09087e75-8e5e-499b-954f-f2a9603db28a (1.25), UInt16 ns=2;b=AQID (3), Double
@@ -10,6 +10,8 @@ value (a restarted server that comes back with another value).
 
 --secure: the only endpoint is Basic256Sha256 SignAndEncrypt, with the server certificate
 DIR/server_cert.der and key DIR/server_key.pem (made on first start, kept for a restart).
+--all-policies (with --secure): six endpoints instead, Basic256Sha256, Aes128_Sha256_RsaOaep and
+Aes256_Sha256_RsaPss, each in Sign and in SignAndEncrypt.
 Without it the only endpoint is None. --user: user name and password are the only identity
 accepted (anonymous refused). --user-cert (with --secure): makes the user certificates
 DIR/user_cert.der (key DIR/user_key.pem), the only identity accepted, and
@@ -118,7 +120,17 @@ async def main():
         )
         await server.load_certificate(str(cert))
         await server.load_private_key(str(key))
-        server.set_security_policy([ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt])
+        if "--all-policies" in args:
+            server.set_security_policy([
+                ua.SecurityPolicyType.Basic256Sha256_Sign,
+                ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt,
+                ua.SecurityPolicyType.Aes128Sha256RsaOaep_Sign,
+                ua.SecurityPolicyType.Aes128Sha256RsaOaep_SignAndEncrypt,
+                ua.SecurityPolicyType.Aes256Sha256RsaPss_Sign,
+                ua.SecurityPolicyType.Aes256Sha256RsaPss_SignAndEncrypt,
+            ])
+        else:
+            server.set_security_policy([ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt])
     else:
         server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
     if user:

@@ -360,6 +360,40 @@ async fn a_user_certificate_is_accepted_and_a_strangers_refused_in_words() {
     e.at_cloud("P", "P as the certificate's user", |p| p.value == serde_json::json!(231.5)).await;
 }
 
+/// Every security policy the collector offers, in Sign and in SignAndEncrypt, against a server
+/// with the six endpoints: the session comes up on the endpoint configured (the client takes no
+/// other: `Error::NoEndpoint`) and values arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_security_policy_in_sign_and_in_sign_and_encrypt() {
+    // the server and the gateway's PKI outlive the gateways started in turn
+    let keep = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _server = Server::start(port, &keep.path().join("server"), &["--secure", "--all-policies"]);
+    let pki = keep.path().join("pki");
+    let edge = |policy: &str, mode: &str| {
+        let settings = format!(
+            "endpoint = \"opc.tcp://127.0.0.1:{port}/enos/test\"\nsecurity_policy = \"{policy}\"\n\
+             security_mode = \"{mode}\"\npki_dir = \"{}\"",
+            pki.display()
+        );
+        async move { Edge::start(tempfile::tempdir().unwrap(), &settings).await }
+    };
+    let mut trusted = false;
+    for policy in ["Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss"] {
+        for mode in ["Sign", "SignAndEncrypt"] {
+            let e = edge(policy, mode).await;
+            if !trusted {
+                // the server's certificate, refused at first, trusted as an administrator would
+                e.last_error("the untrusted server said", |s| s.contains("not trusted")).await;
+                let rejected: Vec<PathBuf> = std::fs::read_dir(pki.join("rejected")).unwrap().map(|e| e.unwrap().path()).collect();
+                std::fs::rename(&rejected[0], pki.join("trusted").join(rejected[0].file_name().unwrap())).unwrap();
+                trusted = true;
+            }
+            e.at_cloud("P", &format!("P over {policy} {mode}"), |p| p.value == serde_json::json!(231.5)).await;
+        }
+    }
+}
+
 /// A "server" that answers every Hello with hostile bytes, each connection the next of
 /// `answers` in turn.
 async fn hostile_server(answers: Vec<Vec<u8>>) -> u16 {
