@@ -33,7 +33,8 @@ struct Device {
     /// Whether any point is polled (they are found in the configuration at each poll: no
     /// index list held).
     polls: bool,
-    next_poll: Instant,
+    /// When its next poll is due; `None` while one runs.
+    next_poll: Option<Instant>,
     /// The latest reading of each point (on-demand reads answer from here) and its value's
     /// type (a write sends that type).
     latest: Latest,
@@ -99,7 +100,7 @@ impl OpcuaDriver {
                     id: Arc::from(all[i].id.as_str()),
                     subscribed,
                     polls,
-                    next_poll: Instant::now(),
+                    next_poll: Some(Instant::now()),
                     latest: Latest::new(cfg.points.len()),
                     kinds: Kinds(vec![0; cfg.points.len()]),
                     cfg,
@@ -200,8 +201,12 @@ async fn run(mut drv: OpcuaDriver, mut ctx: DriverContext) -> String {
     let mut client = Arc::new(client);
     let mut online = false;
     let mut running = JoinSet::new();
+    // polls run beside the loop, so that commands and subscriptions' values are not held up by
+    // a long one; their values come back a call at a time
+    let mut polls = JoinSet::new();
+    let (polled_tx, mut polled) = tokio::sync::mpsc::channel(1);
     loop {
-        let next_poll = drv.devices.iter().filter(|d| d.polls).map(|d| d.next_poll).min();
+        let next_poll = drv.devices.iter().filter(|d| d.polls).filter_map(|d| d.next_poll).min();
         tokio::select! {
             ev = events.recv() => match ev {
                 // the client gave up its session (the server's certificate changed): a new one
@@ -223,14 +228,22 @@ async fn run(mut drv: OpcuaDriver, mut ctx: DriverContext) -> String {
                 None => return "the OPC UA session ended".into(),
             },
             _ = tokio::time::sleep_until(next_poll.unwrap_or_else(Instant::now)), if next_poll.is_some() => {
-                if online && !poll(&mut drv, &client, &ctx).await {
-                    return "the collector stopped taking values".into();
-                }
                 let now = Instant::now();
-                for d in drv.devices.iter_mut().filter(|d| d.next_poll <= now) {
-                    d.next_poll = now + Duration::from_millis(u64::from(d.cfg.poll_interval_ms));
+                for (di, d) in drv.devices.iter_mut().enumerate().filter(|(_, d)| d.polls && d.next_poll.is_some_and(|t| t <= now)) {
+                    if online {
+                        d.next_poll = None;
+                        polls.spawn(read_polled(client.clone(), d.cfg.clone(), di, now, polled_tx.clone()));
+                    } else {
+                        d.next_poll = Some(now + Duration::from_millis(u64::from(d.cfg.poll_interval_ms)));
+                    }
                 }
             }
+            Some(news) = polled.recv() => {
+                if !on_polled(&mut drv, &ctx, news).await {
+                    return "the collector stopped taking values".into();
+                }
+            }
+            Some(_) = polls.join_next(), if !polls.is_empty() => {}
             cmd = ctx.commands.recv() => match cmd {
                 Some(cmd) => serve(&drv, &client, &mut running, cmd),
                 None => return "the command queue closed".into(),
@@ -364,67 +377,99 @@ fn refused(latest: &mut Latest, pi: usize, why: String) {
     latest.record(pi, &enos_batch::Value::Null, Quality::DeviceException, now_ms(), enos_batch::Flags::NONE, Some(why));
 }
 
-/// Reads the polled points of every device that is due; `false` when the frame sink is gone.
-/// In calls of [`Client::nodes_per_read`] nodes, each call's node ids converted just before it,
-/// so that only one call's nodes and values are held at a time (10,000 points polled every
-/// second held them all: 330-620 bytes a point, `enos-bench --opcua`).
-async fn poll(drv: &mut OpcuaDriver, client: &Client, ctx: &DriverContext) -> bool {
-    let now = Instant::now();
+/// What a poll, running beside the driver's loop, sends back.
+enum PollNews {
+    /// One read call's values, and the points of the call whose node could not be named.
+    Values { device: usize, values: Vec<(usize, DataValue)>, refused: Vec<(usize, String)> },
+    /// The poll is over (started at `started`), or failed in a call.
+    Done { device: usize, started: Instant, failed: Option<String> },
+}
+
+/// Reads a device's polled points in calls of [`Client::nodes_per_read`] nodes, each call's
+/// node ids converted from the configuration just before it, so that only a call's nodes and
+/// values are held at a time (10,000 points polled every second read at once held them all:
+/// 330-620 bytes a point, `enos-bench --opcua`).
+async fn read_polled(
+    client: Arc<Client>,
+    cfg: SharedDevice<OpcuaDevice>,
+    device: usize,
+    started: Instant,
+    news: tokio::sync::mpsc::Sender<PollNews>,
+) {
     let per_call = client.nodes_per_read().await;
-    for d in drv.devices.iter_mut().filter(|d| d.polls && d.next_poll <= now) {
-        let (mut failed, cfg) = (None, d.cfg.clone());
-        let mut next = 0;
-        while next < cfg.points.len() {
-            let (mut which, mut nodes) = (Vec::with_capacity(per_call), Vec::with_capacity(per_call));
-            let mut taken = 0;
-            while next < cfg.points.len() && taken < per_call {
-                let (pi, p) = (next, &cfg.points[next]);
-                next += 1;
-                if p.at.mode != ReadMode::Poll {
-                    continue;
-                }
-                taken += 1;
-                let resolved = match node_of(p) {
-                    Ok((node, uri)) => client.resolve(&node, uri.as_deref()).await.map_err(|code| match code.sub_code().name() {
-                        "BadNoMatch" => format!("the server has no namespace \"{}\"", uri.unwrap_or_default()),
-                        _ => format!("the namespace of node {} could not be looked up: {}", p.at.node, words(code)),
-                    }),
-                    Err(why) => Err(why),
-                };
-                match resolved {
-                    Ok(n) => {
-                        which.push(pi);
-                        nodes.push(n);
-                    }
-                    Err(why) => refused(&mut d.latest, pi, why),
-                }
-            }
-            // a Read of no nodes is refused (BadNothingToDo): the last points were not polled
-            // ones, or every one of this call's was refused
-            if nodes.is_empty() {
+    let mut next = 0;
+    let mut failed = None;
+    while next < cfg.points.len() {
+        let (mut which, mut nodes, mut refused) = (Vec::with_capacity(per_call), Vec::with_capacity(per_call), Vec::new());
+        let mut taken = 0;
+        while next < cfg.points.len() && taken < per_call {
+            let (pi, p) = (next, &cfg.points[next]);
+            next += 1;
+            if p.at.mode != ReadMode::Poll {
                 continue;
             }
-            match client.read(nodes).await {
-                Ok(values) => {
-                    for (pi, v) in which.into_iter().zip(values) {
-                        if !forward(d, pi, &v, false, ctx).await {
-                            return false;
-                        }
-                    }
+            taken += 1;
+            let resolved = match node_of(p) {
+                Ok((node, uri)) => client.resolve(&node, uri.as_deref()).await.map_err(|code| match code.sub_code().name() {
+                    "BadNoMatch" => format!("the server has no namespace \"{}\"", uri.unwrap_or_default()),
+                    _ => format!("the namespace of node {} could not be looked up: {}", p.at.node, words(code)),
+                }),
+                Err(why) => Err(why),
+            };
+            match resolved {
+                Ok(n) => {
+                    which.push(pi);
+                    nodes.push(n);
                 }
+                Err(why) => refused.push((pi, why)),
+            }
+        }
+        // a Read of no nodes is refused (BadNothingToDo): the last points were not polled
+        // ones, or every one of this call's was refused
+        let values = if nodes.is_empty() {
+            Vec::new()
+        } else {
+            match client.read(nodes).await {
+                Ok(values) => which.into_iter().zip(values).collect(),
                 Err(code) => {
                     failed = Some(format!("reading the polled points failed: {}", words(code)));
-                    break;
+                    Vec::new()
+                }
+            }
+        };
+        if news.send(PollNews::Values { device, values, refused }).await.is_err() || failed.is_some() {
+            break;
+        }
+    }
+    let _ = news.send(PollNews::Done { device, started, failed }).await;
+}
+
+/// Takes what a poll sent back; `false` when the frame sink is gone.
+async fn on_polled(drv: &mut OpcuaDriver, ctx: &DriverContext, news: PollNews) -> bool {
+    match news {
+        PollNews::Values { device, values, refused } => {
+            let d = &mut drv.devices[device];
+            for (pi, why) in refused {
+                self::refused(&mut d.latest, pi, why);
+            }
+            for (pi, v) in values {
+                if !forward(d, pi, &v, false, ctx).await {
+                    return false;
                 }
             }
         }
-        ctx.status.update(&d.id, |s| match failed {
-            None => s.polls_ok += 1,
-            Some(why) => {
-                s.polls_failed += 1;
-                s.last_error = Some(why);
-            }
-        });
+        PollNews::Done { device, started, failed } => {
+            let d = &mut drv.devices[device];
+            // every interval from the poll's start; at once when the poll took longer
+            d.next_poll = Some((started + Duration::from_millis(u64::from(d.cfg.poll_interval_ms))).max(Instant::now()));
+            ctx.status.update(&d.id, |s| match failed {
+                None => s.polls_ok += 1,
+                Some(why) => {
+                    s.polls_failed += 1;
+                    s.last_error = Some(why);
+                }
+            });
+        }
     }
     true
 }
