@@ -3,7 +3,8 @@
 // communication test (an interrogation; data identifiers with their frames) and the write dialog's
 // choices (a command's states; a meter is read-only). The devices talk to real peers: a c104
 // station and a DL/T 645 meter of the `dlt645` library, started by tests/browser/run. Last, the
-// OPC UA browse card, whose script is loaded only when an OPC UA device's page is opened, and the
+// OPC UA browse card, whose script is loaded only when an OPC UA device's page is opened, which
+// browses an asyncua server and adds picked variables as points, and the
 // admin's card of an OPC UA device's server certificates (trust and remove, each confirmed), and
 // a plugin device's communication test: chosen points read now through the IEC 62056-21 plugin.
 import { test, before, after } from 'node:test';
@@ -244,6 +245,60 @@ test('OPC UA device page: the browse card\'s script is loaded when the page is o
   await page.evaluate(() => { location.hash = '#/devices'; });
   await page.locator('.list .row').first().waitFor();
   await page.evaluate(() => api('DELETE', '/api/devices/plc1/config'));
+});
+
+test('OPC UA device page: the server browsed, a folder opened, two variables picked and added as points, then read', async () => {
+  await page.evaluate(([endpoint, pki]) => api('PUT', '/api/devices/plc3/config', {
+    id: 'plc3', protocol: 'opcua', endpoint, security_policy: 'None', pki_dir: pki,
+    point: [{ name: 'P', node: 'ns=2;s=P' }],
+  }), [process.env.ENOS_SIM_OPCUA, join(dirname(process.env.ENOS_WEB_STATE), 'opcua-pki-browse')]);
+  // online first (its first start makes the gateway's certificate, which takes seconds)
+  const online = await page.evaluate(async () => {
+    for (let i = 0; i < 300; i++) {
+      const d = (await api('GET', '/api/devices')).find((x) => x.id === 'plc3');
+      if (d && d.state === 'online') return true;
+      await new Promise((ok) => setTimeout(ok, 100));
+    }
+    return false;
+  });
+  assert.ok(online, 'plc3 online');
+  await page.evaluate(() => { location.hash = '#/device/plc3'; });
+  await page.locator('#opcua-browse-run').click({ timeout: 20000 });
+  // Objects, then the test server's folder: its variables, the configured one marked
+  const plant = page.locator('#opcua-browse-table tr[data-node="ns=2;s=Plant"]');
+  await plant.waitFor({ timeout: 30000 });
+  await plant.locator('.open-node').click();
+  await page.locator('#opcua-path button.current', { hasText: 'Plant' }).waitFor({ timeout: 20000 });
+  const row = (node) => page.locator(`#opcua-browse-table tr[data-node="${node}"]`);
+  await row('ns=2;s=Setpoint').waitFor({ timeout: 20000 });
+  assert.match(await row('ns=2;s=P').innerText(), /point P/);
+  assert.match(await row('ns=2;s=Setpoint').innerText(), /Double/);
+  assert.equal(await page.locator('#opcua-add-points').isDisabled(), true);
+  await row('ns=2;s=Setpoint').locator('.pick').check();
+  await row('ns=2;s=Locked').locator('.pick').check();
+  assert.equal(await page.locator('#opcua-add-points').innerText(), 'Add 2 picked variables as points');
+  await page.locator('#comm-card').scrollIntoViewIfNeeded();
+  await shot('48b-opcua-browse-picked');
+  await page.click('#opcua-add-points');
+  await page.locator('#opcua-add-result .banner', { hasText: 'Added Setpoint, Locked to plc3' }).waitFor({ timeout: 20000 });
+  // in the device's configuration: the node in its nsu= form, writable only where the server allows
+  const cfg = await page.evaluate(() => api('GET', '/api/devices/plc3/config'));
+  assert.deepEqual(cfg.point.map((p) => [p.name, p.node, p.access || 'r']),
+    [['P', 'ns=2;s=P', 'r'], ['Setpoint', 'nsu=urn:enos:test;s=Setpoint', 'rw'], ['Locked', 'nsu=urn:enos:test;s=Locked', 'r']]);
+  // and the collector reads them from the server (the server's values: 231.5, 0, 0)
+  const values = await page.evaluate(async () => {
+    for (let i = 0; i < 100; i++) {
+      const r = await api('POST', '/api/devices/plc3/read', {});
+      const by = Object.fromEntries(r.readings.map((x) => [x.point, x]));
+      if (['P', 'Setpoint', 'Locked'].every((p) => by[p] && by[p].quality === 'good')) return [by.P.value, by.Setpoint.value, by.Locked.value];
+      await new Promise((ok) => setTimeout(ok, 200));
+    }
+    return null;
+  });
+  assert.deepEqual(values, [231.5, 0, 0]);
+  await page.evaluate(() => { location.hash = '#/devices'; });
+  await page.locator('.list .row').first().waitFor();
+  await page.evaluate(() => api('DELETE', '/api/devices/plc3/config'));
 });
 
 test('OPC UA device page, admin: a server certificate refused at a connect is trusted, then removed, each after a confirmation', async () => {
