@@ -119,7 +119,8 @@ pub enum Event {
 
 pub struct Client {
     pub(crate) session: Arc<Session>,
-    /// Nodes per Read call: ours, or the server's MaxNodesPerRead when lower (asked once).
+    /// Nodes per Read call: ours, or the server's MaxNodesPerRead when lower (kept once the
+    /// server answered).
     per_read: tokio::sync::OnceCell<usize>,
     /// Ends the event loop (and with it the reconnect attempts) when the client is dropped.
     _close: opcua::client::SessionDropGuard,
@@ -227,12 +228,18 @@ impl Client {
     /// MaxNodesPerRead when lower. Callers with more nodes read them in calls of this size, so
     /// that only one call's request and answer are held at a time.
     pub async fn nodes_per_read(&self) -> usize {
-        *self
-            .per_read
-            .get_or_init(|| {
-                per_call(&self.session, MAX_ITEMS_PER_CALL, VariableId::Server_ServerCapabilities_OperationLimits_MaxNodesPerRead)
-            })
-            .await
+        if let Some(n) = self.per_read.get() {
+            return *n;
+        }
+        match limit(&self.session, VariableId::Server_ServerCapabilities_OperationLimits_MaxNodesPerRead).await {
+            Ok(l) => {
+                let n = l.map_or(MAX_ITEMS_PER_CALL, |l| l.min(MAX_ITEMS_PER_CALL));
+                let _ = self.per_read.set(n);
+                n
+            }
+            // not asked (the session is down): ours for now, asked again next time
+            Err(()) => MAX_ITEMS_PER_CALL,
+        }
     }
 
     /// Reads the values of `nodes`, with source and server timestamps (in calls of at most
@@ -553,13 +560,21 @@ const MAX_MESSAGE_BYTES: usize = 8 << 20;
 /// size with long string node ids (about 600 bytes an item).
 const MAX_ITEMS_PER_CALL: usize = 500;
 
-/// `ours`, or the server's own operation limit `limit` when that is lower (0 or unreadable: none).
+/// `ours`, or the server's own operation limit `limit` when that is lower (none, or not asked:
+/// `ours`).
 async fn per_call(session: &Session, ours: usize, limit: VariableId) -> usize {
-    let id = ReadValueId::from(NodeId::from(limit));
-    match session.read(&[id], TimestampsToReturn::Neither, 0.0).await.ok().and_then(|v| v.into_iter().next()).and_then(|d| d.value) {
-        Some(Variant::UInt32(n)) if n > 0 => ours.min(n as usize),
-        _ => ours,
-    }
+    self::limit(session, limit).await.ok().flatten().map_or(ours, |l| ours.min(l))
+}
+
+/// The server's operation limit `var`: `None` when it has none (0, or no such node), `Err` when
+/// it could not be asked (the session is down).
+async fn limit(session: &Session, var: VariableId) -> Result<Option<usize>, ()> {
+    let id = ReadValueId::from(NodeId::from(var));
+    let answer = session.read(&[id], TimestampsToReturn::Neither, 0.0).await.map_err(|_| ())?;
+    Ok(match answer.into_iter().next().and_then(|d| d.value) {
+        Some(Variant::UInt32(n)) if n > 0 => Some(n as usize),
+        _ => None,
+    })
 }
 
 /// A monitored item's request; its client handle is its index + 1 (`order` maps it back).
