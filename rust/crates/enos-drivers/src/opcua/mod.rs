@@ -428,8 +428,10 @@ async fn read_polled(
             }
             taken += 1;
             let resolved = match node_of(p) {
-                Ok((node, uri)) => client.resolve(&node, uri.as_deref()).await.map_err(|code| match code.sub_code().name() {
-                    "BadNoMatch" => format!("the server has no namespace \"{}\"", uri.unwrap_or_default()),
+                // most node ids name their namespace by index: nothing to look up (no copy)
+                Ok((node, None)) => Ok(node),
+                Ok((node, Some(uri))) => client.resolve(&node, Some(&uri)).await.map_err(|code| match code.sub_code().name() {
+                    "BadNoMatch" => format!("the server has no namespace \"{uri}\""),
                     _ => format!("the namespace of node {} could not be looked up: {}", p.at.node, words(code)),
                 }),
                 Err(why) => Err(why),

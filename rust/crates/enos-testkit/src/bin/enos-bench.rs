@@ -1251,10 +1251,7 @@ fn print_table(t: &Table) {
 
 /// This process's resident memory, KiB.
 fn self_rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
-        .unwrap_or(0)
+    status_kb(std::process::id(), "VmRSS:")
 }
 
 /// Protocol plugins in this process (the collector runs them the same way): the engine, the
